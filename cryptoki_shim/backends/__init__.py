@@ -1,0 +1,1 @@
+"""cryptoki_shim.backends"""
