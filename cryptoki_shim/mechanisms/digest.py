@@ -1,0 +1,83 @@
+"""Message digests: CKM_SHA_1, CKM_SHA224 ... CKM_SHA512_256, CKM_SHA3_224 ... CKM_SHA3_512.
+
+PKCS#11 3.0 §2.20-2.31: no parameter, single- and multi-part, C_DigestKey feeds a secret
+key's value into the running digest. The table :data:`HASHES` (CKM -> pyca hash class) is
+also what the signature and HMAC families use to name their hash, so there is one mapping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+
+from ..spec import (
+    CKF_DIGEST,
+    CKM_SHA3_224,
+    CKM_SHA3_256,
+    CKM_SHA3_384,
+    CKM_SHA3_512,
+    CKM_SHA224,
+    CKM_SHA256,
+    CKM_SHA384,
+    CKM_SHA512,
+    CKM_SHA512_224,
+    CKM_SHA512_256,
+    CKM_SHA_1,
+)
+from .registry import MechanismEntry, register
+
+#: The digest mechanisms and their pyca algorithms; the one CKM -> hash mapping of the package.
+HASHES: dict[int, type[hashes.HashAlgorithm]] = {
+    CKM_SHA_1: hashes.SHA1,
+    CKM_SHA224: hashes.SHA224,
+    CKM_SHA256: hashes.SHA256,
+    CKM_SHA384: hashes.SHA384,
+    CKM_SHA512: hashes.SHA512,
+    CKM_SHA512_224: hashes.SHA512_224,
+    CKM_SHA512_256: hashes.SHA512_256,
+    CKM_SHA3_224: hashes.SHA3_224,
+    CKM_SHA3_256: hashes.SHA3_256,
+    CKM_SHA3_384: hashes.SHA3_384,
+    CKM_SHA3_512: hashes.SHA3_512,
+}
+
+
+class DigestContext:
+    """One running digest (C_DigestInit .. C_DigestFinal)."""
+
+    __slots__ = ("_hash", "_size")
+
+    def __init__(self, algorithm: hashes.HashAlgorithm) -> None:
+        self._hash = hashes.Hash(algorithm)
+        self._size = algorithm.digest_size
+
+    def update(self, data: bytes) -> None:
+        self._hash.update(data)
+
+    def digest_key(self, value: bytes) -> None:
+        """C_DigestKey: the key's CKA_VALUE enters the digest like data (spec §5.12)."""
+        self._hash.update(value)
+
+    def final(self) -> bytes:
+        return self._hash.finalize()
+
+    def oneshot(self, data: bytes) -> bytes:
+        self._hash.update(data)
+        return self._hash.finalize()
+
+    def length_hint(self, step: str, data_len: int) -> int | None:
+        return 0 if step == "update" else self._size
+
+
+class DigestFamily:
+    """The digest family: only ``digest_init``."""
+
+    def digest_init(self, entry: MechanismEntry, param: Any) -> DigestContext:
+        return DigestContext(entry.extra["hash"]())
+
+
+FAMILY = DigestFamily()
+
+for _ckm, _hash in HASHES.items():
+    register(MechanismEntry(_ckm, CKF_DIGEST, 0, 0, FAMILY, extra={"hash": _hash}))

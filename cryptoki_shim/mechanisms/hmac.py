@@ -1,0 +1,169 @@
+"""HMAC sign/verify: CKM_<hash>_HMAC and CKM_<hash>_HMAC_GENERAL (PKCS#11 3.0 §2.22 and the
+per-hash sections).
+
+The plain mechanisms output the full hash length; the _GENERAL ones take a
+CK_MAC_GENERAL_PARAMS (our ``int``) between 1 and the hash length. Keys are generic secrets
+or the hash's own HMAC key type (CKK_SHA256_HMAC ...). Key generation is CKM_GENERIC_SECRET_KEY_GEN
+(generic.py), not here.
+
+Speed: the keyed HMAC state (inner/outer pads) is prepared once per key and hash and kept in
+``view.cache``; each operation starts from a ``copy()`` of it.
+"""
+
+from __future__ import annotations
+
+import hmac as _consttime
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes, hmac
+
+from ..errors import CryptokiError
+from ..spec import (
+    CKA_VALUE,
+    CKF_SIGN,
+    CKF_VERIFY,
+    CKK_GENERIC_SECRET,
+    CKK_SHA3_224_HMAC,
+    CKK_SHA3_256_HMAC,
+    CKK_SHA3_384_HMAC,
+    CKK_SHA3_512_HMAC,
+    CKK_SHA224_HMAC,
+    CKK_SHA256_HMAC,
+    CKK_SHA384_HMAC,
+    CKK_SHA512_224_HMAC,
+    CKK_SHA512_256_HMAC,
+    CKK_SHA512_HMAC,
+    CKK_SHA_1_HMAC,
+    CKM_SHA3_224_HMAC,
+    CKM_SHA3_224_HMAC_GENERAL,
+    CKM_SHA3_256_HMAC,
+    CKM_SHA3_256_HMAC_GENERAL,
+    CKM_SHA3_384_HMAC,
+    CKM_SHA3_384_HMAC_GENERAL,
+    CKM_SHA3_512_HMAC,
+    CKM_SHA3_512_HMAC_GENERAL,
+    CKM_SHA224_HMAC,
+    CKM_SHA224_HMAC_GENERAL,
+    CKM_SHA256_HMAC,
+    CKM_SHA256_HMAC_GENERAL,
+    CKM_SHA384_HMAC,
+    CKM_SHA384_HMAC_GENERAL,
+    CKM_SHA512_224_HMAC,
+    CKM_SHA512_224_HMAC_GENERAL,
+    CKM_SHA512_256_HMAC,
+    CKM_SHA512_256_HMAC_GENERAL,
+    CKM_SHA512_HMAC,
+    CKM_SHA512_HMAC_GENERAL,
+    CKM_SHA_1_HMAC,
+    CKM_SHA_1_HMAC_GENERAL,
+    CKR_KEY_TYPE_INCONSISTENT,
+    CKR_MECHANISM_PARAM_INVALID,
+    CKR_SIGNATURE_INVALID,
+    CKR_SIGNATURE_LEN_RANGE,
+)
+from .params import MacGeneralParams
+from .registry import MechanismEntry, register
+
+#: Key sizes in bytes (generic secret unit). HMAC takes any key length; the bounds are
+#: what we report and what C_GenerateKey of a generic secret allows.
+MIN_KEY_BYTES = 1
+MAX_KEY_BYTES = 4096
+
+# (HMAC mechanism, _GENERAL mechanism, hash, dedicated key type)
+_TABLE = (
+    (CKM_SHA_1_HMAC, CKM_SHA_1_HMAC_GENERAL, hashes.SHA1, CKK_SHA_1_HMAC),
+    (CKM_SHA224_HMAC, CKM_SHA224_HMAC_GENERAL, hashes.SHA224, CKK_SHA224_HMAC),
+    (CKM_SHA256_HMAC, CKM_SHA256_HMAC_GENERAL, hashes.SHA256, CKK_SHA256_HMAC),
+    (CKM_SHA384_HMAC, CKM_SHA384_HMAC_GENERAL, hashes.SHA384, CKK_SHA384_HMAC),
+    (CKM_SHA512_HMAC, CKM_SHA512_HMAC_GENERAL, hashes.SHA512, CKK_SHA512_HMAC),
+    (CKM_SHA512_224_HMAC, CKM_SHA512_224_HMAC_GENERAL, hashes.SHA512_224, CKK_SHA512_224_HMAC),
+    (CKM_SHA512_256_HMAC, CKM_SHA512_256_HMAC_GENERAL, hashes.SHA512_256, CKK_SHA512_256_HMAC),
+    (CKM_SHA3_224_HMAC, CKM_SHA3_224_HMAC_GENERAL, hashes.SHA3_224, CKK_SHA3_224_HMAC),
+    (CKM_SHA3_256_HMAC, CKM_SHA3_256_HMAC_GENERAL, hashes.SHA3_256, CKK_SHA3_256_HMAC),
+    (CKM_SHA3_384_HMAC, CKM_SHA3_384_HMAC_GENERAL, hashes.SHA3_384, CKK_SHA3_384_HMAC),
+    (CKM_SHA3_512_HMAC, CKM_SHA3_512_HMAC_GENERAL, hashes.SHA3_512, CKK_SHA3_512_HMAC),
+)
+
+
+def _keyed(entry: MechanismEntry, key: Any) -> hmac.HMAC:
+    """A fresh HMAC state for ``key``, copied from the one prepared in the key's cache."""
+    algorithm = entry.extra["hash"]
+    slot = ("hmac", algorithm.name)
+    prepared = key.cache.get(slot)
+    if prepared is None:
+        value = key.attrs.get(CKA_VALUE)
+        if value is None:
+            raise CryptokiError(CKR_KEY_TYPE_INCONSISTENT, "HMAC key has no CKA_VALUE")
+        prepared = hmac.HMAC(bytes(value), algorithm())
+        key.cache[slot] = prepared
+    return prepared.copy()
+
+
+def _mac_length(entry: MechanismEntry, param: Any) -> int:
+    size = entry.extra["hash"].digest_size
+    if not entry.extra["general"]:
+        return size
+    if not isinstance(param, MacGeneralParams) or isinstance(param, bool) or not 1 <= param <= size:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, f"HMAC_GENERAL length {param!r} not in 1..{size}")
+    return param
+
+
+class HmacSignContext:
+    """C_Sign*/C_Verify* share the MAC computation; verify compares in constant time."""
+
+    __slots__ = ("_mac", "_length")
+
+    def __init__(self, mac: hmac.HMAC, length: int) -> None:
+        self._mac = mac
+        self._length = length
+
+    def update(self, data: bytes) -> None:
+        self._mac.update(data)
+
+    def final(self) -> bytes:
+        return self._mac.finalize()[: self._length]
+
+    def oneshot(self, data: bytes) -> bytes:
+        self._mac.update(data)
+        return self.final()
+
+    def length_hint(self, step: str, data_len: int) -> int | None:
+        return 0 if step == "update" else self._length
+
+
+class HmacVerifyContext(HmacSignContext):
+    __slots__ = ()
+
+    def final(self, signature: bytes) -> None:  # type: ignore[override]
+        # spec §5.15: a signature of the wrong length is CKR_SIGNATURE_LEN_RANGE
+        if len(signature) != self._length:
+            raise CryptokiError(CKR_SIGNATURE_LEN_RANGE, "MAC length differs from the mechanism's")
+        if not _consttime.compare_digest(self._mac.finalize()[: self._length], bytes(signature)):
+            raise CryptokiError(CKR_SIGNATURE_INVALID, "MAC mismatch")
+
+    def oneshot(self, data: bytes, signature: bytes) -> None:  # type: ignore[override]
+        self._mac.update(data)
+        self.final(signature)
+
+    def length_hint(self, step: str, data_len: int) -> int | None:
+        return 0
+
+
+class HmacFamily:
+    def sign_init(self, entry: MechanismEntry, param: Any, key: Any) -> HmacSignContext:
+        length = _mac_length(entry, param)
+        return HmacSignContext(_keyed(entry, key), length)
+
+    def verify_init(self, entry: MechanismEntry, param: Any, key: Any) -> HmacVerifyContext:
+        length = _mac_length(entry, param)
+        return HmacVerifyContext(_keyed(entry, key), length)
+
+
+FAMILY = HmacFamily()
+
+for _plain, _general, _hash, _ckk in _TABLE:
+    _types = frozenset({CKK_GENERIC_SECRET, _ckk})
+    register(MechanismEntry(_plain, CKF_SIGN | CKF_VERIFY, MIN_KEY_BYTES, MAX_KEY_BYTES, FAMILY, _types,
+                            extra={"hash": _hash, "general": False}))
+    register(MechanismEntry(_general, CKF_SIGN | CKF_VERIFY, MIN_KEY_BYTES, MAX_KEY_BYTES, FAMILY, _types,
+                            param=MacGeneralParams, extra={"hash": _hash, "general": True}))

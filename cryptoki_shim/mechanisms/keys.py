@@ -1,0 +1,552 @@
+"""Key material: PKCS#11 attributes <-> pyca/cryptography key objects.
+
+Every asymmetric family (rsa, ec, eddsa, derive, wrap) goes through here so that there is
+one place that knows how ``CKA_EC_PARAMS`` names a curve, how ``CKA_EC_POINT`` is wrapped,
+which CRT values an RSA key may omit, and how a key becomes a SubjectPublicKeyInfo.
+
+Attribute dicts are the typed dicts of the architecture (``CKA_* -> bool | int | bytes``).
+Parsed keys are kept in ``view.cache`` (see ``registry.KeyView``) so the operation path never
+parses twice.
+
+Spec references: PKCS#11 3.0 §2.1.2-2.1.3 (RSA key objects), §2.3.3-2.3.10 (EC, Edwards and
+Montgomery key objects; CKA_EC_PARAMS is a DER ``Parameters`` CHOICE of ecParameters, oId or
+curveName; CKA_EC_POINT is DER ``ECPoint`` = OCTET STRING), §2.3 introduction (error codes
+for unsupported curves: CKR_CURVE_NOT_SUPPORTED, bad representation: CKR_DOMAIN_PARAMS_INVALID).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x448, x25519
+
+from ..errors import CryptokiError
+from ..spec import (
+    CKA_CLASS,
+    CKA_COEFFICIENT,
+    CKA_EC_PARAMS,
+    CKA_EC_POINT,
+    CKA_EXPONENT_1,
+    CKA_EXPONENT_2,
+    CKA_KEY_TYPE,
+    CKA_MODULUS,
+    CKA_MODULUS_BITS,
+    CKA_PRIME_1,
+    CKA_PRIME_2,
+    CKA_PRIVATE_EXPONENT,
+    CKA_PUBLIC_EXPONENT,
+    CKA_PUBLIC_KEY_INFO,
+    CKA_VALUE,
+    CKA_VALUE_LEN,
+    CKK_EC,
+    CKK_EC_EDWARDS,
+    CKK_EC_MONTGOMERY,
+    CKK_RSA,
+    CKO_PRIVATE_KEY,
+    CKO_PUBLIC_KEY,
+    CKR_ATTRIBUTE_VALUE_INVALID,
+    CKR_CURVE_NOT_SUPPORTED,
+    CKR_DOMAIN_PARAMS_INVALID,
+    CKR_KEY_TYPE_INCONSISTENT,
+    CKR_TEMPLATE_INCOMPLETE,
+    CKR_WRAPPED_KEY_INVALID,
+)
+
+_log = logging.getLogger(__name__)
+
+_PRIVATE_CACHE = "keys.private"
+_PUBLIC_CACHE = "keys.public"
+
+
+# --------------------------------------------------------------------------- curves
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One supported curve: what CKA_EC_PARAMS may call it and what pyca calls it.
+
+    ``bits`` is the field size in bits, the unit of ulMin/MaxKeySize for EC mechanisms;
+    ``size`` is the byte length of a coordinate / scalar / raw key.
+    """
+
+    key_type: int
+    oid: str
+    names: tuple[str, ...]
+    bits: int
+    size: int
+    pyca: Any  # ec.EllipticCurve subclass, or the Edwards/Montgomery private key class
+
+
+CURVES: tuple[Curve, ...] = (
+    Curve(CKK_EC, "1.2.840.10045.3.1.7", ("secp256r1", "prime256v1", "p-256", "nistp256"), 256, 32, ec.SECP256R1),
+    Curve(CKK_EC, "1.3.132.0.34", ("secp384r1", "prime384v1", "p-384", "nistp384"), 384, 48, ec.SECP384R1),
+    Curve(CKK_EC, "1.3.132.0.35", ("secp521r1", "prime521v1", "p-521", "nistp521"), 521, 66, ec.SECP521R1),
+    Curve(CKK_EC, "1.3.132.0.10", ("secp256k1",), 256, 32, ec.SECP256K1),
+    Curve(CKK_EC_EDWARDS, "1.3.101.112", ("edwards25519", "ed25519"), 255, 32, ed25519.Ed25519PrivateKey),
+    Curve(CKK_EC_EDWARDS, "1.3.101.113", ("edwards448", "ed448"), 448, 57, ed448.Ed448PrivateKey),
+    Curve(CKK_EC_MONTGOMERY, "1.3.101.110", ("curve25519", "x25519"), 255, 32, x25519.X25519PrivateKey),
+    Curve(CKK_EC_MONTGOMERY, "1.3.101.111", ("curve448", "x448"), 448, 56, x448.X448PrivateKey),
+)
+_BY_OID = {c.oid: c for c in CURVES}
+_BY_NAME = {n: c for c in CURVES for n in c.names}
+_BY_PYCA_EC = {c.pyca.name: c for c in CURVES if c.key_type == CKK_EC}
+
+
+def _error(ckr: int, why: str) -> CryptokiError:
+    _log.debug("key material rejected: %s", why)
+    return CryptokiError(ckr, why)
+
+
+# --------------------------------------------------------------------------- tiny DER
+
+
+def _der_len(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def der_tlv(tag: int, value: bytes) -> bytes:
+    """One DER element."""
+    return bytes([tag]) + _der_len(len(value)) + value
+
+
+def _der_read(data: bytes) -> tuple[int, bytes] | None:
+    """(tag, value) if ``data`` is exactly one DER element with a definite length, else None."""
+    if len(data) < 2:
+        return None
+    tag, first = data[0], data[1]
+    if first < 0x80:
+        length, start = first, 2
+    else:
+        n = first & 0x7F
+        if n == 0 or n > 4 or len(data) < 2 + n:
+            return None
+        length, start = int.from_bytes(data[2 : 2 + n], "big"), 2 + n
+        if length < 0x80 or data[2] == 0:  # not minimal: not DER
+            return None
+    if start + length != len(data):
+        return None
+    return tag, data[start:]
+
+
+def encode_oid(dotted: str) -> bytes:
+    """DER OBJECT IDENTIFIER for a dotted string."""
+    arcs = [int(a) for a in dotted.split(".")]
+    body = bytearray([40 * arcs[0] + arcs[1]])
+    for arc in arcs[2:]:
+        chunk = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            chunk.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        body.extend(reversed(chunk))
+    return der_tlv(0x06, bytes(body))
+
+
+def _decode_oid(body: bytes) -> str:
+    arcs: list[int] = []
+    value = 0
+    for byte in body:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(value)
+            value = 0
+    if not arcs or body[-1] & 0x80:
+        raise ValueError("truncated OID")
+    first = min(arcs[0] // 40, 2)
+    return ".".join(str(a) for a in [first, arcs[0] - 40 * first, *arcs[1:]])
+
+
+def curve_from_params(ec_params: bytes) -> Curve:
+    """The curve CKA_EC_PARAMS names, as the oId or the curveName choice.
+
+    Unknown curve -> CKR_CURVE_NOT_SUPPORTED; explicit ecParameters, implicitlyCA or
+    garbage -> CKR_DOMAIN_PARAMS_INVALID (spec §2.3, "unsupported representation").
+    """
+    element = _der_read(bytes(ec_params))
+    if element is None:
+        raise _error(CKR_DOMAIN_PARAMS_INVALID, "CKA_EC_PARAMS is not one DER element")
+    tag, body = element
+    if tag == 0x06:
+        try:
+            oid = _decode_oid(body)
+        except ValueError:
+            raise _error(CKR_DOMAIN_PARAMS_INVALID, "CKA_EC_PARAMS: malformed OID") from None
+        curve = _BY_OID.get(oid)
+        if curve is None:
+            raise _error(CKR_CURVE_NOT_SUPPORTED, f"curve OID {oid} not supported")
+        return curve
+    if tag in (0x13, 0x0C):  # PrintableString (spec), UTF8String (lenient)
+        name = body.decode("ascii", "replace").strip().lower()
+        curve = _BY_NAME.get(name)
+        if curve is None:
+            raise _error(CKR_CURVE_NOT_SUPPORTED, f"curve name {name!r} not supported")
+        return curve
+    raise _error(CKR_DOMAIN_PARAMS_INVALID, f"CKA_EC_PARAMS choice with tag {tag:#x} not supported")
+
+
+def ec_params_der(curve: Curve) -> bytes:
+    """CKA_EC_PARAMS for ``curve`` as we emit it: the oId choice."""
+    return encode_oid(curve.oid)
+
+
+def unwrap_ec_point(point: bytes, curve: Curve) -> bytes:
+    """The raw point from CKA_EC_POINT given raw or as a DER OCTET STRING.
+
+    Clients disagree (OpenSSL's pkcs11 engines send DER, some older tools raw); we accept both
+    and emit DER (DESIGN.md §3). The lengths tell them apart: a raw Weierstrass point is
+    1+size or 1+2*size bytes, a raw Edwards/Montgomery key exactly ``size`` bytes.
+    """
+    point = bytes(point)
+    if curve.key_type == CKK_EC:
+        raw_lengths = (1 + curve.size, 1 + 2 * curve.size)
+    else:
+        raw_lengths = (curve.size,)
+    element = _der_read(point)
+    if element is not None and element[0] == 0x04 and len(element[1]) in raw_lengths:
+        return element[1]
+    if len(point) in raw_lengths:
+        return point
+    raise _error(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_EC_POINT has the wrong length for its curve")
+
+
+def _unwrap_private_value(value: bytes, curve: Curve) -> bytes:
+    """Edwards/Montgomery CKA_VALUE: raw (spec) or, leniently, a DER OCTET STRING (RFC 8410)."""
+    value = bytes(value)
+    if len(value) == curve.size:
+        return value
+    element = _der_read(value)
+    if element is not None and element[0] == 0x04 and len(element[1]) == curve.size:
+        return element[1]
+    raise _error(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_VALUE has the wrong length for its curve")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _int(attrs: Mapping[int, Any], cka: int, required: bool = True) -> int | None:
+    value = attrs.get(cka)
+    if value is None or value == b"":
+        if required:
+            raise _error(CKR_TEMPLATE_INCOMPLETE, f"attribute {cka:#x} missing")
+        return None
+    return int.from_bytes(bytes(value), "big")
+
+
+def int_bytes(n: int, length: int = 0) -> bytes:
+    """A PKCS#11 big integer: big-endian, minimal unless ``length`` asks for padding."""
+    return n.to_bytes(max(length, (n.bit_length() + 7) // 8, 1), "big")
+
+
+def _key_type(attrs: Mapping[int, Any]) -> int:
+    kt = attrs.get(CKA_KEY_TYPE)
+    if kt is None:
+        raise _error(CKR_TEMPLATE_INCOMPLETE, "CKA_KEY_TYPE missing")
+    return int(kt)
+
+
+def _curve_of(attrs: Mapping[int, Any], key_type: int) -> Curve:
+    params = attrs.get(CKA_EC_PARAMS)
+    if not params:
+        raise _error(CKR_TEMPLATE_INCOMPLETE, "CKA_EC_PARAMS missing")
+    curve = curve_from_params(params)
+    if curve.key_type != key_type:
+        # spec §2.3.7/§2.3.8: Edwards/Montgomery curves only with their own key types
+        raise _error(CKR_CURVE_NOT_SUPPORTED, f"curve {curve.names[0]} is not for key type {key_type:#x}")
+    return curve
+
+
+def curve_of_key(key: Any) -> Curve:
+    """The :class:`Curve` of a pyca EC/Edwards/Montgomery key (private or public)."""
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        curve = _BY_PYCA_EC.get(key.curve.name)
+        if curve is None:
+            raise _error(CKR_CURVE_NOT_SUPPORTED, f"curve {key.curve.name} not supported")
+        return curve
+    for cls, oid in (
+        ((ed25519.Ed25519PrivateKey, ed25519.Ed25519PublicKey), "1.3.101.112"),
+        ((ed448.Ed448PrivateKey, ed448.Ed448PublicKey), "1.3.101.113"),
+        ((x25519.X25519PrivateKey, x25519.X25519PublicKey), "1.3.101.110"),
+        ((x448.X448PrivateKey, x448.X448PublicKey), "1.3.101.111"),
+    ):
+        if isinstance(key, cls):
+            return _BY_OID[oid]
+    raise _error(CKR_KEY_TYPE_INCONSISTENT, f"not an EC key: {type(key).__name__}")
+
+
+# --------------------------------------------------------------------------- RSA
+
+
+def _rsa_private(attrs: Mapping[int, Any]) -> rsa.RSAPrivateKey:
+    """RSA private key from attributes; missing CRT values are computed (spec §2.1.3 makes
+    only CKA_MODULUS and CKA_PRIVATE_EXPONENT mandatory)."""
+    n = _int(attrs, CKA_MODULUS)
+    d = _int(attrs, CKA_PRIVATE_EXPONENT)
+    e = _int(attrs, CKA_PUBLIC_EXPONENT, required=False)
+    p = _int(attrs, CKA_PRIME_1, required=False)
+    q = _int(attrs, CKA_PRIME_2, required=False)
+    try:
+        if not (p and q):
+            if not e:
+                raise _error(CKR_TEMPLATE_INCOMPLETE, "RSA private key needs CKA_PUBLIC_EXPONENT or the primes")
+            p, q = rsa.rsa_recover_prime_factors(n, e, d)
+        if p * q != n:
+            raise _error(CKR_ATTRIBUTE_VALUE_INVALID, "RSA primes do not multiply to the modulus")
+        if not e:
+            e = pow(d, -1, (p - 1) * (q - 1))
+        dmp1 = _int(attrs, CKA_EXPONENT_1, required=False) or rsa.rsa_crt_dmp1(d, p)
+        dmq1 = _int(attrs, CKA_EXPONENT_2, required=False) or rsa.rsa_crt_dmq1(d, q)
+        iqmp = _int(attrs, CKA_COEFFICIENT, required=False) or rsa.rsa_crt_iqmp(p, q)
+        numbers = rsa.RSAPrivateNumbers(p, q, d, dmp1, dmq1, iqmp, rsa.RSAPublicNumbers(e, n))
+        return numbers.private_key()
+    except CryptokiError:
+        raise
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise _error(CKR_ATTRIBUTE_VALUE_INVALID, f"RSA private key does not parse: {exc}") from None
+
+
+def _rsa_public(attrs: Mapping[int, Any]) -> rsa.RSAPublicKey:
+    n = _int(attrs, CKA_MODULUS)
+    e = _int(attrs, CKA_PUBLIC_EXPONENT)
+    try:
+        return rsa.RSAPublicNumbers(e, n).public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise _error(CKR_ATTRIBUTE_VALUE_INVALID, f"RSA public key does not parse: {exc}") from None
+
+
+# --------------------------------------------------------------------------- EC family
+
+
+def _ec_private(attrs: Mapping[int, Any], key_type: int) -> Any:
+    curve = _curve_of(attrs, key_type)
+    value = attrs.get(CKA_VALUE)
+    if not value:
+        raise _error(CKR_TEMPLATE_INCOMPLETE, "CKA_VALUE missing")
+    try:
+        if key_type == CKK_EC:
+            return ec.derive_private_key(int.from_bytes(bytes(value), "big"), curve.pyca())
+        return curve.pyca.from_private_bytes(_unwrap_private_value(value, curve))
+    except CryptokiError:
+        raise
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise _error(CKR_ATTRIBUTE_VALUE_INVALID, f"EC private value invalid: {exc}") from None
+
+
+_PUBLIC_CLASS = {
+    "1.3.101.112": ed25519.Ed25519PublicKey,
+    "1.3.101.113": ed448.Ed448PublicKey,
+    "1.3.101.110": x25519.X25519PublicKey,
+    "1.3.101.111": x448.X448PublicKey,
+}
+
+
+def _ec_public(attrs: Mapping[int, Any], key_type: int) -> Any:
+    curve = _curve_of(attrs, key_type)
+    point = attrs.get(CKA_EC_POINT)
+    if not point:
+        raise _error(CKR_TEMPLATE_INCOMPLETE, "CKA_EC_POINT missing")
+    raw = unwrap_ec_point(point, curve)
+    try:
+        if key_type == CKK_EC:
+            return ec.EllipticCurvePublicKey.from_encoded_point(curve.pyca(), raw)
+        return _PUBLIC_CLASS[curve.oid].from_public_bytes(raw)
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise _error(CKR_ATTRIBUTE_VALUE_INVALID, f"EC point invalid (not on the curve?): {exc}") from None
+
+
+_PRIVATE_LOADERS = {
+    CKK_RSA: lambda a: _rsa_private(a),
+    CKK_EC: lambda a: _ec_private(a, CKK_EC),
+    CKK_EC_EDWARDS: lambda a: _ec_private(a, CKK_EC_EDWARDS),
+    CKK_EC_MONTGOMERY: lambda a: _ec_private(a, CKK_EC_MONTGOMERY),
+}
+_PUBLIC_LOADERS = {
+    CKK_RSA: lambda a: _rsa_public(a),
+    CKK_EC: lambda a: _ec_public(a, CKK_EC),
+    CKK_EC_EDWARDS: lambda a: _ec_public(a, CKK_EC_EDWARDS),
+    CKK_EC_MONTGOMERY: lambda a: _ec_public(a, CKK_EC_MONTGOMERY),
+}
+
+
+def parse_private(attrs: Mapping[int, Any]) -> Any:
+    """A pyca private key from a private key object's attributes (no caching)."""
+    loader = _PRIVATE_LOADERS.get(_key_type(attrs))
+    if loader is None:
+        raise _error(CKR_KEY_TYPE_INCONSISTENT, "not an asymmetric key type")
+    return loader(attrs)
+
+
+def parse_public(attrs: Mapping[int, Any]) -> Any:
+    """A pyca public key from a public key object's attributes (no caching)."""
+    loader = _PUBLIC_LOADERS.get(_key_type(attrs))
+    if loader is None:
+        raise _error(CKR_KEY_TYPE_INCONSISTENT, "not an asymmetric key type")
+    return loader(attrs)
+
+
+def load_private(view: Any) -> Any:
+    """The pyca private key of a private key object, parsed once per object (view.cache)."""
+    key = view.cache.get(_PRIVATE_CACHE)
+    if key is None:
+        key = parse_private(view.attrs)
+        view.cache[_PRIVATE_CACHE] = key
+    return key
+
+
+def load_public(view: Any) -> Any:
+    """The pyca public key of a public key object, parsed once per object.
+
+    A private key object is accepted too (its public half is derived): some clients verify
+    with the handle they signed with.
+    """
+    key = view.cache.get(_PUBLIC_CACHE)
+    if key is None:
+        if view.attrs.get(CKA_CLASS) == CKO_PRIVATE_KEY:
+            key = load_private(view).public_key()
+        else:
+            key = parse_public(view.attrs)
+        view.cache[_PUBLIC_CACHE] = key
+    return key
+
+
+# --------------------------------------------------------------------------- material out
+
+
+def public_key_info(key: Any) -> bytes:
+    """SubjectPublicKeyInfo DER of a pyca key (CKA_PUBLIC_KEY_INFO, PKCS#11 3.0 §4.8)."""
+    public = key.public_key() if hasattr(key, "public_key") else key
+    return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _raw_public(public: Any, curve: Curve) -> bytes:
+    if curve.key_type == CKK_EC:
+        return public.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def public_material(key: Any) -> dict[int, Any]:
+    """The attributes of a public key object holding ``key`` (private or public pyca key)."""
+    public = key.public_key() if hasattr(key, "public_key") else key
+    if isinstance(public, rsa.RSAPublicKey):
+        numbers = public.public_numbers()
+        return {
+            CKA_KEY_TYPE: CKK_RSA,
+            CKA_MODULUS: int_bytes(numbers.n),
+            CKA_PUBLIC_EXPONENT: int_bytes(numbers.e),
+            CKA_MODULUS_BITS: public.key_size,
+            CKA_PUBLIC_KEY_INFO: public_key_info(public),
+        }
+    curve = curve_of_key(public)
+    return {
+        CKA_KEY_TYPE: curve.key_type,
+        CKA_EC_PARAMS: ec_params_der(curve),
+        CKA_EC_POINT: der_tlv(0x04, _raw_public(public, curve)),
+        CKA_PUBLIC_KEY_INFO: public_key_info(public),
+    }
+
+
+def private_material(key: Any) -> dict[int, Any]:
+    """The attributes of a private key object holding ``key`` (generate, unwrap, import)."""
+    if isinstance(key, rsa.RSAPrivateKey):
+        numbers = key.private_numbers()
+        pub = numbers.public_numbers
+        return {
+            CKA_KEY_TYPE: CKK_RSA,
+            CKA_MODULUS: int_bytes(pub.n),
+            CKA_PUBLIC_EXPONENT: int_bytes(pub.e),
+            CKA_PRIVATE_EXPONENT: int_bytes(numbers.d),
+            CKA_PRIME_1: int_bytes(numbers.p),
+            CKA_PRIME_2: int_bytes(numbers.q),
+            CKA_EXPONENT_1: int_bytes(numbers.dmp1),
+            CKA_EXPONENT_2: int_bytes(numbers.dmq1),
+            CKA_COEFFICIENT: int_bytes(numbers.iqmp),
+            CKA_PUBLIC_KEY_INFO: public_key_info(key),
+        }
+    curve = curve_of_key(key)
+    if curve.key_type == CKK_EC:
+        value = int_bytes(key.private_numbers().private_value, curve.size)
+    else:
+        value = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+    return {
+        CKA_KEY_TYPE: curve.key_type,
+        CKA_EC_PARAMS: ec_params_der(curve),
+        CKA_VALUE: value,
+        CKA_PUBLIC_KEY_INFO: public_key_info(key),
+    }
+
+
+_ASYMMETRIC = (CKK_RSA, CKK_EC, CKK_EC_EDWARDS, CKK_EC_MONTGOMERY)
+
+
+def check_import(attrs: Mapping[int, Any]) -> dict[int, Any]:
+    """Validate the material of a key object given to C_CreateObject; return derived values.
+
+    Parses the key (CKR_ATTRIBUTE_VALUE_INVALID when it does not, e.g. a point off the
+    curve; CKR_CURVE_NOT_SUPPORTED / CKR_DOMAIN_PARAMS_INVALID for the curve) and returns
+    what the object gains: CKA_PUBLIC_KEY_INFO, CKA_MODULUS_BITS for RSA public keys, the
+    DER form of CKA_EC_POINT, computed RSA CRT values the template left out. Secret keys and
+    other classes are not asymmetric material: an empty dict.
+    """
+    cls = attrs.get(CKA_CLASS)
+    key_type = attrs.get(CKA_KEY_TYPE)
+    if cls not in (CKO_PUBLIC_KEY, CKO_PRIVATE_KEY) or key_type not in _ASYMMETRIC:
+        return {}
+    if cls == CKO_PUBLIC_KEY:
+        material = public_material(parse_public(attrs))
+        always = (CKA_PUBLIC_KEY_INFO, CKA_MODULUS_BITS, CKA_EC_POINT)  # EC_POINT: stored as DER
+        if_missing: tuple[int, ...] = ()
+    else:
+        material = private_material(parse_private(attrs))
+        always = (CKA_PUBLIC_KEY_INFO,)
+        if_missing = (CKA_PUBLIC_EXPONENT, CKA_PRIME_1, CKA_PRIME_2, CKA_EXPONENT_1, CKA_EXPONENT_2, CKA_COEFFICIENT)
+    extra = {cka: material[cka] for cka in always if cka in material}
+    extra.update({cka: material[cka] for cka in if_missing if cka in material and not attrs.get(cka)})
+    return extra
+
+
+def to_pkcs8(attrs: Mapping[int, Any]) -> bytes:
+    """PKCS#8 PrivateKeyInfo DER of a private key object (CKM_AES_KEY_WRAP_PAD etc. wrap this,
+    spec §2.7 "Wrapping/unwrapping private keys")."""
+    return parse_private(attrs).private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def from_pkcs8(der: bytes) -> dict[int, Any]:
+    """The private key attributes of a PKCS#8 PrivateKeyInfo (C_UnwrapKey).
+
+    Anything that does not parse, or a key type we do not serve, is CKR_WRAPPED_KEY_INVALID.
+    """
+    try:
+        key = serialization.load_der_private_key(bytes(der), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise _error(CKR_WRAPPED_KEY_INVALID, f"unwrapped data is not a PKCS#8 key: {exc}") from None
+    try:
+        return private_material(key)
+    except CryptokiError as exc:
+        raise _error(CKR_WRAPPED_KEY_INVALID, f"unwrapped key not supported: {exc}") from None
+
+
+def key_size(view: Any) -> int:
+    """The key's size in the unit of CK_MECHANISM_INFO: bits for RSA (modulus) and the EC
+    families (field size: 255 for curve25519/edwards25519), bytes for secret keys."""
+    attrs = view.attrs
+    key_type = attrs.get(CKA_KEY_TYPE)
+    if key_type == CKK_RSA:
+        bits = attrs.get(CKA_MODULUS_BITS)
+        if bits:
+            return int(bits)
+        modulus = attrs.get(CKA_MODULUS)
+        return int.from_bytes(bytes(modulus), "big").bit_length() if modulus else 0
+    if key_type in (CKK_EC, CKK_EC_EDWARDS, CKK_EC_MONTGOMERY):
+        return curve_from_params(attrs.get(CKA_EC_PARAMS) or b"").bits
+    value = attrs.get(CKA_VALUE)
+    if value is not None:
+        return len(value)
+    return int(attrs.get(CKA_VALUE_LEN) or 0)
