@@ -1,0 +1,514 @@
+"""AES on pyca/cryptography: key generation, ECB/CBC/CBC-PAD/CTR/GCM encryption and the
+AES MACs (CMAC, CBC-MAC).
+
+Spec: PKCS#11 3.0 §2.10 (AES: KEY_GEN, ECB, CBC, CBC_PAD, MAC, MAC_GENERAL), §2.11
+(CKM_AES_CTR, CK_AES_CTR_PARAMS), §2.13 (CKM_AES_GCM, CK_GCM_PARAMS), §2.14 (CMAC).
+Key sizes are in bytes (16/24/32). Wrapping with these mechanisms encrypts the key bytes
+with the same contexts (see ``wrap.py``, which also has the AES key-wrap mechanisms).
+
+Every context is one operation: it holds a pyca cipher context and no reference to the
+session. ``length_hint`` answers a NULL-buffer length query without doing the work.
+"""
+
+from __future__ import annotations
+
+import hmac as _hmac
+import logging
+from typing import Any, Callable, Mapping
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import cmac, padding
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..errors import CryptokiError
+from ..spec import (
+    CKF_DECRYPT,
+    CKF_ENCRYPT,
+    CKF_GENERATE,
+    CKF_SIGN,
+    CKF_UNWRAP,
+    CKF_VERIFY,
+    CKF_WRAP,
+    CKK_AES,
+    CKM_AES_CBC,
+    CKM_AES_CBC_PAD,
+    CKM_AES_CMAC,
+    CKM_AES_CMAC_GENERAL,
+    CKM_AES_CTR,
+    CKM_AES_ECB,
+    CKM_AES_GCM,
+    CKM_AES_KEY_GEN,
+    CKM_AES_MAC,
+    CKM_AES_MAC_GENERAL,
+    CKR_DATA_LEN_RANGE,
+    CKR_ENCRYPTED_DATA_INVALID,
+    CKR_ENCRYPTED_DATA_LEN_RANGE,
+    CKR_KEY_SIZE_RANGE,
+    CKR_MECHANISM_PARAM_INVALID,
+    CKR_SIGNATURE_INVALID,
+    CKR_SIGNATURE_LEN_RANGE,
+)
+from . import generic
+from .params import AesCtrParams, GcmParams, MacGeneralParams
+from .registry import KeyView, MechanismEntry, register
+
+_log = logging.getLogger(__name__)
+
+BLOCK = 16
+AES_MIN, AES_MAX = 16, 32
+
+# pyca/OpenSSL limits for GCM: IV of 8..128 bytes (shorter IVs are legal in SP 800-38D but
+# weak and unsupported by pyca), tags of 4..16 bytes. The spec's ulTagBits is 0..128; we
+# take the byte multiples pyca can check.
+GCM_IV_MIN, GCM_IV_MAX = 8, 128
+GCM_TAG_BITS = frozenset(range(32, 129, 8))
+
+
+# --- keys ------------------------------------------------------------------------------
+
+
+def aes_key(key: KeyView) -> bytes:
+    """The AES key value; a stored value of another length is CKR_KEY_SIZE_RANGE."""
+    value = generic.secret_value(key)
+    if len(value) not in generic.AES_KEY_SIZES:
+        raise CryptokiError(CKR_KEY_SIZE_RANGE, f"AES key of {len(value)} bytes")
+    return value
+
+
+def aes_algorithm(key: KeyView) -> algorithms.AES:
+    """pyca's AES algorithm object for the key, kept in the key's cache."""
+    algo = key.cache.get("aes.algorithm")
+    if algo is None:
+        algo = key.cache["aes.algorithm"] = algorithms.AES(aes_key(key))
+    return algo
+
+
+def _aesgcm(key: KeyView) -> AESGCM:
+    aead = key.cache.get("aes.gcm")
+    if aead is None:
+        aead = key.cache["aes.gcm"] = AESGCM(aes_key(key))
+    return aead
+
+
+def _iv16(param: Any) -> bytes:
+    """The 16-byte IV parameter of CBC/CBC_PAD (§2.10)."""
+    if not isinstance(param, (bytes, bytearray)) or len(param) != BLOCK:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "a 16-byte IV is required")
+    return bytes(param)
+
+
+def _round_down(n: int) -> int:
+    return n - n % BLOCK
+
+
+# --- unpadded block modes: ECB, CBC ----------------------------------------------------
+
+
+class BlockContext:
+    """ECB/CBC without padding: input must total a multiple of the block size.
+
+    Multi-part input may arrive in any pieces; pyca buffers the partial block. A total
+    that is not a block multiple is CKR_DATA_LEN_RANGE (encrypt) or
+    CKR_ENCRYPTED_DATA_LEN_RANGE (decrypt) at final, or at once for one-shot.
+    """
+
+    def __init__(self, ctx: Any, len_error: int) -> None:
+        self._ctx = ctx
+        self._len_error = len_error
+        self._total = 0
+
+    def update(self, data: bytes) -> bytes:
+        self._total += len(data)
+        return self._ctx.update(data)
+
+    def final(self) -> bytes:
+        if self._total % BLOCK:
+            raise CryptokiError(self._len_error, "input is not a multiple of the block size")
+        return self._ctx.finalize()
+
+    def oneshot(self, data: bytes) -> bytes:
+        if len(data) % BLOCK:
+            raise CryptokiError(self._len_error, "input is not a multiple of the block size")
+        return self._ctx.update(data) + self._ctx.finalize()
+
+    def length_hint(self, step: str, data_len: int) -> int | None:
+        if step == "update":
+            return _round_down(self._total % BLOCK + data_len)
+        if step == "final":
+            return 0
+        return data_len
+
+
+class CbcPadEncrypt:
+    """CBC with PKCS#7 padding, encrypting: the output is always a whole number of blocks,
+    1..16 bytes longer than the input (§2.10 table "AES-CBC with PKCS padding")."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+        self._pad = padding.PKCS7(128).padder()
+        self._total = 0
+
+    def update(self, data: bytes) -> bytes:
+        self._total += len(data)
+        return self._ctx.update(self._pad.update(data))
+
+    def final(self) -> bytes:
+        return self._ctx.update(self._pad.finalize()) + self._ctx.finalize()
+
+    def oneshot(self, data: bytes) -> bytes:
+        return self.update(data) + self.final()
+
+    def length_hint(self, step: str, data_len: int) -> int | None:
+        if step == "update":
+            return _round_down(self._total % BLOCK + data_len)
+        if step == "final":
+            return BLOCK
+        return _round_down(data_len) + BLOCK
+
+
+class CbcPadDecrypt:
+    """CBC with PKCS#7 padding, decrypting: the last block is held back until final, where
+    the padding is checked (bad padding -> CKR_ENCRYPTED_DATA_INVALID; a length that is not
+    a positive block multiple -> CKR_ENCRYPTED_DATA_LEN_RANGE)."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+        self._unpad = padding.PKCS7(128).unpadder()
+        self._total = 0
+
+    def update(self, data: bytes) -> bytes:
+        self._total += len(data)
+        return self._unpad.update(self._ctx.update(data))
+
+    def final(self) -> bytes:
+        if self._total == 0 or self._total % BLOCK:
+            raise CryptokiError(CKR_ENCRYPTED_DATA_LEN_RANGE, "ciphertext is not a positive block multiple")
+        tail = self._unpad.update(self._ctx.finalize())
+        try:
+            return tail + self._unpad.finalize()
+        except ValueError:
+            raise CryptokiError(CKR_ENCRYPTED_DATA_INVALID, "bad PKCS#7 padding") from None
+
+    def oneshot(self, data: bytes) -> bytes:
+        if not data or len(data) % BLOCK:
+            raise CryptokiError(CKR_ENCRYPTED_DATA_LEN_RANGE, "ciphertext is not a positive block multiple")
+        return self.update(data) + self.final()
+
+    def length_hint(self, step: str, data_len: int) -> int | None:
+        if step == "update":
+            return _round_down(self._total % BLOCK + data_len)
+        if step == "final":
+            return BLOCK
+        return data_len
+
+
+# --- CTR -------------------------------------------------------------------------------
+
+
+class CtrContext:
+    """AES-CTR (§2.11): only the low ``counter_bits`` of the block count. Processing more
+    blocks than the counter can take before it wraps is CKR_DATA_LEN_RANGE; within that
+    bound pyca's full 128-bit increment gives the same counter blocks."""
+
+    def __init__(self, ctx: Any, counter_bits: int, cb: bytes) -> None:
+        self._ctx = ctx
+        start = int.from_bytes(cb, "big") & ((1 << counter_bits) - 1)
+        self._max_blocks = (1 << counter_bits) - start
+        self._total = 0
+
+    def _admit(self, n: int) -> None:
+        blocks = -(-(self._total + n) // BLOCK)
+        if blocks > self._max_blocks:
+            raise CryptokiError(CKR_DATA_LEN_RANGE, "the counter would wrap")
+        self._total += n
+
+    def update(self, data: bytes) -> bytes:
+        self._admit(len(data))
+        return self._ctx.update(data)
+
+    def final(self) -> bytes:
+        return self._ctx.finalize()
+
+    def oneshot(self, data: bytes) -> bytes:
+        return self.update(data) + self.final()
+
+    def length_hint(self, step: str, data_len: int) -> int | None:
+        return 0 if step == "final" else data_len
+
+
+def _ctr_params(param: Any) -> AesCtrParams:
+    if not isinstance(param, AesCtrParams) or len(param.cb) != BLOCK or not 0 < param.counter_bits <= 128:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "CK_AES_CTR_PARAMS: 0 < ulCounterBits <= 128, 16-byte cb")
+    return param
+
+
+# --- GCM -------------------------------------------------------------------------------
+
+
+def _gcm_params(param: Any) -> tuple[bytes, bytes, int]:
+    """(iv, aad, tag length in bytes) from CK_GCM_PARAMS, checked against what we support."""
+    if not isinstance(param, GcmParams):
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "CK_GCM_PARAMS required")
+    if not GCM_IV_MIN <= len(param.iv) <= GCM_IV_MAX:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, f"GCM IV of {len(param.iv)} bytes unsupported")
+    if param.tag_bits not in GCM_TAG_BITS:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, f"GCM tag of {param.tag_bits} bits unsupported")
+    return bytes(param.iv), bytes(param.aad), param.tag_bits // 8
+
+
+class GcmEncrypt:
+    """AES-GCM encryption (§2.13): ciphertext streams out of update; final appends the tag,
+    ulTagBits/8 bytes (SP 800-38D MSB_t: the leading bytes of the full tag)."""
+
+    def __init__(self, key: KeyView, iv: bytes, aad: bytes, tag_len: int) -> None:
+        self._key, self._iv, self._aad, self._tag_len = key, iv, aad, tag_len
+        self._ctx: Any = None
+
+    def _stream(self) -> Any:
+        if self._ctx is None:
+            self._ctx = Cipher(aes_algorithm(self._key), modes.GCM(self._iv)).encryptor()
+            if self._aad:
+                self._ctx.authenticate_additional_data(self._aad)
+        return self._ctx
+
+    def update(self, data: bytes) -> bytes:
+        return self._stream().update(data)
+
+    def final(self) -> bytes:
+        ctx = self._stream()
+        out = ctx.finalize()
+        return out + ctx.tag[: self._tag_len]
+
+    def oneshot(self, data: bytes) -> bytes:
+        if self._tag_len == 16:
+            return _aesgcm(self._key).encrypt(self._iv, data, self._aad or None)
+        return self.update(data) + self.final()
+
+    def length_hint(self, step: str, data_len: int) -> int | None:
+        if step == "update":
+            return data_len
+        if step == "final":
+            return self._tag_len
+        return data_len + self._tag_len
+
+
+class GcmDecrypt:
+    """AES-GCM decryption (§2.13): "no data should be returned until C_Decrypt or
+    C_DecryptFinal" - update buffers and returns nothing; final checks the tag first and
+    only then releases the plaintext. A bad tag is CKR_ENCRYPTED_DATA_INVALID."""
+
+    def __init__(self, key: KeyView, iv: bytes, aad: bytes, tag_len: int) -> None:
+        self._key, self._iv, self._aad, self._tag_len = key, iv, aad, tag_len
+        self._buf = bytearray()
+
+    def update(self, data: bytes) -> bytes:
+        self._buf += data
+        return b""
+
+    def final(self) -> bytes:
+        data, self._buf = bytes(self._buf), bytearray()
+        return self.oneshot(data)
+
+    def oneshot(self, data: bytes) -> bytes:
+        if len(data) < self._tag_len:
+            raise CryptokiError(CKR_ENCRYPTED_DATA_LEN_RANGE, "shorter than the GCM tag")
+        try:
+            if self._tag_len == 16:
+                return _aesgcm(self._key).decrypt(self._iv, data, self._aad or None)
+            body, tag = data[: -self._tag_len], data[-self._tag_len :]
+            ctx = Cipher(aes_algorithm(self._key), modes.GCM(self._iv, tag, min_tag_length=self._tag_len)).decryptor()
+            if self._aad:
+                ctx.authenticate_additional_data(self._aad)
+            return ctx.update(body) + ctx.finalize()
+        except InvalidTag:
+            raise CryptokiError(CKR_ENCRYPTED_DATA_INVALID, "GCM tag mismatch") from None
+
+    def length_hint(self, step: str, data_len: int) -> int | None:
+        if step == "update":
+            return 0
+        if step == "final":
+            return max(len(self._buf) - self._tag_len, 0)
+        return max(data_len - self._tag_len, 0)
+
+
+# --- MACs ------------------------------------------------------------------------------
+
+
+class CbcMac:
+    """FIPS 113 data authentication with AES (§2.10 AES-MAC): CBC with a zero IV over the
+    data zero-padded to a block multiple; the MAC is the start of the last block."""
+
+    def __init__(self, algo: algorithms.AES) -> None:
+        self._ctx = Cipher(algo, modes.CBC(bytes(BLOCK))).encryptor()
+        self._pending = b""
+        self._last = b""
+
+    def update(self, data: bytes) -> None:
+        data = self._pending + data
+        cut = _round_down(len(data))
+        self._pending = data[cut:]
+        if cut:
+            self._last = self._ctx.update(data[:cut])[-BLOCK:]
+
+    def finalize(self) -> bytes:
+        if self._pending or not self._last:
+            self._last = self._ctx.update(self._pending.ljust(BLOCK, b"\0"))[-BLOCK:]
+        return self._last
+
+
+class MacSign:
+    """Sign context for a MAC: ``new()`` gives an object with update/finalize."""
+
+    def __init__(self, new: Callable[[], Any], length: int) -> None:
+        self._mac = new()
+        self._length = length
+
+    def update(self, data: bytes) -> None:
+        self._mac.update(data)
+
+    def final(self) -> bytes:
+        return self._mac.finalize()[: self._length]
+
+    def oneshot(self, data: bytes) -> bytes:
+        self.update(data)
+        return self.final()
+
+    def length_hint(self, step: str, data_len: int) -> int | None:
+        return None if step == "update" else self._length
+
+
+class MacVerify:
+    """Verify context for a MAC: a wrong length is CKR_SIGNATURE_LEN_RANGE, a wrong value
+    CKR_SIGNATURE_INVALID (constant-time comparison)."""
+
+    def __init__(self, new: Callable[[], Any], length: int) -> None:
+        self._sign = MacSign(new, length)
+        self._length = length
+
+    def update(self, data: bytes) -> None:
+        self._sign.update(data)
+
+    def final(self, signature: bytes) -> None:
+        if len(signature) != self._length:
+            raise CryptokiError(CKR_SIGNATURE_LEN_RANGE, "MAC length mismatch")
+        if not _hmac.compare_digest(self._sign.final(), bytes(signature)):
+            raise CryptokiError(CKR_SIGNATURE_INVALID, "MAC mismatch")
+
+    def oneshot(self, data: bytes, signature: bytes) -> None:
+        self.update(data)
+        self.final(signature)
+
+    def length_hint(self, step: str, data_len: int) -> int | None:
+        return None
+
+
+def _general_length(param: Any) -> int:
+    """CK_MAC_GENERAL_PARAMS: 1..block size bytes (§2.10, §2.14)."""
+    if not isinstance(param, int) or isinstance(param, bool) or not 1 <= param <= BLOCK:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "MAC length must be 1..16")
+    return param
+
+
+# --- the family ------------------------------------------------------------------------
+
+
+def _cipher(entry: MechanismEntry, param: Any, key: KeyView, encrypt: bool) -> Any:
+    """The encrypt/decrypt context for an AES cipher mechanism."""
+    mech = entry.mechanism
+    algo = aes_algorithm(key)
+    if mech == CKM_AES_GCM:
+        iv, aad, tag_len = _gcm_params(param)
+        return (GcmEncrypt if encrypt else GcmDecrypt)(key, iv, aad, tag_len)
+    if mech == CKM_AES_CTR:
+        p = _ctr_params(param)
+        ctx = Cipher(algo, modes.CTR(bytes(p.cb)))
+        return CtrContext(ctx.encryptor() if encrypt else ctx.decryptor(), p.counter_bits, p.cb)
+    mode = modes.ECB() if mech == CKM_AES_ECB else modes.CBC(_iv16(param))
+    cipher = Cipher(algo, mode)
+    ctx = cipher.encryptor() if encrypt else cipher.decryptor()
+    if mech == CKM_AES_CBC_PAD:
+        return CbcPadEncrypt(ctx) if encrypt else CbcPadDecrypt(ctx)
+    return BlockContext(ctx, CKR_DATA_LEN_RANGE if encrypt else CKR_ENCRYPTED_DATA_LEN_RANGE)
+
+
+def _mac(entry: MechanismEntry, param: Any, key: KeyView) -> tuple[Callable[[], Any], int]:
+    """(factory of a fresh MAC object, output length) for an AES MAC mechanism."""
+    algo = aes_algorithm(key)
+    kind, fixed = entry.extra["mac"]
+    length = fixed if fixed else _general_length(param)
+    if kind == "cmac":
+        return (lambda: cmac.CMAC(algo)), length
+    return (lambda: CbcMac(algo)), length
+
+
+class AesFamily:
+    """The AES mechanisms; which of these methods the core calls follows ``entry.flags``."""
+
+    def generate_key(self, entry: MechanismEntry, param: Any, template: Mapping[int, Any]) -> dict[int, Any]:
+        return generic.SECRET_KEY_GEN.generate_key(entry, param, template)
+
+    def encrypt_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
+        return _cipher(entry, param, key, True)
+
+    def decrypt_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
+        return _cipher(entry, param, key, False)
+
+    def sign_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> MacSign:
+        return MacSign(*_mac(entry, param, key))
+
+    def verify_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> MacVerify:
+        return MacVerify(*_mac(entry, param, key))
+
+    def wrap(self, entry: MechanismEntry, param: Any, wrapping_key: KeyView, key_attrs: Mapping[int, Any]) -> bytes:
+        from . import wrap
+
+        return wrap.wrap_by_encryption(entry, param, wrapping_key, key_attrs)
+
+    def unwrap(
+        self,
+        entry: MechanismEntry,
+        param: Any,
+        unwrapping_key: KeyView,
+        wrapped: bytes,
+        key_class: int,
+        key_type: int | None,
+        value_len: int | None = None,
+    ) -> dict[int, Any]:
+        from . import wrap
+
+        return wrap.unwrap_by_decryption(entry, param, unwrapping_key, wrapped, key_class, key_type, value_len)
+
+
+AES = AesFamily()
+
+_CIPHER_FLAGS = CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP
+_MAC_FLAGS = CKF_SIGN | CKF_VERIFY
+
+# mechanism -> (flags, parameter kind, extra)
+_AES_MECHANISMS: dict[int, tuple[int, Any, dict]] = {
+    CKM_AES_KEY_GEN: (CKF_GENERATE, None, {"key_type": CKK_AES}),
+    CKM_AES_ECB: (_CIPHER_FLAGS, None, {}),
+    CKM_AES_CBC: (_CIPHER_FLAGS, bytes, {}),
+    CKM_AES_CBC_PAD: (_CIPHER_FLAGS, bytes, {}),
+    CKM_AES_CTR: (_CIPHER_FLAGS, AesCtrParams, {}),
+    CKM_AES_GCM: (_CIPHER_FLAGS, GcmParams, {}),
+    CKM_AES_MAC: (_MAC_FLAGS, None, {"mac": ("cbc", BLOCK // 2)}),
+    CKM_AES_MAC_GENERAL: (_MAC_FLAGS, MacGeneralParams, {"mac": ("cbc", 0)}),
+    CKM_AES_CMAC: (_MAC_FLAGS, None, {"mac": ("cmac", BLOCK)}),
+    CKM_AES_CMAC_GENERAL: (_MAC_FLAGS, MacGeneralParams, {"mac": ("cmac", 0)}),
+}
+
+for _mech, (_flags, _param, _extra) in _AES_MECHANISMS.items():
+    register(
+        MechanismEntry(
+            mechanism=_mech,
+            flags=_flags,
+            min_key_size=AES_MIN,
+            max_key_size=AES_MAX,
+            family=AES,
+            key_types=frozenset() if _mech == CKM_AES_KEY_GEN else frozenset({CKK_AES}),
+            param=_param,
+            extra=_extra,
+        )
+    )
