@@ -1,0 +1,204 @@
+"""Typed attribute values <-> bytes.
+
+The ABI hands us ``CK_ATTRIBUTE`` values as raw bytes and the store keeps encoded bytes;
+inside the package an attribute is a typed Python value chosen by the attribute's kind
+(``spec.ATTR_KIND``), see docs/architecture.md "Attribute values".
+
+``decode``/``encode`` run on every C_GetAttributeValue / C_FindObjects / store load, so they
+are table lookups plus precompiled ``struct`` objects, nothing more.
+
+Errors (PKCS#11 3.0 section 4.1.1 "Creating objects", items 1 and 2):
+unknown attribute type -> CKR_ATTRIBUTE_TYPE_INVALID; a value of the wrong length or shape ->
+CKR_ATTRIBUTE_VALUE_INVALID.
+
+``ATTR_ARRAY`` storage format (ours; the C array of CK_ATTRIBUTE is decoded by the ABI):
+a concatenation of records ``type:u64 | length:u64 | value`` in native byte order, each value
+encoded by its own attribute kind (so nested arrays nest). Empty dict <-> ``b""``.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Callable
+
+from ..errors import CryptokiError
+from .. import spec
+from ..spec import AttrKind
+
+__all__ = ["kind", "decode", "encode", "check_value"]
+
+_ULONG = struct.Struct("=Q")  # CK_ULONG: 8 bytes, native order (Linux LP64)
+_HEADER = struct.Struct("=QQ")  # ATTR_ARRAY record header: type, length
+_ULONG_MAX = (1 << 64) - 1
+_DIGITS = frozenset(b"0123456789")
+
+_KIND: dict[int, AttrKind] = spec.ATTR_KIND
+
+
+def _invalid(attr_type: int, why: str) -> CryptokiError:
+    return CryptokiError(spec.CKR_ATTRIBUTE_VALUE_INVALID, f"attribute {attr_type:#x}: {why}")
+
+
+def kind(attr_type: int) -> AttrKind:
+    """The kind of ``attr_type``; CKR_ATTRIBUTE_TYPE_INVALID if Cryptoki (or we) do not know it."""
+    try:
+        return _KIND[attr_type]
+    except KeyError:
+        raise CryptokiError(
+            spec.CKR_ATTRIBUTE_TYPE_INVALID, f"unknown attribute type {attr_type:#x}"
+        ) from None
+
+
+# ---------------------------------------------------------------------------- decoding
+
+
+def _dec_bool(t: int, raw: bytes) -> bool:
+    if len(raw) != 1:
+        raise _invalid(t, f"CK_BBOOL needs 1 byte, got {len(raw)}")
+    return raw[0] != 0
+
+
+def _dec_ulong(t: int, raw: bytes) -> int:
+    if len(raw) != 8:
+        raise _invalid(t, f"CK_ULONG needs 8 bytes, got {len(raw)}")
+    return _ULONG.unpack(raw)[0]
+
+
+def _dec_bytes(t: int, raw: bytes) -> bytes:
+    return bytes(raw)
+
+
+def _dec_date(t: int, raw: bytes) -> bytes:
+    raw = bytes(raw)
+    if raw and (len(raw) != 8 or not _DIGITS.issuperset(raw)):
+        raise _invalid(t, "CK_DATE must be empty or 8 ASCII digits YYYYMMDD")
+    return raw
+
+
+def _dec_mechs(t: int, raw: bytes) -> tuple[int, ...]:
+    n, rest = divmod(len(raw), 8)
+    if rest:
+        raise _invalid(t, f"CK_MECHANISM_TYPE array length {len(raw)} not a multiple of 8")
+    return struct.unpack(f"={n}Q", raw) if n else ()
+
+
+def _dec_array(t: int, raw: bytes) -> dict[int, Any]:
+    raw = bytes(raw)
+    out: dict[int, Any] = {}
+    pos, end = 0, len(raw)
+    while pos < end:
+        if end - pos < _HEADER.size:
+            raise _invalid(t, "truncated attribute-array record")
+        inner, length = _HEADER.unpack_from(raw, pos)
+        pos += _HEADER.size
+        if end - pos < length:
+            raise _invalid(t, "attribute-array record overruns its buffer")
+        out[inner] = decode(inner, raw[pos : pos + length])
+        pos += length
+    return out
+
+
+_DECODERS: dict[AttrKind, Callable[[int, bytes], Any]] = {
+    AttrKind.BOOL: _dec_bool,
+    AttrKind.ULONG: _dec_ulong,
+    AttrKind.BYTES: _dec_bytes,
+    AttrKind.DATE: _dec_date,
+    AttrKind.MECH_ARRAY: _dec_mechs,
+    AttrKind.ATTR_ARRAY: _dec_array,
+}
+
+
+def decode(attr_type: int, raw: bytes) -> Any:
+    """Raw attribute bytes -> typed value (see the module docstring for the kinds)."""
+    return _DECODERS[kind(attr_type)](attr_type, raw)
+
+
+# ---------------------------------------------------------------------------- encoding
+
+
+def _enc_bool(t: int, v: Any) -> bytes:
+    if v is True:
+        return b"\x01"
+    if v is False:
+        return b"\x00"
+    raise _invalid(t, f"expected bool, got {type(v).__name__}")
+
+
+def _enc_ulong(t: int, v: Any) -> bytes:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _invalid(t, f"expected int, got {type(v).__name__}")
+    if not 0 <= v <= _ULONG_MAX:
+        raise _invalid(t, "CK_ULONG out of range")
+    return _ULONG.pack(v)
+
+
+def _enc_bytes(t: int, v: Any) -> bytes:
+    if isinstance(v, bytes):
+        return v
+    if isinstance(v, (bytearray, memoryview)):
+        return bytes(v)
+    raise _invalid(t, f"expected bytes, got {type(v).__name__}")
+
+
+def _enc_date(t: int, v: Any) -> bytes:
+    return _dec_date(t, _enc_bytes(t, v))
+
+
+def _enc_mechs(t: int, v: Any) -> bytes:
+    if not isinstance(v, (tuple, list)):
+        raise _invalid(t, f"expected tuple of mechanism types, got {type(v).__name__}")
+    for m in v:
+        if isinstance(m, bool) or not isinstance(m, int) or not 0 <= m <= _ULONG_MAX:
+            raise _invalid(t, "mechanism types must be CK_ULONG ints")
+    return struct.pack(f"={len(v)}Q", *v)
+
+
+def _enc_array(t: int, v: Any) -> bytes:
+    if not isinstance(v, dict):
+        raise _invalid(t, f"expected dict of attributes, got {type(v).__name__}")
+    parts: list[bytes] = []
+    for inner, value in v.items():
+        body = encode(inner, value)
+        parts.append(_HEADER.pack(inner, len(body)))
+        parts.append(body)
+    return b"".join(parts)
+
+
+_ENCODERS: dict[AttrKind, Callable[[int, Any], bytes]] = {
+    AttrKind.BOOL: _enc_bool,
+    AttrKind.ULONG: _enc_ulong,
+    AttrKind.BYTES: _enc_bytes,
+    AttrKind.DATE: _enc_date,
+    AttrKind.MECH_ARRAY: _enc_mechs,
+    AttrKind.ATTR_ARRAY: _enc_array,
+}
+
+
+def encode(attr_type: int, value: Any) -> bytes:
+    """Typed value -> bytes (the C encoding for scalar kinds, our storage format for arrays)."""
+    return _ENCODERS[kind(attr_type)](attr_type, value)
+
+
+_NORMALISE: dict[AttrKind, Callable[[int, Any], Any]] = {
+    AttrKind.BOOL: lambda t, v: (_enc_bool(t, v), v)[1],
+    AttrKind.ULONG: lambda t, v: (_enc_ulong(t, v), v)[1],
+    AttrKind.BYTES: _enc_bytes,
+    AttrKind.DATE: _enc_date,
+    AttrKind.MECH_ARRAY: lambda t, v: tuple(_dec_mechs(t, _enc_mechs(t, v))),
+    AttrKind.ATTR_ARRAY: lambda t, v: {k: check_value(k, x) for k, x in _array_items(t, v)},
+}
+
+
+def _array_items(t: int, v: Any):
+    if not isinstance(v, dict):
+        raise _invalid(t, f"expected dict of attributes, got {type(v).__name__}")
+    return v.items()
+
+
+def check_value(attr_type: int, value: Any) -> Any:
+    """Validate a typed value against its kind and return it normalised (bytes, tuple).
+
+    Used by the policy on templates that arrive already decoded (from the ABI or from Python
+    callers): unknown type -> CKR_ATTRIBUTE_TYPE_INVALID, wrong shape -> CKR_ATTRIBUTE_VALUE_INVALID.
+    """
+    return _NORMALISE[kind(attr_type)](attr_type, value)
