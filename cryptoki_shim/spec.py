@@ -1816,7 +1816,9 @@ class AttrKind(enum.Enum):
     MECH_ARRAY = "mech_array"
 
 
-# Every CKA_* value of PKCS#11 3.0 (plus CKA_SHIM_BACKEND) -> its kind.
+# Every CKA_* attribute of PKCS#11 3.0 (plus CKA_SHIM_BACKEND) -> its kind.  Not in it:
+# CKA_VENDOR_DEFINED, which marks the start of the vendor range and names no attribute,
+# so the codec rejects it (CKR_ATTRIBUTE_TYPE_INVALID) like any unknown vendor type.
 ATTR_KIND: dict[int, AttrKind] = {
     CKA_CLASS: AttrKind.ULONG,
     CKA_TOKEN: AttrKind.BOOL,
@@ -1942,6 +1944,5 @@ ATTR_KIND: dict[int, AttrKind] = {
     CKA_X2RATCHET_NS: AttrKind.ULONG,
     CKA_X2RATCHET_PNS: AttrKind.ULONG,
     CKA_X2RATCHET_RK: AttrKind.BYTES,
-    CKA_VENDOR_DEFINED: AttrKind.BYTES,
     CKA_SHIM_BACKEND: AttrKind.ULONG,
 }

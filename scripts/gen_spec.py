@@ -980,7 +980,13 @@ PREFERRED: dict[str, str] = {
 #   DATE       CK_DATE
 #   ATTR_ARRAY CK_ATTRIBUTE_PTR (templates)
 #   MECH_ARRAY CK_MECHANISM_TYPE_PTR
+#
+# CKA_VENDOR_DEFINED is left out on purpose: it only marks where the vendor range starts
+# (base spec 3.x: values from it up are reserved for vendors), it names no attribute, and
+# the codec answers CKR_ATTRIBUTE_TYPE_INVALID for any type missing from ATTR_KIND.
 # ---------------------------------------------------------------------------------------
+NOT_ATTRIBUTES = frozenset({"CKA_VENDOR_DEFINED"})
+
 ATTR_KINDS: dict[str, str] = {
     # Common object / storage (4.2, 4.4)
     "CKA_CLASS": "ULONG",
@@ -1120,9 +1126,6 @@ ATTR_KINDS: dict[str, str] = {
     "CKA_X2RATCHET_NS": "ULONG",
     "CKA_X2RATCHET_PNS": "ULONG",
     "CKA_X2RATCHET_RK": "BYTES",
-    # The base of the vendor range is not an attribute itself; a lookup for it still has
-    # to answer (treated as opaque bytes, which is what an unknown vendor value is).
-    "CKA_VENDOR_DEFINED": "BYTES",
     # cryptoki-shim vendor-defined
     "CKA_SHIM_BACKEND": "ULONG",
 }
@@ -1264,9 +1267,14 @@ def build() -> str:
         w(f'    {k} = "{k.lower()}"')
     w("")
     w("")
-    w("# Every CKA_* value of PKCS#11 3.0 (plus CKA_SHIM_BACKEND) -> its kind.")
+    w("# Every CKA_* attribute of PKCS#11 3.0 (plus CKA_SHIM_BACKEND) -> its kind.  Not in it:")
+    w("# CKA_VENDOR_DEFINED, which marks the start of the vendor range and names no attribute,")
+    w("# so the codec rejects it (CKR_ATTRIBUTE_TYPE_INVALID) like any unknown vendor type.")
     w("ATTR_KIND: dict[int, AttrKind] = {")
-    cka_canon = [n for n in order if family(n) == "CKA" and canonical[("CKA", values[n])] == n]
+    cka_canon = [
+        n for n in order
+        if family(n) == "CKA" and canonical[("CKA", values[n])] == n and n not in NOT_ATTRIBUTES
+    ]
     missing = [n for n in cka_canon if n not in ATTR_KINDS]
     extra = [n for n in ATTR_KINDS if n not in cka_canon]
     if missing or extra:
