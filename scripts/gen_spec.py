@@ -1190,7 +1190,7 @@ def build() -> str:
         cur = canonical.get(key)
         if cur is None or (is_alias[cur] and not is_alias[name]):
             canonical[key] = name
-    for alias, pref in PREFERRED.items():
+    for pref in PREFERRED.values():
         canonical[(family(pref), values[pref])] = pref  # type: ignore[index]
 
     lines: list[str] = []

@@ -290,7 +290,7 @@ def test_attr_kind_names() -> None:
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_spec_py_is_what_the_generator_writes(tmp_path: Path) -> None:
+def test_spec_py_is_what_the_generator_writes() -> None:
     import runpy
 
     gen = runpy.run_path(str(ROOT / "scripts" / "gen_spec.py"))
