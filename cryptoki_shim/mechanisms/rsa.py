@@ -1,0 +1,470 @@
+"""RSA: key pair generation, PKCS#1 v1.5, PSS, OAEP and raw (X.509) mechanisms.
+
+PKCS#11 3.0 §2.1 (06.01_rsa.md). Data-length rules enforced here, by the spec's tables:
+  CKM_RSA_PKCS     sign/encrypt input <= k-11, signatures/ciphertexts exactly k bytes
+  CKM_RSA_X_509    input <= k (and < n), output k bytes
+  CKM_RSA_PKCS_PSS input == hLen of params.hashAlg (it signs a digest)
+  CKM_RSA_PKCS_OAEP input <= k-2-2hLen
+(k = modulus length in bytes). Wrong signature length -> CKR_SIGNATURE_LEN_RANGE, wrong
+ciphertext length -> CKR_ENCRYPTED_DATA_LEN_RANGE.
+
+PKCS#1 v1.5 decryption goes through OpenSSL, which applies implicit rejection (the Marvin
+attack counter-measure): a malformed ciphertext yields a deterministic random-looking
+plaintext and CKR_OK instead of CKR_ENCRYPTED_DATA_INVALID. That is deliberate.
+
+pyca has no raw RSA primitive; CKM_RSA_X_509 and CKM_RSA_PKCS signing of data that is not a
+DigestInfo we recognise use a blinded CRT exponentiation in Python on the key's numbers.
+"""
+
+from __future__ import annotations
+
+import hmac as _consttime
+import logging
+import secrets
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+
+from ..errors import CryptokiError
+from ..spec import (
+    CKA_MODULUS_BITS,
+    CKA_PUBLIC_EXPONENT,
+    CKF_DECRYPT,
+    CKF_ENCRYPT,
+    CKF_GENERATE_KEY_PAIR,
+    CKF_SIGN,
+    CKF_VERIFY,
+    CKG_MGF1_SHA1,
+    CKG_MGF1_SHA3_224,
+    CKG_MGF1_SHA3_256,
+    CKG_MGF1_SHA3_384,
+    CKG_MGF1_SHA3_512,
+    CKG_MGF1_SHA224,
+    CKG_MGF1_SHA256,
+    CKG_MGF1_SHA384,
+    CKG_MGF1_SHA512,
+    CKK_RSA,
+    CKM_RSA_PKCS,
+    CKM_RSA_PKCS_KEY_PAIR_GEN,
+    CKM_RSA_PKCS_OAEP,
+    CKM_RSA_PKCS_PSS,
+    CKM_RSA_X_509,
+    CKM_SHA1_RSA_PKCS,
+    CKM_SHA1_RSA_PKCS_PSS,
+    CKM_SHA3_224,
+    CKM_SHA3_224_RSA_PKCS,
+    CKM_SHA3_224_RSA_PKCS_PSS,
+    CKM_SHA3_256,
+    CKM_SHA3_256_RSA_PKCS,
+    CKM_SHA3_256_RSA_PKCS_PSS,
+    CKM_SHA3_384,
+    CKM_SHA3_384_RSA_PKCS,
+    CKM_SHA3_384_RSA_PKCS_PSS,
+    CKM_SHA3_512,
+    CKM_SHA3_512_RSA_PKCS,
+    CKM_SHA3_512_RSA_PKCS_PSS,
+    CKM_SHA224,
+    CKM_SHA224_RSA_PKCS,
+    CKM_SHA224_RSA_PKCS_PSS,
+    CKM_SHA256,
+    CKM_SHA256_RSA_PKCS,
+    CKM_SHA256_RSA_PKCS_PSS,
+    CKM_SHA384,
+    CKM_SHA384_RSA_PKCS,
+    CKM_SHA384_RSA_PKCS_PSS,
+    CKM_SHA512,
+    CKM_SHA512_RSA_PKCS,
+    CKM_SHA512_RSA_PKCS_PSS,
+    CKM_SHA_1,
+    CKR_ATTRIBUTE_VALUE_INVALID,
+    CKR_DATA_INVALID,
+    CKR_DATA_LEN_RANGE,
+    CKR_ENCRYPTED_DATA_INVALID,
+    CKR_ENCRYPTED_DATA_LEN_RANGE,
+    CKR_KEY_SIZE_RANGE,
+    CKR_KEY_TYPE_INCONSISTENT,
+    CKR_MECHANISM_PARAM_INVALID,
+    CKR_SIGNATURE_INVALID,
+    CKR_SIGNATURE_LEN_RANGE,
+    CKR_TEMPLATE_INCOMPLETE,
+    CKZ_DATA_SPECIFIED,
+)
+from . import keys
+from .digest import HASHES
+from .params import RsaPkcsOaepParams, RsaPkcsPssParams
+from .registry import MechanismEntry, register
+from .signing import CipherContext, SignContext, VerifyContext, hash_accumulator
+
+_log = logging.getLogger(__name__)
+
+GEN_MIN_BITS, GEN_MAX_BITS = 1024, 4096
+USE_MIN_BITS, USE_MAX_BITS = 1024, 16384
+
+#: CK_RSA_PKCS_MGF_TYPE -> the hash MGF1 runs on (spec §2.1.14 table).
+MGF1: dict[int, type[hashes.HashAlgorithm]] = {
+    CKG_MGF1_SHA1: hashes.SHA1,
+    CKG_MGF1_SHA224: hashes.SHA224,
+    CKG_MGF1_SHA256: hashes.SHA256,
+    CKG_MGF1_SHA384: hashes.SHA384,
+    CKG_MGF1_SHA512: hashes.SHA512,
+    CKG_MGF1_SHA3_224: hashes.SHA3_224,
+    CKG_MGF1_SHA3_256: hashes.SHA3_256,
+    CKG_MGF1_SHA3_384: hashes.SHA3_384,
+    CKG_MGF1_SHA3_512: hashes.SHA3_512,
+}
+
+# DER of DigestInfo.digestAlgorithm + OCTET STRING header, per hash (RFC 8017 §9.2 note 1),
+# so a caller-supplied DigestInfo for CKM_RSA_PKCS can be signed by OpenSSL as Prehashed.
+_DIGEST_OIDS = {
+    hashes.SHA1: "1.3.14.3.2.26",
+    hashes.SHA224: "2.16.840.1.101.3.4.2.4",
+    hashes.SHA256: "2.16.840.1.101.3.4.2.1",
+    hashes.SHA384: "2.16.840.1.101.3.4.2.2",
+    hashes.SHA512: "2.16.840.1.101.3.4.2.3",
+    hashes.SHA3_224: "2.16.840.1.101.3.4.2.7",
+    hashes.SHA3_256: "2.16.840.1.101.3.4.2.8",
+    hashes.SHA3_384: "2.16.840.1.101.3.4.2.9",
+    hashes.SHA3_512: "2.16.840.1.101.3.4.2.10",
+}
+
+
+def _digest_info_prefix(algorithm: type[hashes.HashAlgorithm]) -> bytes:
+    alg_id = keys.der_tlv(0x30, keys.encode_oid(_DIGEST_OIDS[algorithm]) + b"\x05\x00")
+    size = algorithm.digest_size
+    body_len = len(alg_id) + 2 + size
+    return bytes([0x30, body_len]) + alg_id + bytes([0x04, size])
+
+
+_PREFIXES: dict[int, list[tuple[bytes, type[hashes.HashAlgorithm]]]] = {}
+for _alg in _DIGEST_OIDS:
+    _prefix = _digest_info_prefix(_alg)
+    _PREFIXES.setdefault(len(_prefix) + _alg.digest_size, []).append((_prefix, _alg))
+
+
+def _split_digest_info(message: bytes) -> tuple[type[hashes.HashAlgorithm], bytes] | None:
+    """(hash, digest) if ``message`` is a DigestInfo we know (the usual CKM_RSA_PKCS input)."""
+    for prefix, algorithm in _PREFIXES.get(len(message), ()):
+        if message.startswith(prefix):
+            return algorithm, message[len(prefix):]
+    return None
+
+
+# --------------------------------------------------------------------------- key access
+
+
+def _private(view: Any) -> rsa.RSAPrivateKey:
+    key = keys.load_private(view)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise CryptokiError(CKR_KEY_TYPE_INCONSISTENT, "not an RSA private key")
+    return key
+
+
+def _public(view: Any) -> rsa.RSAPublicKey:
+    key = keys.load_public(view)
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise CryptokiError(CKR_KEY_TYPE_INCONSISTENT, "not an RSA public key")
+    return key
+
+
+def _numbers(view: Any) -> rsa.RSAPrivateNumbers:
+    numbers = view.cache.get("rsa.numbers")
+    if numbers is None:
+        numbers = _private(view).private_numbers()
+        view.cache["rsa.numbers"] = numbers
+    return numbers
+
+
+def _k(key: Any) -> int:
+    return (key.key_size + 7) // 8
+
+
+def _raw_private(numbers: rsa.RSAPrivateNumbers, c: int) -> int:
+    """c^d mod n with CRT and base blinding (raw RSA; pyca has no such primitive)."""
+    pub = numbers.public_numbers
+    n = pub.n
+    r = secrets.randbelow(n - 2) + 2
+    blinded = (c * pow(r, pub.e, n)) % n
+    m1 = pow(blinded, numbers.dmp1, numbers.p)
+    m2 = pow(blinded, numbers.dmq1, numbers.q)
+    h = (numbers.iqmp * (m1 - m2)) % numbers.p
+    m = (m2 + h * numbers.q) % n
+    result = (m * pow(r, -1, n)) % n
+    if pow(result, pub.e, n) != c:  # fault check: never release a wrong private result
+        raise CryptokiError(CKR_DATA_INVALID, "raw RSA self-check failed")
+    return result
+
+
+# --------------------------------------------------------------------------- signers
+
+
+class _Pkcs1RawSigner:
+    """CKM_RSA_PKCS sign/verify: the caller supplies the DigestInfo (or any data <= k-11)."""
+
+    def __init__(self, view: Any, private: bool) -> None:
+        self._view = view
+        self._key = _private(view) if private else _public(view)
+        self.size = _k(self._key)
+
+    def sign(self, message: bytes) -> bytes:
+        k = self.size
+        if len(message) > k - 11:
+            raise CryptokiError(CKR_DATA_LEN_RANGE, "CKM_RSA_PKCS input longer than k-11")
+        split = _split_digest_info(message)
+        if split is not None:  # OpenSSL builds the identical encoding, faster than Python
+            algorithm, digest = split
+            return self._key.sign(digest, padding.PKCS1v15(), utils.Prehashed(algorithm()))
+        encoded = b"\x00\x01" + b"\xff" * (k - 3 - len(message)) + b"\x00" + message
+        value = _raw_private(_numbers(self._view), int.from_bytes(encoded, "big"))
+        return value.to_bytes(k, "big")
+
+    def verify(self, message: bytes, signature: bytes) -> None:
+        if len(signature) != self.size:
+            raise CryptokiError(CKR_SIGNATURE_LEN_RANGE, "signature is not k bytes")
+        if len(message) > self.size - 11:
+            raise CryptokiError(CKR_DATA_LEN_RANGE, "CKM_RSA_PKCS input longer than k-11")
+        try:
+            recovered = self._key.recover_data_from_signature(signature, padding.PKCS1v15(), None)
+        except (InvalidSignature, ValueError):
+            raise CryptokiError(CKR_SIGNATURE_INVALID, "bad PKCS#1 v1.5 signature") from None
+        if not _consttime.compare_digest(recovered, message):
+            raise CryptokiError(CKR_SIGNATURE_INVALID, "bad PKCS#1 v1.5 signature")
+
+
+class _X509Signer:
+    """CKM_RSA_X_509: raw RSA; input <= k bytes and < n, output k bytes (spec §2.1.9)."""
+
+    def __init__(self, view: Any, private: bool) -> None:
+        self._view = view
+        self._key = _private(view) if private else _public(view)
+        self.size = _k(self._key)
+        public = self._key.public_key() if private else self._key
+        self._public_numbers = public.public_numbers()
+
+    def sign(self, message: bytes) -> bytes:
+        if len(message) > self.size:
+            raise CryptokiError(CKR_DATA_LEN_RANGE, "CKM_RSA_X_509 input longer than k")
+        m = int.from_bytes(message, "big")
+        if m >= self._public_numbers.n:
+            raise CryptokiError(CKR_DATA_INVALID, "CKM_RSA_X_509 input not below the modulus")
+        return _raw_private(_numbers(self._view), m).to_bytes(self.size, "big")
+
+    def verify(self, message: bytes, signature: bytes) -> None:
+        if len(signature) != self.size:
+            raise CryptokiError(CKR_SIGNATURE_LEN_RANGE, "signature is not k bytes")
+        if len(message) > self.size:
+            raise CryptokiError(CKR_DATA_LEN_RANGE, "CKM_RSA_X_509 input longer than k")
+        numbers = self._public_numbers
+        s = int.from_bytes(signature, "big")
+        if s >= numbers.n:
+            raise CryptokiError(CKR_SIGNATURE_INVALID, "signature not below the modulus")
+        recovered = pow(s, numbers.e, numbers.n).to_bytes(self.size, "big")
+        if not _consttime.compare_digest(recovered, message.rjust(self.size, b"\x00")):
+            raise CryptokiError(CKR_SIGNATURE_INVALID, "raw RSA signature mismatch")
+
+
+class _PrehashedSigner:
+    """Signs a digest with PKCS#1 v1.5 or PSS (the hashed mechanisms and CKM_RSA_PKCS_PSS)."""
+
+    def __init__(self, key: Any, pad: padding.AsymmetricPadding, algorithm: type[hashes.HashAlgorithm]) -> None:
+        self._key = key
+        self._pad = pad
+        self._prehashed = utils.Prehashed(algorithm())
+        self._hlen = algorithm.digest_size
+        self.size = _k(key)
+
+    def sign(self, digest: bytes) -> bytes:
+        if len(digest) != self._hlen:
+            raise CryptokiError(CKR_DATA_LEN_RANGE, "input is not the hash length")
+        return self._key.sign(digest, self._pad, self._prehashed)
+
+    def verify(self, digest: bytes, signature: bytes) -> None:
+        if len(signature) != self.size:
+            raise CryptokiError(CKR_SIGNATURE_LEN_RANGE, "signature is not k bytes")
+        if len(digest) != self._hlen:
+            raise CryptokiError(CKR_DATA_LEN_RANGE, "input is not the hash length")
+        try:
+            self._key.verify(signature, digest, self._pad, self._prehashed)
+        except InvalidSignature:
+            raise CryptokiError(CKR_SIGNATURE_INVALID, "RSA signature does not verify") from None
+
+
+def _pss_padding(entry: MechanismEntry, param: Any, key: Any) -> tuple[padding.PSS, type[hashes.HashAlgorithm]]:
+    """Validate CK_RSA_PKCS_PSS_PARAMS (spec §2.1.15): for the hashing mechanisms hashAlg must
+    be the mechanism's own hash; sLen must fit the key (emLen - hLen - 2)."""
+    if not isinstance(param, RsaPkcsPssParams):
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "CK_RSA_PKCS_PSS_PARAMS required")
+    algorithm = HASHES.get(param.hash_alg)
+    mgf = MGF1.get(param.mgf)
+    if algorithm is None or algorithm not in _DIGEST_OIDS or mgf is None:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "PSS hashAlg or mgf not supported")
+    if entry.extra.get("hash") is not None and entry.extra["hash"] is not algorithm:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "PSS hashAlg differs from the mechanism's hash")
+    em_len = (key.key_size - 1 + 7) // 8
+    if not 0 <= param.salt_len <= em_len - algorithm.digest_size - 2:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "PSS salt length does not fit the key")
+    return padding.PSS(mgf=padding.MGF1(mgf()), salt_length=param.salt_len), algorithm
+
+
+def _signer(entry: MechanismEntry, param: Any, view: Any, private: bool) -> tuple[Any, Any]:
+    """(signer, accumulator factory or None) for one sign/verify operation."""
+    kind = entry.extra["kind"]
+    if kind == "pkcs":
+        return _Pkcs1RawSigner(view, private), None
+    if kind == "x509":
+        return _X509Signer(view, private), None
+    key = _private(view) if private else _public(view)
+    hashed = entry.extra.get("hash")
+    if kind == "pss":
+        pad, algorithm = _pss_padding(entry, param, key)
+    else:  # "pkcs-hash"
+        pad, algorithm = padding.PKCS1v15(), hashed
+    signer = _PrehashedSigner(key, pad, algorithm)
+    return signer, (hash_accumulator(hashed) if hashed is not None else None)
+
+
+# --------------------------------------------------------------------------- ciphers
+
+
+def _oaep_padding(param: Any) -> tuple[padding.OAEP, int]:
+    """CK_RSA_PKCS_OAEP_PARAMS (spec §2.1.14): any hash/MGF1 pair, label via CKZ_DATA_SPECIFIED
+    (source 0 with no data is accepted as "no label": several clients send it)."""
+    if not isinstance(param, RsaPkcsOaepParams):
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "CK_RSA_PKCS_OAEP_PARAMS required")
+    algorithm = HASHES.get(param.hash_alg)
+    mgf = MGF1.get(param.mgf)
+    if algorithm is None or algorithm not in _DIGEST_OIDS or mgf is None:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "OAEP hashAlg or mgf not supported")
+    if param.source not in (0, CKZ_DATA_SPECIFIED) or (param.source == 0 and param.source_data):
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "OAEP source must be CKZ_DATA_SPECIFIED")
+    label = bytes(param.source_data) or None
+    return padding.OAEP(mgf=padding.MGF1(mgf()), algorithm=algorithm(), label=label), algorithm.digest_size
+
+
+def _encryptor(entry: MechanismEntry, param: Any, view: Any) -> CipherContext:
+    key = _public(view)
+    k = _k(key)
+    kind = entry.extra["kind"]
+    if kind == "x509":
+        numbers = key.public_numbers()
+
+        def raw(data: bytes) -> bytes:
+            if len(data) > k:
+                raise CryptokiError(CKR_DATA_LEN_RANGE, "CKM_RSA_X_509 input longer than k")
+            m = int.from_bytes(data, "big")
+            if m >= numbers.n:
+                raise CryptokiError(CKR_DATA_INVALID, "CKM_RSA_X_509 input not below the modulus")
+            return pow(m, numbers.e, numbers.n).to_bytes(k, "big")
+
+        return CipherContext(raw, k)
+    if kind == "oaep":
+        pad, hlen = _oaep_padding(param)
+        limit = k - 2 * hlen - 2
+    else:
+        pad, limit = padding.PKCS1v15(), k - 11
+
+    def encrypt(data: bytes) -> bytes:
+        if len(data) > limit:
+            raise CryptokiError(CKR_DATA_LEN_RANGE, f"input longer than {limit} bytes")
+        return key.encrypt(data, pad)
+
+    return CipherContext(encrypt, k)
+
+
+def _decryptor(entry: MechanismEntry, param: Any, view: Any) -> CipherContext:
+    key = _private(view)
+    k = _k(key)
+    kind = entry.extra["kind"]
+    if kind == "x509":
+        n = key.public_key().public_numbers().n
+
+        def raw(data: bytes) -> bytes:
+            if len(data) != k:
+                raise CryptokiError(CKR_ENCRYPTED_DATA_LEN_RANGE, "ciphertext is not k bytes")
+            c = int.from_bytes(data, "big")
+            if c >= n:
+                raise CryptokiError(CKR_ENCRYPTED_DATA_INVALID, "ciphertext not below the modulus")
+            return _raw_private(_numbers(view), c).to_bytes(k, "big")
+
+        return CipherContext(raw, k)
+    pad = _oaep_padding(param)[0] if kind == "oaep" else padding.PKCS1v15()
+
+    def decrypt(data: bytes) -> bytes:
+        if len(data) != k:
+            raise CryptokiError(CKR_ENCRYPTED_DATA_LEN_RANGE, "ciphertext is not k bytes")
+        try:
+            return key.decrypt(data, pad)
+        except ValueError:
+            raise CryptokiError(CKR_ENCRYPTED_DATA_INVALID, "decryption failed") from None
+
+    return CipherContext(decrypt, k)
+
+
+# --------------------------------------------------------------------------- family
+
+
+class RsaFamily:
+    def sign_init(self, entry: MechanismEntry, param: Any, key: Any) -> SignContext:
+        signer, acc = _signer(entry, param, key, private=True)
+        return SignContext(signer, acc() if acc else None)
+
+    def verify_init(self, entry: MechanismEntry, param: Any, key: Any) -> VerifyContext:
+        signer, acc = _signer(entry, param, key, private=False)
+        return VerifyContext(signer, acc() if acc else None)
+
+    def encrypt_init(self, entry: MechanismEntry, param: Any, key: Any) -> CipherContext:
+        return _encryptor(entry, param, key)
+
+    def decrypt_init(self, entry: MechanismEntry, param: Any, key: Any) -> CipherContext:
+        return _decryptor(entry, param, key)
+
+    def generate_key_pair(
+        self, entry: MechanismEntry, param: Any, pub_template: dict, priv_template: dict
+    ) -> tuple[dict, dict]:
+        """CKM_RSA_PKCS_KEY_PAIR_GEN (spec §2.1.6): CKA_MODULUS_BITS from the public template,
+        CKA_PUBLIC_EXPONENT optional (65537). pyca/OpenSSL generate only e = 65537 or 3."""
+        bits = pub_template.get(CKA_MODULUS_BITS)
+        if bits is None:
+            raise CryptokiError(CKR_TEMPLATE_INCOMPLETE, "CKA_MODULUS_BITS missing from the public template")
+        if not entry.min_key_size <= int(bits) <= entry.max_key_size:
+            raise CryptokiError(CKR_KEY_SIZE_RANGE, f"RSA modulus of {bits} bits not supported")
+        exponent_bytes = pub_template.get(CKA_PUBLIC_EXPONENT)
+        exponent = int.from_bytes(bytes(exponent_bytes), "big") if exponent_bytes else 65537
+        if exponent not in (3, 65537):
+            raise CryptokiError(CKR_ATTRIBUTE_VALUE_INVALID, f"public exponent {exponent} not supported")
+        key = rsa.generate_private_key(exponent, int(bits))
+        return keys.public_material(key), keys.private_material(key)
+
+
+FAMILY = RsaFamily()
+_TYPES = frozenset({CKK_RSA})
+_SIG = CKF_SIGN | CKF_VERIFY
+_CIPHER = CKF_ENCRYPT | CKF_DECRYPT
+
+
+def _reg(ckm: int, flags: int, kind: str, param: Any = None, hash_ckm: int | None = None) -> None:
+    extra = {"kind": kind, "hash": HASHES[hash_ckm] if hash_ckm is not None else None,
+             "single_part": hash_ckm is None and flags & _SIG != 0}
+    register(MechanismEntry(ckm, flags, USE_MIN_BITS, USE_MAX_BITS, FAMILY, _TYPES, param=param, extra=extra))
+
+
+register(MechanismEntry(CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, GEN_MIN_BITS, GEN_MAX_BITS, FAMILY,
+                        extra={"key_type": CKK_RSA}))
+_reg(CKM_RSA_PKCS, _SIG | _CIPHER, "pkcs")
+_reg(CKM_RSA_X_509, _SIG | _CIPHER, "x509")
+_reg(CKM_RSA_PKCS_OAEP, _CIPHER, "oaep", RsaPkcsOaepParams)
+_reg(CKM_RSA_PKCS_PSS, _SIG, "pss", RsaPkcsPssParams)
+for _pkcs, _pss, _hash in (
+    (CKM_SHA1_RSA_PKCS, CKM_SHA1_RSA_PKCS_PSS, CKM_SHA_1),
+    (CKM_SHA224_RSA_PKCS, CKM_SHA224_RSA_PKCS_PSS, CKM_SHA224),
+    (CKM_SHA256_RSA_PKCS, CKM_SHA256_RSA_PKCS_PSS, CKM_SHA256),
+    (CKM_SHA384_RSA_PKCS, CKM_SHA384_RSA_PKCS_PSS, CKM_SHA384),
+    (CKM_SHA512_RSA_PKCS, CKM_SHA512_RSA_PKCS_PSS, CKM_SHA512),
+    (CKM_SHA3_224_RSA_PKCS, CKM_SHA3_224_RSA_PKCS_PSS, CKM_SHA3_224),
+    (CKM_SHA3_256_RSA_PKCS, CKM_SHA3_256_RSA_PKCS_PSS, CKM_SHA3_256),
+    (CKM_SHA3_384_RSA_PKCS, CKM_SHA3_384_RSA_PKCS_PSS, CKM_SHA3_384),
+    (CKM_SHA3_512_RSA_PKCS, CKM_SHA3_512_RSA_PKCS_PSS, CKM_SHA3_512),
+):
+    _reg(_pkcs, _SIG, "pkcs-hash", hash_ckm=_hash)
+    _reg(_pss, _SIG, "pss", RsaPkcsPssParams, hash_ckm=_hash)

@@ -1,0 +1,131 @@
+"""Operation contexts shared by the signature families (rsa, ec, eddsa).
+
+A family supplies a *signer* for the key and mechanism (``sign(message) -> bytes``,
+``verify(message, signature)`` raising CryptokiError, ``size`` = signature length) and an
+*accumulator* for the multi-part calls: a running hash for the ``CKM_<hash>_*`` mechanisms
+(the signer then gets the digest), a buffer for EdDSA (which must see the whole message,
+spec §2.3.14), or none for the single-part-only mechanisms (CKM_RSA_PKCS, CKM_RSA_X_509,
+CKM_RSA_PKCS_PSS, CKM_ECDSA: the spec's footnote "single-part operations only").
+
+For a single-part mechanism C_SignUpdate/C_VerifyUpdate/C_*Final answer
+CKR_FUNCTION_NOT_SUPPORTED (as SoftHSM2 does; the spec names no code) and the core ends the
+operation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+from cryptography.hazmat.primitives import hashes
+
+from ..errors import CryptokiError
+from ..spec import CKR_FUNCTION_NOT_SUPPORTED
+
+
+class Signer(Protocol):
+    size: int
+
+    def sign(self, message: bytes) -> bytes: ...
+
+    def verify(self, message: bytes, signature: bytes) -> None: ...
+
+
+class Buffer:
+    """Accumulator that keeps the whole message (EdDSA)."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def update(self, data: bytes) -> None:
+        self._parts.append(bytes(data))
+
+    def finalize(self) -> bytes:
+        return b"".join(self._parts)
+
+
+def hash_accumulator(algorithm: type[hashes.HashAlgorithm]) -> Callable[[], Any]:
+    """A factory of running hashes for the CKM_<hash>_<sig> mechanisms."""
+    return lambda: hashes.Hash(algorithm())
+
+
+def _single_part() -> CryptokiError:
+    return CryptokiError(CKR_FUNCTION_NOT_SUPPORTED, "mechanism is single-part only")
+
+
+class SignContext:
+    __slots__ = ("_signer", "_acc")
+
+    def __init__(self, signer: Signer, accumulator: Any | None) -> None:
+        self._signer = signer
+        self._acc = accumulator
+
+    def update(self, data: bytes) -> None:
+        if self._acc is None:
+            raise _single_part()
+        self._acc.update(data)
+
+    def final(self) -> bytes:
+        if self._acc is None:
+            raise _single_part()
+        return self._signer.sign(self._acc.finalize())
+
+    def oneshot(self, data: bytes) -> bytes:
+        if self._acc is None:
+            return self._signer.sign(bytes(data))
+        self._acc.update(data)
+        return self._signer.sign(self._acc.finalize())
+
+    def length_hint(self, step: str, data_len: int) -> int | None:
+        return 0 if step == "update" else self._signer.size
+
+
+class VerifyContext:
+    __slots__ = ("_signer", "_acc")
+
+    def __init__(self, signer: Signer, accumulator: Any | None) -> None:
+        self._signer = signer
+        self._acc = accumulator
+
+    def update(self, data: bytes) -> None:
+        if self._acc is None:
+            raise _single_part()
+        self._acc.update(data)
+
+    def final(self, signature: bytes) -> None:
+        if self._acc is None:
+            raise _single_part()
+        self._signer.verify(self._acc.finalize(), bytes(signature))
+
+    def oneshot(self, data: bytes, signature: bytes) -> None:
+        if self._acc is None:
+            self._signer.verify(bytes(data), bytes(signature))
+            return
+        self._acc.update(data)
+        self._signer.verify(self._acc.finalize(), bytes(signature))
+
+    def length_hint(self, step: str, data_len: int) -> int | None:
+        return 0
+
+
+class CipherContext:
+    """Single-part encryption/decryption (the RSA mechanisms): only ``oneshot``."""
+
+    __slots__ = ("_fn", "_size")
+
+    def __init__(self, fn: Callable[[bytes], bytes], size: int) -> None:
+        self._fn = fn
+        self._size = size
+
+    def update(self, data: bytes) -> bytes:
+        raise _single_part()
+
+    def final(self) -> bytes:
+        raise _single_part()
+
+    def oneshot(self, data: bytes) -> bytes:
+        return self._fn(bytes(data))
+
+    def length_hint(self, step: str, data_len: int) -> int | None:
+        return self._size if step == "oneshot" else 0
