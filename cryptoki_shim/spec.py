@@ -15,6 +15,7 @@ edit the generator, not this file.
 * ``AttrKind`` and ``ATTR_KIND`` tell the attribute codec how each ``CKA_*`` value is
   encoded in C (see docs/architecture.md, "Attribute values").
 * ``CKA_SHIM_BACKEND`` is cryptoki-shim's own vendor-defined attribute.
+* ``SINCE_3_1`` names the few 3.1 additions kept because native/pkcs11.h exports them.
 """
 
 from __future__ import annotations
@@ -911,6 +912,10 @@ class CKM(IntEnum):
     CKM_HKDF_DATA = 0x0000402B
     CKM_HKDF_KEY_GEN = 0x0000402C
     CKM_SALSA20_KEY_GEN = 0x0000402D
+    CKM_IKE2_PRF_PLUS_DERIVE = 0x0000402E
+    CKM_IKE_PRF_DERIVE = 0x0000402F
+    CKM_IKE1_PRF_DERIVE = 0x00004030
+    CKM_IKE1_EXTENDED_DERIVE = 0x00004031
     CKM_VENDOR_DEFINED = 0x80000000
     # Aliases (deprecated or alternative spellings): same value, canonical name wins.
     CKM_CAST5_KEY_GEN = 0x00000320  # = CKM_CAST128_KEY_GEN
@@ -1365,6 +1370,10 @@ CKM_HKDF_DERIVE = CKM.CKM_HKDF_DERIVE
 CKM_HKDF_DATA = CKM.CKM_HKDF_DATA
 CKM_HKDF_KEY_GEN = CKM.CKM_HKDF_KEY_GEN
 CKM_SALSA20_KEY_GEN = CKM.CKM_SALSA20_KEY_GEN
+CKM_IKE2_PRF_PLUS_DERIVE = CKM.CKM_IKE2_PRF_PLUS_DERIVE
+CKM_IKE_PRF_DERIVE = CKM.CKM_IKE_PRF_DERIVE
+CKM_IKE1_PRF_DERIVE = CKM.CKM_IKE1_PRF_DERIVE
+CKM_IKE1_EXTENDED_DERIVE = CKM.CKM_IKE1_EXTENDED_DERIVE
 CKM_VENDOR_DEFINED = CKM.CKM_VENDOR_DEFINED
 
 
@@ -1617,6 +1626,8 @@ CKP_BASELINE_PROVIDER = 1
 CKP_EXTENDED_PROVIDER = 2
 CKP_AUTHENTICATION_TOKEN = 3
 CKP_PUBLIC_CERTIFICATES_TOKEN = 4
+CKP_COMPLETE_PROVIDER = 5
+CKP_HKDF_TLS_TOKEN = 6
 CKP_VENDOR_DEFINED = 0x80000000
 CKH_MONOTONIC_COUNTER = 1
 CKH_CLOCK = 2
@@ -1745,6 +1756,17 @@ CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS = 2
 CKF_HKDF_SALT_NULL = 1
 CKF_HKDF_SALT_DATA = 2
 CKF_HKDF_SALT_KEY = 4
+
+# Names above that PKCS#11 3.0 does not define: 3.1 additions that native/pkcs11.h
+# also exports (OASIS published/3-01/pkcs11t.h values).
+SINCE_3_1: frozenset[str] = frozenset({
+    "CKM_IKE1_EXTENDED_DERIVE",
+    "CKM_IKE1_PRF_DERIVE",
+    "CKM_IKE2_PRF_PLUS_DERIVE",
+    "CKM_IKE_PRF_DERIVE",
+    "CKP_COMPLETE_PROVIDER",
+    "CKP_HKDF_TLS_TOKEN",
+})
 
 
 # --- cryptoki-shim vendor-defined values --------------------------------------------

@@ -12,8 +12,10 @@ Source of the values (read, not downloaded at build time -- this script needs no
   * oasis-tcs/pkcs11 ``published/3-01/pkcs11t.h`` for the 3.0 items the working copy lacks
     or misspells (``CKR_OPERATION_CANCEL_FAILED``, ``CKF_MULTI_MESSAGE``, ``CKG_MGF1_SHA3_*``,
     ``CKA_X2RATCHET_*``, ``CK_SP800_108_DKM_LENGTH_*``, ``CKM_SALSA20_KEY_GEN``, ...).
-    Additions that only exist since 3.1 (HSS/LMS, IKE PRFs, ``CKM_AES_KEY_WRAP_PKCS7``,
-    ``CKR_KEY_EXHAUSTED``, ``CKP_COMPLETE_PROVIDER``, ...) are left out on purpose.
+    Additions that only exist since 3.1 (HSS/LMS, ``CKM_AES_KEY_WRAP_PKCS7``,
+    ``CKR_KEY_EXHAUSTED``, ...) are left out on purpose -- except the few our C header
+    ``native/pkcs11.h`` exports (the IKE PRF mechanisms and profiles 5 and 6), which are
+    kept so both agree; they are marked ``/* 3.1 */`` and listed in ``SINCE_3_1``.
     The 3.1 spelling fixes (``*_KEY_DERIVATION``, ``CKM_DSA_PROBABILISTIC_PARAMETER_GEN``)
     are kept as aliases of the 3.0 names.
 
@@ -91,6 +93,8 @@ DEFINES = r"""
 #define CKP_EXTENDED_PROVIDER         0x00000002UL
 #define CKP_AUTHENTICATION_TOKEN      0x00000003UL
 #define CKP_PUBLIC_CERTIFICATES_TOKEN 0x00000004UL
+#define CKP_COMPLETE_PROVIDER         0x00000005UL /* 3.1 */
+#define CKP_HKDF_TLS_TOKEN            0x00000006UL /* 3.1 */
 #define CKP_VENDOR_DEFINED            0x80000000UL
 #define CKH_MONOTONIC_COUNTER  0x00000001UL
 #define CKH_CLOCK              0x00000002UL
@@ -740,6 +744,10 @@ DEFINES = r"""
 #define CKM_HKDF_DATA                  0x0000402bUL
 #define CKM_HKDF_KEY_GEN               0x0000402cUL
 #define CKM_SALSA20_KEY_GEN            0x0000402dUL
+#define CKM_IKE2_PRF_PLUS_DERIVE       0x0000402eUL /* 3.1 */
+#define CKM_IKE_PRF_DERIVE             0x0000402fUL /* 3.1 */
+#define CKM_IKE1_PRF_DERIVE            0x00004030UL /* 3.1 */
+#define CKM_IKE1_EXTENDED_DERIVE       0x00004031UL /* 3.1 */
 #define CKM_VENDOR_DEFINED             0x80000000UL
 #define CKF_HW                 0x00000001UL
 #define CKF_MESSAGE_ENCRYPT    0x00000002UL
@@ -1193,6 +1201,8 @@ def build() -> str:
     for pref in PREFERRED.values():
         canonical[(family(pref), values[pref])] = pref  # type: ignore[index]
 
+    since_3_1 = sorted(n for n, _, comment in entries if comment == "3.1")
+
     lines: list[str] = []
     w = lines.append
     w(HEADER)
@@ -1223,6 +1233,14 @@ def build() -> str:
         if family(name) is None:
             v = values[name]
             w(f"{name} = 0x{v:08X}" if v > 9 else f"{name} = {v}")
+
+    w("")
+    w("# Names above that PKCS#11 3.0 does not define: 3.1 additions that native/pkcs11.h")
+    w("# also exports (OASIS published/3-01/pkcs11t.h values).")
+    w("SINCE_3_1: frozenset[str] = frozenset({")
+    for n in since_3_1:
+        w(f'    "{n}",')
+    w("})")
 
     # Vendor section, name functions, attribute kinds.
     w("")
@@ -1302,6 +1320,7 @@ edit the generator, not this file.
 * ``AttrKind`` and ``ATTR_KIND`` tell the attribute codec how each ``CKA_*`` value is
   encoded in C (see docs/architecture.md, "Attribute values").
 * ``CKA_SHIM_BACKEND`` is cryptoki-shim's own vendor-defined attribute.
+* ``SINCE_3_1`` names the few 3.1 additions kept because native/pkcs11.h exports them.
 """
 
 from __future__ import annotations

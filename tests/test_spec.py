@@ -105,6 +105,29 @@ def test_value_matches_oasis_header(name: str, value: int) -> None:
     assert getattr(spec, name) == value
 
 
+# 3.1 additions kept because native/pkcs11.h exports them (OASIS published/3-01/pkcs11t.h).
+OASIS_3_1_VALUES = {
+    "CKM_IKE2_PRF_PLUS_DERIVE": 0x402E,
+    "CKM_IKE_PRF_DERIVE": 0x402F,
+    "CKM_IKE1_PRF_DERIVE": 0x4030,
+    "CKM_IKE1_EXTENDED_DERIVE": 0x4031,
+    "CKP_COMPLETE_PROVIDER": 0x5,
+    "CKP_HKDF_TLS_TOKEN": 0x6,
+}
+
+
+def test_3_1_additions_are_listed_with_their_values() -> None:
+    assert spec.SINCE_3_1 == frozenset(OASIS_3_1_VALUES)
+    for name, value in OASIS_3_1_VALUES.items():
+        assert getattr(spec, name) == value, name
+
+
+def test_3_1_only_values_are_absent() -> None:
+    """HSS/LMS and the other 3.1 additions nobody here uses stay out of a 3.0 module."""
+    for name in ("CKK_HSS", "CKM_HSS", "CKR_KEY_EXHAUSTED", "CKM_AES_KEY_WRAP_PKCS7"):
+        assert not hasattr(spec, name), name
+
+
 def test_deprecated_names_are_aliases_of_current_names() -> None:
     assert spec.CKK_ECDSA is spec.CKK.CKK_EC
     assert spec.CKK_CAST5 is spec.CKK.CKK_CAST128
