@@ -1,0 +1,197 @@
+"""Elliptic curves: ECDSA (raw and hashing) and the three EC key pair generators.
+
+PKCS#11 3.0 §2.3 (06.03_elliptic_curves.md):
+* Signatures are r||s, each left-padded to nLen (the byte length of the order), never DER.
+  Verify accepts shorter even-length signatures (r, s of equal length), anything else is
+  CKR_SIGNATURE_LEN_RANGE.
+* CKM_ECDSA takes the raw digest of any length, single-part only; the token truncates it to
+  the leftmost bits of the order's length.
+* Key pair generation takes CKA_EC_PARAMS (oId or curveName) from the public template; a
+  curve of another form (Edwards with CKM_EC_KEY_PAIR_GEN ...) is CKR_CURVE_NOT_SUPPORTED.
+  Edwards and Montgomery generation live here too: they share the template handling.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+from ..errors import CryptokiError
+from ..spec import (
+    CKA_EC_PARAMS,
+    CKF_EC_CURVENAME,
+    CKF_EC_F_P,
+    CKF_EC_OID,
+    CKF_EC_UNCOMPRESS,
+    CKF_GENERATE_KEY_PAIR,
+    CKF_SIGN,
+    CKF_VERIFY,
+    CKK_EC,
+    CKK_EC_EDWARDS,
+    CKK_EC_MONTGOMERY,
+    CKM_EC_EDWARDS_KEY_PAIR_GEN,
+    CKM_EC_KEY_PAIR_GEN,
+    CKM_EC_MONTGOMERY_KEY_PAIR_GEN,
+    CKM_ECDSA,
+    CKM_ECDSA_SHA1,
+    CKM_ECDSA_SHA3_224,
+    CKM_ECDSA_SHA3_256,
+    CKM_ECDSA_SHA3_384,
+    CKM_ECDSA_SHA3_512,
+    CKM_ECDSA_SHA224,
+    CKM_ECDSA_SHA256,
+    CKM_ECDSA_SHA384,
+    CKM_ECDSA_SHA512,
+    CKM_SHA3_224,
+    CKM_SHA3_256,
+    CKM_SHA3_384,
+    CKM_SHA3_512,
+    CKM_SHA224,
+    CKM_SHA256,
+    CKM_SHA384,
+    CKM_SHA512,
+    CKM_SHA_1,
+    CKR_CURVE_NOT_SUPPORTED,
+    CKR_DATA_LEN_RANGE,
+    CKR_KEY_TYPE_INCONSISTENT,
+    CKR_SIGNATURE_INVALID,
+    CKR_SIGNATURE_LEN_RANGE,
+    CKR_TEMPLATE_INCOMPLETE,
+)
+from . import keys
+from .digest import HASHES
+from .registry import MechanismEntry, register
+from .signing import SignContext, VerifyContext, hash_accumulator
+
+_log = logging.getLogger(__name__)
+
+EC_FLAGS = CKF_EC_F_P | CKF_EC_OID | CKF_EC_CURVENAME | CKF_EC_UNCOMPRESS
+
+# Prehashed carriers for CKM_ECDSA, by size: OpenSSL reads a digest no longer than the order
+# as an integer, so a raw input (after our truncation) is left-padded to one of these sizes.
+_CARRIERS = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
+
+
+def _order_bits(curve: keys.Curve) -> int:
+    # the supported Weierstrass curves have an order of the field's bit length
+    return curve.bits
+
+
+class _EcdsaSigner:
+    """Signs/verifies a digest. ``algorithm`` is the mechanism's hash, or None for CKM_ECDSA
+    (any digest length: truncated to the order's bits, then carried as a Prehashed value)."""
+
+    def __init__(self, key: Any, algorithm: type[hashes.HashAlgorithm] | None) -> None:
+        self._key = key
+        self._curve = keys.curve_of_key(key)
+        self.size = 2 * self._curve.size
+        self._algorithm = algorithm
+        if algorithm is None:
+            bits = _order_bits(self._curve)
+            carrier = max((h for h in _CARRIERS if 8 * h.digest_size <= bits), key=lambda h: h.digest_size)
+            self._carrier = ec.ECDSA(utils.Prehashed(carrier()))
+            self._carrier_len = carrier.digest_size
+        else:
+            self._carrier = ec.ECDSA(utils.Prehashed(algorithm()))
+
+    def _prepare(self, digest: bytes) -> bytes:
+        if self._algorithm is not None:
+            return digest
+        bits = _order_bits(self._curve)
+        value = int.from_bytes(digest, "big")
+        excess = 8 * len(digest) - bits
+        if excess > 0:  # spec §2.3.1: only the leftmost bits of the order's length are used
+            value >>= excess
+        if value.bit_length() > 8 * self._carrier_len:
+            # only P-521 with an input longer than 64 bytes: no Prehashed carrier that long
+            raise CryptokiError(CKR_DATA_LEN_RANGE, "CKM_ECDSA input too long for this curve")
+        return value.to_bytes(self._carrier_len, "big")
+
+    def sign(self, digest: bytes) -> bytes:
+        der = self._key.sign(self._prepare(digest), self._carrier)
+        r, s = utils.decode_dss_signature(der)
+        n = self._curve.size
+        return r.to_bytes(n, "big") + s.to_bytes(n, "big")
+
+    def verify(self, digest: bytes, signature: bytes) -> None:
+        half = len(signature) // 2
+        if not signature or len(signature) % 2 or half > self._curve.size:
+            raise CryptokiError(CKR_SIGNATURE_LEN_RANGE, "ECDSA signature length out of range")
+        r = int.from_bytes(signature[:half], "big")
+        s = int.from_bytes(signature[half:], "big")
+        try:
+            self._key.verify(utils.encode_dss_signature(r, s), self._prepare(digest), self._carrier)
+        except InvalidSignature:
+            raise CryptokiError(CKR_SIGNATURE_INVALID, "ECDSA signature does not verify") from None
+
+
+def _ec_key(view: Any, private: bool) -> Any:
+    key = keys.load_private(view) if private else keys.load_public(view)
+    if not isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        raise CryptokiError(CKR_KEY_TYPE_INCONSISTENT, "not a CKK_EC key")
+    return key
+
+
+def _generate(curve: keys.Curve) -> Any:
+    if curve.key_type == CKK_EC:
+        return ec.generate_private_key(curve.pyca())
+    return curve.pyca.generate()
+
+
+class EcFamily:
+    def sign_init(self, entry: MechanismEntry, param: Any, key: Any) -> SignContext:
+        algorithm = entry.extra["hash"]
+        signer = _EcdsaSigner(_ec_key(key, True), algorithm)
+        return SignContext(signer, hash_accumulator(algorithm)() if algorithm else None)
+
+    def verify_init(self, entry: MechanismEntry, param: Any, key: Any) -> VerifyContext:
+        algorithm = entry.extra["hash"]
+        signer = _EcdsaSigner(_ec_key(key, False), algorithm)
+        return VerifyContext(signer, hash_accumulator(algorithm)() if algorithm else None)
+
+    def generate_key_pair(
+        self, entry: MechanismEntry, param: Any, pub_template: dict, priv_template: dict
+    ) -> tuple[dict, dict]:
+        """CKM_EC_KEY_PAIR_GEN, CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_EC_MONTGOMERY_KEY_PAIR_GEN
+        (spec §2.3.11-2.3.13). Both objects keep the caller's CKA_EC_PARAMS encoding (oId or
+        curveName) so that what the client asked for is what it reads back."""
+        params = pub_template.get(CKA_EC_PARAMS)
+        if not params:
+            raise CryptokiError(CKR_TEMPLATE_INCOMPLETE, "CKA_EC_PARAMS missing from the public template")
+        curve = keys.curve_from_params(params)
+        if curve.key_type != entry.extra["key_type"]:
+            raise CryptokiError(CKR_CURVE_NOT_SUPPORTED, f"{curve.names[0]} is not generated by this mechanism")
+        key = _generate(curve)
+        public, private = keys.public_material(key), keys.private_material(key)
+        public[CKA_EC_PARAMS] = private[CKA_EC_PARAMS] = bytes(params)
+        return public, private
+
+
+FAMILY = EcFamily()
+
+for _ckm, _kt, _lo, _hi in (
+    (CKM_EC_KEY_PAIR_GEN, CKK_EC, 256, 521),
+    (CKM_EC_EDWARDS_KEY_PAIR_GEN, CKK_EC_EDWARDS, 255, 448),
+    (CKM_EC_MONTGOMERY_KEY_PAIR_GEN, CKK_EC_MONTGOMERY, 255, 448),
+):
+    register(MechanismEntry(_ckm, CKF_GENERATE_KEY_PAIR | EC_FLAGS, _lo, _hi, FAMILY, extra={"key_type": _kt}))
+
+register(MechanismEntry(CKM_ECDSA, CKF_SIGN | CKF_VERIFY | EC_FLAGS, 256, 521, FAMILY, frozenset({CKK_EC}),
+                        extra={"hash": None, "single_part": True}))
+for _ckm, _hash in (
+    (CKM_ECDSA_SHA1, CKM_SHA_1),
+    (CKM_ECDSA_SHA224, CKM_SHA224),
+    (CKM_ECDSA_SHA256, CKM_SHA256),
+    (CKM_ECDSA_SHA384, CKM_SHA384),
+    (CKM_ECDSA_SHA512, CKM_SHA512),
+    (CKM_ECDSA_SHA3_224, CKM_SHA3_224),
+    (CKM_ECDSA_SHA3_256, CKM_SHA3_256),
+    (CKM_ECDSA_SHA3_384, CKM_SHA3_384),
+    (CKM_ECDSA_SHA3_512, CKM_SHA3_512),
+):
+    register(MechanismEntry(_ckm, CKF_SIGN | CKF_VERIFY | EC_FLAGS, 256, 521, FAMILY, frozenset({CKK_EC}),
+                            extra={"hash": HASHES[_hash], "single_part": False}))
