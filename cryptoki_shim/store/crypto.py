@@ -27,13 +27,11 @@ from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import CryptokiError
+from ..spec import CKR_DEVICE_ERROR, CKR_PIN_INCORRECT
 from .records import PinRecord
 
 log = logging.getLogger(__name__)
 
-CKR_GENERAL_ERROR = 0x05  # spec.CKR_GENERAL_ERROR
-CKR_DEVICE_ERROR = 0x30  # spec.CKR_DEVICE_ERROR
-CKR_PIN_INCORRECT = 0xA0  # spec.CKR_PIN_INCORRECT
 
 TOKEN_KEY_LEN = 32
 NONCE_LEN = 12  # 96-bit GCM nonce, random per seal (NIST SP 800-38D 8.2.2)

@@ -1,7 +1,7 @@
 """What a database error means for the caller: wait and retry, or which CKR_* to return.
 
 PKCS#11 has two return values for a store that cannot take a write: `CKR_DEVICE_MEMORY`
-("the token does not have sufficient memory", base spec 5.1.2) for a full disk, and
+("the token does not have sufficient memory", base spec, function return values) for a full disk, and
 `CKR_DEVICE_ERROR` for everything else that is wrong with the device (read-only file,
 I/O error, corruption). Lock contention is never an error for the caller: it is waited out.
 Errors that mean a bug in our SQL (integrity, programming errors) are not classified and
@@ -14,8 +14,7 @@ from typing import Final
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-CKR_DEVICE_ERROR = 0x30  # spec.CKR_DEVICE_ERROR
-CKR_DEVICE_MEMORY = 0x31  # spec.CKR_DEVICE_MEMORY
+from ..spec import CKR_DEVICE_ERROR, CKR_DEVICE_MEMORY
 
 RETRY: Final = "retry"
 

@@ -12,10 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-#: `CKU_SO` and `CKU_USER` (PKCS#11 3.0 base spec, section 3.2, "CK_USER_TYPE"): the key of a
-#: token's PIN records. Kept here as literals so the store does not depend on `spec`.
-CKU_SO = 0
-CKU_USER = 1
+from ..spec import CKU_SO, CKU_USER  # CK_USER_TYPE: the key of a token's PIN records
 
 
 @dataclass

@@ -41,10 +41,9 @@ from sqlalchemy import (
 )
 
 from ..errors import CryptokiError
+from ..spec import CKR_DEVICE_ERROR
 
 log = logging.getLogger(__name__)
-
-CKR_DEVICE_ERROR = 0x30  # spec.CKR_DEVICE_ERROR
 
 CURRENT_VERSION = 1
 

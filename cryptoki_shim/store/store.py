@@ -31,14 +31,13 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
 
 from ..errors import CryptokiError
+from ..spec import CKR_DEVICE_ERROR
 from . import schema, sqlite
 from .failures import RETRY, classify, classify_driver
 from .records import CKU_SO, CKU_USER, ObjectRecord, PinRecord, TokenRecord
 from .schema import attributes, generation, objects, pins, tokens
 
 log = logging.getLogger(__name__)
-
-CKR_DEVICE_ERROR = 0x30  # spec.CKR_DEVICE_ERROR
 
 #: How long lock contention is retried (beyond SQLite's own busy timeout) before giving up.
 RETRY_FOR_S = 60.0

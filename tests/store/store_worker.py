@@ -1,0 +1,36 @@
+"""A separate process working on a store, for the multi-process tests.
+
+Run as `python store_worker.py COMMAND URL N [GO_FILE]`: opens the store, waits until
+GO_FILE exists (so several workers start together), then:
+  add    N  -> add_object N times on slot 1
+  failed N  -> login_failed(1, CKU_USER) N times; prints the returned counts
+"""
+
+import os
+import sys
+import time
+
+from cryptoki_shim.store import CKU_USER, ObjectRecord, Store
+
+
+def main() -> None:
+    command, url, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    go = sys.argv[4] if len(sys.argv) > 4 else None
+    store = Store(url)
+    while go and not os.path.exists(go):
+        time.sleep(0.001)
+    pid = os.getpid()
+    if command == "add":
+        for i in range(n):
+            store.add_object(1, ObjectRecord(None, f"{pid}-{i}", {0: b"v" * 32, 3: str(i).encode()},
+                                             {0x11: b"s" * 48}))
+    elif command == "failed":
+        counts = [store.login_failed(1, CKU_USER) for _ in range(n)]
+        sys.stdout.write(" ".join(map(str, counts)) + "\n")
+    else:
+        raise SystemExit(f"unknown command {command}")
+    store.close()
+
+
+if __name__ == "__main__":
+    main()

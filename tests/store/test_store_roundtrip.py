@@ -1,0 +1,343 @@
+"""Store round trips on a real SQLite file: tokens, PINs, objects, schema, transactions."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.schema import CreateIndex, CreateTable
+from store_helpers import make_token, sample_object
+
+from cryptoki_shim import spec
+from cryptoki_shim.errors import CryptokiError
+from cryptoki_shim.store import (
+    CKU_SO,
+    CKU_USER,
+    ObjectRecord,
+    Store,
+    TokenRecord,
+    make_pin_record,
+    open_pin_record,
+)
+from cryptoki_shim.store import schema
+
+
+def db_path(url: str) -> str:
+    return url.removeprefix("sqlite:///")
+
+
+# -- schema --------------------------------------------------------------------------------
+
+
+def test_new_store_records_schema_version(db_url: str) -> None:
+    Store(db_url).close()
+    with sqlite3.connect(db_path(db_url)) as raw:
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [
+            (schema.CURRENT_VERSION,)]
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"schema_version", "generation", "tokens", "pins", "objects", "attributes"} <= tables
+
+
+def test_reopening_keeps_data(db_url: str, token_key: bytes) -> None:
+    with Store(db_url) as s:
+        s.init_token(make_token(3, token_key))
+        oid = s.add_object(3, sample_object("u1"))
+    with Store(db_url, create=False) as s:
+        assert s.token(3) is not None and s.token(3).serial == "0123456789abcdef"
+        assert [o.oid for o in s.objects(3)] == [oid]
+
+
+def test_create_false_refuses_missing_store(tmp_path) -> None:
+    with pytest.raises(CryptokiError) as exc:
+        Store(f"sqlite:///{tmp_path / 'absent.db'}", create=False)
+    assert exc.value.ckr == spec.CKR_DEVICE_ERROR
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_upgrade_steps_run_once(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A v1 store opened by a release with schema v2 runs the 1->2 step, once."""
+    Store(db_url).close()
+    ran: list[int] = []
+
+    def v1_to_v2(conn) -> None:
+        ran.append(1)
+        conn.exec_driver_sql("ALTER TABLE tokens ADD COLUMN backend VARCHAR(32)")
+
+    monkeypatch.setattr(schema, "CURRENT_VERSION", 2)
+    monkeypatch.setitem(schema.UPGRADES, 1, v1_to_v2)
+    Store(db_url).close()
+    Store(db_url).close()
+    assert ran == [1]
+    with sqlite3.connect(db_path(db_url)) as raw:
+        assert raw.execute("SELECT version FROM schema_version").fetchone() == (2,)
+        assert "backend" in {r[1] for r in raw.execute("PRAGMA table_info(tokens)")}
+
+
+def test_newer_schema_is_refused(db_url: str) -> None:
+    Store(db_url).close()
+    with sqlite3.connect(db_path(db_url)) as raw:
+        raw.execute("UPDATE schema_version SET version = 99")
+    with pytest.raises(CryptokiError) as exc:
+        Store(db_url)
+    assert exc.value.ckr == spec.CKR_DEVICE_ERROR
+
+
+def test_schema_compiles_for_postgresql() -> None:
+    """Nothing SQLite-only: every table and index has PostgreSQL DDL."""
+    dialect = postgresql.dialect()
+    for table in schema.metadata.sorted_tables:
+        ddl = str(CreateTable(table).compile(dialect=dialect))
+        assert "BYTEA" in ddl or "LargeBinary" not in repr(table.columns)
+        for index in table.indexes:
+            str(CreateIndex(index).compile(dialect=dialect))
+    objects_ddl = str(CreateTable(schema.objects).compile(dialect=dialect))
+    assert "BIGSERIAL" in objects_ddl
+
+
+def test_attributes_indexed_by_type_and_value(store: Store, db_url: str) -> None:
+    store.add_object(1, sample_object("u1"))
+    with sqlite3.connect(db_path(db_url)) as raw:
+        plan = raw.execute("EXPLAIN QUERY PLAN SELECT object_id FROM attributes "
+                           "WHERE type = 3 AND value = x'00'").fetchall()
+    assert "ix_attributes_type_value" in str(plan)
+
+
+# -- tokens and PINs -------------------------------------------------------------------------
+
+
+def test_token_round_trip(store: Store, token_key: bytes) -> None:
+    tok = store.token(1)
+    assert tok is not None
+    assert (tok.slot_id, tok.label, tok.serial) == (1, b"test token".ljust(32), "0123456789abcdef")
+    assert open_pin_record(b"1234", tok.user_pin) == token_key
+    assert open_pin_record(b"so-pin", tok.so_pin) == token_key
+    assert tok.pin(CKU_SO) is tok.so_pin and tok.pin(CKU_USER) is tok.user_pin
+    assert store.token(2) is None
+
+
+def test_token_without_user_pin(store: Store, token_key: bytes) -> None:
+    rec = make_token(2, token_key)
+    rec.user_pin = None
+    rec.meta = {"backend": "software"}
+    store.init_token(rec)
+    tok = store.token(2)
+    assert tok.user_pin is None and tok.so_pin is not None and tok.meta == {"backend": "software"}
+    assert tok.created_at == rec.created_at
+
+
+def test_update_token_fields(store: Store, token_key: bytes) -> None:
+    new_pin = make_pin_record(b"5678", token_key, cost="test")
+    store.update_token(1, label=b"renamed".ljust(32), user_pin=new_pin, meta={"a": 1})
+    tok = store.token(1)
+    assert tok.label == b"renamed".ljust(32) and tok.meta == {"a": 1}
+    assert open_pin_record(b"5678", tok.user_pin) == token_key
+    store.update_token(1, user_pin=None)
+    assert store.token(1).user_pin is None and store.token(1).so_pin is not None
+    with pytest.raises(KeyError):
+        store.update_token(9, label=b"x".ljust(32))
+    with pytest.raises(TypeError):
+        store.update_token(1, colour="blue")
+
+
+def test_login_failure_counter(store: Store) -> None:
+    assert [store.login_failed(1, CKU_USER) for _ in range(3)] == [1, 2, 3]
+    assert store.token(1).user_pin.failures == 3
+    assert store.token(1).so_pin.failures == 0
+    store.login_succeeded(1, CKU_USER)
+    assert store.token(1).user_pin.failures == 0
+    with pytest.raises(KeyError):
+        store.login_failed(7, CKU_USER)
+
+
+def test_init_token_wipes_objects_and_pins_atomically(store: Store, token_key: bytes,
+                                                       db_url: str) -> None:
+    other = make_token(2, token_key)
+    store.init_token(other)
+    for i in range(5):
+        store.add_object(1, sample_object(f"u{i}", i))
+    kept = store.add_object(2, sample_object("other"))
+    store.login_failed(1, CKU_SO)
+    store.init_token(TokenRecord(1, b"fresh".ljust(32), "fedcba9876543210",
+                                 so_pin=make_pin_record(b"new-so", token_key, cost="test")))
+    assert store.objects(1) == []
+    assert [o.oid for o in store.objects(2)] == [kept]
+    tok = store.token(1)
+    assert tok.serial == "fedcba9876543210" and tok.user_pin is None and tok.so_pin.failures == 0
+    with sqlite3.connect(db_path(db_url)) as raw:  # no orphan attribute rows left behind
+        assert raw.execute("SELECT count(*) FROM attributes WHERE object_id NOT IN "
+                           "(SELECT id FROM objects)").fetchone() == (0,)
+
+
+def test_init_token_failure_leaves_old_token(store: Store, token_key: bytes) -> None:
+    """Atomic: when the new record cannot be written, objects and token are untouched."""
+    oid = store.add_object(1, sample_object("u1"))
+    bad = make_token(1, token_key)
+    bad.meta = {"not json": object()}
+    with pytest.raises(StatementError):  # meta is not JSON: fails after the deletes
+        store.init_token(bad)
+    assert [o.oid for o in store.objects(1)] == [oid]
+    assert store.token(1).serial == "0123456789abcdef"
+
+
+# -- objects ---------------------------------------------------------------------------------
+
+
+def test_object_round_trip(store: Store) -> None:
+    rec = ObjectRecord(None, "uid-1", {0: b"\x03" + bytes(7), 0x102: b"id"}, {0x11: b"ct"})
+    oid = store.add_object(1, rec)
+    assert rec.oid == oid
+    (got,) = store.objects(1)
+    assert got == ObjectRecord(oid, "uid-1", {0: b"\x03" + bytes(7), 0x102: b"id"},
+                               {0x11: b"ct"})
+
+
+def test_object_without_attributes(store: Store) -> None:
+    oid = store.add_object(1, ObjectRecord(None, "bare"))
+    assert store.objects(1) == [ObjectRecord(oid, "bare", {}, {})]
+
+
+def test_objects_keep_creation_order_and_slot(store: Store, token_key: bytes) -> None:
+    store.init_token(make_token(2, token_key))
+    a = store.add_object(1, sample_object("a"))
+    store.add_object(2, sample_object("b"))
+    c = store.add_object(1, sample_object("c"))
+    assert [o.oid for o in store.objects(1)] == [a, c]
+
+
+def test_update_object_replaces_all_attributes(store: Store) -> None:
+    oid = store.add_object(1, sample_object("u1"))
+    assert store.update_object(1, oid, {3: b"new label"}, {0x11: b"new ct", 0x120: b"x"})
+    assert store.objects(1) == [ObjectRecord(oid, "u1", {3: b"new label"},
+                                             {0x11: b"new ct", 0x120: b"x"})]
+    assert not store.update_object(2, oid, {}, {})  # wrong slot: not its object
+    assert not store.update_object(1, oid + 100, {}, {})
+
+
+def test_delete_object(store: Store) -> None:
+    a = store.add_object(1, sample_object("a"))
+    b = store.add_object(1, sample_object("b"))
+    assert not store.delete_object(2, a)
+    assert store.delete_object(1, a)
+    assert not store.delete_object(1, a)
+    assert [o.oid for o in store.objects(1)] == [b]
+
+
+def test_oids_are_never_reused(store: Store) -> None:
+    a = store.add_object(1, sample_object("a"))
+    store.delete_object(1, a)
+    assert store.add_object(1, sample_object("b")) > a
+
+
+def test_clear_and_sealed_must_not_overlap(store: Store) -> None:
+    with pytest.raises(ValueError):
+        store.add_object(1, ObjectRecord(None, "x", {1: b"a"}, {1: b"b"}))
+
+
+def test_unique_id_is_unique_per_token(store: Store, token_key: bytes) -> None:
+    store.init_token(make_token(2, token_key))
+    store.add_object(1, sample_object("same"))
+    store.add_object(2, sample_object("same"))
+    with pytest.raises(IntegrityError):  # a core bug, not a device condition: propagates
+        store.add_object(1, sample_object("same"))
+    assert len(store.objects(1)) == 1
+
+
+# -- transactions and change detection ---------------------------------------------------------
+
+
+def test_writes_begin_immediate_reads_deferred(store: Store) -> None:
+    seen: list[str] = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda conn, cur, stmt, *a: seen.append(stmt.split()[0] + " " +
+                                                        (stmt.split() + [""])[1]))
+    store.add_object(1, sample_object("u1"))
+    assert seen[0] == "BEGIN IMMEDIATE" and seen[1].startswith("INSERT")
+    seen.clear()
+    store.objects(1)
+    assert seen[0] == "BEGIN DEFERRED" and seen[1].startswith("SELECT")
+
+
+def test_write_waits_for_another_writer(store: Store, db_url: str) -> None:
+    """A held write lock is waited out (busy timeout), never 'database is locked'."""
+    raw = sqlite3.connect(db_path(db_url), isolation_level=None, check_same_thread=False)
+    raw.execute("BEGIN IMMEDIATE")
+    raw.execute("INSERT INTO objects (slot_id, unique_id) VALUES (1, 'raw')")
+    threading.Timer(1.0, lambda: raw.execute("COMMIT")).start()
+    t0 = time.monotonic()
+    assert [o.unique_id for o in store.objects(1)] == []  # reads are not blocked
+    assert time.monotonic() - t0 < 0.5
+    store.add_object(1, sample_object("mine"))
+    assert time.monotonic() - t0 >= 0.9
+    assert [o.unique_id for o in store.objects(1)] == ["raw", "mine"]
+    raw.close()
+
+
+def test_data_version_stable_without_changes(store: Store) -> None:
+    v = store.data_version()
+    store.objects(1)
+    store.token(1)
+    assert store.data_version() == v == store.data_version()
+
+
+def test_data_version_changes_after_own_commit(store: Store) -> None:
+    v = store.data_version()
+    store.add_object(1, sample_object("u1"))
+    v2 = store.data_version()
+    assert v2 != v
+    store.login_failed(1, CKU_USER)
+    assert store.data_version() not in (v, v2)
+
+
+def test_data_version_changes_after_other_connection_commit(store: Store, db_url: str) -> None:
+    v = store.data_version()
+    with Store(db_url) as other:
+        other.add_object(1, sample_object("elsewhere"))
+    assert store.data_version() != v
+
+
+def test_generation_counts_write_transactions(store: Store) -> None:
+    """The change signal used for databases without PRAGMA data_version."""
+    g = store._generation()
+    store.add_object(1, sample_object("u1"))
+    store.login_failed(1, CKU_USER)
+    assert store._generation() == g + 2
+
+
+def test_memory_store(token_key: bytes) -> None:
+    with Store("sqlite://") as s:
+        s.init_token(make_token(1, token_key))
+        v = s.data_version()
+        oid = s.add_object(1, sample_object("m"))
+        assert s.data_version() != v
+        assert [o.oid for o in s.objects(1)] == [oid]
+
+
+# -- fork ------------------------------------------------------------------------------------
+
+
+def test_forked_child_gets_its_own_connections(store: Store) -> None:
+    """The child drops inherited connections (unclosed); the parent's keep working."""
+    store.add_object(1, sample_object("before"))
+    v = store.data_version()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 1
+        try:
+            store.after_fork()
+            store.add_object(1, sample_object("child"))
+            code = 0 if len(store.objects(1)) == 2 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert store.data_version() != v
+    assert [o.unique_id for o in store.objects(1)] == ["before", "child"]
+    store.add_object(1, sample_object("parent"))
+    assert len(store.objects(1)) == 3
