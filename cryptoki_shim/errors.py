@@ -19,3 +19,17 @@ class CryptokiError(Exception):
 
     def __repr__(self) -> str:
         return f"CryptokiError({self.ckr:#x}, {self.args[0]!r})"
+
+
+class BufferTooSmall(CryptokiError):
+    """CKR_BUFFER_TOO_SMALL carrying the length the caller needs (§5.2 buffer protocol).
+
+    Raised by whoever produces output (an operation keeps its computed output for the
+    retry); the ABI writes ``needed`` into the caller's length field.
+    """
+
+    __slots__ = ("needed",)
+
+    def __init__(self, needed: int) -> None:
+        super().__init__(0x150, f"needs {needed} bytes")  # CKR_BUFFER_TOO_SMALL
+        self.needed = needed

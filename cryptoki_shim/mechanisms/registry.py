@@ -107,3 +107,11 @@ def _load_families() -> None:
         return
     _loaded = True
     from . import families  # noqa: F401  (imports every family module)
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """A CK_MECHANISM as Python values: the registry entry and the parsed parameter."""
+
+    entry: MechanismEntry
+    param: Any = None

@@ -1,0 +1,218 @@
+"""Cryptographic entries (§5.8–§5.15): thin readers around ``Session`` methods.
+
+Every multi-part family has the same four shapes, so the entries are made from one table
+(``_KINDS``) instead of being written out eight times.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import spec
+from ..core.module import MODULE
+from ..errors import CryptokiError
+from ..mechanisms import registry
+from ..mechanisms.registry import Mechanism
+from . import runtime
+from .entry import entry
+from .marshal import deliver, fixed, read_bytes, read_template, require
+
+
+def read_mechanism(p_mechanism: Any) -> Mechanism | None:
+    """A CK_MECHANISM as (registry entry, parsed parameter); NULL -> None (3.0 cancel)."""
+    if p_mechanism == runtime.NULL:
+        return None
+    ent = registry.lookup(int(p_mechanism.mechanism))
+    from .params import read_param
+
+    return Mechanism(ent, read_param(runtime.ffi, ent, p_mechanism.pParameter, int(p_mechanism.ulParameterLen)))
+
+
+def _mechanism(p_mechanism: Any) -> Mechanism:
+    mech = read_mechanism(p_mechanism)
+    if mech is None:
+        raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "NULL mechanism")
+    return mech
+
+
+# ---------------------------------------------------------------------- sign/verify/encrypt/decrypt
+
+
+def _init(kind: str):
+    def init(h_session: int, p_mechanism: Any, h_key: int) -> None:
+        session = MODULE.session(h_session)
+        mech = read_mechanism(p_mechanism)
+        with session.lock:
+            session.operation_init(kind, mech, h_key)
+
+    return init
+
+
+def _oneshot(kind: str):
+    def oneshot(h_session: int, p_in: Any, in_len: int, p_out: Any, p_out_len: Any) -> None:
+        session = MODULE.session(h_session)
+        data = read_bytes(p_in, in_len)
+        with session.lock:
+            deliver(p_out, p_out_len, lambda cap: session.oneshot(kind, data, cap))
+
+    return oneshot
+
+
+def _update_out(kind: str):
+    def update(h_session: int, p_in: Any, in_len: int, p_out: Any, p_out_len: Any) -> None:
+        session = MODULE.session(h_session)
+        data = read_bytes(p_in, in_len)
+        with session.lock:
+            deliver(p_out, p_out_len, lambda cap: session.update(kind, data, cap))
+
+    return update
+
+
+def _update(kind: str):
+    def update(h_session: int, p_in: Any, in_len: int) -> None:
+        session = MODULE.session(h_session)
+        data = read_bytes(p_in, in_len)
+        with session.lock:
+            session.update(kind, data)
+
+    return update
+
+
+def _final(kind: str):
+    def final(h_session: int, p_out: Any, p_out_len: Any) -> None:
+        session = MODULE.session(h_session)
+        with session.lock:
+            deliver(p_out, p_out_len, lambda cap: session.final(kind, cap))
+
+    return final
+
+
+for _kind, _names in {
+    "sign": ("C_SignInit", "C_Sign", "C_SignUpdate", "C_SignFinal"),
+    "encrypt": ("C_EncryptInit", "C_Encrypt", "C_EncryptUpdate", "C_EncryptFinal"),
+    "decrypt": ("C_DecryptInit", "C_Decrypt", "C_DecryptUpdate", "C_DecryptFinal"),
+}.items():
+    entry(_names[0])(_init(_kind))
+    entry(_names[1])(_oneshot(_kind))
+    entry(_names[2])((_update if _kind == "sign" else _update_out)(_kind))
+    entry(_names[3])(_final(_kind))
+
+entry("C_VerifyInit")(_init("verify"))
+entry("C_VerifyUpdate")(_update("verify"))
+
+
+@entry("C_Verify")
+def C_Verify(h_session: int, p_data: Any, data_len: int, p_sig: Any, sig_len: int) -> None:
+    session = MODULE.session(h_session)
+    data, sig = read_bytes(p_data, data_len), read_bytes(p_sig, sig_len)
+    with session.lock:
+        session.verify(data, sig)
+
+
+@entry("C_VerifyFinal")
+def C_VerifyFinal(h_session: int, p_sig: Any, sig_len: int) -> None:
+    session = MODULE.session(h_session)
+    sig = read_bytes(p_sig, sig_len)
+    with session.lock:
+        session.verify_final(sig)
+
+
+# ---------------------------------------------------------------------- digest
+
+
+@entry("C_DigestInit")
+def C_DigestInit(h_session: int, p_mechanism: Any) -> None:
+    session = MODULE.session(h_session)
+    mech = read_mechanism(p_mechanism)
+    with session.lock:
+        session.digest_init(mech)
+
+
+entry("C_Digest")(_oneshot("digest"))
+entry("C_DigestUpdate")(_update("digest"))
+entry("C_DigestFinal")(_final("digest"))
+
+
+@entry("C_DigestKey")
+def C_DigestKey(h_session: int, h_key: int) -> None:
+    session = MODULE.session(h_session)
+    with session.lock:
+        session.digest_key(h_key)
+
+
+# ---------------------------------------------------------------------- keys
+
+
+@entry("C_GenerateKey")
+def C_GenerateKey(h_session: int, p_mechanism: Any, p_template: Any, count: int, ph_key: Any) -> None:
+    session = MODULE.session(h_session)
+    mech = _mechanism(p_mechanism)
+    require(ph_key, "key handle pointer")
+    template = read_template(p_template, count)
+    with session.lock:
+        ph_key[0] = session.generate_key(mech, template)
+
+
+@entry("C_GenerateKeyPair")
+def C_GenerateKeyPair(h_session: int, p_mechanism: Any, p_pub: Any, pub_count: int, p_priv: Any,
+                      priv_count: int, ph_pub: Any, ph_priv: Any) -> None:
+    session = MODULE.session(h_session)
+    mech = _mechanism(p_mechanism)
+    require(ph_pub, "public key handle pointer")
+    require(ph_priv, "private key handle pointer")
+    pub, priv = read_template(p_pub, pub_count), read_template(p_priv, priv_count)
+    with session.lock:
+        ph_pub[0], ph_priv[0] = session.generate_key_pair(mech, pub, priv)
+
+
+@entry("C_WrapKey")
+def C_WrapKey(h_session: int, p_mechanism: Any, h_wrapping: int, h_key: int, p_out: Any, p_out_len: Any) -> None:
+    session = MODULE.session(h_session)
+    mech = _mechanism(p_mechanism)
+    require(p_out_len, "length pointer")
+    with session.lock:
+        wrapped = session.wrap_key(mech, h_wrapping, h_key)
+    deliver(p_out, p_out_len, fixed(wrapped))
+
+
+@entry("C_UnwrapKey")
+def C_UnwrapKey(h_session: int, p_mechanism: Any, h_unwrapping: int, p_wrapped: Any, wrapped_len: int,
+                p_template: Any, count: int, ph_key: Any) -> None:
+    session = MODULE.session(h_session)
+    mech = _mechanism(p_mechanism)
+    require(ph_key, "key handle pointer")
+    wrapped = read_bytes(p_wrapped, wrapped_len)
+    template = read_template(p_template, count)
+    with session.lock:
+        ph_key[0] = session.unwrap_key(mech, h_unwrapping, wrapped, template)
+
+
+@entry("C_DeriveKey")
+def C_DeriveKey(h_session: int, p_mechanism: Any, h_base: int, p_template: Any, count: int, ph_key: Any) -> None:
+    session = MODULE.session(h_session)
+    mech = _mechanism(p_mechanism)
+    require(ph_key, "key handle pointer")
+    template = read_template(p_template, count)
+    with session.lock:
+        ph_key[0] = session.derive_key(mech, h_base, template)
+
+
+# ---------------------------------------------------------------------- random
+
+
+@entry("C_SeedRandom")
+def C_SeedRandom(h_session: int, p_seed: Any, seed_len: int) -> None:
+    """Not supported: our randomness is the OS CSPRNG, and we do not mix caller data into it."""
+    MODULE.session(h_session)
+    read_bytes(p_seed, seed_len)
+    raise CryptokiError(spec.CKR_RANDOM_SEED_NOT_SUPPORTED)
+
+
+@entry("C_GenerateRandom")
+def C_GenerateRandom(h_session: int, p_out: Any, n: int) -> None:
+    session = MODULE.session(h_session)
+    if n and p_out == runtime.NULL:
+        raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "NULL output buffer")
+    data = session.generate_random(n)
+    if n:
+        runtime.ffi.memmove(p_out, data, n)

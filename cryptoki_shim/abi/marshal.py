@@ -1,0 +1,266 @@
+"""Reading C arguments and writing results: one helper per concept.
+
+* ``deliver`` is THE output-buffer helper (PKCS#11 3.0 §5.2, "variable-length buffers"):
+  a NULL buffer asks for the length (CKR_OK); a short buffer answers CKR_BUFFER_TOO_SMALL
+  with the needed length written; otherwise the bytes are copied and the length written.
+  Whoever produces the output decides, given the capacity, whether to compute it
+  (so an operation can keep a computed result for the caller's retry).
+* ``read_bytes`` copies input (NULL with a non-zero length is CKR_ARGUMENTS_BAD).
+* ``read_template`` / ``write_attributes`` convert CK_ATTRIBUTE arrays.
+* ``fill_text`` writes blank-padded fixed-size CK_UTF8CHAR fields (labels, descriptions).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
+from .. import spec
+from ..attributes import codec
+from ..errors import BufferTooSmall, CryptokiError
+from . import runtime
+
+CKR_ARGUMENTS_BAD = int(spec.CKR_ARGUMENTS_BAD)
+CKR_BUFFER_TOO_SMALL = int(spec.CKR_BUFFER_TOO_SMALL)
+CKR_TEMPLATE_INCONSISTENT = int(spec.CKR_TEMPLATE_INCONSISTENT)
+CKR_ATTRIBUTE_VALUE_INVALID = int(spec.CKR_ATTRIBUTE_VALUE_INVALID)
+CKR_ATTRIBUTE_TYPE_INVALID = int(spec.CKR_ATTRIBUTE_TYPE_INVALID)
+CKR_ATTRIBUTE_SENSITIVE = int(spec.CKR_ATTRIBUTE_SENSITIVE)
+CK_UNAVAILABLE_INFORMATION = int(spec.CK_UNAVAILABLE_INFORMATION)
+ULONG_SIZE = 8
+#: A template longer than this is refused (a garbage count must not make us allocate GBs).
+MAX_TEMPLATE = 4096
+#: Attribute values longer than this are refused with CKR_ATTRIBUTE_VALUE_INVALID.
+MAX_VALUE = 16 * 1024 * 1024
+
+
+Produce = Callable[[int | None], "bytes | int"]
+
+
+def deliver(p_buf: Any, p_len: Any, produce: Produce) -> None:
+    """Run ``produce(capacity)`` and write its result by the buffer protocol.
+
+    ``capacity`` is ``None`` for a NULL buffer (a length query); ``produce`` returns an
+    ``int`` (the length, for a query) or the output ``bytes``; it raises ``BufferTooSmall``
+    when the output does not fit (and keeps it, if it is an operation, for the retry).
+    """
+    NULL = runtime.NULL
+    if p_len == NULL:
+        raise CryptokiError(CKR_ARGUMENTS_BAD, "NULL length pointer")
+    capacity = None if p_buf == NULL else int(p_len[0])
+    try:
+        result = produce(capacity)
+    except BufferTooSmall as exc:
+        p_len[0] = exc.needed
+        raise
+    if isinstance(result, int):
+        p_len[0] = result
+        return
+    n = len(result)
+    if capacity is not None and n > capacity:  # a producer that did not check
+        p_len[0] = n
+        raise BufferTooSmall(n)
+    if n:
+        runtime.ffi.memmove(p_buf, result, n)
+    p_len[0] = n
+
+
+def fixed(data: bytes) -> Produce:
+    """A producer for output that already exists (no state to keep)."""
+
+    def produce(capacity: int | None) -> bytes | int:
+        if capacity is None:
+            return len(data)
+        if capacity < len(data):
+            raise BufferTooSmall(len(data))
+        return data
+
+    return produce
+
+
+def deliver_ulongs(p_array: Any, p_count: Any, values: Sequence[int]) -> None:
+    """The same protocol for CK_ULONG arrays (slot lists, mechanism lists)."""
+    NULL = runtime.NULL
+    if p_count == NULL:
+        raise CryptokiError(CKR_ARGUMENTS_BAD, "NULL count pointer")
+    n = len(values)
+    if p_array == NULL:
+        p_count[0] = n
+        return
+    if p_count[0] < n:
+        p_count[0] = n
+        raise BufferTooSmall(n)
+    for i, v in enumerate(values):
+        p_array[i] = v
+    p_count[0] = n
+
+
+def read_bytes(p: Any, n: int) -> bytes:
+    """Copy ``n`` bytes from ``p``; NULL with n > 0 is CKR_ARGUMENTS_BAD."""
+    if n == 0:
+        return b""
+    if p == runtime.NULL:
+        raise CryptokiError(CKR_ARGUMENTS_BAD, "NULL data pointer with a non-zero length")
+    return runtime.ffi.buffer(p, n)[:]
+
+
+def read_optional_bytes(p: Any, n: int) -> bytes | None:
+    """``None`` for a NULL pointer (e.g. a NULL PIN on a protected authentication path)."""
+    if p == runtime.NULL:
+        if n:
+            raise CryptokiError(CKR_ARGUMENTS_BAD, "NULL pointer with a non-zero length")
+        return None
+    return runtime.ffi.buffer(p, n)[:] if n else b""
+
+
+def require(p: Any, what: str = "pointer") -> None:
+    if p == runtime.NULL:
+        raise CryptokiError(CKR_ARGUMENTS_BAD, f"NULL {what}")
+
+
+def fill_text(field: Any, text: str | bytes) -> None:
+    """Write a blank-padded, not NUL-terminated CK_UTF8CHAR field (§3.2 conventions)."""
+    size = runtime.ffi.sizeof(field)
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    raw = raw[:size]
+    runtime.ffi.memmove(field, raw + b" " * (size - len(raw)), size)
+
+
+# ---------------------------------------------------------------- attribute templates
+
+
+def _check_template(p_template: Any, count: int) -> None:
+    if count and p_template == runtime.NULL:
+        raise CryptokiError(CKR_ARGUMENTS_BAD, "NULL template with a non-zero count")
+    if count > MAX_TEMPLATE:
+        raise CryptokiError(CKR_ARGUMENTS_BAD, f"template of {count} attributes")
+
+
+def _read_value(attr: Any, depth: int) -> Any:
+    """Decode one CK_ATTRIBUTE's value by its kind (nested templates recursively)."""
+    atype = int(attr.type)
+    n = int(attr.ulValueLen)
+    kind = codec.kind(atype)
+    if n > MAX_VALUE or n == CK_UNAVAILABLE_INFORMATION:
+        raise CryptokiError(CKR_ATTRIBUTE_VALUE_INVALID, f"attribute {atype:#x}: length {n}")
+    if kind is spec.AttrKind.ATTR_ARRAY:
+        if depth > 0:
+            raise CryptokiError(CKR_ATTRIBUTE_VALUE_INVALID, "nested template inside a template")
+        if n % runtime.ffi.sizeof("CK_ATTRIBUTE"):
+            raise CryptokiError(CKR_ATTRIBUTE_VALUE_INVALID, f"attribute {atype:#x}: length {n}")
+        inner = runtime.ffi.cast("CK_ATTRIBUTE *", attr.pValue)
+        return read_template(inner, n // runtime.ffi.sizeof("CK_ATTRIBUTE"), depth=depth + 1)
+    if n and attr.pValue == runtime.NULL:
+        raise CryptokiError(CKR_ATTRIBUTE_VALUE_INVALID, f"attribute {atype:#x}: NULL value")
+    raw = runtime.ffi.buffer(attr.pValue, n)[:] if n else b""
+    return codec.decode(atype, raw)
+
+
+def read_template(p_template: Any, count: int, *, depth: int = 0) -> dict[int, Any]:
+    """A CK_ATTRIBUTE array as ``{type: typed value}``.
+
+    An attribute given twice with different values is CKR_TEMPLATE_INCONSISTENT (§4.1: the
+    template must not contradict itself); the same value twice is accepted.
+    """
+    _check_template(p_template, count)
+    out: dict[int, Any] = {}
+    for i in range(count):
+        attr = p_template[i]
+        atype = int(attr.type)
+        value = _read_value(attr, depth)
+        if atype in out and out[atype] != value:
+            raise CryptokiError(CKR_TEMPLATE_INCONSISTENT, f"attribute {atype:#x} given twice")
+        out[atype] = value
+    return out
+
+
+def read_search_template(p_template: Any, count: int) -> list[tuple[int, Any]] | None:
+    """A C_FindObjectsInit template: ``None`` when it can match nothing.
+
+    An unknown attribute type or an impossible value does not make the search fail; it
+    makes it find nothing (no object has that attribute with that value).
+    """
+    _check_template(p_template, count)
+    out: list[tuple[int, Any]] = []
+    for i in range(count):
+        try:
+            out.append((int(p_template[i].type), _read_value(p_template[i], 0)))
+        except CryptokiError as exc:
+            if exc.ckr in (CKR_ATTRIBUTE_TYPE_INVALID, CKR_ATTRIBUTE_VALUE_INVALID):
+                return None
+            raise
+    return out
+
+
+def read_attribute_types(p_template: Any, count: int) -> list[int]:
+    _check_template(p_template, count)
+    return [int(p_template[i].type) for i in range(count)]
+
+
+def write_attributes(p_template: Any, count: int, lookup: Callable[[int], Any]) -> int:
+    """C_GetAttributeValue's per-attribute protocol (§5.7, C_GetAttributeValue).
+
+    ``lookup(type)`` returns the typed value or raises CryptokiError with
+    CKR_ATTRIBUTE_SENSITIVE / CKR_ATTRIBUTE_TYPE_INVALID. Every attribute is processed;
+    the return value is CKR_OK or the first of the codes the spec lets stand for the call
+    (SENSITIVE and TYPE_INVALID take precedence over BUFFER_TOO_SMALL only in the order met).
+    """
+    _check_template(p_template, count)
+    ffi = runtime.ffi
+    rv = 0
+    for i in range(count):
+        attr = p_template[i]
+        atype = int(attr.type)
+        try:
+            value = lookup(atype)
+        except CryptokiError as exc:
+            if exc.ckr not in (CKR_ATTRIBUTE_SENSITIVE, CKR_ATTRIBUTE_TYPE_INVALID):
+                raise
+            attr.ulValueLen = CK_UNAVAILABLE_INFORMATION
+            rv = rv or exc.ckr
+            continue
+        if codec.kind(atype) is spec.AttrKind.ATTR_ARRAY:
+            code = _write_nested(attr, value)
+        else:
+            code = _write_one(attr, codec.encode(atype, value))
+        rv = rv or code
+    return rv
+
+
+def _write_one(attr: Any, raw: bytes) -> int:
+    """One value by the per-attribute rule: NULL -> length; short -> UNAVAILABLE + too small."""
+    if attr.pValue == runtime.NULL:
+        attr.ulValueLen = len(raw)
+        return 0
+    if attr.ulValueLen < len(raw):
+        attr.ulValueLen = CK_UNAVAILABLE_INFORMATION
+        return CKR_BUFFER_TOO_SMALL
+    if raw:
+        runtime.ffi.memmove(attr.pValue, raw, len(raw))
+    attr.ulValueLen = len(raw)
+    return 0
+
+
+def _write_nested(attr: Any, template: dict[int, Any]) -> int:
+    """An ATTR_ARRAY value (CKA_WRAP_TEMPLATE ...): the caller supplies the CK_ATTRIBUTE
+    array (first asking its size); we fill each element's type and its value by the same
+    per-attribute rule (a NULL element value asks for that element's length)."""
+    ffi = runtime.ffi
+    needed = len(template) * ffi.sizeof("CK_ATTRIBUTE")
+    if attr.pValue == runtime.NULL:
+        attr.ulValueLen = needed
+        return 0
+    if attr.ulValueLen < needed:
+        attr.ulValueLen = CK_UNAVAILABLE_INFORMATION
+        return CKR_BUFFER_TOO_SMALL
+    inner = ffi.cast("CK_ATTRIBUTE *", attr.pValue)
+    rv = 0
+    for i, (atype, value) in enumerate(template.items()):
+        inner[i].type = atype
+        rv = rv or _write_one(inner[i], codec.encode(atype, value))
+    attr.ulValueLen = needed
+    return rv
+
+
+def write_ulong_items(p_array: Any, items: Iterable[int]) -> None:
+    for i, v in enumerate(items):
+        p_array[i] = v

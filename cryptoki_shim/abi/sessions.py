@@ -1,0 +1,79 @@
+"""Session management (§5.6): open/close, session info, login/logout, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import spec
+from ..core.module import MODULE
+from ..errors import CryptokiError
+from . import runtime
+from .entry import entry
+from .marshal import read_optional_bytes, require
+
+
+@entry("C_OpenSession")
+def C_OpenSession(slot_id: int, flags: int, p_application: Any, notify: Any, ph_session: Any) -> None:
+    MODULE.slot(slot_id)
+    require(ph_session, "session handle pointer")
+    ph_session[0] = MODULE.open_session(slot_id, flags)
+
+
+@entry("C_CloseSession")
+def C_CloseSession(h_session: int) -> None:
+    MODULE.close_session(h_session)
+
+
+@entry("C_CloseAllSessions")
+def C_CloseAllSessions(slot_id: int) -> None:
+    MODULE.close_all_sessions(slot_id)
+
+
+@entry("C_GetSessionInfo")
+def C_GetSessionInfo(h_session: int, p_info: Any) -> None:
+    session = MODULE.session(h_session)
+    if p_info == runtime.NULL:
+        raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "NULL CK_SESSION_INFO pointer")
+    p_info.slotID = session.token.slot_id
+    p_info.state = session.state
+    p_info.flags = session.flags
+    p_info.ulDeviceError = 0
+
+
+@entry("C_Login")
+def C_Login(h_session: int, user_type: int, p_pin: Any, pin_len: int) -> None:
+    session = MODULE.session(h_session)
+    MODULE.login(session, user_type, read_optional_bytes(p_pin, pin_len))
+
+
+@entry("C_LoginUser")
+def C_LoginUser(h_session: int, user_type: int, p_pin: Any, pin_len: int, p_username: Any, username_len: int) -> None:
+    """3.0: a token without user names ignores the name (§5.6.9)."""
+    session = MODULE.session(h_session)
+    MODULE.login(session, user_type, read_optional_bytes(p_pin, pin_len))
+
+
+@entry("C_Logout")
+def C_Logout(h_session: int) -> None:
+    MODULE.logout(MODULE.session(h_session))
+
+
+@entry("C_SessionCancel")
+def C_SessionCancel(h_session: int, flags: int) -> None:
+    """3.0 §5.6.10: end the operations named by flags (CKF_SIGN ...), or fail cleanly."""
+    session = MODULE.session(h_session)
+    for flag, kind in FLAG_KINDS:
+        if flags & flag:
+            session.cancel(kind)
+
+
+FLAG_KINDS = (
+    (int(spec.CKF_ENCRYPT), "encrypt"),
+    (int(spec.CKF_DECRYPT), "decrypt"),
+    (int(spec.CKF_DIGEST), "digest"),
+    (int(spec.CKF_SIGN), "sign"),
+    (int(spec.CKF_SIGN_RECOVER), "sign_recover"),
+    (int(spec.CKF_VERIFY), "verify"),
+    (int(spec.CKF_VERIFY_RECOVER), "verify_recover"),
+    (int(spec.CKF_FIND_OBJECTS), "find"),
+)

@@ -1,0 +1,225 @@
+"""Cryptographic functions on a session (§5.8–§5.15): operations, keys, random.
+
+A mixin of ``Session``. The key checks every ``C_*Init`` makes are one function
+(``check_key``) and the table ``OPERATIONS`` names, per kind, the mechanism flag, the key's
+usage attribute and the family method that makes the context. Output goes through
+``Session.produce`` (the one buffer-protocol rule).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from .. import spec
+from ..attributes import policy
+from ..attributes.policy import Origin
+from ..errors import CryptokiError
+from ..mechanisms.registry import Mechanism, MechanismEntry
+from .objects import Object
+from .operations import FINAL, ONESHOT, UPDATE, Operation
+
+if TYPE_CHECKING:
+    from .session import Session
+
+A = spec
+CKA_CLASS = int(A.CKA_CLASS)
+CKA_KEY_TYPE = int(A.CKA_KEY_TYPE)
+CKA_VALUE = int(A.CKA_VALUE)
+CKA_ALLOWED_MECHANISMS = int(A.CKA_ALLOWED_MECHANISMS)
+CKA_ALWAYS_AUTHENTICATE = int(A.CKA_ALWAYS_AUTHENTICATE)
+CKA_EXTRACTABLE = int(A.CKA_EXTRACTABLE)
+CKA_WRAP_WITH_TRUSTED = int(A.CKA_WRAP_WITH_TRUSTED)
+CKA_TRUSTED = int(A.CKA_TRUSTED)
+CKA_WRAP_TEMPLATE = int(A.CKA_WRAP_TEMPLATE)
+CKA_UNWRAP_TEMPLATE = int(A.CKA_UNWRAP_TEMPLATE)
+CKA_DERIVE_TEMPLATE = int(A.CKA_DERIVE_TEMPLATE)
+CKO_SECRET_KEY = int(A.CKO_SECRET_KEY)
+CKO_PUBLIC_KEY = int(A.CKO_PUBLIC_KEY)
+CKO_PRIVATE_KEY = int(A.CKO_PRIVATE_KEY)
+
+#: kind -> (mechanism flag, key usage attribute, family method, needs a context login?)
+OPERATIONS: dict[str, tuple[int, int, str, bool]] = {
+    "sign": (int(A.CKF_SIGN), int(A.CKA_SIGN), "sign_init", True),
+    "verify": (int(A.CKF_VERIFY), int(A.CKA_VERIFY), "verify_init", False),
+    "encrypt": (int(A.CKF_ENCRYPT), int(A.CKA_ENCRYPT), "encrypt_init", False),
+    "decrypt": (int(A.CKF_DECRYPT), int(A.CKA_DECRYPT), "decrypt_init", True),
+}
+MAX_RANDOM = 1 << 20
+
+
+def check_key(entry: MechanismEntry, key: Object, usage: int, *, handle_error: int | None = None) -> None:
+    """The checks of every key use: usage flag, key type, CKA_ALLOWED_MECHANISMS."""
+    attrs = key.attrs
+    if attrs.get(usage) is not True:
+        raise CryptokiError(A.CKR_KEY_FUNCTION_NOT_PERMITTED, f"{A.cka_name(usage)} is not TRUE")
+    if entry.key_types and attrs.get(CKA_KEY_TYPE) not in entry.key_types:
+        raise CryptokiError(handle_error or A.CKR_KEY_TYPE_INCONSISTENT,
+                            f"{A.ckm_name(entry.mechanism)} does not take key type {attrs.get(CKA_KEY_TYPE)}")
+    allowed = attrs.get(CKA_ALLOWED_MECHANISMS)
+    if allowed and entry.mechanism not in allowed:
+        raise CryptokiError(A.CKR_MECHANISM_INVALID, "not in CKA_ALLOWED_MECHANISMS")
+
+
+def _require_flag(entry: MechanismEntry, flag: int) -> None:
+    if not entry.flags & flag:
+        raise CryptokiError(A.CKR_MECHANISM_INVALID, f"{A.ckm_name(entry.mechanism)} cannot do this")
+
+
+def _matches(template: dict[int, Any] | None, attrs: dict[int, Any]) -> bool:
+    return not template or all(attrs.get(t) == v for t, v in template.items())
+
+
+def _merge_template(base_template: dict[int, Any] | None, template: dict[int, Any]) -> dict[int, Any]:
+    """CKA_UNWRAP_TEMPLATE / CKA_DERIVE_TEMPLATE: their values apply; a contradiction is
+    CKR_TEMPLATE_INCONSISTENT (§4.9 note on unwrap/derive templates)."""
+    if not base_template:
+        return template
+    for t, v in base_template.items():
+        if t in template and template[t] != v:
+            raise CryptokiError(A.CKR_TEMPLATE_INCONSISTENT, f"{A.cka_name(t)} contradicts the key's template")
+    return {**template, **base_template}
+
+
+class CryptoFunctions:
+    # ------------------------------------------------------------------ init/cancel
+
+    def operation_init(self: "Session", kind: str, mech: Mechanism | None, key_handle: int) -> None:
+        """C_SignInit, C_VerifyInit, C_EncryptInit, C_DecryptInit. NULL mechanism cancels (3.0)."""
+        if mech is None:
+            self.cancel(kind)
+            return
+        if kind in self.ops:
+            raise CryptokiError(A.CKR_OPERATION_ACTIVE, f"{kind} already active")
+        flag, usage, method, context_login = OPERATIONS[kind]
+        entry = mech.entry
+        _require_flag(entry, flag)
+        key = self.key(key_handle)
+        check_key(entry, key, usage)
+        ctx = getattr(entry.family, method)(entry, mech.param, key)
+        needs_login = context_login and key.attrs.get(CKA_ALWAYS_AUTHENTICATE) is True
+        self.start(Operation(kind, ctx, entry.mechanism, key, needs_context_login=needs_login))
+
+    def digest_init(self: "Session", mech: Mechanism | None) -> None:
+        if mech is None:
+            self.cancel("digest")
+            return
+        if "digest" in self.ops:
+            raise CryptokiError(A.CKR_OPERATION_ACTIVE, "digest already active")
+        _require_flag(mech.entry, int(A.CKF_DIGEST))
+        self.start(Operation("digest", mech.entry.family.digest_init(mech.entry, mech.param), mech.entry.mechanism))
+
+    # ------------------------------------------------------------------ steps
+
+    def oneshot(self: "Session", kind: str, data: bytes, capacity: int | None) -> bytes | int:
+        return self.produce(kind, ONESHOT, data, capacity, lambda op: op.ctx.oneshot(data))
+
+    def update(self: "Session", kind: str, data: bytes, capacity: int | None = None) -> bytes | int:
+        if kind in ("sign", "verify", "digest"):
+            self.consume(kind, UPDATE, lambda op: op.ctx.update(data))
+            return b""
+        return self.produce(kind, UPDATE, data, capacity, lambda op: op.ctx.update(data))
+
+    def final(self: "Session", kind: str, capacity: int | None) -> bytes | int:
+        return self.produce(kind, FINAL, b"", capacity, lambda op: op.ctx.final())
+
+    def verify(self: "Session", data: bytes, signature: bytes) -> None:
+        self.consume("verify", ONESHOT, lambda op: op.ctx.oneshot(data, signature))
+
+    def verify_final(self: "Session", signature: bytes) -> None:
+        self.consume("verify", FINAL, lambda op: op.ctx.final(signature))
+
+    def digest_key(self: "Session", key_handle: int) -> None:
+        """C_DigestKey: digest a secret key's value without revealing it (§5.12.4)."""
+        key = self.key(key_handle)
+        if key.attrs.get(CKA_CLASS) != CKO_SECRET_KEY:
+            raise CryptokiError(A.CKR_KEY_INDIGESTIBLE, "only secret keys can be digested")
+        value = key.attrs.get(CKA_VALUE)
+        self.consume("digest", UPDATE, lambda op: op.ctx.digest_key(value))
+
+    # ------------------------------------------------------------------ keys
+
+    def generate_key(self: "Session", mech: Mechanism, template: dict[int, Any]) -> int:
+        entry = mech.entry
+        _require_flag(entry, int(A.CKF_GENERATE))
+        material = {CKA_CLASS: CKO_SECRET_KEY, **entry.family.generate_key(entry, mech.param, template)}
+        attrs = policy.build_object(template, Origin.GENERATE, material=material,
+                                    key_gen_mechanism=entry.mechanism, is_so=self.is_so)
+        return self.add(attrs).handle
+
+    def generate_key_pair(self: "Session", mech: Mechanism, pub_template: dict[int, Any],
+                          priv_template: dict[int, Any]) -> tuple[int, int]:
+        entry = mech.entry
+        _require_flag(entry, int(A.CKF_GENERATE_KEY_PAIR))
+        pub_mat, priv_mat = entry.family.generate_key_pair(entry, mech.param, pub_template, priv_template)
+        pub = policy.build_object(pub_template, Origin.GENERATE, material={CKA_CLASS: CKO_PUBLIC_KEY, **pub_mat},
+                                  key_gen_mechanism=entry.mechanism, is_so=self.is_so)
+        priv = policy.build_object(priv_template, Origin.GENERATE, material={CKA_CLASS: CKO_PRIVATE_KEY, **priv_mat},
+                                   key_gen_mechanism=entry.mechanism, is_so=self.is_so)
+        self.check_may_create(pub)
+        self.check_may_create(priv)
+        pub_obj = self.add(pub)
+        try:
+            priv_obj = self.add(priv)
+        except BaseException:
+            self.token.destroy_object(pub_obj)
+            raise
+        return pub_obj.handle, priv_obj.handle
+
+    def wrap_key(self: "Session", mech: Mechanism, wrapping_handle: int, key_handle: int) -> bytes:
+        entry = mech.entry
+        _require_flag(entry, int(A.CKF_WRAP))
+        wrapping = self._key_or(wrapping_handle, A.CKR_WRAPPING_KEY_HANDLE_INVALID)
+        check_key(entry, wrapping, int(A.CKA_WRAP), handle_error=A.CKR_WRAPPING_KEY_TYPE_INCONSISTENT)
+        key = self.key(key_handle)
+        if key.attrs.get(CKA_EXTRACTABLE) is not True:
+            raise CryptokiError(A.CKR_KEY_UNEXTRACTABLE, "CKA_EXTRACTABLE is FALSE")
+        if key.attrs.get(CKA_WRAP_WITH_TRUSTED) is True and wrapping.attrs.get(CKA_TRUSTED) is not True:
+            raise CryptokiError(A.CKR_KEY_NOT_WRAPPABLE, "CKA_WRAP_WITH_TRUSTED needs a trusted wrapping key")
+        if not _matches(wrapping.attrs.get(CKA_WRAP_TEMPLATE), key.attrs):
+            raise CryptokiError(A.CKR_KEY_NOT_WRAPPABLE, "key does not match the wrapping key's CKA_WRAP_TEMPLATE")
+        return entry.family.wrap(entry, mech.param, wrapping, key.attrs)
+
+    def unwrap_key(self: "Session", mech: Mechanism, unwrapping_handle: int, wrapped: bytes,
+                   template: dict[int, Any]) -> int:
+        entry = mech.entry
+        _require_flag(entry, int(A.CKF_UNWRAP))
+        unwrapping = self._key_or(unwrapping_handle, A.CKR_UNWRAPPING_KEY_HANDLE_INVALID)
+        check_key(entry, unwrapping, int(A.CKA_UNWRAP), handle_error=A.CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT)
+        template = _merge_template(unwrapping.attrs.get(CKA_UNWRAP_TEMPLATE), template)
+        if CKA_CLASS not in template:
+            raise CryptokiError(A.CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is needed to unwrap")
+        material = entry.family.unwrap(entry, mech.param, unwrapping, wrapped,
+                                       template[CKA_CLASS], template.get(CKA_KEY_TYPE))
+        attrs = policy.build_object(template, Origin.UNWRAP, material=material,
+                                    base=dict(unwrapping.attrs), is_so=self.is_so)
+        return self.add(attrs).handle
+
+    def derive_key(self: "Session", mech: Mechanism, base_handle: int, template: dict[int, Any]) -> int:
+        entry = mech.entry
+        _require_flag(entry, int(A.CKF_DERIVE))
+        base = self.key(base_handle)
+        check_key(entry, base, int(A.CKA_DERIVE))
+        template = _merge_template(base.attrs.get(CKA_DERIVE_TEMPLATE), template)
+        material = entry.family.derive(entry, mech.param, base, template)
+        if CKA_CLASS not in template and CKA_CLASS not in material:
+            material = {CKA_CLASS: CKO_SECRET_KEY, **material}
+        attrs = policy.build_object(template, Origin.DERIVE, material=material,
+                                    base=dict(base.attrs), is_so=self.is_so)
+        return self.add(attrs).handle
+
+    def _key_or(self: "Session", handle: int, ckr: int) -> Object:
+        try:
+            return self.key(handle)
+        except CryptokiError as exc:
+            if exc.ckr == A.CKR_KEY_HANDLE_INVALID:
+                raise CryptokiError(ckr, f"key {handle}") from None
+            raise
+
+    # ------------------------------------------------------------------ random
+
+    def generate_random(self: "Session", n: int) -> bytes:
+        """The OS CSPRNG (getrandom(2)); C_SeedRandom is not supported (we do not mix in)."""
+        if n > MAX_RANDOM:
+            raise CryptokiError(A.CKR_ARGUMENTS_BAD, f"{n} random bytes at once")
+        return os.urandom(n)

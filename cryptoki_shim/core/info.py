@@ -1,0 +1,115 @@
+"""What C_GetSlotInfo, C_GetTokenInfo and C_GetMechanism* report, as plain values.
+
+The flags are computed from the real state on every call (a cached CKF_USER_PIN_LOCKED
+would lie after another process's C_InitPIN).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .. import __version__, spec
+from ..errors import CryptokiError
+from .token import CKU_SO, CKU_USER
+
+if TYPE_CHECKING:
+    from .module import Module, Slot
+
+MANUFACTURER = "cryptoki-shim project"
+VERSION = tuple(int(x) for x in __version__.split(".")[:2])
+
+
+@dataclass(frozen=True)
+class SlotInfo:
+    description: str
+    manufacturer: str
+    flags: int
+    hardware_version: tuple[int, int]
+    firmware_version: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    label: bytes
+    manufacturer: str
+    model: str
+    serial: str
+    flags: int
+    max_sessions: int
+    sessions: int
+    max_rw_sessions: int
+    rw_sessions: int
+    max_pin_len: int
+    min_pin_len: int
+    memory: int
+    hardware_version: tuple[int, int]
+    firmware_version: tuple[int, int]
+    utc_time: str
+
+
+def slot_info(slot: "Slot") -> SlotInfo:
+    return SlotInfo(
+        description=slot.cfg.description,
+        manufacturer=MANUFACTURER,
+        flags=int(spec.CKF_TOKEN_PRESENT),
+        hardware_version=VERSION,
+        firmware_version=VERSION,
+    )
+
+
+def _pin_flags(failures: int, limit: int, low: int, final: int, locked: int) -> int:
+    """COUNT_LOW after a failure, FINAL_TRY when one try is left, LOCKED at the limit."""
+    if failures >= limit:
+        return locked
+    flags = low if failures else 0
+    if failures and failures == limit - 1:
+        flags |= final
+    return flags
+
+
+def token_info(module: "Module", slot: "Slot") -> TokenInfo:
+    token = slot.token
+    token.refresh()
+    rec = token.record
+    flags = int(spec.CKF_RNG | spec.CKF_LOGIN_REQUIRED)
+    if token.initialized:
+        flags |= int(spec.CKF_TOKEN_INITIALIZED)
+        limit = token.cfg.max_pin_failures
+        flags |= _pin_flags(token.failures(CKU_SO), limit, int(spec.CKF_SO_PIN_COUNT_LOW),
+                            int(spec.CKF_SO_PIN_FINAL_TRY), int(spec.CKF_SO_PIN_LOCKED))
+        if rec.user_pin is not None:
+            flags |= int(spec.CKF_USER_PIN_INITIALIZED)
+            flags |= _pin_flags(token.failures(CKU_USER), limit, int(spec.CKF_USER_PIN_COUNT_LOW),
+                                int(spec.CKF_USER_PIN_FINAL_TRY), int(spec.CKF_USER_PIN_LOCKED))
+    sessions = module.sessions_of(token)
+    return TokenInfo(
+        label=rec.label if token.initialized else b"",
+        manufacturer=MANUFACTURER,
+        model=slot.cfg.backend,
+        serial=rec.serial if token.initialized else "",
+        flags=flags,
+        max_sessions=int(spec.CK_EFFECTIVELY_INFINITE),
+        sessions=len(sessions),
+        max_rw_sessions=int(spec.CK_EFFECTIVELY_INFINITE),
+        rw_sessions=sum(1 for s in sessions if s.rw),
+        max_pin_len=token.cfg.max_pin_len,
+        min_pin_len=token.cfg.min_pin_len,
+        memory=int(spec.CK_UNAVAILABLE_INFORMATION),
+        hardware_version=VERSION,
+        firmware_version=VERSION,
+        utc_time="",
+    )
+
+
+def mechanism_list() -> list[int]:
+    from ..mechanisms import registry
+
+    return [e.mechanism for e in registry.all_entries()]
+
+
+def mechanism_info(mechanism: int) -> tuple[int, int, int]:
+    from ..mechanisms import registry
+
+    entry = registry.lookup(mechanism)
+    return entry.min_key_size, entry.max_key_size, entry.flags

@@ -1,0 +1,242 @@
+"""Module-wide state: initialized or not, the slots, the sessions, login (§5.4–§5.6).
+
+One ``MODULE`` per process. ``C_Finalize`` resets it (Python itself is never finalized).
+After ``fork()`` the child's module is reset too (``os.register_at_fork``, which our C fork
+handler triggers through ``PyOS_AfterFork_Child``), so the child answers
+``CKR_CRYPTOKI_NOT_INITIALIZED`` until it calls ``C_Initialize`` (§5.4, fork note), and no
+lock held by a parent thread at fork time is ever waited on.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from .. import config as config_mod
+from .. import log as log_mod
+from .. import spec
+from ..errors import CryptokiError
+from .session import Session
+from .token import CKU_SO, CKU_USER, Token
+
+_log = logging.getLogger(__name__)
+
+CKU_CONTEXT_SPECIFIC = int(spec.CKU_CONTEXT_SPECIFIC)
+CKF_SERIAL_SESSION = int(spec.CKF_SERIAL_SESSION)
+
+
+@dataclass
+class Slot:
+    cfg: config_mod.SlotConfig
+    token: Token
+
+
+class Module:
+    def __init__(self) -> None:
+        self._reset()
+        self._session_handles = itertools.count(1)
+
+    def _reset(self) -> None:
+        self.lock = threading.RLock()
+        self.initialized = False
+        self.pid: int | None = None
+        self.config: config_mod.Config | None = None
+        self.store: Any = None
+        self.slots: dict[int, Slot] = {}
+        self.sessions: dict[int, Session] = {}
+
+    # ------------------------------------------------------------------ life cycle
+
+    def initialize(self) -> None:
+        with self.lock:
+            if self.initialized and self.pid == os.getpid():
+                raise CryptokiError(spec.CKR_CRYPTOKI_ALREADY_INITIALIZED)
+            if self.pid is not None and self.pid != os.getpid():
+                self.after_fork()
+            try:
+                cfg = config_mod.load()
+            except config_mod.ConfigError as exc:
+                _log.error("configuration: %s", exc)
+                raise CryptokiError(spec.CKR_GENERAL_ERROR, str(exc)) from None
+            if cfg.log_file and not os.environ.get("CRYPTOKI_SHIM_LOG"):
+                log_mod.configure(cfg.log_file, cfg.log_level)
+            from ..store import Store
+
+            try:
+                store = Store(cfg.store_url)
+                slots = {s.id: Slot(s, Token(s, store)) for s in cfg.slots}
+            except CryptokiError:
+                raise
+            except Exception as exc:
+                _log.exception("cannot open the store %s", cfg.store_url)
+                raise CryptokiError(spec.CKR_DEVICE_ERROR, f"store: {exc}") from None
+            self.config, self.store, self.slots = cfg, store, slots
+            self.sessions = {}
+            self.pid = os.getpid()
+            self.initialized = True
+            _log.info("initialized from %s with slots %s", cfg.source, sorted(slots))
+
+    def finalize(self) -> None:
+        with self.lock:
+            self.require()
+            for slot in self.slots.values():
+                slot.token.logout()
+            if self.store is not None:
+                self.store.close()
+            self._reset()
+
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's state without touching its locks/connections."""
+        store = self.store
+        self._reset()
+        if store is not None:
+            try:
+                store.after_fork()
+            except Exception:  # never let the child's reset fail
+                _log.exception("store after_fork")
+
+    def require(self) -> None:
+        if not self.initialized:
+            raise CryptokiError(spec.CKR_CRYPTOKI_NOT_INITIALIZED)
+
+    # ------------------------------------------------------------------ slots
+
+    def slot(self, slot_id: int) -> Slot:
+        self.require()
+        slot = self.slots.get(slot_id)
+        if slot is None:
+            raise CryptokiError(spec.CKR_SLOT_ID_INVALID, f"slot {slot_id}")
+        return slot
+
+    def slot_ids(self) -> list[int]:
+        self.require()
+        return sorted(self.slots)
+
+    def sessions_of(self, token: Token) -> list[Session]:
+        return [s for s in list(self.sessions.values()) if s.token is token]
+
+    # ------------------------------------------------------------------ sessions
+
+    def open_session(self, slot_id: int, flags: int) -> int:
+        slot = self.slot(slot_id)
+        if not flags & CKF_SERIAL_SESSION:
+            raise CryptokiError(spec.CKR_SESSION_PARALLEL_NOT_SUPPORTED)
+        token = slot.token
+        token.refresh()
+        if not token.initialized:
+            raise CryptokiError(spec.CKR_TOKEN_NOT_RECOGNIZED, "token not initialized (C_InitToken)")
+        with self.lock:
+            rw = bool(flags & spec.CKF_RW_SESSION)
+            if not rw and token.login_user == CKU_SO:
+                raise CryptokiError(spec.CKR_SESSION_READ_WRITE_SO_EXISTS)
+            handle = next(self._session_handles)
+            self.sessions[handle] = Session(handle, token, flags)
+            return handle
+
+    def session(self, handle: int) -> Session:
+        if not self.initialized:
+            raise CryptokiError(spec.CKR_CRYPTOKI_NOT_INITIALIZED)
+        try:
+            return self.sessions[handle]
+        except KeyError:
+            raise CryptokiError(spec.CKR_SESSION_HANDLE_INVALID, f"session {handle}") from None
+
+    def close_session(self, handle: int) -> None:
+        with self.lock:
+            session = self.session(handle)
+            del self.sessions[handle]
+            token = session.token
+            token.drop_session_objects(handle)
+            if not self.sessions_of(token):
+                token.logout()  # closing the application's last session logs it out (§5.6)
+
+    def close_all_sessions(self, slot_id: int) -> None:
+        with self.lock:
+            token = self.slot(slot_id).token
+            for s in self.sessions_of(token):
+                del self.sessions[s.handle]
+            token.drop_session_objects(None)
+            token.logout()
+
+    # ------------------------------------------------------------------ login and PINs
+
+    def login(self, session: Session, user: int, pin: bytes | None) -> None:
+        token = session.token
+        if user not in (CKU_SO, CKU_USER, CKU_CONTEXT_SPECIFIC):
+            raise CryptokiError(spec.CKR_USER_TYPE_INVALID, f"user type {user}")
+        if pin is None:
+            raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "no protected authentication path; a PIN is required")
+        if user == CKU_CONTEXT_SPECIFIC:
+            ops = [op for op in session.ops.values() if op.needs_context_login]
+            if not ops:
+                raise CryptokiError(spec.CKR_OPERATION_NOT_INITIALIZED, "no operation waits for context login")
+            if token.login_user != CKU_USER:
+                raise CryptokiError(spec.CKR_USER_NOT_LOGGED_IN)
+            token.verify_pin(CKU_USER, pin)
+            for op in ops:
+                op.needs_context_login = False
+            return
+        with self.lock:
+            if token.login_user == user:
+                raise CryptokiError(spec.CKR_USER_ALREADY_LOGGED_IN)
+            if token.login_user is not None:
+                raise CryptokiError(spec.CKR_USER_ANOTHER_ALREADY_LOGGED_IN)
+            if user == CKU_SO and any(not s.rw for s in self.sessions_of(token)):
+                raise CryptokiError(spec.CKR_SESSION_READ_ONLY_EXISTS)
+            if user == CKU_USER and (token.record is None or token.record.user_pin is None):
+                token.refresh(force=True)
+                if token.record is None or token.record.user_pin is None:
+                    raise CryptokiError(spec.CKR_USER_PIN_NOT_INITIALIZED)
+        token.login(user, pin)
+
+    def logout(self, session: Session) -> None:
+        token = session.token
+        with self.lock:
+            if token.login_user is None:
+                raise CryptokiError(spec.CKR_USER_NOT_LOGGED_IN)
+            for s in self.sessions_of(token):
+                s.ops.clear()
+            token.session_objects = {h: o for h, o in token.session_objects.items() if not o.is_private}
+            token.logout()
+
+    def init_token(self, slot_id: int, so_pin: bytes | None, label: bytes) -> None:
+        token = self.slot(slot_id).token
+        if so_pin is None:
+            raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "a PIN is required")
+        with self.lock:
+            if self.sessions_of(token):
+                raise CryptokiError(spec.CKR_SESSION_EXISTS)
+            token.check_pin_length(so_pin)
+            token.init_token(so_pin, label)
+
+    def init_pin(self, session: Session, pin: bytes | None) -> None:
+        token = session.token
+        if token.login_user != CKU_SO:
+            raise CryptokiError(spec.CKR_USER_NOT_LOGGED_IN, "C_InitPIN needs the SO")
+        if pin is None:
+            raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "a PIN is required")
+        token.check_pin_length(pin)
+        token.set_user_pin(pin)
+
+    def set_pin(self, session: Session, old: bytes | None, new: bytes | None) -> None:
+        token = session.token
+        if old is None or new is None:
+            raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "PINs are required")
+        if not session.rw:
+            raise CryptokiError(spec.CKR_SESSION_READ_ONLY)
+        user = CKU_SO if token.login_user == CKU_SO else CKU_USER
+        token.check_pin_length(new)
+        key = token.verify_pin(user, old)
+        if user == CKU_SO:
+            token.set_so_pin(new, key)
+        else:
+            token.set_user_pin(new, key)
+
+
+MODULE = Module()
+
+os.register_at_fork(after_in_child=MODULE.after_fork)

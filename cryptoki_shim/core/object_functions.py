@@ -1,0 +1,150 @@
+"""Object management on a session (§5.7): create, copy, destroy, attributes, search.
+
+A mixin of ``Session``: each method is what one ``C_*`` function does once its arguments
+are Python values. The attribute rules themselves live in ``attributes.policy`` (one table
+per class, one validator); here are only the session/login/token rules around them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .. import spec
+from ..attributes import policy
+from ..attributes.policy import Origin
+from ..errors import CryptokiError
+from .objects import Object
+from .operations import Operation
+from .token import CKU_SO, CKU_USER, search
+
+if TYPE_CHECKING:
+    from .session import Session
+
+CKA_TOKEN = int(spec.CKA_TOKEN)
+CKA_PRIVATE = int(spec.CKA_PRIVATE)
+CKA_CLASS = int(spec.CKA_CLASS)
+CKA_MODIFIABLE = int(spec.CKA_MODIFIABLE)
+CKA_COPYABLE = int(spec.CKA_COPYABLE)
+CKA_DESTROYABLE = int(spec.CKA_DESTROYABLE)
+CKO_PRIVATE_KEY = int(spec.CKO_PRIVATE_KEY)
+CKO_SECRET_KEY = int(spec.CKO_SECRET_KEY)
+CKO_PUBLIC_KEY = int(spec.CKO_PUBLIC_KEY)
+KEY_CLASSES = (CKO_PRIVATE_KEY, CKO_SECRET_KEY, CKO_PUBLIC_KEY)
+FIND_BATCH_MAX = 1 << 20
+
+
+class FindCursor:
+    """The result of C_FindObjectsInit, handed out in batches by C_FindObjects."""
+
+    __slots__ = ("handles", "pos")
+
+    def __init__(self, handles: list[int]) -> None:
+        self.handles = handles
+        self.pos = 0
+
+    def take(self, n: int) -> list[int]:
+        out = self.handles[self.pos : self.pos + n]
+        self.pos += len(out)
+        return out
+
+
+class ObjectFunctions:
+    # ------------------------------------------------------------------ checks
+
+    def check_may_create(self: "Session", attrs: dict[int, Any]) -> None:
+        """Token objects need a RW session; private objects a logged-in user (§5.7)."""
+        if attrs.get(CKA_TOKEN) is True and not self.rw:
+            raise CryptokiError(spec.CKR_SESSION_READ_ONLY, "token object in a read-only session")
+        if attrs.get(CKA_PRIVATE) is True and self.token.login_user != CKU_USER:
+            raise CryptokiError(spec.CKR_USER_NOT_LOGGED_IN, "private object needs the user logged in")
+
+    def object(self: "Session", handle: int) -> Object:
+        obj = self.token.find_object(handle)
+        if obj is None:
+            raise CryptokiError(spec.CKR_OBJECT_HANDLE_INVALID, f"object {handle}")
+        return obj
+
+    def key(self: "Session", handle: int) -> Object:
+        obj = self.token.find_object(handle)
+        if obj is None or obj.attrs.get(CKA_CLASS) not in KEY_CLASSES:
+            raise CryptokiError(spec.CKR_KEY_HANDLE_INVALID, f"key {handle}")
+        if obj.locked:
+            raise CryptokiError(spec.CKR_USER_NOT_LOGGED_IN, "key material locked until a login")
+        return obj
+
+    def _check_may_change(self: "Session", obj: Object) -> None:
+        if obj.is_token and not self.rw:
+            raise CryptokiError(spec.CKR_SESSION_READ_ONLY, "token object in a read-only session")
+
+    @property
+    def is_so(self: "Session") -> bool:
+        return self.token.login_user == CKU_SO
+
+    def add(self: "Session", attrs: dict[int, Any]) -> Object:
+        """Store a complete new object (token or session) after the session checks."""
+        self.check_may_create(attrs)
+        return self.token.add_object(attrs, None if attrs.get(CKA_TOKEN) is True else self.handle)
+
+    # ------------------------------------------------------------------ functions
+
+    def create_object(self: "Session", template: dict[int, Any]) -> int:
+        attrs = policy.build_object(template, Origin.CREATE, is_so=self.is_so)
+        if attrs.get(CKA_CLASS) in KEY_CLASSES:
+            from ..mechanisms import keys
+
+            attrs.update(keys.check_import(attrs))
+        return self.add(attrs).handle
+
+    def copy_object(self: "Session", handle: int, template: dict[int, Any]) -> int:
+        obj = self.object(handle)
+        if obj.attrs.get(CKA_COPYABLE, True) is False:
+            raise CryptokiError(spec.CKR_ACTION_PROHIBITED, "CKA_COPYABLE is FALSE")
+        attrs = policy.build_object(template, Origin.COPY, base=dict(obj.attrs), is_so=self.is_so)
+        return self.add(attrs).handle
+
+    def destroy_object(self: "Session", handle: int) -> None:
+        obj = self.object(handle)
+        self._check_may_change(obj)
+        if obj.attrs.get(CKA_DESTROYABLE, True) is False:
+            raise CryptokiError(spec.CKR_ACTION_PROHIBITED, "CKA_DESTROYABLE is FALSE")
+        self.token.destroy_object(obj)
+
+    def object_size(self: "Session", handle: int) -> int:
+        obj = self.object(handle)
+        from ..attributes import codec
+
+        return sum(len(codec.encode(t, v)) for t, v in obj.attrs.items())
+
+    def attribute_value(self: "Session", obj: Object, atype: int) -> Any:
+        """One attribute for C_GetAttributeValue: its value, or SENSITIVE / TYPE_INVALID."""
+        attrs = obj.attrs
+        if atype not in attrs:
+            raise CryptokiError(spec.CKR_ATTRIBUTE_TYPE_INVALID, f"attribute {atype:#x}")
+        if atype in obj.locked or not policy.readable(attrs, atype):
+            raise CryptokiError(spec.CKR_ATTRIBUTE_SENSITIVE, f"attribute {atype:#x}")
+        return attrs[atype]
+
+    def set_attributes(self: "Session", handle: int, changes: dict[int, Any]) -> None:
+        obj = self.object(handle)
+        self._check_may_change(obj)
+        new = policy.check_set(dict(obj.attrs), changes, is_so=self.is_so)
+        if new.get(CKA_PRIVATE) is True and not obj.is_private:
+            self.check_may_create(new)
+        self.token.update_object(obj, new)
+
+    def find_init(self: "Session", template: list[tuple[int, Any]] | None) -> None:
+        if "find" in self.ops:
+            raise CryptokiError(spec.CKR_OPERATION_ACTIVE, "a search is active")
+        token = self.token
+        handles = [] if template is None else search(token.all_objects(), template, token.visible)
+        self.ops["find"] = Operation("find", FindCursor(handles))
+
+    def find(self: "Session", max_count: int) -> list[int]:
+        op = self.ops.get("find")
+        if op is None:
+            raise CryptokiError(spec.CKR_OPERATION_NOT_INITIALIZED, "no search")
+        return op.ctx.take(min(max_count, FIND_BATCH_MAX))
+
+    def find_final(self: "Session") -> None:
+        if self.ops.pop("find", None) is None:
+            raise CryptokiError(spec.CKR_OPERATION_NOT_INITIALIZED, "no search")

@@ -1,0 +1,65 @@
+"""Objects as the core keeps them in memory, and the search over them.
+
+An ``Object`` is what a handle names: its typed attributes (sensitive ones decrypted once
+the token key is unlocked), where it lives (token store row or session), and a ``cache``
+that mechanisms use to keep a parsed key (it is also the ``KeyView`` a mechanism sees).
+Handles are process-wide, never reused, and stay valid for the life of the object in this
+process (a token object keeps its handle across reloads from the store).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from .. import spec
+
+CKA_CLASS = int(spec.CKA_CLASS)
+CKA_TOKEN = int(spec.CKA_TOKEN)
+CKA_PRIVATE = int(spec.CKA_PRIVATE)
+
+_handles = itertools.count(1)
+
+
+def new_handle() -> int:
+    """A fresh object handle (never 0 = CK_INVALID_HANDLE, never reused in this process)."""
+    return next(_handles)
+
+
+@dataclass(eq=False)
+class Object:
+    handle: int
+    attrs: dict[int, Any]
+    unique_id: str
+    oid: int | None = None            # store row id (token objects)
+    session: int | None = None        # owning session handle (session objects)
+    locked: frozenset[int] = frozenset()  # sealed attributes not decrypted (token key not unlocked)
+    cache: dict = field(default_factory=dict)
+    stored: Any = None                # the store's record as loaded (to detect unchanged rows)
+
+    @property
+    def is_token(self) -> bool:
+        return self.oid is not None or self.attrs.get(CKA_TOKEN, False) is True
+
+    @property
+    def is_private(self) -> bool:
+        return self.attrs.get(CKA_PRIVATE, False) is True
+
+    @property
+    def object_class(self) -> int:
+        return self.attrs[CKA_CLASS]
+
+    def matches(self, template: Iterable[tuple[int, Any]], readable: Any) -> bool:
+        """True when every (type, value) of a search template equals ours.
+
+        An attribute we may not reveal never matches (a search must not become an oracle
+        for a sensitive value).
+        """
+        attrs = self.attrs
+        for atype, value in template:
+            if atype not in attrs or attrs[atype] != value:
+                return False
+            if atype in self.locked or not readable(attrs, atype):
+                return False
+        return True

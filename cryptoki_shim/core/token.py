@@ -1,0 +1,280 @@
+"""A token: its record in the store, the application's login state, and its objects.
+
+Login state is per application and token (PKCS#11 3.0 §5.6: all sessions of an application
+share it), so it lives here, not in a session. The token key that decrypts sensitive
+attributes exists in memory only while someone is logged in.
+
+The object cache is refreshed when ``Store.data_version()`` changes (another process, or
+this one, committed something), so the operation path does not run SQL beyond that check.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from typing import Any, Callable, Iterable
+
+from .. import spec
+from ..attributes import codec, policy
+from ..config import SlotConfig
+from ..errors import CryptokiError
+from ..store import ObjectRecord, Store, TokenRecord
+from ..store import crypto as at_rest
+from .objects import Object, new_handle
+
+_log = logging.getLogger(__name__)
+
+CKU_SO = int(spec.CKU_SO)
+CKU_USER = int(spec.CKU_USER)
+CKA_UNIQUE_ID = int(spec.CKA_UNIQUE_ID)
+CKA_PRIVATE = int(spec.CKA_PRIVATE)
+CKA_CLASS = int(spec.CKA_CLASS)
+
+
+class Token:
+    """One token in one slot; ``lock`` guards login state and the object cache."""
+
+    def __init__(self, cfg: SlotConfig, store: Store) -> None:
+        self.cfg = cfg
+        self.slot_id = cfg.id
+        self.store = store
+        self.lock = threading.RLock()
+        self.record: TokenRecord | None = None
+        self.login_user: int | None = None
+        self.token_key: bytes | None = None
+        self.objects: dict[int, Object] = {}        # token objects by handle
+        self.session_objects: dict[int, Object] = {}
+        self._handle_of_oid: dict[int, int] = {}
+        self._mark: int | None = None
+        self.refresh(force=True)
+
+    # ------------------------------------------------------------------ store sync
+
+    def refresh(self, force: bool = False) -> None:
+        """Reload the record and objects if the store changed since the last load."""
+        version = self.store.data_version()
+        if not force and version == self._mark:
+            return
+        with self.lock:
+            self._mark = version
+            self.record = self.store.token(self.slot_id)
+            records = self.store.objects(self.slot_id) if self.record else []
+            fresh: dict[int, Object] = {}
+            seen_oids = set()
+            for rec in records:
+                seen_oids.add(rec.oid)
+                handle = self._handle_of_oid.get(rec.oid)
+                old = self.objects.get(handle) if handle else None
+                if old is not None and old.stored is not None and _same(old.stored, rec) and not (
+                    old.locked and self.token_key
+                ):
+                    fresh[old.handle] = old
+                    continue
+                obj = self._load(rec, handle or new_handle())
+                if obj is not None:
+                    self._handle_of_oid[rec.oid] = obj.handle
+                    fresh[obj.handle] = obj
+            for oid in list(self._handle_of_oid):
+                if oid not in seen_oids:
+                    del self._handle_of_oid[oid]
+            self.objects = fresh
+
+    def _load(self, rec: ObjectRecord, handle: int) -> Object | None:
+        try:
+            attrs = {t: codec.decode(t, v) for t, v in rec.attrs.items()}
+            locked = set()
+            for t, blob in rec.sealed.items():
+                if self.token_key is None:
+                    locked.add(t)
+                    continue
+                aad = at_rest.attribute_aad(self.record.serial, rec.unique_id, t)
+                attrs[t] = codec.decode(t, at_rest.unseal(self.token_key, aad, blob))
+        except CryptokiError:
+            _log.error("slot %d: stored object %s is unreadable (corrupted?); skipped", self.slot_id, rec.unique_id)
+            return None
+        return Object(handle, attrs, rec.unique_id, oid=rec.oid, locked=frozenset(locked), stored=rec)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def initialized(self) -> bool:
+        return self.record is not None and self.record.so_pin is not None
+
+    def visible(self, obj: Object) -> bool:
+        """Private objects are visible to the normal user only (§4.4.1)."""
+        return not obj.is_private or self.login_user == CKU_USER
+
+    def all_objects(self) -> Iterable[Object]:
+        self.refresh()
+        yield from self.objects.values()
+        yield from self.session_objects.values()
+
+    def find_object(self, handle: int) -> Object | None:
+        obj = self.session_objects.get(handle)
+        if obj is None:
+            self.refresh()
+            obj = self.objects.get(handle)
+        if obj is None or not self.visible(obj):
+            return None
+        return obj
+
+    # ------------------------------------------------------------------ PINs
+
+    def check_pin_length(self, pin: bytes) -> None:
+        if not self.cfg.min_pin_len <= len(pin) <= self.cfg.max_pin_len:
+            raise CryptokiError(spec.CKR_PIN_LEN_RANGE, f"PIN length {len(pin)}")
+
+    def _pin_record(self, user: int):
+        assert self.record is not None
+        return self.record.so_pin if user == CKU_SO else self.record.user_pin
+
+    def failures(self, user: int) -> int:
+        rec = self._pin_record(user) if self.record else None
+        return rec.failures if rec is not None else 0
+
+    def verify_pin(self, user: int, pin: bytes) -> bytes:
+        """Open the PIN record; count a failure (persisted) or reset the counter.
+
+        A locked PIN answers CKR_PIN_LOCKED even for the right PIN, so guessing stops.
+        """
+        self.refresh()
+        rec = self._pin_record(user)
+        if rec is None:
+            raise CryptokiError(spec.CKR_USER_PIN_NOT_INITIALIZED if user == CKU_USER else spec.CKR_TOKEN_NOT_RECOGNIZED)
+        if rec.failures >= self.cfg.max_pin_failures:
+            raise CryptokiError(spec.CKR_PIN_LOCKED, "too many failed logins")
+        try:
+            key = at_rest.open_pin_record(pin, rec)
+        except CryptokiError as exc:
+            if exc.ckr == spec.CKR_PIN_INCORRECT:
+                count = self.store.login_failed(self.slot_id, user)
+                rec.failures = count
+                _log.info("slot %d: wrong PIN for user type %d (%d failures)", self.slot_id, user, count)
+                if count >= self.cfg.max_pin_failures:
+                    raise CryptokiError(spec.CKR_PIN_LOCKED, "too many failed logins") from None
+            raise
+        if rec.failures:
+            self.store.login_succeeded(self.slot_id, user)
+            rec.failures = 0
+        return key
+
+    def login(self, user: int, pin: bytes) -> None:
+        key = self.verify_pin(user, pin)
+        with self.lock:
+            self.login_user = user
+            self.token_key = key
+        self.refresh(force=True)
+
+    def logout(self) -> None:
+        with self.lock:
+            self.login_user = None
+            self.token_key = None
+            # Drop decrypted material from memory: objects reload locked next time.
+            self.objects = {}
+            self._mark = None
+
+    def init_token(self, so_pin: bytes, label: bytes) -> None:
+        """C_InitToken: new token key, SO PIN record, no user PIN, no objects."""
+        self.refresh(force=True)
+        if self.initialized:
+            self.verify_pin(CKU_SO, so_pin)
+        key = at_rest.new_token_key()
+        serial = uuid.uuid4().hex[:16]
+        rec = TokenRecord(
+            slot_id=self.slot_id,
+            label=label,
+            serial=serial,
+            so_pin=at_rest.make_pin_record(so_pin, key, self.cfg.kdf_cost),
+            user_pin=None,
+        )
+        self.store.init_token(rec)
+        with self.lock:
+            self.session_objects = {}
+            self.objects = {}
+            self._handle_of_oid = {}
+        self.refresh(force=True)
+
+    def set_user_pin(self, pin: bytes, key: bytes | None = None) -> None:
+        """C_InitPIN (by the SO) or C_SetPIN of the user: wrap the token key under the new PIN.
+
+        A new record starts with no failures, so the SO's C_InitPIN unlocks a locked user.
+        """
+        key = key or self.token_key
+        assert key is not None
+        self.store.update_token(self.slot_id, user_pin=at_rest.make_pin_record(pin, key, self.cfg.kdf_cost))
+        self.refresh(force=True)
+
+    def set_so_pin(self, pin: bytes, key: bytes) -> None:
+        self.store.update_token(self.slot_id, so_pin=at_rest.make_pin_record(pin, key, self.cfg.kdf_cost))
+        self.refresh(force=True)
+
+    # ------------------------------------------------------------------ objects
+
+    def add_object(self, attrs: dict[int, Any], session: int | None) -> Object:
+        """Store a complete attribute set as a new object (token or session) and return it."""
+        unique_id = uuid.uuid4().hex
+        attrs[CKA_UNIQUE_ID] = unique_id.encode()
+        if session is not None:
+            obj = Object(new_handle(), attrs, unique_id, session=session)
+            self.session_objects[obj.handle] = obj
+            return obj
+        rec = self._record_for(attrs, unique_id, None)
+        oid = self.store.add_object(self.slot_id, rec)
+        rec.oid = oid
+        obj = Object(new_handle(), attrs, unique_id, oid=oid, stored=rec)
+        with self.lock:
+            self._handle_of_oid[oid] = obj.handle
+            self.objects[obj.handle] = obj
+        return obj
+
+    def _record_for(self, attrs: dict[int, Any], unique_id: str, oid: int | None) -> ObjectRecord:
+        sealed_types = policy.sealed_types(attrs)
+        clear: dict[int, bytes] = {}
+        sealed: dict[int, bytes] = {}
+        for t, v in attrs.items():
+            raw = codec.encode(t, v)
+            if t in sealed_types:
+                if self.token_key is None or self.record is None:
+                    raise CryptokiError(spec.CKR_USER_NOT_LOGGED_IN, "storing key material needs a login")
+                sealed[t] = at_rest.seal(self.token_key, at_rest.attribute_aad(self.record.serial, unique_id, t), raw)
+            else:
+                clear[t] = raw
+        return ObjectRecord(oid=oid, unique_id=unique_id, attrs=clear, sealed=sealed)
+
+    def update_object(self, obj: Object, attrs: dict[int, Any]) -> None:
+        if obj.oid is None:
+            obj.attrs = attrs
+            obj.cache.clear()
+            return
+        rec = self._record_for(attrs, obj.unique_id, obj.oid)
+        self.store.update_object(self.slot_id, obj.oid, rec.attrs, rec.sealed)
+        obj.attrs = attrs
+        obj.stored = rec
+        obj.cache.clear()
+
+    def destroy_object(self, obj: Object) -> None:
+        if obj.oid is None:
+            self.session_objects.pop(obj.handle, None)
+            return
+        self.store.delete_object(self.slot_id, obj.oid)
+        with self.lock:
+            self.objects.pop(obj.handle, None)
+            self._handle_of_oid.pop(obj.oid, None)
+
+    def drop_session_objects(self, session: int | None = None) -> None:
+        """Session objects die with their session (all of them with C_CloseAllSessions)."""
+        with self.lock:
+            self.session_objects = {
+                h: o for h, o in self.session_objects.items() if session is not None and o.session != session
+            }
+
+
+def _same(a: ObjectRecord, b: ObjectRecord) -> bool:
+    return a.attrs == b.attrs and a.sealed == b.sealed
+
+
+def search(objects: Iterable[Object], template: list[tuple[int, Any]], visible: Callable[[Object], bool]) -> list[int]:
+    """Handles of the visible objects matching every attribute of ``template``."""
+    readable = policy.readable
+    return [o.handle for o in objects if visible(o) and o.matches(template, readable)]

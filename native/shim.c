@@ -1,0 +1,219 @@
+/* The C side of cryptoki-shim: no PKCS#11 logic lives here.
+ *
+ * What it does, and why (DESIGN.md §2):
+ *   - a readiness guard in front of every entry: Python is started once, by us, with a
+ *     PyConfig that names the venv's interpreter (cffi would derive the prefix from the host
+ *     executable and fail), and a failed start-up answers CKR_GENERAL_ERROR instead of
+ *     killing the host or answering CKR_OK (cffi's default for a callback without code);
+ *   - libpython re-opened RTLD_GLOBAL, because hosts dlopen us RTLD_LOCAL and extension
+ *     modules would then miss the Py* symbols;
+ *   - a refusal inside a Python host of another minor version (it would hang);
+ *   - fork handlers so a fork while another thread is inside Python does not hang the child;
+ *   - the function tables (generated from functions.h into shim_entries.inc by build_ffi.py)
+ *     and the three functions that only hand out tables.
+ * Python is never finalized (C_Finalize only resets state; atexit does not run in C hosts).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <Python.h>
+#include <dlfcn.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pkcs11.h"
+#include "pyversion.h"
+
+#ifndef SHIM_VENV_PYTHON
+#error "SHIM_VENV_PYTHON (the venv interpreter baked in at build time) must be defined"
+#endif
+#ifndef SHIM_LIBPYTHON
+#error "SHIM_LIBPYTHON (libpython soname) must be defined"
+#endif
+#ifndef SHIM_PY_VERSION
+#error "SHIM_PY_VERSION (\"3.11\") must be defined"
+#endif
+
+#define SHIM_EXPORT __attribute__((visibility("default")))
+#define SHIM_READY_MAGIC 0x5AFE5AFEUL
+
+/* Answered by the Python side once its entry points are attached (see build_ffi.py). */
+CK_RV shim_py_ready(void);
+
+static pthread_once_t shim_once = PTHREAD_ONCE_INIT;
+static CK_RV shim_start_rv = CKR_GENERAL_ERROR;
+static int shim_we_started_python;
+
+/* Logging before Python runs goes to $CRYPTOKI_SHIM_LOG only (never the host's stderr). */
+static void shim_clog(const char *fmt, ...)
+{
+    const char *path = getenv("CRYPTOKI_SHIM_LOG");
+    FILE *f;
+    va_list ap;
+    if (path == NULL || *path == '\0')
+        return;
+    f = strcmp(path, "stderr") == 0 ? stderr : fopen(path, "a");
+    if (f == NULL)
+        return;
+    fprintf(f, "cryptoki-shim[%ld] native: ", (long)getpid());
+    va_start(ap, fmt);
+    vfprintf(f, fmt, ap);
+    va_end(ap);
+    fputc('\n', f);
+    if (f != stderr)
+        fclose(f);
+}
+
+/* Holding the GIL across fork() makes sure no other thread is inside Python at that moment,
+ * so the child's interpreter is consistent; PyOS_AfterFork_Child then clears the other
+ * threads' states and runs os.register_at_fork handlers (the core resets itself there). */
+static PyGILState_STATE shim_fork_gil;
+
+static void shim_fork_prepare(void)
+{
+    if (!shim_we_started_python)
+        return;
+    shim_fork_gil = PyGILState_Ensure();
+    PyOS_BeforeFork();
+}
+
+static void shim_fork_parent(void)
+{
+    if (!shim_we_started_python)
+        return;
+    PyOS_AfterFork_Parent();
+    PyGILState_Release(shim_fork_gil);
+}
+
+static void shim_fork_child(void)
+{
+    if (!shim_we_started_python)
+        return;
+    PyOS_AfterFork_Child();
+    PyGILState_Release(shim_fork_gil);
+}
+
+static int shim_init_python(void)
+{
+    PyStatus status;
+    PyConfig config;
+    const char *home = getenv("CRYPTOKI_SHIM_PYTHONHOME");
+
+    /* Isolated: the host's PYTHON* variables, user site and signal handlers stay the host's. */
+    PyConfig_InitIsolatedConfig(&config);
+    if (getenv("CRYPTOKI_SHIM_USE_PYTHON_ENV") != NULL)
+        config.use_environment = 1;
+    config.install_signal_handlers = 0;
+    config.configure_c_stdio = 0;
+    config.parse_argv = 0;
+    config.site_import = 1;
+    config.pathconfig_warnings = 0;
+    status = PyConfig_SetBytesString(&config, &config.executable, SHIM_VENV_PYTHON);
+    if (!PyStatus_Exception(status))
+        status = PyConfig_SetBytesString(&config, &config.program_name, SHIM_VENV_PYTHON);
+    if (!PyStatus_Exception(status) && home != NULL && *home != '\0')
+        status = PyConfig_SetBytesString(&config, &config.home, home);
+    if (!PyStatus_Exception(status))
+        status = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(status)) {
+        shim_clog("Python start-up failed: %s%s%s", status.func ? status.func : "",
+                  status.func ? ": " : "", status.err_msg ? status.err_msg : "unknown error");
+        return -1;
+    }
+    /* Let every thread (ours and the host's) enter through PyGILState_Ensure. */
+    PyEval_SaveThread();
+    return 0;
+}
+
+static void shim_start(void)
+{
+    shim_start_rv = CKR_GENERAL_ERROR;
+
+    if (dlopen(SHIM_LIBPYTHON, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD) == NULL)
+        shim_clog("re-opening %s RTLD_GLOBAL failed: %s", SHIM_LIBPYTHON, dlerror());
+
+    if (!shim_python_version_ok(Py_GetVersion(), SHIM_PY_VERSION)) {
+        shim_clog("refusing to run: built for Python %s, the host runs Python %s",
+                  SHIM_PY_VERSION, Py_GetVersion());
+        return;
+    }
+    if (!Py_IsInitialized()) {
+        if (shim_init_python() != 0)
+            return;
+        shim_we_started_python = 1;
+        pthread_atfork(shim_fork_prepare, shim_fork_parent, shim_fork_child);
+    }
+    /* The first call into cffi runs the embedding init code, which attaches our entries. */
+    if (shim_py_ready() != SHIM_READY_MAGIC) {
+        shim_clog("the Python side did not attach its entry points");
+        return;
+    }
+    shim_start_rv = CKR_OK;
+}
+
+static CK_RV shim_guard(void)
+{
+    pthread_once(&shim_once, shim_start);
+    return shim_start_rv;
+}
+
+/* Generated by build_ffi.py from functions.h: one guarded wrapper per Python entry
+ * (C_X -> py_C_X), the 2.40 and 3.0 function lists, and the interface table. */
+#include "shim_entries.inc"
+
+/* PKCS#11 2.40: the 2.40 table. Needs no Python. */
+SHIM_EXPORT CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR ppFunctionList)
+{
+    if (ppFunctionList == NULL)
+        return CKR_ARGUMENTS_BAD;
+    *ppFunctionList = &shim_function_list_2_40;
+    return CKR_OK;
+}
+
+/* PKCS#11 3.0 §5.4.4: the interfaces we offer, default (3.0) first. */
+SHIM_EXPORT CK_RV C_GetInterfaceList(CK_INTERFACE_PTR pInterfacesList, CK_ULONG_PTR pulCount)
+{
+    CK_ULONG n = sizeof(shim_interfaces) / sizeof(shim_interfaces[0]);
+    if (pulCount == NULL)
+        return CKR_ARGUMENTS_BAD;
+    if (pInterfacesList == NULL) {
+        *pulCount = n;
+        return CKR_OK;
+    }
+    if (*pulCount < n) {
+        *pulCount = n;
+        return CKR_BUFFER_TOO_SMALL;
+    }
+    memcpy(pInterfacesList, shim_interfaces, sizeof(shim_interfaces));
+    *pulCount = n;
+    return CKR_OK;
+}
+
+/* PKCS#11 3.0 §5.4.5: NULL name -> "PKCS 11"; NULL version -> the first (default) one. */
+SHIM_EXPORT CK_RV C_GetInterface(CK_UTF8CHAR_PTR pInterfaceName, CK_VERSION_PTR pVersion,
+                                 CK_INTERFACE_PTR_PTR ppInterface, CK_FLAGS flags)
+{
+    size_t i;
+    if (ppInterface == NULL)
+        return CKR_ARGUMENTS_BAD;
+    for (i = 0; i < sizeof(shim_interfaces) / sizeof(shim_interfaces[0]); i++) {
+        const CK_INTERFACE *itf = &shim_interfaces[i];
+        const CK_VERSION *v = (const CK_VERSION *)itf->pFunctionList;
+        if (pInterfaceName != NULL
+            && strcmp((const char *)pInterfaceName, (const char *)itf->pInterfaceName) != 0)
+            continue;
+        if (pVersion != NULL && (pVersion->major != v->major || pVersion->minor != v->minor))
+            continue;
+        if ((itf->flags & flags) != flags)
+            continue;
+        *ppInterface = (CK_INTERFACE_PTR)itf;
+        return CKR_OK;
+    }
+    return CKR_ARGUMENTS_BAD;
+}
