@@ -1,0 +1,212 @@
+"""Mechanism parameters: C structs -> the dataclasses of ``mechanisms/params.py``.
+
+``read_param`` is the one helper the entries call for every CK_MECHANISM: it reads the
+struct named by ``entry.param`` and copies every byte out, so no C pointer survives the
+call (the caller may free its buffers as soon as C_*Init returns).
+
+Rules (PKCS#11 3.0 §5.1 "CKR_MECHANISM_PARAM_INVALID"): ulParameterLen must equal the
+struct's size; a NULL pointer with a non-zero length, anywhere, is invalid; a mechanism
+that takes no parameter accepts only ulParameterLen == 0 (pointer ignored: clients pass
+stale pointers with a zero length); an optional parameter (``entry.param_optional``) may
+be absent (NULL/0).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..errors import CryptokiError
+from ..mechanisms.params import (
+    AesCbcEncryptDataParams,
+    AesCtrParams,
+    CcmParams,
+    EcdhDeriveParams,
+    EddsaParams,
+    GcmParams,
+    HkdfParams,
+    KeyDerivationStringData,
+    Pbkd2Params,
+    PrfDataParam,
+    RsaPkcsOaepParams,
+    RsaPkcsPssParams,
+    Sp800108CounterFormat,
+    Sp800108DkmLengthFormat,
+    Sp800108Params,
+)
+from ..spec import CKR_MECHANISM_PARAM_INVALID
+
+Reader = Callable[[Any, Any, int], object]
+
+# CK_PRF_DATA_TYPE values (PKCS#11 3.0 §2.42.3)
+CK_SP800_108_ITERATION_VARIABLE = 1
+CK_SP800_108_OPTIONAL_COUNTER = 2
+CK_SP800_108_DKM_LENGTH = 3
+CK_SP800_108_BYTE_ARRAY = 4
+
+# An ulPasswordLen above this in a 72-byte PBKDF2 struct is a pointer: the 2.40 struct
+# (CK_PKCS5_PBKD2_PARAMS, CK_ULONG_PTR ulPasswordLen) and the 3.0 CK_PKCS5_PBKD2_PARAMS2
+# have the same size on LP64, and clients still send both.
+_PBKDF2_MAX_PASSWORD = 0x10000
+
+
+def _invalid(why: str) -> CryptokiError:
+    return CryptokiError(CKR_MECHANISM_PARAM_INVALID, why)
+
+
+def _struct(ffi: Any, p: Any, length: int, ctype: str) -> Any:
+    if length != ffi.sizeof(ctype):
+        raise _invalid(f"ulParameterLen {length} != sizeof({ctype}) {ffi.sizeof(ctype)}")
+    if p == ffi.NULL:
+        raise _invalid(f"NULL {ctype}")
+    return ffi.cast(ctype + " *", p)[0]
+
+
+def _bytes(ffi: Any, p: Any, n: int, what: str) -> bytes:
+    n = int(n)
+    if n == 0:
+        return b""
+    if p == ffi.NULL:
+        raise _invalid(f"{what}: NULL pointer with length {n}")
+    return bytes(ffi.buffer(ffi.cast("CK_BYTE *", p), n))
+
+
+def read_bytes_param(ffi: Any, p: Any, length: int) -> bytes:
+    """A plain byte-string parameter (IVs)."""
+    return _bytes(ffi, p, length, "pParameter")
+
+
+def read_ulong(ffi: Any, p: Any, length: int) -> int:
+    """CK_MAC_GENERAL_PARAMS and other single-CK_ULONG parameters."""
+    return int(_struct(ffi, p, length, "CK_ULONG"))
+
+
+def read_oaep(ffi: Any, p: Any, length: int) -> RsaPkcsOaepParams:
+    s = _struct(ffi, p, length, "CK_RSA_PKCS_OAEP_PARAMS")
+    return RsaPkcsOaepParams(int(s.hashAlg), int(s.mgf), int(s.source),
+                             _bytes(ffi, s.pSourceData, s.ulSourceDataLen, "pSourceData"))
+
+
+def read_pss(ffi: Any, p: Any, length: int) -> RsaPkcsPssParams:
+    s = _struct(ffi, p, length, "CK_RSA_PKCS_PSS_PARAMS")
+    return RsaPkcsPssParams(int(s.hashAlg), int(s.mgf), int(s.sLen))
+
+
+def read_eddsa(ffi: Any, p: Any, length: int) -> EddsaParams:
+    s = _struct(ffi, p, length, "CK_EDDSA_PARAMS")
+    return EddsaParams(bool(s.phFlag), _bytes(ffi, s.pContextData, s.ulContextDataLen, "pContextData"))
+
+
+def read_ecdh1(ffi: Any, p: Any, length: int) -> EcdhDeriveParams:
+    s = _struct(ffi, p, length, "CK_ECDH1_DERIVE_PARAMS")
+    return EcdhDeriveParams(int(s.kdf), _bytes(ffi, s.pSharedData, s.ulSharedDataLen, "pSharedData"),
+                            _bytes(ffi, s.pPublicData, s.ulPublicDataLen, "pPublicData"))
+
+
+def read_gcm(ffi: Any, p: Any, length: int) -> GcmParams:
+    s = _struct(ffi, p, length, "CK_GCM_PARAMS")
+    return GcmParams(_bytes(ffi, s.pIv, s.ulIvLen, "pIv"), _bytes(ffi, s.pAAD, s.ulAADLen, "pAAD"),
+                     int(s.ulTagBits), int(s.ulIvBits))
+
+
+def read_ccm(ffi: Any, p: Any, length: int) -> CcmParams:
+    s = _struct(ffi, p, length, "CK_CCM_PARAMS")
+    return CcmParams(int(s.ulDataLen), _bytes(ffi, s.pNonce, s.ulNonceLen, "pNonce"),
+                     _bytes(ffi, s.pAAD, s.ulAADLen, "pAAD"), int(s.ulMACLen))
+
+
+def read_aes_ctr(ffi: Any, p: Any, length: int) -> AesCtrParams:
+    s = _struct(ffi, p, length, "CK_AES_CTR_PARAMS")
+    return AesCtrParams(int(s.ulCounterBits), bytes(ffi.buffer(s.cb, 16)))
+
+
+def read_aes_cbc_encrypt_data(ffi: Any, p: Any, length: int) -> AesCbcEncryptDataParams:
+    s = _struct(ffi, p, length, "CK_AES_CBC_ENCRYPT_DATA_PARAMS")
+    return AesCbcEncryptDataParams(bytes(ffi.buffer(s.iv, 16)), _bytes(ffi, s.pData, s.length, "pData"))
+
+
+def read_hkdf(ffi: Any, p: Any, length: int) -> HkdfParams:
+    s = _struct(ffi, p, length, "CK_HKDF_PARAMS")
+    return HkdfParams(bool(s.bExtract), bool(s.bExpand), int(s.prfHashMechanism), int(s.ulSaltType),
+                      _bytes(ffi, s.pSalt, s.ulSaltLen, "pSalt"), int(s.hSaltKey),
+                      _bytes(ffi, s.pInfo, s.ulInfoLen, "pInfo"))
+
+
+def read_string_data(ffi: Any, p: Any, length: int) -> KeyDerivationStringData:
+    s = _struct(ffi, p, length, "CK_KEY_DERIVATION_STRING_DATA")
+    return KeyDerivationStringData(_bytes(ffi, s.pData, s.ulLen, "pData"))
+
+
+def _prf_value(ffi: Any, item: Any) -> Any:
+    kind, p, n = int(item.type), item.pValue, int(item.ulValueLen)
+    if kind in (CK_SP800_108_ITERATION_VARIABLE, CK_SP800_108_OPTIONAL_COUNTER):
+        if kind == CK_SP800_108_ITERATION_VARIABLE and n == 0:
+            return None  # feedback/pipeline mode: the iteration variable has no format
+        f = _struct(ffi, p, n, "CK_SP800_108_COUNTER_FORMAT")
+        return Sp800108CounterFormat(bool(f.bLittleEndian), int(f.ulWidthInBits))
+    if kind == CK_SP800_108_DKM_LENGTH:
+        f = _struct(ffi, p, n, "CK_SP800_108_DKM_LENGTH_FORMAT")
+        return Sp800108DkmLengthFormat(int(f.dkmLengthMethod), bool(f.bLittleEndian), int(f.ulWidthInBits))
+    if kind == CK_SP800_108_BYTE_ARRAY:
+        return _bytes(ffi, p, n, "CK_SP800_108_BYTE_ARRAY")
+    raise _invalid(f"CK_PRF_DATA_PARAM type {kind} unknown")
+
+
+def read_sp800_108(ffi: Any, p: Any, length: int) -> Sp800108Params:
+    """CK_SP800_108_KDF_PARAMS (counter, double pipeline) or the FEEDBACK variant, told apart
+    by their sizes. Additional derived keys are refused (handles would have to be written
+    back after the derivation; not supported yet)."""
+    feedback = length == ffi.sizeof("CK_SP800_108_FEEDBACK_KDF_PARAMS")
+    s = _struct(ffi, p, length, "CK_SP800_108_FEEDBACK_KDF_PARAMS" if feedback else "CK_SP800_108_KDF_PARAMS")
+    if int(s.ulAdditionalDerivedKeys):
+        raise _invalid("SP 800-108 additional derived keys not supported")
+    count = int(s.ulNumberOfDataParams)
+    if count and s.pDataParams == ffi.NULL:
+        raise _invalid("pDataParams NULL with a non-zero count")
+    items = tuple(PrfDataParam(int(s.pDataParams[i].type), _prf_value(ffi, s.pDataParams[i])) for i in range(count))
+    iv = _bytes(ffi, s.pIV, s.ulIVLen, "pIV") if feedback else b""
+    return Sp800108Params(int(s.prfType), items, iv)
+
+
+def read_pbkd2(ffi: Any, p: Any, length: int) -> Pbkd2Params:
+    s = _struct(ffi, p, length, "CK_PKCS5_PBKD2_PARAMS2")
+    password_len = int(s.ulPasswordLen)
+    if password_len > _PBKDF2_MAX_PASSWORD:  # the 2.40 struct: a pointer to the length
+        old = ffi.cast("CK_PKCS5_PBKD2_PARAMS *", p)[0]
+        password_len = int(old.ulPasswordLen[0])
+    return Pbkd2Params(int(s.saltSource), _bytes(ffi, s.pSaltSourceData, s.ulSaltSourceDataLen, "pSaltSourceData"),
+                       int(s.iterations), int(s.prf), _bytes(ffi, s.pPrfData, s.ulPrfDataLen, "pPrfData"),
+                       _bytes(ffi, s.pPassword, password_len, "pPassword"))
+
+
+READERS: dict[Any, Reader] = {
+    bytes: read_bytes_param,
+    int: read_ulong,  # MacGeneralParams
+    RsaPkcsOaepParams: read_oaep,
+    RsaPkcsPssParams: read_pss,
+    EddsaParams: read_eddsa,
+    EcdhDeriveParams: read_ecdh1,
+    GcmParams: read_gcm,
+    CcmParams: read_ccm,
+    AesCtrParams: read_aes_ctr,
+    AesCbcEncryptDataParams: read_aes_cbc_encrypt_data,
+    HkdfParams: read_hkdf,
+    Sp800108Params: read_sp800_108,
+    Pbkd2Params: read_pbkd2,
+    KeyDerivationStringData: read_string_data,
+}
+
+
+def read_param(ffi: Any, entry: Any, p_param: Any, length: int) -> object:
+    """The parsed parameter of one CK_MECHANISM for ``entry`` (see the module docstring)."""
+    kind = entry.param
+    length = int(length)
+    if kind is None:
+        if length:
+            raise _invalid("mechanism takes no parameter")
+        return None
+    if length == 0 and entry.param_optional:
+        return None
+    reader = READERS.get(kind)
+    if reader is None:
+        raise _invalid(f"no reader for parameter kind {kind!r}")
+    return reader(ffi, p_param, length)
