@@ -341,3 +341,28 @@ def test_forked_child_gets_its_own_connections(store: Store) -> None:
     assert [o.unique_id for o in store.objects(1)] == ["before", "child"]
     store.add_object(1, sample_object("parent"))
     assert len(store.objects(1)) == 3
+
+
+def test_timings(store: Store) -> None:
+    """Rough costs (printed with -s); bounds are ~10x what this machine measures.
+
+    data_version() runs before object lookups on the operation path, so it must stay in
+    the microseconds; add_object is one short write transaction.
+    """
+    n = 5000
+    t0 = time.perf_counter()
+    for _ in range(n):
+        store.data_version()
+    dv_us = (time.perf_counter() - t0) / n * 1e6
+    m = 200
+    t0 = time.perf_counter()
+    for i in range(m):
+        store.add_object(1, sample_object(f"t{i}", i))
+    add_ms = (time.perf_counter() - t0) / m * 1e3
+    t0 = time.perf_counter()
+    assert len(store.objects(1)) == m
+    list_ms = (time.perf_counter() - t0) * 1e3
+    print(f"\ndata_version {dv_us:.1f} us; add_object {add_ms:.2f} ms; "
+          f"objects() of {m}: {list_ms:.1f} ms")
+    assert dv_us < 50
+    assert add_ms < 10
