@@ -615,7 +615,7 @@ typedef struct CK_GCM_MESSAGE_PARAMS {
     CK_BYTE_PTR           pTag;
     CK_ULONG              ulTagBits;
 } CK_GCM_MESSAGE_PARAMS;
-typedef CK_GCM_MESSAGE_PARAMS *CK_GCM_MESSAGE_PARAMS_PTR; /* published 3.0 (a pointer) */
+typedef CK_GCM_MESSAGE_PARAMS *CK_GCM_MESSAGE_PARAMS_PTR; /* published header (a pointer) */
 
 typedef struct CK_CCM_PARAMS {
     CK_ULONG    ulDataLen;
@@ -636,7 +636,7 @@ typedef struct CK_CCM_MESSAGE_PARAMS {
     CK_BYTE_PTR           pMAC;
     CK_ULONG              ulMACLen;
 } CK_CCM_MESSAGE_PARAMS;
-typedef CK_CCM_MESSAGE_PARAMS *CK_CCM_MESSAGE_PARAMS_PTR; /* published 3.0 (a pointer) */
+typedef CK_CCM_MESSAGE_PARAMS *CK_CCM_MESSAGE_PARAMS_PTR; /* published header (a pointer) */
 
 /* deprecated: use CK_GCM_PARAMS */
 typedef struct CK_AES_GCM_PARAMS {
@@ -802,7 +802,7 @@ typedef struct CK_SP800_108_KDF_PARAMS {
     CK_ULONG              ulNumberOfDataParams;
     CK_PRF_DATA_PARAM_PTR pDataParams;
     CK_ULONG              ulAdditionalDerivedKeys;
-    CK_DERIVED_KEY_PTR    pAdditionalDerivedKeys; /* published 3.0 (a pointer) */
+    CK_DERIVED_KEY_PTR    pAdditionalDerivedKeys; /* published header (a pointer) */
 } CK_SP800_108_KDF_PARAMS;
 typedef CK_SP800_108_KDF_PARAMS *CK_SP800_108_KDF_PARAMS_PTR;
 
@@ -813,7 +813,7 @@ typedef struct CK_SP800_108_FEEDBACK_KDF_PARAMS {
     CK_ULONG              ulIVLen;
     CK_BYTE_PTR           pIV;
     CK_ULONG              ulAdditionalDerivedKeys;
-    CK_DERIVED_KEY_PTR    pAdditionalDerivedKeys; /* published 3.0 (a pointer) */
+    CK_DERIVED_KEY_PTR    pAdditionalDerivedKeys; /* published header (a pointer) */
 } CK_SP800_108_FEEDBACK_KDF_PARAMS;
 typedef CK_SP800_108_FEEDBACK_KDF_PARAMS *CK_SP800_108_FEEDBACK_KDF_PARAMS_PTR;
 
@@ -914,7 +914,7 @@ typedef struct CK_XEDDSA_PARAMS {
 } CK_XEDDSA_PARAMS;
 typedef CK_XEDDSA_PARAMS *CK_XEDDSA_PARAMS_PTR;
 
-/* published 3.0 types: the draft's CK_BOOL / CK_HANDLE do not exist */
+/* published header types: the draft's CK_BOOL / CK_HANDLE do not exist */
 typedef struct CK_HKDF_PARAMS {
     CK_BBOOL          bExtract;
     CK_BBOOL          bExpand;
@@ -930,7 +930,7 @@ typedef CK_HKDF_PARAMS *CK_HKDF_PARAMS_PTR;
 
 /* CK_HKDF_PARAMS.ulSaltType */
 
-/* IKE key derivation (published 3.0) */
+/* IKE key derivation (published header, 3.1) */
 typedef struct CK_IKE2_PRF_PLUS_DERIVE_PARAMS {
     CK_MECHANISM_TYPE prfMechanism;
     CK_BBOOL          bHasSeedKey;

@@ -10,18 +10,22 @@
  * convention.  Every constant is written as its literal value (`0x...UL`), so
  * that scripts can read the header with a regular expression.
  *
- * Where the 3.0 working draft is not valid C or disagrees with the published
- * 3.0 standard, we follow the published standard (as kept in
- * oasis-tcs/pkcs11 published/3-01/pkcs11t.h), each place marked "published 3.0":
+ * Where the 3.0 working draft is not valid C, misspells a name or lacks a value,
+ * we follow the published OASIS header (oasis-tcs/pkcs11 published/3-01/pkcs11t.h,
+ * whose 3.0 content is the standard's); each such place is marked "published header":
  *   - CK_HKDF_PARAMS uses CK_BBOOL and CK_OBJECT_HANDLE (the draft names the
  *     undefined types CK_BOOL and CK_HANDLE);
  *   - CK_SP800_108_KDF_PARAMS / CK_SP800_108_FEEDBACK_KDF_PARAMS hold a
  *     CK_DERIVED_KEY_PTR pAdditionalDerivedKeys (the draft has the struct by value);
  *   - the *_PTR typedefs of CK_GCM_MESSAGE_PARAMS and CK_CCM_MESSAGE_PARAMS are
  *     pointers, and pointer typedefs the draft leaves out are added;
- *   - CKF_MULTI_MESSAGE is the standard's spelling (the draft's CKF_MULTI_MESSGE
- *     is kept as an alias), CKR_OPERATION_CANCEL_FAILED, the IKE mechanisms,
- *     parameter structs and other late 3.0 values are added.
+ *   - CKF_MULTI_MESSAGE is the published spelling (the draft's CKF_MULTI_MESSGE
+ *     is kept as an alias); CKR_OPERATION_CANCEL_FAILED, CKG_MGF1_SHA3_*,
+ *     CKA_X2RATCHET_*, CKK_SHA512_*_HMAC and other values the draft lacks are added.
+ * A few values are marked "published header, 3.1": the IKE mechanisms and their
+ * parameter structs, profiles CKP_COMPLETE_PROVIDER / CKP_HKDF_TLS_TOKEN and the
+ * CKM_SHA3_*_KEY_DERIVATION spellings may be 3.1 additions (cryptoki_shim.spec lists
+ * them in SINCE_3_1); they are kept because they do not conflict with any 3.0 value.
  *
  * The function table lives in functions.h (an X-macro); this header derives
  * the prototypes, the CK_C_* pointer types and both function lists from it.
@@ -203,8 +207,8 @@ typedef CK_ULONG CK_PROFILE_ID;
 #define CKP_EXTENDED_PROVIDER           0x00000002UL
 #define CKP_AUTHENTICATION_TOKEN        0x00000003UL
 #define CKP_PUBLIC_CERTIFICATES_TOKEN   0x00000004UL
-#define CKP_COMPLETE_PROVIDER           0x00000005UL /* published 3.0 */
-#define CKP_HKDF_TLS_TOKEN              0x00000006UL /* published 3.0 */
+#define CKP_COMPLETE_PROVIDER           0x00000005UL /* published header, 3.1 */
+#define CKP_HKDF_TLS_TOKEN              0x00000006UL /* published header, 3.1 */
 #define CKP_VENDOR_DEFINED              0x80000000UL
 
 typedef CK_ULONG CK_HW_FEATURE_TYPE;
@@ -273,9 +277,9 @@ typedef CK_ULONG CK_KEY_TYPE;
 #define CKK_EC_EDWARDS                  0x00000040UL
 #define CKK_EC_MONTGOMERY               0x00000041UL
 #define CKK_HKDF                        0x00000042UL
-#define CKK_SHA512_224_HMAC             0x00000043UL /* published 3.0 */
-#define CKK_SHA512_256_HMAC             0x00000044UL /* published 3.0 */
-#define CKK_SHA512_T_HMAC               0x00000045UL /* published 3.0 */
+#define CKK_SHA512_224_HMAC             0x00000043UL /* published header */
+#define CKK_SHA512_256_HMAC             0x00000044UL /* published header */
+#define CKK_SHA512_T_HMAC               0x00000045UL /* published header */
 #define CKK_VENDOR_DEFINED              0x80000000UL
 
 typedef CK_ULONG CK_CERTIFICATE_TYPE;
@@ -422,23 +426,23 @@ typedef CK_ULONG CK_ATTRIBUTE_TYPE;
 #define CKA_SUPPORTED_CMS_ATTRIBUTES    0x00000503UL
 #define CKA_ALLOWED_MECHANISMS          0x40000600UL /* CKF_ARRAY_ATTRIBUTE | 0x600 */
 #define CKA_PROFILE_ID                  0x00000601UL
-#define CKA_X2RATCHET_BAG               0x00000602UL /* published 3.0 */
-#define CKA_X2RATCHET_BAGSIZE           0x00000603UL /* published 3.0 */
-#define CKA_X2RATCHET_BOBS1STMSG        0x00000604UL /* published 3.0 */
-#define CKA_X2RATCHET_CKR               0x00000605UL /* published 3.0 */
-#define CKA_X2RATCHET_CKS               0x00000606UL /* published 3.0 */
-#define CKA_X2RATCHET_DHP               0x00000607UL /* published 3.0 */
-#define CKA_X2RATCHET_DHR               0x00000608UL /* published 3.0 */
-#define CKA_X2RATCHET_DHS               0x00000609UL /* published 3.0 */
-#define CKA_X2RATCHET_HKR               0x0000060AUL /* published 3.0 */
-#define CKA_X2RATCHET_HKS               0x0000060BUL /* published 3.0 */
-#define CKA_X2RATCHET_ISALICE           0x0000060CUL /* published 3.0 */
-#define CKA_X2RATCHET_NHKR              0x0000060DUL /* published 3.0 */
-#define CKA_X2RATCHET_NHKS              0x0000060EUL /* published 3.0 */
-#define CKA_X2RATCHET_NR                0x0000060FUL /* published 3.0 */
-#define CKA_X2RATCHET_NS                0x00000610UL /* published 3.0 */
-#define CKA_X2RATCHET_PNS               0x00000611UL /* published 3.0 */
-#define CKA_X2RATCHET_RK                0x00000612UL /* published 3.0 */
+#define CKA_X2RATCHET_BAG               0x00000602UL /* published header */
+#define CKA_X2RATCHET_BAGSIZE           0x00000603UL /* published header */
+#define CKA_X2RATCHET_BOBS1STMSG        0x00000604UL /* published header */
+#define CKA_X2RATCHET_CKR               0x00000605UL /* published header */
+#define CKA_X2RATCHET_CKS               0x00000606UL /* published header */
+#define CKA_X2RATCHET_DHP               0x00000607UL /* published header */
+#define CKA_X2RATCHET_DHR               0x00000608UL /* published header */
+#define CKA_X2RATCHET_DHS               0x00000609UL /* published header */
+#define CKA_X2RATCHET_HKR               0x0000060AUL /* published header */
+#define CKA_X2RATCHET_HKS               0x0000060BUL /* published header */
+#define CKA_X2RATCHET_ISALICE           0x0000060CUL /* published header */
+#define CKA_X2RATCHET_NHKR              0x0000060DUL /* published header */
+#define CKA_X2RATCHET_NHKS              0x0000060EUL /* published header */
+#define CKA_X2RATCHET_NR                0x0000060FUL /* published header */
+#define CKA_X2RATCHET_NS                0x00000610UL /* published header */
+#define CKA_X2RATCHET_PNS               0x00000611UL /* published header */
+#define CKA_X2RATCHET_RK                0x00000612UL /* published header */
 #define CKA_VENDOR_DEFINED              0x80000000UL
 
 typedef struct CK_ATTRIBUTE {
@@ -665,12 +669,12 @@ typedef CK_MECHANISM_TYPE *CK_MECHANISM_TYPE_PTR;
 #define CKM_SHA3_512_KEY_DERIVE         0x0000039AUL
 #define CKM_SHAKE_128_KEY_DERIVE        0x0000039BUL
 #define CKM_SHAKE_256_KEY_DERIVE        0x0000039CUL
-#define CKM_SHA3_256_KEY_DERIVATION     0x00000397UL /* published 3.0 spelling of CKM_SHA3_256_KEY_DERIVE */
-#define CKM_SHA3_224_KEY_DERIVATION     0x00000398UL /* published 3.0 spelling of CKM_SHA3_224_KEY_DERIVE */
-#define CKM_SHA3_384_KEY_DERIVATION     0x00000399UL /* published 3.0 spelling of CKM_SHA3_384_KEY_DERIVE */
-#define CKM_SHA3_512_KEY_DERIVATION     0x0000039AUL /* published 3.0 spelling of CKM_SHA3_512_KEY_DERIVE */
-#define CKM_SHAKE_128_KEY_DERIVATION    0x0000039BUL /* published 3.0 spelling of CKM_SHAKE_128_KEY_DERIVE */
-#define CKM_SHAKE_256_KEY_DERIVATION    0x0000039CUL /* published 3.0 spelling of CKM_SHAKE_256_KEY_DERIVE */
+#define CKM_SHA3_256_KEY_DERIVATION     0x00000397UL /* published header, 3.1 spelling of CKM_SHA3_256_KEY_DERIVE */
+#define CKM_SHA3_224_KEY_DERIVATION     0x00000398UL /* published header, 3.1 spelling of CKM_SHA3_224_KEY_DERIVE */
+#define CKM_SHA3_384_KEY_DERIVATION     0x00000399UL /* published header, 3.1 spelling of CKM_SHA3_384_KEY_DERIVE */
+#define CKM_SHA3_512_KEY_DERIVATION     0x0000039AUL /* published header, 3.1 spelling of CKM_SHA3_512_KEY_DERIVE */
+#define CKM_SHAKE_128_KEY_DERIVATION    0x0000039BUL /* published header, 3.1 spelling of CKM_SHAKE_128_KEY_DERIVE */
+#define CKM_SHAKE_256_KEY_DERIVATION    0x0000039CUL /* published header, 3.1 spelling of CKM_SHAKE_256_KEY_DERIVE */
 #define CKM_PBE_MD2_DES_CBC             0x000003A0UL
 #define CKM_PBE_MD5_DES_CBC             0x000003A1UL
 #define CKM_PBE_MD5_CAST_CBC            0x000003A2UL
@@ -888,11 +892,11 @@ typedef CK_MECHANISM_TYPE *CK_MECHANISM_TYPE_PTR;
 #define CKM_HKDF_DERIVE                 0x0000402AUL
 #define CKM_HKDF_DATA                   0x0000402BUL
 #define CKM_HKDF_KEY_GEN                0x0000402CUL
-#define CKM_SALSA20_KEY_GEN             0x0000402DUL /* published 3.0 */
-#define CKM_IKE2_PRF_PLUS_DERIVE        0x0000402EUL /* published 3.0 */
-#define CKM_IKE_PRF_DERIVE              0x0000402FUL /* published 3.0 */
-#define CKM_IKE1_PRF_DERIVE             0x00004030UL /* published 3.0 */
-#define CKM_IKE1_EXTENDED_DERIVE        0x00004031UL /* published 3.0 */
+#define CKM_SALSA20_KEY_GEN             0x0000402DUL /* published header */
+#define CKM_IKE2_PRF_PLUS_DERIVE        0x0000402EUL /* published header, 3.1 */
+#define CKM_IKE_PRF_DERIVE              0x0000402FUL /* published header, 3.1 */
+#define CKM_IKE1_PRF_DERIVE             0x00004030UL /* published header, 3.1 */
+#define CKM_IKE1_EXTENDED_DERIVE        0x00004031UL /* published header, 3.1 */
 #define CKM_VENDOR_DEFINED              0x80000000UL
 
 typedef struct CK_MECHANISM {
@@ -915,7 +919,7 @@ typedef CK_MECHANISM_INFO *CK_MECHANISM_INFO_PTR;
 #define CKF_MESSAGE_DECRYPT             0x00000004UL
 #define CKF_MESSAGE_SIGN                0x00000008UL
 #define CKF_MESSAGE_VERIFY              0x00000010UL
-#define CKF_MULTI_MESSAGE               0x00000020UL /* published 3.0 spelling */
+#define CKF_MULTI_MESSAGE               0x00000020UL /* published header spelling */
 #define CKF_MULTI_MESSGE                0x00000020UL /* the working draft's spelling */
 #define CKF_FIND_OBJECTS                0x00000040UL
 #define CKF_ENCRYPT                     0x00000100UL
@@ -1037,7 +1041,7 @@ typedef CK_ULONG CK_RV;
 #define CKR_PUBLIC_KEY_INVALID                0x000001B9UL
 #define CKR_FUNCTION_REJECTED                 0x00000200UL
 #define CKR_TOKEN_RESOURCE_EXCEEDED           0x00000201UL
-#define CKR_OPERATION_CANCEL_FAILED           0x00000202UL /* published 3.0 */
+#define CKR_OPERATION_CANCEL_FAILED           0x00000202UL /* published header */
 #define CKR_VENDOR_DEFINED                    0x80000000UL
 
 /* application callback for events of a session (C_OpenSession) */
@@ -1097,10 +1101,10 @@ typedef CK_RSA_PKCS_MGF_TYPE *CK_RSA_PKCS_MGF_TYPE_PTR;
 #define CKG_MGF1_SHA384                       0x00000003UL
 #define CKG_MGF1_SHA512                       0x00000004UL
 #define CKG_MGF1_SHA224                       0x00000005UL
-#define CKG_MGF1_SHA3_224                     0x00000006UL /* published 3.0 */
-#define CKG_MGF1_SHA3_256                     0x00000007UL /* published 3.0 */
-#define CKG_MGF1_SHA3_384                     0x00000008UL /* published 3.0 */
-#define CKG_MGF1_SHA3_512                     0x00000009UL /* published 3.0 */
+#define CKG_MGF1_SHA3_224                     0x00000006UL /* published header */
+#define CKG_MGF1_SHA3_256                     0x00000007UL /* published header */
+#define CKG_MGF1_SHA3_384                     0x00000008UL /* published header */
+#define CKG_MGF1_SHA3_512                     0x00000009UL /* published header */
 
 typedef CK_ULONG CK_RSA_PKCS_OAEP_SOURCE_TYPE;
 typedef CK_RSA_PKCS_OAEP_SOURCE_TYPE *CK_RSA_PKCS_OAEP_SOURCE_TYPE_PTR;
@@ -1569,7 +1573,7 @@ typedef struct CK_GCM_MESSAGE_PARAMS {
     CK_BYTE_PTR           pTag;
     CK_ULONG              ulTagBits;
 } CK_GCM_MESSAGE_PARAMS;
-typedef CK_GCM_MESSAGE_PARAMS *CK_GCM_MESSAGE_PARAMS_PTR; /* published 3.0 (a pointer) */
+typedef CK_GCM_MESSAGE_PARAMS *CK_GCM_MESSAGE_PARAMS_PTR; /* published header (a pointer) */
 
 typedef struct CK_CCM_PARAMS {
     CK_ULONG    ulDataLen;
@@ -1590,7 +1594,7 @@ typedef struct CK_CCM_MESSAGE_PARAMS {
     CK_BYTE_PTR           pMAC;
     CK_ULONG              ulMACLen;
 } CK_CCM_MESSAGE_PARAMS;
-typedef CK_CCM_MESSAGE_PARAMS *CK_CCM_MESSAGE_PARAMS_PTR; /* published 3.0 (a pointer) */
+typedef CK_CCM_MESSAGE_PARAMS *CK_CCM_MESSAGE_PARAMS_PTR; /* published header (a pointer) */
 
 /* deprecated: use CK_GCM_PARAMS */
 typedef struct CK_AES_GCM_PARAMS {
@@ -1725,7 +1729,7 @@ typedef CK_MECHANISM_TYPE CK_SP800_108_PRF_TYPE;
 #define CK_SP800_108_OPTIONAL_COUNTER         0x00000002UL
 #define CK_SP800_108_DKM_LENGTH               0x00000003UL
 #define CK_SP800_108_BYTE_ARRAY               0x00000004UL
-#define CK_SP800_108_COUNTER                  0x00000002UL /* published 3.0: = CK_SP800_108_OPTIONAL_COUNTER */
+#define CK_SP800_108_COUNTER                  0x00000002UL /* published header: = CK_SP800_108_OPTIONAL_COUNTER */
 
 typedef struct CK_PRF_DATA_PARAM {
     CK_PRF_DATA_TYPE type;
@@ -1741,8 +1745,8 @@ typedef struct CK_SP800_108_COUNTER_FORMAT {
 typedef CK_SP800_108_COUNTER_FORMAT *CK_SP800_108_COUNTER_FORMAT_PTR;
 
 typedef CK_ULONG CK_SP800_108_DKM_LENGTH_METHOD;
-#define CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS     0x00000001UL /* published 3.0 */
-#define CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS 0x00000002UL /* published 3.0 */
+#define CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS     0x00000001UL /* published header */
+#define CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS 0x00000002UL /* published header */
 
 typedef struct CK_SP800_108_DKM_LENGTH_FORMAT {
     CK_SP800_108_DKM_LENGTH_METHOD dkmLengthMethod;
@@ -1763,7 +1767,7 @@ typedef struct CK_SP800_108_KDF_PARAMS {
     CK_ULONG              ulNumberOfDataParams;
     CK_PRF_DATA_PARAM_PTR pDataParams;
     CK_ULONG              ulAdditionalDerivedKeys;
-    CK_DERIVED_KEY_PTR    pAdditionalDerivedKeys; /* published 3.0 (a pointer) */
+    CK_DERIVED_KEY_PTR    pAdditionalDerivedKeys; /* published header (a pointer) */
 } CK_SP800_108_KDF_PARAMS;
 typedef CK_SP800_108_KDF_PARAMS *CK_SP800_108_KDF_PARAMS_PTR;
 
@@ -1774,7 +1778,7 @@ typedef struct CK_SP800_108_FEEDBACK_KDF_PARAMS {
     CK_ULONG              ulIVLen;
     CK_BYTE_PTR           pIV;
     CK_ULONG              ulAdditionalDerivedKeys;
-    CK_DERIVED_KEY_PTR    pAdditionalDerivedKeys; /* published 3.0 (a pointer) */
+    CK_DERIVED_KEY_PTR    pAdditionalDerivedKeys; /* published header (a pointer) */
 } CK_SP800_108_FEEDBACK_KDF_PARAMS;
 typedef CK_SP800_108_FEEDBACK_KDF_PARAMS *CK_SP800_108_FEEDBACK_KDF_PARAMS_PTR;
 
@@ -1875,7 +1879,7 @@ typedef struct CK_XEDDSA_PARAMS {
 } CK_XEDDSA_PARAMS;
 typedef CK_XEDDSA_PARAMS *CK_XEDDSA_PARAMS_PTR;
 
-/* published 3.0 types: the draft's CK_BOOL / CK_HANDLE do not exist */
+/* published header types: the draft's CK_BOOL / CK_HANDLE do not exist */
 typedef struct CK_HKDF_PARAMS {
     CK_BBOOL          bExtract;
     CK_BBOOL          bExpand;
@@ -1894,7 +1898,7 @@ typedef CK_HKDF_PARAMS *CK_HKDF_PARAMS_PTR;
 #define CKF_HKDF_SALT_DATA                    0x00000002UL
 #define CKF_HKDF_SALT_KEY                     0x00000004UL
 
-/* IKE key derivation (published 3.0) */
+/* IKE key derivation (published header, 3.1) */
 typedef struct CK_IKE2_PRF_PLUS_DERIVE_PARAMS {
     CK_MECHANISM_TYPE prfMechanism;
     CK_BBOOL          bHasSeedKey;
