@@ -50,7 +50,6 @@ MEMORY = ":memory:"
 BEGIN_OPTION = "cryptoki_begin"
 
 _PRAGMAS = (
-    f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA secure_delete = ON",
     "PRAGMA foreign_keys = ON",
@@ -79,6 +78,7 @@ def connect(path: str, *, immutable: bool = False) -> sqlite3.Connection:
     else:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
                                timeout=BUSY_TIMEOUT_S)
+    conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     for pragma in _PRAGMAS:
         conn.execute(pragma)
     if not immutable and path != MEMORY:

@@ -279,6 +279,67 @@ def test_write_waits_for_another_writer(store: Store, db_url: str) -> None:
     raw.close()
 
 
+def test_lock_held_past_busy_timeout_is_retried(store: Store, db_url: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptoki_shim.store import sqlite as store_sqlite
+
+    monkeypatch.setattr(store_sqlite, "BUSY_TIMEOUT_S", 0.05)
+    store.engine.dispose()  # new connections with the short busy timeout
+    raw = sqlite3.connect(db_path(db_url), isolation_level=None, check_same_thread=False)
+    raw.execute("BEGIN IMMEDIATE")
+    threading.Timer(1.0, lambda: raw.execute("COMMIT")).start()
+    t0 = time.monotonic()
+    store.add_object(1, sample_object("after the wait"))
+    assert time.monotonic() - t0 >= 0.9
+    assert len(store.objects(1)) == 1
+    raw.close()
+
+
+def test_lock_never_released_is_device_error(store: Store, db_url: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptoki_shim.store import sqlite as store_sqlite
+    from cryptoki_shim.store import store as store_module
+
+    monkeypatch.setattr(store_sqlite, "BUSY_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(store_module, "RETRY_FOR_S", 0.3)
+    store.engine.dispose()
+    raw = sqlite3.connect(db_path(db_url), isolation_level=None)
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(CryptokiError) as exc:
+            store.add_object(1, sample_object("never"))
+        assert time.monotonic() - t0 < 3  # the short busy timeout applied: retries did the wait
+        assert exc.value.ckr == spec.CKR_DEVICE_ERROR
+        assert "database is locked" not in str(exc.value)
+        assert exc.value.__cause__ is None and exc.value.__suppress_context__
+    finally:
+        raw.execute("ROLLBACK")
+        raw.close()
+    assert store.objects(1) == []
+
+
+def test_threads_share_one_store(store: Store) -> None:
+    errors: list[BaseException] = []
+
+    def work(t: int) -> None:
+        try:
+            for i in range(50):
+                store.add_object(1, sample_object(f"{t}-{i}", i))
+                store.data_version()
+                store.objects(1) if i % 10 == 0 else None
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(store.objects(1)) == 200
+
+
 def test_data_version_stable_without_changes(store: Store) -> None:
     v = store.data_version()
     store.objects(1)
@@ -322,15 +383,20 @@ def test_memory_store(token_key: bytes) -> None:
 # -- fork ------------------------------------------------------------------------------------
 
 
-def test_forked_child_gets_its_own_connections(store: Store) -> None:
-    """The child drops inherited connections (unclosed); the parent's keep working."""
+@pytest.mark.parametrize("explicit", [True, False], ids=["after_fork", "pid-check"])
+def test_forked_child_gets_its_own_connections(store: Store, explicit: bool) -> None:
+    """The child drops inherited connections (unclosed); the parent's keep working.
+
+    Without an explicit after_fork() the store notices the new pid itself.
+    """
     store.add_object(1, sample_object("before"))
     v = store.data_version()
     pid = os.fork()
     if pid == 0:  # child
         code = 1
         try:
-            store.after_fork()
+            if explicit:
+                store.after_fork()
             store.add_object(1, sample_object("child"))
             code = 0 if len(store.objects(1)) == 2 else 2
         finally:
