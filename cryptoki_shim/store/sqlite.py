@@ -100,9 +100,13 @@ def _set_wal(conn: sqlite3.Connection) -> None:
 
 def make_engine(url: URL, path: str, *, immutable: bool = False) -> Engine:
     """An engine whose connections come from `connect` and whose BEGIN we emit."""
-    kwargs: dict[str, Any] = {"creator": lambda: connect(path, immutable=immutable)}
+    kwargs: dict[str, Any] = {
+        "creator": lambda: connect(path, immutable=immutable),
+        "hide_parameters": True,  # error texts must never carry PIN records or values
+    }
     if path == MEMORY:
         # One shared connection, else every pooled connection would see its own empty db.
+        # In-memory stores are for tests and tools: one thread at a time.
         kwargs["poolclass"] = StaticPool
     engine = create_engine(url, **kwargs)
 

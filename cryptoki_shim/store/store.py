@@ -88,9 +88,7 @@ class Store:
             self._immutable = sqlite.needs_immutable(path)
             if self._immutable:
                 log.warning("store %s is on read-only media: opened read-only", path)
-        engine = sqlite.make_engine(self.url, path, immutable=self._immutable)
-        engine.hide_parameters = True
-        return engine
+        return sqlite.make_engine(self.url, path, immutable=self._immutable)
 
     def _open_schema(self, create: bool) -> None:
         """Check the schema version and upgrade (or create) under the write lock if needed.
