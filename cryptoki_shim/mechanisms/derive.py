@@ -30,6 +30,7 @@ from ..spec import (
     CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS,
     CK_SP800_108_ITERATION_VARIABLE,
     CK_SP800_108_OPTIONAL_COUNTER,
+    CKA_CLASS,
     CKA_KEY_TYPE,
     CKA_VALUE,
     CKD_NULL,
@@ -100,6 +101,7 @@ from ..spec import (
     CKM_SHA_1_HMAC,
     CKM_SP800_108_COUNTER_KDF,
     CKM_SP800_108_FEEDBACK_KDF,
+    CKO_DATA,
     CKP_PKCS5_PBKD2_HMAC_SHA1,
     CKP_PKCS5_PBKD2_HMAC_SHA224,
     CKP_PKCS5_PBKD2_HMAC_SHA256,
@@ -296,8 +298,8 @@ def hkdf_derive(entry: MechanismEntry, param: Any, base_key: KeyView, template: 
             if length != hash_len:
                 raise CryptokiError(CKR_TEMPLATE_INCONSISTENT, "extract-only HKDF yields HashLen bytes")
         out = key_material
-    if data_object:
-        return {CKA_VALUE: out}
+    if data_object:  # §2.62 "HKDF Data": the result is a CKO_DATA object
+        return {CKA_CLASS: CKO_DATA, CKA_VALUE: out}
     return _result(template, out)
 
 

@@ -68,6 +68,7 @@ from cryptoki_shim.spec import (
     CKM_SHA_1_HMAC,
     CKM_SP800_108_COUNTER_KDF,
     CKM_SP800_108_FEEDBACK_KDF,
+    CKO_DATA,
     CKO_PRIVATE_KEY,
     CKO_SECRET_KEY,
     CKP_PKCS5_PBKD2_HMAC_SHA1,
@@ -236,7 +237,7 @@ def test_hkdf_rfc5869_vectors(name):
         assert prk == bytes.fromhex(v["prk"])
         expand = HkdfParams(False, True, prf, CKF_HKDF_SALT_NULL, b"", 0, info)
         data = derive(CKM_HKDF_DATA, expand, secret_view(prk), {CKA_VALUE_LEN: length})
-        assert data == {CKA_VALUE: bytes.fromhex(v["okm"])}
+        assert data == {CKA_CLASS: CKO_DATA, CKA_VALUE: bytes.fromhex(v["okm"])}
 
 
 def test_hkdf_salt_key_uses_resolved_value_and_errors():
