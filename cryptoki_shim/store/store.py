@@ -323,7 +323,11 @@ class Store:
         return self._read(read)
 
     def add_object(self, slot_id: int, rec: ObjectRecord) -> int:
-        """Store a new object of the slot's token; returns (and sets `rec.oid` to) its oid."""
+        """Store a new object of the slot's token; returns (and sets `rec.oid` to) its oid.
+
+        A slot without a token or a `unique_id` already used in the token is a caller bug:
+        SQLAlchemy's IntegrityError propagates (not a device condition).
+        """
         rows = _attribute_rows(rec.attrs, rec.sealed)
 
         def write(conn: Connection) -> int:
