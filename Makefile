@@ -11,7 +11,7 @@ $(LIB): $(SOURCES)
 	$(PY) build_ffi.py
 
 demo: build
-	$(PY) -m cryptoki_shim.demo
+	$(PY) -m cryptoki_shim.cli demo
 
 test: build
 	$(PY) -m pytest -q -p no:cacheprovider tests

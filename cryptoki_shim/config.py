@@ -42,7 +42,7 @@ SLOT_KEYS: dict[str, Key] = {
     "id": Key(int, None, "the slot ID clients see; stable across restarts and C_InitToken"),
     "description": Key(str, "cryptoki-shim software slot", "CK_SLOT_INFO.slotDescription (64 chars max)"),
     "backend": Key(str, "software", "where new keys live", ("software", "tpm", "upstream")),
-    "kdf_cost": Key(str, "default", "cost of the PIN key derivation (Argon2id)", ("default", "moderate", "test")),
+    "kdf_cost": Key(str, "default", "cost of the PIN key derivation (Argon2id)", ("default", "high", "test")),
     "max_pin_failures": Key(int, 10, "consecutive wrong PINs before the PIN is locked"),
     "min_pin_len": Key(int, 4, "shortest PIN accepted (CK_TOKEN_INFO.ulMinPinLen)"),
     "max_pin_len": Key(int, 255, "longest PIN accepted (CK_TOKEN_INFO.ulMaxPinLen)"),

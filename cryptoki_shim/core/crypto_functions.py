@@ -8,6 +8,7 @@ usage attribute and the family method that makes the context. Output goes throug
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,8 @@ from .. import spec
 from ..attributes import policy
 from ..attributes.policy import Origin
 from ..errors import CryptokiError
+from ..mechanisms import wrap as wrapping_mod
+from ..mechanisms.params import HkdfParams
 from ..mechanisms.registry import Mechanism, MechanismEntry
 from .objects import Object
 from .operations import FINAL, ONESHOT, UPDATE, Operation
@@ -26,6 +29,8 @@ A = spec
 CKA_CLASS = int(A.CKA_CLASS)
 CKA_KEY_TYPE = int(A.CKA_KEY_TYPE)
 CKA_VALUE = int(A.CKA_VALUE)
+CKA_VALUE_LEN = int(A.CKA_VALUE_LEN)
+CKA_DERIVE = int(A.CKA_DERIVE)
 CKA_ALLOWED_MECHANISMS = int(A.CKA_ALLOWED_MECHANISMS)
 CKA_ALWAYS_AUTHENTICATE = int(A.CKA_ALWAYS_AUTHENTICATE)
 CKA_EXTRACTABLE = int(A.CKA_EXTRACTABLE)
@@ -178,7 +183,7 @@ class CryptoFunctions:
             raise CryptokiError(A.CKR_KEY_NOT_WRAPPABLE, "CKA_WRAP_WITH_TRUSTED needs a trusted wrapping key")
         if not _matches(wrapping.attrs.get(CKA_WRAP_TEMPLATE), key.attrs):
             raise CryptokiError(A.CKR_KEY_NOT_WRAPPABLE, "key does not match the wrapping key's CKA_WRAP_TEMPLATE")
-        return entry.family.wrap(entry, mech.param, wrapping, key.attrs)
+        return wrapping_mod.wrap_key(entry, mech.param, wrapping, key.attrs)
 
     def unwrap_key(self: "Session", mech: Mechanism, unwrapping_handle: int, wrapped: bytes,
                    template: dict[int, Any]) -> int:
@@ -189,8 +194,8 @@ class CryptoFunctions:
         template = _merge_template(unwrapping.attrs.get(CKA_UNWRAP_TEMPLATE), template)
         if CKA_CLASS not in template:
             raise CryptokiError(A.CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is needed to unwrap")
-        material = entry.family.unwrap(entry, mech.param, unwrapping, wrapped,
-                                       template[CKA_CLASS], template.get(CKA_KEY_TYPE))
+        material = wrapping_mod.unwrap_key(entry, mech.param, unwrapping, wrapped, template[CKA_CLASS],
+                                           template.get(CKA_KEY_TYPE), template.get(CKA_VALUE_LEN))
         attrs = policy.build_object(template, Origin.UNWRAP, material=material,
                                     base=dict(unwrapping.attrs), is_so=self.is_so)
         return self.add(attrs).handle
@@ -201,12 +206,22 @@ class CryptoFunctions:
         base = self.key(base_handle)
         check_key(entry, base, int(A.CKA_DERIVE))
         template = _merge_template(base.attrs.get(CKA_DERIVE_TEMPLATE), template)
-        material = entry.family.derive(entry, mech.param, base, template)
+        material = entry.family.derive(entry, self._resolve_param_keys(mech.param), base, template)
         if CKA_CLASS not in template and CKA_CLASS not in material:
             material = {CKA_CLASS: CKO_SECRET_KEY, **material}
         attrs = policy.build_object(template, Origin.DERIVE, material=material,
                                     base=dict(base.attrs), is_so=self.is_so)
         return self.add(attrs).handle
+
+    def _resolve_param_keys(self: "Session", param: Any) -> Any:
+        """Parameters that name a key by handle (HKDF salt key) get that key's value here:
+        mechanisms never see handles."""
+        if isinstance(param, HkdfParams) and param.salt_type == A.CKF_HKDF_SALT_KEY:
+            salt_key = self._key_or(param.salt_key, A.CKR_KEY_HANDLE_INVALID)
+            if salt_key.attrs.get(CKA_CLASS) != CKO_SECRET_KEY or salt_key.attrs.get(CKA_DERIVE) is not True:
+                raise CryptokiError(A.CKR_MECHANISM_PARAM_INVALID, "HKDF salt key must be a secret key with CKA_DERIVE")
+            return dataclasses.replace(param, salt=salt_key.attrs.get(CKA_VALUE, b""))
+        return param
 
     def _key_or(self: "Session", handle: int, ckr: int) -> Object:
         try:
