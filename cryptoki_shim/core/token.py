@@ -30,6 +30,8 @@ CKU_USER = int(spec.CKU_USER)
 CKA_UNIQUE_ID = int(spec.CKA_UNIQUE_ID)
 CKA_PRIVATE = int(spec.CKA_PRIVATE)
 CKA_CLASS = int(spec.CKA_CLASS)
+#: CKO_PROFILE objects every token publishes: what a client may rely on (PKCS#11 Profiles 3.0).
+PROFILES = (int(spec.CKP_BASELINE_PROVIDER), int(spec.CKP_EXTENDED_PROVIDER), int(spec.CKP_AUTHENTICATION_TOKEN))
 
 
 class Token:
@@ -47,6 +49,12 @@ class Token:
         self.session_objects: dict[int, Object] = {}
         self._handle_of_oid: dict[int, int] = {}
         self._mark: int | None = None
+        # The profiles we implement (§4.13), as public read-only token objects with stable
+        # handles; they are not stored (every token of this library has them).
+        self.profile_objects: dict[int, Object] = {}
+        for profile in PROFILES:
+            obj = Object(new_handle(), policy.build_profile(profile), f"profile-{profile}")
+            self.profile_objects[obj.handle] = obj
         self.refresh(force=True)
 
     # ------------------------------------------------------------------ store sync
@@ -109,12 +117,13 @@ class Token:
         self.refresh()
         yield from self.objects.values()
         yield from self.session_objects.values()
+        yield from self.profile_objects.values()
 
     def find_object(self, handle: int) -> Object | None:
         obj = self.session_objects.get(handle)
         if obj is None:
             self.refresh()
-            obj = self.objects.get(handle)
+            obj = self.objects.get(handle) or self.profile_objects.get(handle)
         if obj is None or not self.visible(obj):
             return None
         return obj
