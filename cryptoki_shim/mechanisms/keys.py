@@ -521,16 +521,17 @@ def to_pkcs8(attrs: Mapping[int, Any]) -> bytes:
 def from_pkcs8(der: bytes) -> dict[int, Any]:
     """The private key attributes of a PKCS#8 PrivateKeyInfo (C_UnwrapKey).
 
-    Anything that does not parse, or a key type we do not serve, is CKR_WRAPPED_KEY_INVALID.
+    Anything that does not parse, or a key type we do not serve, is CKR_WRAPPED_KEY_INVALID;
+    an EC key on a curve we do not serve is CKR_CURVE_NOT_SUPPORTED.
     """
     try:
         key = serialization.load_der_private_key(bytes(der), password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise _error(CKR_WRAPPED_KEY_INVALID, f"unwrapped data is not a PKCS#8 key: {exc}") from None
-    try:
-        return private_material(key)
-    except CryptokiError as exc:
-        raise _error(CKR_WRAPPED_KEY_INVALID, f"unwrapped key not supported: {exc}") from None
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey,
+                            ed448.Ed448PrivateKey, x25519.X25519PrivateKey, x448.X448PrivateKey)):
+        raise _error(CKR_WRAPPED_KEY_INVALID, f"unwrapped key type {type(key).__name__} not supported")
+    return private_material(key)  # an EC key on another curve: CKR_CURVE_NOT_SUPPORTED (spec §2.3)
 
 
 def key_size(view: Any) -> int:

@@ -182,6 +182,13 @@ def test_from_pkcs8_garbage():
     _raises(CKR_WRAPPED_KEY_INVALID, keys.from_pkcs8, b"\x30\x00")
 
 
+def test_from_pkcs8_unsupported_curve():
+    """Unwrapping an EC key of an unsupported curve: CKR_CURVE_NOT_SUPPORTED (spec §2.3)."""
+    der = ec.generate_private_key(ec.SECP224R1()).private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    _raises(CKR_CURVE_NOT_SUPPORTED, keys.from_pkcs8, der)
+
+
 def test_load_caches_and_derives_public_from_private(rsa_key):
     view = KeyView({**keys.private_material(rsa_key), CKA_CLASS: CKO_PRIVATE_KEY})
     first = keys.load_private(view)
