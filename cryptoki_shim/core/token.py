@@ -226,13 +226,17 @@ class Token:
         attrs[CKA_UNIQUE_ID] = unique_id.encode()
         if session is not None:
             obj = Object(new_handle(), attrs, unique_id, session=session)
-            self.session_objects[obj.handle] = obj
+            with self.lock:
+                self.session_objects[obj.handle] = obj
             return obj
         rec = self._record_for(attrs, unique_id, None)
-        oid = self.store.add_object(self.slot_id, rec)
-        rec.oid = oid
-        obj = Object(new_handle(), attrs, unique_id, oid=oid, stored=rec)
+        # The commit and the handle registration are one step under the lock: a concurrent
+        # refresh() must not meet the new row before its handle is known, or it would give
+        # the same object a second handle.
         with self.lock:
+            oid = self.store.add_object(self.slot_id, rec)
+            rec.oid = oid
+            obj = Object(new_handle(), attrs, unique_id, oid=oid, stored=rec)
             self._handle_of_oid[oid] = obj.handle
             self.objects[obj.handle] = obj
         return obj
@@ -257,17 +261,18 @@ class Token:
             obj.cache.clear()
             return
         rec = self._record_for(attrs, obj.unique_id, obj.oid)
-        self.store.update_object(self.slot_id, obj.oid, rec.attrs, rec.sealed)
-        obj.attrs = attrs
-        obj.stored = rec
-        obj.cache.clear()
+        with self.lock:  # commit and in-memory change as one step (see add_object)
+            self.store.update_object(self.slot_id, obj.oid, rec.attrs, rec.sealed)
+            obj.attrs = attrs
+            obj.stored = rec
+            obj.cache.clear()
 
     def destroy_object(self, obj: Object) -> None:
-        if obj.oid is None:
-            self.session_objects.pop(obj.handle, None)
-            return
-        self.store.delete_object(self.slot_id, obj.oid)
         with self.lock:
+            if obj.oid is None:
+                self.session_objects.pop(obj.handle, None)
+                return
+            self.store.delete_object(self.slot_id, obj.oid)
             self.objects.pop(obj.handle, None)
             self._handle_of_oid.pop(obj.oid, None)
 
