@@ -445,7 +445,7 @@ _CIPHER = CKF_ENCRYPT | CKF_DECRYPT
 
 def _reg(ckm: int, flags: int, kind: str, param: Any = None, hash_ckm: int | None = None) -> None:
     extra = {"kind": kind, "hash": HASHES[hash_ckm] if hash_ckm is not None else None,
-             "single_part": hash_ckm is None and flags & _SIG != 0}
+             "single_part": hash_ckm is None}
     register(MechanismEntry(ckm, flags, USE_MIN_BITS, USE_MAX_BITS, FAMILY, _TYPES, param=param, extra=extra))
 
 
