@@ -8,9 +8,8 @@ import shutil
 import subprocess
 
 import pytest
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import padding, utils
 
 from cryptoki_shim.errors import CryptokiError
 from cryptoki_shim.mechanisms import keys, registry
