@@ -16,7 +16,7 @@ from .. import spec
 from ..attributes import policy
 from ..attributes.policy import Origin
 from ..errors import CryptokiError
-from ..mechanisms import wrap as wrapping_mod
+from .. import backends
 from ..mechanisms.params import HkdfParams
 from ..mechanisms.registry import Mechanism, MechanismEntry
 from .objects import Object
@@ -44,6 +44,7 @@ CKO_PUBLIC_KEY = int(A.CKO_PUBLIC_KEY)
 CKO_PRIVATE_KEY = int(A.CKO_PRIVATE_KEY)
 
 #: kind -> (mechanism flag, key usage attribute, family method, needs a context login?)
+#: (the family method is what the software backend calls)
 OPERATIONS: dict[str, tuple[int, int, str, bool]] = {
     "sign": (int(A.CKF_SIGN), int(A.CKA_SIGN), "sign_init", True),
     "verify": (int(A.CKF_VERIFY), int(A.CKA_VERIFY), "verify_init", False),
@@ -101,7 +102,7 @@ class CryptoFunctions:
         _require_flag(entry, flag)
         key = self.key(key_handle)
         check_key(entry, key, usage)
-        ctx = getattr(entry.family, method)(entry, mech.param, key)
+        ctx = backends.for_key(key).operation_init(kind, entry, mech.param, key)
         needs_login = context_login and key.attrs.get(CKA_ALWAYS_AUTHENTICATE) is True
         self.start(Operation(kind, ctx, entry.mechanism, key, needs_context_login=needs_login))
 
@@ -147,7 +148,8 @@ class CryptoFunctions:
     def generate_key(self: "Session", mech: Mechanism, template: dict[int, Any]) -> int:
         entry = mech.entry
         _require_flag(entry, int(A.CKF_GENERATE))
-        material = {CKA_CLASS: CKO_SECRET_KEY, **entry.family.generate_key(entry, mech.param, template)}
+        backend = backends.for_new_key(self.token.cfg.backend, template)
+        material = {CKA_CLASS: CKO_SECRET_KEY, **backend.generate_key(entry, mech.param, template)}
         attrs = policy.build_object(template, Origin.GENERATE, material=material,
                                     key_gen_mechanism=entry.mechanism, is_so=self.is_so)
         return self.add(attrs).handle
@@ -156,7 +158,8 @@ class CryptoFunctions:
                           priv_template: dict[int, Any]) -> tuple[int, int]:
         entry = mech.entry
         _require_flag(entry, int(A.CKF_GENERATE_KEY_PAIR))
-        pub_mat, priv_mat = entry.family.generate_key_pair(entry, mech.param, pub_template, priv_template)
+        backend = backends.for_new_key(self.token.cfg.backend, priv_template)
+        pub_mat, priv_mat = backend.generate_key_pair(entry, mech.param, pub_template, priv_template)
         pub = policy.build_object(pub_template, Origin.GENERATE, material={CKA_CLASS: CKO_PUBLIC_KEY, **pub_mat},
                                   key_gen_mechanism=entry.mechanism, is_so=self.is_so)
         priv = policy.build_object(priv_template, Origin.GENERATE, material={CKA_CLASS: CKO_PRIVATE_KEY, **priv_mat},
@@ -183,7 +186,7 @@ class CryptoFunctions:
             raise CryptokiError(A.CKR_KEY_NOT_WRAPPABLE, "CKA_WRAP_WITH_TRUSTED needs a trusted wrapping key")
         if not _matches(wrapping.attrs.get(CKA_WRAP_TEMPLATE), key.attrs):
             raise CryptokiError(A.CKR_KEY_NOT_WRAPPABLE, "key does not match the wrapping key's CKA_WRAP_TEMPLATE")
-        return wrapping_mod.wrap_key(entry, mech.param, wrapping, key.attrs)
+        return backends.for_key(wrapping).wrap(entry, mech.param, wrapping, key)
 
     def unwrap_key(self: "Session", mech: Mechanism, unwrapping_handle: int, wrapped: bytes,
                    template: dict[int, Any]) -> int:
@@ -194,8 +197,8 @@ class CryptoFunctions:
         template = _merge_template(unwrapping.attrs.get(CKA_UNWRAP_TEMPLATE), template)
         if CKA_CLASS not in template:
             raise CryptokiError(A.CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is needed to unwrap")
-        material = wrapping_mod.unwrap_key(entry, mech.param, unwrapping, wrapped, template[CKA_CLASS],
-                                           template.get(CKA_KEY_TYPE), template.get(CKA_VALUE_LEN))
+        material = backends.for_key(unwrapping).unwrap(entry, mech.param, unwrapping, wrapped, template[CKA_CLASS],
+                                                       template.get(CKA_KEY_TYPE), template.get(CKA_VALUE_LEN))
         attrs = policy.build_object(template, Origin.UNWRAP, material=material,
                                     base=dict(unwrapping.attrs), is_so=self.is_so)
         return self.add(attrs).handle
@@ -206,7 +209,7 @@ class CryptoFunctions:
         base = self.key(base_handle)
         check_key(entry, base, int(A.CKA_DERIVE))
         template = _merge_template(base.attrs.get(CKA_DERIVE_TEMPLATE), template)
-        material = entry.family.derive(entry, self._resolve_param_keys(mech.param), base, template)
+        material = backends.for_key(base).derive(entry, self._resolve_param_keys(mech.param), base, template)
         if CKA_CLASS not in template and CKA_CLASS not in material:
             material = {CKA_CLASS: CKO_SECRET_KEY, **material}
         attrs = policy.build_object(template, Origin.DERIVE, material=material,

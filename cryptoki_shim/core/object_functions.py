@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import spec
+from .. import backends, spec
 from ..attributes import policy
 from ..attributes.policy import Origin
 from ..errors import CryptokiError
@@ -107,6 +107,8 @@ class ObjectFunctions:
         self._check_may_change(obj)
         if obj.attrs.get(CKA_DESTROYABLE, True) is False:
             raise CryptokiError(spec.CKR_ACTION_PROHIBITED, "CKA_DESTROYABLE is FALSE")
+        if obj.attrs.get(CKA_CLASS) in KEY_CLASSES:
+            backends.for_key(obj).destroyed(obj)
         self.token.destroy_object(obj)
 
     def object_size(self: "Session", handle: int) -> int:

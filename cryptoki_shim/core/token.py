@@ -176,6 +176,10 @@ class Token:
         self.refresh(force=True)
 
     def logout(self) -> None:
+        from .. import backends
+
+        for backend in backends.registered():
+            backend.logged_out()
         with self.lock:
             self.login_user = None
             self.token_key = None
