@@ -49,6 +49,13 @@ SLOT_KEYS: dict[str, Key] = {
 }
 
 
+#: [slots.tpm] and [slots.upstream] sub-tables: their keys are declared by the backend issues
+#: (TPM_KEYS / UPSTREAM_KEYS below); a slot that has one gets that backend.
+TPM_KEYS: dict[str, Key] = {}
+UPSTREAM_KEYS: dict[str, Key] = {}
+SUBTABLES = {"tpm": TPM_KEYS, "upstream": UPSTREAM_KEYS}
+
+
 @dataclass(frozen=True)
 class SlotConfig:
     id: int
@@ -58,6 +65,8 @@ class SlotConfig:
     max_pin_failures: int = 10
     min_pin_len: int = 4
     max_pin_len: int = 255
+    tpm: dict[str, Any] | None = None
+    upstream: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +136,13 @@ def parse(text: str, source: str = "<config>") -> Config:
         raise ConfigError(f"{source}: [[slots]] must be a non-empty array of tables")
     slots = []
     for i, raw in enumerate(raw_slots):
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: [[slots]] entry {i} must be a table")
+        raw = dict(raw)
+        subtables = {name: _section(source, f"slots[{i}].{name}", raw.pop(name), keys)
+                     for name, keys in SUBTABLES.items() if name in raw}
         values = _section(source, f"slots[{i}]", raw, SLOT_KEYS)
+        values.update(subtables)
         if values["id"] is None or values["id"] < 0:
             raise ConfigError(f"{source}: [slots[{i}]] id is required (a non-negative integer)")
         if not 1 <= values["min_pin_len"] <= values["max_pin_len"] <= 255:

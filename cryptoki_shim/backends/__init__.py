@@ -58,47 +58,45 @@ class Backend(Protocol):
         """The application logged out of the token: drop cached secrets (a TPM unseal cache)."""
 
 
-_BACKENDS: dict[int, Backend] = {}
+#: backend name -> "module:Class"; a backend is built per slot from the slot's configuration
+#: (``SlotConfig.tpm`` / ``SlotConfig.upstream``), imported only when a slot uses it.
+FACTORIES = {
+    "software": "cryptoki_shim.backends.software:SoftwareBackend",
+    "tpm": "cryptoki_shim.backends.tpm:TpmBackend",
+    "upstream": "cryptoki_shim.backends.upstream:UpstreamBackend",
+}
 
 
-def register(backend: Backend) -> None:
-    _BACKENDS[backend.backend_id] = backend
+def make_backends(slot_cfg: Any) -> dict[int, Backend]:
+    """The backends of one slot: software always; tpm/upstream when the slot configures them.
 
+    Each backend class takes the slot configuration (``cls(slot_cfg)``).
+    """
+    import importlib
 
-def registered() -> list[Backend]:
-    _ensure_software()
-    return list(_BACKENDS.values())
+    out: dict[int, Backend] = {}
+    for name, where in FACTORIES.items():
+        if name != "software" and not getattr(slot_cfg, name, None) and slot_cfg.backend != name:
+            continue
+        module, cls = where.split(":")
+        out[BY_NAME[name]] = getattr(importlib.import_module(module), cls)(slot_cfg)
+    return out
 
 
 def backend_id_of(attrs: Mapping[int, Any]) -> int:
     return attrs.get(CKA_SHIM_BACKEND, BY_NAME["software"])
 
 
-def get(backend_id: int) -> Backend:
-    _ensure_software()
+def pick(available: Mapping[int, Backend], backend_id: int) -> Backend:
     try:
-        return _BACKENDS[backend_id]
+        return available[backend_id]
     except KeyError:
-        raise CryptokiError(spec.CKR_DEVICE_ERROR, f"backend {backend_id} is not configured") from None
+        raise CryptokiError(spec.CKR_DEVICE_ERROR, f"backend {backend_id} is not configured for this slot") from None
 
 
-def for_key(key: Any) -> Backend:
-    """The backend that holds ``key``'s material."""
-    return get(backend_id_of(key.attrs))
-
-
-def for_new_key(default: str, template: Mapping[int, Any]) -> Backend:
+def pick_for_new_key(available: Mapping[int, Backend], default: str, template: Mapping[int, Any]) -> Backend:
     """The backend a new key goes to: the template's CKA_SHIM_BACKEND, else the slot default."""
     wanted = template.get(CKA_SHIM_BACKEND, BY_NAME.get(default, BY_NAME["software"]))
-    if wanted not in _BACKENDS:
-        _ensure_software()
-    if wanted not in _BACKENDS:
-        raise CryptokiError(spec.CKR_ATTRIBUTE_VALUE_INVALID, f"CKA_SHIM_BACKEND {wanted}: not configured here")
-    return _BACKENDS[wanted]
-
-
-def _ensure_software() -> None:
-    if BY_NAME["software"] not in _BACKENDS:
-        from .software import SoftwareBackend
-
-        register(SoftwareBackend())
+    if wanted not in available:
+        raise CryptokiError(spec.CKR_ATTRIBUTE_VALUE_INVALID, f"CKA_SHIM_BACKEND {wanted}: not configured for this slot")
+    return available[wanted]

@@ -18,6 +18,9 @@ METHODS = {"sign": "sign_init", "verify": "verify_init", "encrypt": "encrypt_ini
 class SoftwareBackend:
     backend_id = int(spec.SHIM_BACKEND_SOFTWARE)
 
+    def __init__(self, slot_cfg: Any = None) -> None:
+        self.slot_cfg = slot_cfg
+
     def operation_init(self, kind: str, entry: Any, param: Any, key: Any) -> Any:
         return getattr(entry.family, METHODS[kind])(entry, param, key)
 

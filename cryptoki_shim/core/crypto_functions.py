@@ -16,7 +16,6 @@ from .. import spec
 from ..attributes import policy
 from ..attributes.policy import Origin
 from ..errors import CryptokiError
-from .. import backends
 from ..mechanisms.params import HkdfParams
 from ..mechanisms.registry import Mechanism, MechanismEntry
 from .objects import Object
@@ -102,7 +101,7 @@ class CryptoFunctions:
         _require_flag(entry, flag)
         key = self.key(key_handle)
         check_key(entry, key, usage)
-        ctx = backends.for_key(key).operation_init(kind, entry, mech.param, key)
+        ctx = self.token.backend_for(key).operation_init(kind, entry, mech.param, key)
         needs_login = context_login and key.attrs.get(CKA_ALWAYS_AUTHENTICATE) is True
         self.start(Operation(kind, ctx, entry.mechanism, key, needs_context_login=needs_login))
 
@@ -148,7 +147,7 @@ class CryptoFunctions:
     def generate_key(self: "Session", mech: Mechanism, template: dict[int, Any]) -> int:
         entry = mech.entry
         _require_flag(entry, int(A.CKF_GENERATE))
-        backend = backends.for_new_key(self.token.cfg.backend, template)
+        backend = self.token.backend_for_new(template)
         material = {CKA_CLASS: CKO_SECRET_KEY, **backend.generate_key(entry, mech.param, template)}
         attrs = policy.build_object(template, Origin.GENERATE, material=material,
                                     key_gen_mechanism=entry.mechanism, is_so=self.is_so)
@@ -158,7 +157,7 @@ class CryptoFunctions:
                           priv_template: dict[int, Any]) -> tuple[int, int]:
         entry = mech.entry
         _require_flag(entry, int(A.CKF_GENERATE_KEY_PAIR))
-        backend = backends.for_new_key(self.token.cfg.backend, priv_template)
+        backend = self.token.backend_for_new(priv_template)
         pub_mat, priv_mat = backend.generate_key_pair(entry, mech.param, pub_template, priv_template)
         pub = policy.build_object(pub_template, Origin.GENERATE, material={CKA_CLASS: CKO_PUBLIC_KEY, **pub_mat},
                                   key_gen_mechanism=entry.mechanism, is_so=self.is_so)
@@ -186,7 +185,7 @@ class CryptoFunctions:
             raise CryptokiError(A.CKR_KEY_NOT_WRAPPABLE, "CKA_WRAP_WITH_TRUSTED needs a trusted wrapping key")
         if not _matches(wrapping.attrs.get(CKA_WRAP_TEMPLATE), key.attrs):
             raise CryptokiError(A.CKR_KEY_NOT_WRAPPABLE, "key does not match the wrapping key's CKA_WRAP_TEMPLATE")
-        return backends.for_key(wrapping).wrap(entry, mech.param, wrapping, key)
+        return self.token.backend_for(wrapping).wrap(entry, mech.param, wrapping, key)
 
     def unwrap_key(self: "Session", mech: Mechanism, unwrapping_handle: int, wrapped: bytes,
                    template: dict[int, Any]) -> int:
@@ -197,7 +196,7 @@ class CryptoFunctions:
         template = _merge_template(unwrapping.attrs.get(CKA_UNWRAP_TEMPLATE), template)
         if CKA_CLASS not in template:
             raise CryptokiError(A.CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is needed to unwrap")
-        material = backends.for_key(unwrapping).unwrap(entry, mech.param, unwrapping, wrapped, template[CKA_CLASS],
+        material = self.token.backend_for(unwrapping).unwrap(entry, mech.param, unwrapping, wrapped, template[CKA_CLASS],
                                                        template.get(CKA_KEY_TYPE), template.get(CKA_VALUE_LEN))
         attrs = policy.build_object(template, Origin.UNWRAP, material=material,
                                     base=dict(unwrapping.attrs), is_so=self.is_so)
@@ -209,7 +208,7 @@ class CryptoFunctions:
         base = self.key(base_handle)
         check_key(entry, base, int(A.CKA_DERIVE))
         template = _merge_template(base.attrs.get(CKA_DERIVE_TEMPLATE), template)
-        material = backends.for_key(base).derive(entry, self._resolve_param_keys(mech.param), base, template)
+        material = self.token.backend_for(base).derive(entry, self._resolve_param_keys(mech.param), base, template)
         if CKA_CLASS not in template and CKA_CLASS not in material:
             material = {CKA_CLASS: CKO_SECRET_KEY, **material}
         attrs = policy.build_object(template, Origin.DERIVE, material=material,

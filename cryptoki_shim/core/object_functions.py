@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import backends, spec
+from .. import spec
 from ..attributes import policy
 from ..attributes.policy import Origin
 from ..errors import CryptokiError
@@ -108,7 +108,7 @@ class ObjectFunctions:
         if obj.attrs.get(CKA_DESTROYABLE, True) is False:
             raise CryptokiError(spec.CKR_ACTION_PROHIBITED, "CKA_DESTROYABLE is FALSE")
         if obj.attrs.get(CKA_CLASS) in KEY_CLASSES:
-            backends.for_key(obj).destroyed(obj)
+            self.token.backend_for(obj).destroyed(obj)
         self.token.destroy_object(obj)
 
     def object_size(self: "Session", handle: int) -> int:

@@ -15,7 +15,7 @@ import threading
 import uuid
 from typing import Any, Callable, Iterable
 
-from .. import spec
+from .. import backends, spec
 from ..attributes import codec, policy
 from ..config import SlotConfig
 from ..errors import CryptokiError
@@ -51,6 +51,7 @@ class Token:
         self._mark: int | None = None
         # The profiles we implement (§4.13), as public read-only token objects with stable
         # handles; they are not stored (every token of this library has them).
+        self.backends = backends.make_backends(cfg)
         self.profile_objects: dict[int, Object] = {}
         for profile in PROFILES:
             obj = Object(new_handle(), policy.build_profile(profile), f"profile-{profile}")
@@ -128,6 +129,15 @@ class Token:
             return None
         return obj
 
+    # ------------------------------------------------------------------ backends
+
+    def backend_for(self, key: Object) -> "backends.Backend":
+        """The backend holding ``key``'s material (CKA_SHIM_BACKEND; software when absent)."""
+        return backends.pick(self.backends, backends.backend_id_of(key.attrs))
+
+    def backend_for_new(self, template: dict[int, Any]) -> "backends.Backend":
+        return backends.pick_for_new_key(self.backends, self.cfg.backend, template)
+
     # ------------------------------------------------------------------ PINs
 
     def check_pin_length(self, pin: bytes) -> None:
@@ -176,9 +186,7 @@ class Token:
         self.refresh(force=True)
 
     def logout(self) -> None:
-        from .. import backends
-
-        for backend in backends.registered():
+        for backend in self.backends.values():
             backend.logged_out()
         with self.lock:
             self.login_user = None
