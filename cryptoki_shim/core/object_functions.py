@@ -120,9 +120,11 @@ class ObjectFunctions:
     def attribute_value(self: "Session", obj: Object, atype: int) -> Any:
         """One attribute for C_GetAttributeValue: its value, or SENSITIVE / TYPE_INVALID."""
         attrs = obj.attrs
+        if atype in obj.locked:  # sealed at rest and the token key is not unlocked: not absent
+            raise CryptokiError(spec.CKR_ATTRIBUTE_SENSITIVE, f"attribute {atype:#x} locked until a login")
         if atype not in attrs:
             raise CryptokiError(spec.CKR_ATTRIBUTE_TYPE_INVALID, f"attribute {atype:#x}")
-        if atype in obj.locked or not policy.readable(attrs, atype):
+        if not policy.readable(attrs, atype):
             raise CryptokiError(spec.CKR_ATTRIBUTE_SENSITIVE, f"attribute {atype:#x}")
         return attrs[atype]
 
