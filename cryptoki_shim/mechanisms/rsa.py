@@ -35,7 +35,9 @@ from ..spec import (
     CKF_ENCRYPT,
     CKF_GENERATE_KEY_PAIR,
     CKF_SIGN,
+    CKF_UNWRAP,
     CKF_VERIFY,
+    CKF_WRAP,
     CKG_MGF1_SHA1,
     CKG_MGF1_SHA3_224,
     CKG_MGF1_SHA3_256,
@@ -441,6 +443,9 @@ FAMILY = RsaFamily()
 _TYPES = frozenset({CKK_RSA})
 _SIG = CKF_SIGN | CKF_VERIFY
 _CIPHER = CKF_ENCRYPT | CKF_DECRYPT
+#: PKCS#1 v1.5 and OAEP wrap secret keys (spec §2.1.7, §2.1.8; as SoftHSM2 lists them);
+#: wrap.wrap_key encrypts the key value with the same context.
+_WRAP = CKF_WRAP | CKF_UNWRAP
 
 
 def _reg(ckm: int, flags: int, kind: str, param: Any = None, hash_ckm: int | None = None) -> None:
@@ -451,9 +456,9 @@ def _reg(ckm: int, flags: int, kind: str, param: Any = None, hash_ckm: int | Non
 
 register(MechanismEntry(CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, GEN_MIN_BITS, GEN_MAX_BITS, FAMILY,
                         extra={"key_type": CKK_RSA}))
-_reg(CKM_RSA_PKCS, _SIG | _CIPHER, "pkcs")
+_reg(CKM_RSA_PKCS, _SIG | _CIPHER | _WRAP, "pkcs")
 _reg(CKM_RSA_X_509, _SIG | _CIPHER, "x509")
-_reg(CKM_RSA_PKCS_OAEP, _CIPHER, "oaep", RsaPkcsOaepParams)
+_reg(CKM_RSA_PKCS_OAEP, _CIPHER | _WRAP, "oaep", RsaPkcsOaepParams)
 _reg(CKM_RSA_PKCS_PSS, _SIG, "pss", RsaPkcsPssParams)
 for _pkcs, _pss, _hash in (
     (CKM_SHA1_RSA_PKCS, CKM_SHA1_RSA_PKCS_PSS, CKM_SHA_1),
