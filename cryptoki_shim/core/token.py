@@ -49,12 +49,16 @@ class Token:
         self.session_objects: dict[int, Object] = {}
         self._handle_of_oid: dict[int, int] = {}
         self._mark: int | None = None
+        self._generation = -1  # the store generation the cache reflects
         # The profiles we implement (§4.13), as public read-only token objects with stable
         # handles; they are not stored (every token of this library has them).
         self.backends = backends.make_backends(cfg)
         self.profile_objects: dict[int, Object] = {}
         for profile in PROFILES:
-            obj = Object(new_handle(), policy.build_profile(profile), f"profile-{profile}")
+            unique_id = f"profile-{profile}"
+            attrs = policy.build_profile(profile)
+            attrs[CKA_UNIQUE_ID] = unique_id.encode()  # a storage object's attribute (§4.4)
+            obj = Object(new_handle(), attrs, unique_id)
             self.profile_objects[obj.handle] = obj
         self.refresh(force=True)
 
@@ -66,7 +70,12 @@ class Token:
         if not force and version == self._mark:
             return
         with self.lock:
+            generation = self.store.generation()
+            if not force and generation == self._generation:
+                self._mark = version  # the change was our own write, already in the cache
+                return
             self._mark = version
+            self._generation = generation
             self.record = self.store.token(self.slot_id)
             records = self.store.objects(self.slot_id) if self.record else []
             fresh: dict[int, Object] = {}
@@ -88,6 +97,14 @@ class Token:
                 if oid not in seen_oids:
                     del self._handle_of_oid[oid]
             self.objects = fresh
+
+    def _own_write(self) -> None:
+        """After this process changed an object and updated the cache itself: if the store
+        moved by exactly our write, the cache is still complete (no reload of every object)."""
+        written = self.store.write_generation()
+        with self.lock:
+            if written == self._generation + 1:
+                self._generation = written
 
     def _load(self, rec: ObjectRecord, handle: int) -> Object | None:
         try:
@@ -194,6 +211,7 @@ class Token:
             # Drop decrypted material from memory: objects reload locked next time.
             self.objects = {}
             self._mark = None
+            self._generation = -1
 
     def init_token(self, so_pin: bytes, label: bytes) -> None:
         """C_InitToken: new token key, SO PIN record, no user PIN, no objects."""
@@ -251,6 +269,7 @@ class Token:
             obj = Object(new_handle(), attrs, unique_id, oid=oid, stored=rec)
             self._handle_of_oid[oid] = obj.handle
             self.objects[obj.handle] = obj
+            self._own_write()
         return obj
 
     def _record_for(self, attrs: dict[int, Any], unique_id: str, oid: int | None) -> ObjectRecord:
@@ -278,6 +297,7 @@ class Token:
             obj.attrs = attrs
             obj.stored = rec
             obj.cache.clear()
+            self._own_write()
 
     def destroy_object(self, obj: Object) -> None:
         with self.lock:
@@ -287,6 +307,7 @@ class Token:
             self.store.delete_object(self.slot_id, obj.oid)
             self.objects.pop(obj.handle, None)
             self._handle_of_oid.pop(obj.oid, None)
+            self._own_write()
 
     def drop_session_objects(self, session: int | None = None) -> None:
         """Session objects die with their session (all of them with C_CloseAllSessions)."""

@@ -64,6 +64,7 @@ class Store:
         """
         self.url = make_url(url)
         self._lock = threading.Lock()
+        self._tls = threading.local()
         self._pid = os.getpid()
         self._own_commits = 0
         self._dv_conn: sqlite3.Connection | None = None
@@ -128,7 +129,9 @@ class Store:
                         result = fn(conn)
                         if write:
                             conn.execute(update(generation).values(value=generation.c.value + 1))
+                            written = conn.execute(select(generation.c.value)).scalar_one()
                 if write:
+                    self._tls.generation = int(written)
                     with self._lock:
                         self._own_commits += 1
                 return result
@@ -199,6 +202,18 @@ class Store:
     def _generation(self) -> int:
         """The generation counter row (bumped by every write transaction)."""
         return int(self._read(lambda c: c.execute(select(generation.c.value)).scalar_one()))
+
+    def generation(self) -> int:
+        """The store's generation: +1 for every committed write transaction, by anyone."""
+        return self._generation()
+
+    def write_generation(self) -> int:
+        """The generation the calling thread's last write transaction committed.
+
+        A cache that was current at generation g and sees its own write commit g + 1 knows
+        nobody else wrote in between (writes are serialized), so it need not reload.
+        """
+        return getattr(self._tls, "generation", -1)
 
     # -- tokens ------------------------------------------------------------------------
 
@@ -378,6 +393,7 @@ class Store:
         another parent thread may have held it at the fork.
         """
         self._lock = threading.Lock()
+        self._tls = threading.local()
         self._pid = os.getpid()
         if self._dv_conn is not None:
             _ABANDONED.append(self._dv_conn)
