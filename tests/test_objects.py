@@ -307,6 +307,8 @@ def test_profile_objects_visible(token):
     assert spec.CKP_BASELINE_PROVIDER in ids and len(ids) == len(found)
     h = found[0]
     assert token.get(s, h, spec.CKA_TOKEN) is True and token.get(s, h, spec.CKA_PRIVATE) is False
+    uids = {token.get(s, x, spec.CKA_UNIQUE_ID) for x in found}  # storage objects (4.4) have one
+    assert len(uids) == len(found) and all(uids)
     rw = token.open(0)
     token.login(rw, USER_PIN)
     assert set(token.find(rw, {spec.CKA_CLASS: spec.CKO_PROFILE})) == set(found)
