@@ -202,10 +202,9 @@ def C_DeriveKey(h_session: int, p_mechanism: Any, h_base: int, p_template: Any, 
 
 @entry("C_SeedRandom")
 def C_SeedRandom(h_session: int, p_seed: Any, seed_len: int) -> None:
-    """Not supported: our randomness is the OS CSPRNG, and we do not mix caller data into it."""
-    MODULE.session(h_session)
-    read_bytes(p_seed, seed_len)
-    raise CryptokiError(spec.CKR_RANDOM_SEED_NOT_SUPPORTED)
+    """Mixes the seed into the OS pool (``Session.seed_random``)."""
+    session = MODULE.session(h_session)
+    session.seed_random(read_bytes(p_seed, seed_len))
 
 
 @entry("C_GenerateRandom")

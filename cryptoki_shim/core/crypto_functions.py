@@ -235,8 +235,19 @@ class CryptoFunctions:
 
     # ------------------------------------------------------------------ random
 
+    def seed_random(self: "Session", seed: bytes) -> None:
+        """C_SeedRandom (§5.15): our generator is the kernel's, and writing to /dev/urandom
+        mixes data into its pool without crediting entropy (random(4)), so caller seed can
+        only add, never weaken. Clients call this routinely (python-pkcs11's suite, SoftHSM2
+        accepts it); CKR_RANDOM_SEED_NOT_SUPPORTED only if the pool cannot be written."""
+        try:
+            with open("/dev/urandom", "wb", buffering=0) as pool:
+                pool.write(seed)
+        except OSError:
+            raise CryptokiError(A.CKR_RANDOM_SEED_NOT_SUPPORTED, "cannot write the OS pool") from None
+
     def generate_random(self: "Session", n: int) -> bytes:
-        """The OS CSPRNG (getrandom(2)); C_SeedRandom is not supported (we do not mix in)."""
+        """The OS CSPRNG (getrandom(2))."""
         if n > MAX_RANDOM:
             raise CryptokiError(A.CKR_ARGUMENTS_BAD, f"{n} random bytes at once")
         return os.urandom(n)
