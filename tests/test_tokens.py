@@ -12,6 +12,7 @@ from cryptoki_shim import spec
 from p11 import P11, ffi, raises_ckr
 
 CKU_SO, CKU_USER = int(spec.CKU_SO), int(spec.CKU_USER)
+DATA_CLASS = {spec.CKA_CLASS: spec.CKO_DATA}
 DATA = {spec.CKA_CLASS: spec.CKO_DATA, spec.CKA_TOKEN: True, spec.CKA_LABEL: b"d", spec.CKA_VALUE: b"x"}
 
 USER_PIN_FLAGS = spec.CKF_USER_PIN_COUNT_LOW | spec.CKF_USER_PIN_FINAL_TRY | spec.CKF_USER_PIN_LOCKED
@@ -73,11 +74,11 @@ def test_reinit_with_right_so_pin_wipes_objects_keeps_slot(token):
     assert info.flags & spec.CKF_TOKEN_INITIALIZED
     assert not info.flags & spec.CKF_USER_PIN_INITIALIZED  # user access disabled until C_InitPIN
     s = token.open(0)
-    assert token.find(s) == []
+    assert token.find(s, DATA_CLASS) == []
     with raises_ckr(spec.CKR_USER_PIN_NOT_INITIALIZED):
         token.login(s, USER_PIN)
     token.login(s, SO_PIN, user=CKU_SO)
-    assert token.find(s) == []
+    assert token.find(s, DATA_CLASS) == []
     assert text(token.token_info(0).serialNumber) != b"" and serial
 
 
@@ -90,7 +91,7 @@ def test_reinit_with_wrong_so_pin(token):
         token.init_token(0, b"87654321", "x")
     s = token.open(0)
     token.login(s, USER_PIN)
-    assert token.find(s) == [h]
+    assert token.find(s, DATA_CLASS) == [h]
     assert text(token.token_info(0).label).rstrip() == b"test"
 
 
