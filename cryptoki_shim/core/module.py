@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from .. import audit
 from .. import config as config_mod
 from .. import log as log_mod
 from .. import spec
@@ -64,6 +65,7 @@ class Module:
                 raise CryptokiError(spec.CKR_GENERAL_ERROR, str(exc)) from None
             if cfg.log_file and not os.environ.get("CRYPTOKI_SHIM_LOG"):
                 log_mod.configure(cfg.log_file, cfg.log_level)
+            audit.configure(cfg.audit)
             from ..store import Store
 
             try:
@@ -73,6 +75,7 @@ class Module:
                 raise
             except Exception as exc:
                 _log.exception("cannot open the store %s", cfg.store_url)
+                audit.backend_error("store", exc)
                 raise CryptokiError(spec.CKR_DEVICE_ERROR, f"store: {exc}") from None
             self.config, self.store, self.slots = cfg, store, slots
             self.sessions = {}
@@ -192,6 +195,7 @@ class Module:
                 if token.record is None or token.record.user_pin is None:
                     raise CryptokiError(spec.CKR_USER_PIN_NOT_INITIALIZED)
         token.login(user, pin)
+        audit.login(token, user)
 
     def logout(self, session: Session) -> None:
         token = session.token
@@ -202,6 +206,7 @@ class Module:
                 s.ops.clear()
             token.session_objects = {h: o for h, o in token.session_objects.items() if not o.is_private}
             token.logout()
+            audit.token_event("logout", token)
 
     def init_token(self, slot_id: int, so_pin: bytes | None, label: bytes) -> None:
         token = self.slot(slot_id).token

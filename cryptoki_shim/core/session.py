@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from .. import spec
+from .. import audit, spec
 from ..errors import BufferTooSmall, CryptokiError
 from .crypto_functions import CryptoFunctions
 from .object_functions import ObjectFunctions
@@ -88,8 +88,9 @@ class Session(ObjectFunctions, CryptoFunctions):
                     return hint
             try:
                 out = compute(op)
-            except BaseException:
+            except BaseException as exc:
                 self.ops.pop(kind, None)
+                audit.key_use(self, op, exc)
                 raise
         if capacity is None or len(out) > capacity:
             op.pending = (step, data, out)
@@ -101,6 +102,7 @@ class Session(ObjectFunctions, CryptoFunctions):
             op.mode = UPDATE
         else:
             self.ops.pop(kind, None)
+            audit.key_use(self, op)
         return out
 
     def consume(self, kind: str, step: str, run: Callable[[Operation], None]) -> None:
@@ -109,10 +111,12 @@ class Session(ObjectFunctions, CryptoFunctions):
         self._enter(op, step)
         try:
             run(op)
-        except BaseException:
+        except BaseException as exc:
             self.ops.pop(kind, None)
+            audit.key_use(self, op, exc)
             raise
         if step == UPDATE:
             op.mode = UPDATE
         else:
             self.ops.pop(kind, None)
+            audit.key_use(self, op)

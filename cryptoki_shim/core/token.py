@@ -15,7 +15,7 @@ import threading
 import uuid
 from typing import Any, Callable, Iterable
 
-from .. import backends, spec
+from .. import audit, backends, spec
 from ..attributes import codec, policy
 from ..config import SlotConfig
 from ..errors import CryptokiError
@@ -179,6 +179,7 @@ class Token:
         if rec is None:
             raise CryptokiError(spec.CKR_USER_PIN_NOT_INITIALIZED if user == CKU_USER else spec.CKR_TOKEN_NOT_RECOGNIZED)
         if rec.failures >= self.cfg.max_pin_failures:
+            audit.login(self, user, CryptokiError(spec.CKR_PIN_LOCKED), rec.failures)
             raise CryptokiError(spec.CKR_PIN_LOCKED, "too many failed logins")
         try:
             key = at_rest.open_pin_record(pin, rec)
@@ -187,7 +188,9 @@ class Token:
                 count = self.store.login_failed(self.slot_id, user)
                 rec.failures = count
                 _log.info("slot %d: wrong PIN for user type %d (%d failures)", self.slot_id, user, count)
+                audit.login(self, user, exc, count)
                 if count >= self.cfg.max_pin_failures:
+                    audit.token_event("login.locked", self, user)
                     raise CryptokiError(spec.CKR_PIN_LOCKED, "too many failed logins") from None
             raise
         if rec.failures:
@@ -228,6 +231,7 @@ class Token:
             user_pin=None,
         )
         self.store.init_token(rec)
+        audit.token_event("token.init", self)
         with self.lock:
             self.session_objects = {}
             self.objects = {}
@@ -242,10 +246,12 @@ class Token:
         key = key or self.token_key
         assert key is not None
         self.store.update_token(self.slot_id, user_pin=at_rest.make_pin_record(pin, key, self.cfg.kdf_cost))
+        audit.token_event("pin.set", self, CKU_USER)
         self.refresh(force=True)
 
     def set_so_pin(self, pin: bytes, key: bytes) -> None:
         self.store.update_token(self.slot_id, so_pin=at_rest.make_pin_record(pin, key, self.cfg.kdf_cost))
+        audit.token_event("pin.set", self, CKU_SO)
         self.refresh(force=True)
 
     # ------------------------------------------------------------------ objects
@@ -258,6 +264,7 @@ class Token:
             obj = Object(new_handle(), attrs, unique_id, session=session)
             with self.lock:
                 self.session_objects[obj.handle] = obj
+            audit.object_event("create", self, obj)
             return obj
         rec = self._record_for(attrs, unique_id, None)
         # The commit and the handle registration are one step under the lock: a concurrent
@@ -270,6 +277,7 @@ class Token:
             self._handle_of_oid[oid] = obj.handle
             self.objects[obj.handle] = obj
             self._own_write()
+        audit.object_event("create", self, obj)
         return obj
 
     def _record_for(self, attrs: dict[int, Any], unique_id: str, oid: int | None) -> ObjectRecord:
@@ -290,6 +298,7 @@ class Token:
         if obj.oid is None:
             obj.attrs = attrs
             obj.cache.clear()
+            audit.object_event("modify", self, obj)
             return
         rec = self._record_for(attrs, obj.unique_id, obj.oid)
         with self.lock:  # commit and in-memory change as one step (see add_object)
@@ -298,8 +307,10 @@ class Token:
             obj.stored = rec
             obj.cache.clear()
             self._own_write()
+        audit.object_event("modify", self, obj)
 
     def destroy_object(self, obj: Object) -> None:
+        audit.object_event("destroy", self, obj)
         with self.lock:
             if obj.oid is None:
                 self.session_objects.pop(obj.handle, None)
