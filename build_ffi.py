@@ -184,7 +184,11 @@ def build() -> Path:
     tmp = BUILD / "cffi"
     tmp.mkdir(parents=True, exist_ok=True)
     out = ffi.compile(tmpdir=str(tmp), target="libcryptoki_shim.*", verbose=bool(os.environ.get("V")))
-    shutil.copy2(out, LIBRARY)
+    # A new inode, never an in-place rewrite: processes that have the old library mapped
+    # (a client, a benchmark, a test) would crash on the changed pages.
+    staging = LIBRARY.with_name(LIBRARY.name + ".new")
+    shutil.copy2(out, staging)
+    os.replace(staging, LIBRARY)
     return LIBRARY
 
 
