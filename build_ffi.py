@@ -7,7 +7,8 @@ the library works from any host process without environment variables (DESIGN.md
 What is generated here, from ``native/functions.h`` (the X-macro list of every function of
 the 3.0 function list, in table order):
   * ``build/gen/shim_entries.inc``: for every function that Python implements, a guarded
-    exported wrapper ``C_X`` calling the cffi embedding entry ``py_C_X``; the 2.40 and 3.0
+    exported wrapper ``C_X`` calling the cffi embedding entry ``py_C_X`` inside the fork
+    gate (shim_enter/shim_leave, see shim.c); the 2.40 and 3.0
     function lists; the interface table;
   * the cffi ``embedding_api`` declarations of those ``py_C_X`` and ``shim_py_ready``;
   * the embedding init code, which attaches the Python entries (``cryptoki_shim.abi``).
@@ -62,7 +63,10 @@ def generate_entries(funcs: list[tuple[str, str, str]]) -> str:
             f"SHIM_EXPORT CK_RV {name}({params})\n{{\n"
             f"    CK_RV rv = shim_guard();\n"
             f"    if (rv != CKR_OK)\n        return rv;\n"
-            f"    return py_{name}({args});\n}}\n"
+            f"    shim_enter();\n"
+            f"    rv = py_{name}({args});\n"
+            f"    shim_leave();\n"
+            f"    return rv;\n}}\n"
         )
     # The 2.40 table reports cryptokiVersion 2.40 from C_GetInfo (the caller chose 2.40).
     lines.append(

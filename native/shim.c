@@ -8,7 +8,10 @@
  *   - libpython re-opened RTLD_GLOBAL, because hosts dlopen us RTLD_LOCAL and extension
  *     modules would then miss the Py* symbols;
  *   - a refusal inside a Python host of another minor version (it would hang);
- *   - fork handlers so a fork while another thread is inside Python does not hang the child;
+ *   - fork handlers so a fork while another thread is inside the module does not hang the
+ *     child: a fork gate (a read lock around every Python entry, the write lock across fork)
+ *     waits until no thread is inside, because holding the GIL is not enough: a thread inside
+ *     SQLite runs without the GIL and may hold SQLite's process-wide mutexes;
  *   - the function tables (generated from functions.h into shim_entries.inc by build_ffi.py)
  *     and the three functions that only hand out tables.
  * Python is never finalized (C_Finalize only resets state; atexit does not run in C hosts).
@@ -69,15 +72,49 @@ static void shim_clog(const char *fmt, ...)
         fclose(f);
 }
 
-/* Holding the GIL across fork() makes sure no other thread is inside Python at that moment,
- * so the child's interpreter is consistent; PyOS_AfterFork_Child then clears the other
- * threads' states and runs os.register_at_fork handlers (the core resets itself there). */
+/* The fork gate. Every Python entry runs under its read lock (shim_enter/shim_leave, in the
+ * generated wrappers); fork() takes the write lock first, so it waits until no other thread
+ * is inside the module. Holding only the GIL is not enough: a thread inside SQLite has
+ * released the GIL and may hold SQLite's process-wide mutexes (VFS, inode list), and a child
+ * forked at that moment hangs on its first database access. Writers are preferred so a busy
+ * thread cannot starve fork(); no entry re-enters another, so the read lock is never taken
+ * twice by one thread. Only used when we started Python: in a Python host, os.fork() holds
+ * the GIL while a thread inside the module may wait for it, so waiting would deadlock. */
+static pthread_rwlock_t shim_fork_gate;
+static int shim_gate_ready;
+
+static void shim_gate_init(void)
+{
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&shim_fork_gate, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    shim_gate_ready = 1;
+}
+
+static inline void shim_enter(void)
+{
+    if (shim_gate_ready)
+        pthread_rwlock_rdlock(&shim_fork_gate);
+}
+
+static inline void shim_leave(void)
+{
+    if (shim_gate_ready)
+        pthread_rwlock_unlock(&shim_fork_gate);
+}
+
+/* Then holding the GIL across fork() keeps the child's interpreter consistent;
+ * PyOS_AfterFork_Child clears the other threads' states and runs os.register_at_fork
+ * handlers (the core resets itself there). */
 static PyGILState_STATE shim_fork_gil;
 
 static void shim_fork_prepare(void)
 {
     if (!shim_we_started_python)
         return;
+    pthread_rwlock_wrlock(&shim_fork_gate);
     shim_fork_gil = PyGILState_Ensure();
     PyOS_BeforeFork();
 }
@@ -88,6 +125,7 @@ static void shim_fork_parent(void)
         return;
     PyOS_AfterFork_Parent();
     PyGILState_Release(shim_fork_gil);
+    pthread_rwlock_unlock(&shim_fork_gate);
 }
 
 static void shim_fork_child(void)
@@ -96,6 +134,9 @@ static void shim_fork_child(void)
         return;
     PyOS_AfterFork_Child();
     PyGILState_Release(shim_fork_gil);
+    /* Not unlocked: the parent's waiting readers are counted in the lock and do not exist
+     * here (glibc would keep the child waiting for them); the child is single-threaded. */
+    shim_gate_init();
 }
 
 static int shim_init_python(void)
@@ -147,6 +188,7 @@ static void shim_start(void)
         if (shim_init_python() != 0)
             return;
         shim_we_started_python = 1;
+        shim_gate_init();
         pthread_atfork(shim_fork_prepare, shim_fork_parent, shim_fork_child);
     }
     /* The first call into cffi runs the embedding init code, which attaches our entries. */
