@@ -139,16 +139,44 @@ static void shim_fork_child(void)
     shim_gate_init();
 }
 
+/* A CRYPTOKI_SHIM_PYTHONHOME without a standard library makes Python's start-up fail after
+ * printing its path configuration to the host's stderr (init_fs_encoding), which we must
+ * never write to. So look for the landmarks Python itself needs (getpath's os.py, and the
+ * encodings package of the file-system codec) first, and fail quietly without them. */
+static int shim_home_has_stdlib(const char *home)
+{
+    static const char *const landmarks[] = {"os.py", "encodings/__init__.py"};
+    char path[4096];
+    size_t i;
+    /* PYTHONHOME may be "prefix:exec_prefix"; the standard library is under prefix. */
+    int prefix_len = (int)strcspn(home, ":");
+    for (i = 0; i < sizeof(landmarks) / sizeof(landmarks[0]); i++) {
+        snprintf(path, sizeof(path), "%.*s/lib/python%s/%s", prefix_len, home, SHIM_PY_VERSION,
+                 landmarks[i]);
+        if (access(path, R_OK) != 0) {
+            shim_clog("CRYPTOKI_SHIM_PYTHONHOME=%s: no Python standard library (%s is missing)",
+                      home, path);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int shim_init_python(void)
 {
     PyStatus status;
     PyConfig config;
     const char *home = getenv("CRYPTOKI_SHIM_PYTHONHOME");
 
+    if (home != NULL && *home != '\0' && !shim_home_has_stdlib(home))
+        return -1;
     /* Isolated: the host's PYTHON* variables, user site and signal handlers stay the host's. */
     PyConfig_InitIsolatedConfig(&config);
-    if (getenv("CRYPTOKI_SHIM_USE_PYTHON_ENV") != NULL)
+    /* The opt-in must clear `isolated` too: Python forces use_environment = 0 while it is set. */
+    if (getenv("CRYPTOKI_SHIM_USE_PYTHON_ENV") != NULL) {
+        config.isolated = 0;
         config.use_environment = 1;
+    }
     config.install_signal_handlers = 0;
     config.configure_c_stdio = 0;
     config.parse_argv = 0;
