@@ -71,7 +71,16 @@ SLOT_KEYS: dict[str, Key] = {
 #: [slots.tpm] and [slots.upstream] sub-tables: their keys are declared by the backend issues
 #: (TPM_KEYS / UPSTREAM_KEYS below); a slot that has one gets that backend.
 TPM_KEYS: dict[str, Key] = {}
-UPSTREAM_KEYS: dict[str, Key] = {}
+UPSTREAM_KEYS: dict[str, Key] = {
+    # issue 6, see docs/upstream.md "Configuration"
+    "library": Key(str, None, "path of the upstream PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so)"),
+    "token_label": Key(str, None, "label of the upstream token (CK_TOKEN_INFO.label); or token_serial"),
+    "token_serial": Key(str, None, "serial number of the upstream token (CK_TOKEN_INFO.serialNumber)"),
+    "pin_env": Key(str, None, "name of the environment variable holding the upstream user PIN"),
+    "pin_file": Key(str, None, "file holding the upstream user PIN (read at each upstream login, so a fix needs no restart)"),
+    "kek": Key(str, "off", "wrap this token's key store key with an AES key in the upstream (KEK mode)", ("off", "wrap")),
+    "kek_label": Key(str, "cryptoki-shim-kek", "label of the upstream AES key used as KEK (made at C_InitToken if absent)"),
+}
 SUBTABLES = {"tpm": TPM_KEYS, "upstream": UPSTREAM_KEYS}
 
 

@@ -164,6 +164,16 @@ X509 = (
 
 # ------------------------------------------------------------------ keys (4.7 - 4.10)
 
+# ---- vendor attribute of the upstream backend (cryptoki-shim; issue 6) --------------------
+# CKA_SHIM_UPSTREAM_REF: the stable reference to the key's upstream object, contributed by
+# the upstream backend only (token-maintained); public, never key material.
+from ..backends import upstream_attrs as _upstream  # noqa: E402  (constant only; registers its kind)
+
+UPSTREAM_KEY = (
+    Attr(_upstream.CKA_SHIM_UPSTREAM_REF, TOKEN_MAINTAINED),
+)
+# ---- end of the upstream vendor attribute ---------------------------------------------------
+
 KEY = (
     Attr(spec.CKA_KEY_TYPE, R1 | R5),
     Attr(spec.CKA_ID, M8, b""),
@@ -173,6 +183,7 @@ KEY = (
     Attr(spec.CKA_LOCAL, TOKEN_MAINTAINED),
     Attr(spec.CKA_KEY_GEN_MECHANISM, TOKEN_MAINTAINED),
     Attr(spec.CKA_ALLOWED_MECHANISMS, F.NONE, ()),  # empty: every mechanism (SoftHSM2)
+    *UPSTREAM_KEY,  # vendor row above (issue 6)
 )
 
 # Capability flags: footnote 9 defaults; SoftHSM2 defaults every one of them to TRUE.
