@@ -57,16 +57,16 @@ def C_GetTokenInfo(slot_id: int, p_info: Any) -> None:
 
 @entry("C_GetMechanismList")
 def C_GetMechanismList(slot_id: int, p_list: Any, p_count: Any) -> None:
-    MODULE.slot(slot_id)
-    deliver_ulongs(p_list, p_count, core_info.mechanism_list())
+    slot = MODULE.slot(slot_id)
+    deliver_ulongs(p_list, p_count, core_info.mechanism_list(slot))
 
 
 @entry("C_GetMechanismInfo")
 def C_GetMechanismInfo(slot_id: int, mechanism: int, p_info: Any) -> None:
     """Overwrites the caller's struct (SoftHSM2 ORs flags into it)."""
-    MODULE.slot(slot_id)
+    slot = MODULE.slot(slot_id)
     require(p_info, "CK_MECHANISM_INFO pointer")
-    lo, hi, flags = core_info.mechanism_info(mechanism)
+    lo, hi, flags = core_info.mechanism_info(mechanism, slot)
     p_info.ulMinKeySize = lo
     p_info.ulMaxKeySize = hi
     p_info.flags = flags

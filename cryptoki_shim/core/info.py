@@ -102,14 +102,32 @@ def token_info(module: "Module", slot: "Slot") -> TokenInfo:
     )
 
 
-def mechanism_list() -> list[int]:
+def _backend_limits(slot: "Slot | None"):
+    """The slot's default backend may narrow what we offer: an upstream HSM can do only what
+    it reports (issue 6). Returns ``backend.mechanism_info`` or None (our registry as is)."""
+    if slot is None:
+        return None
+    from .. import backends
+
+    backend = slot.token.backends.get(backends.BY_NAME.get(slot.cfg.backend, -1))
+    return getattr(backend, "mechanism_info", None)
+
+
+def mechanism_list(slot: "Slot | None" = None) -> list[int]:
     from ..mechanisms import registry
 
-    return [e.mechanism for e in registry.all_entries()]
+    limits = _backend_limits(slot)
+    return [e.mechanism for e in registry.all_entries() if limits is None or limits(e) is not None]
 
 
-def mechanism_info(mechanism: int) -> tuple[int, int, int]:
+def mechanism_info(mechanism: int, slot: "Slot | None" = None) -> tuple[int, int, int]:
     from ..mechanisms import registry
 
     entry = registry.lookup(mechanism)
-    return entry.min_key_size, entry.max_key_size, entry.flags
+    limits = _backend_limits(slot)
+    if limits is None:
+        return entry.min_key_size, entry.max_key_size, entry.flags
+    info = limits(entry)
+    if info is None:
+        raise CryptokiError(spec.CKR_MECHANISM_INVALID, f"{spec.ckm_name(mechanism)}: not offered by this slot's backend")
+    return info
