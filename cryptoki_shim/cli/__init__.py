@@ -1,23 +1,48 @@
-"""The admin command line: ``cryptoki-shim <command>`` (commands grow with issue 10)."""
+"""The admin command line: ``cryptoki-shim <command>`` (docs/cli.md).
+
+One module per command group registers its sub-commands (``register(sub, parent)``):
+``tokens`` (init-token, set-pin, unlock-pin, list), ``objects`` (import, export-public,
+delete), ``backup`` (backup, restore), ``doctor`` (doctor, p11-kit-module), ``auditing``
+(audit verify), ``configuration`` (config-reference, config-check), and ``demo``.
+
+Exit codes: 0 success, 1 a PKCS#11 operation failed, 2 bad usage, 3 invalid configuration,
+4 a check found problems (doctor, audit verify, a backup that fails its integrity check).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
+GROUPS = ("tokens", "objects", "backup", "doctor", "auditing", "configuration")
 
-def main(argv: list[str] | None = None) -> int:
+
+def build_parser() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--config", metavar="FILE", help="configuration file (default: $CRYPTOKI_SHIM_CONF, "
+                                                         "~/.config/cryptoki-shim/config.toml, /etc/cryptoki-shim/)")
+    parent.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     parser = argparse.ArgumentParser(prog="cryptoki-shim", description="cryptoki-shim administration")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for group in GROUPS:
+        importlib.import_module(f"{__name__}.{group}").register(sub, parent)
     demo = sub.add_parser("demo", help="init a token, make keys, sign and verify through real clients")
     demo.add_argument("--library", default=None, help="path of libcryptoki_shim.so (default: build/)")
     demo.add_argument("--keep", action="store_true", help="keep the demo's temporary store")
-    args = parser.parse_args(argv)
+    demo.set_defaults(func=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.command == "demo":
         from .demo import run
 
         return run(args.library, keep=args.keep)
-    return 2
+    from .common import run_command
+
+    return run_command(args.func, args)
 
 
 if __name__ == "__main__":

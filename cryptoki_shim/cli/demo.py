@@ -1,8 +1,10 @@
 """The README's demo: what a newcomer does first, with real clients, narrated.
 
 It makes a token on a temporary SQLite store (so it can be run again and again), then
-drives it with pkcs11-tool (OpenSC) exactly as a user would, and checks every signature
-with OpenSSL, an implementation that is not ours.
+drives it with pkcs11-tool (OpenSC) exactly as a user would, checks every signature with
+OpenSSL (an implementation that is not ours), makes a self-signed certificate and a
+signature through OpenSSL's pkcs11 engine (libp11: the key never leaves the token), lists
+the token with our admin CLI and checks the audit log the run produced.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Step:
 
     def run(self, title: str, argv: list[str], *, show: int = 0, check_text: str | None = None) -> str:
         shown = " ".join(a if " " not in a else repr(a) for a in argv).replace(self.lib, "$LIB")
+        shown = shown.replace(f"{sys.executable} -m cryptoki_shim.cli", "cryptoki-shim")
         print(f"\n== {title}\n$ {shown}")
         proc = subprocess.run(argv, env=self.env, cwd=self.work, capture_output=True, text=True)
         out = proc.stdout + proc.stderr
@@ -44,8 +47,10 @@ def run(library: str | None = None, keep: bool = False) -> int:
     lib = str(Path(library or ROOT / "build" / "libcryptoki_shim.so").resolve())
     work = Path(tempfile.mkdtemp(prefix="cryptoki-shim-demo-"))
     conf = work / "config.toml"
-    conf.write_text(f'[store]\nurl = "sqlite:///{work / "store.db"}"\n\n[[slots]]\nid = 0\n')
-    env = dict(os.environ, CRYPTOKI_SHIM_CONF=str(conf))
+    conf.write_text(f'[store]\nurl = "sqlite:///{work / "store.db"}"\n\n'
+                    f'[audit]\nfile = "{work / "audit.log"}"\nhash_chain = true\n\n[[slots]]\nid = 0\n')
+    # PKCS11_MODULE_PATH: where OpenSSL's pkcs11 engine (libp11) finds the module.
+    env = dict(os.environ, CRYPTOKI_SHIM_CONF=str(conf), PKCS11_MODULE_PATH=lib, DEMO_PIN=USER_PIN)
     print(f"cryptoki-shim demo\n  library: {lib}\n  store:   {work / 'store.db'} (temporary)")
     s = Step(env, lib, work)
     msg = work / "message.txt"
@@ -68,7 +73,24 @@ def run(library: str | None = None, keep: bool = False) -> int:
         s.run(f"Verify the {name.upper()} signature with OpenSSL (not our code)",
               ["openssl", "dgst", "-sha256", "-keyform", "DER", "-verify", f"{name}.pub.der",
                "-signature", f"{name}.sig", str(msg)], show=1, check_text="Verified OK")
-    s.p11("The token's objects", "--login", "--pin", USER_PIN, "-O", show=12)
+    uri = "pkcs11:token=demo;type=private;pin-value=" + USER_PIN + ";id=%"
+    s.run("Make a self-signed certificate with the EC key, through OpenSSL's pkcs11 engine",
+          ["openssl", "req", "-new", "-x509", "-engine", "pkcs11", "-keyform", "engine", "-key", uri + "01",
+           "-subj", "/CN=cryptoki-shim demo", "-days", "30", "-sha256", "-out", "cert.pem"])
+    s.run("Check the certificate's self-signature with OpenSSL", ["openssl", "verify", "-CAfile", "cert.pem",
+                                                                 "cert.pem"], show=1, check_text="OK")
+    s.run("Sign the message with the RSA key through OpenSSL's pkcs11 engine",
+          ["openssl", "dgst", "-sha256", "-engine", "pkcs11", "-keyform", "engine", "-sign", uri + "02",
+           "-out", "rsa-engine.sig", str(msg)])
+    s.run("Verify that signature with OpenSSL", ["openssl", "dgst", "-sha256", "-keyform", "DER", "-verify",
+                                                 "rsa.pub.der", "-signature", "rsa-engine.sig", str(msg)],
+          show=1, check_text="Verified OK")
+    cli = [sys.executable, "-m", "cryptoki_shim.cli"]
+    s.run("Store the certificate next to its key with the admin CLI",
+          [*cli, "import", "cert.pem", "--id", "01", "--label", "demo-ec"], show=5)
+    s.run("The token as the admin CLI lists it (no secrets shown)", [*cli, "list", "--pin-env", "DEMO_PIN"], show=12)
+    s.run("The audit log of this run: logins, new objects, key uses (hash-chained)",
+          [*cli, "audit", "verify", "audit.log"], show=1, check_text="no deletion or edit detected")
 
     print(f"\n{'demo finished: everything verified' if not s.failures else f'demo: {s.failures} step(s) FAILED'}")
     if keep:

@@ -1,0 +1,192 @@
+"""``doctor`` (checks, each step reported) and ``p11-kit-module`` (registers the library).
+
+doctor checks what an operator gets wrong in the first hour: the configuration, the store
+(exists, schema, permissions), each token, the TPM / upstream backends a slot configures,
+and finally the ``.so`` loaded in a child process exactly as a C client does it
+(dlopen, C_GetFunctionList, C_Initialize, C_GetInfo, C_GetSlotList, C_Finalize).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import config as config_mod
+from .common import CliError, EXIT_CHECK, EXIT_USAGE, emit, table
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_library() -> Path:
+    return Path(os.environ.get("CRYPTOKI_SHIM_LIB") or ROOT / "build" / "libcryptoki_shim.so")
+
+
+def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("doctor", parents=[parent], help="check configuration, store, backends and the library")
+    p.add_argument("--library", type=Path, default=None, help="libcryptoki_shim.so (default: build/)")
+    p.set_defaults(func=doctor)
+
+    p = sub.add_parser("p11-kit-module", parents=[parent], help="write a p11-kit .module file for the library")
+    p.add_argument("--library", type=Path, default=None)
+    p.add_argument("--name", default="cryptoki-shim")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="file to write (default: ~/.config/pkcs11/modules/<name>.module; '-': stdout)")
+    p.set_defaults(func=p11_kit_module)
+
+
+class Steps:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, step: str, status: str, detail: str) -> None:
+        self.rows.append({"step": step, "status": status, "detail": detail})
+
+    @property
+    def failed(self) -> bool:
+        return any(r["status"] == "FAIL" for r in self.rows)
+
+
+def _check_config(steps: Steps) -> config_mod.Config | None:
+    try:
+        path = config_mod.find_config_file()
+        cfg = config_mod.load()
+    except config_mod.ConfigError as exc:
+        steps.add("config", "FAIL", str(exc))
+        return None
+    steps.add("config", "ok", f"{path or 'no file: built-in defaults'}; slots {[s.id for s in cfg.slots]}")
+    return cfg
+
+
+def _check_store(steps: Steps, cfg: config_mod.Config) -> Any:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(cfg.store_url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        path = Path(url.database)
+        if not path.exists():
+            steps.add("store", "warn", f"{path} does not exist yet (created at the first C_Initialize)")
+        else:
+            st = path.stat()
+            mode = stat.S_IMODE(st.st_mode)
+            dmode = stat.S_IMODE(path.parent.stat().st_mode)
+            problems = []
+            if st.st_uid != os.getuid():
+                problems.append(f"owned by uid {st.st_uid}, not you ({os.getuid()})")
+            if not os.access(path, os.R_OK | os.W_OK):
+                problems.append("not readable and writable by you")
+            if mode & 0o077:
+                problems.append(f"mode {mode:o}: group/others have access (want 600)")
+            if dmode & 0o022:
+                problems.append(f"directory mode {dmode:o}: others may replace the file")
+            steps.add("store permissions", "warn" if problems else "ok",
+                      "; ".join(problems) or f"{path} mode {mode:o}, directory {dmode:o}")
+    from ..errors import CryptokiError
+    from ..store import Store
+
+    try:
+        store = Store(cfg.store_url)
+    except (CryptokiError, Exception) as exc:
+        steps.add("store", "FAIL", f"{cfg.store_url}: {exc}")
+        return None
+    steps.add("store", "ok", f"{cfg.store_url} opened, schema current")
+    return store
+
+
+def _check_tokens(steps: Steps, cfg: config_mod.Config, store: Any) -> None:
+    for slot in cfg.slots:
+        rec = store.token(slot.id)
+        if rec is None:
+            steps.add(f"slot {slot.id} token", "warn", "not initialized (cryptoki-shim init-token)")
+            continue
+        detail = f"{rec.label.decode('utf-8', 'replace').strip()!r} serial {rec.serial}"
+        status = "ok"
+        if rec.user_pin is None:
+            status, detail = "warn", detail + "; no user PIN (cryptoki-shim unlock-pin)"
+        elif rec.user_pin.failures >= slot.max_pin_failures:
+            status, detail = "warn", detail + "; user PIN LOCKED (cryptoki-shim unlock-pin)"
+        steps.add(f"slot {slot.id} token", status, detail)
+
+
+def _check_backends(steps: Steps, cfg: config_mod.Config) -> None:
+    from .. import backends
+
+    for slot in cfg.slots:
+        for name in ("tpm", "upstream"):
+            if not getattr(slot, name, None) and slot.backend != name:
+                continue
+            try:
+                made = backends.make_backends(slot)
+                backend = made.get(backends.BY_NAME[name])
+                probe = getattr(backend, "probe", None)
+                detail = probe() if callable(probe) else "backend built (it has no probe() to test reachability)"
+                steps.add(f"slot {slot.id} {name}", "ok", str(detail or "reachable"))
+            except Exception as exc:  # an unreachable TPM / upstream library is the finding
+                steps.add(f"slot {slot.id} {name}", "FAIL", f"{type(exc).__name__}: {exc}")
+
+
+PROBE = Path(__file__).with_name("probe.py")
+
+
+def _check_library(steps: Steps, lib: Path) -> None:
+    if not lib.is_file():
+        steps.add("library", "FAIL", f"{lib} not found (./run build, or --library)")
+        return
+    try:
+        proc = subprocess.run([sys.executable, str(PROBE), str(lib)], capture_output=True, text=True, timeout=60,
+                              env=os.environ.copy())
+    except subprocess.TimeoutExpired:
+        steps.add("library", "FAIL", f"{lib}: no answer within 60 s (hang at load?)")
+        return
+    got = 0
+    for line in proc.stdout.splitlines():
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        got += 1
+        steps.add(f"library: {r['step']}", "ok" if r["ok"] else "FAIL", r["detail"])
+    if proc.returncode != 0 and not got:
+        steps.add("library", "FAIL", f"probe exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
+
+
+def doctor(args: argparse.Namespace) -> int:
+    if args.config:
+        os.environ["CRYPTOKI_SHIM_CONF"] = os.path.abspath(args.config)
+    steps = Steps()
+    cfg = _check_config(steps)
+    if cfg is not None:
+        store = _check_store(steps, cfg)
+        if store is not None:
+            _check_tokens(steps, cfg, store)
+            store.close()
+        _check_backends(steps, cfg)
+    _check_library(steps, args.library or default_library())
+    emit(args, {"ok": not steps.failed, "steps": steps.rows},
+         lambda: table(steps.rows, ["step", "status", "detail"]) + ("\n\nproblems found" if steps.failed else "\n\nall good"))
+    return EXIT_CHECK if steps.failed else 0
+
+
+def p11_kit_module(args: argparse.Namespace) -> int:
+    lib = (args.library or default_library()).resolve()
+    if not lib.is_file():
+        raise CliError(f"{lib} not found (./run build, or --library)", EXIT_USAGE)
+    text = (f"# cryptoki-shim: PKCS#11 provider (written by cryptoki-shim p11-kit-module)\n"
+            f"module: {lib}\n"
+            "critical: no\n"
+            "trust-policy: no\n")
+    if args.output is not None and str(args.output) == "-":
+        sys.stdout.write(text)
+        return 0
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    out = args.output or xdg / "pkcs11" / "modules" / f"{args.name}.module"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    emit(args, {"ok": True, "file": str(out), "module": str(lib)},
+         f"wrote {out}\n  check: p11-kit list-modules | grep -A3 {args.name}")
+    return 0
