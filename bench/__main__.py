@@ -1,0 +1,99 @@
+"""`make bench`: our library and SoftHSM2 side by side, each on its own fresh token.
+
+Throughput comes from p11bench (``../shared/p11bench``, an independent C benchmark that
+interleaves the modules op by op over several rounds, so the ratio column survives a noisy
+machine). Cold start (dlopen -> first successful C_Initialize, fresh process) and RSS come
+from ``bench/coldstart.c``. Numbers are reported, never asserted: this is a measurement.
+
+Options: ``--seconds S`` (per measurement, default 2), ``--rounds N`` (default 3),
+``--threads 1,2``, ``--ops GLOB``, ``--p11bench DIR`` (where p11bench's sources are).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LIB = ROOT / "build" / "libcryptoki_shim.so"
+SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")
+PIN, SO_PIN, LABEL = "1234", "12345678", "test"
+
+
+def build_tools(p11bench_src: Path, out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    if not (p11bench_src / "p11bench.c").exists():
+        raise SystemExit(f"p11bench sources not found in {p11bench_src} (use --p11bench DIR)")
+    bench = out / "p11bench"
+    subprocess.run(["gcc", "-O2", "-o", str(bench), str(p11bench_src / "p11bench.c"), "-ldl", "-lpthread"], check=True)
+    cold = out / "coldstart"
+    subprocess.run(["gcc", "-O2", f"-I{ROOT / 'native'}", "-o", str(cold), str(ROOT / "bench" / "coldstart.c"), "-ldl"],
+                   check=True)
+    return bench, cold
+
+
+def fresh_tokens(work: Path) -> dict[str, str]:
+    """A SoftHSM2 token and a cryptoki-shim token, both 'test' / PIN 1234, in ``work``."""
+    (work / "softhsm" / "tokens").mkdir(parents=True)
+    conf = work / "softhsm" / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {work / 'softhsm' / 'tokens'}/\nobjectstore.backend = file\nlog.level = ERROR\n")
+    shim_conf = work / "shim.toml"
+    shim_conf.write_text(f'[store]\nurl = "sqlite:///{work / "shim.db"}"\n\n[[slots]]\nid = 0\n')
+    env = dict(os.environ, SOFTHSM2_CONF=str(conf), CRYPTOKI_SHIM_CONF=str(shim_conf))
+    run = lambda *a: subprocess.run(a, env=env, check=True, capture_output=True)  # noqa: E731
+    run("softhsm2-util", "--init-token", "--free", "--label", LABEL, "--so-pin", SO_PIN, "--pin", PIN)
+    run("pkcs11-tool", "--module", str(LIB), "--init-token", "--label", LABEL, "--so-pin", SO_PIN)
+    run("pkcs11-tool", "--module", str(LIB), "--init-pin", "--login", "--login-type", "so", "--so-pin", SO_PIN,
+        "--pin", PIN)
+    return env
+
+
+def coldstart(cold: Path, module: Path, env: dict[str, str], runs: int = 7) -> tuple[float, int]:
+    times, rss = [], 0
+    for _ in range(runs):
+        out = subprocess.run([str(cold), str(module)], env=env, check=True, capture_output=True, text=True).stdout
+        fields = dict(kv.split("=") for kv in out.split())
+        times.append(float(fields["coldstart_ms"]))
+        rss = int(fields["rss_kb"])
+    return statistics.median(times), rss
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="make bench")
+    ap.add_argument("--seconds", default="2")
+    ap.add_argument("--rounds", default="3")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--ops", default=None)
+    ap.add_argument("--p11bench", type=Path, default=ROOT.parent / "shared" / "p11bench")
+    args = ap.parse_args(argv)
+    if not LIB.exists():
+        raise SystemExit(f"{LIB} missing: make build")
+    work = Path(tempfile.mkdtemp(prefix="cryptoki-shim-bench-"))
+    try:
+        bench, cold = build_tools(args.p11bench, ROOT / "build" / "bench")
+        env = fresh_tokens(work)
+        # A private copy: a rebuild during the run must not change the mapped library.
+        lib = work / "libcryptoki_shim.so"
+        shutil.copy2(LIB, lib)
+        print("cold start (dlopen -> first C_Initialize, median of 7 fresh processes) and RSS after it:")
+        for name, module in (("SoftHSM2", SOFTHSM), ("cryptoki-shim", lib)):
+            ms, rss = coldstart(cold, module, env)
+            print(f"  {name:14s} {ms:8.1f} ms   RSS {rss / 1024:6.1f} MiB")
+        cmd = [str(bench), "--module", str(SOFTHSM), "--module", str(lib), "--pin", PIN, "--token-label", LABEL,
+               "--threads", args.threads, "--seconds", args.seconds, "--rounds", args.rounds]
+        if args.ops:
+            cmd += ["--ops", args.ops]
+        print("\n$ " + " ".join(cmd), flush=True)
+        return subprocess.run(cmd, env=env, stderr=subprocess.DEVNULL).returncode
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
