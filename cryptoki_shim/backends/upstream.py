@@ -240,6 +240,8 @@ class UpstreamBackend:
     def _material(self, lib: client.Library, session: int, handle: int, cls: int, template: Mapping[int, Any],
                   ref: bytes) -> dict[int, Any]:
         got = lib.get_attributes(session, handle, READ_BACK[cls])
+        if got.get(CKA_VALUE_LEN) == 0:  # SoftHSM2 2.6 leaves it 0 on unwrapped keys: unknown
+            del got[CKA_VALUE_LEN]
         material = {t: v for t, v in got.items() if t not in template or template[t] == v}
         material.update({CKA_CLASS: cls, CKA_SHIM_BACKEND: UPSTREAM, CKA_SHIM_UPSTREAM_REF: ref})
         if cls != CKO_PUBLIC_KEY:

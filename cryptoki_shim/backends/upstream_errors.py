@@ -47,6 +47,10 @@ LOST_SESSION = frozenset(int(c) for c in (
 STALE_HANDLE = frozenset(int(c) for c in (A.CKR_OBJECT_HANDLE_INVALID, A.CKR_KEY_HANDLE_INVALID))
 REMOVED = frozenset(int(c) for c in (A.CKR_DEVICE_REMOVED, A.CKR_TOKEN_NOT_PRESENT,
                                      A.CKR_TOKEN_NOT_RECOGNIZED, A.CKR_SLOT_ID_INVALID))
+#: upstream codes with another meaning for our client: we always hand the upstream
+#: well-formed arguments, so an upstream CKR_ARGUMENTS_BAD is about the client's mechanism
+#: parameter (SoftHSM2 answers it for an OAEP parameter without CKZ_DATA_SPECIFIED).
+REMAP = {int(A.CKR_ARGUMENTS_BAD): int(A.CKR_MECHANISM_PARAM_INVALID)}
 #: a rejected upstream login: the configuration (PIN source) is wrong, not the client's PIN
 PIN_REJECTED = frozenset(int(c) for c in (A.CKR_PIN_INCORRECT, A.CKR_PIN_LOCKED, A.CKR_PIN_EXPIRED,
                                           A.CKR_PIN_INVALID, A.CKR_PIN_LEN_RANGE))
@@ -77,6 +81,8 @@ def translate(rv: int) -> int:
     """Our client's code for upstream ``rv`` (see the module docstring)."""
     if rv in PASSTHROUGH:
         return rv
+    if rv in REMAP:
+        return REMAP[rv]
     if rv in REMOVED:
         return int(A.CKR_DEVICE_REMOVED)
     return int(A.CKR_DEVICE_ERROR)
