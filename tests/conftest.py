@@ -15,20 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from p11 import LIB, P11  # noqa: E402
-
-SO_PIN = b"12345678"
-USER_PIN = b"1234"
-
-
-def write_config(directory: Path, *, slots: str | None = None, extra: str = "") -> Path:
-    """A config file with its own store in ``directory``; returns its path."""
-    db = directory / "store.db"
-    slots = slots if slots is not None else '[[slots]]\nid = 0\nkdf_cost = "test"\n'
-    path = directory / "config.toml"
-    path.write_text(f'[store]\nurl = "sqlite:///{db}"\n{extra}\n{slots}')
-    return path
-
+from p11 import LIB, P11, SO_PIN, USER_PIN, write_config  # noqa: E402,F401  (re-exported)
 
 @pytest.fixture(scope="session")
 def lib_path() -> Path:

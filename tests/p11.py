@@ -35,6 +35,19 @@ ffi.cdef(
 )
 
 
+SO_PIN = b"12345678"
+USER_PIN = b"1234"
+
+
+def write_config(directory: Path, *, slots: str | None = None, extra: str = "") -> Path:
+    """A config file with its own store in ``directory`` (fast "test" KDF); returns its path."""
+    db = directory / "store.db"
+    slots = slots if slots is not None else '[[slots]]\nid = 0\nkdf_cost = "test"\n'
+    path = directory / "config.toml"
+    path.write_text(f'[store]\nurl = "sqlite:///{db}"\n{extra}\n{slots}')
+    return path
+
+
 class P11Error(Exception):
     def __init__(self, rv: int, fn: str) -> None:
         super().__init__(f"{fn} -> {spec.ckr_name(rv)}")
