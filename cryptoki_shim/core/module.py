@@ -58,6 +58,9 @@ class Module:
                 raise CryptokiError(spec.CKR_CRYPTOKI_ALREADY_INITIALIZED)
             if self.pid is not None and self.pid != os.getpid():
                 self.after_fork()
+            # Logging follows CRYPTOKI_SHIM_LOG as it is now (a host may set it between loading
+            # us and C_Initialize), and a previous configuration's log file is dropped.
+            log_mod.configure_from_environment()
             try:
                 cfg = config_mod.load()
             except config_mod.ConfigError as exc:
