@@ -34,7 +34,7 @@ from .upstream_attrs import CKA_SHIM_UPSTREAM_REF
 from ..errors import CryptokiError
 from ..mechanisms.registry import MechanismEntry
 from . import upstream_client as client
-from .upstream_errors import UpstreamError
+from .upstream_errors import ObjectMissing, UpstreamError
 from .upstream_pool import Pool
 
 _log = logging.getLogger(__name__)
@@ -180,8 +180,7 @@ class UpstreamBackend:
         _, template = parse_ref(ref)
         found = lib.find(session, {CKA_CLASS: key.attrs[CKA_CLASS], **template}, limit=2)
         if len(found) != 1:
-            _log.error("upstream object %r: %d matches", ref, len(found))
-            raise CryptokiError(A.CKR_DEVICE_ERROR, "upstream object missing or ambiguous")
+            raise ObjectMissing(f"upstream object {ref!r}: {len(found)} matches")
         key.cache["upstream"] = (pool.generation, found[0])
         return found[0]
 

@@ -51,6 +51,10 @@ REMOVED = frozenset(int(c) for c in (A.CKR_DEVICE_REMOVED, A.CKR_TOKEN_NOT_PRESE
 #: well-formed arguments, so an upstream CKR_ARGUMENTS_BAD is about the client's mechanism
 #: parameter (SoftHSM2 answers it for an OAEP parameter without CKZ_DATA_SPECIFIED).
 REMAP = {int(A.CKR_ARGUMENTS_BAD): int(A.CKR_MECHANISM_PARAM_INVALID)}
+#: codes after which the upstream is re-initialized once (rate-limited) and the step
+#: retried: a file-backed module (SoftHSM2) only sees a token that came back, or a new
+#: token under the same label, after C_Finalize/C_Initialize.
+SUSPECT = frozenset(int(c) for c in (A.CKR_GENERAL_ERROR, A.CKR_DEVICE_ERROR, A.CKR_FUNCTION_FAILED))
 #: a rejected upstream login: the configuration (PIN source) is wrong, not the client's PIN
 PIN_REJECTED = frozenset(int(c) for c in (A.CKR_PIN_INCORRECT, A.CKR_PIN_LOCKED, A.CKR_PIN_EXPIRED,
                                           A.CKR_PIN_INVALID, A.CKR_PIN_LEN_RANGE))
@@ -90,3 +94,10 @@ def translate(rv: int) -> int:
 
 class Unavailable(CryptokiError):
     """The upstream cannot be reached at all (library, token, PIN): no retry will help now."""
+
+
+class ObjectMissing(CryptokiError):
+    """The stable reference of one of our keys finds no upstream object (or several)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(spec.CKR_DEVICE_ERROR, message)

@@ -24,13 +24,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
 from .. import spec
 from ..errors import CryptokiError
 from . import upstream_client as client
-from .upstream_errors import PIN_REJECTED, Unavailable, UpstreamError
+from .upstream_errors import PIN_REJECTED, SUSPECT, ObjectMissing, Unavailable, UpstreamError
 
 _log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,6 +54,10 @@ def read_pin(cfg: Mapping[str, Any]) -> bytes:
 
 
 class Pool:
+    #: at most one upstream re-initialization per this many seconds (it voids every
+    #: session of the library, those of other slots included: they re-open transparently)
+    REINIT_INTERVAL = 1.0
+
     """Sessions of one upstream token (library + token label/serial) for one of our slots.
 
     Made with the slot's token (so a C_Finalize/C_Initialize of our module starts afresh);
@@ -69,6 +74,7 @@ class Pool:
         self._logged_in = False
         self._bad_pin: bytes | None = None
         self._mechanisms: dict[int, tuple[int, int, int]] | None = None
+        self._last_reinit = 0.0
 
     # ------------------------------------------------------------------ connection
 
@@ -102,6 +108,20 @@ class Pool:
             self._idle = []
             self.slot = None
             self._logged_in = False
+
+    def _reinit(self, why: str) -> bool:
+        """Re-initialize the upstream library (rate-limited); True if the step may be retried."""
+        now = time.monotonic()
+        if self.lib is None or now - self._last_reinit < self.REINIT_INTERVAL:
+            return False
+        self._last_reinit = now
+        _log.warning("upstream %s: %s; re-initializing the module", self.cfg.get("library"), why)
+        self._disconnect(why)
+        try:
+            self.lib.reinitialize()
+        except CryptokiError as exc:
+            _log.error("upstream %s: re-initialization failed: %s", self.cfg.get("library"), exc)
+        return True
 
     def _acquire(self) -> tuple[client.Library, int]:
         with self.lock:
@@ -176,8 +196,16 @@ class Pool:
                     self._disconnect(str(exc))
                 else:
                     self._release(session, generation)
+                if attempt == 0 and (exc.removed or exc.rv in SUSPECT) and self._reinit(str(exc)):
+                    continue
                 if exc.ckr == spec.CKR_DEVICE_ERROR:
                     _log.error("upstream %s: %s", self.cfg.get("library"), exc)
+                raise
+            except ObjectMissing as exc:
+                self._release(session, generation)
+                if attempt == 0 and self._reinit(str(exc)):
+                    continue
+                _log.error("upstream %s: %s", self.cfg.get("library"), exc)
                 raise
             except BaseException:
                 self._release(session, generation)
