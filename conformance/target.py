@@ -111,11 +111,12 @@ class Context:
     # ---------------------------------------------------------------- processes
 
     def run(self, argv: list[str], *, timeout: float = 60, input: str | bytes | None = None,
-            env: dict[str, str] | None = None, cwd: Path | None = None) -> Proc:
+            env: dict[str, str] | None = None, cwd: Path | None = None, setsid: bool = False) -> Proc:
         binary = isinstance(input, bytes)
         try:
             p = subprocess.run(argv, env=env or self.env, cwd=cwd or self.work, input=input,
-                               capture_output=True, text=not binary, timeout=timeout)
+                               capture_output=True, text=not binary, timeout=timeout,
+                               start_new_session=setsid)
         except subprocess.TimeoutExpired:
             raise AssertionError(f"timed out after {timeout}s: {' '.join(argv)}") from None
         out, err = (p.stdout, p.stderr) if not binary else (p.stdout.decode(errors="replace"),
