@@ -525,5 +525,6 @@ def has_attribute(attrs: Mapping[int, Any], attr_type: int) -> bool:
 
 def sealed_types(attrs: Mapping[int, Any]) -> frozenset[int]:
     """Attributes to encrypt at rest: the footnote-7 attributes of private and secret keys,
-    whatever CKA_SENSITIVE says (a non-sensitive key's value is still secret on disk)."""
-    return schema_of(attrs).sensitive
+    whatever CKA_SENSITIVE says (a non-sensitive key's value is still secret on disk).
+    Vendor-defined ones (the TPM auth value, issue 5) only when the object has them."""
+    return frozenset(t for t in schema_of(attrs).sensitive if t < spec.CKA_VENDOR_DEFINED or t in attrs)

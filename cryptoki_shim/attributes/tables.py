@@ -164,6 +164,27 @@ X509 = (
 
 # ------------------------------------------------------------------ keys (4.7 - 4.10)
 
+# ---- vendor attributes of the key backends (cryptoki-shim; issue 5, TPM backend) ----------
+# CKA_SHIM_BACKEND: chosen by a generate template (or the slot default), never changed.
+# The CKA_SHIM_TPM_* rows are contributed by the TPM backend only (token-maintained); the
+# auth value is footnote-7 sensitive, so the store encrypts it at rest with the token key.
+from ..backends import tpm_attrs as _tpm  # noqa: E402  (constants only)
+from . import codec as _codec  # noqa: E402
+
+_codec.register_kinds(_tpm.KINDS)
+
+VENDOR_KEY = (
+    Attr(spec.CKA_SHIM_BACKEND, X2 | X6),
+    Attr(_tpm.CKA_SHIM_TPM_KIND, X2 | X6),
+    Attr(_tpm.CKA_SHIM_TPM_PUBLIC, TOKEN_MAINTAINED),
+    Attr(_tpm.CKA_SHIM_TPM_PRIVATE, TOKEN_MAINTAINED),
+    Attr(_tpm.CKA_SHIM_TPM_AUTH, TOKEN_MAINTAINED | S7),
+    Attr(_tpm.CKA_SHIM_TPM_PCRS, TOKEN_MAINTAINED),
+    Attr(_tpm.CKA_SHIM_TPM_SEALED, TOKEN_MAINTAINED),
+    Attr(_tpm.CKA_SHIM_TPM_ESCROW, TOKEN_MAINTAINED),
+)
+# ---- end of vendor attributes ---------------------------------------------------------------
+
 # ---- vendor attribute of the upstream backend (cryptoki-shim; issue 6) --------------------
 # CKA_SHIM_UPSTREAM_REF: the stable reference to the key's upstream object, contributed by
 # the upstream backend only (token-maintained); public, never key material.
@@ -183,6 +204,7 @@ KEY = (
     Attr(spec.CKA_LOCAL, TOKEN_MAINTAINED),
     Attr(spec.CKA_KEY_GEN_MECHANISM, TOKEN_MAINTAINED),
     Attr(spec.CKA_ALLOWED_MECHANISMS, F.NONE, ()),  # empty: every mechanism (SoftHSM2)
+    *VENDOR_KEY,  # vendor rows above (issue 5)
     *UPSTREAM_KEY,  # vendor row above (issue 6)
 )
 
