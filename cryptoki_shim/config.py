@@ -70,7 +70,16 @@ SLOT_KEYS: dict[str, Key] = {
 
 #: [slots.tpm] and [slots.upstream] sub-tables: their keys are declared by the backend issues
 #: (TPM_KEYS / UPSTREAM_KEYS below); a slot that has one gets that backend.
-TPM_KEYS: dict[str, Key] = {}
+TPM_KEYS: dict[str, Key] = {
+    # issue 5, see docs/tpm.md "Configuration"
+    "tcti": Key(str, "device:/dev/tpmrm0", "TSS TCTI of the TPM (swtpm:path=/run/swtpm/sock for swtpm)"),
+    "pcrs": Key(str, "sha256:0,7", "PCRs the key policy binds to (bank:list); firmware + Secure Boot state by default"),
+    "unseal_cache_seconds": Key(int, 300, "how long unsealed key material stays in memory; 0 = unseal per operation"),
+    "key_kind": Key(str, "auto", "new keys: resident in the TPM where it supports the algorithm, else sealed",
+                    ("auto", "sealed", "resident")),
+    "escrow_recipient": Key(str, "", "age recipient (age1...) that gets an escrow copy of every sealed key; empty = none"),
+    "lock_file": Key(str, "", "lock serialising TPM access across processes; empty = per-TPM file in $XDG_RUNTIME_DIR or /tmp"),
+}
 UPSTREAM_KEYS: dict[str, Key] = {
     # issue 6, see docs/upstream.md "Configuration"
     "library": Key(str, None, "path of the upstream PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so)"),

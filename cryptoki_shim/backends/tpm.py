@@ -1,0 +1,499 @@
+"""The TPM backend: key material bound to a TPM 2.0 (issue 5, docs/tpm.md).
+
+Two kinds of key, chosen per new key by ``[slots.tpm] key_kind`` (or ``CKA_SHIM_TPM_KIND`` in
+the private/secret template):
+
+* **resident** — ECDSA P-256/P-384 and RSA-2048 keys created inside the TPM; every private
+  operation runs there (``tpm_keys``). The store keeps the TPM's public/private blobs.
+* **sealed** — any other key the software families can make (Ed25519, X25519, secp256k1,
+  AES, HMAC, RSA-4096 ...). The material is generated in software; its secret attributes
+  are encrypted (AES-256-GCM) under a fresh 32-byte data key, and only that data key is
+  sealed to the TPM (sealed objects hold at most 128 bytes). On use the data key is
+  unsealed, the material decrypted and the software family does the work; the material is
+  kept for ``unseal_cache_seconds`` and wiped on expiry, logout and C_Finalize.
+
+Both kinds use the policy PolicyPCR(configured PCRs) + PolicyAuthValue. The auth value is
+32 random bytes per key stored as ``CKA_SHIM_TPM_AUTH``, a footnote-7 attribute: the store
+encrypts it at rest with the token key, which only the user PIN unwraps. So a copy of the
+disk plus the TPM still needs the PIN, and no PIN is kept in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import struct
+import threading
+import time
+from typing import Any, Mapping
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa as pyca_rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .. import spec
+from ..attributes import codec, policy
+from ..errors import CryptokiError
+from ..mechanisms import keys
+from ..mechanisms import rsa as rsa_family
+from ..mechanisms import wrap as wrapping
+from ..mechanisms.digest import HASHES
+from ..mechanisms.signing import SignContext, hash_accumulator
+from . import tpm_conn, tpm_keys
+from .tpm_attrs import (
+    CKA_SHIM_TPM_AUTH, CKA_SHIM_TPM_ESCROW, CKA_SHIM_TPM_KIND, CKA_SHIM_TPM_PCRS, CKA_SHIM_TPM_PRIVATE,
+    CKA_SHIM_TPM_PUBLIC, CKA_SHIM_TPM_SEALED, TPM_KIND_RESIDENT, TPM_KIND_SEALED,
+)
+from .tpm_keys import Blob
+
+_log = logging.getLogger(__name__)
+
+S = spec
+CKA_CLASS, CKA_KEY_TYPE = int(S.CKA_CLASS), int(S.CKA_KEY_TYPE)
+CKO_PUBLIC_KEY, CKO_PRIVATE_KEY, CKO_SECRET_KEY = int(S.CKO_PUBLIC_KEY), int(S.CKO_PRIVATE_KEY), int(S.CKO_SECRET_KEY)
+METHODS = {"sign": "sign_init", "verify": "verify_init", "encrypt": "encrypt_init", "decrypt": "decrypt_init"}
+DEFAULTS = {"tcti": "device:/dev/tpmrm0", "pcrs": "sha256:0,7", "unseal_cache_seconds": 300, "key_kind": "auto",
+            "escrow_recipient": "", "lock_file": ""}
+KIND_BY_NAME = {"sealed": TPM_KIND_SEALED, "resident": TPM_KIND_RESIDENT}
+_SEALED_AAD = b"cryptoki-shim tpm sealed v1"
+_RESIDENT_CURVES = {"1.2.840.10045.3.1.7": "secp256r1", "1.3.132.0.34": "secp384r1"}
+
+
+# --------------------------------------------------------------------------- secret attributes
+
+def encode_secret(attrs: Mapping[int, Any]) -> bytearray:
+    """Secret attributes as ``type:u64 | len:u64 | codec value`` records (what gets encrypted)."""
+    out = bytearray()
+    for t, v in sorted(attrs.items()):
+        raw = codec.encode(t, v)
+        out += struct.pack(">QQ", t, len(raw)) + raw
+    return out
+
+
+def decode_secret(raw: bytes | bytearray) -> dict[int, Any]:
+    out: dict[int, Any] = {}
+    view, i = memoryview(raw), 0
+    while i < len(view):
+        t, n = struct.unpack_from(">QQ", view, i)
+        out[t] = codec.decode(t, bytes(view[i + 16:i + 16 + n]))
+        i += 16 + n
+    return out
+
+
+def _wipe(buf: bytearray) -> None:
+    buf[:] = bytes(len(buf))
+
+
+class UnsealCache:
+    """Unsealed material per key, for ``seconds`` (0: none). Entries hold the encoded secret
+    attributes in a bytearray (overwritten on eviction) and the family's parse cache (a pyca
+    key object: dropped, not wipeable — best effort, docs/tpm.md "Threat model")."""
+
+    def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._entries: dict[bytes, tuple[float, bytearray, dict]] = {}
+
+    def get(self, tag: bytes) -> tuple[bytearray, dict] | None:
+        now = time.monotonic()
+        with self._lock:
+            self._evict(now)
+            found = self._entries.get(tag)
+            return (found[1], found[2]) if found else None
+
+    def put(self, tag: bytes, raw: bytearray) -> dict:
+        cache: dict = {}
+        if self.seconds > 0:
+            with self._lock:
+                self._entries[tag] = (time.monotonic() + self.seconds, raw, cache)
+        return cache
+
+    def _evict(self, now: float) -> None:
+        for tag in [t for t, (expiry, _, _) in self._entries.items() if expiry <= now]:
+            _, raw, cache = self._entries.pop(tag)
+            _wipe(raw)
+            cache.clear()
+
+    def wipe(self) -> None:
+        with self._lock:
+            for _, raw, cache in self._entries.values():
+                _wipe(raw)
+                cache.clear()
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._evict(time.monotonic())
+            return len(self._entries)
+
+
+class _View:
+    """A KeyView for the software families: the object's attributes plus the unsealed ones."""
+
+    __slots__ = ("attrs", "cache")
+
+    def __init__(self, attrs: dict[int, Any], cache: dict) -> None:
+        self.attrs = attrs
+        self.cache = cache
+
+
+# --------------------------------------------------------------------------- resident signers
+
+class _TpmEcdsaSigner:
+    """CKM_ECDSA[_SHAx] in the TPM: the digest is truncated to the order's bits (spec §2.3.1)
+    and left-padded to the curve size, then signed with the scheme hash of that size (the TPM
+    signs only digests of exactly its hash length); the signature becomes r‖s."""
+
+    def __init__(self, backend: "TpmBackend", key: Any, size: int) -> None:
+        self._backend, self._key, self.size = backend, key, 2 * size
+        self._n = size
+        self._hash = tpm_keys.HASH_ALG["sha256" if size == 32 else "sha384"]
+
+    def sign(self, digest: bytes) -> bytes:
+        value = int.from_bytes(digest, "big")
+        excess = 8 * len(digest) - 8 * self._n
+        if excess > 0:
+            value >>= excess
+        prepared = value.to_bytes(self._n, "big")
+        r, s = self._backend.resident_call(self._key, "ECDSA sign", tpm_keys.sign_ecdsa, prepared, self._hash)
+        return r.to_bytes(self._n, "big") + s.to_bytes(self._n, "big")
+
+
+def _mgf1(seed: bytes, length: int, algorithm: Any) -> bytes:
+    out, counter = b"", 0
+    while len(out) < length:
+        out += hashlib.new(algorithm.name, seed + counter.to_bytes(4, "big")).digest()
+        counter += 1
+    return out[:length]
+
+
+def emsa_pss_encode(m_hash: bytes, em_bits: int, algorithm: Any, mgf_algorithm: Any, salt_len: int) -> bytes:
+    """RFC 8017 §9.1.1 EMSA-PSS-ENCODE of a message hash (the TPM does only the raw RSA)."""
+    h_len, em_len = len(m_hash), (em_bits + 7) // 8
+    if em_len < h_len + salt_len + 2:
+        raise CryptokiError(S.CKR_MECHANISM_PARAM_INVALID, "PSS salt too long for the key")
+    salt = os.urandom(salt_len)
+    h = hashlib.new(algorithm.name, bytes(8) + m_hash + salt).digest()
+    db = bytes(em_len - salt_len - h_len - 2) + b"\x01" + salt
+    masked = bytearray(a ^ b for a, b in zip(db, _mgf1(h, em_len - h_len - 1, mgf_algorithm)))
+    masked[0] &= 0xFF >> (8 * em_len - em_bits)
+    return bytes(masked) + h + b"\xbc"
+
+
+def emsa_pkcs1_encode(digest_info: bytes, k: int) -> bytes:
+    """RFC 8017 §9.2 EMSA-PKCS1-v1_5 block type 1 around a DigestInfo (or CKM_RSA_PKCS input)."""
+    if len(digest_info) > k - 11:
+        raise CryptokiError(S.CKR_DATA_LEN_RANGE, "CKM_RSA_PKCS input longer than k - 11")
+    return b"\x00\x01" + b"\xff" * (k - 3 - len(digest_info)) + b"\x00" + digest_info
+
+
+class _TpmRsaSigner:
+    """Every RSA signature mechanism on a resident key: padding here, raw RSA in the TPM."""
+
+    def __init__(self, backend: "TpmBackend", key: Any, entry: Any, param: Any, public: Any) -> None:
+        self._backend, self._key = backend, key
+        self._kind = entry.extra["kind"]
+        self._hash = entry.extra.get("hash")
+        self._bits = public.key_size
+        self.size = (self._bits + 7) // 8
+        if self._kind == "pss":
+            rsa_family._pss_padding(entry, param, public)  # the spec's parameter checks
+            self._pss = (HASHES[param.hash_alg], rsa_family.MGF1[param.mgf], param.salt_len)
+
+    def sign(self, message: bytes) -> bytes:
+        k = self.size
+        if self._kind == "pkcs":
+            em = emsa_pkcs1_encode(message, k)
+        elif self._kind == "pkcs-hash":
+            em = emsa_pkcs1_encode(rsa_family._digest_info_prefix(self._hash) + message, k)
+        elif self._kind == "pss":
+            algorithm, mgf, salt_len = self._pss
+            if len(message) != algorithm.digest_size:
+                raise CryptokiError(S.CKR_DATA_LEN_RANGE, "input is not the hash length")
+            em = emsa_pss_encode(message, self._bits - 1, algorithm, mgf, salt_len).rjust(k, b"\x00")
+        else:  # "x509": raw
+            if len(message) > k:
+                raise CryptokiError(S.CKR_DATA_LEN_RANGE, "CKM_RSA_X_509 input longer than k")
+            em = message.rjust(k, b"\x00")
+        return self._backend.resident_call(self._key, "RSA sign", tpm_keys.rsa_raw, em).rjust(k, b"\x00")
+
+
+class _TpmDecrypt:
+    __slots__ = ("_fn", "_size")
+
+    def __init__(self, fn: Any, size: int) -> None:
+        self._fn, self._size = fn, size
+
+    def update(self, data: bytes) -> bytes:
+        raise CryptokiError(S.CKR_FUNCTION_NOT_SUPPORTED, "mechanism is single-part only")
+
+    final = update  # type: ignore[assignment]
+
+    def oneshot(self, data: bytes) -> bytes:
+        if len(data) != self._size:
+            raise CryptokiError(S.CKR_ENCRYPTED_DATA_LEN_RANGE, "ciphertext is not k bytes")
+        return self._fn(bytes(data))
+
+    def length_hint(self, step: str, data_len: int) -> int | None:
+        return self._size if step == "oneshot" else 0
+
+
+# --------------------------------------------------------------------------- the backend
+
+class TpmBackend:
+    backend_id = int(S.SHIM_BACKEND_TPM)
+
+    def __init__(self, slot_cfg: Any = None) -> None:
+        cfg = {**DEFAULTS, **(getattr(slot_cfg, "tpm", None) or {})}
+        self.tcti: str = cfg["tcti"]
+        self.pcrs: str = cfg["pcrs"]
+        tpm_keys.parse_pcrs(self.pcrs)
+        self.key_kind: str = cfg["key_kind"]
+        self.escrow_recipient: str = cfg["escrow_recipient"]
+        self.lock_file: str = cfg["lock_file"]
+        self.cache = UnsealCache(int(cfg["unseal_cache_seconds"]))
+
+    # ---------------------------------------------------------------- plumbing
+
+    def open(self, what: str, **kw: Any) -> Any:
+        return tpm_conn.open_tpm(self.tcti, what, lock_file=self.lock_file, **kw)
+
+    @staticmethod
+    def _blob(attrs: Mapping[int, Any]) -> tuple[Blob, bytes, str]:
+        try:
+            blob = Blob(attrs[CKA_SHIM_TPM_PUBLIC], attrs[CKA_SHIM_TPM_PRIVATE])
+            pcrs = attrs[CKA_SHIM_TPM_PCRS].decode()
+        except (KeyError, UnicodeDecodeError):
+            tpm_conn.audit_event("key load", tpm_conn.CORRUPTED)
+            raise CryptokiError(tpm_conn.CORRUPTED.ckr, "TPM key object lacks its blob") from None
+        auth = attrs.get(CKA_SHIM_TPM_AUTH)
+        if auth is None:
+            raise CryptokiError(S.CKR_USER_NOT_LOGGED_IN, "the key's auth value needs the user's login")
+        return blob, auth, pcrs
+
+    def resident_call(self, key: Any, what: str, fn: Any, *args: Any) -> Any:
+        blob, auth, pcrs = self._blob(key.attrs)
+        with self.open(what) as conn:
+            return fn(conn, blob, auth, pcrs, *args)
+
+    def _unsealed(self, key: Any) -> _View:
+        """The key's attributes with its secret ones, from the cache or unsealed now."""
+        blob, auth, pcrs = self._blob(key.attrs)
+        tag = hashlib.sha256(key.unique_id.encode() + blob.public + blob.private).digest()
+        hit = self.cache.get(tag)
+        if hit is None:
+            with self.open("unseal") as conn:
+                dek = bytearray(tpm_keys.unseal(conn, blob, auth, pcrs))
+            try:
+                sealed = key.attrs[CKA_SHIM_TPM_SEALED]
+                raw = bytearray(AESGCM(bytes(dek)).decrypt(sealed[:12], sealed[12:], _SEALED_AAD + blob.public))
+            except Exception:
+                tpm_conn.audit_event("unseal", tpm_conn.CORRUPTED)
+                raise CryptokiError(tpm_conn.CORRUPTED.ckr, "sealed material does not decrypt") from None
+            finally:
+                _wipe(dek)
+            hit = (raw, self.cache.put(tag, raw))
+        raw, cache = hit
+        return _View({**key.attrs, **decode_secret(raw)}, cache)
+
+    @staticmethod
+    def _public_view(attrs: Mapping[int, Any]) -> _View:
+        """A public-key view of a resident private key (verify/encrypt with its handle)."""
+        public = serialization.load_der_public_key(attrs[int(S.CKA_PUBLIC_KEY_INFO)])
+        return _View({CKA_CLASS: CKO_PUBLIC_KEY, **keys.public_material(public)}, {})
+
+    # ---------------------------------------------------------------- operations
+
+    def operation_init(self, kind: str, entry: Any, param: Any, key: Any) -> Any:
+        attrs = key.attrs
+        family_method = getattr(entry.family, METHODS[kind])
+        if attrs.get(CKA_CLASS) == CKO_PUBLIC_KEY:
+            return family_method(entry, param, key)
+        if attrs.get(CKA_SHIM_TPM_KIND) == TPM_KIND_RESIDENT:
+            if kind in ("verify", "encrypt"):
+                return family_method(entry, param, self._public_view(attrs))
+            return self._resident_init(kind, entry, param, key)
+        return family_method(entry, param, self._unsealed(key))
+
+    def _resident_init(self, kind: str, entry: Any, param: Any, key: Any) -> Any:
+        public = serialization.load_der_public_key(key.attrs[int(S.CKA_PUBLIC_KEY_INFO)])
+        algorithm = entry.extra.get("hash")
+        if isinstance(public, ec.EllipticCurvePublicKey):
+            if kind != "sign":
+                raise CryptokiError(S.CKR_KEY_FUNCTION_NOT_PERMITTED, "EC keys do not decrypt")
+            signer = _TpmEcdsaSigner(self, key, (public.curve.key_size + 7) // 8)
+            return SignContext(signer, hash_accumulator(algorithm)() if algorithm else None)
+        if kind == "sign":
+            signer = _TpmRsaSigner(self, key, entry, param, public)
+            return SignContext(signer, hash_accumulator(algorithm)() if algorithm else None)
+        return self._rsa_decrypt_init(entry, param, key, public)
+
+    def _rsa_decrypt_init(self, entry: Any, param: Any, key: Any, public: Any) -> Any:
+        from tpm2_pytss.constants import TPM2_ALG
+        k = (public.key_size + 7) // 8
+        kind = entry.extra["kind"]
+        if kind == "pkcs":
+            def fn(data: bytes) -> bytes:
+                return self.resident_call(key, "RSA decrypt", tpm_keys.rsa_decrypt, data, TPM2_ALG.RSAES)
+        elif kind == "oaep":
+            rsa_family._oaep_padding(param)  # the spec's parameter checks
+            algorithm = HASHES[param.hash_alg]
+            if rsa_family.MGF1[param.mgf] is not algorithm or param.source_data or algorithm.name not in tpm_keys.HASH_ALG:
+                raise CryptokiError(S.CKR_MECHANISM_PARAM_INVALID,
+                                    "TPM OAEP: MGF1 hash must equal hashAlg, no label, SHA-1/2 only")
+
+            def fn(data: bytes) -> bytes:
+                return self.resident_call(key, "RSA decrypt", tpm_keys.rsa_decrypt, data, TPM2_ALG.OAEP,
+                                          tpm_keys.HASH_ALG[algorithm.name])
+        elif kind == "x509":
+            def fn(data: bytes) -> bytes:
+                return self.resident_call(key, "RSA decrypt", tpm_keys.rsa_raw, data).rjust(k, b"\x00")
+        else:
+            raise CryptokiError(S.CKR_MECHANISM_INVALID, f"{S.ckm_name(entry.mechanism)} on a TPM RSA key")
+        return _TpmDecrypt(fn, k)
+
+    # ---------------------------------------------------------------- new keys
+
+    def _kind_for(self, template: Mapping[int, Any], resident_possible: bool) -> int:
+        wanted = template.get(CKA_SHIM_TPM_KIND) or KIND_BY_NAME.get(self.key_kind)
+        if wanted is None:  # auto
+            return TPM_KIND_RESIDENT if resident_possible else TPM_KIND_SEALED
+        if wanted not in (TPM_KIND_SEALED, TPM_KIND_RESIDENT):
+            raise CryptokiError(S.CKR_ATTRIBUTE_VALUE_INVALID, "CKA_SHIM_TPM_KIND must be 1 (sealed) or 2 (resident)")
+        if wanted == TPM_KIND_RESIDENT and not resident_possible:
+            raise CryptokiError(S.CKR_TEMPLATE_INCONSISTENT,
+                                "the TPM makes only ECDSA P-256/P-384 and RSA-2048 keys (e = 65537)")
+        return wanted
+
+    def _tpm_attrs(self, kind: int, blob: Blob, auth: bytes) -> dict[int, Any]:
+        return {int(S.CKA_SHIM_BACKEND): self.backend_id, CKA_SHIM_TPM_KIND: kind,
+                CKA_SHIM_TPM_PUBLIC: blob.public, CKA_SHIM_TPM_PRIVATE: blob.private,
+                CKA_SHIM_TPM_AUTH: auth, CKA_SHIM_TPM_PCRS: self.pcrs.encode(),
+                int(S.CKA_SENSITIVE): True, int(S.CKA_EXTRACTABLE): False}
+
+    def _resident_target(self, entry: Any, pub: Mapping[int, Any]) -> tuple[str, Any] | None:
+        """("ec", curve) / ("rsa", 2048) when the TPM can make this key, else None."""
+        if entry.mechanism == S.CKM_EC_KEY_PAIR_GEN and pub.get(int(S.CKA_EC_PARAMS)):
+            try:
+                curve = keys.curve_from_params(pub[int(S.CKA_EC_PARAMS)])
+            except CryptokiError:
+                return None
+            name = _RESIDENT_CURVES.get(curve.oid)
+            return ("ec", name) if name else None
+        if entry.mechanism == S.CKM_RSA_PKCS_KEY_PAIR_GEN:
+            exponent = pub.get(int(S.CKA_PUBLIC_EXPONENT))
+            if pub.get(int(S.CKA_MODULUS_BITS)) in tpm_keys.RESIDENT_RSA_BITS and (
+                    not exponent or int.from_bytes(bytes(exponent), "big") == 65537):
+                return ("rsa", int(pub[int(S.CKA_MODULUS_BITS)]))
+        return None
+
+    def generate_key_pair(self, entry: Any, param: Any, pub: Mapping[int, Any],
+                          priv: Mapping[int, Any]) -> tuple[dict[int, Any], dict[int, Any]]:
+        target = self._resident_target(entry, pub)
+        kind = self._kind_for(priv, target is not None)
+        auth = os.urandom(32)
+        if kind == TPM_KIND_RESIDENT:
+            assert target is not None
+            started = time.perf_counter()
+            with self.open("create resident key") as conn:
+                if target[0] == "ec":
+                    blob, point = tpm_keys.create_ec(conn, target[1], auth, self.pcrs)
+                    curve = {"secp256r1": ec.SECP256R1, "secp384r1": ec.SECP384R1}[target[1]]()
+                    public_key: Any = ec.EllipticCurvePublicKey.from_encoded_point(curve, point)
+                else:
+                    blob, n, e = tpm_keys.create_rsa(conn, target[1], auth, self.pcrs)
+                    public_key = pyca_rsa.RSAPublicNumbers(e, n).public_key()
+            _log.info("tpm: resident %s key created in %.0f ms", target[1], 1000 * (time.perf_counter() - started))
+            pub_mat = keys.public_material(public_key)
+            if target[0] == "ec":
+                pub_mat[int(S.CKA_EC_PARAMS)] = bytes(pub[int(S.CKA_EC_PARAMS)])
+            priv_mat = {t: v for t, v in pub_mat.items() if t in (CKA_KEY_TYPE, int(S.CKA_EC_PARAMS), int(S.CKA_MODULUS),
+                                                                   int(S.CKA_PUBLIC_EXPONENT), int(S.CKA_PUBLIC_KEY_INFO))}
+        else:
+            pub_mat, full = entry.family.generate_key_pair(entry, param, pub, priv)
+            priv_mat, blob, extra = self._seal_material({CKA_CLASS: CKO_PRIVATE_KEY, **full}, auth)
+            priv_mat.update(extra)
+        priv_mat.update(self._tpm_attrs(kind, blob, auth))
+        pub_mat[int(S.CKA_SHIM_BACKEND)] = self.backend_id
+        return pub_mat, priv_mat
+
+    def generate_key(self, entry: Any, param: Any, template: Mapping[int, Any]) -> dict[int, Any]:
+        """Secret keys are always sealed (a TPM's own symmetric keys are not PKCS#11 keys)."""
+        self._kind_for(template, False)
+        auth = os.urandom(32)
+        full = entry.family.generate_key(entry, param, template)
+        value = full.get(int(S.CKA_VALUE), b"")
+        material, blob, extra = self._seal_material({CKA_CLASS: CKO_SECRET_KEY, **full}, auth)
+        material.update(extra)
+        material.update(self._tpm_attrs(TPM_KIND_SEALED, blob, auth))
+        material[int(S.CKA_VALUE_LEN)] = len(value)
+        material.setdefault(int(S.CKA_CHECK_VALUE), b"")
+        return material
+
+    def _seal_material(self, full: dict[int, Any], auth: bytes) -> tuple[dict[int, Any], Blob, dict[int, Any]]:
+        """Split the software material: secret attributes are encrypted under a sealed data
+        key, the rest stays. Returns (the rest, the sealed data key's blob, the envelope and
+        escrow attributes)."""
+        cls = full.pop(CKA_CLASS)
+        secret_types = policy.schema_of({CKA_CLASS: cls, CKA_KEY_TYPE: full[CKA_KEY_TYPE]}).sensitive
+        secret = {t: v for t, v in full.items() if t in secret_types}
+        rest = {t: v for t, v in full.items() if t not in secret_types}
+        raw = encode_secret(secret)
+        dek = bytearray(os.urandom(32))
+        try:
+            started = time.perf_counter()
+            with self.open("seal") as conn:
+                blob = tpm_keys.seal(conn, bytes(dek), auth, self.pcrs)
+            _log.debug("tpm: sealed in %.1f ms", 1000 * (time.perf_counter() - started))
+            nonce = os.urandom(12)
+            extra = {CKA_SHIM_TPM_SEALED: nonce + AESGCM(bytes(dek)).encrypt(nonce, bytes(raw), _SEALED_AAD + blob.public)}
+            if self.escrow_recipient:
+                from . import tpm_backup
+                extra[CKA_SHIM_TPM_ESCROW] = tpm_backup.escrow_encrypt(raw, self.escrow_recipient)
+        finally:
+            _wipe(dek)
+            _wipe(raw)
+        return rest, blob, extra
+
+    def reseal(self, attrs: Mapping[int, Any], secret: Mapping[int, Any]) -> dict[int, Any]:
+        """A sealed key's attributes re-bound to *this* TPM and PCR policy, from its secret
+        attributes (``tpm_backup.escrow_decrypt``): migration to a new TPM, or re-sealing
+        after a firmware update changed the PCRs. The result replaces the stored object."""
+        cls = attrs[CKA_CLASS]
+        auth = os.urandom(32)
+        _, blob, extra = self._seal_material({CKA_CLASS: cls, CKA_KEY_TYPE: attrs[CKA_KEY_TYPE], **secret}, auth)
+        out = {t: v for t, v in attrs.items() if t not in (CKA_SHIM_TPM_ESCROW, int(S.CKA_UNIQUE_ID))}
+        out.update(extra)
+        out.update(self._tpm_attrs(TPM_KIND_SEALED, blob, auth))
+        out[int(S.CKA_SENSITIVE)] = attrs.get(int(S.CKA_SENSITIVE), True)
+        return out
+
+    # ---------------------------------------------------------------- wrap / unwrap / derive with a TPM key
+
+    def wrap(self, entry: Any, param: Any, wrapping_key: Any, key: Any) -> bytes:
+        return wrapping.wrap_key(entry, param, self._software_view(wrapping_key, "wrap"), key.attrs)
+
+    def unwrap(self, entry: Any, param: Any, unwrapping_key: Any, wrapped: bytes, key_class: int,
+               key_type: int | None, value_len: int | None) -> dict[int, Any]:
+        return wrapping.unwrap_key(entry, param, self._software_view(unwrapping_key, "unwrap"), wrapped, key_class,
+                                   key_type, value_len)
+
+    def derive(self, entry: Any, param: Any, base_key: Any, template: Mapping[int, Any]) -> dict[int, Any]:
+        return entry.family.derive(entry, param, self._software_view(base_key, "derive"), template)
+
+    def _software_view(self, key: Any, what: str) -> Any:
+        if key.attrs.get(CKA_CLASS) == CKO_PUBLIC_KEY:
+            return key
+        if key.attrs.get(CKA_SHIM_TPM_KIND) == TPM_KIND_RESIDENT:
+            raise CryptokiError(S.CKR_KEY_FUNCTION_NOT_PERMITTED, f"a TPM-resident key cannot {what} here")
+        return self._unsealed(key)
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def destroyed(self, key: Any) -> None:
+        """Nothing is loaded in the TPM between operations; drop any cached material."""
+        self.cache.wipe()
+
+    def logged_out(self) -> None:
+        self.cache.wipe()

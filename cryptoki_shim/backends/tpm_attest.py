@@ -1,0 +1,164 @@
+"""Attestation of a TPM key: a ``TPM2_Quote`` over the key's policy PCRs whose qualifying data
+binds the key's TPM name and a verifier's nonce, signed by an attestation key (AK).
+Called by the admin CLI (``attest`` / ``verify-attestation``).
+
+The AK is a primary restricted ECDSA P-256 signing key in the endorsement hierarchy, made
+from a fixed template: the same TPM always yields the same AK, so nothing is stored, and a
+verifier pins ``ak_public`` once (enrolment) — or checks it against the TPM's EK
+certificate by its own means (out of scope here).
+
+What ``verify_attestation`` establishes, given a pinned AK: the quote was made by that TPM
+for this nonce and this key name; the PCR values in the document are the quoted ones; the
+key's policy is PolicyPCR(those PCRs at those values) + PolicyAuthValue; and the TPM name
+is the hash of the public blob, whose public key is the one in the document.
+
+Document (JSON, all binary values hex)::
+
+    {"format": "cryptoki-shim-tpm-attestation/1",
+     "nonce": hex, "pcrs": "sha256:0,7", "pcr_values": [hex, ...],
+     "key_public_blob": hex (TPM2B_PUBLIC), "key_name": hex, "public_key_info": hex (SPKI DER),
+     "ak_public": hex (TPM2B_PUBLIC of the AK),
+     "quote": hex (TPMS_ATTEST), "signature": hex (TPMT_SIGNATURE)}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from typing import Any, Mapping
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+from .. import spec
+from ..errors import CryptokiError
+from . import tpm_conn, tpm_keys
+from .tpm_attrs import CKA_SHIM_TPM_PCRS, CKA_SHIM_TPM_PUBLIC
+
+FORMAT = "cryptoki-shim-tpm-attestation/1"
+TPM_GENERATED_VALUE = 0xFF544347
+TPM_ST_ATTEST_QUOTE = 0x8018
+
+
+class AttestationError(Exception):
+    """The attestation does not verify; the message says which check failed."""
+
+
+def _ak_template() -> Any:
+    from tpm2_pytss.constants import TPMA_OBJECT as A
+    from tpm2_pytss.types import TPM2B_PUBLIC
+    attrs = (A.USERWITHAUTH | A.RESTRICTED | A.SIGN_ENCRYPT | A.FIXEDTPM | A.FIXEDPARENT
+             | A.SENSITIVEDATAORIGIN | A.NODA)
+    return TPM2B_PUBLIC.parse("ecc256:ecdsa-sha256:null", objectAttributes=attrs)
+
+
+def qualifying_data(nonce: bytes, key_name: bytes) -> bytes:
+    """What the quote's extraData carries: SHA-256(nonce ‖ key name)."""
+    return hashlib.sha256(nonce + key_name).digest()
+
+
+def attest_key(tcti: str, attrs: Mapping[int, Any], nonce: bytes | None = None, *, lock_file: str = "") -> dict[str, Any]:
+    """The attestation document of a TPM key object (its attributes, e.g. from the store).
+    ``nonce`` comes from the verifier (fresh per request); 32 random bytes when absent."""
+    from tpm2_pytss.constants import ESYS_TR, TPM2_ALG
+    from tpm2_pytss.types import TPM2B_DATA, TPM2B_SENSITIVE_CREATE, TPMT_SIG_SCHEME
+
+    public_blob = attrs.get(CKA_SHIM_TPM_PUBLIC)
+    pcrs = attrs.get(CKA_SHIM_TPM_PCRS)
+    if not public_blob or not pcrs:
+        raise CryptokiError(spec.CKR_KEY_TYPE_INCONSISTENT, "not a TPM key object")
+    pcrs_text = pcrs.decode()
+    nonce = nonce if nonce is not None else os.urandom(32)
+    key_name = tpm_keys.blob_name(tpm_keys.Blob(public_blob, b""))
+    with tpm_conn.open_tpm(tcti, "attest", with_srk=False, lock_file=lock_file) as conn:
+        ak, ak_public, *_ = conn.ectx.create_primary(TPM2B_SENSITIVE_CREATE(), _ak_template(), ESYS_TR.ENDORSEMENT)
+        conn.track(ak)
+        values = tpm_keys.read_pcrs(conn, pcrs_text)
+        scheme = TPMT_SIG_SCHEME(scheme=TPM2_ALG.NULL)
+        quoted, signature = conn.ectx.quote(ak, tpm_keys.pcr_selection(pcrs_text),
+                                            TPM2B_DATA(qualifying_data(nonce, key_name)), scheme)
+    return {
+        "format": FORMAT,
+        "nonce": nonce.hex(),
+        "pcrs": pcrs_text,
+        "pcr_values": [v.hex() for v in values],
+        "key_public_blob": bytes(public_blob).hex(),
+        "key_name": key_name.hex(),
+        "public_key_info": bytes(attrs.get(int(spec.CKA_PUBLIC_KEY_INFO), b"")).hex(),
+        "ak_public": ak_public.marshal().hex(),
+        "quote": bytes(quoted.marshal()[2:]).hex(),  # TPM2B_ATTEST -> its TPMS_ATTEST bytes
+        "signature": signature.marshal().hex(),
+    }
+
+
+def ak_public_key(ak_public_hex: str) -> ec.EllipticCurvePublicKey:
+    """The pyca key of a marshalled AK TPM2B_PUBLIC (what a verifier pins)."""
+    from tpm2_pytss.types import TPM2B_PUBLIC
+    public, _ = TPM2B_PUBLIC.unmarshal(bytes.fromhex(ak_public_hex))
+    point = public.publicArea.unique.ecc
+    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), b"\x04" + bytes(point.x) + bytes(point.y))
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        raise AttestationError(what)
+
+
+def verify_attestation(doc: Mapping[str, Any] | str | bytes, nonce: bytes, *, ak_public: str | None = None) -> None:
+    """Check an attestation document: raises ``AttestationError`` naming the failed check.
+
+    ``nonce``: the one the verifier sent. ``ak_public``: the pinned AK (hex TPM2B_PUBLIC); when
+    absent the document's own AK is used, which proves consistency, not which TPM."""
+    from tpm2_pytss.types import TPM2B_PUBLIC, TPMS_ATTEST, TPMT_SIGNATURE
+
+    if isinstance(doc, (str, bytes)):
+        doc = json.loads(doc)
+    _check(doc.get("format") == FORMAT, "unknown format")
+    _check(hmac.compare_digest(bytes.fromhex(doc["nonce"]), nonce), "nonce mismatch")
+    if ak_public is not None:
+        _check(hmac.compare_digest(bytes.fromhex(ak_public), bytes.fromhex(doc["ak_public"])), "not the pinned AK")
+    quote_bytes = bytes.fromhex(doc["quote"])
+    signature, _ = TPMT_SIGNATURE.unmarshal(bytes.fromhex(doc["signature"]))
+    r = int.from_bytes(bytes(signature.signature.ecdsa.signatureR), "big")
+    s = int.from_bytes(bytes(signature.signature.ecdsa.signatureS), "big")
+    try:
+        ak_public_key(doc["ak_public"]).verify(utils.encode_dss_signature(r, s), quote_bytes, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise AttestationError("quote signature does not verify") from None
+    attest, _ = TPMS_ATTEST.unmarshal(quote_bytes)
+    _check(int(attest.magic) == TPM_GENERATED_VALUE, "not a TPM-generated structure")
+    _check(int(attest.type) == TPM_ST_ATTEST_QUOTE, "not a quote")
+    public_blob = bytes.fromhex(doc["key_public_blob"])
+    key_name = tpm_keys.blob_name(tpm_keys.Blob(public_blob, b""))
+    _check(key_name.hex() == doc["key_name"], "key name is not the public blob's name")
+    _check(bytes(attest.extraData) == qualifying_data(nonce, key_name), "quote is not over this key and nonce")
+    values = [bytes.fromhex(v) for v in doc["pcr_values"]]
+    quote = attest.attested.quote
+    _check(quote.pcrSelect.marshal() == tpm_keys.pcr_selection(doc["pcrs"]).marshal(), "quoted PCR selection differs")
+    _check(bytes(quote.pcrDigest) == hashlib.sha256(b"".join(values)).digest(), "PCR values do not match the quote")
+    public, _ = TPM2B_PUBLIC.unmarshal(public_blob)
+    _check(bytes(public.publicArea.authPolicy) == tpm_keys.policy_digest(doc["pcrs"], values),
+           "key policy is not bound to the quoted PCR values")
+    spki = bytes.fromhex(doc["public_key_info"])
+    blob_spki = _blob_spki(public)
+    if spki and blob_spki:
+        _check(blob_spki == spki, "public key differs from the TPM object's")
+
+
+def _blob_spki(public: Any) -> bytes:
+    from tpm2_pytss.constants import TPM2_ALG
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    area = public.publicArea
+    if area.type == TPM2_ALG.ECC:
+        curve = {32: ec.SECP256R1(), 48: ec.SECP384R1()}[len(bytes(area.unique.ecc.x))]
+        key: Any = ec.EllipticCurvePublicKey.from_encoded_point(
+            curve, b"\x04" + bytes(area.unique.ecc.x) + bytes(area.unique.ecc.y))
+    elif area.type == TPM2_ALG.RSA:
+        key = rsa.RSAPublicNumbers(area.parameters.rsaDetail.exponent or 65537,
+                                   int.from_bytes(bytes(area.unique.rsa), "big")).public_key()
+    else:  # a sealed key's data object: the key itself is in software
+        return b""
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)

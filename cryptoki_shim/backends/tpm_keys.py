@@ -1,0 +1,210 @@
+"""TPM objects under the storage root key: sealed data objects and resident signing keys, both
+gated by the same policy, ``TPM2_PolicyPCR`` over the configured PCRs then
+``TPM2_PolicyAuthValue`` (the key's auth value, itself protected by the user PIN).
+
+Everything here runs inside one ``tpm_conn.open_tpm`` unit and deals in marshalled blobs
+(``TPM2B_PUBLIC`` / ``TPM2B_PRIVATE`` bytes): what the store keeps.
+
+Facts that shaped this (DESIGN.md §6): sealed data is at most 128 bytes (we seal a 32-byte
+data key, see ``tpm.py``); the TPM signs only a digest of exactly its scheme's hash length;
+``userWithAuth`` is cleared so the policy is the only way to use an object.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from tpm2_pytss.constants import (
+    ESYS_TR, TPM2_ALG, TPM2_ECC, TPM2_RH, TPM2_SE, TPM2_ST, TPMA_OBJECT,
+)
+from tpm2_pytss.types import (
+    TPM2B_DATA, TPM2B_DIGEST, TPM2B_PRIVATE, TPM2B_PUBLIC, TPM2B_PUBLIC_KEY_RSA,
+    TPM2B_SENSITIVE_CREATE, TPM2B_SENSITIVE_DATA, TPML_PCR_SELECTION, TPMS_SENSITIVE_CREATE,
+    TPMT_RSA_DECRYPT, TPMT_SIG_SCHEME, TPMT_SYM_DEF, TPMT_TK_HASHCHECK,
+)
+
+from .. import spec
+from ..errors import CryptokiError
+from .tpm_conn import Connection
+
+_A = TPMA_OBJECT
+#: Sealed data object: no sign/decrypt, policy only (userWithAuth clear), DA-protected.
+SEAL_ATTRS = _A.FIXEDTPM | _A.FIXEDPARENT
+#: Resident key: sign + decrypt (raw RSA for the padding we do ourselves), policy only.
+KEY_ATTRS = (_A.FIXEDTPM | _A.FIXEDPARENT | _A.SENSITIVEDATAORIGIN | _A.SIGN_ENCRYPT
+             | _A.DECRYPT)
+
+TPM_CC_POLICY_PCR = 0x0000017F
+TPM_CC_POLICY_AUTH_VALUE = 0x0000016B
+
+
+# --------------------------------------------------------------------------- PCRs and policy
+
+def parse_pcrs(text: str) -> tuple[str, tuple[int, ...]]:
+    """``"sha256:0,7"`` -> ("sha256", (0, 7)); CKR_ARGUMENTS_BAD for anything else."""
+    bank, _, ids = text.partition(":")
+    try:
+        pcrs = tuple(sorted({int(i) for i in ids.split(",") if i.strip()}))
+    except ValueError:
+        pcrs = ()
+    if bank not in ("sha1", "sha256", "sha384") or not pcrs or not all(0 <= p < 24 for p in pcrs):
+        raise CryptokiError(spec.CKR_ARGUMENTS_BAD, f"PCR selection {text!r}: want e.g. sha256:0,7")
+    return bank, pcrs
+
+
+def pcr_selection(text: str) -> TPML_PCR_SELECTION:
+    bank, pcrs = parse_pcrs(text)
+    return TPML_PCR_SELECTION.parse(f"{bank}:{','.join(map(str, pcrs))}")
+
+
+def read_pcrs(conn: Connection, text: str) -> list[bytes]:
+    """Current values of the selected PCRs, in index order."""
+    _, _, values = conn.ectx.pcr_read(pcr_selection(text))
+    return [bytes(v) for v in values]
+
+
+def policy_digest(text: str, pcr_values: list[bytes]) -> bytes:
+    """The policy digest of PolicyPCR(pcrs = values) then PolicyAuthValue, computed offline
+    (TPM 2.0 Part 3 §23.7 and §23.18). Given expected future PCR values, this is what a key
+    must be sealed to for the platform after an update."""
+    selection = pcr_selection(text).marshal()
+    pcr_digest = hashlib.sha256(b"".join(pcr_values)).digest()
+    digest = bytes(32)
+    digest = hashlib.sha256(digest + struct.pack(">I", TPM_CC_POLICY_PCR) + selection + pcr_digest).digest()
+    digest = hashlib.sha256(digest + struct.pack(">I", TPM_CC_POLICY_AUTH_VALUE)).digest()
+    return digest
+
+
+def policy_session(conn: Connection, pcrs: str) -> Any:
+    """A policy session satisfied for the current PCRs (the TPM checks them at use)."""
+    session = conn.track(conn.ectx.start_auth_session(
+        ESYS_TR.NONE, ESYS_TR.NONE, TPM2_SE.POLICY, TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL), TPM2_ALG.SHA256))
+    conn.ectx.policy_pcr(session, TPM2B_DIGEST(), pcr_selection(pcrs))
+    conn.ectx.policy_auth_value(session)
+    return session
+
+
+# --------------------------------------------------------------------------- blobs
+
+@dataclass(frozen=True)
+class Blob:
+    public: bytes    # marshalled TPM2B_PUBLIC
+    private: bytes   # marshalled TPM2B_PRIVATE (encrypted by the TPM under the SRK)
+
+
+def _sensitive(auth: bytes, data: bytes = b"") -> TPM2B_SENSITIVE_CREATE:
+    return TPM2B_SENSITIVE_CREATE(TPMS_SENSITIVE_CREATE(userAuth=auth, data=TPM2B_SENSITIVE_DATA(data)))
+
+
+def _create(conn: Connection, template: TPM2B_PUBLIC, auth: bytes, data: bytes = b"") -> tuple[Blob, TPM2B_PUBLIC]:
+    private, public, *_ = conn.ectx.create(conn.srk, _sensitive(auth, data), template)
+    return Blob(public.marshal(), private.marshal()), public
+
+
+def load(conn: Connection, blob: Blob, auth: bytes) -> Any:
+    """Load a stored blob under the SRK; a damaged blob fails here (TPM_RC_INTEGRITY etc.)."""
+    try:
+        public, _ = TPM2B_PUBLIC.unmarshal(blob.public)
+        private, _ = TPM2B_PRIVATE.unmarshal(blob.private)
+    except Exception:
+        from .tpm_conn import CORRUPTED, audit
+        audit.warning("tpm: key blob does not parse: %s", CORRUPTED.name)
+        raise CryptokiError(CORRUPTED.ckr, CORRUPTED.name) from None
+    handle = conn.track(conn.ectx.load(conn.srk, private, public))
+    conn.ectx.tr_set_auth(handle, auth)
+    return handle
+
+
+def seal(conn: Connection, data: bytes, auth: bytes, pcrs: str, pcr_values: list[bytes] | None = None) -> Blob:
+    """A keyed-hash sealed object holding ``data`` (<= 128 bytes), policy as above; sealed to
+    the current PCR values unless ``pcr_values`` gives expected ones."""
+    if len(data) > 128:
+        raise CryptokiError(spec.CKR_DATA_LEN_RANGE, "a TPM seals at most 128 bytes")
+    values = pcr_values if pcr_values is not None else read_pcrs(conn, pcrs)
+    template = TPM2B_PUBLIC.parse("keyedhash", objectAttributes=SEAL_ATTRS,
+                                  authPolicy=policy_digest(pcrs, values))
+    return _create(conn, template, auth, data)[0]
+
+
+def unseal(conn: Connection, blob: Blob, auth: bytes, pcrs: str) -> bytes:
+    handle = load(conn, blob, auth)
+    session = policy_session(conn, pcrs)
+    return bytes(conn.ectx.unseal(handle, session1=session))
+
+
+# --------------------------------------------------------------------------- resident keys
+
+#: what the TPM can make: (key type, size) -> tpm2-pytss algorithm string
+RESIDENT_EC = {"secp256r1": ("ecc_nist_p256", 32, TPM2_ALG.SHA256),
+               "secp384r1": ("ecc_nist_p384", 48, TPM2_ALG.SHA384)}
+RESIDENT_RSA_BITS = (2048,)
+HASH_ALG = {"sha1": TPM2_ALG.SHA1, "sha256": TPM2_ALG.SHA256, "sha384": TPM2_ALG.SHA384, "sha512": TPM2_ALG.SHA512}
+
+
+def create_ec(conn: Connection, curve: str, auth: bytes, pcrs: str) -> tuple[Blob, bytes]:
+    """An ECDSA key of ``curve`` made inside the TPM; returns the blob and the uncompressed point."""
+    alg = RESIDENT_EC[curve][0]
+    template = TPM2B_PUBLIC.parse(f"{alg.replace('ecc_nist_p', 'ecc')}:null", objectAttributes=KEY_ATTRS,
+                                  authPolicy=policy_digest(pcrs, read_pcrs(conn, pcrs)))
+    blob, public = _create(conn, template, auth)
+    point = public.publicArea.unique.ecc
+    return blob, b"\x04" + bytes(point.x) + bytes(point.y)
+
+
+def create_rsa(conn: Connection, bits: int, auth: bytes, pcrs: str) -> tuple[Blob, int, int]:
+    """An RSA key made inside the TPM; returns the blob, modulus and public exponent."""
+    template = TPM2B_PUBLIC.parse(f"rsa{bits}:null", objectAttributes=KEY_ATTRS,
+                                  authPolicy=policy_digest(pcrs, read_pcrs(conn, pcrs)))
+    blob, public = _create(conn, template, auth)
+    area = public.publicArea
+    exponent = area.parameters.rsaDetail.exponent or 65537
+    return blob, int.from_bytes(bytes(area.unique.rsa), "big"), exponent
+
+
+def sign_ecdsa(conn: Connection, blob: Blob, auth: bytes, pcrs: str, digest: bytes, hash_alg: Any) -> tuple[int, int]:
+    """ECDSA over ``digest`` (already the scheme hash's length); returns (r, s)."""
+    handle = load(conn, blob, auth)
+    session = policy_session(conn, pcrs)
+    scheme = TPMT_SIG_SCHEME(scheme=TPM2_ALG.ECDSA)
+    scheme.details.any.hashAlg = hash_alg
+    ticket = TPMT_TK_HASHCHECK(tag=TPM2_ST.HASHCHECK, hierarchy=TPM2_RH.NULL)
+    sig = conn.ectx.sign(handle, TPM2B_DIGEST(digest), scheme, ticket, session1=session)
+    return int.from_bytes(bytes(sig.signature.ecdsa.signatureR), "big"), int.from_bytes(
+        bytes(sig.signature.ecdsa.signatureS), "big")
+
+
+def rsa_raw(conn: Connection, blob: Blob, auth: bytes, pcrs: str, value: bytes) -> bytes:
+    """The raw RSA private operation (TPM2_RSA_Decrypt, scheme NULL): we pad in software, so
+    every PKCS#11 RSA signature mechanism (v1.5, PSS with any salt, X.509) maps onto it."""
+    handle = load(conn, blob, auth)
+    session = policy_session(conn, pcrs)
+    out = conn.ectx.rsa_decrypt(handle, TPM2B_PUBLIC_KEY_RSA(value), TPMT_RSA_DECRYPT(scheme=TPM2_ALG.NULL),
+                                TPM2B_DATA(), session1=session)
+    return bytes(out)
+
+
+def rsa_decrypt(conn: Connection, blob: Blob, auth: bytes, pcrs: str, ciphertext: bytes,
+                scheme: Any, hash_alg: Any = None) -> bytes:
+    """PKCS#1 v1.5 (RSAES) or OAEP decryption inside the TPM: the padding check happens there,
+    not in our code (no padding oracle of ours)."""
+    handle = load(conn, blob, auth)
+    session = policy_session(conn, pcrs)
+    in_scheme = TPMT_RSA_DECRYPT(scheme=scheme)
+    if hash_alg is not None:
+        in_scheme.details.anySig.hashAlg = hash_alg
+    out = conn.ectx.rsa_decrypt(handle, TPM2B_PUBLIC_KEY_RSA(ciphertext), in_scheme, TPM2B_DATA(), session1=session)
+    return bytes(out)
+
+
+def blob_name(blob: Blob) -> bytes:
+    """The TPM name of a blob's object (nameAlg || H(TPMT_PUBLIC)), what attestation binds."""
+    public, _ = TPM2B_PUBLIC.unmarshal(blob.public)
+    return bytes(public.get_name())
+
+
+__all__ = ["Blob", "parse_pcrs", "pcr_selection", "read_pcrs", "policy_digest", "policy_session", "load",
+           "seal", "unseal", "create_ec", "create_rsa", "sign_ecdsa", "rsa_raw", "rsa_decrypt", "blob_name",
+           "RESIDENT_EC", "RESIDENT_RSA_BITS", "HASH_ALG", "TPM2_ECC"]
