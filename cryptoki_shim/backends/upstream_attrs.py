@@ -17,4 +17,10 @@ from ..spec import AttrKind
 
 CKA_SHIM_UPSTREAM_REF = 0xD3480201
 
-spec.ATTR_KIND[CKA_SHIM_UPSTREAM_REF] = AttrKind.BYTES
+KINDS: dict[int, AttrKind] = {CKA_SHIM_UPSTREAM_REF: AttrKind.BYTES}
+
+spec.ATTR_KIND.update(KINDS)
+from ..attributes import codec as _codec  # noqa: E402  (codec imports nothing of ours)
+
+if hasattr(_codec, "register_kinds"):  # the codec keeps its own copy of the kind table
+    _codec.register_kinds(KINDS)
