@@ -41,6 +41,7 @@ CKA_DERIVE_TEMPLATE = int(A.CKA_DERIVE_TEMPLATE)
 CKO_SECRET_KEY = int(A.CKO_SECRET_KEY)
 CKO_PUBLIC_KEY = int(A.CKO_PUBLIC_KEY)
 CKO_PRIVATE_KEY = int(A.CKO_PRIVATE_KEY)
+CKO_DATA = int(A.CKO_DATA)
 
 #: kind -> (mechanism flag, key usage attribute, family method, needs a context login?)
 #: (the family method is what the software backend calls)
@@ -211,6 +212,10 @@ class CryptoFunctions:
         material = self.token.backend_for(base).derive(entry, self._resolve_param_keys(mech.param), base, template)
         if CKA_CLASS not in template and CKA_CLASS not in material:
             material = {CKA_CLASS: CKO_SECRET_KEY, **material}
+        if material.get(CKA_CLASS) == CKO_DATA:
+            # CKM_HKDF_DATA (§2.62): CKA_VALUE_LEN says how many bytes to derive; a data
+            # object has no such attribute, so it is the mechanism's input, not the object's.
+            template = {t: v for t, v in template.items() if t != CKA_VALUE_LEN}
         attrs = policy.build_object(template, Origin.DERIVE, material=material,
                                     base=dict(base.attrs), is_so=self.is_so)
         return self.add(attrs).handle
