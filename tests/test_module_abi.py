@@ -13,10 +13,9 @@ from typing import Any, Iterator
 
 import pytest
 
-from conftest import write_config
 from cryptoki_shim import spec
 from cryptoki_shim.mechanisms import registry
-from p11 import P11, ffi
+from p11 import P11, ffi, write_config
 
 CKR_OK = 0
 TABLE_FUNCTIONS = ("C_GetFunctionList", "C_GetInterfaceList", "C_GetInterface")

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_config
 from cryptoki_shim import spec
-from p11 import LIB, ROOT
+from p11 import LIB, ROOT, write_config
 
 NATIVE = ROOT / "native"
 HOSTS = Path(__file__).resolve().parent / "native"
