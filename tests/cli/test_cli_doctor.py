@@ -1,0 +1,55 @@
+"""doctor, p11-kit-module, config-check, audit verify exit codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+LIB = Path(__file__).resolve().parents[2] / "build" / "libcryptoki_shim.so"
+
+
+def test_doctor_all_good(ready):
+    data = ready.json("doctor")
+    steps = {s["step"]: s for s in data["steps"]}
+    assert data["ok"] is True
+    assert steps["config"]["status"] == "ok"
+    assert steps["store"]["status"] == "ok"
+    assert steps["slot 0 token"]["status"] == "ok"
+    for step in ("dlopen", "C_GetFunctionList", "C_Initialize", "C_GetInfo", "C_GetSlotList", "C_Finalize"):
+        assert steps[f"library: {step}"]["status"] == "ok", steps
+    assert "1 slot(s)" in steps["library: C_GetSlotList"]["detail"]
+
+
+def test_doctor_reports_uninitialized_token_and_bad_library(cli):
+    data = cli.json("doctor", "--library", "/nonexistent/lib.so", rc=4)
+    steps = {s["step"]: s for s in data["steps"]}
+    assert steps["slot 0 token"]["status"] == "warn"
+    assert steps["library"]["status"] == "FAIL"
+
+
+def test_doctor_reports_invalid_config_and_the_library_refuses_to_initialize(cli):
+    cli.conf.write_text(cli.conf.read_text() + '\n[log]\nlevel = "loud"\n')
+    data = cli.json("doctor", rc=4)
+    steps = {s["step"]: s for s in data["steps"]}
+    assert steps["config"]["status"] == "FAIL"
+    assert "level = 'loud' is not allowed; allowed: debug, info, warning, error" in steps["config"]["detail"]
+    assert steps["library: C_Initialize"]["status"] == "FAIL"
+    assert "0x5" in steps["library: C_Initialize"]["detail"]  # CKR_GENERAL_ERROR
+
+
+def test_config_check_exit_codes(cli):
+    assert cli.json("config-check")["ok"] is True
+    cli.conf.write_text("[store]\nurl = 3\n")
+    proc = cli.run("config-check", rc=3)
+    assert "[store] url must be a string, got 3" in proc.stderr
+    # every command refuses an invalid configuration with exit code 3
+    assert cli.run("list", rc=3).returncode == 3
+
+
+def test_p11_kit_module_file(cli, tmp_path):
+    out = tmp_path / "m" / "cryptoki-shim.module"
+    cli.run("p11-kit-module", "--library", str(LIB), "-o", str(out))
+    lines = out.read_text().splitlines()
+    assert f"module: {LIB.resolve()}" in lines
+    assert "critical: no" in lines
+    assert cli.run("p11-kit-module", "--library", str(LIB), "-o", "-").stdout == out.read_text()
+    cli.run("p11-kit-module", "--library", "/nope.so", "-o", "-", rc=2)
