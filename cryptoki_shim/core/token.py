@@ -21,6 +21,7 @@ from ..config import SlotConfig
 from ..errors import CryptokiError
 from ..store import ObjectRecord, Store, TokenRecord
 from ..store import crypto as at_rest
+from ..backends import upstream_kek
 from .objects import Object, new_handle
 
 _log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Token:
         # The profiles we implement (§4.13), as public read-only token objects with stable
         # handles; they are not stored (every token of this library has them).
         self.backends = backends.make_backends(cfg)
+        self.kek = upstream_kek.for_slot(cfg, self.backends)  # KEK mode (issue 6), else None
         self.profile_objects: dict[int, Object] = {}
         for profile in PROFILES:
             unique_id = f"profile-{profile}"
@@ -182,7 +184,7 @@ class Token:
             audit.login(self, user, CryptokiError(spec.CKR_PIN_LOCKED), rec.failures)
             raise CryptokiError(spec.CKR_PIN_LOCKED, "too many failed logins")
         try:
-            key = at_rest.open_pin_record(pin, rec)
+            key = at_rest.open_pin_record(pin, upstream_kek.open_record(self.kek, rec))
         except CryptokiError as exc:
             if exc.ckr == spec.CKR_PIN_INCORRECT:
                 count = self.store.login_failed(self.slot_id, user)
@@ -227,7 +229,7 @@ class Token:
             slot_id=self.slot_id,
             label=label,
             serial=serial,
-            so_pin=at_rest.make_pin_record(so_pin, key, self.cfg.kdf_cost),
+            so_pin=self._new_pin_record(so_pin, key),
             user_pin=None,
         )
         self.store.init_token(rec)
@@ -245,12 +247,16 @@ class Token:
         """
         key = key or self.token_key
         assert key is not None
-        self.store.update_token(self.slot_id, user_pin=at_rest.make_pin_record(pin, key, self.cfg.kdf_cost))
+        self.store.update_token(self.slot_id, user_pin=self._new_pin_record(pin, key))
         audit.token_event("pin.set", self, CKU_USER)
         self.refresh(force=True)
 
     def set_so_pin(self, pin: bytes, key: bytes) -> None:
-        self.store.update_token(self.slot_id, so_pin=at_rest.make_pin_record(pin, key, self.cfg.kdf_cost))
+        self.store.update_token(self.slot_id, so_pin=self._new_pin_record(pin, key))
+
+    def _new_pin_record(self, pin: bytes, key: bytes):
+        """The token key wrapped under ``pin`` (and, in KEK mode, under the upstream KEK)."""
+        return upstream_kek.seal_record(self.kek, at_rest.make_pin_record(pin, key, self.cfg.kdf_cost))
         audit.token_event("pin.set", self, CKU_SO)
         self.refresh(force=True)
 
