@@ -74,7 +74,8 @@ class Module:
             try:
                 store = Store(cfg.store_url)
                 slots = {s.id: Slot(s, Token(s, store)) for s in cfg.slots}
-            except CryptokiError:
+            except CryptokiError as exc:
+                audit.backend_error("store", exc)
                 raise
             except Exception as exc:
                 _log.exception("cannot open the store %s", cfg.store_url)
