@@ -15,10 +15,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from conftest import SO_PIN, USER_PIN
 from cryptoki_shim import spec
 from cryptoki_shim.attributes import codec
 from p11 import P11, Template, ffi, raises_ckr
+
+SO_PIN, USER_PIN = b"12345678", b"1234"  # as the conftest fixture `token` sets them
 
 CKU_SO = int(spec.CKU_SO)
 UNAVAILABLE = int(spec.CK_UNAVAILABLE_INFORMATION)
@@ -534,8 +535,14 @@ def test_private_objects_invisible_until_login(token, user_session):
     assert token.find(s, {spec.CKA_CLASS: spec.CKO_DATA}) == [pub]
     token.logout(s)
     token.login(s, USER_PIN)
-    assert sorted(token.find(s, {spec.CKA_CLASS: spec.CKO_DATA})) == sorted([priv, pub])
-    assert token.get(s, priv, spec.CKA_LABEL) == b"secret"  # handles stay valid across the reload
+    # §5.6.8: handles to private objects stay invalid after C_Logout, even once logged in again
+    found = token.find(s, {spec.CKA_CLASS: spec.CKO_DATA})
+    assert pub in found and priv not in found and len(found) == 2
+    with raises_ckr(spec.CKR_OBJECT_HANDLE_INVALID):
+        token.get(s, priv, spec.CKA_LABEL)
+    (again,) = token.find(s, {spec.CKA_LABEL: b"secret"})
+    assert token.get(s, again, spec.CKA_LABEL) == b"secret"
+    assert token.get(s, pub, spec.CKA_LABEL) == b"open"  # public handles stay valid across reloads
 
 
 def test_private_session_objects_destroyed_by_logout(token, user_session):

@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import SO_PIN, USER_PIN
 from cryptoki_shim import spec
 from p11 import LIB, raises_ckr
+
+SO_PIN, USER_PIN = b"12345678", b"1234"  # as the conftest fixture `token` sets them
 
 TOOL = shutil.which("pkcs11-tool")
 pytestmark = pytest.mark.skipif(TOOL is None, reason="pkcs11-tool (opensc) is not installed")

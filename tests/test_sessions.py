@@ -3,13 +3,15 @@ session states, login rules shared by all sessions of a token, and concurrent us
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import pytest
 
-from conftest import SO_PIN, USER_PIN
 from cryptoki_shim import spec
 from p11 import P11, ffi, raises_ckr
+
+SO_PIN, USER_PIN = b"12345678", b"1234"  # as the conftest fixture `token` sets them
 
 CKU_SO, CKU_USER = int(spec.CKU_SO), int(spec.CKU_USER)
 SERIAL, RW = int(spec.CKF_SERIAL_SESSION), int(spec.CKF_RW_SESSION)
@@ -240,3 +242,40 @@ def test_threads_create_find_destroy(token):
     assert len(found) == len(set(found)) == 4 * (rounds // 2 + rounds % 2)
     labels = sorted(token.get(s0, h, spec.CKA_LABEL) for h in found)
     assert labels == sorted(f"t{n}-{i}".encode() for n in range(4) for i in range(0, rounds, 2))
+
+
+@pytest.fixture
+def fast_switching():
+    """Make the interpreter (ours and the library's: one process) switch threads very often."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(old)
+
+
+def test_threads_search_while_others_create(token, fast_switching):
+    """A search must not fail while other threads add and remove objects (a search used to
+    iterate the live dicts: CKR_GENERAL_ERROR "dictionary changed size during iteration")."""
+    s0 = token.open(0)
+    token.login(s0, USER_PIN)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            s = token.open(0)
+            for i in range(150):
+                h = token.create(s, {spec.CKA_CLASS: spec.CKO_DATA, spec.CKA_LABEL: b"x%d" % n})
+                token.find(s, {spec.CKA_CLASS: spec.CKO_DATA})
+                if i % 3 == 0:
+                    token.destroy(s, h)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "threads did not finish in time"
+    assert not errors, errors
+    assert len(token.find(s0, {spec.CKA_CLASS: spec.CKO_DATA}, batch=1024)) == 4 * 100

@@ -1,4 +1,5 @@
-"""Persistence and several processes on one SQLite store, through the built library.
+"""Persistence and several processes on one SQLite store, through the built library (named
+so as not to clash with tests/store/test_store_processes.py, the store layer's own).
 
 Another process is a real one: ``Worker`` runs a Python child that loads the library with
 ``tests/p11.py`` (same config, same store) and executes the statements the test sends it, one
@@ -16,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from conftest import SO_PIN, USER_PIN
 from cryptoki_shim import spec
 from p11 import P11, raises_ckr
+
+SO_PIN, USER_PIN = b"12345678", b"1234"  # as the conftest fixture `token` sets them
 
 TESTS = Path(__file__).resolve().parent
 CKU_SO = int(spec.CKU_SO)
@@ -160,8 +162,7 @@ def test_other_process_sees_pin_change(token, worker):
 
 
 def test_failure_counter_shared_between_processes(token, worker, shim_conf):
-    from conftest import write_config
-    write_config(shim_conf.parent, slots='[[slots]]\nid = 0\nkdf_cost = "test"\nmax_pin_failures = 3\n')
+    shim_conf.write_text(shim_conf.read_text() + "\nmax_pin_failures = 3\n")  # into the [[slots]] table
     token.finalize()
     token.initialize()
     worker.run("p.finalize(); p.initialize(); s = p.open(0)")

@@ -134,10 +134,11 @@ class Token:
         return not obj.is_private or self.login_user == CKU_USER
 
     def all_objects(self) -> Iterable[Object]:
+        """A snapshot: another thread's create/destroy must not change the dicts under a search
+        ("dictionary changed size during iteration" was a CKR_GENERAL_ERROR)."""
         self.refresh()
-        yield from self.objects.values()
-        yield from self.session_objects.values()
-        yield from self.profile_objects.values()
+        with self.lock:
+            return [*self.objects.values(), *self.session_objects.values(), *self.profile_objects.values()]
 
     def find_object(self, handle: int) -> Object | None:
         obj = self.session_objects.get(handle)
@@ -213,6 +214,13 @@ class Token:
         with self.lock:
             self.login_user = None
             self.token_key = None
+            # §5.6.8 C_Logout: the application's handles to private objects become invalid,
+            # "even if a user is later logged back into the token"; private session objects
+            # are destroyed. Forgetting the handle makes the next load give a new one.
+            for obj in self.objects.values():
+                if obj.is_private and obj.oid is not None:
+                    self._handle_of_oid.pop(obj.oid, None)
+            self.session_objects = {h: o for h, o in self.session_objects.items() if not o.is_private}
             # Drop decrypted material from memory: objects reload locked next time.
             self.objects = {}
             self._mark = None
