@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from upstream_hsm import SO_PIN, USER_PIN, UP_PIN, SoftHsm, upstream_slot, write_config
+from upstream_hsm import HAVE_SOFTHSM, hsm, shim_conf, up_session  # noqa: F401  (fixtures)
 
-pytestmark = pytest.mark.skipif(shutil.which("pkcs11-tool") is None, reason="pkcs11-tool (opensc) not installed")
+pytestmark = [pytest.mark.skipif(not HAVE_SOFTHSM, reason="SoftHSM2 is not installed"),
+              pytest.mark.skipif(shutil.which("pkcs11-tool") is None, reason="pkcs11-tool (opensc) not installed")]
 ENGINE = Path("/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so")
 PIN = USER_PIN.decode()
 

@@ -15,9 +15,12 @@ import pytest
 from cryptoki_shim import spec as A
 from p11 import P11, P11Error, ffi
 from upstream_hsm import UP_PIN, SoftHsm, ready_token, upstream_slot, write_config
+from upstream_hsm import HAVE_SOFTHSM, hsm, shim_conf, up_session  # noqa: F401  (fixtures)
 
 P256 = bytes.fromhex("06082a8648ce3d030107")
 FAILURES = (A.CKR_DEVICE_ERROR, A.CKR_DEVICE_REMOVED, A.CKR_TOKEN_NOT_PRESENT)
+
+pytestmark = pytest.mark.skipif(not HAVE_SOFTHSM, reason="SoftHSM2 is not installed")
 
 
 def software_slot_works(p11: P11) -> None:

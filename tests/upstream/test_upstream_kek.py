@@ -14,8 +14,11 @@ from cryptoki_shim.store import Store
 from cryptoki_shim.store import crypto as at_rest
 from p11 import P11, P11Error, ffi, raises_ckr
 from upstream_hsm import USER_PIN, SoftHsm, ready_token, upstream_slot, write_config
+from upstream_hsm import HAVE_SOFTHSM, hsm  # noqa: F401  (fixtures)
 
 KEK = 'kek = "wrap"\nkek_label = "test-kek"\n'
+
+pytestmark = pytest.mark.skipif(not HAVE_SOFTHSM, reason="SoftHSM2 is not installed")
 
 
 @pytest.fixture(autouse=True)

@@ -18,10 +18,13 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from cryptoki_shim import spec as A
 from cryptoki_shim.backends.upstream_attrs import CKA_SHIM_UPSTREAM_REF
+from upstream_hsm import HAVE_SOFTHSM, hsm, shim_conf, up_session  # noqa: F401  (fixtures)
 from p11 import P11, Template, ffi, raises_ckr
 
 P256 = bytes.fromhex("06082a8648ce3d030107")
 UPSTREAM = A.SHIM_BACKEND_UPSTREAM
+
+pytestmark = pytest.mark.skipif(not HAVE_SOFTHSM, reason="SoftHSM2 is not installed")
 
 
 def rsa_pair(p11: P11, s: int) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""Helpers of the upstream tests: a private SoftHSM2 token as the upstream HSM (issue 6).
+"""Helpers and fixtures of the upstream tests: a private SoftHSM2 token as the upstream HSM (issue 6).
 
 Each test gets its own SoftHSM2 configuration and token directory (``SOFTHSM2_CONF`` in
 the environment, read by SoftHSM2 at ``C_Initialize``) and a cryptoki-shim configuration
@@ -83,3 +83,30 @@ def ready_token(p11: P11, slot: int = 0) -> int:
     s = p11.open(slot)
     p11.login(s, USER_PIN)
     return s
+
+
+# ---------------------------------------------------------------- fixtures
+# Imported by the test modules (``from upstream_hsm import hsm, ...``): no conftest.py here, as a
+# second module named ``conftest`` would shadow tests/conftest.py for ``from conftest import``.
+
+@pytest.fixture
+def hsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SoftHsm:
+    root = tmp_path / "softhsm"
+    root.mkdir()
+    h = SoftHsm(root)
+    h.init_token()
+    monkeypatch.setenv("SOFTHSM2_CONF", str(h.conf))
+    monkeypatch.setenv("SHIM_UPSTREAM_PIN", UP_PIN)
+    return h
+
+
+@pytest.fixture
+def shim_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hsm: SoftHsm) -> Path:
+    conf = write_config(tmp_path, slots=upstream_slot(hsm))
+    monkeypatch.setenv("CRYPTOKI_SHIM_CONF", str(conf))
+    return conf
+
+
+@pytest.fixture
+def up_session(p11: P11) -> int:
+    return ready_token(p11)
