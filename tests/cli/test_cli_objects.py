@@ -129,3 +129,12 @@ def test_list_without_pin_hides_private_keys(ec_imported):
 
 def test_id_must_be_hex(ready):
     assert "is not hex" in ready.run("import", "x.pem", "--id", "zz", rc=2).stderr
+
+
+def test_openssh_export_matches_ssh_keygen_reading_the_module(ec_imported):
+    """docs/clients.md ssh recipe: ssh-keygen -D lists the same key export-public prints."""
+    cli, _ = ec_imported
+    listed = subprocess.run(["ssh-keygen", "-D", str(LIB)], env=cli.env, capture_output=True, text=True,
+                            timeout=60).stdout.split()
+    exported = cli.run("export-public", "--id", "e1", "--format", "openssh").stdout.split()
+    assert exported[:2] == listed[:2]
