@@ -186,7 +186,6 @@ def test_tpm_keys_cannot_be_wrapped(env):
                                                          S.CKA_SHIM_BACKEND: S.SHIM_BACKEND_SOFTWARE})
     _, priv = gen_ec(client, s, ED25519, label=b"nowrap")
     with raises_ckr(S.CKR_KEY_UNEXTRACTABLE):
-        client.call_checked = None
         m, _keep = client.mechanism(S.CKM_AES_KEY_WRAP_PAD)
         n = ffi.new("CK_ULONG *")
         client.check("C_WrapKey", s, m, wrapper, priv, ffi.NULL, n)
@@ -229,12 +228,22 @@ def test_tss_messages_never_reach_stderr(env, swtpm, lib_path):
     assert b"esys" not in run.stderr.lower() and b"tcti" not in run.stderr.lower()
 
 
-def test_wrong_pin_is_refused_before_the_tpm(env):
-    client, _, _, _ = env
-    s2 = client.open(0)
-    with raises_ckr(S.CKR_USER_ALREADY_LOGGED_IN):
-        client.login(s2, b"9999")
-    client.close(s2)
+def test_wrong_pin_gets_no_key_and_the_right_one_does(env):
+    """The auth value is encrypted with the PIN-unwrapped token key: a wrong PIN is
+    CKR_PIN_INCORRECT and without a login the TPM key is not usable (not even visible)."""
+    client, s, _, _ = env
+    _, priv = gen_ec(client, s, ED25519, label=b"pin")
+    client.logout(s)
+    try:
+        with raises_ckr(S.CKR_PIN_INCORRECT):
+            client.login(s, b"9999")
+        assert not client.find(s, {S.CKA_LABEL: b"pin", S.CKA_CLASS: S.CKO_PRIVATE_KEY})
+        m, _keep = client.mechanism(S.CKM_EDDSA)
+        assert client.call("C_SignInit", s, m, priv) in (S.CKR_KEY_HANDLE_INVALID, S.CKR_USER_NOT_LOGGED_IN)
+    finally:
+        client.login(s, USER_PIN)
+    [priv] = client.find(s, {S.CKA_LABEL: b"pin", S.CKA_CLASS: S.CKO_PRIVATE_KEY})
+    assert client.sign(s, S.CKM_EDDSA, priv, b"x")
 
 
 def test_lockout_and_recovery(env, swtpm):
