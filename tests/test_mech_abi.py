@@ -85,7 +85,6 @@ NOT_EXERCISED_YET = {
     "CKM_AES_MAC": "unit-tested in tests/mechanisms/test_aes.py only",
     "CKM_AES_MAC_GENERAL": "unit-tested in tests/mechanisms/test_aes.py only",
     "CKM_AES_KEY_WRAP_PAD": "same functions as CKM_AES_KEY_WRAP_KWP",
-    "CKM_HKDF_KEY_GEN": "fails: CKK_HKDF (0x42) is not a key type the attribute tables accept",
 }
 
 #: the *_HMAC_GENERAL mechanisms, driven as ``mech + 1`` in test_hmac_key_generation_mechanisms
@@ -624,6 +623,18 @@ def test_hkdf_derive_and_data(token: P11, user_session: int) -> None:
                        bytes.fromhex("f0f1f2f3f4f5f6f7f8f9")))
     assert token.get(s, h, S.CKA_VALUE).hex() == ("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
                                                    "34007208d5b887185865")
+
+
+def test_hkdf_key_gen_then_hkdf_derive(token: P11, user_session: int) -> None:
+    """CKM_HKDF_KEY_GEN makes a CKK_HKDF key (3.0 §2.43) that HKDF derivation accepts."""
+    s = user_session
+    base = token.generate_key(s, S.CKM_HKDF_KEY_GEN, {S.CKA_VALUE_LEN: 32, S.CKA_DERIVE: True,
+                                                      S.CKA_SENSITIVE: False, S.CKA_EXTRACTABLE: True})
+    assert token.get(s, base, S.CKA_KEY_TYPE) == S.CKK_HKDF
+    ikm = token.get(s, base, S.CKA_VALUE)
+    assert len(ikm) == 32
+    h = derive(token, s, S.CKM_HKDF_DERIVE, base, _DERIVED, Params().hkdf(True, True, S.CKM_SHA256, b"salt", b"info"))
+    assert token.get(s, h, S.CKA_VALUE) == HKDF(hashes.SHA256(), 42, b"salt", b"info").derive(ikm)
 
 
 def test_sp800_108_counter_vs_pyca(token: P11, user_session: int) -> None:

@@ -309,20 +309,21 @@ HMAC_KEY_TYPES: tuple[int, ...] = _names(
     "CKK_SHA3_224_HMAC", "CKK_SHA3_256_HMAC", "CKK_SHA3_384_HMAC", "CKK_SHA3_512_HMAC",
 )
 EC_KEY_TYPES = (spec.CKK_EC, spec.CKK_EC_EDWARDS, spec.CKK_EC_MONTGOMERY)
+#: Secret keys whose CKA_VALUE may be any non-empty length: generic, HMAC, HKDF (3.0 §2.43).
+FREE_LENGTH_SECRET_TYPES: tuple[int, ...] = (spec.CKK_GENERIC_SECRET, *HMAC_KEY_TYPES, *_names("CKK_HKDF"))
 
 KEY_TYPES_BY_CLASS: dict[int, dict[int, tuple[Attr, ...]]] = {
     spec.CKO_PUBLIC_KEY: {spec.CKK_RSA: RSA_PUBLIC, **{k: EC_PUBLIC for k in EC_KEY_TYPES}},
     spec.CKO_PRIVATE_KEY: {spec.CKK_RSA: RSA_PRIVATE, **{k: EC_PRIVATE for k in EC_KEY_TYPES}},
     spec.CKO_SECRET_KEY: {k: SECRET_VALUE
-                          for k in (spec.CKK_AES, spec.CKK_GENERIC_SECRET, *HMAC_KEY_TYPES)},
+                          for k in (spec.CKK_AES, *FREE_LENGTH_SECRET_TYPES)},
 }
 CERT_TYPES: dict[int, tuple[Attr, ...]] = {spec.CKC_X_509: X509}
 
 # Allowed CKA_VALUE lengths per secret key type (None: any non-empty length).
 SECRET_VALUE_LENGTHS: dict[int, frozenset[int] | None] = {
     spec.CKK_AES: frozenset((16, 24, 32)),
-    spec.CKK_GENERIC_SECRET: None,
-    **{k: None for k in HMAC_KEY_TYPES},
+    **{k: None for k in FREE_LENGTH_SECRET_TYPES},
 }
 
 _CLASS_LAYERS: dict[int, tuple[tuple[Attr, ...], ...]] = {
