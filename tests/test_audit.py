@@ -13,7 +13,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import write_config
 from p11 import P11, P11Error, ffi
 
 from cryptoki_shim import audit, spec
@@ -29,8 +28,10 @@ PLAINTEXT = b"PLAINTEXT-never-logged-0123456789"
 @pytest.fixture
 def audited(lib_path, tmp_path, monkeypatch):
     log = tmp_path / "audit.jsonl"
-    conf = write_config(tmp_path, extra=f'[audit]\nfile = "{log}"\nhash_chain = true\n',
-                        slots='[[slots]]\nid = 0\nkdf_cost = "test"\nmax_pin_failures = 3\n')
+    conf = tmp_path / "config.toml"
+    conf.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "store.db"}"\n'
+                    f'[audit]\nfile = "{log}"\nhash_chain = true\n'
+                    '[[slots]]\nid = 0\nkdf_cost = "test"\nmax_pin_failures = 3\n')
     monkeypatch.setenv("CRYPTOKI_SHIM_CONF", str(conf))
     p = P11(lib_path)
     p.initialize()
