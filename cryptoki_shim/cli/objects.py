@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("file", type=Path)
     p.add_argument("--slot", type=int, default=0)
     p.add_argument("--label", help="CKA_LABEL (default: the certificate's CN, else the file name)")
-    p.add_argument("--id", help="CKA_ID in hex (default: first 8 bytes of SHA-1 of the public key)")
+    p.add_argument("--id", type=hex_id, help="CKA_ID in hex (default: first 8 bytes of SHA-1 of the public key)")
     p.add_argument("--extractable", action="store_true", help="allow wrapping the private key out (default: not)")
     add_secret_options(p, "pin", "user PIN")
     add_secret_options(p, "password", "PKCS#12 / encrypted PEM password")
@@ -62,9 +62,18 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.set_defaults(func=delete)
 
 
+def hex_id(value: str) -> str:
+    """argparse type of --id: hex digits (an error names the option instead of a traceback)."""
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not hex (e.g. 01 or a1b2)") from None
+    return value
+
+
 def _selectors(p: argparse.ArgumentParser) -> None:
     p.add_argument("--slot", type=int, default=0)
-    p.add_argument("--id", help="CKA_ID in hex")
+    p.add_argument("--id", type=hex_id, help="CKA_ID in hex")
     p.add_argument("--label", help="CKA_LABEL")
 
 
