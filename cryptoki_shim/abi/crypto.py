@@ -16,16 +16,32 @@ from ..mechanisms.registry import Mechanism
 from . import runtime
 from .entry import entry
 from .marshal import deliver, fixed, read_bytes, read_template, require
+from .params import read_param
+
+
+_PLAIN: dict[int, Mechanism] = {}
 
 
 def read_mechanism(p_mechanism: Any) -> Mechanism | None:
-    """A CK_MECHANISM as (registry entry, parsed parameter); NULL -> None (3.0 cancel)."""
+    """A CK_MECHANISM as (registry entry, parsed parameter); NULL -> None (3.0 cancel).
+
+    A mechanism without a parameter is one shared immutable value (this runs on every
+    C_*Init, so the common case does no lookup beyond one dict access).
+    """
     if p_mechanism == runtime.NULL:
         return None
-    ent = registry.lookup(int(p_mechanism.mechanism))
-    from .params import read_param
-
-    return Mechanism(ent, read_param(runtime.ffi, ent, p_mechanism.pParameter, int(p_mechanism.ulParameterLen)))
+    mech = int(p_mechanism.mechanism)
+    length = int(p_mechanism.ulParameterLen)
+    if length == 0:
+        plain = _PLAIN.get(mech)
+        if plain is not None:
+            return plain
+    ent = registry.lookup(mech)
+    param = read_param(runtime.ffi, ent, p_mechanism.pParameter, length)
+    if param is None and length == 0 and ent.param is None:
+        _PLAIN[mech] = plain = Mechanism(ent, None)
+        return plain
+    return Mechanism(ent, param)
 
 
 def _mechanism(p_mechanism: Any) -> Mechanism:

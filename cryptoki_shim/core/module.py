@@ -124,7 +124,7 @@ class Module:
         return sorted(self.slots)
 
     def sessions_of(self, token: Token) -> list[Session]:
-        return [s for s in list(self.sessions.values()) if s.token is token]
+        return [self.sessions[h] for h in list(token.session_handles) if h in self.sessions]
 
     # ------------------------------------------------------------------ sessions
 
@@ -133,15 +133,17 @@ class Module:
         if not flags & CKF_SERIAL_SESSION:
             raise CryptokiError(spec.CKR_SESSION_PARALLEL_NOT_SUPPORTED)
         token = slot.token
-        token.refresh()
-        if not token.initialized:
-            raise CryptokiError(spec.CKR_TOKEN_NOT_RECOGNIZED, "token not initialized (C_InitToken)")
+        if not token.initialized:  # an initialized token stays so until C_InitToken, which re-checks
+            token.refresh()
+            if not token.initialized:
+                raise CryptokiError(spec.CKR_TOKEN_NOT_RECOGNIZED, "token not initialized (C_InitToken)")
         with self.lock:
             rw = bool(flags & spec.CKF_RW_SESSION)
             if not rw and token.login_user == CKU_SO:
                 raise CryptokiError(spec.CKR_SESSION_READ_WRITE_SO_EXISTS)
             handle = next(self._session_handles)
             self.sessions[handle] = Session(handle, token, flags)
+            token.session_handles.add(handle)
             return handle
 
     def session(self, handle: int) -> Session:
@@ -157,8 +159,10 @@ class Module:
             session = self.session(handle)
             del self.sessions[handle]
             token = session.token
-            token.drop_session_objects(handle)
-            if not self.sessions_of(token):
+            token.session_handles.discard(handle)
+            if token.session_objects:
+                token.drop_session_objects(handle)
+            if not token.session_handles and token.login_user is not None:
                 token.logout()  # closing the application's last session logs it out (§5.6)
 
     def close_all_sessions(self, slot_id: int) -> None:
@@ -166,8 +170,10 @@ class Module:
             token = self.slot(slot_id).token
             for s in self.sessions_of(token):
                 del self.sessions[s.handle]
+            token.session_handles.clear()
             token.drop_session_objects(None)
-            token.logout()
+            if token.login_user is not None:
+                token.logout()
 
     # ------------------------------------------------------------------ login and PINs
 

@@ -48,6 +48,7 @@ class Token:
         self.token_key: bytes | None = None
         self.objects: dict[int, Object] = {}        # token objects by handle
         self.session_objects: dict[int, Object] = {}
+        self.session_handles: set[int] = set()  # this application's open sessions on the token
         self._handle_of_oid: dict[int, int] = {}
         self._mark: int | None = None
         self._generation = -1  # the store generation the cache reflects
