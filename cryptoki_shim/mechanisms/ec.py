@@ -142,16 +142,24 @@ def _generate(curve: keys.Curve) -> Any:
     return curve.pyca.generate()
 
 
+def _signer(view: Any, private: bool, algorithm: Any) -> _EcdsaSigner:
+    """The key's signer for one hash, made once per key object (a signer holds no state of
+    an operation): C_SignInit then costs a dict lookup, not a curve lookup and objects."""
+    slot = ("ecdsa", private, algorithm)
+    signer = view.cache.get(slot)
+    if signer is None:
+        signer = view.cache[slot] = _EcdsaSigner(_ec_key(view, private), algorithm)
+    return signer
+
+
 class EcFamily:
     def sign_init(self, entry: MechanismEntry, param: Any, key: Any) -> SignContext:
         algorithm = entry.extra["hash"]
-        signer = _EcdsaSigner(_ec_key(key, True), algorithm)
-        return SignContext(signer, hash_accumulator(algorithm)() if algorithm else None)
+        return SignContext(_signer(key, True, algorithm), hash_accumulator(algorithm)() if algorithm else None)
 
     def verify_init(self, entry: MechanismEntry, param: Any, key: Any) -> VerifyContext:
         algorithm = entry.extra["hash"]
-        signer = _EcdsaSigner(_ec_key(key, False), algorithm)
-        return VerifyContext(signer, hash_accumulator(algorithm)() if algorithm else None)
+        return VerifyContext(_signer(key, False, algorithm), hash_accumulator(algorithm)() if algorithm else None)
 
     def generate_key_pair(
         self, entry: MechanismEntry, param: Any, pub_template: dict, priv_template: dict

@@ -310,7 +310,22 @@ def _pss_padding(entry: MechanismEntry, param: Any, key: Any) -> tuple[padding.P
 
 
 def _signer(entry: MechanismEntry, param: Any, view: Any, private: bool) -> tuple[Any, Any]:
-    """(signer, accumulator factory or None) for one sign/verify operation."""
+    """(signer, accumulator factory or None) for one sign/verify operation.
+
+    Signers hold no operation state, so for parameterless mechanisms (PKCS#1 v1.5 with a
+    hash, raw) one per key and mechanism is kept in the key's cache; PSS depends on its
+    parameters and is made each time.
+    """
+    if param is None:
+        slot = ("rsa-signer", entry.mechanism, private)
+        made = view.cache.get(slot)
+        if made is None:
+            made = view.cache[slot] = _make_signer(entry, param, view, private)
+        return made
+    return _make_signer(entry, param, view, private)
+
+
+def _make_signer(entry: MechanismEntry, param: Any, view: Any, private: bool) -> tuple[Any, Any]:
     kind = entry.extra["kind"]
     if kind == "pkcs":
         return _Pkcs1RawSigner(view, private), None
