@@ -15,7 +15,7 @@ from ..attributes.policy import Origin
 from ..errors import CryptokiError
 from .objects import Object
 from .operations import Operation
-from .token import CKU_SO, CKU_USER, search
+from .token import CKU_SO, CKU_USER
 
 if TYPE_CHECKING:
     from .session import Session
@@ -140,7 +140,7 @@ class ObjectFunctions:
         if "find" in self.ops:
             raise CryptokiError(spec.CKR_OPERATION_ACTIVE, "a search is active")
         token = self.token
-        handles = [] if template is None else search(token.all_objects(), template, token.visible)
+        handles = [] if template is None else token.search(template)
         self.ops["find"] = Operation("find", FindCursor(handles))
 
     def find(self: "Session", max_count: int) -> list[int]:

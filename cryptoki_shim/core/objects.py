@@ -63,3 +63,55 @@ class Object:
             if atype in self.locked or not readable(attrs, atype):
                 return False
         return True
+
+
+#: Attributes searches name most (pkcs11-tool, OpenSSL, NSS look keys up by these).
+INDEXED = frozenset(int(t) for t in (spec.CKA_CLASS, spec.CKA_LABEL, spec.CKA_ID, spec.CKA_KEY_TYPE,
+                                     spec.CKA_UNIQUE_ID, spec.CKA_CERTIFICATE_TYPE, spec.CKA_SUBJECT))
+
+
+class ObjectIndex:
+    """(attribute, value) -> handles, for the token objects: C_FindObjectsInit looks at the
+    candidates of the most selective indexed attribute of its template instead of at every
+    object (a search among thousands of keys stays proportional to what it finds)."""
+
+    def __init__(self) -> None:
+        self._map: dict[tuple[int, Any], set[int]] = {}
+
+    def rebuild(self, objects: Iterable[Object]) -> None:
+        self._map = {}
+        for obj in objects:
+            self.add(obj)
+
+    def add(self, obj: Object) -> None:
+        for atype in INDEXED:
+            value = obj.attrs.get(atype)
+            if value is not None and atype not in obj.locked:
+                self._map.setdefault((atype, value), set()).add(obj.handle)
+
+    def remove(self, obj: Object) -> None:
+        for atype in INDEXED:
+            value = obj.attrs.get(atype)
+            if value is not None:
+                handles = self._map.get((atype, value))
+                if handles is not None:
+                    handles.discard(obj.handle)
+                    if not handles:
+                        del self._map[(atype, value)]
+
+    def candidates(self, template: Iterable[tuple[int, Any]]) -> set[int] | None:
+        """The smallest candidate set among the template's indexed attributes (None: no
+        indexed attribute, scan everything)."""
+        best: set[int] | None = None
+        for atype, value in template:
+            if atype in INDEXED:
+                try:
+                    handles = self._map.get((atype, value), _EMPTY)
+                except TypeError:  # an unhashable value cannot be indexed: it matches by scan
+                    continue
+                if best is None or len(handles) < len(best):
+                    best = handles
+        return best
+
+
+_EMPTY: set[int] = set()

@@ -22,7 +22,7 @@ from ..errors import CryptokiError
 from ..store import ObjectRecord, Store, TokenRecord
 from ..store import crypto as at_rest
 from ..backends import upstream_kek
-from .objects import Object, new_handle
+from .objects import Object, ObjectIndex, new_handle
 
 _log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class Token:
         self.objects: dict[int, Object] = {}        # token objects by handle
         self.session_objects: dict[int, Object] = {}
         self.session_handles: set[int] = set()  # this application's open sessions on the token
+        self.index = ObjectIndex()  # over self.objects (token objects)
         self._handle_of_oid: dict[int, int] = {}
         self._mark: int | None = None
         self._generation = -1  # the store generation the cache reflects
@@ -100,6 +101,7 @@ class Token:
                 if oid not in seen_oids:
                     del self._handle_of_oid[oid]
             self.objects = fresh
+            self.index.rebuild(fresh.values())
 
     def _own_write(self) -> None:
         """After this process changed an object and updated the cache itself: if the store
@@ -140,6 +142,20 @@ class Token:
         self.refresh()
         with self.lock:
             return [*self.objects.values(), *self.session_objects.values(), *self.profile_objects.values()]
+
+    def search(self, template: list[tuple[int, Any]]) -> list[int]:
+        """Handles of the visible objects matching every attribute of ``template``; token
+        objects come from the index when the template names an indexed attribute."""
+        self.refresh()
+        with self.lock:
+            candidates = self.index.candidates(template)
+            if candidates is None:
+                token_objects = list(self.objects.values())
+            else:
+                token_objects = [self.objects[h] for h in sorted(candidates) if h in self.objects]
+            pool = [*token_objects, *self.session_objects.values(), *self.profile_objects.values()]
+        readable = policy.readable
+        return [o.handle for o in pool if self.visible(o) and o.matches(template, readable)]
 
     def find_object(self, handle: int) -> Object | None:
         obj = self.session_objects.get(handle)
@@ -224,6 +240,7 @@ class Token:
             self.session_objects = {h: o for h, o in self.session_objects.items() if not o.is_private}
             # Drop decrypted material from memory: objects reload locked next time.
             self.objects = {}
+            self.index.rebuild(())
             self._mark = None
             self._generation = -1
 
@@ -246,6 +263,7 @@ class Token:
         with self.lock:
             self.session_objects = {}
             self.objects = {}
+            self.index.rebuild(())
             self._handle_of_oid = {}
         self.refresh(force=True)
 
@@ -291,6 +309,7 @@ class Token:
             obj = Object(new_handle(), attrs, unique_id, oid=oid, stored=rec)
             self._handle_of_oid[oid] = obj.handle
             self.objects[obj.handle] = obj
+            self.index.add(obj)
             self._own_write()
         audit.object_event("create", self, obj)
         return obj
@@ -318,7 +337,9 @@ class Token:
         rec = self._record_for(attrs, obj.unique_id, obj.oid)
         with self.lock:  # commit and in-memory change as one step (see add_object)
             self.store.update_object(self.slot_id, obj.oid, rec.attrs, rec.sealed)
+            self.index.remove(obj)
             obj.attrs = attrs
+            self.index.add(obj)
             obj.stored = rec
             obj.cache.clear()
             self._own_write()
@@ -331,6 +352,7 @@ class Token:
                 self.session_objects.pop(obj.handle, None)
                 return
             self.store.delete_object(self.slot_id, obj.oid)
+            self.index.remove(obj)
             self.objects.pop(obj.handle, None)
             self._handle_of_oid.pop(obj.oid, None)
             self._own_write()
@@ -345,9 +367,3 @@ class Token:
 
 def _same(a: ObjectRecord, b: ObjectRecord) -> bool:
     return a.attrs == b.attrs and a.sealed == b.sealed
-
-
-def search(objects: Iterable[Object], template: list[tuple[int, Any]], visible: Callable[[Object], bool]) -> list[int]:
-    """Handles of the visible objects matching every attribute of ``template``."""
-    readable = policy.readable
-    return [o.handle for o in objects if visible(o) and o.matches(template, readable)]
