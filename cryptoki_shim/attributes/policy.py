@@ -347,6 +347,30 @@ def _check_template_attr(schema: Schema, t: int, v: Any, origin: Origin, is_so: 
         rule(obj, v)
 
 
+class _SchemaRows:
+    """What build_object reads of a schema on every call, computed once per schema: enum
+    flag arithmetic per attribute per call was most of a key generation's own cost."""
+
+    __slots__ = ("required", "defaulted")
+
+    def __init__(self, schema: Schema) -> None:
+        self.required = {origin: tuple(t for t, row in schema.attrs.items() if row.flags & flag)
+                         for origin, flag in _REQUIRED.items()}
+        self.defaulted = tuple((t, row) for t, row in schema.attrs.items()
+                               if row.default is not NO_DEFAULT and not row.flags & F.DERIVED)
+
+
+_SCHEMA_ROWS: dict[int, _SchemaRows] = {}
+
+
+def _rows(schema: Schema) -> _SchemaRows:
+    """Schemas are built once and kept (tables._SCHEMAS), so their id is a stable key."""
+    rows = _SCHEMA_ROWS.get(id(schema))
+    if rows is None:
+        rows = _SCHEMA_ROWS[id(schema)] = _SchemaRows(schema)
+    return rows
+
+
 def build_object(template: Mapping[int, Any], origin: Origin, *,
                  material: Mapping[int, Any] | None = None,
                  base: Mapping[int, Any] | None = None,
@@ -385,8 +409,8 @@ def build_object(template: Mapping[int, Any], origin: Origin, *,
                         f"contributed by {origin.value} but not an attribute of this object")
 
     required = _REQUIRED[origin]
-    for t, row in schema.attrs.items():
-        if row.flags & required and t not in merged and not _filled_later(schema, t):
+    for t in _rows(schema).required[origin]:
+        if t not in merged and not _filled_later(schema, t):
             raise _fail(spec.CKR_TEMPLATE_INCOMPLETE, t,
                         f"{_footnote(required)} ({origin.value})")
     if origin is not Origin.CREATE:
@@ -395,8 +419,8 @@ def build_object(template: Mapping[int, Any], origin: Origin, *,
                 raise _fail(spec.CKR_TEMPLATE_INCOMPLETE, t, "class and key type are needed")
 
     obj = merged
-    for t, row in schema.attrs.items():
-        if t not in obj and row.default is not NO_DEFAULT and not row.flags & F.DERIVED:
+    for t, row in _rows(schema).defaulted:
+        if t not in obj:
             d = row.default
             obj[t] = d(obj) if callable(d) else (d.copy() if isinstance(d, dict) else d)
     for fill in _FILLERS.get((schema.cls, schema.subtype), ()):

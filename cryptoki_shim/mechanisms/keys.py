@@ -16,6 +16,8 @@ for unsupported curves: CKR_CURVE_NOT_SUPPORTED, bad representation: CKR_DOMAIN_
 
 from __future__ import annotations
 
+import functools
+
 import logging
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -135,8 +137,9 @@ def _der_read(data: bytes) -> tuple[int, bytes] | None:
     return tag, data[start:]
 
 
+@functools.lru_cache(maxsize=64)
 def encode_oid(dotted: str) -> bytes:
-    """DER OBJECT IDENTIFIER for a dotted string."""
+    """DER OBJECT IDENTIFIER for a dotted string (a handful of curve OIDs: memoized)."""
     arcs = [int(a) for a in dotted.split(".")]
     body = bytearray([40 * arcs[0] + arcs[1]])
     for arc in arcs[2:]:
