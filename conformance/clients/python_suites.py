@@ -1,0 +1,133 @@
+"""python-pkcs11's and PyKCS11's own test suites, from their PyPI sdists, against the module.
+
+The sdists are fetched once with ``pip download --no-deps --no-binary :all:`` into
+``build/conformance-cache`` (python-pkcs11 at the version installed in the venv, so the suite
+matches the library it tests; PyKCS11 installed with ``pip install --target`` into the same
+cache). Each suite runs under pytest in a subprocess with the environment its README names
+(module path, token label, PINs); every test case becomes one check of the report, so a
+skipped test stays visible with the suite's own reason.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import subprocess
+import sys
+import tarfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from conformance.runner import FAIL, PASS, SKIP, Check, Outcome, Skip
+from conformance.target import CACHE, Context, Target
+
+NAME = "python-suites"
+DESCRIPTION = "python-pkcs11 and PyKCS11 test suites from their PyPI sdists"
+
+
+def requires(target: Target) -> str | None:
+    return None
+
+
+def _sdist(ctx: Context, project: str, version: str | None) -> Path:
+    """The extracted sdist directory (downloaded once)."""
+    dest = CACHE / project
+    dest.mkdir(parents=True, exist_ok=True)
+    spec = f"{project}=={version}" if version else project
+    found = sorted(p for p in dest.glob("*.tar.gz") if version is None or version in p.name)
+    if not found:
+        # --no-binary for the project only: its build requirements (swig for PyKCS11) may be
+        # wheels, pip needs them to read the sdist's metadata.
+        p = ctx.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", project,
+                     "-d", str(dest), spec], timeout=300)
+        found = sorted(dest.glob("*.tar.gz"))
+        if p.rc != 0 or not found:
+            raise Skip(f"cannot download the {spec} sdist (offline?): {p.err.strip()[-300:]}")
+    archive = found[-1]
+    root = dest / archive.name.removesuffix(".tar.gz")
+    if not root.exists():
+        with tarfile.open(archive) as tar:
+            members = [m for m in tar.getmembers() if (m.isfile() or m.isdir())
+                       and not m.name.startswith("/") and ".." not in Path(m.name).parts]
+            tar.extractall(dest, members=members)
+    return root
+
+
+def _junit(path: Path, prefix: str) -> list[Outcome]:
+    outcomes = []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = f"{prefix}:{case.get('classname', '').split('.')[-1]}.{case.get('name')}"
+        status, reason = PASS, ""
+        for tag, st in (("failure", FAIL), ("error", FAIL), ("skipped", SKIP)):
+            el = case.find(tag)
+            if el is not None:
+                status, reason = st, (el.get("message") or "") + "\n" + (el.text or "")[-1500:]
+                break
+        outcomes.append(Outcome(name, status, reason.strip(), float(case.get("time", 0)), prefix))
+    return outcomes
+
+
+def _site(ctx: Context, name: str, *packages: str) -> Path:
+    """A --target directory with the suite's test-only requirements (not the venv's)."""
+    site = CACHE / name
+    if not site.exists():
+        p = ctx.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(site), *packages], timeout=600)
+        if p.rc != 0:
+            shutil.rmtree(site, ignore_errors=True)
+            raise Skip(f"cannot install {' '.join(packages)}: {p.err.strip()[-300:]}")
+    return site
+
+
+# Tests that assert a property of SoftHSM itself rather than of PKCS#11 (no configuration of
+# the run can satisfy them on another module): reported as skipped, with this reason.
+SOFTHSM_ONLY = {
+    "test/test_LowLevel.py::TestUM::test_LowLevel": "asserts CK_INFO.manufacturerID == 'SoftHSM'",
+}
+
+
+def _pytest(ctx: Context, cwd: Path, tests: str, prefix: str, env: dict[str, str], timeout: float = 900) -> list[Outcome]:
+    report = ctx.path(f"{prefix}.xml")
+    deselect = {} if ctx.kind == "softhsm2" else {k: v for k, v in SOFTHSM_ONLY.items() if k.startswith(tests + "/")}
+    args = [a for node in deselect for a in ("--deselect", node)]
+    p = ctx.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml", str(report), *args, tests],
+                env=env, cwd=cwd, timeout=timeout)
+    if not report.exists():
+        raise AssertionError(f"{prefix}: pytest produced no report:\n{p.text()}")
+    outcomes = _junit(report, prefix) + [Outcome(f"{prefix}:{node.split('::', 1)[1]}", SKIP,
+                                                 f"SoftHSM-specific: {why}", 0.0, prefix) for node, why in deselect.items()]
+    if not outcomes:
+        raise AssertionError(f"{prefix}: no test ran:\n{p.text()}")
+    return outcomes
+
+
+def python_pkcs11(ctx: Context) -> list[Outcome]:
+    try:
+        version = importlib.metadata.version("python-pkcs11")
+    except importlib.metadata.PackageNotFoundError:
+        raise Skip("python-pkcs11 is not installed in this Python") from None
+    root = _sdist(ctx, "python-pkcs11", version)
+    work = ctx.path("python-pkcs11")
+    shutil.copytree(root / "tests", work / "tests")   # run the tests against the installed package
+    deps = _site(ctx, "python-pkcs11-test-deps", "parameterized>=0.9.0")
+    env = dict(ctx.env, PKCS11_MODULE=ctx.module, PKCS11_TOKEN_LABEL=ctx.label, PKCS11_TOKEN_PIN=ctx.pin,
+               PKCS11_TOKEN_SO_PIN=ctx.so_pin, PYTHONPATH=str(deps))
+    return _pytest(ctx, work, "tests", "python-pkcs11", env)
+
+
+def pykcs11(ctx: Context) -> list[Outcome]:
+    root = _sdist(ctx, "PyKCS11", None)
+    version = root.name.rsplit("-", 1)[1]
+    site = _site(ctx, f"PyKCS11-{version}-site", f"PyKCS11=={version}")
+    work = ctx.path("pykcs11")
+    shutil.copytree(root / "test", work / "test")
+    # PyKCS11's tests take the module from PYKCS11LIB and hard-code user PIN "1234" (ours).
+    env = dict(ctx.env, PYKCS11LIB=ctx.module, PYTHONPATH=str(site))
+    return _pytest(ctx, work, "test", "PyKCS11", env)
+
+
+CHECKS = [Check("python-pkcs11 suite", python_pkcs11, "python-pkcs11 tests/"),
+          Check("PyKCS11 suite", pykcs11, "PyKCS11 test/")]
+
+
+def checks(target: Target) -> list[Check]:
+    return CHECKS
