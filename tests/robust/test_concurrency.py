@@ -1,0 +1,210 @@
+"""Threads, processes and fork on one token.
+
+* N threads x M sessions, mixed operations on a shared EC key and per-thread HMAC keys,
+  objects created, found and destroyed: every signature verifies (pyca), nothing deadlocks
+  (joins are bounded; a thread still running fails the test), no unexpected code.
+* 2 and 4 processes on one token (``multi_worker.py``): concurrent creates, destroys,
+  attribute changes and PIN changes; afterwards every surviving object is present exactly
+  once, every destroyed one is gone, and no call answered anything but CKR_OK.
+* fork in the middle of activity (preforking servers, pkcs11-tool --test-fork): the child
+  gets CKR_CRYPTOKI_NOT_INITIALIZED until it calls C_Initialize, then works; the parent
+  goes on unaffected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from conftest import USER_PIN  # noqa: E402
+from p11 import P11, P11Error, ffi  # noqa: E402
+
+from cryptoki_shim import spec  # noqa: E402
+
+P256 = bytes.fromhex("06082a8648ce3d030107")
+THREADS, SESSIONS, OPS = 4, 2, 300
+JOIN_TIMEOUT = 120.0
+
+
+def reinit_os_locking(p11: P11) -> None:
+    """Threads need C_Initialize with CKF_OS_LOCKING_OK (§5.4: NULL args promise one thread)."""
+    p11.finalize()
+    args = ffi.new("CK_C_INITIALIZE_ARGS *")
+    args.flags = spec.CKF_OS_LOCKING_OK
+    p11.initialize(args)
+
+
+def ec_public(p11: P11, s: int, h: int) -> ec.EllipticCurvePublicKey:
+    point = p11.get(s, h, spec.CKA_EC_POINT)
+    assert point[0] == 0x04 and point[1] == len(point) - 2  # DER OCTET STRING (short form)
+    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point[2:])
+
+
+def verify_ecdsa(pub: ec.EllipticCurvePublicKey, data: bytes, sig: bytes) -> None:
+    r, s = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big")
+    pub.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+
+
+@pytest.fixture
+def ready(token: P11) -> P11:
+    reinit_os_locking(token)
+    return token
+
+
+def test_threads_sessions_mixed_operations(ready: P11) -> None:
+    p11 = ready
+    s0 = p11.open(0)
+    p11.login(s0, USER_PIN)
+    pub_h, priv_h = p11.generate_key_pair(s0, spec.CKM_EC_KEY_PAIR_GEN,
+                                          {spec.CKA_EC_PARAMS: P256, spec.CKA_VERIFY: True},
+                                          {spec.CKA_SIGN: True, spec.CKA_SENSITIVE: True})
+    pub = ec_public(p11, s0, pub_h)
+    errors: list[str] = []
+    done = [0] * THREADS
+
+    def worker(n: int) -> None:
+        try:
+            sessions = [p11.open(0) for _ in range(SESSIONS)]
+            secret = hashlib.sha256(b"thread-%d" % n).digest()
+            hk = p11.create(sessions[0], {spec.CKA_CLASS: spec.CKO_SECRET_KEY,
+                                          spec.CKA_KEY_TYPE: spec.CKK_GENERIC_SECRET, spec.CKA_VALUE: secret,
+                                          spec.CKA_SIGN: True, spec.CKA_VERIFY: True})
+            for i in range(OPS):
+                s = sessions[i % SESSIONS]
+                data = b"t%d-op%d" % (n, i)
+                kind = i % 3
+                if kind == 0:
+                    verify_ecdsa(pub, data, p11.sign(s, spec.CKM_ECDSA_SHA256, priv_h, data))
+                elif kind == 1:
+                    mac = p11.sign(s, spec.CKM_SHA256_HMAC, hk, data)
+                    assert mac == hmac.new(secret, data, "sha256").digest(), "wrong HMAC"
+                    p11.verify(s, spec.CKM_SHA256_HMAC, hk, data, mac)
+                else:
+                    label = b"thr-%d-%d" % (n, i)
+                    h = p11.create(s, {spec.CKA_CLASS: spec.CKO_DATA, spec.CKA_LABEL: label, spec.CKA_VALUE: data})
+                    assert p11.find(s, {spec.CKA_LABEL: label}) == [h]
+                    p11.destroy(s, h)
+                    assert p11.find(s, {spec.CKA_LABEL: label}) == []
+                done[n] += 1
+            for s in sessions:
+                p11.close(s)
+        except (P11Error, AssertionError, InvalidSignature) as exc:
+            errors.append(f"thread {n}: {exc!r}")
+
+    threads = [threading.Thread(target=worker, args=(n,), daemon=True) for n in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(JOIN_TIMEOUT)
+    assert not any(t.is_alive() for t in threads), f"deadlock: threads still running after {JOIN_TIMEOUT}s ({done})"
+    assert not errors, errors
+    assert done == [OPS] * THREADS
+
+
+@pytest.mark.parametrize("processes", [2, 4])
+def test_processes_on_one_token(token: P11, shim_conf: Path, tmp_path: Path, processes: int) -> None:
+    ops = 60
+    worker = Path(__file__).resolve().parent / "multi_worker.py"
+    outs = [tmp_path / f"w{n}.json" for n in range(processes)]
+    procs = [subprocess.Popen([sys.executable, str(worker), str(n), str(ops), str(outs[n])],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for n in range(processes)]
+    for p in procs:
+        try:
+            _, err = p.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise AssertionError("a worker process hung (deadlock between processes?)")
+        assert p.returncode == 0, err.decode(errors="replace")[-2000:]
+    results = [json.loads(o.read_text()) for o in outs]
+    errors = [e for r in results for e in r["errors"]]
+    assert not errors, errors  # in particular no CKR_GENERAL_ERROR
+    alive = {lbl for r in results for lbl in r["created"]} - {lbl for r in results for lbl in r["destroyed"]}
+    dead = {lbl for r in results for lbl in r["destroyed"]}
+    assert len(alive) + len(dead) == processes * ops
+
+    s = token.open(0)
+    token.login(s, USER_PIN)  # the PIN changes left the PIN as it was
+    labels: dict[bytes, int] = {}
+    for h in token.find(s, {spec.CKA_TOKEN: True, spec.CKA_CLASS: spec.CKO_DATA}):
+        label = token.get(s, h, spec.CKA_LABEL)
+        labels[label] = labels.get(label, 0) + 1
+        assert token.get(s, h, spec.CKA_VALUE) == label * 4
+    assert {k.decode() for k in labels} == alive, "committed objects missing or destroyed ones back"
+    assert set(labels.values()) == {1}, "an object present more than once"
+
+
+def test_fork_in_the_middle_of_activity(token: P11) -> None:
+    """A Python host forks while another thread is signing (preforking servers)."""
+    reinit_os_locking(token)
+    p11 = token
+    s = p11.open(0)
+    p11.login(s, USER_PIN)
+    key = p11.create(s, {spec.CKA_CLASS: spec.CKO_SECRET_KEY, spec.CKA_KEY_TYPE: spec.CKK_GENERIC_SECRET,
+                         spec.CKA_TOKEN: True, spec.CKA_VALUE: b"k" * 32, spec.CKA_SIGN: True})
+    want = hmac.new(b"k" * 32, b"data", "sha256").digest()
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def busy() -> None:
+        s2 = p11.open(0)
+        while not stop.is_set():
+            try:
+                assert p11.sign(s2, spec.CKM_SHA256_HMAC, key, b"data") == want
+            except (P11Error, AssertionError) as exc:
+                errors.append(repr(exc))
+                return
+
+    t = threading.Thread(target=busy, daemon=True)
+    t.start()
+    children = []
+    for _ in range(3):
+        pid = os.fork()
+        if pid == 0:  # child: only os._exit leaves it
+            code = 1
+            try:
+                rv = p11.call("C_GetInfo", ffi.new("CK_INFO *"))
+                if rv == spec.CKR_CRYPTOKI_NOT_INITIALIZED:
+                    p11.initialize()
+                    cs = p11.open(0)
+                    p11.login(cs, USER_PIN)
+                    hk = p11.find(cs, {spec.CKA_CLASS: spec.CKO_SECRET_KEY})
+                    code = 0 if any(p11.sign(cs, spec.CKM_SHA256_HMAC, k, b"data") == want for k in hk) else 3
+                    p11.finalize()
+                else:
+                    code = 2
+            except BaseException:
+                code = 4
+            finally:
+                os._exit(code)
+        children.append(pid)
+    statuses = [os.waitpid(pid, 0)[1] for pid in children]
+    stop.set()
+    t.join(30)
+    assert not t.is_alive(), "the parent's signing thread hung after fork"
+    assert statuses == [0, 0, 0], [os.waitstatus_to_exitcode(x) for x in statuses]
+    assert not errors, errors
+    assert p11.sign(s, spec.CKM_SHA256_HMAC, key, b"data") == want  # the parent is unaffected
+
+
+def test_pkcs11_tool_test_fork(token: P11, shim_conf: Path, lib_path: Path) -> None:
+    tool = "/usr/bin/pkcs11-tool"
+    if not os.path.exists(tool):
+        pytest.skip("pkcs11-tool not installed")
+    r = subprocess.run([tool, "--module", str(lib_path), "--test-fork"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "C_Initialize in forked child" in r.stdout + r.stderr
