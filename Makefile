@@ -20,10 +20,10 @@ test-fast: build
 	$(PY) -m pytest -q -x -p no:cacheprovider tests -m "not slow"
 
 fuzz: build
-	CRYPTOKI_SHIM_FUZZ=long $(PY) -m pytest -q tests -m fuzz
+	CRYPTOKI_SHIM_FUZZ=long $(PY) -m pytest -q -s -p no:cacheprovider tests -m fuzz
 
 soak: build
-	CRYPTOKI_SHIM_SOAK=long $(PY) -m pytest -q tests -m soak
+	CRYPTOKI_SHIM_SOAK=long $(PY) -m pytest -q -s -p no:cacheprovider tests -m soak
 
 bench: build
 	$(PY) -m bench
