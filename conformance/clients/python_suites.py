@@ -81,7 +81,10 @@ def _site(ctx: Context, name: str, *packages: str) -> Path:
 # Tests that assert a property of SoftHSM itself rather than of PKCS#11 (no configuration of
 # the run can satisfy them on another module): reported as skipped, with this reason.
 SOFTHSM_ONLY = {
-    "test/test_LowLevel.py::TestUM::test_LowLevel": "asserts CK_INFO.manufacturerID == 'SoftHSM'",
+    "test/test_LowLevel.py::TestUtil::test_LowLevel": "asserts CK_INFO.manufacturerID == 'SoftHSM'",
+    "test/test_info.py::TestUtil::test_getInfo": "asserts manufacturerID 'SoftHSM' and its library description",
+    "test/test_info.py::TestUtil::test_getSlotInfo": "asserts the slot manufacturerID is SoftHSM's",
+    "test/test_info.py::TestUtil::test_getTokenInfo": "asserts the token manufacturerID is SoftHSM's",
 }
 
 
@@ -120,7 +123,10 @@ def pykcs11(ctx: Context) -> list[Outcome]:
     site = _site(ctx, f"PyKCS11-{version}-site", f"PyKCS11=={version}")
     work = ctx.path("pykcs11")
     shutil.copytree(root / "test", work / "test")
-    # PyKCS11's tests take the module from PYKCS11LIB and hard-code user PIN "1234" (ours).
+    # PyKCS11's tests take the module from PYKCS11LIB and hard-code user PIN "1234" (ours) and
+    # SO PIN "123456" (its CI's softhsm2-util line): give this token that SO PIN (C_SetPIN as SO).
+    ctx.tool("--change-pin", "--login", "--login-type", "so", "--so-pin", ctx.so_pin, "--new-pin", "123456")
+    ctx.so_pin = "123456"
     env = dict(ctx.env, PYKCS11LIB=ctx.module, PYTHONPATH=str(site))
     return _pytest(ctx, work, "test", "PyKCS11", env)
 
