@@ -464,6 +464,8 @@ def test_no_config_serves_one_slot_on_the_default_store(lib_path: Path, tmp_path
         client.initialize()
         assert _slot_list(client, 0) == [0]
         store = tmp_path / "data" / "cryptoki-shim" / "store.db"
+        assert not store.exists()  # opened on first token use, not by C_Initialize
+        client.token_info(0)
         assert store.is_file()
         assert oct(store.parent.stat().st_mode & 0o777) == oct(0o700)
     finally:

@@ -188,7 +188,7 @@ def backup(args: argparse.Namespace) -> int:
     with Admin(args) as adm:
         adm.module.slot(args.slot)
         with Progress("reading objects") as prog:
-            doc = snapshot(adm.module.store, args.slot, prog)
+            doc = snapshot(adm.module.open_store(), args.slot, prog)
     data = _canonical(doc)
     with Progress("encrypting" + (" (scrypt, a few seconds)" if passphrase else "")):
         blob = (pyrage.encrypt(data, recipients) if recipients
@@ -232,7 +232,7 @@ def restore(args: argparse.Namespace) -> int:
         if any(s.token.slot_id == slot for s in adm.module.sessions.values()):
             raise CliError(f"slot {slot} has open sessions in this process")
         with Progress(f"restoring {len(objects)} objects"):
-            replace_token(adm.module.store, token, objects)
+            replace_token(adm.module.open_store(), token, objects)
     emit(args, {"ok": True, "slot": slot, "serial": token.serial, "objects": len(objects)},
          f"slot {slot}: token serial {token.serial} restored with {len(objects)} objects")
     return 0

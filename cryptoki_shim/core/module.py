@@ -30,10 +30,31 @@ CKU_CONTEXT_SPECIFIC = int(spec.CKU_CONTEXT_SPECIFIC)
 CKF_SERIAL_SESSION = int(spec.CKF_SERIAL_SESSION)
 
 
-@dataclass
 class Slot:
-    cfg: config_mod.SlotConfig
-    token: Token
+    """A configured slot. Its token (and the store behind it) is opened on first use, so a
+    client that only lists modules or slots (p11-kit, NSS at start-up) never pays for
+    importing and opening the store; a store that cannot be opened fails that first call
+    with CKR_DEVICE_ERROR."""
+
+    def __init__(self, cfg: config_mod.SlotConfig, module: "Module") -> None:
+        self.cfg = cfg
+        self._module = module
+        self._token: Token | None = None
+
+    @property
+    def token(self) -> Token:
+        token = self._token
+        if token is None:
+            with self._module.lock:
+                if self._token is None:
+                    self._token = self._module.open_token(self.cfg)
+                token = self._token
+        return token
+
+    @property
+    def opened(self) -> Token | None:
+        """The token if it was opened (finalize and fork handling must not open it)."""
+        return self._token
 
 
 class Module:
@@ -69,29 +90,42 @@ class Module:
             if cfg.log_file and not os.environ.get("CRYPTOKI_SHIM_LOG"):
                 log_mod.configure(cfg.log_file, cfg.log_level)
             audit.configure(cfg.audit)
-            from ..store import Store
-
-            try:
-                store = Store(cfg.store_url)
-                slots = {s.id: Slot(s, Token(s, store)) for s in cfg.slots}
-            except CryptokiError as exc:
-                audit.backend_error("store", exc)
-                raise
-            except Exception as exc:
-                _log.exception("cannot open the store %s", cfg.store_url)
-                audit.backend_error("store", exc)
-                raise CryptokiError(spec.CKR_DEVICE_ERROR, f"store: {exc}") from None
-            self.config, self.store, self.slots = cfg, store, slots
+            slots = {s.id: Slot(s, self) for s in cfg.slots}
+            self.config, self.store, self.slots = cfg, None, slots
             self.sessions = {}
             self.pid = os.getpid()
             self.initialized = True
             _log.info("initialized from %s with slots %s", cfg.source, sorted(slots))
 
+    def open_store(self) -> Any:
+        """The store, opened on first use (see Slot)."""
+        self.require()
+        with self.lock:
+            if self.store is None:
+                from ..store import Store
+
+                self.store = Store(self.config.store_url)
+            return self.store
+
+    def open_token(self, cfg: config_mod.SlotConfig) -> Token:
+        """Open the store (once) and the token of one slot; store failures are DEVICE_ERROR."""
+        assert self.config is not None
+        try:
+            return Token(cfg, self.open_store())
+        except CryptokiError as exc:
+            audit.backend_error("store", exc)
+            raise
+        except Exception as exc:
+            _log.exception("cannot open the store %s", self.config.store_url)
+            audit.backend_error("store", exc)
+            raise CryptokiError(spec.CKR_DEVICE_ERROR, f"store: {exc}") from None
+
     def finalize(self) -> None:
         with self.lock:
             self.require()
             for slot in self.slots.values():
-                slot.token.logout()
+                if slot.opened is not None:
+                    slot.opened.logout()
             if self.store is not None:
                 self.store.close()
             self._reset()

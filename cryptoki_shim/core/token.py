@@ -13,16 +13,19 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .. import audit, backends, spec
 from ..attributes import codec, policy
 from ..config import SlotConfig
 from ..errors import CryptokiError
-from ..store import ObjectRecord, Store, TokenRecord
+from ..store import ObjectRecord, TokenRecord
 from ..store import crypto as at_rest
 from ..backends import upstream_kek
 from .objects import Object, ObjectIndex, new_handle
+
+if TYPE_CHECKING:
+    from ..store.store import Store
 
 _log = logging.getLogger(__name__)
 

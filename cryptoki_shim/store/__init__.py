@@ -14,7 +14,16 @@ from .crypto import (
     unseal,
 )
 from .records import CKU_SO, CKU_USER, ObjectRecord, PinRecord, TokenRecord
-from .store import Store
+
+
+def __getattr__(name: str) -> object:
+    """``Store`` is imported on first use: SQLAlchemy is most of the library's import time,
+    and a client that only lists slots never needs it (PEP 562 module attribute)."""
+    if name == "Store":
+        from .store import Store
+
+        return Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "CKU_SO",
