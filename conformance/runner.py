@@ -104,7 +104,7 @@ def run_client(target: Target, modname: str, only: set[str] | None = None) -> Cl
         report.skipped_reason = missing
         report.outcomes = [Outcome(c.name, SKIP, missing, 0.0, c.cites) for c in mod.checks(target)]
         return report
-    ctx = target.fresh(mod.NAME)
+    ctx = target.fresh(mod.NAME, getattr(mod, "SLOT_OPTIONS", ""))
     try:
         for c in mod.checks(target):
             if only and c.name not in only:

@@ -62,7 +62,7 @@ class Target:
     def kind(self) -> str:
         return module_kind(self.module)
 
-    def fresh(self, client: str) -> "Context":
+    def fresh(self, client: str, slot_options: str = "") -> "Context":
         work = Path(tempfile.mkdtemp(prefix=f"conf-{self.kind}-{client}-"))
         env = dict(os.environ)
         for var in ("CRYPTOKI_SHIM_CONF", "SOFTHSM2_CONF", "P11_KIT_SERVER_ADDRESS", "SSH_AUTH_SOCK"):
@@ -80,7 +80,7 @@ class Target:
         else:
             conf = work / "config.toml"
             conf.write_text(f'[store]\nurl = "sqlite:///{work / "store.db"}"\n\n'
-                            '[[slots]]\nid = 0\nkdf_cost = "test"\n')
+                            '[[slots]]\nid = 0\nkdf_cost = "test"\n' + slot_options)
             env["CRYPTOKI_SHIM_CONF"] = str(conf)
             ctx.init_token_with_pkcs11_tool()
         return ctx

@@ -65,6 +65,7 @@ SLOT_KEYS: dict[str, Key] = {
     "max_pin_failures": Key(int, 10, "consecutive wrong PINs before the PIN is locked"),
     "min_pin_len": Key(int, 4, "shortest PIN accepted (CK_TOKEN_INFO.ulMinPinLen)"),
     "max_pin_len": Key(int, 255, "longest PIN accepted (CK_TOKEN_INFO.ulMaxPinLen)"),
+    "profile_objects": Key(bool, True, "publish CKO_PROFILE objects (PKCS#11 3.0 §4.13); off for clients that expect an empty token"),
 }
 
 
@@ -102,6 +103,7 @@ class SlotConfig:
     max_pin_failures: int = 10
     min_pin_len: int = 4
     max_pin_len: int = 255
+    profile_objects: bool = True
     tpm: dict[str, Any] | None = None
     upstream: dict[str, Any] | None = None
 

@@ -88,6 +88,9 @@ def C_InitToken(slot_id: int, p_pin: Any, pin_len: int, p_label: Any) -> None:
     MODULE.slot(slot_id)
     require(p_label, "label")
     label = read_bytes(p_label, 32)
+    # The spec's label is 32 blank-padded bytes; some clients (PyKCS11) pass a NUL-terminated
+    # C string instead: what follows the NUL is not theirs, so the label ends there.
+    label = label.split(b"\0", 1)[0].ljust(32, b" ")
     try:
         label.decode("utf-8")
     except UnicodeDecodeError:

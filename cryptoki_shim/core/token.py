@@ -61,7 +61,7 @@ class Token:
         self.backends = backends.make_backends(cfg)
         self.kek = upstream_kek.for_slot(cfg, self.backends)  # KEK mode (issue 6), else None
         self.profile_objects: dict[int, Object] = {}
-        for profile in PROFILES:
+        for profile in PROFILES if cfg.profile_objects else ():
             unique_id = f"profile-{profile}"
             attrs = policy.build_profile(profile)
             attrs[CKA_UNIQUE_ID] = unique_id.encode()  # a storage object's attribute (§4.4)

@@ -471,12 +471,12 @@ _SECRET_BASES = frozenset(
     }
 )
 
-# ECDH: key sizes in bits (field size, 255 for curve25519 .. 521 for P-521)
+# ECDH: key sizes in bits (field size, 192 for P-192 .. 521 for P-521)
 register(
     MechanismEntry(
         mechanism=CKM_ECDH1_DERIVE,
         flags=CKF_DERIVE | CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS,
-        min_key_size=255,
+        min_key_size=192,
         max_key_size=521,
         family=DERIVE,
         key_types=frozenset({CKK_EC, CKK_EC_MONTGOMERY}),

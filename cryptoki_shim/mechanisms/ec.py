@@ -182,13 +182,13 @@ class EcFamily:
 FAMILY = EcFamily()
 
 for _ckm, _kt, _lo, _hi in (
-    (CKM_EC_KEY_PAIR_GEN, CKK_EC, 256, 521),
+    (CKM_EC_KEY_PAIR_GEN, CKK_EC, 192, 521),
     (CKM_EC_EDWARDS_KEY_PAIR_GEN, CKK_EC_EDWARDS, 255, 448),
     (CKM_EC_MONTGOMERY_KEY_PAIR_GEN, CKK_EC_MONTGOMERY, 255, 448),
 ):
     register(MechanismEntry(_ckm, CKF_GENERATE_KEY_PAIR | EC_FLAGS, _lo, _hi, FAMILY, extra={"key_type": _kt}))
 
-register(MechanismEntry(CKM_ECDSA, CKF_SIGN | CKF_VERIFY | EC_FLAGS, 256, 521, FAMILY, frozenset({CKK_EC}),
+register(MechanismEntry(CKM_ECDSA, CKF_SIGN | CKF_VERIFY | EC_FLAGS, 192, 521, FAMILY, frozenset({CKK_EC}),
                         extra={"hash": None, "single_part": True}))
 for _ckm, _hash in (
     (CKM_ECDSA_SHA1, CKM_SHA_1),
@@ -201,5 +201,5 @@ for _ckm, _hash in (
     (CKM_ECDSA_SHA3_384, CKM_SHA3_384),
     (CKM_ECDSA_SHA3_512, CKM_SHA3_512),
 ):
-    register(MechanismEntry(_ckm, CKF_SIGN | CKF_VERIFY | EC_FLAGS, 256, 521, FAMILY, frozenset({CKK_EC}),
+    register(MechanismEntry(_ckm, CKF_SIGN | CKF_VERIFY | EC_FLAGS, 192, 521, FAMILY, frozenset({CKK_EC}),
                             extra={"hash": HASHES[_hash], "single_part": False}))

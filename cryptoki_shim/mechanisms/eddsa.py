@@ -3,10 +3,13 @@
 Without a parameter the scheme is the curve's pure one (Ed25519, Ed448: RFC 8032/8410).
 With CK_EDDSA_PARAMS the spec maps phFlag/context to Ed25519ctx, Ed25519ph, Ed448 with a
 context, Ed448ph. pyca/cryptography implements only the pure schemes, so we accept the
-parameter only where it denotes one: Ed448 with phFlag FALSE and an empty context. Every
-other combination is refused with CKR_MECHANISM_PARAM_INVALID (and the reason logged)
-rather than signing under a different scheme than the caller asked for; note that
-Ed25519ctx with an empty context is *not* plain Ed25519 (it adds the dom2 prefix).
+parameter only where it denotes one: phFlag FALSE and an empty context. For Ed448 that is
+pure Ed448 by definition; for Ed25519 it would literally name Ed25519ctx with an empty
+context, which RFC 8032 §5.1 does not define (its context must be non-empty), and the
+clients that send it (PyKCS11's suite; SoftHSM2 ignores the parameter) mean pure Ed25519,
+so that is what it signs. Every other combination (a context, or prehash) is refused with
+CKR_MECHANISM_PARAM_INVALID (and the reason logged) rather than signing under a different
+scheme than the caller asked for.
 
 Multi-part: pure EdDSA hashes the message twice, so the message is buffered until final.
 Signatures are R||S, 64 bytes for Ed25519 and 114 for Ed448.
@@ -71,8 +74,8 @@ def _check_scheme(param: Any, key: Any) -> None:
     if len(param.context) > 255:
         raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "EdDSA context longer than 255 bytes")
     is_448 = isinstance(key, (ed448.Ed448PrivateKey, ed448.Ed448PublicKey))
-    if is_448 and not param.phflag and not param.context:
-        return  # Ed448 with the empty context is pure Ed448
+    if not param.phflag and not param.context:
+        return  # pure Ed448 / Ed25519 (see the module docstring)
     scheme = ("Ed448" if is_448 else "Ed25519") + ("ph" if param.phflag else ("" if is_448 else "ctx"))
     _log.info("CKM_EDDSA: scheme %s%s not supported by the software backend", scheme,
               " with a context" if param.context else "")

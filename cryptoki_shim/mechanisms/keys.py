@@ -84,6 +84,9 @@ class Curve:
 
 
 CURVES: tuple[Curve, ...] = (
+    # P-192 and P-224: legacy strengths, still what older clients and suites use (SoftHSM2 has them)
+    Curve(CKK_EC, "1.2.840.10045.3.1.1", ("secp192r1", "prime192v1", "p-192", "nistp192"), 192, 24, ec.SECP192R1),
+    Curve(CKK_EC, "1.3.132.0.33", ("secp224r1", "p-224", "nistp224"), 224, 28, ec.SECP224R1),
     Curve(CKK_EC, "1.2.840.10045.3.1.7", ("secp256r1", "prime256v1", "p-256", "nistp256"), 256, 32, ec.SECP256R1),
     Curve(CKK_EC, "1.3.132.0.34", ("secp384r1", "prime384v1", "p-384", "nistp384"), 384, 48, ec.SECP384R1),
     Curve(CKK_EC, "1.3.132.0.35", ("secp521r1", "prime521v1", "p-521", "nistp521"), 521, 66, ec.SECP521R1),

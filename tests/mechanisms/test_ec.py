@@ -201,7 +201,7 @@ def test_keygen_by_curve_name_keeps_the_callers_params(params):
 
 @pytest.mark.parametrize("ckm, params, ckr", [
     (CKM_EC_KEY_PAIR_GEN, None, CKR_TEMPLATE_INCOMPLETE),
-    (CKM_EC_KEY_PAIR_GEN, keys.encode_oid("1.3.132.0.33"), CKR_CURVE_NOT_SUPPORTED),  # P-224: not served
+    (CKM_EC_KEY_PAIR_GEN, keys.encode_oid("1.3.36.3.3.2.8.1.1.7"), CKR_CURVE_NOT_SUPPORTED),  # brainpoolP256r1: not served
     (CKM_EC_KEY_PAIR_GEN, keys.encode_oid("1.3.101.112"), CKR_CURVE_NOT_SUPPORTED),  # Ed25519 via EC gen
     (CKM_EC_EDWARDS_KEY_PAIR_GEN, keys.encode_oid("1.2.840.10045.3.1.7"), CKR_CURVE_NOT_SUPPORTED),
     (CKM_EC_MONTGOMERY_KEY_PAIR_GEN, b"\x13\x0cedwards25519", CKR_CURVE_NOT_SUPPORTED),
@@ -235,7 +235,7 @@ def test_entries():
         assert entry.flags & CKF_GENERATE_KEY_PAIR and entry.flags & CKF_EC_OID and entry.flags & CKF_EC_CURVENAME
     entry = registry.lookup(CKM_ECDSA_SHA256)
     assert entry.flags & (CKF_SIGN | CKF_VERIFY) == CKF_SIGN | CKF_VERIFY
-    assert (entry.min_key_size, entry.max_key_size) == (256, 521) and entry.key_types == {CKK_EC}
+    assert (entry.min_key_size, entry.max_key_size) == (192, 521) and entry.key_types == {CKK_EC}
     assert registry.lookup(CKM_ECDSA).extra["single_part"]
 
 

@@ -82,13 +82,22 @@ def test_ed448_rfc8032_vectors():
     assert count >= 7
 
 
-@pytest.mark.parametrize("param", [EddsaParams(False, b""), EddsaParams(True, b""), EddsaParams(False, b"ctx")])
+@pytest.mark.parametrize("param", [EddsaParams(True, b""), EddsaParams(False, b"ctx")])
 def test_ed25519_variants_refused(param):
-    """Ed25519ctx/Ed25519ph are not plain Ed25519 (dom2 prefix): refused, never downgraded."""
+    """Ed25519ctx with a context and Ed25519ph are not plain Ed25519 (dom2 prefix): refused,
+    never downgraded. (phFlag FALSE with an empty context is pure Ed25519: see eddsa.py.)"""
     key = ed25519.Ed25519PrivateKey.generate()
     material = keys.private_material(key)
     priv = KeyView({**material, CKA_CLASS: CKO_PRIVATE_KEY})
     _raises(CKR_MECHANISM_PARAM_INVALID, _op, "sign", priv, param)
+
+
+def test_ed25519_params_without_context_or_prehash_is_pure_ed25519():
+    """CK_EDDSA_PARAMS(phFlag FALSE, no context) on Ed25519 signs pure Ed25519 (PyKCS11 sends it)."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    priv = KeyView({**keys.private_material(key), CKA_CLASS: CKO_PRIVATE_KEY})
+    sig = _op("sign", priv, EddsaParams(False, b"")).oneshot(b"message")
+    key.public_key().verify(sig, b"message")
 
 
 def test_ed448ph_refused_and_long_context():

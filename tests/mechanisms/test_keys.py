@@ -94,7 +94,7 @@ def test_curve_names(params):
 
 
 @pytest.mark.parametrize("params, ckr", [
-    (keys.encode_oid("1.2.840.10045.3.1.1"), CKR_CURVE_NOT_SUPPORTED),  # P-192
+    (keys.encode_oid("1.3.36.3.3.2.8.1.1.7"), CKR_CURVE_NOT_SUPPORTED),  # brainpoolP256r1
     (b"\x13\x07brainpo", CKR_CURVE_NOT_SUPPORTED),
     (b"\x30\x00", CKR_DOMAIN_PARAMS_INVALID),
     (b"\x06\x08\x2a\x86", CKR_DOMAIN_PARAMS_INVALID),
@@ -184,7 +184,7 @@ def test_from_pkcs8_garbage():
 
 def test_from_pkcs8_unsupported_curve():
     """Unwrapping an EC key of an unsupported curve: CKR_CURVE_NOT_SUPPORTED (spec §2.3)."""
-    der = ec.generate_private_key(ec.SECP224R1()).private_bytes(
+    der = ec.generate_private_key(ec.BrainpoolP256R1()).private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     _raises(CKR_CURVE_NOT_SUPPORTED, keys.from_pkcs8, der)
 
