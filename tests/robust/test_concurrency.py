@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import USER_PIN  # noqa: E402
+from p11 import USER_PIN  # noqa: E402
 from p11 import P11, P11Error, ffi  # noqa: E402
 
 from cryptoki_shim import spec  # noqa: E402

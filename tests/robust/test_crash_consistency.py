@@ -23,7 +23,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import SO_PIN, USER_PIN, write_config  # noqa: E402
+from p11 import SO_PIN, USER_PIN, write_config  # noqa: E402
 from crash_writer import expected_value  # noqa: E402
 from p11 import P11, P11Error  # noqa: E402
 

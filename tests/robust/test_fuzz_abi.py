@@ -44,7 +44,7 @@ from cryptoki_shim.mechanisms import registry  # noqa: E402
 
 LONG = os.environ.get("CRYPTOKI_SHIM_FUZZ") == "long"
 LONG_CALLS = int(os.environ.get("CRYPTOKI_SHIM_FUZZ_CALLS", "100000"))
-FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 2000 if LONG else 200))
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 2000 if LONG else 500))
 FUZZ_STEPS = 60 if LONG else 40
 
 OK = 0

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from child import Child  # noqa: E402
-from conftest import SO_PIN, USER_PIN, write_config  # noqa: E402
+from p11 import SO_PIN, USER_PIN, write_config  # noqa: E402
 from p11 import P11, ffi  # noqa: E402
 from rv_table import allowed  # noqa: E402
 
