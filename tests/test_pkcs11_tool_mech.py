@@ -19,7 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from conftest import SO_PIN, USER_PIN, write_config
+from p11 import SO_PIN, USER_PIN, write_config
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("pkcs11-tool") is None, reason="pkcs11-tool (opensc) not installed")]

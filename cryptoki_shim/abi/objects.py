@@ -9,7 +9,7 @@ from ..core.module import MODULE
 from ..errors import CryptokiError
 from . import runtime
 from .entry import entry
-from .marshal import read_attribute_types, read_search_template, read_template, require, write_attributes
+from .marshal import read_search_template, read_template, require, write_attributes
 
 
 @entry("C_CreateObject")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import __version__, spec
+from .. import spec
 from ..core import info as core_info
 from ..core.module import MODULE
 from ..errors import CryptokiError

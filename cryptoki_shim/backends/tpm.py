@@ -28,7 +28,7 @@ import threading
 import time
 from typing import Any, Mapping
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa as pyca_rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 

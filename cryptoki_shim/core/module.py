@@ -13,7 +13,6 @@ import itertools
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 from .. import audit

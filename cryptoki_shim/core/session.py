@@ -16,7 +16,7 @@ from .. import audit, spec
 from ..errors import BufferTooSmall, CryptokiError
 from .crypto_functions import CryptoFunctions
 from .object_functions import ObjectFunctions
-from .operations import FINAL, ONESHOT, UPDATE, Operation
+from .operations import ONESHOT, UPDATE, Operation
 from .token import CKU_SO, CKU_USER, Token
 
 CKF_RW_SESSION = int(spec.CKF_RW_SESSION)

@@ -79,25 +79,14 @@ from ..spec import (
     CKM_HKDF_DATA,
     CKM_HKDF_DERIVE,
     CKM_PKCS5_PBKD2,
-    CKM_SHA224,
     CKM_SHA224_HMAC,
-    CKM_SHA256,
     CKM_SHA256_HMAC,
-    CKM_SHA384,
     CKM_SHA384_HMAC,
-    CKM_SHA3_224,
     CKM_SHA3_224_HMAC,
-    CKM_SHA3_256,
     CKM_SHA3_256_HMAC,
-    CKM_SHA3_384,
     CKM_SHA3_384_HMAC,
-    CKM_SHA3_512,
     CKM_SHA3_512_HMAC,
-    CKM_SHA512,
-    CKM_SHA512_224,
-    CKM_SHA512_256,
     CKM_SHA512_HMAC,
-    CKM_SHA_1,
     CKM_SHA_1_HMAC,
     CKM_SP800_108_COUNTER_KDF,
     CKM_SP800_108_FEEDBACK_KDF,
@@ -116,6 +105,7 @@ from ..spec import (
 )
 from . import aes, generic
 from .params import EcdhDeriveParams, HkdfParams, Pbkd2Params, Sp800108CounterFormat, Sp800108DkmLengthFormat, Sp800108Params
+from .digest import HASHES
 from .registry import KeyView, MechanismEntry, register
 
 _log = logging.getLogger(__name__)
@@ -127,20 +117,8 @@ def _bad_param(why: str) -> CryptokiError:
 
 # --- hash tables -----------------------------------------------------------------------
 
-# prfHashMechanism of CK_HKDF_PARAMS: a digest mechanism (§2.62)
-HASH_BY_CKM: dict[int, type[hashes.HashAlgorithm]] = {
-    CKM_SHA_1: hashes.SHA1,
-    CKM_SHA224: hashes.SHA224,
-    CKM_SHA256: hashes.SHA256,
-    CKM_SHA384: hashes.SHA384,
-    CKM_SHA512: hashes.SHA512,
-    CKM_SHA512_224: hashes.SHA512_224,
-    CKM_SHA512_256: hashes.SHA512_256,
-    CKM_SHA3_224: hashes.SHA3_224,
-    CKM_SHA3_256: hashes.SHA3_256,
-    CKM_SHA3_384: hashes.SHA3_384,
-    CKM_SHA3_512: hashes.SHA3_512,
-}
+# prfHashMechanism of CK_HKDF_PARAMS: a digest mechanism (§2.62): the digest family's table
+HASH_BY_CKM: dict[int, type[hashes.HashAlgorithm]] = HASHES
 
 # CK_SP800_108_PRF_TYPE: HMAC mechanisms (and CKM_AES_CMAC, handled apart) (§2.42)
 HMAC_PRF: dict[int, type[hashes.HashAlgorithm]] = {

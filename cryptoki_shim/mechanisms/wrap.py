@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-from cryptography.hazmat.primitives import keywrap, padding
+from cryptography.hazmat.primitives import keywrap
 
 from ..errors import CryptokiError
 from ..spec import (
