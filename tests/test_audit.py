@@ -104,6 +104,19 @@ def test_every_event_type_and_no_secret(audited):
     assert b"wrong-pin-0000".decode() not in text
 
 
+def test_refused_key_use_is_audited(audited):
+    """A C_SignInit refused by the key's usage flags leaves a key.use record with its code."""
+    p, log = audited
+    s = setup_token(p)
+    aes = p.create(s, {A.CKA_CLASS: A.CKO_SECRET_KEY, A.CKA_KEY_TYPE: A.CKK_AES, A.CKA_VALUE: AES_VALUE,
+                       A.CKA_SIGN: False, A.CKA_LABEL: b"no-sign"})
+    with pytest.raises(P11Error):
+        p.sign(s, A.CKM_AES_CMAC, aes, PLAINTEXT)
+    rec = [r for r in events(log, "key.use") if r["key_label"] == "no-sign"]
+    assert [(r["operation"], r["mechanism"], r["outcome"]) for r in rec] == [
+        ("sign", "CKM_AES_CMAC", "CKR_KEY_FUNCTION_NOT_PERMITTED")]
+
+
 def test_lockout_record(audited):
     p, log = audited
     s = setup_token(p)

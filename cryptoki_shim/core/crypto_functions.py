@@ -12,7 +12,7 @@ import dataclasses
 import os
 from typing import TYPE_CHECKING, Any
 
-from .. import spec
+from .. import audit, spec
 from ..attributes import policy
 from ..attributes.policy import Origin
 from ..errors import CryptokiError
@@ -101,8 +101,12 @@ class CryptoFunctions:
         entry = mech.entry
         _require_flag(entry, flag)
         key = self.key(key_handle)
-        check_key(entry, key, usage)
-        ctx = self.token.backend_for(key).operation_init(kind, entry, mech.param, key)
+        try:
+            check_key(entry, key, usage)
+            ctx = self.token.backend_for(key).operation_init(kind, entry, mech.param, key)
+        except CryptokiError as exc:  # a refused use of a key is audited like a failed one
+            audit.key_use(self, Operation(kind, None, entry.mechanism, key), exc)
+            raise
         needs_login = context_login and key.attrs.get(CKA_ALWAYS_AUTHENTICATE) is True
         self.start(Operation(kind, ctx, entry.mechanism, key, needs_context_login=needs_login))
 
