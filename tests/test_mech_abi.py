@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import cmac, hashes, keywrap, serialization
@@ -20,7 +21,7 @@ from cryptography.hazmat.primitives import padding as sympad
 
 from cryptoki_shim import spec as S
 from mechanisms.vectors_util import nist_records
-from p11 import P11
+from p11 import P11, raises_ckr
 from vectors_abi import (CURVE_OIDS, Params, der_octet, derive, ec_public_import, mech_info, mech_list,
                          multipart, printable, rsa_import, secret, strip_octet, unwrap, usage, verify_multipart,
                          wrap)
@@ -670,3 +671,113 @@ def test_generate_random(token: P11, user_session: int) -> None:
     token.check("C_GenerateRandom", user_session, buf, 64)
     assert a != ffi.buffer(buf, 64)[:] and len(set(a)) > 20
     token.check("C_SeedRandom", user_session, b"seed", 4)
+
+
+def _string_data(data: bytes) -> tuple[Any, Any]:
+    from p11 import ffi
+    buf = ffi.new("unsigned char[]", data)
+    param = ffi.new("CK_KEY_DERIVATION_STRING_DATA *", {"pData": buf, "ulLen": len(data)})
+    return param, buf
+
+
+def test_xor_base_and_data(token: P11, user_session: int) -> None:
+    """§2.43 "XORing of a key and data": value XOR data, as long as the shorter of the two
+    by default; CKA_VALUE_LEN may ask for less, not more."""
+    s = user_session
+    value, data = os.urandom(32), os.urandom(24)
+    base = token.create(s, secret(S.CKK_GENERIC_SECRET, value, derive=True, sensitive=False, extractable=True))
+    param, _buf = _string_data(data)
+    want = bytes(a ^ b for a, b in zip(value, data))
+    no_len = {t: v for t, v in _DERIVED.items() if t != S.CKA_VALUE_LEN}
+    h = derive(token, s, S.CKM_XOR_BASE_AND_DATA, base, no_len, param)
+    assert token.get(s, h, S.CKA_VALUE) == want and len(want) == 24
+    h = derive(token, s, S.CKM_XOR_BASE_AND_DATA, base, {**_DERIVED, S.CKA_VALUE_LEN: 16}, param)
+    assert token.get(s, h, S.CKA_VALUE) == want[:16]
+    h = derive(token, s, S.CKM_XOR_BASE_AND_DATA, base, {**_DERIVED, S.CKA_KEY_TYPE: S.CKK_AES, S.CKA_VALUE_LEN: 16},
+               param)
+    assert token.get(s, h, S.CKA_VALUE) == want[:16] and token.get(s, h, S.CKA_KEY_TYPE) == S.CKK_AES
+    with raises_ckr(S.CKR_TEMPLATE_INCONSISTENT):
+        derive(token, s, S.CKM_XOR_BASE_AND_DATA, base, {**_DERIVED, S.CKA_VALUE_LEN: 25}, param)
+    # the spec's example: 0x01234567 XOR 0x89ABCDEF = 0x88888888
+    b2 = token.create(s, secret(S.CKK_GENERIC_SECRET, bytes.fromhex("01234567"), derive=True, sensitive=False,
+                                extractable=True))
+    param2, _buf2 = _string_data(bytes.fromhex("89ABCDEF"))
+    h = derive(token, s, S.CKM_XOR_BASE_AND_DATA, b2, no_len, param2)
+    assert token.get(s, h, S.CKA_VALUE) == bytes.fromhex("88888888")
+    # a sensitive base makes a sensitive result
+    b3 = token.create(s, secret(S.CKK_GENERIC_SECRET, value, derive=True, sensitive=True, extractable=True))
+    h = derive(token, s, S.CKM_XOR_BASE_AND_DATA, b3, {t: v for t, v in no_len.items() if t != S.CKA_SENSITIVE},
+               param)
+    assert token.get(s, h, S.CKA_SENSITIVE) is True
+
+
+def _extract_reference(value: bytes, first: int, n: int) -> bytes:
+    """Bit by bit, as the spec's example reads: b0 is the first byte's top bit, wrapping."""
+    bits = "".join(f"{x:08b}" for x in value)
+    out = "".join(bits[(first + i) % len(bits)] for i in range(8 * n))
+    return int(out, 2).to_bytes(n, "big")
+
+
+def _extract_param(first_bit: int) -> bytes:
+    """CK_EXTRACT_PARAMS is a bare CK_ULONG: its bytes are the parameter."""
+    from p11 import ffi
+    return bytes(ffi.buffer(ffi.new("CK_EXTRACT_PARAMS *", first_bit)))
+
+
+def test_extract_key_from_key(token: P11, user_session: int) -> None:
+    """§2.43 "Extraction of one key from another key" with CK_EXTRACT_PARAMS (a CK_ULONG)."""
+    from p11 import ffi
+    s = user_session
+    base = token.create(s, secret(S.CKK_GENERIC_SECRET, bytes.fromhex("329F84A9"), derive=True, sensitive=False,
+                                  extractable=True))
+    h = derive(token, s, S.CKM_EXTRACT_KEY_FROM_KEY, base, {**_DERIVED, S.CKA_VALUE_LEN: 2},
+               _extract_param(21))
+    assert token.get(s, h, S.CKA_VALUE) == bytes.fromhex("9526")  # the spec's example
+    value = os.urandom(16)
+    b2 = token.create(s, secret(S.CKK_GENERIC_SECRET, value, derive=True, sensitive=False, extractable=True))
+    for first, n in ((0, 16), (5, 16), (120, 8), (127, 3), (128 + 9, 4), (1000, 1)):
+        h = derive(token, s, S.CKM_EXTRACT_KEY_FROM_KEY, b2, {**_DERIVED, S.CKA_VALUE_LEN: n},
+                   _extract_param(first))
+        assert token.get(s, h, S.CKA_VALUE) == _extract_reference(value, first, n), (first, n)
+    no_len = {t: v for t, v in _DERIVED.items() if t != S.CKA_VALUE_LEN}
+    with raises_ckr(S.CKR_TEMPLATE_INCOMPLETE):
+        derive(token, s, S.CKM_EXTRACT_KEY_FROM_KEY, b2, no_len, _extract_param(0))
+    with raises_ckr(S.CKR_TEMPLATE_INCONSISTENT):
+        derive(token, s, S.CKM_EXTRACT_KEY_FROM_KEY, b2, {**_DERIVED, S.CKA_VALUE_LEN: 17},
+               _extract_param(0))
+    # a sensitive base: the derived key must be sensitive too
+    b3 = token.create(s, secret(S.CKK_GENERIC_SECRET, value, derive=True, sensitive=True, extractable=True))
+    with raises_ckr(S.CKR_TEMPLATE_INCONSISTENT):
+        derive(token, s, S.CKM_EXTRACT_KEY_FROM_KEY, b3, {**_DERIVED, S.CKA_VALUE_LEN: 4},
+               _extract_param(0))
+    h = derive(token, s, S.CKM_EXTRACT_KEY_FROM_KEY, b3, {**no_len, S.CKA_SENSITIVE: True, S.CKA_VALUE_LEN: 4},
+               _extract_param(0))
+    assert token.get(s, h, S.CKA_SENSITIVE) is True
+
+
+def test_gcm_multipart_decrypt_with_pykcs11_buffer_sizing(token: P11, user_session: int) -> None:
+    """PyKCS11 sizes each C_DecryptUpdate output from a NULL query and passes the data()
+    of a vector of that size, NULL when the size is 0; answering 0 for a GCM update made the
+    real call a second length query, so nothing was buffered and C_DecryptFinal failed
+    with CKR_ENCRYPTED_DATA_LEN_RANGE (TestUtil.test_multi_part_aead). The query now
+    answers an upper bound and the update itself still returns no plaintext."""
+    from p11 import ffi
+    s = user_session
+    value = os.urandom(32)
+    h = token.create(s, secret(S.CKK_AES, value, encrypt=True, decrypt=True))
+    nonce, aad, data = os.urandom(12), b"plaintext aad", os.urandom(40)
+    ct = AESGCM(value).encrypt(nonce, data, aad)
+    body, tag = ct[:-16], ct[-16:]
+
+    def pykcs11_update(piece: bytes) -> bytes:
+        n = ffi.new("CK_ULONG *")
+        token.check("C_DecryptUpdate", s, piece, len(piece), ffi.NULL, n)
+        buf = ffi.new("unsigned char[]", n[0]) if n[0] else ffi.NULL
+        token.check("C_DecryptUpdate", s, piece, len(piece), buf, n)
+        return ffi.buffer(buf, n[0])[:] if n[0] else b""
+
+    m, _k = token.mechanism(S.CKM_AES_GCM, Params().gcm(nonce, aad))
+    token.check("C_DecryptInit", s, m, h)
+    assert pykcs11_update(body) == b""
+    assert pykcs11_update(tag) == b""
+    assert token._two_pass("C_DecryptFinal", s) == data

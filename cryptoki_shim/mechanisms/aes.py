@@ -325,8 +325,13 @@ class GcmDecrypt:
             raise CryptokiError(CKR_ENCRYPTED_DATA_INVALID, "GCM tag mismatch") from None
 
     def length_hint(self, step: str, data_len: int) -> int | None:
+        # A length query for an update answers the input length, an upper bound (§5.2 lets
+        # the answer exceed the need), not the 0 bytes the update delivers: a client that
+        # sizes its buffer from the answer (PyKCS11 resizes a vector, whose data() is NULL
+        # when empty) would otherwise repeat the NULL query and never make the real call,
+        # so nothing would be buffered and final would see a truncated ciphertext.
         if step == "update":
-            return 0
+            return data_len
         if step == "final":
             return max(len(self._buf) - self._tag_len, 0)
         return max(data_len - self._tag_len, 0)

@@ -3,7 +3,9 @@
 Spec: PKCS#11 3.0 §2.3.x CKM_ECDH1_DERIVE with CK_ECDH1_DERIVE_PARAMS (KDFs CKD_NULL,
 CKD_SHA*_KDF = ANSI X9.63, CKD_SHA*_KDF_SP800 = SP 800-56A concatenation KDF); §2.62
 CKM_HKDF_DERIVE / CKM_HKDF_DATA; §2.42 CKM_SP800_108_COUNTER_KDF / _FEEDBACK_KDF;
-§2.37 CKM_PKCS5_PBKD2 (a key *generation* mechanism: the key comes from a password).
+§2.37 CKM_PKCS5_PBKD2 (a key *generation* mechanism: the key comes from a password);
+§2.43 "Miscellaneous simple key derivation mechanisms": CKM_XOR_BASE_AND_DATA and
+CKM_EXTRACT_KEY_FROM_KEY.
 
 ``derive(entry, param, base_key, template) -> material`` returns CKA_VALUE (+CKA_VALUE_LEN
 for secret keys); the core adds class, key type and the derived flags. ``template`` decides
@@ -31,7 +33,9 @@ from ..spec import (
     CK_SP800_108_ITERATION_VARIABLE,
     CK_SP800_108_OPTIONAL_COUNTER,
     CKA_CLASS,
+    CKA_EXTRACTABLE,
     CKA_KEY_TYPE,
+    CKA_SENSITIVE,
     CKA_VALUE,
     CKD_NULL,
     CKD_SHA1_KDF,
@@ -76,6 +80,7 @@ from ..spec import (
     CKK_SHA_1_HMAC,
     CKM_AES_CMAC,
     CKM_ECDH1_DERIVE,
+    CKM_EXTRACT_KEY_FROM_KEY,
     CKM_HKDF_DATA,
     CKM_HKDF_DERIVE,
     CKM_PKCS5_PBKD2,
@@ -90,6 +95,7 @@ from ..spec import (
     CKM_SHA_1_HMAC,
     CKM_SP800_108_COUNTER_KDF,
     CKM_SP800_108_FEEDBACK_KDF,
+    CKM_XOR_BASE_AND_DATA,
     CKO_DATA,
     CKP_PKCS5_PBKD2_HMAC_SHA1,
     CKP_PKCS5_PBKD2_HMAC_SHA224,
@@ -104,7 +110,7 @@ from ..spec import (
     CKZ_SALT_SPECIFIED,
 )
 from . import aes, generic
-from .params import EcdhDeriveParams, HkdfParams, Pbkd2Params, Sp800108CounterFormat, Sp800108DkmLengthFormat, Sp800108Params
+from .params import EcdhDeriveParams, HkdfParams, KeyDerivationStringData, Pbkd2Params, Sp800108CounterFormat, Sp800108DkmLengthFormat, Sp800108Params
 from .digest import HASHES
 from .registry import KeyView, MechanismEntry, register
 
@@ -383,6 +389,65 @@ def sp800_108_derive(entry: MechanismEntry, param: Any, base_key: KeyView, templ
     return _result(template, bytes(out[:length]))
 
 
+# --- XOR / extraction (§2.43) ---------------------------------------------------------
+
+
+def _protection(base_key: KeyView) -> dict[int, Any]:
+    """§2.43: a sensitive base makes the derived key sensitive (for extraction the
+    derivation must otherwise fail), a non-extractable base a non-extractable one. As
+    contributed material a template that says otherwise is CKR_TEMPLATE_INCONSISTENT."""
+    out: dict[int, Any] = {}
+    if base_key.attrs.get(CKA_SENSITIVE) is True:
+        out[CKA_SENSITIVE] = True
+    if base_key.attrs.get(CKA_EXTRACTABLE) is False:
+        out[CKA_EXTRACTABLE] = False
+    return out
+
+
+def xor_derive(entry: MechanismEntry, param: Any, base_key: KeyView, template: Mapping[int, Any]) -> dict[int, Any]:
+    """CKM_XOR_BASE_AND_DATA: base value XOR pData. Without CKA_VALUE_LEN (and a key type
+    of no fixed length) the key is as long as the shorter of the two; a longer request is
+    an error ("more bytes than are available")."""
+    if not isinstance(param, KeyDerivationStringData):
+        raise _bad_param("CK_KEY_DERIVATION_STRING_DATA required")
+    if not param.data:
+        raise _bad_param("CKM_XOR_BASE_AND_DATA needs data")
+    value = generic.secret_value(base_key)
+    available = min(len(value), len(param.data))
+    length = generic.derived_length(template, available)
+    if length > available:
+        raise CryptokiError(CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN longer than the shorter of key and data")
+    out = bytes(a ^ b for a, b in zip(value[:length], param.data[:length]))
+    return {**_result(template, out), **_protection(base_key)}
+
+
+def extract_bits(value: bytes, first_bit: int, length: int) -> bytes:
+    """``length`` bytes of consecutive bits of ``value`` from bit ``first_bit`` on, bit b0
+    being the most significant bit of the first byte, wrapping around the end (§2.43
+    "Extraction of one key from another key": 0x329F84A9 from bit 21, 2 bytes -> 0x9526)."""
+    total = 8 * len(value)
+    start = first_bit % total
+    n_bits = 8 * length
+    # the value repeated enough times that the window never needs an index modulo
+    reps = (start + n_bits + total - 1) // total
+    stream = int.from_bytes(value * reps, "big")
+    window = (stream >> (total * reps - start - n_bits)) & ((1 << n_bits) - 1)
+    return window.to_bytes(length, "big")
+
+
+def extract_derive(entry: MechanismEntry, param: Any, base_key: KeyView, template: Mapping[int, Any]) -> dict[int, Any]:
+    """CKM_EXTRACT_KEY_FROM_KEY with CK_EXTRACT_PARAMS (the first bit's index). The length
+    comes from the template only (no length and no fixed-length type is an error) and may
+    not exceed the base key's length."""
+    if not isinstance(param, int) or isinstance(param, bool):
+        raise _bad_param("CK_EXTRACT_PARAMS required")
+    value = generic.secret_value(base_key)
+    length = generic.derived_length(template, None)
+    if length > len(value):
+        raise CryptokiError(CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN longer than the base key")
+    return {**_result(template, extract_bits(value, param, length)), **_protection(base_key)}
+
+
 # --- PBKDF2 ----------------------------------------------------------------------------
 
 
@@ -423,6 +488,8 @@ class DeriveFamily:
         CKM_HKDF_DATA: hkdf_derive,
         CKM_SP800_108_COUNTER_KDF: sp800_108_derive,
         CKM_SP800_108_FEEDBACK_KDF: sp800_108_derive,
+        CKM_XOR_BASE_AND_DATA: xor_derive,
+        CKM_EXTRACT_KEY_FROM_KEY: extract_derive,
     }
 
     def derive(self, entry: MechanismEntry, param: Any, base_key: KeyView, template: Mapping[int, Any]) -> dict[int, Any]:
@@ -484,6 +551,19 @@ for _mech in (CKM_SP800_108_COUNTER_KDF, CKM_SP800_108_FEEDBACK_KDF):
             family=DERIVE,
             key_types=_SECRET_BASES,
             param=Sp800108Params,
+        )
+    )
+# §2.43 gives no key sizes; like HKDF, bytes of the base key's value.
+for _mech, _param in ((CKM_XOR_BASE_AND_DATA, KeyDerivationStringData), (CKM_EXTRACT_KEY_FROM_KEY, int)):
+    register(
+        MechanismEntry(
+            mechanism=_mech,
+            flags=CKF_DERIVE,
+            min_key_size=1,
+            max_key_size=generic.GENERIC_MAX_BYTES,
+            family=DERIVE,
+            key_types=_SECRET_BASES,
+            param=_param,
         )
     )
 register(

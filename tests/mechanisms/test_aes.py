@@ -356,7 +356,7 @@ def test_gcm_multipart_decrypt_releases_nothing_before_final():
     entry = registry.lookup(CKM_AES_GCM)
     ctx = entry.family.decrypt_init(entry, param, aes_view(key))
     assert [ctx.update(ct[i : i + 7]) for i in range(0, len(ct), 7)] == [b""] * len(range(0, len(ct), 7))
-    assert ctx.length_hint("update", 10) == 0
+    assert ctx.length_hint("update", 10) == 10  # an upper bound: PyKCS11 sizes its buffer from it (see aes.py)
     assert ctx.final() == pt
     # tampered body: final raises and nothing was released before
     bad = bytearray(ct)
