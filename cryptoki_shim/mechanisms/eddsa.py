@@ -2,14 +2,11 @@
 
 Without a parameter the scheme is the curve's pure one (Ed25519, Ed448: RFC 8032/8410).
 With CK_EDDSA_PARAMS the spec maps phFlag/context to Ed25519ctx, Ed25519ph, Ed448 with a
-context, Ed448ph. pyca/cryptography implements only the pure schemes, so we accept the
-parameter only where it denotes one: phFlag FALSE and an empty context. For Ed448 that is
-pure Ed448 by definition; for Ed25519 it would literally name Ed25519ctx with an empty
-context, which RFC 8032 §5.1 does not define (its context must be non-empty), and the
-clients that send it (PyKCS11's suite; SoftHSM2 ignores the parameter) mean pure Ed25519,
-so that is what it signs. Every other combination (a context, or prehash) is refused with
-CKR_MECHANISM_PARAM_INVALID (and the reason logged) rather than signing under a different
-scheme than the caller asked for.
+context, Ed448ph (RFC 8032 §5). pyca implements only the pure schemes, which it keeps doing;
+the other variants run in ``eddsa_rfc8032`` (pure Python, from the RFC's definitions).
+phFlag FALSE with an empty context is the pure scheme: for Ed448 by definition; for Ed25519 it
+would literally name Ed25519ctx with an empty context, which RFC 8032 §5.1 does not define,
+and the clients that send it (PyKCS11; SoftHSM2 ignores the parameter) mean pure Ed25519.
 
 Multi-part: pure EdDSA hashes the message twice, so the message is buffered until final.
 Signatures are R||S, 64 bytes for Ed25519 and 114 for Ed448.
@@ -38,6 +35,7 @@ from ..spec import (
     CKR_SIGNATURE_INVALID,
     CKR_SIGNATURE_LEN_RANGE,
 )
+from . import eddsa_rfc8032 as rfc8032
 from . import keys
 from .params import EddsaParams
 from .registry import MechanismEntry, register
@@ -65,21 +63,48 @@ class _EddsaSigner:
             raise CryptokiError(CKR_SIGNATURE_INVALID, "EdDSA signature does not verify") from None
 
 
-def _check_scheme(param: Any, key: Any) -> None:
-    """Refuse the RFC 8032 variants pyca does not implement (see the module docstring)."""
+class _Rfc8032Signer:
+    """Ed25519ctx, Ed25519ph, Ed448 with a context, Ed448ph: the RFC 8032 variants pyca does
+    not implement, in pure Python (eddsa_rfc8032.py; milliseconds per signature, which is
+    acceptable for these rarely used schemes). ``message`` is the whole message: the
+    prehash variants hash it here (PH = SHA-512 / SHAKE256-64)."""
+
+    def __init__(self, key: Any, private: bool, phflag: bool, context: bytes) -> None:
+        is_448 = isinstance(key, (ed448.Ed448PrivateKey, ed448.Ed448PublicKey))
+        self._scheme = rfc8032.ED448 if is_448 else rfc8032.ED25519
+        self.size = 2 * keys.curve_of_key(key).size
+        self._phflag, self._context = phflag, context
+        self._seed = key.private_bytes_raw() if private else None
+        self._public = (key.public_key() if private else key).public_bytes_raw()
+
+    def _phm(self, message: bytes) -> bytes:
+        return self._scheme.prehash(message) if self._phflag else message
+
+    def sign(self, message: bytes) -> bytes:
+        return self._scheme.sign(self._seed, self._phm(message), phflag=self._phflag, context=self._context)
+
+    def verify(self, message: bytes, signature: bytes) -> None:
+        if len(signature) != self.size:
+            raise CryptokiError(CKR_SIGNATURE_LEN_RANGE, "EdDSA signature length is 2*bLen")
+        try:
+            self._scheme.verify(self._public, self._phm(message), signature, phflag=self._phflag,
+                                context=self._context)
+        except rfc8032.InvalidSignature:
+            raise CryptokiError(CKR_SIGNATURE_INVALID, "EdDSA signature does not verify") from None
+
+
+def _signer(param: Any, key: Any, private: bool) -> Any:
+    """The scheme CK_EDDSA_PARAMS names (module docstring): pure ones by pyca, the others by
+    the RFC 8032 implementation; a context over 255 bytes is CKR_MECHANISM_PARAM_INVALID."""
     if param is None:
-        return
+        return _EddsaSigner(key)
     if not isinstance(param, EddsaParams):
         raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "CK_EDDSA_PARAMS expected")
     if len(param.context) > 255:
         raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "EdDSA context longer than 255 bytes")
-    is_448 = isinstance(key, (ed448.Ed448PrivateKey, ed448.Ed448PublicKey))
     if not param.phflag and not param.context:
-        return  # pure Ed448 / Ed25519 (see the module docstring)
-    scheme = ("Ed448" if is_448 else "Ed25519") + ("ph" if param.phflag else ("" if is_448 else "ctx"))
-    _log.info("CKM_EDDSA: scheme %s%s not supported by the software backend", scheme,
-              " with a context" if param.context else "")
-    raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, f"EdDSA scheme {scheme} not supported")
+        return _EddsaSigner(key)  # pure Ed448 / Ed25519 (see the module docstring)
+    return _Rfc8032Signer(key, private, param.phflag, param.context)
 
 
 def _key(view: Any, private: bool) -> Any:
@@ -91,14 +116,10 @@ def _key(view: Any, private: bool) -> Any:
 
 class EddsaFamily:
     def sign_init(self, entry: MechanismEntry, param: Any, key: Any) -> SignContext:
-        pyca_key = _key(key, True)
-        _check_scheme(param, pyca_key)
-        return SignContext(_EddsaSigner(pyca_key), Buffer())
+        return SignContext(_signer(param, _key(key, True), True), Buffer())
 
     def verify_init(self, entry: MechanismEntry, param: Any, key: Any) -> VerifyContext:
-        pyca_key = _key(key, False)
-        _check_scheme(param, pyca_key)
-        return VerifyContext(_EddsaSigner(pyca_key), Buffer())
+        return VerifyContext(_signer(param, _key(key, False), False), Buffer())
 
 
 FAMILY = EddsaFamily()
