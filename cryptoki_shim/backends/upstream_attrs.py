@@ -12,11 +12,14 @@ module registers the kind with the attribute codec (``codec.register_kinds``).
 
 from __future__ import annotations
 
-from ..attributes import codec as _codec
 from ..spec import AttrKind
 
 CKA_SHIM_UPSTREAM_REF = 0xD3480201
 
 KINDS: dict[int, AttrKind] = {CKA_SHIM_UPSTREAM_REF: AttrKind.BYTES}
+
+# After the constants: attributes.tables imports this module while the attributes package is
+# being initialized, so what it needs must exist before we import the codec from it.
+from ..attributes import codec as _codec  # noqa: E402
 
 _codec.register_kinds(KINDS)
