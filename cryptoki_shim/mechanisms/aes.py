@@ -293,13 +293,15 @@ class GcmEncrypt:
         return data_len + self._tag_len
 
 
-class GcmDecrypt:
-    """AES-GCM decryption (§2.13): "no data should be returned until C_Decrypt or
-    C_DecryptFinal" - update buffers and returns nothing; final checks the tag first and
-    only then releases the plaintext. A bad tag is CKR_ENCRYPTED_DATA_INVALID."""
+class BufferedContext:
+    """Multi-part input collected and processed at final: the AES key-wrap mechanisms are
+    single-part (§2.16) and GCM decryption releases nothing before the tag is checked, so
+    their updates deliver no output and final does the work. ``run(data)`` is the one-shot
+    operation; ``hint(n)`` the output length for n input bytes."""
 
-    def __init__(self, key: KeyView, iv: bytes, aad: bytes, tag_len: int) -> None:
-        self._key, self._iv, self._aad, self._tag_len = key, iv, aad, tag_len
+    def __init__(self, run: Any, hint: Any) -> None:
+        self._run = run
+        self._hint = hint
         self._buf = bytearray()
 
     def update(self, data: bytes) -> bytes:
@@ -308,9 +310,32 @@ class GcmDecrypt:
 
     def final(self) -> bytes:
         data, self._buf = bytes(self._buf), bytearray()
-        return self.oneshot(data)
+        return self._run(data)
 
     def oneshot(self, data: bytes) -> bytes:
+        return self._run(bytes(data))
+
+    def length_hint(self, step: str, data_len: int) -> int | None:
+        # A length query for an update answers the input length, an upper bound (§5.2 lets
+        # the answer exceed the need), not the 0 bytes the update delivers: a client that
+        # sizes its buffer from the answer (PyKCS11 resizes a vector, whose data() is NULL
+        # when empty) would otherwise repeat the NULL query and never make the real call,
+        # so nothing would be buffered and final would see a truncated input.
+        if step == "update":
+            return data_len
+        return self._hint(len(self._buf) if step == "final" else data_len)
+
+
+class GcmDecrypt(BufferedContext):
+    """AES-GCM decryption (§2.13): "no data should be returned until C_Decrypt or
+    C_DecryptFinal" - update buffers and returns nothing; final checks the tag first and
+    only then releases the plaintext. A bad tag is CKR_ENCRYPTED_DATA_INVALID."""
+
+    def __init__(self, key: KeyView, iv: bytes, aad: bytes, tag_len: int) -> None:
+        super().__init__(self._decrypt, lambda n: max(n - tag_len, 0))
+        self._key, self._iv, self._aad, self._tag_len = key, iv, aad, tag_len
+
+    def _decrypt(self, data: bytes) -> bytes:
         if len(data) < self._tag_len:
             raise CryptokiError(CKR_ENCRYPTED_DATA_LEN_RANGE, "shorter than the GCM tag")
         try:
@@ -323,18 +348,6 @@ class GcmDecrypt:
             return ctx.update(body) + ctx.finalize()
         except InvalidTag:
             raise CryptokiError(CKR_ENCRYPTED_DATA_INVALID, "GCM tag mismatch") from None
-
-    def length_hint(self, step: str, data_len: int) -> int | None:
-        # A length query for an update answers the input length, an upper bound (§5.2 lets
-        # the answer exceed the need), not the 0 bytes the update delivers: a client that
-        # sizes its buffer from the answer (PyKCS11 resizes a vector, whose data() is NULL
-        # when empty) would otherwise repeat the NULL query and never make the real call,
-        # so nothing would be buffered and final would see a truncated ciphertext.
-        if step == "update":
-            return data_len
-        if step == "final":
-            return max(len(self._buf) - self._tag_len, 0)
-        return max(data_len - self._tag_len, 0)
 
 
 # --- MACs ------------------------------------------------------------------------------

@@ -192,32 +192,6 @@ def unwrap_key(
 # --- AES key wrap (RFC 3394) and with padding (RFC 5649) -------------------------------
 
 
-class BufferedContext:
-    """The AES key-wrap mechanisms are single-part (§2.16); multi-part input is collected
-    and processed at final, so C_EncryptUpdate works but produces output only at the end."""
-
-    def __init__(self, run: Any, hint: Any) -> None:
-        self._run = run
-        self._hint = hint
-        self._buf = bytearray()
-
-    def update(self, data: bytes) -> bytes:
-        self._buf += data
-        return b""
-
-    def final(self) -> bytes:
-        data, self._buf = bytes(self._buf), bytearray()
-        return self._run(data)
-
-    def oneshot(self, data: bytes) -> bytes:
-        return self._run(bytes(data))
-
-    def length_hint(self, step: str, data_len: int) -> int | None:
-        if step == "update":
-            return 0
-        return self._hint(len(self._buf) if step == "final" else data_len)
-
-
 def _check_iv(entry: MechanismEntry, param: Any) -> None:
     """The optional parameter is the initial value; pyca implements only the default ones,
     so another value is CKR_MECHANISM_PARAM_INVALID."""
@@ -282,18 +256,18 @@ _KEY_WRAP = {
 class AesKeyWrapFamily:
     """CKM_AES_KEY_WRAP / _KWP / _PAD: encrypt/decrypt (single-part) and wrap/unwrap."""
 
-    def encrypt_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> BufferedContext:
+    def encrypt_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> aes.BufferedContext:
         _check_iv(entry, param)
         kek = aes.aes_key(key)
         run = _KEY_WRAP[entry.mechanism][0]
         hint = _kw_hint if entry.mechanism == CKM_AES_KEY_WRAP else _kwp_hint
-        return BufferedContext(lambda data: run(kek, data), hint)
+        return aes.BufferedContext(lambda data: run(kek, data), hint)
 
-    def decrypt_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> BufferedContext:
+    def decrypt_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> aes.BufferedContext:
         _check_iv(entry, param)
         kek = aes.aes_key(key)
         run = _KEY_WRAP[entry.mechanism][1]
-        return BufferedContext(lambda data: run(kek, data), _unwrap_hint)
+        return aes.BufferedContext(lambda data: run(kek, data), _unwrap_hint)
 
     def wrap(self, entry: MechanismEntry, param: Any, wrapping_key: KeyView, key_attrs: Mapping[int, Any]) -> bytes:
         return wrap_by_encryption(entry, param, wrapping_key, key_attrs)
