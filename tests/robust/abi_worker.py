@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p11 import P11, ffi  # noqa: E402
+from p11 import P11, ffi
 
 POINTED = 4096  # every pointer field points at least this many bytes
 HUGE_LIMIT = 1 << 16  # declared lengths above this are not backed by a buffer of that size

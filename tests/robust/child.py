@@ -8,16 +8,15 @@ calls sent since the last ``mark()`` (the reproducing sequence) and the exit sta
 from __future__ import annotations
 
 import os
+import pickle
 import select
+import struct
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from abi_worker import _read_exact, send
-
-import pickle
-import struct
 
 WORKER = Path(__file__).resolve().parent / "abi_worker.py"
 ROOT = Path(__file__).resolve().parents[2]

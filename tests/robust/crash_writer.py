@@ -15,9 +15,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p11 import P11  # noqa: E402
+from p11 import P11
 
-from cryptoki_shim import spec  # noqa: E402
+from cryptoki_shim import spec
 
 
 def expected_value(i: int) -> bytes:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from p11 import P11, P11Error  # noqa: E402
+from p11 import P11, P11Error
 
-from cryptoki_shim import spec  # noqa: E402
+from cryptoki_shim import spec
 
 PIN = b"1234"
 

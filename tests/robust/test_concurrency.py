@@ -14,12 +14,15 @@
 from __future__ import annotations
 
 import hashlib
+import faulthandler
 import hmac
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -30,10 +33,14 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from p11 import USER_PIN  # noqa: E402
-from p11 import P11, P11Error, ffi  # noqa: E402
+from p11 import (
+    P11,
+    USER_PIN,
+    P11Error,
+    ffi,
+)
 
-from cryptoki_shim import spec  # noqa: E402
+from cryptoki_shim import spec
 
 P256 = bytes.fromhex("06082a8648ce3d030107")
 THREADS, SESSIONS, OPS = 4, 2, 300
@@ -148,6 +155,21 @@ def test_processes_on_one_token(token: P11, shim_conf: Path, tmp_path: Path, pro
     assert set(labels.values()) == {1}, "an object present more than once"
 
 
+def wait_bounded(pid: int, timeout: float) -> int:
+    """waitpid with a deadline: a hung child is killed and reported, not waited on forever."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    trace = Path(f"/tmp/robust-fork-{pid}.txt")
+    stacks = trace.read_text() if trace.exists() else ""
+    raise AssertionError(f"forked child {pid} hung for {timeout}s:\n{stacks}")
+
+
 def test_fork_in_the_middle_of_activity(token: P11) -> None:
     """A Python host forks while another thread is signing (preforking servers)."""
     reinit_os_locking(token)
@@ -159,24 +181,38 @@ def test_fork_in_the_middle_of_activity(token: P11) -> None:
     want = hmac.new(b"k" * 32, b"data", "sha256").digest()
     stop = threading.Event()
     errors: list[str] = []
+    signs = [0]
 
     def busy() -> None:
         s2 = p11.open(0)
         while not stop.is_set():
             try:
                 assert p11.sign(s2, spec.CKM_SHA256_HMAC, key, b"data") == want
+                signs[0] += 1
             except (P11Error, AssertionError) as exc:
                 errors.append(repr(exc))
                 return
 
+    # Client-side cffi parses a C type string once, under its own locks; a fork while the
+    # busy thread holds one of those would hang the child in *our test's* code (a host hazard
+    # Python warns about for any lock). So every type the child uses is parsed now, and the
+    # fork happens only once the busy thread is in its steady signing loop.
+    for ctype in ("CK_INFO *", "CK_MECHANISM *", "CK_ULONG *", "CK_SESSION_HANDLE *", "CK_OBJECT_HANDLE *",
+                  "CK_OBJECT_HANDLE[]", "CK_ATTRIBUTE[]", "CK_ATTRIBUTE *", "unsigned char[]"):
+        ffi.typeof(ctype)
     t = threading.Thread(target=busy, daemon=True)
     t.start()
+    while signs[0] < 20 and t.is_alive():
+        time.sleep(0.001)
     children = []
     for _ in range(3):
         pid = os.fork()
         if pid == 0:  # child: only os._exit leaves it
             code = 1
             try:
+                # a hang is reported with the child's Python stacks (read by wait_bounded)
+                trace = open(f"/tmp/robust-fork-{os.getpid()}.txt", "w")  # noqa: SIM115
+                faulthandler.dump_traceback_later(30, exit=True, file=trace)
                 rv = p11.call("C_GetInfo", ffi.new("CK_INFO *"))
                 if rv == spec.CKR_CRYPTOKI_NOT_INITIALIZED:
                     p11.initialize()
@@ -187,16 +223,21 @@ def test_fork_in_the_middle_of_activity(token: P11) -> None:
                     p11.finalize()
                 else:
                     code = 2
-            except BaseException:
+            except BaseException:  # noqa: BLE001 -- the forked child must reach os._exit
                 code = 4
             finally:
                 os._exit(code)
         children.append(pid)
-    statuses = [os.waitpid(pid, 0)[1] for pid in children]
+    statuses = [wait_bounded(pid, 60.0) for pid in children]
     stop.set()
     t.join(30)
     assert not t.is_alive(), "the parent's signing thread hung after fork"
-    assert statuses == [0, 0, 0], [os.waitstatus_to_exitcode(x) for x in statuses]
+    traces = []
+    for pid in children:
+        trace = Path(f"/tmp/robust-fork-{pid}.txt")
+        traces.append(trace.read_text() if trace.exists() else "")
+        trace.unlink(missing_ok=True)
+    assert statuses == [0, 0, 0], ([os.waitstatus_to_exitcode(x) for x in statuses], traces[0])
     assert not errors, errors
     assert p11.sign(s, spec.CKM_SHA256_HMAC, key, b"data") == want  # the parent is unaffected
 
@@ -205,6 +246,6 @@ def test_pkcs11_tool_test_fork(token: P11, shim_conf: Path, lib_path: Path) -> N
     tool = "/usr/bin/pkcs11-tool"
     if not os.path.exists(tool):
         pytest.skip("pkcs11-tool not installed")
-    r = subprocess.run([tool, "--module", str(lib_path), "--test-fork"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([tool, "--module", str(lib_path), "--test-fork"], check=False, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "C_Initialize in forked child" in r.stdout + r.stderr

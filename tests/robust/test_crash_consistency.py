@@ -23,11 +23,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from p11 import SO_PIN, USER_PIN, write_config  # noqa: E402
-from crash_writer import expected_value  # noqa: E402
-from p11 import P11, P11Error  # noqa: E402
+from crash_writer import expected_value
+from p11 import P11, SO_PIN, USER_PIN, P11Error, write_config
 
-from cryptoki_shim import spec  # noqa: E402
+from cryptoki_shim import spec
 
 WRITER = Path(__file__).resolve().parent / "crash_writer.py"
 KILLS = int(os.environ.get("CRYPTOKI_SHIM_KILLS", "50"))
@@ -145,7 +144,7 @@ def test_sigkill_during_writes_loses_nothing(tmp_path: Path, lib_path: Path, mon
 
 def _tmpfs(size: str) -> Path:
     d = Path(__import__("tempfile").mkdtemp(prefix="robust-tmpfs-"))
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)], capture_output=True, text=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(d)], check=False, capture_output=True, text=True)
     if r.returncode != 0:
         d.rmdir()
         pytest.skip(f"cannot mount tmpfs here: {r.stderr.strip()}")

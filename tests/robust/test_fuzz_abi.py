@@ -29,22 +29,31 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, assume, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from child import Child  # noqa: E402
-from p11 import SO_PIN, USER_PIN, write_config  # noqa: E402
-from p11 import ffi  # noqa: E402
-from rv_table import allowed  # noqa: E402
+from child import Child
+from p11 import (
+    SO_PIN,
+    USER_PIN,
+    ffi,
+    write_config,
+)
+from rv_table import allowed
 
-from cryptoki_shim import spec  # noqa: E402
-from cryptoki_shim.mechanisms import registry  # noqa: E402
+from cryptoki_shim import spec
+from cryptoki_shim.mechanisms import registry
 
 LONG = os.environ.get("CRYPTOKI_SHIM_FUZZ") == "long"
 LONG_CALLS = int(os.environ.get("CRYPTOKI_SHIM_FUZZ_CALLS", "100000"))
-FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", 2000 if LONG else 500))
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "2000" if LONG else "500"))
 FUZZ_STEPS = 60 if LONG else 40
 
 OK = 0
@@ -346,7 +355,7 @@ class AbiMachine(RuleBasedStateMachine):
     def learn_object(self, h: int, session: int, secret: bytes | None) -> None:
         """Read an object's visibility flags back (their defaults are the token's choice)."""
         types = [int(CKA.CKA_TOKEN), int(CKA.CKA_PRIVATE), int(CKA.CKA_SENSITIVE), int(CKA.CKA_EXTRACTABLE)]
-        rv, (items,) = self.call("C_GetAttributeValue", session, h, ("tmpl", [(t, b"\x00" * 8, 8) for t in types]), 4,
+        _rv, (items,) = self.call("C_GetAttributeValue", session, h, ("tmpl", [(t, b"\x00" * 8, 8) for t in types]), 4,
                                  expect={OK, R["ATTRIBUTE_TYPE_INVALID"]})
         vals = {t: (n == 1 and c == b"\x01") for t, n, c in items}
         assert items[0][1] == 1 and items[1][1] == 1, f"CKA_TOKEN/CKA_PRIVATE unreadable: {items}"
@@ -404,14 +413,14 @@ class AbiMachine(RuleBasedStateMachine):
             self.call("C_GetInfo", ("struct", "CK_INFO"),
                       expect={OK} if self.m.initialized else {R["CRYPTOKI_NOT_INITIALIZED"]})
             return
-        rv, _ = self.call("C_Finalize", ("null",), expect={OK} if self.m.initialized else {R["CRYPTOKI_NOT_INITIALIZED"]})
+        _rv, _ = self.call("C_Finalize", ("null",), expect={OK} if self.m.initialized else {R["CRYPTOKI_NOT_INITIALIZED"]})
         self.m.reset()
 
     @rule(slot=st.sampled_from([0, 0, 1, 7, 2**64 - 1]), cap=st.integers(0, 3), present=st.booleans())
     def slot_queries(self, slot: int, cap: int, present: bool) -> None:
         rv, (n,) = self.call("C_GetSlotList", int(present), ("null",), ("ulong", 0))
         if rv == OK:
-            rv2, (arr, n2) = self.call("C_GetSlotList", int(present), ("handles", cap), ("ulong", cap))
+            rv2, (_arr, n2) = self.call("C_GetSlotList", int(present), ("handles", cap), ("ulong", cap))
             if rv2 == R["BUFFER_TOO_SMALL"]:
                 assert n2 > cap
             elif rv2 == OK:
@@ -601,10 +610,7 @@ class AbiMachine(RuleBasedStateMachine):
         if expect is None and h in self.m.finding:
             expect = NOT_OK  # OPERATION_ACTIVE, or a template error found first
         rv, _ = self.call("C_FindObjectsInit", h, ("tmpl", t), len(t), expect=expect)
-        if rv == OK:
-            self.m.finding.add(h)
-            self.m.finding_maybe.discard(h)
-        elif rv == R["OPERATION_ACTIVE"]:
+        if rv == OK or rv == R["OPERATION_ACTIVE"]:
             self.m.finding.add(h)
             self.m.finding_maybe.discard(h)
 
@@ -622,7 +628,7 @@ class AbiMachine(RuleBasedStateMachine):
     def c_find_objects_final(self, i: int) -> None:
         h = self.pick_session(i)
         expect = self.session_codes(h) or self.m.find_codes(h, OK, R["OPERATION_NOT_INITIALIZED"])
-        rv, _ = self.call("C_FindObjectsFinal", h, expect=expect)
+        _rv, _ = self.call("C_FindObjectsFinal", h, expect=expect)
         self.m.finding.discard(h)
         self.m.finding_maybe.discard(h)
 
@@ -714,7 +720,7 @@ class AbiMachine(RuleBasedStateMachine):
         if not self.m.initialized:
             return
         for h, rw in self.m.sessions.items():
-            rv, (raw,) = self.call("C_GetSessionInfo", h, ("struct", "CK_SESSION_INFO"), expect={OK})
+            _rv, (raw,) = self.call("C_GetSessionInfo", h, ("struct", "CK_SESSION_INFO"), expect={OK})
             info = ffi.from_buffer("CK_SESSION_INFO *", bytearray(raw))
             want = {None: 2 if rw else 0, 1: 3 if rw else 1, 0: 4}[self.m.login]
             assert info.state == want, f"session {h}: state {info.state}, model says {want}"

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import random
 import shutil
-import struct
 import sys
 from pathlib import Path
 
@@ -24,16 +23,15 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from child import Child  # noqa: E402
-from p11 import SO_PIN, USER_PIN, write_config  # noqa: E402
-from p11 import P11, ffi  # noqa: E402
-from rv_table import allowed  # noqa: E402
+from child import Child
+from p11 import P11, SO_PIN, USER_PIN, ffi, write_config
+from rv_table import allowed
 
-from cryptoki_shim import spec  # noqa: E402
-from cryptoki_shim.abi import marshal, params, runtime  # noqa: E402
-from cryptoki_shim.attributes import codec  # noqa: E402
-from cryptoki_shim.errors import CryptokiError  # noqa: E402
-from cryptoki_shim.mechanisms import keys, registry  # noqa: E402
+from cryptoki_shim import spec
+from cryptoki_shim.abi import marshal, params, runtime
+from cryptoki_shim.attributes import codec
+from cryptoki_shim.errors import CryptokiError
+from cryptoki_shim.mechanisms import keys, registry
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 ENTRIES = registry.all_entries()

@@ -17,7 +17,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from p11 import P11  # noqa: E402
+from p11 import P11
 
 LONG = os.environ.get("CRYPTOKI_SHIM_SOAK") == "long"
 WORKER = Path(__file__).resolve().parent / "rss_worker.py"
