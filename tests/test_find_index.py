@@ -38,3 +38,18 @@ def test_index_after_reload_and_private_objects(token: P11, user_session: int) -
     token.login(s2, b"1234")
     assert len(token.find(s2, {spec.CKA_LABEL: b"secret-note"})) == 1
     assert h  # the old handle is not reused for anything else
+
+
+def test_every_key_says_which_backend_holds_it(token: P11, user_session: int) -> None:
+    """CKA_SHIM_BACKEND (vendor attribute, issue 6): software keys answer SHIM_BACKEND_SOFTWARE
+    even though they do not store it; a data object has no such attribute."""
+    s = user_session
+    key = token.generate_key(s, spec.CKM_AES_KEY_GEN, {spec.CKA_VALUE_LEN: 16})
+    assert token.get(s, key, spec.CKA_SHIM_BACKEND) == spec.SHIM_BACKEND_SOFTWARE
+    data = token.create(s, _data(b"plain"))
+    try:
+        token.get(s, data, spec.CKA_SHIM_BACKEND)
+    except Exception as exc:  # P11Error
+        assert getattr(exc, "rv", None) == spec.CKR_ATTRIBUTE_TYPE_INVALID
+    else:
+        raise AssertionError("a data object has no backend attribute")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import spec
+from .. import backends, spec
 from ..attributes import policy
 from ..attributes.policy import Origin
 from ..errors import CryptokiError
@@ -26,6 +26,7 @@ CKA_CLASS = int(spec.CKA_CLASS)
 CKA_MODIFIABLE = int(spec.CKA_MODIFIABLE)
 CKA_COPYABLE = int(spec.CKA_COPYABLE)
 CKA_DESTROYABLE = int(spec.CKA_DESTROYABLE)
+CKA_SHIM_BACKEND = int(spec.CKA_SHIM_BACKEND)
 CKO_PRIVATE_KEY = int(spec.CKO_PRIVATE_KEY)
 CKO_SECRET_KEY = int(spec.CKO_SECRET_KEY)
 CKO_PUBLIC_KEY = int(spec.CKO_PUBLIC_KEY)
@@ -122,6 +123,8 @@ class ObjectFunctions:
         attrs = obj.attrs
         if atype in obj.locked:  # sealed at rest and the token key is not unlocked: not absent
             raise CryptokiError(spec.CKR_ATTRIBUTE_SENSITIVE, f"attribute {atype:#x} locked until a login")
+        if atype == CKA_SHIM_BACKEND and attrs.get(CKA_CLASS) in KEY_CLASSES:
+            return backends.backend_id_of(attrs)  # every key answers where it lives (software if unset)
         if atype not in attrs:
             raise CryptokiError(spec.CKR_ATTRIBUTE_TYPE_INVALID, f"attribute {atype:#x}")
         if not policy.readable(attrs, atype):
