@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,30 @@ MEMORY = ":memory:"
 
 #: execution option naming the BEGIN mode of a transaction ("IMMEDIATE" for writes)
 BEGIN_OPTION = "cryptoki_begin"
+
+#: Held around every call into SQLite, and by the fork handlers below: SQLite's own
+#: (pthread) mutexes are not fork-safe, so a fork() while another thread is inside SQLite
+#: (e.g. `PRAGMA data_version` on the signing path, which releases the GIL) copies them
+#: locked into the child, whose first sqlite3.connect after C_Initialize then waits
+#: forever (found by tests/robust/test_concurrency.py::test_fork_in_the_middle_of_activity).
+#: Our C fork handler runs these through PyOS_BeforeFork / PyOS_AfterFork_*.
+FORK_GUARD = threading.RLock()
+
+
+def _fork_before() -> None:
+    FORK_GUARD.acquire()
+
+
+def _fork_after_parent() -> None:
+    FORK_GUARD.release()
+
+
+def _fork_after_child() -> None:
+    global FORK_GUARD
+    FORK_GUARD = threading.RLock()
+
+
+os.register_at_fork(before=_fork_before, after_in_parent=_fork_after_parent, after_in_child=_fork_after_child)
 
 _PRAGMAS = (
     "PRAGMA synchronous = NORMAL",

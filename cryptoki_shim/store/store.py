@@ -122,7 +122,7 @@ class Store:
         delay = 0.002
         while True:
             try:
-                with self._engine.connect() as conn:
+                with sqlite.FORK_GUARD, self._engine.connect() as conn:
                     if write:
                         conn.execution_options(**{sqlite.BEGIN_OPTION: "IMMEDIATE"})
                     with conn.begin():
@@ -185,7 +185,7 @@ class Store:
     def _sqlite_data_version(self) -> int:
         if self._path == sqlite.MEMORY:
             return 0  # only this process can write it: the own-commit count is the signal
-        with self._lock:
+        with self._lock, sqlite.FORK_GUARD:
             try:
                 if self._dv_conn is None:
                     self._dv_conn = sqlite.connect(self._path, immutable=self._immutable)
@@ -404,11 +404,11 @@ class Store:
 
     def close(self) -> None:
         """Close every connection (C_Finalize)."""
-        with self._lock:
+        with self._lock, sqlite.FORK_GUARD:
             if self._dv_conn is not None:
                 self._dv_conn.close()
                 self._dv_conn = None
-        self._engine.dispose()
+            self._engine.dispose()
 
     def __enter__(self) -> Store:
         return self
