@@ -237,7 +237,7 @@ def test_fork_in_the_middle_of_activity(token: P11) -> None:
         trace = Path(f"/tmp/robust-fork-{pid}.txt")
         traces.append(trace.read_text() if trace.exists() else "")
         trace.unlink(missing_ok=True)
-    assert statuses == [0, 0, 0], ([os.waitstatus_to_exitcode(x) for x in statuses], traces[0])
+    assert statuses == [0, 0, 0], f"{[os.waitstatus_to_exitcode(x) for x in statuses]}\n" + "\n".join(traces)
     assert not errors, errors
     assert p11.sign(s, spec.CKM_SHA256_HMAC, key, b"data") == want  # the parent is unaffected
 
