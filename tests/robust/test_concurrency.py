@@ -13,8 +13,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import faulthandler
+import hashlib
 import hmac
 import json
 import os
@@ -249,3 +249,47 @@ def test_pkcs11_tool_test_fork(token: P11, shim_conf: Path, lib_path: Path) -> N
     r = subprocess.run([tool, "--module", str(lib_path), "--test-fork"], check=False, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "C_Initialize in forked child" in r.stdout + r.stderr
+
+
+def _fork_while_reading(url: str, forks: int) -> list[int]:
+    """Fork ``forks`` times while a thread runs SQLite statements; each child opens the store."""
+    from cryptoki_shim.store import Store
+
+    store = Store(url)
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            store.data_version()
+            store.token(0)
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    codes = []
+    try:
+        for _ in range(forks):
+            time.sleep(0.001)
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    faulthandler.dump_traceback_later(20, exit=True)
+                    with Store(url) as child:
+                        child.token(0)
+                        child.data_version()
+                    code = 0
+                finally:
+                    os._exit(code)
+            codes.append(os.waitstatus_to_exitcode(wait_bounded(pid, 60.0)))
+    finally:
+        stop.set()
+        t.join(10)
+        store.close()
+    return codes
+
+
+def test_fork_while_another_thread_is_inside_sqlite(tmp_path: Path) -> None:
+    """Regression: SQLite's mutexes copied locked into a forked child hung its next connect
+    (the store now holds a fork guard around every SQLite call)."""
+    codes = _fork_while_reading(f"sqlite:///{tmp_path / 'store.db'}", 60)
+    assert codes == [0] * 60, codes
