@@ -478,25 +478,6 @@ class AesFamily:
     def verify_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> MacVerify:
         return MacVerify(*_mac(entry, param, key))
 
-    def wrap(self, entry: MechanismEntry, param: Any, wrapping_key: KeyView, key_attrs: Mapping[int, Any]) -> bytes:
-        from . import wrap
-
-        return wrap.wrap_by_encryption(entry, param, wrapping_key, key_attrs)
-
-    def unwrap(
-        self,
-        entry: MechanismEntry,
-        param: Any,
-        unwrapping_key: KeyView,
-        wrapped: bytes,
-        key_class: int,
-        key_type: int | None,
-        value_len: int | None = None,
-    ) -> dict[int, Any]:
-        from . import wrap
-
-        return wrap.unwrap_by_decryption(entry, param, unwrapping_key, wrapped, key_class, key_type, value_len)
-
 
 AES = AesFamily()
 

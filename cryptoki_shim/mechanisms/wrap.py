@@ -269,20 +269,6 @@ class AesKeyWrapFamily:
         run = _KEY_WRAP[entry.mechanism][1]
         return aes.BufferedContext(lambda data: run(kek, data), _unwrap_hint)
 
-    def wrap(self, entry: MechanismEntry, param: Any, wrapping_key: KeyView, key_attrs: Mapping[int, Any]) -> bytes:
-        return wrap_by_encryption(entry, param, wrapping_key, key_attrs)
-
-    def unwrap(
-        self,
-        entry: MechanismEntry,
-        param: Any,
-        unwrapping_key: KeyView,
-        wrapped: bytes,
-        key_class: int,
-        key_type: int | None,
-        value_len: int | None = None,
-    ) -> dict[int, Any]:
-        return unwrap_by_decryption(entry, param, unwrapping_key, wrapped, key_class, key_type, value_len)
 
 
 AES_KEY_WRAP = AesKeyWrapFamily()
