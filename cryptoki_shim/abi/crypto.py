@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import spec
 from ..core.module import MODULE
+from ..core.operations import FINAL, ONESHOT, UPDATE
 from ..errors import CryptokiError
 from ..mechanisms import registry
 from ..mechanisms.registry import Mechanism
@@ -69,7 +70,7 @@ def _oneshot(kind: str):
         session = MODULE.session(h_session)
         data = read_bytes(p_in, in_len)
         with session.lock:
-            deliver(p_out, p_out_len, lambda cap: session.oneshot(kind, data, cap))
+            deliver(p_out, p_out_len, session.produce, kind, ONESHOT, data)
 
     return oneshot
 
@@ -79,7 +80,7 @@ def _update_out(kind: str):
         session = MODULE.session(h_session)
         data = read_bytes(p_in, in_len)
         with session.lock:
-            deliver(p_out, p_out_len, lambda cap: session.update(kind, data, cap))
+            deliver(p_out, p_out_len, session.produce, kind, UPDATE, data)
 
     return update
 
@@ -89,7 +90,7 @@ def _update(kind: str):
         session = MODULE.session(h_session)
         data = read_bytes(p_in, in_len)
         with session.lock:
-            session.update(kind, data)
+            session.consume(kind, UPDATE, data)
 
     return update
 
@@ -98,7 +99,7 @@ def _final(kind: str):
     def final(h_session: int, p_out: Any, p_out_len: Any) -> None:
         session = MODULE.session(h_session)
         with session.lock:
-            deliver(p_out, p_out_len, lambda cap: session.final(kind, cap))
+            deliver(p_out, p_out_len, session.produce, kind, FINAL, b"")
 
     return final
 

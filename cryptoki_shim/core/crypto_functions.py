@@ -121,23 +121,11 @@ class CryptoFunctions:
 
     # ------------------------------------------------------------------ steps
 
-    def oneshot(self: "Session", kind: str, data: bytes, capacity: int | None) -> bytes | int:
-        return self.produce(kind, ONESHOT, data, capacity, lambda op: op.ctx.oneshot(data))
-
-    def update(self: "Session", kind: str, data: bytes, capacity: int | None = None) -> bytes | int:
-        if kind in ("sign", "verify", "digest"):
-            self.consume(kind, UPDATE, lambda op: op.ctx.update(data))
-            return b""
-        return self.produce(kind, UPDATE, data, capacity, lambda op: op.ctx.update(data))
-
-    def final(self: "Session", kind: str, capacity: int | None) -> bytes | int:
-        return self.produce(kind, FINAL, b"", capacity, lambda op: op.ctx.final())
-
     def verify(self: "Session", data: bytes, signature: bytes) -> None:
-        self.consume("verify", ONESHOT, lambda op: op.ctx.oneshot(data, signature))
+        self.consume("verify", ONESHOT, data, signature)
 
     def verify_final(self: "Session", signature: bytes) -> None:
-        self.consume("verify", FINAL, lambda op: op.ctx.final(signature))
+        self.consume("verify", FINAL, signature)
 
     def digest_key(self: "Session", key_handle: int) -> None:
         """C_DigestKey: digest a secret key's value without revealing it (§5.12.4)."""
@@ -145,7 +133,7 @@ class CryptoFunctions:
         if key.attrs.get(CKA_CLASS) != CKO_SECRET_KEY:
             raise CryptokiError(A.CKR_KEY_INDIGESTIBLE, "only secret keys can be digested")
         value = key.attrs.get(CKA_VALUE)
-        self.consume("digest", UPDATE, lambda op: op.ctx.digest_key(value))
+        self.consume("digest", "digest_key", value)
 
     # ------------------------------------------------------------------ keys
 
