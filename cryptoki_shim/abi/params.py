@@ -53,21 +53,27 @@ def _invalid(why: str) -> CryptokiError:
     return CryptokiError(CKR_MECHANISM_PARAM_INVALID, why)
 
 
+_STRUCT_TYPES: dict[str, tuple[int, Any]] = {}
+
+
 def _struct(ffi: Any, p: Any, length: int, ctype: str) -> Any:
-    if length != ffi.sizeof(ctype):
-        raise _invalid(f"ulParameterLen {length} != sizeof({ctype}) {ffi.sizeof(ctype)}")
+    known = _STRUCT_TYPES.get(ctype)
+    if known is None:  # parsed once per struct type: these run on every C_*Init
+        known = _STRUCT_TYPES[ctype] = (ffi.sizeof(ctype), ffi.typeof(ctype + " *"))
+    size, pointer = known
+    if length != size:
+        raise _invalid(f"ulParameterLen {length} != sizeof({ctype}) {size}")
     if p == ffi.NULL:
         raise _invalid(f"NULL {ctype}")
-    return ffi.cast(ctype + " *", p)[0]
+    return ffi.cast(pointer, p)[0]
 
 
 def _bytes(ffi: Any, p: Any, n: int, what: str) -> bytes:
-    n = int(n)
-    if n == 0:
+    if not n:
         return b""
     if p == ffi.NULL:
         raise _invalid(f"{what}: NULL pointer with length {n}")
-    return bytes(ffi.buffer(ffi.cast("CK_BYTE *", p), n))
+    return ffi.buffer(p, n)[:]
 
 
 def read_bytes_param(ffi: Any, p: Any, length: int) -> bytes:

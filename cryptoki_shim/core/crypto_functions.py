@@ -8,7 +8,6 @@ usage attribute and the family method that makes the context. Output goes throug
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -43,14 +42,14 @@ CKO_PUBLIC_KEY = int(A.CKO_PUBLIC_KEY)
 CKO_PRIVATE_KEY = int(A.CKO_PRIVATE_KEY)
 CKO_DATA = int(A.CKO_DATA)
 
-#: kind -> (mechanism flag, key usage attribute, family method, needs a context login?)
-#: (the family method is what the software backend calls)
-OPERATIONS: dict[str, tuple[int, int, str, bool]] = {
-    "sign": (int(A.CKF_SIGN), int(A.CKA_SIGN), "sign_init", True),
-    "verify": (int(A.CKF_VERIFY), int(A.CKA_VERIFY), "verify_init", False),
-    "encrypt": (int(A.CKF_ENCRYPT), int(A.CKA_ENCRYPT), "encrypt_init", False),
-    "decrypt": (int(A.CKF_DECRYPT), int(A.CKA_DECRYPT), "decrypt_init", True),
+#: kind -> (mechanism flag, key usage attribute, may need a context login?)
+OPERATIONS: dict[str, tuple[int, int, bool]] = {
+    "sign": (int(A.CKF_SIGN), int(A.CKA_SIGN), True),
+    "verify": (int(A.CKF_VERIFY), int(A.CKA_VERIFY), False),
+    "encrypt": (int(A.CKF_ENCRYPT), int(A.CKA_ENCRYPT), False),
+    "decrypt": (int(A.CKF_DECRYPT), int(A.CKA_DECRYPT), True),
 }
+CKF_DIGEST = int(A.CKF_DIGEST)
 MAX_RANDOM = 1 << 20
 
 
@@ -91,24 +90,34 @@ class CryptoFunctions:
     # ------------------------------------------------------------------ init/cancel
 
     def operation_init(self: "Session", kind: str, mech: Mechanism | None, key_handle: int) -> None:
-        """C_SignInit, C_VerifyInit, C_EncryptInit, C_DecryptInit. NULL mechanism cancels (3.0)."""
+        """C_SignInit, C_VerifyInit, C_EncryptInit, C_DecryptInit. NULL mechanism cancels (3.0).
+
+        The key checks depend only on the key's attributes, and a key's ``cache`` is emptied
+        whenever they change (``Token.update_object``; a reload makes a new ``Object``): so
+        the verdict — which backend runs it, whether a context login is needed — is kept
+        there per (kind, mechanism), and a repeated C_*Init with the same key skips them.
+        """
         if mech is None:
             self.cancel(kind)
             return
         if kind in self.ops:
             raise CryptokiError(A.CKR_OPERATION_ACTIVE, f"{kind} already active")
-        flag, usage, method, context_login = OPERATIONS[kind]
         entry = mech.entry
+        flag, usage, context_login = OPERATIONS[kind]
         _require_flag(entry, flag)
         key = self.key(key_handle)
+        slot = (kind, entry.mechanism)
+        verdict = key.cache.get(slot)
         try:
-            check_key(entry, key, usage)
-            ctx = self.token.backend_for(key).operation_init(kind, entry, mech.param, key)
+            if verdict is None:
+                check_key(entry, key, usage)
+                needs_login = context_login and key.attrs.get(CKA_ALWAYS_AUTHENTICATE) is True
+                verdict = key.cache[slot] = (self.token.backend_for(key), needs_login)
+            ctx = verdict[0].operation_init(kind, entry, mech.param, key)
         except CryptokiError as exc:  # a refused use of a key is audited like a failed one
             audit.key_use(self, Operation(kind, None, entry.mechanism, key), exc)
             raise
-        needs_login = context_login and key.attrs.get(CKA_ALWAYS_AUTHENTICATE) is True
-        self.start(Operation(kind, ctx, entry.mechanism, key, needs_context_login=needs_login))
+        self.ops[kind] = Operation(kind, ctx, entry.mechanism, key, verdict[1])
 
     def digest_init(self: "Session", mech: Mechanism | None) -> None:
         if mech is None:
@@ -116,8 +125,9 @@ class CryptoFunctions:
             return
         if "digest" in self.ops:
             raise CryptokiError(A.CKR_OPERATION_ACTIVE, "digest already active")
-        _require_flag(mech.entry, int(A.CKF_DIGEST))
-        self.start(Operation("digest", mech.entry.family.digest_init(mech.entry, mech.param), mech.entry.mechanism))
+        entry = mech.entry
+        _require_flag(entry, CKF_DIGEST)
+        self.ops["digest"] = Operation("digest", entry.family.digest_init(entry, mech.param), entry.mechanism)
 
     # ------------------------------------------------------------------ steps
 
@@ -219,7 +229,7 @@ class CryptoFunctions:
             salt_key = self._key_or(param.salt_key, A.CKR_KEY_HANDLE_INVALID)
             if salt_key.attrs.get(CKA_CLASS) != CKO_SECRET_KEY or salt_key.attrs.get(CKA_DERIVE) is not True:
                 raise CryptokiError(A.CKR_MECHANISM_PARAM_INVALID, "HKDF salt key must be a secret key with CKA_DERIVE")
-            return dataclasses.replace(param, salt=salt_key.attrs.get(CKA_VALUE, b""))
+            return param._replace(salt=salt_key.attrs.get(CKA_VALUE, b""))
         return param
 
     def _key_or(self: "Session", handle: int, ckr: int) -> Object:

@@ -431,23 +431,45 @@ def _general_length(param: Any) -> int:
 # --- the family ------------------------------------------------------------------------
 
 
-def _cipher(entry: MechanismEntry, param: Any, key: KeyView, encrypt: bool) -> Any:
-    """The encrypt/decrypt context for an AES cipher mechanism."""
-    mech = entry.mechanism
-    algo = aes_algorithm(key)
-    if mech == CKM_AES_GCM:
-        iv, aad, tag_len = _gcm_params(param)
-        return (GcmEncrypt if encrypt else GcmDecrypt)(key, iv, aad, tag_len)
-    if mech == CKM_AES_CTR:
-        p = _ctr_params(param)
-        ctx = Cipher(algo, modes.CTR(bytes(p.cb)))
-        return CtrContext(ctx.encryptor() if encrypt else ctx.decryptor(), p.counter_bits, p.cb)
-    mode = modes.ECB() if mech == CKM_AES_ECB else modes.CBC(_iv16(param))
-    cipher = Cipher(algo, mode)
-    ctx = cipher.encryptor() if encrypt else cipher.decryptor()
-    if mech == CKM_AES_CBC_PAD:
-        return CbcPadEncrypt(ctx) if encrypt else CbcPadDecrypt(ctx)
-    return BlockContext(ctx, CKR_DATA_LEN_RANGE if encrypt else CKR_ENCRYPTED_DATA_LEN_RANGE)
+def _gcm(param: Any, key: KeyView, encrypt: bool) -> Any:
+    iv, aad, tag_len = _gcm_params(param)
+    return (GcmEncrypt if encrypt else GcmDecrypt)(key, iv, aad, tag_len)
+
+
+def _ctr(param: Any, key: KeyView, encrypt: bool) -> Any:
+    p = _ctr_params(param)
+    ctx = Cipher(aes_algorithm(key), modes.CTR(bytes(p.cb)))
+    return CtrContext(ctx.encryptor() if encrypt else ctx.decryptor(), p.counter_bits, p.cb)
+
+
+def _block(mode: Any, param: Any, key: KeyView, encrypt: bool) -> Any:
+    cipher = Cipher(aes_algorithm(key), mode)
+    return cipher.encryptor() if encrypt else cipher.decryptor()
+
+
+def _ecb(param: Any, key: KeyView, encrypt: bool) -> Any:
+    return BlockContext(_block(modes.ECB(), param, key, encrypt),
+                        CKR_DATA_LEN_RANGE if encrypt else CKR_ENCRYPTED_DATA_LEN_RANGE)
+
+
+def _cbc(param: Any, key: KeyView, encrypt: bool) -> Any:
+    return BlockContext(_block(modes.CBC(_iv16(param)), param, key, encrypt),
+                        CKR_DATA_LEN_RANGE if encrypt else CKR_ENCRYPTED_DATA_LEN_RANGE)
+
+
+def _cbc_pad(param: Any, key: KeyView, encrypt: bool) -> Any:
+    ctx = _block(modes.CBC(_iv16(param)), param, key, encrypt)
+    return CbcPadEncrypt(ctx) if encrypt else CbcPadDecrypt(ctx)
+
+
+#: The encrypt/decrypt context maker of each AES cipher mechanism.
+_CIPHERS: dict[int, Callable[[Any, KeyView, bool], Any]] = {
+    CKM_AES_GCM: _gcm,
+    CKM_AES_CTR: _ctr,
+    CKM_AES_ECB: _ecb,
+    CKM_AES_CBC: _cbc,
+    CKM_AES_CBC_PAD: _cbc_pad,
+}
 
 
 def _mac(entry: MechanismEntry, param: Any, key: KeyView) -> tuple[Callable[[], Any], int]:
@@ -467,10 +489,10 @@ class AesFamily:
         return generic.SECRET_KEY_GEN.generate_key(entry, param, template)
 
     def encrypt_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
-        return _cipher(entry, param, key, True)
+        return _CIPHERS[entry.mechanism](param, key, True)
 
     def decrypt_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
-        return _cipher(entry, param, key, False)
+        return _CIPHERS[entry.mechanism](param, key, False)
 
     def sign_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> MacSign:
         return MacSign(*_mac(entry, param, key))

@@ -1,4 +1,6 @@
-"""Mechanism parameters as plain Python values: one frozen dataclass per C parameter struct.
+"""Mechanism parameters as plain Python values: one named tuple per C parameter struct
+(immutable, and made on every C_*Init that carries one: a tuple is made in a fraction of a
+frozen dataclass's time).
 
 The ABI (``abi/params.py``) reads the struct named by ``MechanismEntry.param`` and copies
 every byte out into one of these, so nothing below the ABI ever holds a C pointer. Field
@@ -12,16 +14,14 @@ whose parameter is a byte string (an IV) uses ``bytes``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Union
+from typing import NamedTuple, Union
 
 # CK_MAC_GENERAL_PARAMS is a CK_ULONG: the requested MAC length in bytes (PKCS#11 3.0 §2.1.x,
 # the *_HMAC_GENERAL and *_MAC_GENERAL mechanisms).
 MacGeneralParams = int
 
 
-@dataclass(frozen=True)
-class RsaPkcsOaepParams:
+class RsaPkcsOaepParams(NamedTuple):
     """CK_RSA_PKCS_OAEP_PARAMS (PKCS#11 3.0 §2.1.14): hashAlg, mgf, source, pSourceData."""
 
     hash_alg: int  # CKM_SHA_1, CKM_SHA256, ...
@@ -30,8 +30,7 @@ class RsaPkcsOaepParams:
     source_data: bytes  # the OAEP label
 
 
-@dataclass(frozen=True)
-class RsaPkcsPssParams:
+class RsaPkcsPssParams(NamedTuple):
     """CK_RSA_PKCS_PSS_PARAMS (PKCS#11 3.0 §2.1.15): hashAlg, mgf, sLen."""
 
     hash_alg: int
@@ -39,8 +38,7 @@ class RsaPkcsPssParams:
     salt_len: int
 
 
-@dataclass(frozen=True)
-class EddsaParams:
+class EddsaParams(NamedTuple):
     """CK_EDDSA_PARAMS (PKCS#11 3.0 §2.3.15): phFlag selects the pre-hash variant,
     the context string selects Ed25519ctx/Ed448 with context (RFC 8032)."""
 
@@ -48,8 +46,7 @@ class EddsaParams:
     context: bytes
 
 
-@dataclass(frozen=True)
-class EcdhDeriveParams:
+class EcdhDeriveParams(NamedTuple):
     """CK_ECDH1_DERIVE_PARAMS (PKCS#11 3.0 §2.3.15): kdf (CKD_*), shared data, the peer's
     public value (raw or DER-wrapped EC point, or a raw Montgomery u-coordinate)."""
 
@@ -58,8 +55,7 @@ class EcdhDeriveParams:
     public_data: bytes
 
 
-@dataclass(frozen=True)
-class GcmParams:
+class GcmParams(NamedTuple):
     """CK_GCM_PARAMS (PKCS#11 3.0 §2.12.3): pIv/ulIvLen, pAAD/ulAADLen, ulTagBits.
 
     ``iv_bits`` is the struct's ulIvBits, kept for mechanisms that generate part of the IV.
@@ -71,8 +67,7 @@ class GcmParams:
     iv_bits: int = 0
 
 
-@dataclass(frozen=True)
-class CcmParams:
+class CcmParams(NamedTuple):
     """CK_CCM_PARAMS (PKCS#11 3.0 §2.12.4): ulDataLen, pNonce, pAAD, ulMACLen."""
 
     data_len: int
@@ -81,24 +76,21 @@ class CcmParams:
     mac_len: int
 
 
-@dataclass(frozen=True)
-class AesCtrParams:
+class AesCtrParams(NamedTuple):
     """CK_AES_CTR_PARAMS (PKCS#11 3.0 §2.12.2): ulCounterBits and the 16-byte counter block."""
 
     counter_bits: int
     cb: bytes
 
 
-@dataclass(frozen=True)
-class AesCbcEncryptDataParams:
+class AesCbcEncryptDataParams(NamedTuple):
     """CK_AES_CBC_ENCRYPT_DATA_PARAMS (key derivation by data encryption, §2.12.x)."""
 
     iv: bytes
     data: bytes
 
 
-@dataclass(frozen=True)
-class HkdfParams:
+class HkdfParams(NamedTuple):
     """CK_HKDF_PARAMS (PKCS#11 3.0 §2.62): extract and/or expand with prfHashMechanism.
 
     ``salt_type`` is CKF_HKDF_SALT_NULL / _DATA / _KEY; with _KEY the salt is the key object
@@ -114,16 +106,14 @@ class HkdfParams:
     info: bytes
 
 
-@dataclass(frozen=True)
-class Sp800108CounterFormat:
+class Sp800108CounterFormat(NamedTuple):
     """CK_SP800_108_COUNTER_FORMAT: bLittleEndian, ulWidthInBits."""
 
     little_endian: bool
     width_bits: int
 
 
-@dataclass(frozen=True)
-class Sp800108DkmLengthFormat:
+class Sp800108DkmLengthFormat(NamedTuple):
     """CK_SP800_108_DKM_LENGTH_FORMAT: dkmLengthMethod, bLittleEndian, ulWidthInBits."""
 
     method: int
@@ -131,8 +121,7 @@ class Sp800108DkmLengthFormat:
     width_bits: int
 
 
-@dataclass(frozen=True)
-class PrfDataParam:
+class PrfDataParam(NamedTuple):
     """One CK_PRF_DATA_PARAM: ``type`` is CK_SP800_108_ITERATION_VARIABLE (1),
     _OPTIONAL_COUNTER (2), _DKM_LENGTH (3) or _BYTE_ARRAY (4); ``value`` is the parsed
     pValue: a counter format (or ``None`` for the feedback/pipeline iteration variable),
@@ -142,8 +131,7 @@ class PrfDataParam:
     value: Union[Sp800108CounterFormat, Sp800108DkmLengthFormat, bytes, None]
 
 
-@dataclass(frozen=True)
-class Sp800108Params:
+class Sp800108Params(NamedTuple):
     """CK_SP800_108_KDF_PARAMS / CK_SP800_108_FEEDBACK_KDF_PARAMS (PKCS#11 3.0 §2.42).
 
     ``iv`` is only used by the feedback mode. Additional derived keys (whose handles must be
@@ -155,8 +143,7 @@ class Sp800108Params:
     iv: bytes = b""
 
 
-@dataclass(frozen=True)
-class Pbkd2Params:
+class Pbkd2Params(NamedTuple):
     """CK_PKCS5_PBKD2_PARAMS2 (and the 2.x CK_PKCS5_PBKD2_PARAMS with a length pointer),
     PKCS#11 3.0 §2.37.x: saltSource, salt, iterations, prf, prf data, password."""
 
@@ -168,8 +155,7 @@ class Pbkd2Params:
     password: bytes
 
 
-@dataclass(frozen=True)
-class KeyDerivationStringData:
+class KeyDerivationStringData(NamedTuple):
     """CK_KEY_DERIVATION_STRING_DATA: pData/ulLen (CKM_CONCATENATE_BASE_AND_DATA etc.)."""
 
     data: bytes

@@ -11,7 +11,7 @@ Adding a mechanism touches one family file.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping, NamedTuple, Protocol
 
 from ..errors import CryptokiError
 
@@ -109,9 +109,9 @@ def _load_families() -> None:
     from . import families  # noqa: F401  (imports every family module)
 
 
-@dataclass(frozen=True)
-class Mechanism:
-    """A CK_MECHANISM as Python values: the registry entry and the parsed parameter."""
+class Mechanism(NamedTuple):
+    """A CK_MECHANISM as Python values: the registry entry and the parsed parameter (a
+    named tuple: one is made on every C_*Init with a parameter)."""
 
     entry: MechanismEntry
     param: Any = None
