@@ -26,10 +26,12 @@ import os
 import struct
 import threading
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa as pyca_rsa
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import rsa as pyca_rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .. import spec
@@ -42,8 +44,15 @@ from ..mechanisms.digest import HASHES
 from ..mechanisms.signing import SignContext, hash_accumulator
 from . import tpm_conn, tpm_keys
 from .tpm_attrs import (
-    CKA_SHIM_TPM_AUTH, CKA_SHIM_TPM_ESCROW, CKA_SHIM_TPM_KIND, CKA_SHIM_TPM_PCRS, CKA_SHIM_TPM_PRIVATE,
-    CKA_SHIM_TPM_PUBLIC, CKA_SHIM_TPM_SEALED, TPM_KIND_RESIDENT, TPM_KIND_SEALED,
+    CKA_SHIM_TPM_AUTH,
+    CKA_SHIM_TPM_ESCROW,
+    CKA_SHIM_TPM_KIND,
+    CKA_SHIM_TPM_PCRS,
+    CKA_SHIM_TPM_PRIVATE,
+    CKA_SHIM_TPM_PUBLIC,
+    CKA_SHIM_TPM_SEALED,
+    TPM_KIND_RESIDENT,
+    TPM_KIND_SEALED,
 )
 from .tpm_keys import Blob
 
@@ -145,7 +154,7 @@ class _TpmEcdsaSigner:
     and left-padded to the curve size, then signed with the scheme hash of that size (the TPM
     signs only digests of exactly its hash length); the signature becomes r‖s."""
 
-    def __init__(self, backend: "TpmBackend", key: Any, size: int) -> None:
+    def __init__(self, backend: TpmBackend, key: Any, size: int) -> None:
         self._backend, self._key, self.size = backend, key, 2 * size
         self._n = size
         self._hash = tpm_keys.HASH_ALG["sha256" if size == 32 else "sha384"]
@@ -191,7 +200,7 @@ def emsa_pkcs1_encode(digest_info: bytes, k: int) -> bytes:
 class _TpmRsaSigner:
     """Every RSA signature mechanism on a resident key: padding here, raw RSA in the TPM."""
 
-    def __init__(self, backend: "TpmBackend", key: Any, entry: Any, param: Any, public: Any) -> None:
+    def __init__(self, backend: TpmBackend, key: Any, entry: Any, param: Any, public: Any) -> None:
         self._backend, self._key = backend, key
         self._kind = entry.extra["kind"]
         self._hash = entry.extra.get("hash")
@@ -348,7 +357,7 @@ class TpmBackend:
                                           tpm_keys.HASH_ALG[algorithm.name])
         elif kind == "x509":
             def fn(data: bytes) -> bytes:
-                return self.resident_call(key, "RSA decrypt", tpm_keys.rsa_raw, data).rjust(k, b"\x00")
+                return self.resident_call(key, "RSA decrypt", tpm_keys.rsa_raw, data, True).rjust(k, b"\x00")
         else:
             raise CryptokiError(S.CKR_MECHANISM_INVALID, f"{S.ckm_name(entry.mechanism)} on a TPM RSA key")
         return _TpmDecrypt(fn, k)

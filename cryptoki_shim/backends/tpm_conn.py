@@ -9,6 +9,14 @@ manager virtualises handles and the lock is harmless.
 
 TSS return codes become CKR values in ``ckr_of`` (one table); the TSS library itself is
 silenced (``TSS2_LOG``) before it is loaded, so it never writes into the host's stderr.
+
+Secrets never cross the bus in clear: commands that carry key material, sealed data or auth
+values run under a session *salted to the SRK* (``Connection.secret_session``) with
+parameter encryption (AES-128-CFB): ``TPMA_SESSION_DECRYPT`` for a secret going in (the
+first command parameter), ``TPMA_SESSION_ENCRYPT`` for a secret coming out (the first
+response parameter). Salting means the session key is derived from a seed only the TPM can
+decrypt, so a bus sniffer cannot compute it. Tested by recording the swtpm byte stream
+(tests/tpm/test_tpm_bus.py).
 """
 
 from __future__ import annotations
@@ -20,18 +28,32 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 # Must be set before libtss2 is loaded: the library reads it once at load time.
 os.environ.setdefault("TSS2_LOG", "all+NONE")
 
-from tpm2_pytss import ESAPI, TSS2_Exception  # noqa: E402
-from tpm2_pytss.constants import ESYS_TR, TPM2_RC, TPMA_OBJECT  # noqa: E402
-from tpm2_pytss.types import TPM2B_PUBLIC, TPM2B_SENSITIVE_CREATE  # noqa: E402
+from tpm2_pytss import ESAPI, TSS2_Exception
+from tpm2_pytss.constants import (
+    ESYS_TR,
+    TPM2_ALG,
+    TPM2_RC,
+    TPM2_SE,
+    TPMA_OBJECT,
+    TPMA_SESSION,
+)
+from tpm2_pytss.types import (
+    TPM2B_PUBLIC,
+    TPM2B_SENSITIVE_CREATE,
+    TPMT_SYM_DEF,
+    TPMU_SYM_KEY_BITS,
+    TPMU_SYM_MODE,
+)
 
-from .. import spec  # noqa: E402
-from ..errors import CryptokiError  # noqa: E402
+from .. import spec
+from ..errors import CryptokiError
 
 _log = logging.getLogger(__name__)
 audit = logging.getLogger("cryptoki_shim.audit.tpm")
@@ -111,6 +133,24 @@ def fail(exc: BaseException, what: str) -> CryptokiError:
     return CryptokiError(cause.ckr, f"{what}: {cause.name}")
 
 
+# --------------------------------------------------------------------------- encrypted sessions
+
+#: Off only in the test that shows the bus recording would catch clear secrets
+#: (tests/tpm/test_tpm_bus.py); never a configuration key.
+_PARAM_ENCRYPTION = True
+#: Parameter encryption of salted sessions (TPM 2.0 Part 1 §21: CFB with a KDFa-derived key).
+AES128_CFB = TPMT_SYM_DEF(algorithm=TPM2_ALG.AES, keyBits=TPMU_SYM_KEY_BITS(aes=128),
+                          mode=TPMU_SYM_MODE(aes=TPM2_ALG.CFB))
+NO_SYMMETRIC = TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL)
+#: direction of the secret -> session attribute (Part 1 §19.6.7)
+SECRET_IN = TPMA_SESSION.DECRYPT
+SECRET_OUT = TPMA_SESSION.ENCRYPT
+
+
+def encryption_on() -> bool:
+    return _PARAM_ENCRYPTION
+
+
 # --------------------------------------------------------------------------- the locked unit
 
 _thread_lock = threading.Lock()
@@ -131,6 +171,27 @@ class Connection:
         self.ectx = ectx
         self.srk = srk
         self._flush: list[Any] = [srk]
+
+    def start_session(self, session_type: Any, attributes: int = 0, *, salted: bool = True) -> Any:
+        """A session for this unit: salted to the SRK with AES-128-CFB parameter encryption
+        (``attributes``: ``SECRET_IN`` / ``SECRET_OUT`` or none), or plain (``salted=False``,
+        no SRK in the unit, or encryption switched off). Flushed when the unit ends."""
+        salted = salted and self.srk is not None and _PARAM_ENCRYPTION
+        session = self.track(self.ectx.start_auth_session(
+            self.srk if salted else ESYS_TR.NONE, ESYS_TR.NONE, session_type,
+            AES128_CFB if salted else NO_SYMMETRIC, TPM2_ALG.SHA256))
+        flags = TPMA_SESSION.CONTINUESESSION | (attributes if salted else 0)
+        self.ectx.trsess_set_attributes(session, flags, 0xFF)
+        return session
+
+    def secret_session(self, attributes: int = 0) -> Any:
+        """A salted HMAC session authorising an object with ``userWithAuth`` (the SRK, the
+        lockout hierarchy) whose command carries a secret: its auth value is never sent
+        (HMAC keyed by session key ‖ auth value) and the secret parameter is encrypted.
+        ``ESYS_TR.PASSWORD`` (the auth value in clear) only with encryption switched off."""
+        if not _PARAM_ENCRYPTION:
+            return ESYS_TR.PASSWORD
+        return self.start_session(TPM2_SE.HMAC, attributes)
 
     def track(self, handle: Any) -> Any:
         self._flush.append(handle)
@@ -178,18 +239,23 @@ def open_tpm(tcti: str, what: str, *, with_srk: bool = True, lock_file: str = ""
 
 # --------------------------------------------------------------------------- admin helpers
 
-def reset_lockout(tcti: str, lockout_auth: bytes = b"") -> None:
+def reset_lockout(tcti: str, lockout_auth: bytes = b"", *, lock_file: str = "") -> None:
     """Leave dictionary-attack lockout (TPM2_DictionaryAttackLockReset with the lockout
-    hierarchy's auth). Called by the admin CLI after an operator checked why it happened."""
-    with open_tpm(tcti, "lockout reset", with_srk=False) as conn:
+    hierarchy's auth, HMAC in a salted session: the auth value is not sent). Called by the
+    admin CLI (``tpm-reset-lockout``) after an operator checked why it happened.
+
+    A wrong lockout auth is ``CKR_PIN_INCORRECT``; the lockout hierarchy then locks itself
+    for its own recovery time (``lockout_recovery_s``: a reboot of a hardware TPM)."""
+    with open_tpm(tcti, "lockout reset", lock_file=lock_file) as conn:
         conn.ectx.tr_set_auth(ESYS_TR.LOCKOUT, lockout_auth)
-        conn.ectx.dictionary_attack_lock_reset(ESYS_TR.LOCKOUT)
+        conn.ectx.dictionary_attack_lock_reset(ESYS_TR.LOCKOUT, session1=conn.secret_session())
 
 
 def set_lockout_parameters(tcti: str, max_tries: int, recovery_s: int, lockout_recovery_s: int,
                            lockout_auth: bytes = b"") -> None:
     """TPM2_DictionaryAttackParameters: how many auth failures before lockout and how fast the
     counter decays (production TPMs ship with their own values; swtpm allows 3)."""
-    with open_tpm(tcti, "lockout parameters", with_srk=False) as conn:
+    with open_tpm(tcti, "lockout parameters") as conn:
         conn.ectx.tr_set_auth(ESYS_TR.LOCKOUT, lockout_auth)
-        conn.ectx.dictionary_attack_parameters(max_tries, recovery_s, lockout_recovery_s, ESYS_TR.LOCKOUT)
+        conn.ectx.dictionary_attack_parameters(max_tries, recovery_s, lockout_recovery_s, ESYS_TR.LOCKOUT,
+                                               session1=conn.secret_session())

@@ -18,17 +18,31 @@ from dataclasses import dataclass
 from typing import Any
 
 from tpm2_pytss.constants import (
-    ESYS_TR, TPM2_ALG, TPM2_ECC, TPM2_RH, TPM2_SE, TPM2_ST, TPMA_OBJECT,
+    TPM2_ALG,
+    TPM2_ECC,
+    TPM2_RH,
+    TPM2_SE,
+    TPM2_ST,
+    TPMA_OBJECT,
 )
 from tpm2_pytss.types import (
-    TPM2B_DATA, TPM2B_DIGEST, TPM2B_PRIVATE, TPM2B_PUBLIC, TPM2B_PUBLIC_KEY_RSA,
-    TPM2B_SENSITIVE_CREATE, TPM2B_SENSITIVE_DATA, TPML_PCR_SELECTION, TPMS_SENSITIVE_CREATE,
-    TPMT_RSA_DECRYPT, TPMT_SIG_SCHEME, TPMT_SYM_DEF, TPMT_TK_HASHCHECK,
+    TPM2B_DATA,
+    TPM2B_DIGEST,
+    TPM2B_PRIVATE,
+    TPM2B_PUBLIC,
+    TPM2B_PUBLIC_KEY_RSA,
+    TPM2B_SENSITIVE_CREATE,
+    TPM2B_SENSITIVE_DATA,
+    TPML_PCR_SELECTION,
+    TPMS_SENSITIVE_CREATE,
+    TPMT_RSA_DECRYPT,
+    TPMT_SIG_SCHEME,
+    TPMT_TK_HASHCHECK,
 )
 
 from .. import spec
 from ..errors import CryptokiError
-from .tpm_conn import Connection
+from .tpm_conn import SECRET_IN, SECRET_OUT, Connection
 
 _A = TPMA_OBJECT
 #: Sealed data object: no sign/decrypt, policy only (userWithAuth clear), DA-protected.
@@ -78,10 +92,13 @@ def policy_digest(text: str, pcr_values: list[bytes]) -> bytes:
     return digest
 
 
-def policy_session(conn: Connection, pcrs: str) -> Any:
-    """A policy session satisfied for the current PCRs (the TPM checks them at use)."""
-    session = conn.track(conn.ectx.start_auth_session(
-        ESYS_TR.NONE, ESYS_TR.NONE, TPM2_SE.POLICY, TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL), TPM2_ALG.SHA256))
+def policy_session(conn: Connection, pcrs: str, *, secret_out: bool = False) -> Any:
+    """A policy session satisfied for the current PCRs (the TPM checks them at use).
+
+    ``secret_out``: the command answers a secret (unsealed data, RSA plaintext), so the
+    session is salted to the SRK and encrypts the response (key: session key ‖ the object's
+    auth value). Signing answers nothing secret and skips the salt's ECDH."""
+    session = conn.start_session(TPM2_SE.POLICY, SECRET_OUT if secret_out else 0, salted=secret_out)
     conn.ectx.policy_pcr(session, TPM2B_DIGEST(), pcr_selection(pcrs))
     conn.ectx.policy_auth_value(session)
     return session
@@ -100,7 +117,9 @@ def _sensitive(auth: bytes, data: bytes = b"") -> TPM2B_SENSITIVE_CREATE:
 
 
 def _create(conn: Connection, template: TPM2B_PUBLIC, auth: bytes, data: bytes = b"") -> tuple[Blob, TPM2B_PUBLIC]:
-    private, public, *_ = conn.ectx.create(conn.srk, _sensitive(auth, data), template)
+    # inSensitive (auth value, sealed data) is the first parameter: encrypted in a salted session
+    private, public, *_ = conn.ectx.create(conn.srk, _sensitive(auth, data), template,
+                                           session1=conn.secret_session(SECRET_IN))
     return Blob(public.marshal(), private.marshal()), public
 
 
@@ -131,7 +150,7 @@ def seal(conn: Connection, data: bytes, auth: bytes, pcrs: str, pcr_values: list
 
 def unseal(conn: Connection, blob: Blob, auth: bytes, pcrs: str) -> bytes:
     handle = load(conn, blob, auth)
-    session = policy_session(conn, pcrs)
+    session = policy_session(conn, pcrs, secret_out=True)
     return bytes(conn.ectx.unseal(handle, session1=session))
 
 
@@ -176,11 +195,12 @@ def sign_ecdsa(conn: Connection, blob: Blob, auth: bytes, pcrs: str, digest: byt
         bytes(sig.signature.ecdsa.signatureS), "big")
 
 
-def rsa_raw(conn: Connection, blob: Blob, auth: bytes, pcrs: str, value: bytes) -> bytes:
+def rsa_raw(conn: Connection, blob: Blob, auth: bytes, pcrs: str, value: bytes, secret_out: bool = False) -> bytes:
     """The raw RSA private operation (TPM2_RSA_Decrypt, scheme NULL): we pad in software, so
-    every PKCS#11 RSA signature mechanism (v1.5, PSS with any salt, X.509) maps onto it."""
+    every PKCS#11 RSA signature mechanism (v1.5, PSS with any salt, X.509) maps onto it.
+    ``secret_out`` for CKM_RSA_X_509 decryption (the answer is plaintext, not a signature)."""
     handle = load(conn, blob, auth)
-    session = policy_session(conn, pcrs)
+    session = policy_session(conn, pcrs, secret_out=secret_out)
     out = conn.ectx.rsa_decrypt(handle, TPM2B_PUBLIC_KEY_RSA(value), TPMT_RSA_DECRYPT(scheme=TPM2_ALG.NULL),
                                 TPM2B_DATA(), session1=session)
     return bytes(out)
@@ -191,7 +211,7 @@ def rsa_decrypt(conn: Connection, blob: Blob, auth: bytes, pcrs: str, ciphertext
     """PKCS#1 v1.5 (RSAES) or OAEP decryption inside the TPM: the padding check happens there,
     not in our code (no padding oracle of ours)."""
     handle = load(conn, blob, auth)
-    session = policy_session(conn, pcrs)
+    session = policy_session(conn, pcrs, secret_out=True)
     in_scheme = TPMT_RSA_DECRYPT(scheme=scheme)
     if hash_alg is not None:
         in_scheme.details.anySig.hashAlg = hash_alg
@@ -205,6 +225,24 @@ def blob_name(blob: Blob) -> bytes:
     return bytes(public.get_name())
 
 
-__all__ = ["Blob", "parse_pcrs", "pcr_selection", "read_pcrs", "policy_digest", "policy_session", "load",
-           "seal", "unseal", "create_ec", "create_rsa", "sign_ecdsa", "rsa_raw", "rsa_decrypt", "blob_name",
-           "RESIDENT_EC", "RESIDENT_RSA_BITS", "HASH_ALG", "TPM2_ECC"]
+__all__ = [
+    "HASH_ALG",
+    "RESIDENT_EC",
+    "RESIDENT_RSA_BITS",
+    "TPM2_ECC",
+    "Blob",
+    "blob_name",
+    "create_ec",
+    "create_rsa",
+    "load",
+    "parse_pcrs",
+    "pcr_selection",
+    "policy_digest",
+    "policy_session",
+    "read_pcrs",
+    "rsa_decrypt",
+    "rsa_raw",
+    "seal",
+    "sign_ecdsa",
+    "unseal",
+]
