@@ -31,18 +31,18 @@ def read_mechanism(p_mechanism: Any) -> Mechanism | None:
     """
     if p_mechanism == runtime.NULL:
         return None
-    mech = int(p_mechanism.mechanism)
-    length = int(p_mechanism.ulParameterLen)
-    if length == 0:
+    mech = p_mechanism.mechanism
+    length = p_mechanism.ulParameterLen
+    if not length:
         plain = _PLAIN.get(mech)
         if plain is not None:
             return plain
     ent = registry.lookup(mech)
     param = read_param(runtime.ffi, ent, p_mechanism.pParameter, length)
-    if param is None and length == 0 and ent.param is None:
+    if param is None and not length and ent.param is None:
         _PLAIN[mech] = plain = Mechanism(ent, None)
         return plain
-    return Mechanism(ent, param)
+    return tuple.__new__(Mechanism, (ent, param))
 
 
 def _mechanism(p_mechanism: Any) -> Mechanism:

@@ -110,8 +110,13 @@ def read_ecdh1(ffi: Any, p: Any, length: int) -> EcdhDeriveParams:
 
 def read_gcm(ffi: Any, p: Any, length: int) -> GcmParams:
     s = _struct(ffi, p, length, "CK_GCM_PARAMS")
-    return GcmParams(_bytes(ffi, s.pIv, s.ulIvLen, "pIv"), _bytes(ffi, s.pAAD, s.ulAADLen, "pAAD"),
-                     int(s.ulTagBits), int(s.ulIvBits))
+    # the one parameter read on every AES-GCM C_*Init: the IV is read inline
+    n = s.ulIvLen
+    p_iv = s.pIv
+    if n and p_iv == ffi.NULL:
+        raise _invalid(f"pIv: NULL pointer with length {n}")
+    return tuple.__new__(GcmParams, (ffi.buffer(p_iv, n)[:] if n else b"",
+                                     _bytes(ffi, s.pAAD, s.ulAADLen, "pAAD"), s.ulTagBits, s.ulIvBits))
 
 
 def read_ccm(ffi: Any, p: Any, length: int) -> CcmParams:
@@ -205,12 +210,11 @@ READERS: dict[Any, Reader] = {
 def read_param(ffi: Any, entry: Any, p_param: Any, length: int) -> object:
     """The parsed parameter of one CK_MECHANISM for ``entry`` (see the module docstring)."""
     kind = entry.param
-    length = int(length)
     if kind is None:
         if length:
             raise _invalid("mechanism takes no parameter")
         return None
-    if length == 0 and entry.param_optional:
+    if not length and entry.param_optional:
         return None
     reader = READERS.get(kind)
     if reader is None:

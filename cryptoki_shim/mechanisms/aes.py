@@ -254,12 +254,14 @@ def _gcm_params(param: Any) -> tuple[bytes, bytes, int]:
         raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, f"GCM IV of {len(param.iv)} bytes unsupported")
     if param.tag_bits not in GCM_TAG_BITS:
         raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, f"GCM tag of {param.tag_bits} bits unsupported")
-    return bytes(param.iv), bytes(param.aad), param.tag_bits // 8
+    return param.iv, param.aad, param.tag_bits // 8
 
 
 class GcmEncrypt:
     """AES-GCM encryption (§2.13): ciphertext streams out of update; final appends the tag,
     ulTagBits/8 bytes (SP 800-38D MSB_t: the leading bytes of the full tag)."""
+
+    __slots__ = ("_key", "_iv", "_aad", "_tag_len", "_ctx")
 
     def __init__(self, key: KeyView, iv: bytes, aad: bytes, tag_len: int) -> None:
         self._key, self._iv, self._aad, self._tag_len = key, iv, aad, tag_len
