@@ -80,6 +80,8 @@ TPM_KEYS: dict[str, Key] = {
                     ("auto", "sealed", "resident")),
     "escrow_recipient": Key(str, "", "age recipient (age1...) that gets an escrow copy of every sealed key; empty = none"),
     "lock_file": Key(str, "", "lock serialising TPM access across processes; empty = per-TPM file in $XDG_RUNTIME_DIR or /tmp"),
+    "lockout_auth_file": Key(str, "", "file holding the TPM lockout hierarchy's auth (text, or hex:...) for "
+                                      "`cryptoki-shim tpm-reset-lockout`; empty = the empty auth"),
 }
 UPSTREAM_KEYS: dict[str, Key] = {
     # issue 6, see docs/upstream.md "Configuration"

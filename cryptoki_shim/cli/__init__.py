@@ -4,7 +4,7 @@ One module per command group registers its sub-commands (``register(sub, parent)
 ``tokens`` (init-token, set-pin, unlock-pin, list), ``objects`` (import, export-public,
 delete), ``backup`` (backup, restore), ``doctor`` (doctor, p11-kit-module), ``auditing``
 (audit verify), ``configuration`` (config-reference, config-check), ``attestation`` (attest,
-verify-attestation: TPM keys), ``upstream`` (adopt: upstream HSM keys), and ``demo``.
+verify-attestation: TPM keys), ``tpm_admin`` (tpm-reset-lockout), ``upstream`` (adopt: upstream HSM keys), and ``demo``.
 
 Exit codes: 0 success, 1 a PKCS#11 operation failed, 2 bad usage, 3 invalid configuration,
 4 a check found problems (doctor, audit verify, a backup that fails its integrity check).
@@ -16,7 +16,8 @@ import argparse
 import importlib
 import sys
 
-GROUPS = ("tokens", "objects", "backup", "doctor", "auditing", "configuration", "attestation", "upstream")
+GROUPS = ("tokens", "objects", "backup", "doctor", "auditing", "configuration", "attestation", "tpm_admin",
+          "upstream")
 
 
 def build_parser() -> argparse.ArgumentParser:

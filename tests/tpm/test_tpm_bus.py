@@ -27,7 +27,11 @@ from swtpm_helper import swtpm  # noqa: F401  (fixture)
 from cryptoki_shim import spec as S
 from cryptoki_shim.backends import tpm_conn, tpm_keys
 from cryptoki_shim.backends.tpm import TpmBackend
-from cryptoki_shim.backends.tpm_attrs import CKA_SHIM_TPM_AUTH, CKA_SHIM_TPM_PRIVATE, CKA_SHIM_TPM_PUBLIC
+from cryptoki_shim.backends.tpm_attrs import (
+    CKA_SHIM_TPM_AUTH,
+    CKA_SHIM_TPM_PRIVATE,
+    CKA_SHIM_TPM_PUBLIC,
+)
 from cryptoki_shim.config import SlotConfig
 from cryptoki_shim.mechanisms.registry import lookup
 
