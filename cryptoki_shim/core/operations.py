@@ -75,7 +75,9 @@ class OperationSteps:
         carries its length; the operation stays. Any other error ends the operation. A final
         or one-shot step that delivered ends it.
         """
-        op = self._active(kind, step)
+        op = self.ops.get(kind)
+        if op is None or op.needs_context_login or op.mode is not None:
+            op = self._active(kind, step)  # the error, or a multi-part operation's checks
         pending = op.pending
         if pending is not None and pending[0] is step and pending[1] == data:
             out = pending[2]

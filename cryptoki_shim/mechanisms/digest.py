@@ -88,11 +88,12 @@ class DigestFamily:
     """The digest family: only ``digest_init``."""
 
     def digest_init(self, entry: MechanismEntry, param: Any) -> DigestContext:
-        return DigestContext(entry.extra["new"], entry.extra["size"])
+        new, size = entry.extra["context"]
+        return DigestContext(new, size)
 
 
 FAMILY = DigestFamily()
 
 for _ckm, _hash in HASHES.items():
     register(MechanismEntry(_ckm, CKF_DIGEST, 0, 0, FAMILY,
-                            extra={"hash": _hash, "new": _hashlib_constructor(_hash), "size": _hash.digest_size}))
+                            extra={"hash": _hash, "context": (_hashlib_constructor(_hash), _hash.digest_size)}))
