@@ -28,6 +28,10 @@ soak: build
 bench: build
 	$(PY) -m bench
 
+.PHONY: bench-tpm
+bench-tpm: build
+	$(PY) -m bench.tpm
+
 conformance: build
 	$(PY) -m conformance
 

@@ -27,6 +27,7 @@ class BusRecorder:
         self.tcti = f"swtpm:path={self.path}"
         self._lock = threading.Lock()
         self._data = bytearray()
+        self._commands = bytearray()  # the data channel only: TPM commands and responses
         self._listeners: list[socket.socket] = []
         self._stop = threading.Event()
         for suffix in ("", ".ctrl"):
@@ -34,17 +35,24 @@ class BusRecorder:
             listener.bind(self.path + suffix)
             listener.listen(8)
             self._listeners.append(listener)
-            threading.Thread(target=self._accept, args=(listener, self.upstream + suffix), daemon=True).start()
+            threading.Thread(target=self._accept, args=(listener, self.upstream + suffix, suffix == ""),
+                             daemon=True).start()
 
     def recorded(self) -> bytes:
         with self._lock:
             return bytes(self._data)
 
+    def tpm_stream(self) -> bytes:
+        """The data channel alone: command, response, command, ... (for counting commands)."""
+        with self._lock:
+            return bytes(self._commands)
+
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self._commands.clear()
 
-    def _accept(self, listener: socket.socket, target: str) -> None:
+    def _accept(self, listener: socket.socket, target: str, data_channel: bool) -> None:
         while not self._stop.is_set():
             try:
                 client, _ = listener.accept()
@@ -53,9 +61,9 @@ class BusRecorder:
             upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             upstream.connect(target)
             for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+                threading.Thread(target=self._pump, args=(src, dst, data_channel), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, data_channel: bool) -> None:
         try:
             while True:
                 chunk = src.recv(65536)
@@ -63,6 +71,8 @@ class BusRecorder:
                     break
                 with self._lock:
                     self._data += chunk
+                    if data_channel:
+                        self._commands += chunk
                 dst.sendall(chunk)
         except OSError:
             pass
