@@ -18,21 +18,19 @@ one global check: they sit on the hot path of ``C_Sign``.
 
 A failure to write the audit log is logged (``cryptoki_shim.audit``) and does not fail the
 PKCS#11 call (fail-open): a full disk must not stop every signature of a server.
+
+This module is imported by every C_Initialize, audit on or off: what only a sink or
+``verify`` needs (json, hashlib, socket, datetime, secrets) is imported when one is made
+(issue #9, cold start).
 """
 
 from __future__ import annotations
 
-import datetime
-import hashlib
-import json
 import logging
 import os
-import re
-import secrets
-import socket
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from . import spec
 from .errors import CryptokiError
@@ -46,22 +44,36 @@ BACKEND_FAILURES = frozenset(int(x) for x in (spec.CKR_DEVICE_ERROR, spec.CKR_DE
 FACILITIES = {"auth": 4, "authpriv": 10, "daemon": 3, "user": 1, **{f"local{i}": 16 + i for i in range(8)}}
 SEVERITY = {"info": 6, "warning": 4}
 USERS = {int(spec.CKU_SO): "so", int(spec.CKU_USER): "user", int(spec.CKU_CONTEXT_SPECIFIC): "context"}
-_HASH_TAIL = re.compile(r',"hash":"([0-9a-f]{64})"\}$')
+_HASH_TAIL = r',"hash":"([0-9a-f]{64})"\}$'
+
+if TYPE_CHECKING:
+    import socket
 
 
-@dataclass
 class _Sink:
-    settings: dict[str, Any]
-    pid: int
-    run: str = field(default_factory=lambda: secrets.token_hex(8))
-    seq: int = 0
-    prev: str = ""
-    fd: int | None = None
-    sock: socket.socket | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    warned: bool = False
+    """One run's open targets (file, syslog socket), sequence number and hash chain."""
 
-    def __post_init__(self) -> None:
+    def __init__(self, settings: dict[str, Any], pid: int) -> None:
+        import secrets
+
+        self.settings = settings
+        self.pid = pid
+        self.run: str = secrets.token_hex(8)
+        self.seq = 0
+        self.fd: int | None = None
+        self.sock: socket.socket | None = None
+        self.lock = threading.Lock()
+        self.warned = False
+        self._open()
+
+    def _open(self) -> None:
+        import datetime
+        import hashlib
+        import json
+        import socket
+
+        global _datetime, _hashlib, _json
+        _datetime, _hashlib, _json = datetime, hashlib, json
         self.prev = hashlib.sha256(self.run.encode()).hexdigest()
         path = self.settings.get("file")
         if path:
@@ -81,12 +93,12 @@ class _Sink:
         with self.lock:
             self.seq += 1
             record = {
-                "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds"),
+                "time": _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="milliseconds"),
                 "pid": self.pid, "run": self.run, "seq": self.seq, "event": name, **fields,
             }
-            body = json.dumps(record, separators=(",", ":"), ensure_ascii=True)
+            body = _json.dumps(record, separators=(",", ":"), ensure_ascii=True)
             if self.settings.get("hash_chain"):
-                digest = hashlib.sha256((self.prev + body).encode()).hexdigest()
+                digest = _hashlib.sha256((self.prev + body).encode()).hexdigest()
                 self.prev = digest
                 body = body[:-1] + f',"hash":"{digest}"}}'
             try:
@@ -104,6 +116,10 @@ class _Sink:
 
 _sink: _Sink | None = None
 _key_use = True
+#: Modules only a sink needs, imported by the first one (``_Sink._open``).
+_datetime: Any = None
+_hashlib: Any = None
+_json: Any = None
 
 
 def configure(settings: dict[str, Any] | None) -> None:
@@ -255,6 +271,11 @@ def verify(lines: Iterable[str]) -> Report:
     record's ``hash`` must follow from the previous one (edits, deletions, insertions,
     reordering). Lines of several processes may be interleaved (one file, many clients).
     """
+    import hashlib
+    import json
+    import re
+
+    hash_tail = re.compile(_HASH_TAIL)
     report = Report()
     state: dict[tuple[int, str], tuple[int, str | None]] = {}  # (pid, run) -> (last seq, last hash)
     for number, raw in enumerate(lines, 1):
@@ -276,7 +297,7 @@ def verify(lines: Iterable[str]) -> Report:
             what = (f"seq {seq} after {last_seq}: {seq - last_seq - 1} record(s) missing" if seq > last_seq + 1
                     else f"seq {seq} after {last_seq}: duplicated or reordered")
             report.problems.append(Problem(number, f"run {key[1]} (pid {key[0]}): {what}"))
-        m = _HASH_TAIL.search(line)
+        m = hash_tail.search(line)
         if m:
             report.chained += 1
             body = line[: m.start()] + "}"

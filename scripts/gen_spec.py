@@ -1206,25 +1206,26 @@ def build() -> str:
     lines: list[str] = []
     w = lines.append
     w(HEADER)
+    w("")
+    w("")
+    w("# --- Enum families, built on first use (module __getattr__ below) ------------------")
+    w("#")
+    w("# Each family: its docstring, then (name, value) in class order -- canonical members")
+    w("# first (header order), then aliases (deprecated or alternative spellings), which the")
+    w("# enum makes aliases of the canonical member with the same value.")
+    w("_FAMILIES: dict[str, tuple[str, tuple[tuple[str, int], ...]]] = {")
     for fam, doc in ENUM_FAMILIES.items():
         members = [n for n in order if family(n) == fam]
         canon = [n for n in members if canonical[(fam, values[n])] == n]
         aliases = [n for n in members if canonical[(fam, values[n])] != n]
-        w("")
-        w("")
-        w(f"class {fam}(IntEnum):")
-        w(f'    """{doc}"""')
-        w("")
+        w(f'    "{fam}": ("{doc}", (')
         for n in canon:
-            w(f"    {n} = 0x{values[n]:08X}")
-        if aliases:
-            w("    # Aliases (deprecated or alternative spellings): same value, canonical name wins.")
-            for n in aliases:
-                w(f"    {n} = 0x{values[n]:08X}  # = {canonical[(fam, values[n])]}")
-        w("")
-        w("")
-        for n in members:
-            w(f"{n} = {fam}.{n}")
+            w(f'        ("{n}", 0x{values[n]:08X}),')
+        for n in aliases:
+            w(f'        ("{n}", 0x{values[n]:08X}),  # alias of {canonical[(fam, values[n])]}')
+        w("    )),")
+    w("}")
+    w(LAZY_FAMILIES)
     w("")
     w("")
     w("# --- Plain integer constants (flags and small enumerations) -------------------------")
@@ -1258,20 +1259,22 @@ def build() -> str:
     w("# --- Names for logs ------------------------------------------------------------------")
     w("")
     w("")
-    w("def _names(cls: type[IntEnum]) -> dict[int, str]:")
-    w('    """Value -> canonical spec name (iterating an IntEnum skips its aliases)."""')
-    w("    return {int(member): member.name for member in cls}")
+    w("def _names(fam: str) -> dict[int, str]:")
+    w('    """Value -> canonical spec name of one family, built on first use (canonical first wins)."""')
+    w("    names = _NAMES.get(fam)")
+    w("    if names is None:")
+    w("        names = _NAMES[fam] = {value: name for name, value in reversed(_FAMILIES[fam][1])}")
+    w("    return names")
     w("")
     w("")
-    for fam in ("CKR", "CKA", "CKM", "CKO", "CKK"):
-        w(f"_{fam}_NAMES: dict[int, str] = _names({fam})")
+    w("_NAMES: dict[str, dict[int, str]] = {}")
     for fam, what in (("CKR", "return value"), ("CKA", "attribute type"), ("CKM", "mechanism type"),
                       ("CKO", "object class"), ("CKK", "key type")):
         w("")
         w("")
         w(f"def {fam.lower()}_name(value: int) -> str:")
         w(f'    """Spec name of a {what} (``0x...`` hex for values the spec does not name)."""')
-        w(f"    name = _{fam}_NAMES.get(value)")
+        w(f'    name = _names("{fam}").get(value)')
         w(f'    return name if name is not None else f"0x{{value:08X}}"')
     w("")
     w("")
@@ -1298,7 +1301,7 @@ def build() -> str:
     if missing or extra:
         raise ValueError(f"ATTR_KINDS out of step: missing {missing}, unknown {extra}")
     for n in cka_canon:
-        w(f"    {n}: AttrKind.{ATTR_KINDS[n]},")
+        w(f"    0x{values[n]:08X}: AttrKind.{ATTR_KINDS[n]},  # {n}")
     w("}")
     return "\n".join(lines) + "\n"
 
@@ -1313,12 +1316,19 @@ edit the generator, not this file.
   module global (``CKR_OK is CKR.CKR_OK``), so values compare as ints and ``repr`` shows
   the spec name in logs.  Deprecated names (``CKK_ECDSA``, ``CKA_ECDSA_PARAMS``, ...)
   are enum aliases of the current name.
+* Each family is built on first use (``from cryptoki_shim.spec import CKM_AES_GCM`` or
+  ``spec.CKM``, through the module ``__getattr__``), then its members are plain module
+  globals: building all ~1000 enum members costs several milliseconds that every host
+  would pay at C_Initialize (issue #9, cold start), mostly for mechanism names that are
+  only needed once a mechanism is used.
 * Flags (``CKF_*``) and the other small enumerations (``CKN_``, ``CKP_``, ``CKH_``,
   ``CKD_``, ``CKG_``, ``CKZ_``, ``CK_*``) are plain ints: their values overlap by design.
 * ``ckr_name`` / ``cka_name`` / ``ckm_name`` / ``cko_name`` / ``ckk_name`` turn a number
-  into its spec name for logs (dict lookups; unknown values print as hex).
+  into its spec name for logs (dict lookups built on first use, without the enums;
+  unknown values print as hex).
 * ``AttrKind`` and ``ATTR_KIND`` tell the attribute codec how each ``CKA_*`` value is
-  encoded in C (see docs/architecture.md, "Attribute values").
+  encoded in C (see docs/architecture.md, "Attribute values"); ``ATTR_KIND`` is keyed by
+  plain ints (equal to the ``CKA`` members).
 * ``CKA_SHIM_BACKEND`` is cryptoki-shim's own vendor-defined attribute.
 * ``SINCE_3_1`` names the few 3.1 additions kept because native/pkcs11.h exports them.
 """
@@ -1326,7 +1336,47 @@ edit the generator, not this file.
 from __future__ import annotations
 
 import enum
-from enum import IntEnum'''
+import threading
+from enum import IntEnum
+from typing import Any'''
+
+# The module-level machinery that builds an enum family on first access.
+LAZY_FAMILIES = '''
+
+_BUILD_LOCK = threading.Lock()
+
+
+def _build(fam: str) -> type[IntEnum]:
+    """Create family ``fam``'s IntEnum once and publish it and its members as globals."""
+    with _BUILD_LOCK:  # two threads must not create two distinct classes
+        cls = globals().get(fam)
+        if cls is None:
+            doc, members = _FAMILIES[fam]
+            cls = IntEnum(fam, members, module=__name__, qualname=fam)  # type: ignore[misc]
+            cls.__doc__ = doc
+            globals().update(cls.__members__)
+            globals()[fam] = cls
+        return cls
+
+
+def __getattr__(name: str) -> Any:
+    """``CKR`` / ``CKR_OK`` ... before their family was built: build it (PEP 562)."""
+    fam = name[:3]
+    if fam in _FAMILIES and (len(name) == 3 or name[3] == "_"):
+        _build(fam)
+        try:
+            return globals()[name]
+        except KeyError:
+            pass
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    names = set(globals())
+    for fam, (_doc, members) in _FAMILIES.items():
+        names.add(fam)
+        names.update(n for n, _v in members)
+    return sorted(names)'''
 
 
 def main(argv: list[str]) -> int:

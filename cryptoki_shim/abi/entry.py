@@ -4,12 +4,22 @@ Every entry is wrapped once: ``CryptokiError`` becomes its ``ckr``; any other ex
 bug, logged with its traceback and answered ``CKR_GENERAL_ERROR`` (DESIGN.md §2.4: a plain
 ``def_extern`` that raises would answer 0 = CKR_OK). A function with no implementation
 answers ``CKR_FUNCTION_NOT_SUPPORTED``, never a NULL slot in the table.
+
+Cold start (issue #9): only the modules a client needs up to its first session
+(``EAGER_MODULES``: C_Initialize, slots and tokens, sessions) are imported by ``install``.
+Every other entry is first attached to a loader that imports ``LAZY_MODULES`` (objects and
+crypto, and through them the attribute policy, the operations, the mechanism registry),
+re-attaches every entry to its real implementation, and answers the call; later calls go
+straight to the implementation. Re-attaching an entry while another thread is inside it is
+safe from cffi 2.0 on (the call holds its own reference to the attachment); with an older
+cffi every module is imported by ``install``.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from typing import Any, Callable
 
 from .. import spec
@@ -20,8 +30,12 @@ _log = logging.getLogger("cryptoki_shim.abi")
 
 IMPLEMENTATIONS: dict[str, Callable[..., Any]] = {}
 
-#: Modules that define entries with @entry; imported by install().
-ENTRY_MODULES = ("general", "slots", "sessions", "objects", "crypto")
+#: Modules that define entries with @entry: imported by install() ...
+EAGER_MODULES = ("general", "slots", "sessions")
+#: ... and on the first call of an entry none of those defines.
+LAZY_MODULES = ("objects", "crypto")
+#: Every module that defines entries.
+ENTRY_MODULES = EAGER_MODULES + LAZY_MODULES
 
 CKR_OK = 0
 CKR_GENERAL_ERROR = int(spec.CKR_GENERAL_ERROR)
@@ -82,15 +96,82 @@ def _onerror(exc_type: Any, exc_value: Any, tb: Any) -> None:
     _log.error("entry raised %s: %s", getattr(exc_type, "__name__", exc_type), exc_value, exc_info=(exc_type, exc_value, tb))
 
 
+class _Attacher:
+    """Attaches entries to the embedded library; imports the lazy modules on demand."""
+
+    def __init__(self, ffi: Any, names: list[str]) -> None:
+        self.ffi = ffi
+        self.names = names
+        self.lock = threading.Lock()
+        self.complete = False
+        #: Entries attached to their loader, re-attached by complete_all().
+        self.pending: list[str] = []
+
+    def attach(self, name: str, fn: Callable[..., int]) -> None:
+        self.ffi.def_extern(name=f"py_{name}", error=CKR_GENERAL_ERROR, onerror=_onerror)(fn)
+
+    def resolved(self, name: str) -> Callable[..., int]:
+        impl = IMPLEMENTATIONS.get(name)
+        return _wrap(name, impl) if impl is not None else _not_supported(name)
+
+    def attach_eager(self) -> None:
+        for name in self.names:
+            if name in IMPLEMENTATIONS:
+                self.attach(name, self.resolved(name))
+            else:
+                self.pending.append(name)
+                self.attach(name, self.loader(name))
+
+    def loader(self, name: str) -> Callable[..., int]:
+        """The first attachment of an entry of a lazy module: load, re-attach, answer."""
+
+        def call(*args: Any) -> int:
+            try:
+                self.complete_all()
+            except Exception:
+                _log.exception("%s: importing the entry modules failed (answered CKR_GENERAL_ERROR)", name)
+                return CKR_GENERAL_ERROR
+            return self.resolved(name)(*args)
+
+        call.__name__ = name
+        return call
+
+    def complete_all(self) -> None:
+        with self.lock:  # one thread imports; the others wait and find it done
+            if self.complete:
+                return
+            for module in LAZY_MODULES:
+                importlib.import_module(f"{__package__}.{module}")
+            for name in self.pending:
+                self.attach(name, self.resolved(name))
+            self.pending = []
+            self.complete = True
+
+
+#: The attacher of the running library (None until install()).
+_attacher: _Attacher | None = None
+
+
+def load_all() -> None:
+    """Import every entry module now and attach every entry (tests, and hosts that want it)."""
+    if _attacher is not None:
+        _attacher.complete_all()
+    else:
+        for module in ENTRY_MODULES:
+            importlib.import_module(f"{__package__}.{module}")
+
+
 def install(ffi: Any, lib: Any, names: list[str]) -> None:
-    """Attach an implementation (or NOT_SUPPORTED) to every ``py_<name>`` of the library."""
+    """Attach an implementation, a loader or NOT_SUPPORTED to every ``py_<name>``."""
+    global _attacher
     runtime.ffi, runtime.lib, runtime.NULL = ffi, lib, ffi.NULL
     from ..log import configure_from_environment
 
     configure_from_environment()
-    for module in ENTRY_MODULES:
+    import _cffi_backend
+
+    lazy = int(_cffi_backend.__version__.split(".")[0]) >= 2
+    for module in EAGER_MODULES if lazy else ENTRY_MODULES:
         importlib.import_module(f"{__package__}.{module}")
-    for name in names:
-        impl = IMPLEMENTATIONS.get(name)
-        fn = _wrap(name, impl) if impl is not None else _not_supported(name)
-        ffi.def_extern(name=f"py_{name}", error=CKR_GENERAL_ERROR, onerror=_onerror)(fn)
+    _attacher = _Attacher(ffi, names)
+    _attacher.attach_eager()

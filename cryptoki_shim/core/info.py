@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 
 from .. import __version__, spec
 from ..errors import CryptokiError
-from .token import CKU_SO, CKU_USER
+
+CKU_SO = int(spec.CKU_SO)
+CKU_USER = int(spec.CKU_USER)
 
 if TYPE_CHECKING:
     from .module import Module, Slot

@@ -5,6 +5,10 @@ After ``fork()`` the child's module is reset too (``os.register_at_fork``, which
 handler triggers through ``PyOS_AfterFork_Child``), so the child answers
 ``CKR_CRYPTOKI_NOT_INITIALIZED`` until it calls ``C_Initialize`` (§5.4, fork note), and no
 lock held by a parent thread at fork time is ever waited on.
+
+Sessions and tokens (and through them the store, the attribute policy and pyca/cryptography)
+are imported on first use, not here: C_Initialize and the slot queries must not pay for
+them (issue #9, cold start).
 """
 
 from __future__ import annotations
@@ -13,20 +17,37 @@ import itertools
 import logging
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import audit
 from .. import config as config_mod
 from .. import log as log_mod
 from .. import spec
 from ..errors import CryptokiError
-from .session import Session
-from .token import CKU_SO, CKU_USER, Token
+
+if TYPE_CHECKING:
+    from .session import Session
+    from .token import Token
 
 _log = logging.getLogger(__name__)
 
+CKU_SO = int(spec.CKU_SO)
+CKU_USER = int(spec.CKU_USER)
 CKU_CONTEXT_SPECIFIC = int(spec.CKU_CONTEXT_SPECIFIC)
 CKF_SERIAL_SESSION = int(spec.CKF_SERIAL_SESSION)
+CKF_RW_SESSION = int(spec.CKF_RW_SESSION)
+
+
+#: ``session.Session``, imported by the first C_OpenSession (see the module docstring).
+_Session: Any = None
+
+
+def _session_type() -> Any:
+    global _Session
+    from .session import Session
+
+    _Session = Session
+    return Session
 
 
 class Slot:
@@ -109,6 +130,8 @@ class Module:
     def open_token(self, cfg: config_mod.SlotConfig) -> Token:
         """Open the store (once) and the token of one slot; store failures are DEVICE_ERROR."""
         assert self.config is not None
+        from .token import Token
+
         try:
             return Token(cfg, self.open_store())
         except CryptokiError as exc:
@@ -170,12 +193,12 @@ class Module:
             token.refresh()
             if not token.initialized:
                 raise CryptokiError(spec.CKR_TOKEN_NOT_RECOGNIZED, "token not initialized (C_InitToken)")
+        session_type = _Session or _session_type()
         with self.lock:
-            rw = bool(flags & spec.CKF_RW_SESSION)
-            if not rw and token.login_user == CKU_SO:
+            if not flags & CKF_RW_SESSION and token.login_user == CKU_SO:
                 raise CryptokiError(spec.CKR_SESSION_READ_WRITE_SO_EXISTS)
             handle = next(self._session_handles)
-            self.sessions[handle] = Session(handle, token, flags)
+            self.sessions[handle] = session_type(handle, token, flags)
             token.session_handles.add(handle)
             return handle
 

@@ -1,0 +1,97 @@
+"""Entries of the object and crypto modules are attached on first use (issue #9, cold start).
+
+Each check runs in a fresh Python process that loads the built library (the lazy state is
+per process): C_Initialize and the slot queries must not import the store, the mechanisms
+or pyca/cryptography, and the first call of a lazily attached entry must answer exactly
+what it would have answered had everything been imported up front, from any thread.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cryptoki_shim import spec
+
+TESTS = Path(__file__).resolve().parent
+
+PRELUDE = """
+import json, sys, threading
+sys.path.insert(0, {tests!r})
+from p11 import P11, ffi
+from cryptoki_shim import spec
+lib = P11({lib!r})
+out = {{}}
+"""
+
+
+def run(lib_path: Path, body: str) -> dict:
+    code = PRELUDE.format(tests=str(TESTS), lib=str(lib_path)) + body + "\nprint(json.dumps(out))\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+HEAVY = ("cryptography", "sqlalchemy", "cryptoki_shim.abi.crypto", "cryptoki_shim.abi.objects",
+         "cryptoki_shim.core.session", "cryptoki_shim.store", "cryptoki_shim.mechanisms.registry")
+
+
+def test_initialize_and_slot_queries_import_nothing_heavy(lib_path: Path, shim_conf: Path) -> None:
+    out = run(lib_path, f"""
+lib.initialize()
+lib.slots()
+out["loaded"] = sorted(m for m in {HEAVY!r} if m in sys.modules)
+""")
+    assert out["loaded"] == []
+
+
+def test_lazy_entry_before_initialize_answers_not_initialized(lib_path: Path, shim_conf: Path) -> None:
+    out = run(lib_path, """
+out["find"] = lib.call("C_FindObjectsInit", 1, ffi.NULL, 0)
+out["sign"] = lib.call("C_SignInit", 1, ffi.NULL, 0)
+""")
+    assert out == {"find": int(spec.CKR_CRYPTOKI_NOT_INITIALIZED), "sign": int(spec.CKR_CRYPTOKI_NOT_INITIALIZED)}
+
+
+def test_first_calls_from_many_threads_answer_like_later_calls(lib_path: Path, shim_conf: Path) -> None:
+    out = run(lib_path, """
+lib.initialize()
+barrier = threading.Barrier(8)
+results = []
+def worker(i):
+    mech = ffi.new("CK_MECHANISM *", {"mechanism": spec.CKM_SHA256})
+    barrier.wait()
+    name = ("C_FindObjectsInit", "C_DigestInit", "C_GenerateRandom", "C_SignInit")[i % 4]
+    args = {"C_FindObjectsInit": (999, ffi.NULL, 0), "C_DigestInit": (999, mech),
+            "C_GenerateRandom": (999, ffi.new("CK_BYTE[4]"), 4), "C_SignInit": (999, mech, 1)}[name]
+    results.append(lib.call(name, *args))
+threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+out["first"] = sorted(results)
+out["again"] = lib.call("C_FindObjectsInit", 999, ffi.NULL, 0)
+out["loaded"] = "cryptoki_shim.abi.crypto" in sys.modules and "cryptoki_shim.abi.objects" in sys.modules
+""")
+    assert out["first"] == [int(spec.CKR_SESSION_HANDLE_INVALID)] * 8
+    assert out["again"] == int(spec.CKR_SESSION_HANDLE_INVALID)
+    assert out["loaded"] is True
+
+
+@pytest.mark.parametrize("first", ["C_OpenSession", "C_FindObjectsInit"])
+def test_a_session_works_whichever_entry_comes_first(lib_path: Path, shim_conf: Path, first: str) -> None:
+    out = run(lib_path, f"""
+lib.initialize()
+lib.init_token(0, b"12345678", "test")
+if {first!r} == "C_FindObjectsInit":
+    out["pre"] = lib.call("C_FindObjectsInit", 12345, ffi.NULL, 0)
+h = lib.open(0)
+out["find"] = lib.call("C_FindObjectsInit", h, ffi.NULL, 0)
+out["final"] = lib.call("C_FindObjectsFinal", h)
+out["close"] = lib.call("C_CloseSession", h)
+""")
+    assert out["find"] == out["final"] == out["close"] == 0
+    assert out.get("pre", int(spec.CKR_SESSION_HANDLE_INVALID)) == int(spec.CKR_SESSION_HANDLE_INVALID)
