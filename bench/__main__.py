@@ -6,7 +6,9 @@ machine). Cold start (dlopen -> first successful C_Initialize, fresh process) an
 from ``bench/coldstart.c``. Numbers are reported, never asserted: this is a measurement.
 
 Options: ``--seconds S`` (per measurement, default 2), ``--rounds N`` (default 3),
-``--threads 1,2``, ``--ops GLOB``, ``--p11bench DIR`` (where p11bench's sources are).
+``--threads 1,2``, ``--ops GLOB``, ``--p11bench DIR`` (where p11bench's sources are),
+``--find-counts 1000,10000`` (search scaling: find-objects among that many token objects,
+one p11bench run per count; ``""`` skips it).
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--ops", default=None)
     ap.add_argument("--p11bench", type=Path, default=ROOT.parent / "shared" / "p11bench")
+    ap.add_argument("--find-counts", default="1000,10000")
     args = ap.parse_args(argv)
     if not LIB.exists():
         raise SystemExit(f"{LIB} missing: make build")
@@ -90,9 +93,44 @@ def main(argv: list[str] | None = None) -> int:
         if args.ops:
             cmd += ["--ops", args.ops]
         print("\n$ " + " ".join(cmd), flush=True)
-        return subprocess.run(cmd, env=env, stderr=subprocess.DEVNULL).returncode
+        rc = subprocess.run(cmd, env=env, stderr=subprocess.DEVNULL).returncode
+        counts = [int(c) for c in args.find_counts.split(",") if c.strip()]
+        if rc == 0 and counts:
+            rc = find_scaling(cmd, env, counts)
+        return rc
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def find_scaling(base: list[str], env: dict[str, str], counts: list[int]) -> int:
+    """find-objects among N token objects for each N (same tokens; p11bench destroys its
+    objects after each run): how search time grows with the token's size."""
+    cmd = list(base)
+    cmd[cmd.index("--threads") + 1] = "1"
+    if "--ops" in cmd:
+        cmd[cmd.index("--ops") + 1] = "find-objects"
+    else:
+        cmd += ["--ops", "find-objects"]
+    rows = []
+    for n in counts:
+        out = subprocess.run(cmd + ["--find-count", str(n)], env=env, stderr=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, text=True)
+        if out.returncode != 0:
+            print(out.stdout)
+            return out.returncode
+        fields = next((ln.split() for ln in out.stdout.splitlines() if ln.startswith("find-objects")), None)
+        if fields is None:
+            print(out.stdout)
+            return 1
+        rows.append((n, float(fields[2]), float(fields[3])))
+    print("\nsearch scaling (find-objects, 1 thread, ops/s; a search costs 1/ops):")
+    print(f"  {'objects':>8} {'SoftHSM2':>12} {'cryptoki-shim':>14} {'ratio':>9}")
+    for n, m1, m2 in rows:
+        print(f"  {n:>8} {m1:>12.1f} {m2:>14.1f} {m2 / m1:>9.1f}")
+    if len(rows) > 1:
+        (n0, a0, b0), (n1, a1, b1) = rows[0], rows[-1]
+        print(f"  objects x{n1 / n0:.0f}: SoftHSM2 search time x{a0 / a1:.1f}, cryptoki-shim x{b0 / b1:.1f}")
+    return 0
 
 
 if __name__ == "__main__":
