@@ -7,21 +7,28 @@ from typing import Any
 from .. import spec
 from ..core.module import MODULE
 from ..errors import CryptokiError
-from . import runtime
-from .entry import entry
-from .marshal import read_optional_bytes, require
+from .entry import CKR_OK, entry
+from .marshal import read_optional_bytes
 
 
-@entry("C_OpenSession")
-def C_OpenSession(slot_id: int, flags: int, p_application: Any, notify: Any, ph_session: Any) -> None:
-    MODULE.slot(slot_id)
-    require(ph_session, "session handle pointer")
-    ph_session[0] = MODULE.open_session(slot_id, flags)
+# The three entries below are the per-call floor p11bench measures (open-close-session,
+# get-session-info): registered direct (no wrapper frame, see entry()), so they answer
+# CKR_OK themselves, and the checks are inlined in their spec order.
 
 
-@entry("C_CloseSession")
-def C_CloseSession(h_session: int) -> None:
+@entry("C_OpenSession", direct=True)
+def C_OpenSession(slot_id: int, flags: int, p_application: Any, notify: Any, ph_session: Any) -> int:
+    slot = MODULE.slot(slot_id)
+    if not ph_session:  # a NULL cdata pointer is false
+        raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "NULL session handle pointer")
+    ph_session[0] = MODULE.open_session_on(slot, flags)
+    return CKR_OK
+
+
+@entry("C_CloseSession", direct=True)
+def C_CloseSession(h_session: int) -> int:
     MODULE.close_session(h_session)
+    return CKR_OK
 
 
 @entry("C_CloseAllSessions")
@@ -29,15 +36,15 @@ def C_CloseAllSessions(slot_id: int) -> None:
     MODULE.close_all_sessions(slot_id)
 
 
-@entry("C_GetSessionInfo")
-def C_GetSessionInfo(h_session: int, p_info: Any) -> None:
+@entry("C_GetSessionInfo", direct=True)
+def C_GetSessionInfo(h_session: int, p_info: Any) -> int:
     session = MODULE.session(h_session)
-    if p_info == runtime.NULL:
+    if not p_info:
         raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "NULL CK_SESSION_INFO pointer")
-    p_info.slotID = session.token.slot_id
-    p_info.state = session.state
-    p_info.flags = session.flags
-    p_info.ulDeviceError = 0
+    # (slotID, state, flags, ulDeviceError) in one struct assignment: a third of the cost
+    # of four field assignments.
+    p_info[0] = (session.token.slot_id, session.state, session.flags, 0)
+    return CKR_OK
 
 
 @entry("C_Login")

@@ -169,7 +169,8 @@ class Module:
     # ------------------------------------------------------------------ slots
 
     def slot(self, slot_id: int) -> Slot:
-        self.require()
+        if not self.initialized:
+            raise CryptokiError(spec.CKR_CRYPTOKI_NOT_INITIALIZED)
         slot = self.slots.get(slot_id)
         if slot is None:
             raise CryptokiError(spec.CKR_SLOT_ID_INVALID, f"slot {slot_id}")
@@ -185,10 +186,13 @@ class Module:
     # ------------------------------------------------------------------ sessions
 
     def open_session(self, slot_id: int, flags: int) -> int:
-        slot = self.slot(slot_id)
+        return self.open_session_on(self.slot(slot_id), flags)
+
+    def open_session_on(self, slot: Slot, flags: int) -> int:
+        """C_OpenSession once the slot is known (``slot()``): the hot path of session churn."""
         if not flags & CKF_SERIAL_SESSION:
             raise CryptokiError(spec.CKR_SESSION_PARALLEL_NOT_SUPPORTED)
-        token = slot.token
+        token = slot._token or slot.token
         if not token.initialized:  # an initialized token stays so until C_InitToken, which re-checks
             token.refresh()
             if not token.initialized:
@@ -212,8 +216,11 @@ class Module:
 
     def close_session(self, handle: int) -> None:
         with self.lock:
-            session = self.session(handle)
-            del self.sessions[handle]
+            if not self.initialized:
+                raise CryptokiError(spec.CKR_CRYPTOKI_NOT_INITIALIZED)
+            session = self.sessions.pop(handle, None)
+            if session is None:
+                raise CryptokiError(spec.CKR_SESSION_HANDLE_INVALID, f"session {handle}")
             token = session.token
             token.session_handles.discard(handle)
             if token.session_objects:

@@ -7,7 +7,7 @@ per kind; running them (and the one output-delivery rule) is ``operations.Operat
 
 from __future__ import annotations
 
-import threading
+import _thread
 
 from .. import spec
 from .crypto_functions import CryptoFunctions
@@ -25,6 +25,11 @@ STATES = {
     (CKU_USER, True): int(spec.CKS_RW_USER_FUNCTIONS),
     (CKU_SO, True): int(spec.CKS_RW_SO_FUNCTIONS),
 }
+#: STATES by read-write? then by user (one lookup per C_GetSessionInfo); a user with no
+#: state for the session kind (none today: an SO login needs RW sessions) reads as public.
+_STATE_OF: dict[bool, dict[int | None, int]] = {
+    rw: {user: state for (user, rw_), state in STATES.items() if rw_ == rw} for rw in (False, True)
+}
 
 
 class Session(ObjectFunctions, CryptoFunctions, OperationSteps):
@@ -33,9 +38,11 @@ class Session(ObjectFunctions, CryptoFunctions, OperationSteps):
         self.token = token
         self.flags = flags
         self.rw = bool(flags & CKF_RW_SESSION)
-        self.lock = threading.RLock()
+        self.lock = _thread.RLock()  # threading.RLock() is a Python-level factory of the same type
         self.ops: dict[str, Operation] = {}
 
     @property
     def state(self) -> int:
-        return STATES.get((self.token.login_user, self.rw), STATES[(None, self.rw)])
+        by_user = _STATE_OF[self.rw]
+        state = by_user.get(self.token.login_user)
+        return state if state is not None else by_user[None]
