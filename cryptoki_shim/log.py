@@ -24,11 +24,13 @@ def configure(path: str | None, level: str | int = "INFO") -> None:
         logger.removeHandler(_handler)
         _handler.close()
         _handler = None
-    if not path:
-        logger.addHandler(logging.NullHandler())
-        logger.setLevel(logging.CRITICAL + 1)
-        return
     handler: logging.Handler
+    if not path:  # kept in _handler too, so repeated C_Initialize calls do not pile them up
+        handler = logging.NullHandler()
+        logger.addHandler(handler)
+        logger.setLevel(logging.CRITICAL + 1)
+        _handler = handler
+        return
     handler = logging.StreamHandler() if path == "stderr" else logging.FileHandler(path, delay=True)
     handler.setFormatter(
         logging.Formatter("%(asctime)s cryptoki-shim[%(process)d] %(levelname)s %(name)s: %(message)s")

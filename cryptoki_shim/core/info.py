@@ -6,8 +6,7 @@ would lie after another process's C_InitPIN).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .. import __version__, spec
 from ..errors import CryptokiError
@@ -22,8 +21,9 @@ MANUFACTURER = "cryptoki-shim project"
 VERSION = tuple(int(x) for x in __version__.split(".")[:2])
 
 
-@dataclass(frozen=True)
-class SlotInfo:
+class SlotInfo(NamedTuple):
+    """Immutable values (a NamedTuple: a frozen dataclass costs more to define at start-up)."""
+
     description: str
     manufacturer: str
     flags: int
@@ -31,8 +31,7 @@ class SlotInfo:
     firmware_version: tuple[int, int]
 
 
-@dataclass(frozen=True)
-class TokenInfo:
+class TokenInfo(NamedTuple):
     label: bytes
     manufacturer: str
     model: str

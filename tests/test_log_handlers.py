@@ -1,0 +1,23 @@
+"""Repeated configuration (every C_Initialize re-reads CRYPTOKI_SHIM_LOG) leaves exactly one
+handler on our logger, whether logging is off (NullHandler) or on."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from cryptoki_shim import log
+
+
+def test_repeated_configure_keeps_one_handler(tmp_path: Path) -> None:
+    logger = logging.getLogger(log.ROOT)
+    try:
+        for _ in range(5):
+            log.configure(None)
+        assert len(logger.handlers) == 1 and isinstance(logger.handlers[0], logging.NullHandler)
+        log.configure(str(tmp_path / "shim.log"))
+        assert len(logger.handlers) == 1 and isinstance(logger.handlers[0], logging.FileHandler)
+        log.configure(None)
+        assert len(logger.handlers) == 1 and isinstance(logger.handlers[0], logging.NullHandler)
+    finally:
+        log.configure_from_environment()
