@@ -12,6 +12,10 @@ the 3.0 function list, in table order):
     function lists; the interface table;
   * the cffi ``embedding_api`` declarations of those ``py_C_X`` and ``shim_py_ready``;
   * the embedding init code, which attaches the Python entries (``cryptoki_shim.abi``).
+
+Besides the PKCS#11 declarations (``native/cdef.h``), the cdef holds the C helpers that
+Python calls through the embedded module's ``lib`` (``PY_CALLABLE``): cffi releases the GIL
+around those calls, which is why signing lives there (``native/fastsign.c``, issue #9).
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ LIBRARY = BUILD / "libcryptoki_shim.so"
 
 #: Functions answered in C (they hand out tables and must work before Python runs).
 C_ONLY = ("C_GetFunctionList", "C_GetInterfaceList", "C_GetInterface")
+#: Headers of C helpers callable from Python as ``lib.<name>`` (cdef text, no preprocessor);
+#: each ``<name>.h`` has its implementation in ``<name>.c``, compiled into the library.
+PY_CALLABLE = ("fastsign",)
+#: Libraries the helpers need (the system libcrypto for fastsign.c).
+HELPER_LIBRARIES = ["crypto"]
 #: How many functions the 2.40 CK_FUNCTION_LIST holds (the rest are 3.0 additions).
 COUNT_2_40 = 68
 
@@ -153,6 +162,8 @@ def build() -> Path:
 
     ffi = cffi.FFI()
     ffi.cdef((NATIVE / "cdef.h").read_text())
+    for helper in PY_CALLABLE:
+        ffi.cdef((NATIVE / f"{helper}.h").read_text())
     ffi.embedding_api(embedding_api(funcs))
     names = [n for n, _, _ in funcs if n not in C_ONLY]
     ffi.embedding_init_code(INIT_CODE.format(module=MODULE_NAME, site_dirs=site_dirs(), names=names))
@@ -169,7 +180,7 @@ def build() -> Path:
 
     ffi.set_source(
         MODULE_NAME,
-        '#include "shim.c"\n',
+        '#include "shim.c"\n' + "".join(f'#include "{helper}.c"\n' for helper in PY_CALLABLE),
         include_dirs=[str(NATIVE), str(GEN)],
         define_macros=[
             ("SHIM_VENV_PYTHON", cstr(venv_python)),
@@ -183,7 +194,7 @@ def build() -> Path:
             "-Wl,--no-undefined",
             f"-Wl,--version-script={version_script}",
         ],
-        libraries=["dl", "pthread"],
+        libraries=["dl", "pthread", *HELPER_LIBRARIES],
     )
     tmp = BUILD / "cffi"
     tmp.mkdir(parents=True, exist_ok=True)

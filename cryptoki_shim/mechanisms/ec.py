@@ -62,7 +62,7 @@ from ..spec import (
     CKR_SIGNATURE_LEN_RANGE,
     CKR_TEMPLATE_INCOMPLETE,
 )
-from . import keys
+from . import keys, native
 from .digest import HASHES
 from .registry import MechanismEntry, register
 from .signing import SignContext, VerifyContext, hash_accumulator
@@ -83,13 +83,20 @@ def _order_bits(curve: keys.Curve) -> int:
 
 class _EcdsaSigner:
     """Signs/verifies a digest. ``algorithm`` is the mechanism's hash, or None for CKM_ECDSA
-    (any digest length: truncated to the order's bits, then carried as a Prehashed value)."""
+    (any digest length: truncated to the order's bits, then carried as a Prehashed value).
+
+    A private key signs through the library's C helper when it is there (``native``: the
+    GIL is released while the curve arithmetic runs); the prepared digest and the r||s
+    output are the same on both paths."""
 
     def __init__(self, key: Any, algorithm: type[hashes.HashAlgorithm] | None) -> None:
         self._key = key
         self._curve = keys.curve_of_key(key)
         self.size = 2 * self._curve.size
         self._algorithm = algorithm
+        self._native = (
+            native.ecdsa_signer(key, self._curve.size) if isinstance(key, ec.EllipticCurvePrivateKey) else None
+        )
         if algorithm is None:
             bits = _order_bits(self._curve)
             carrier = max((h for h in _CARRIERS if 8 * h.digest_size <= bits), key=lambda h: h.digest_size)
@@ -112,6 +119,8 @@ class _EcdsaSigner:
         return value.to_bytes(self._carrier_len, "big")
 
     def sign(self, digest: bytes) -> bytes:
+        if self._native is not None:
+            return self._native(self._prepare(digest))
         der = self._key.sign(self._prepare(digest), self._carrier)
         r, s = utils.decode_dss_signature(der)
         n = self._curve.size

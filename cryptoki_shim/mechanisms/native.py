@@ -1,0 +1,85 @@
+"""Signing through the C helpers compiled into the library (native/fastsign.c, issue #9).
+
+cffi releases the GIL around calls into the embedded module's ``lib``, so the scalar
+multiplication of one client thread runs while others run Python; a pyca call would keep
+the interpreter for its whole duration on older releases. The helpers exist only inside the
+built library: when the package runs in-process without it (the admin CLI, tests importing
+the package directly) ``runtime.lib`` is None and the families keep pyca as their path.
+
+The key reaches C once per key object, as PKCS#8 DER that is dropped right after parsing;
+the C handle is freed by ``ffi.gc`` when the signer that holds it is dropped with the key
+object's cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from cryptography.hazmat.primitives import serialization
+
+from ..abi import runtime
+from ..errors import CryptokiError
+from ..spec import CKR_FUNCTION_FAILED
+
+_log = logging.getLogger(__name__)
+
+#: sign(prepared digest) -> r||s, each half ``n`` bytes.
+EcdsaSign = Callable[[bytes], bytes]
+
+
+def _helpers() -> Any | None:
+    """The embedded module's ``lib`` when it carries the signing helpers, else None."""
+    lib = runtime.lib
+    if lib is None or getattr(lib, "shim_ecdsa_sign", None) is None:
+        return None
+    return lib
+
+
+def _handle(lib: Any, private_key: Any) -> Any | None:
+    """A garbage-collected C key handle for a pyca private key, or None if C refuses it."""
+    ffi = runtime.ffi
+    der = private_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    try:
+        raw = lib.shim_pkey_from_der(ffi.from_buffer(der), len(der))
+    finally:
+        del der  # the only reference: the DER lives no longer than the parse
+    if raw == ffi.NULL:
+        return None
+    return ffi.gc(raw, lib.shim_pkey_free)
+
+
+def ecdsa_signer(private_key: Any, n: int) -> EcdsaSign | None:
+    """A GIL-free ECDSA signer for ``private_key`` producing r||s of ``2 * n`` bytes, or None
+    when the helpers are unavailable or do not take this key (pyca is then the path).
+
+    The digest passed in is signed as given: libcrypto keeps its leftmost bits of the
+    order's length, the same rule pyca applies to a Prehashed value.
+    """
+    lib = _helpers()
+    if lib is None:
+        return None
+    handle = _handle(lib, private_key)
+    if handle is None:
+        _log.debug("native ECDSA signer unavailable for this key; pyca signs")
+        return None
+    ffi = runtime.ffi
+    sign_c = lib.shim_ecdsa_sign
+    size = 2 * n
+
+    def sign(digest: bytes) -> bytes:
+        out = ffi.new("unsigned char[]", size)
+        if not sign_c(handle, digest, len(digest), out, n):
+            raise CryptokiError(CKR_FUNCTION_FAILED, "native ECDSA signature failed")
+        return ffi.buffer(out, size)[:]
+
+    _log.debug("native ECDSA signer ready (%d-byte order)", n)
+    return sign
+
+
+def signatures_made() -> int:
+    """How many signatures the C helpers produced in this process (0 without them)."""
+    lib = _helpers()
+    return int(lib.shim_fastsign_count()) if lib is not None else 0

@@ -1,0 +1,20 @@
+/*
+ * fastsign.h - signing helpers on the system libcrypto, callable from Python (cffi lib).
+ *
+ * Read twice: by build_ffi.py as cffi cdef text (so no preprocessor directives here) and by
+ * fastsign.c. cffi releases the GIL around each call, so the scalar multiplication of one
+ * client thread runs while another thread runs Python (issue #9).
+ *
+ * shim_pkey_from_der: a key handle from PKCS#8 PrivateKeyInfo DER, NULL on failure.
+ * shim_pkey_free:     releases a handle (NULL is accepted).
+ * shim_ecdsa_sign:    signs dgst (any length: libcrypto keeps its leftmost bits of the
+ *                     order's length) and writes r||s, each left-padded to n bytes, to
+ *                     out[2n]. 1 on success; 0 on failure, with out zeroed.
+ * shim_fastsign_count: how many signatures the helpers produced in this process (a
+ *                     diagnostic the tests read to see that this path is taken).
+ */
+
+void *shim_pkey_from_der(const unsigned char *der, size_t len);
+void shim_pkey_free(void *key);
+int shim_ecdsa_sign(void *key, const unsigned char *dgst, size_t dlen, unsigned char *out, size_t n);
+unsigned long shim_fastsign_count(void);
