@@ -21,6 +21,7 @@ from .params import read_param
 
 
 _PLAIN: dict[int, Mechanism] = {}
+CKR_OK = 0
 
 
 def read_mechanism(p_mechanism: Any) -> Mechanism | None:
@@ -53,53 +54,61 @@ def _mechanism(p_mechanism: Any) -> Mechanism:
 
 
 # ---------------------------------------------------------------------- sign/verify/encrypt/decrypt
+# The operation entries are the hot path of every client: they are attached ``direct`` (no
+# wrapper frame; an exception reaches cffi's onerror, which maps it the same way), so each
+# returns CKR_OK itself.
 
 
 def _init(kind: str):
-    def init(h_session: int, p_mechanism: Any, h_key: int) -> None:
+    def init(h_session: int, p_mechanism: Any, h_key: int) -> int:
         session = MODULE.session(h_session)
         mech = read_mechanism(p_mechanism)
         with session.lock:
             session.operation_init(kind, mech, h_key)
+        return CKR_OK
 
     return init
 
 
 def _oneshot(kind: str):
-    def oneshot(h_session: int, p_in: Any, in_len: int, p_out: Any, p_out_len: Any) -> None:
+    def oneshot(h_session: int, p_in: Any, in_len: int, p_out: Any, p_out_len: Any) -> int:
         session = MODULE.session(h_session)
         data = read_bytes(p_in, in_len)
         with session.lock:
             deliver(p_out, p_out_len, session.produce, kind, ONESHOT, data)
+        return CKR_OK
 
     return oneshot
 
 
 def _update_out(kind: str):
-    def update(h_session: int, p_in: Any, in_len: int, p_out: Any, p_out_len: Any) -> None:
+    def update(h_session: int, p_in: Any, in_len: int, p_out: Any, p_out_len: Any) -> int:
         session = MODULE.session(h_session)
         data = read_bytes(p_in, in_len)
         with session.lock:
             deliver(p_out, p_out_len, session.produce, kind, UPDATE, data)
+        return CKR_OK
 
     return update
 
 
 def _update(kind: str):
-    def update(h_session: int, p_in: Any, in_len: int) -> None:
+    def update(h_session: int, p_in: Any, in_len: int) -> int:
         session = MODULE.session(h_session)
         data = read_bytes(p_in, in_len)
         with session.lock:
             session.consume(kind, UPDATE, data)
+        return CKR_OK
 
     return update
 
 
 def _final(kind: str):
-    def final(h_session: int, p_out: Any, p_out_len: Any) -> None:
+    def final(h_session: int, p_out: Any, p_out_len: Any) -> int:
         session = MODULE.session(h_session)
         with session.lock:
             deliver(p_out, p_out_len, session.produce, kind, FINAL, b"")
+        return CKR_OK
 
     return final
 
@@ -109,45 +118,48 @@ for _kind, _names in {
     "encrypt": ("C_EncryptInit", "C_Encrypt", "C_EncryptUpdate", "C_EncryptFinal"),
     "decrypt": ("C_DecryptInit", "C_Decrypt", "C_DecryptUpdate", "C_DecryptFinal"),
 }.items():
-    entry(_names[0])(_init(_kind))
-    entry(_names[1])(_oneshot(_kind))
-    entry(_names[2])((_update if _kind == "sign" else _update_out)(_kind))
-    entry(_names[3])(_final(_kind))
+    entry(_names[0], direct=True)(_init(_kind))
+    entry(_names[1], direct=True)(_oneshot(_kind))
+    entry(_names[2], direct=True)((_update if _kind == "sign" else _update_out)(_kind))
+    entry(_names[3], direct=True)(_final(_kind))
 
-entry("C_VerifyInit")(_init("verify"))
-entry("C_VerifyUpdate")(_update("verify"))
+entry("C_VerifyInit", direct=True)(_init("verify"))
+entry("C_VerifyUpdate", direct=True)(_update("verify"))
 
 
-@entry("C_Verify")
-def C_Verify(h_session: int, p_data: Any, data_len: int, p_sig: Any, sig_len: int) -> None:
+@entry("C_Verify", direct=True)
+def C_Verify(h_session: int, p_data: Any, data_len: int, p_sig: Any, sig_len: int) -> int:
     session = MODULE.session(h_session)
     data, sig = read_bytes(p_data, data_len), read_bytes(p_sig, sig_len)
     with session.lock:
         session.verify(data, sig)
+    return CKR_OK
 
 
-@entry("C_VerifyFinal")
-def C_VerifyFinal(h_session: int, p_sig: Any, sig_len: int) -> None:
+@entry("C_VerifyFinal", direct=True)
+def C_VerifyFinal(h_session: int, p_sig: Any, sig_len: int) -> int:
     session = MODULE.session(h_session)
     sig = read_bytes(p_sig, sig_len)
     with session.lock:
         session.verify_final(sig)
+    return CKR_OK
 
 
 # ---------------------------------------------------------------------- digest
 
 
-@entry("C_DigestInit")
-def C_DigestInit(h_session: int, p_mechanism: Any) -> None:
+@entry("C_DigestInit", direct=True)
+def C_DigestInit(h_session: int, p_mechanism: Any) -> int:
     session = MODULE.session(h_session)
     mech = read_mechanism(p_mechanism)
     with session.lock:
         session.digest_init(mech)
+    return CKR_OK
 
 
-entry("C_Digest")(_oneshot("digest"))
-entry("C_DigestUpdate")(_update("digest"))
-entry("C_DigestFinal")(_final("digest"))
+entry("C_Digest", direct=True)(_oneshot("digest"))
+entry("C_DigestUpdate", direct=True)(_update("digest"))
+entry("C_DigestFinal", direct=True)(_final("digest"))
 
 
 @entry("C_DigestKey")
