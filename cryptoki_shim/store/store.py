@@ -32,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..errors import CryptokiError
 from ..spec import CKR_DEVICE_ERROR
-from . import schema, sqlite
+from . import schema, sqlite, sqlite_ops
 from .failures import RETRY, classify, classify_driver
 from .records import CKU_SO, CKU_USER, ObjectRecord, PinRecord, TokenRecord
 from .schema import attributes, generation, objects, pins, tokens
@@ -117,21 +117,34 @@ class Store:
 
     def _run(self, fn: Callable[[Connection], T], write: bool) -> T:
         """Run `fn` in one transaction; wait out locks; map device failures to CKR_*."""
+        return self._retrying(lambda: self._core_transaction(fn, write), write)
+
+    def _run_sqlite(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
+        """`_run` for the hot statements of `sqlite_ops` (SQLite stores only)."""
+        return self._retrying(lambda: sqlite_ops.transaction(self._engine, fn, write), write)
+
+    def _core_transaction(self, fn: Callable[[Connection], T], write: bool) -> tuple[T, int | None]:
+        written = None
+        with sqlite.FORK_GUARD, self._engine.connect() as conn:
+            if write:
+                conn.execution_options(**{sqlite.BEGIN_OPTION: "IMMEDIATE"})
+            with conn.begin():
+                result = fn(conn)
+                if write:
+                    conn.execute(update(generation).values(value=generation.c.value + 1))
+                    written = int(conn.execute(select(generation.c.value)).scalar_one())
+        return result, written
+
+    def _retrying(self, transaction: Callable[[], tuple[T, int | None]], write: bool) -> T:
+        """Run one transaction; wait out lock contention; map device failures to CKR_*."""
         self._check_pid()
         deadline: float | None = None
         delay = 0.002
         while True:
             try:
-                with sqlite.FORK_GUARD, self._engine.connect() as conn:
-                    if write:
-                        conn.execution_options(**{sqlite.BEGIN_OPTION: "IMMEDIATE"})
-                    with conn.begin():
-                        result = fn(conn)
-                        if write:
-                            conn.execute(update(generation).values(value=generation.c.value + 1))
-                            written = conn.execute(select(generation.c.value)).scalar_one()
+                result, written = transaction()
                 if write:
-                    self._tls.generation = int(written)
+                    self._tls.generation = written
                     with self._lock:
                         self._own_commits += 1
                 return result
@@ -201,6 +214,8 @@ class Store:
 
     def _generation(self) -> int:
         """The generation counter row (bumped by every write transaction)."""
+        if self._is_sqlite:
+            return self._run_sqlite(sqlite_ops.read_generation, write=False)
         return int(self._read(lambda c: c.execute(select(generation.c.value)).scalar_one()))
 
     def generation(self) -> int:
@@ -343,14 +358,19 @@ class Store:
         A slot without a token or a `unique_id` already used in the token is a caller bug:
         SQLAlchemy's IntegrityError propagates (not a device condition).
         """
-        rows = _attribute_rows(rec.attrs, rec.sealed)
+        if self._is_sqlite:
+            rows = _attribute_tuples(rec.attrs, rec.sealed)
+            rec.oid = self._run_sqlite(
+                lambda c: sqlite_ops.add_object(c, slot_id, rec.unique_id, rows), write=True)
+            return rec.oid
+        dict_rows = _attribute_rows(rec.attrs, rec.sealed)
 
         def write(conn: Connection) -> int:
             oid = conn.execute(
                 insert(objects).values(slot_id=slot_id, unique_id=rec.unique_id)
             ).inserted_primary_key[0]
-            if rows:
-                conn.execute(insert(attributes), [dict(r, object_id=oid) for r in rows])
+            if dict_rows:
+                conn.execute(insert(attributes), [dict(r, object_id=oid) for r in dict_rows])
             return int(oid)
 
         rec.oid = self._write(write)
@@ -359,6 +379,10 @@ class Store:
     def update_object(self, slot_id: int, oid: int, attrs: dict[int, bytes],
                       sealed: dict[int, bytes]) -> bool:
         """Replace all attributes of the object (C_SetAttributeValue); False if it is gone."""
+        if self._is_sqlite:
+            tuples = _attribute_tuples(attrs, sealed)
+            return self._run_sqlite(
+                lambda c: sqlite_ops.replace_attributes(c, slot_id, oid, tuples), write=True)
         rows = _attribute_rows(attrs, sealed)
 
         def write(conn: Connection) -> bool:
@@ -373,6 +397,8 @@ class Store:
 
     def delete_object(self, slot_id: int, oid: int) -> bool:
         """Destroy the object (C_DestroyObject); False if it was already gone."""
+        if self._is_sqlite:
+            return self._run_sqlite(lambda c: sqlite_ops.delete_object(c, slot_id, oid), write=True)
 
         def write(conn: Connection) -> bool:
             if not _owned(conn, slot_id, oid):
@@ -425,12 +451,15 @@ def _insert_pin(conn: Connection, slot_id: int, user_type: int, pin: PinRecord) 
 
 
 def _attribute_rows(attrs: dict[int, bytes], sealed: dict[int, bytes]) -> list[dict[str, Any]]:
-    both = attrs.keys() & sealed.keys()
-    if both:
-        raise ValueError(f"attribute types both clear and sealed: {sorted(both)}")
-    return [{"type": t, "value": bytes(v), "is_sealed": False} for t, v in attrs.items()] + [
-        {"type": t, "value": bytes(v), "is_sealed": True} for t, v in sealed.items()
-    ]
+    """Parameter dicts of a Core INSERT into `attributes` (without `object_id`)."""
+    return [{"type": t, "value": v, "is_sealed": bool(s)} for t, v, s in _attribute_tuples(attrs, sealed)]
+
+
+def _attribute_tuples(attrs: dict[int, bytes], sealed: dict[int, bytes]) -> list[tuple[int, bytes, int]]:
+    """(type, value, is_sealed) rows of an object's attributes."""
+    if sealed and not attrs.keys().isdisjoint(sealed):
+        raise ValueError(f"attribute types both clear and sealed: {sorted(attrs.keys() & sealed.keys())}")
+    return [(t, bytes(v), 0) for t, v in attrs.items()] + [(t, bytes(v), 1) for t, v in sealed.items()]
 
 
 def _owned(conn: Connection, slot_id: int, oid: int) -> bool:

@@ -253,15 +253,45 @@ def test_unique_id_is_unique_per_token(store: Store, token_key: bytes) -> None:
 
 
 def test_writes_begin_immediate_reads_deferred(store: Store) -> None:
+    """Seen at the driver (SQLite's trace hook), so it holds for the Core statements and for
+    the fixed SQL of `sqlite_ops` alike."""
     seen: list[str] = []
-    event.listen(store.engine, "before_cursor_execute",
-                 lambda conn, cur, stmt, *a: seen.append(stmt.split()[0] + " " +
-                                                        (stmt.split() + [""])[1]))
-    store.add_object(1, sample_object("u1"))
+
+    @event.listens_for(store.engine, "connect")
+    def _trace(dbapi_conn, _record) -> None:
+        dbapi_conn.set_trace_callback(lambda stmt: seen.append(" ".join(stmt.split()[:2])))
+
+    store.engine.dispose()  # new connections get the trace hook
+    oid = store.add_object(1, sample_object("u1"))
     assert seen[0] == "BEGIN IMMEDIATE" and seen[1].startswith("INSERT")
+    assert "COMMIT" in seen
+    seen.clear()
+    store.delete_object(1, oid)
+    assert seen[0] == "BEGIN IMMEDIATE" and any(s.startswith("DELETE") for s in seen)
     seen.clear()
     store.objects(1)
     assert seen[0] == "BEGIN DEFERRED" and seen[1].startswith("SELECT")
+
+
+def test_object_writes_bump_the_generation_once(store: Store) -> None:
+    before = store.generation()
+    oid = store.add_object(1, sample_object("g"))
+    assert store.generation() == before + 1 == store.write_generation()
+    assert store.update_object(1, oid, {3: b"new"}, {}) is True
+    assert store.delete_object(1, oid) is True
+    assert store.generation() == before + 3 == store.write_generation()
+    assert store.delete_object(1, oid) is False  # already gone: still one transaction
+    assert store.update_object(1, oid, {3: b"x"}, {}) is False
+    assert store.generation() == before + 5
+
+
+def test_object_of_another_slot_is_not_touched(store: Store, token_key: bytes) -> None:
+    store.init_token(make_token(2, token_key))
+    oid = store.add_object(1, sample_object("mine"))
+    assert store.delete_object(2, oid) is False
+    assert store.update_object(2, oid, {3: b"x"}, {}) is False
+    [rec] = store.objects(1)
+    assert rec.oid == oid and rec.attrs == sample_object("mine").attrs
 
 
 def test_write_waits_for_another_writer(store: Store, db_url: str) -> None:
