@@ -40,6 +40,7 @@ _KIND: dict[int, AttrKind] = dict(spec.ATTR_KIND)
 def register_kinds(kinds: dict[int, AttrKind]) -> None:
     """Make vendor-defined attribute types known to the codec (and so to the ABI and store)."""
     _KIND.update(kinds)
+    _index(kinds)
 
 
 def _invalid(attr_type: int, why: str) -> CryptokiError:
@@ -117,7 +118,10 @@ _DECODERS: dict[AttrKind, Callable[[int, bytes], Any]] = {
 
 def decode(attr_type: int, raw: bytes) -> Any:
     """Raw attribute bytes -> typed value (see the module docstring for the kinds)."""
-    return _DECODERS[kind(attr_type)](attr_type, raw)
+    fn = _DECODE_BY_TYPE.get(attr_type)
+    if fn is None:
+        kind(attr_type)  # raises CKR_ATTRIBUTE_TYPE_INVALID
+    return fn(attr_type, raw)  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -183,11 +187,14 @@ _ENCODERS: dict[AttrKind, Callable[[int, Any], bytes]] = {
 
 def encode(attr_type: int, value: Any) -> bytes:
     """Typed value -> bytes (the C encoding for scalar kinds, our storage format for arrays)."""
-    return _ENCODERS[kind(attr_type)](attr_type, value)
+    fn = _ENCODE_BY_TYPE.get(attr_type)
+    if fn is None:
+        kind(attr_type)  # raises CKR_ATTRIBUTE_TYPE_INVALID
+    return fn(attr_type, value)  # type: ignore[misc]
 
 
 _NORMALISE: dict[AttrKind, Callable[[int, Any], Any]] = {
-    AttrKind.BOOL: lambda t, v: (_enc_bool(t, v), v)[1],
+    AttrKind.BOOL: lambda t, v: v if v is True or v is False else _enc_bool(t, v),
     AttrKind.ULONG: lambda t, v: (_enc_ulong(t, v), v)[1],
     AttrKind.BYTES: _enc_bytes,
     AttrKind.DATE: _enc_date,
@@ -208,4 +215,25 @@ def check_value(attr_type: int, value: Any) -> Any:
     Used by the policy on templates that arrive already decoded (from the ABI or from Python
     callers): unknown type -> CKR_ATTRIBUTE_TYPE_INVALID, wrong shape -> CKR_ATTRIBUTE_VALUE_INVALID.
     """
-    return _NORMALISE[kind(attr_type)](attr_type, value)
+    fn = _NORMALISE_BY_TYPE.get(attr_type)
+    if fn is None:
+        kind(attr_type)  # raises CKR_ATTRIBUTE_TYPE_INVALID
+    return fn(attr_type, value)  # type: ignore[misc]
+
+
+# Per attribute type, the function of its kind: decode/encode/check_value run for every
+# attribute of every template, object load and search, and a lookup keyed by the AttrKind
+# enum costs a Python-level __hash__ each time (in CPython 3.11); these are plain int keys.
+_DECODE_BY_TYPE: dict[int, Callable[[int, bytes], Any]] = {}
+_ENCODE_BY_TYPE: dict[int, Callable[[int, Any], bytes]] = {}
+_NORMALISE_BY_TYPE: dict[int, Callable[[int, Any], Any]] = {}
+
+
+def _index(kinds: dict[int, AttrKind]) -> None:
+    for t, k in kinds.items():
+        _DECODE_BY_TYPE[t] = _DECODERS[k]
+        _ENCODE_BY_TYPE[t] = _ENCODERS[k]
+        _NORMALISE_BY_TYPE[t] = _NORMALISE[k]
+
+
+_index(_KIND)

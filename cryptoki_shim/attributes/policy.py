@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 class Origin(enum.Enum):
     """Which function creates the object (selects footnotes 1-6 and the derived flags)."""
 
+    # Members are singletons compared by identity: hash them by identity too (C speed; Enum's
+    # own __hash__ is Python code, and build_object looks origins up in dicts per call).
+    __hash__ = object.__hash__
+
     CREATE = "C_CreateObject"
     GENERATE = "C_GenerateKey(Pair)"
     UNWRAP = "C_UnwrapKey"
@@ -113,11 +117,12 @@ def _resolve_schema(merged: Mapping[int, Any]) -> Schema:
         raise _fail(spec.CKR_ATTRIBUTE_VALUE_INVALID, spec.CKA_CLASS,
                     "CKO_PROFILE objects are created by the token, not by applications")
     sub_attr = _SUBTYPE_ATTR.get(cls, None)
-    if schema_for(cls, None) is None and sub_attr is None:
-        raise _fail(spec.CKR_ATTRIBUTE_VALUE_INVALID, spec.CKA_CLASS,
-                    f"object class {spec.cko_name(cls)} not supported")
     if sub_attr is None:
-        return schema_for(cls, None)  # type: ignore[return-value]
+        found = schema_for(cls, None)
+        if found is None:
+            raise _fail(spec.CKR_ATTRIBUTE_VALUE_INVALID, spec.CKA_CLASS,
+                        f"object class {spec.cko_name(cls)} not supported")
+        return found
     sub = merged.get(sub_attr)
     if sub is None:
         raise _fail(spec.CKR_TEMPLATE_INCOMPLETE, sub_attr,
@@ -328,36 +333,30 @@ def _derived_flags(obj: dict[int, Any], schema: Schema, origin: Origin,
 
 # --------------------------------------------------------------------------- create & co.
 
-def _check_template_attr(schema: Schema, t: int, v: Any, origin: Origin, is_so: bool,
-                         obj: Mapping[int, Any]) -> None:
-    row = schema.attrs.get(t)
-    if row is None:
-        raise _fail(spec.CKR_TEMPLATE_INCONSISTENT, t,
-                    f"not an attribute of {spec.cko_name(schema.cls)} objects of this type "
-                    "(4.1.1 item 5)")
-    flags = row.flags
-    forbidden = flags & _FORBIDDEN[origin]
-    if forbidden:
-        raise _fail(spec.CKR_ATTRIBUTE_READ_ONLY, t,
-                    f"{_footnote(F(forbidden))} ({origin.value})")
-    if flags & F.SO_ONLY_TRUE and v is True and not is_so:
-        raise _fail(spec.CKR_ATTRIBUTE_READ_ONLY, t, _footnote(F.SO_ONLY_TRUE))
-    rule = _VALUE_RULES.get((schema.cls, t))
-    if rule is not None:
-        rule(obj, v)
-
-
 class _SchemaRows:
     """What build_object reads of a schema on every call, computed once per schema: enum
-    flag arithmetic per attribute per call was most of a key generation's own cost."""
+    flag arithmetic per attribute per call was most of a key generation's own cost. The
+    per-attribute checks of a template (4.1.1 items 3 and 5, footnotes 2/4/6 and 10, the
+    value rules) become set and dict lookups."""
 
-    __slots__ = ("required", "defaulted")
+    __slots__ = ("required", "defaulted", "forbidden", "so_only", "rules")
 
     def __init__(self, schema: Schema) -> None:
         self.required = {origin: tuple(t for t, row in schema.attrs.items() if row.flags & flag)
                          for origin, flag in _REQUIRED.items()}
-        self.defaulted = tuple((t, row) for t, row in schema.attrs.items()
-                               if row.default is not NO_DEFAULT and not row.flags & F.DERIVED)
+        #: (type, default, how): how 0 = a constant, 1 = a dict to copy, 2 = a callable of
+        #: the object built so far
+        self.defaulted = tuple(
+            (t, row.default, 2 if callable(row.default) else 1 if isinstance(row.default, dict) else 0)
+            for t, row in schema.attrs.items()
+            if row.default is not NO_DEFAULT and not row.flags & F.DERIVED)
+        #: origin -> {attribute type: the footnote that forbids it for that origin}
+        self.forbidden = {origin: {t: F(row.flags & flag) for t, row in schema.attrs.items()
+                                   if row.flags & flag}
+                          for origin, flag in _FORBIDDEN.items()}
+        self.so_only = frozenset(t for t, row in schema.attrs.items() if row.flags & F.SO_ONLY_TRUE)
+        self.rules = {t: rule for (cls, t), rule in _VALUE_RULES.items()
+                      if cls == schema.cls and t in schema.attrs}
 
 
 _SCHEMA_ROWS: dict[int, _SchemaRows] = {}
@@ -369,6 +368,29 @@ def _rows(schema: Schema) -> _SchemaRows:
     if rows is None:
         rows = _SCHEMA_ROWS[id(schema)] = _SchemaRows(schema)
     return rows
+
+
+def _check_template(schema: Schema, rows: _SchemaRows, tmpl: Mapping[int, Any], origin: Origin,
+                    is_so: bool, obj: Mapping[int, Any]) -> None:
+    """Every template attribute: known to this object, allowed for this origin, SO-only
+    TRUE values, value rules (4.1.1 items 2, 3, 5)."""
+    attrs = schema.attrs
+    forbidden = rows.forbidden[origin]
+    so_only = rows.so_only
+    rules = rows.rules
+    for t, v in tmpl.items():
+        if t not in attrs:
+            raise _fail(spec.CKR_TEMPLATE_INCONSISTENT, t,
+                        f"not an attribute of {spec.cko_name(schema.cls)} objects of this type "
+                        "(4.1.1 item 5)")
+        if t in forbidden:
+            raise _fail(spec.CKR_ATTRIBUTE_READ_ONLY, t,
+                        f"{_footnote(forbidden[t])} ({origin.value})")
+        if v is True and t in so_only and not is_so:
+            raise _fail(spec.CKR_ATTRIBUTE_READ_ONLY, t, _footnote(F.SO_ONLY_TRUE))
+        rule = rules.get(t)
+        if rule is not None:
+            rule(obj, v)
 
 
 def build_object(template: Mapping[int, Any], origin: Origin, *,
@@ -401,28 +423,26 @@ def build_object(template: Mapping[int, Any], origin: Origin, *,
     merged = {**tmpl, **mat}
     schema = _resolve_schema(merged)
 
-    for t, v in tmpl.items():
-        _check_template_attr(schema, t, v, origin, is_so, merged)
+    rows = _rows(schema)
+    _check_template(schema, rows, tmpl, origin, is_so, merged)
     for t in mat:
         if t not in schema.attrs:
             raise _fail(spec.CKR_TEMPLATE_INCONSISTENT, t,
                         f"contributed by {origin.value} but not an attribute of this object")
 
-    required = _REQUIRED[origin]
-    for t in _rows(schema).required[origin]:
+    for t in rows.required[origin]:
         if t not in merged and not _filled_later(schema, t):
             raise _fail(spec.CKR_TEMPLATE_INCOMPLETE, t,
-                        f"{_footnote(required)} ({origin.value})")
+                        f"{_footnote(_REQUIRED[origin])} ({origin.value})")
     if origin is not Origin.CREATE:
         for t in (spec.CKA_CLASS, spec.CKA_KEY_TYPE):
             if t in schema.attrs and t not in merged:  # pragma: no cover - resolved above
                 raise _fail(spec.CKR_TEMPLATE_INCOMPLETE, t, "class and key type are needed")
 
     obj = merged
-    for t, row in _rows(schema).defaulted:
+    for t, d, how in rows.defaulted:
         if t not in obj:
-            d = row.default
-            obj[t] = d(obj) if callable(d) else (d.copy() if isinstance(d, dict) else d)
+            obj[t] = d if not how else d.copy() if how == 1 else d(obj)
     for fill in _FILLERS.get((schema.cls, schema.subtype), ()):
         fill(obj, tmpl)
     _derived_flags(obj, schema, origin, base, key_gen_mechanism)
