@@ -11,6 +11,7 @@ this one, committed something), so the operation path does not run SQL beyond th
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 from typing import TYPE_CHECKING, Any, Iterable
@@ -294,7 +295,7 @@ class Token:
 
     def add_object(self, attrs: dict[int, Any], session: int | None) -> Object:
         """Store a complete attribute set as a new object (token or session) and return it."""
-        unique_id = uuid.uuid4().hex
+        unique_id = os.urandom(16).hex()  # 128 random bits, 32 hex digits (as uuid4().hex, cheaper)
         attrs[CKA_UNIQUE_ID] = unique_id.encode()
         if session is not None:
             obj = Object(new_handle(), attrs, unique_id, session=session)

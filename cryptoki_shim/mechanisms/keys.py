@@ -174,8 +174,23 @@ def curve_from_params(ec_params: bytes) -> Curve:
 
     Unknown curve -> CKR_CURVE_NOT_SUPPORTED; explicit ecParameters, implicitlyCA or
     garbage -> CKR_DOMAIN_PARAMS_INVALID (spec §2.3, "unsupported representation").
+    Encodings that named a curve are remembered (a handful in practice; errors are not).
     """
-    element = _der_read(bytes(ec_params))
+    ec_params = bytes(ec_params)
+    curve = _CURVE_OF_PARAMS.get(ec_params)
+    if curve is None:
+        curve = _parse_curve_params(ec_params)
+        if len(_CURVE_OF_PARAMS) < _CURVE_MEMO_MAX:
+            _CURVE_OF_PARAMS[ec_params] = curve
+    return curve
+
+
+_CURVE_OF_PARAMS: dict[bytes, Curve] = {}
+_CURVE_MEMO_MAX = 64  # bounded: curveName strings are the caller's (case, padding)
+
+
+def _parse_curve_params(ec_params: bytes) -> Curve:
+    element = _der_read(ec_params)
     if element is None:
         raise _error(CKR_DOMAIN_PARAMS_INVALID, "CKA_EC_PARAMS is not one DER element")
     tag, body = element
@@ -436,9 +451,65 @@ def _raw_public(public: Any, curve: Curve) -> bytes:
     return public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+#: DER AlgorithmIdentifier of id-ecPublicKey (RFC 5480) with each named curve, per curve OID.
+_EC_PUBLIC_KEY_OID = "1.2.840.10045.2.1"
+
+
+def _ec_spki_prefix(curve: Curve, point_len: int) -> bytes:
+    """Everything of a SubjectPublicKeyInfo before the point (RFC 5480 §2: namedCurve
+    parameters, the uncompressed point as the BIT STRING with no unused bits); one per
+    curve and point length, kept (keyed by the OID string: hashing the frozen ``Curve``
+    dataclass costs more than building the prefix)."""
+    key = (curve.oid, point_len)
+    prefix = _SPKI_PREFIX.get(key)
+    if prefix is None:
+        prefix = _SPKI_PREFIX[key] = _build_spki_prefix(curve, point_len)
+    return prefix
+
+
+_SPKI_PREFIX: dict[tuple[str, int], bytes] = {}
+
+
+def _build_spki_prefix(curve: Curve, point_len: int) -> bytes:
+    algorithm = der_tlv(0x30, encode_oid(_EC_PUBLIC_KEY_OID) + encode_oid(curve.oid))
+    bit_string_head = bytes([0x03]) + _der_len(point_len + 1) + b"\x00"
+    body_len = len(algorithm) + len(bit_string_head) + point_len
+    return bytes([0x30]) + _der_len(body_len) + algorithm + bit_string_head
+
+
+def _ec_public_parts(public: ec.EllipticCurvePublicKey, curve: Curve) -> tuple[bytes, bytes]:
+    """(uncompressed point, SubjectPublicKeyInfo DER) of a Weierstrass key: one
+    serialization, the SPKI around it built from the curve's constant prefix (the same bytes
+    pyca/OpenSSL emit; tests/attributes/test_key_material.py compares them)."""
+    point = public.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return point, _ec_spki_prefix(curve, len(point)) + point
+
+
+def key_pair_material(key: Any) -> tuple[dict[int, Any], dict[int, Any]]:
+    """(public, private) object attributes of a freshly generated private key: the same
+    dicts as ``public_material(key), private_material(key)``, with the public point and the
+    SubjectPublicKeyInfo (which both objects carry) computed once."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        curve = curve_of_key(key)
+        point, spki = _ec_public_parts(key.public_key(), curve)
+        params = ec_params_der(curve)
+        public = {CKA_KEY_TYPE: CKK_EC, CKA_EC_PARAMS: params, CKA_EC_POINT: der_tlv(0x04, point),
+                  CKA_PUBLIC_KEY_INFO: spki}
+        private = {CKA_KEY_TYPE: CKK_EC, CKA_EC_PARAMS: params,
+                   CKA_VALUE: int_bytes(key.private_numbers().private_value, curve.size),
+                   CKA_PUBLIC_KEY_INFO: spki}
+        return public, private
+    return public_material(key), private_material(key)
+
+
 def public_material(key: Any) -> dict[int, Any]:
     """The attributes of a public key object holding ``key`` (private or public pyca key)."""
     public = key.public_key() if hasattr(key, "public_key") else key
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        curve = curve_of_key(public)
+        point, spki = _ec_public_parts(public, curve)
+        return {CKA_KEY_TYPE: CKK_EC, CKA_EC_PARAMS: ec_params_der(curve), CKA_EC_POINT: der_tlv(0x04, point),
+                CKA_PUBLIC_KEY_INFO: spki}
     if isinstance(public, rsa.RSAPublicKey):
         numbers = public.public_numbers()
         return {
@@ -477,13 +548,15 @@ def private_material(key: Any) -> dict[int, Any]:
     curve = curve_of_key(key)
     if curve.key_type == CKK_EC:
         value = int_bytes(key.private_numbers().private_value, curve.size)
+        spki = _ec_public_parts(key.public_key(), curve)[1]
     else:
         value = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption())
+        spki = public_key_info(key)
     return {
         CKA_KEY_TYPE: curve.key_type,
         CKA_EC_PARAMS: ec_params_der(curve),
         CKA_VALUE: value,
-        CKA_PUBLIC_KEY_INFO: public_key_info(key),
+        CKA_PUBLIC_KEY_INFO: spki,
     }
 
 
