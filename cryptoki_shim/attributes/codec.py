@@ -195,8 +195,8 @@ def encode(attr_type: int, value: Any) -> bytes:
 
 _NORMALISE: dict[AttrKind, Callable[[int, Any], Any]] = {
     AttrKind.BOOL: lambda t, v: v if v is True or v is False else _enc_bool(t, v),
-    AttrKind.ULONG: lambda t, v: (_enc_ulong(t, v), v)[1],
-    AttrKind.BYTES: _enc_bytes,
+    AttrKind.ULONG: lambda t, v: v if type(v) is int and 0 <= v <= _ULONG_MAX else (_enc_ulong(t, v), v)[1],
+    AttrKind.BYTES: lambda t, v: v if type(v) is bytes else _enc_bytes(t, v),
     AttrKind.DATE: _enc_date,
     AttrKind.MECH_ARRAY: lambda t, v: tuple(_dec_mechs(t, _enc_mechs(t, v))),
     AttrKind.ATTR_ARRAY: lambda t, v: {k: check_value(k, x) for k, x in _array_items(t, v)},

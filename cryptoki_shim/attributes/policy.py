@@ -415,7 +415,7 @@ def build_object(template: Mapping[int, Any], origin: Origin, *,
             raise CryptokiError(spec.CKR_GENERAL_ERROR, "C_CopyObject without the original")
         return _copy(base, tmpl, is_so)
 
-    mat = dict(material or {})
+    mat = material or {}  # only read: merged below is the new object
     for t, v in mat.items():  # a mechanism's contribution must agree with the template
         if t in tmpl and tmpl[t] != v:
             raise _fail(spec.CKR_TEMPLATE_INCONSISTENT, t,

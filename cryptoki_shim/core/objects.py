@@ -27,7 +27,7 @@ def new_handle() -> int:
     return next(_handles)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)  # slots: one per key and object, made on every create
 class Object:
     handle: int
     attrs: dict[int, Any]
