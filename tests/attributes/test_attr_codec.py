@@ -127,3 +127,29 @@ def test_encode_wrong_python_type_is_value_invalid(attr, value):
 def test_check_value_normalises_containers():
     assert codec.check_value(spec.CKA_LABEL, bytearray(b"x")) == b"x"
     assert codec.check_value(spec.CKA_ALLOWED_MECHANISMS, [1, 2]) == (1, 2)
+
+
+def test_unknown_type_is_type_invalid_for_check_value_too():
+    assert _ckr(codec.check_value, 0x7FFF_FFF1, b"") == spec.CKR_ATTRIBUTE_TYPE_INVALID
+
+
+def test_registered_vendor_kind_is_served_by_every_entry_point():
+    """register_kinds also feeds the per-type dispatch tables (decode/encode/check_value)."""
+    vendor = spec.CKA_VENDOR_DEFINED | 0x7E57_0001
+    before = _ckr(codec.decode, vendor, b"\x01")
+    assert before == spec.CKR_ATTRIBUTE_TYPE_INVALID
+    codec.register_kinds({vendor: spec.AttrKind.BOOL})
+    assert codec.decode(vendor, b"\x01") is True
+    assert codec.encode(vendor, False) == b"\x00"
+    assert codec.check_value(vendor, True) is True
+    assert _ckr(codec.check_value, vendor, 1) == spec.CKR_ATTRIBUTE_VALUE_INVALID
+
+
+@pytest.mark.parametrize("attr, value, same", [
+    (spec.CKA_CLASS, spec.CKO_DATA, True), (spec.CKA_VALUE_LEN, 16, True),
+    (spec.CKA_LABEL, b"abc", True), (spec.CKA_LABEL, bytearray(b"abc"), False),
+    (spec.CKA_LABEL, memoryview(b"abc"), False), (spec.CKA_TOKEN, False, True),
+])
+def test_check_value_keeps_typed_values_and_converts_buffers(attr, value, same):
+    out = codec.check_value(attr, value)
+    assert out == value and type(out) is (type(value) if same else bytes)
