@@ -172,19 +172,20 @@ def C_DigestKey(h_session: int, h_key: int) -> None:
 # ---------------------------------------------------------------------- keys
 
 
-@entry("C_GenerateKey")
-def C_GenerateKey(h_session: int, p_mechanism: Any, p_template: Any, count: int, ph_key: Any) -> None:
+@entry("C_GenerateKey", direct=True)
+def C_GenerateKey(h_session: int, p_mechanism: Any, p_template: Any, count: int, ph_key: Any) -> int:
     session = MODULE.session(h_session)
     mech = _mechanism(p_mechanism)
     require(ph_key, "key handle pointer")
     template = read_template(p_template, count)
     with session.lock:
         ph_key[0] = session.generate_key(mech, template)
+    return CKR_OK
 
 
-@entry("C_GenerateKeyPair")
+@entry("C_GenerateKeyPair", direct=True)
 def C_GenerateKeyPair(h_session: int, p_mechanism: Any, p_pub: Any, pub_count: int, p_priv: Any,
-                      priv_count: int, ph_pub: Any, ph_priv: Any) -> None:
+                      priv_count: int, ph_pub: Any, ph_priv: Any) -> int:
     session = MODULE.session(h_session)
     mech = _mechanism(p_mechanism)
     require(ph_pub, "public key handle pointer")
@@ -192,6 +193,7 @@ def C_GenerateKeyPair(h_session: int, p_mechanism: Any, p_pub: Any, pub_count: i
     pub, priv = read_template(p_pub, pub_count), read_template(p_priv, priv_count)
     with session.lock:
         ph_pub[0], ph_priv[0] = session.generate_key_pair(mech, pub, priv)
+    return CKR_OK
 
 
 @entry("C_WrapKey")

@@ -4,11 +4,24 @@
 ``tables``: the spec's per-class attribute tables (``Attr(type, flags, default)``).
 ``policy``: the one validator over those tables: ``build_object``, ``check_set``,
 ``readable``, ``has_attribute``, ``sealed_types``.
+
+The policy names are resolved on first use (module ``__getattr__``): the ABI needs only the
+codec at C_Initialize, and importing the policy pulls in every attribute table (cold start).
 """
 
-from .codec import check_value, decode, encode, kind
-from .policy import (Origin, build_object, build_profile, check_set, has_attribute, readable,
-                     schema_of, sealed_types)
+from typing import Any
 
-__all__ = ["kind", "decode", "encode", "check_value", "Origin", "build_object", "build_profile",
-           "check_set", "readable", "has_attribute", "sealed_types", "schema_of"]
+from .codec import check_value, decode, encode, kind
+
+_POLICY = ("Origin", "build_object", "build_profile", "check_set", "has_attribute", "readable",
+           "schema_of", "sealed_types")
+
+__all__ = ["kind", "decode", "encode", "check_value", *_POLICY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _POLICY:
+        from . import policy
+
+        return getattr(policy, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

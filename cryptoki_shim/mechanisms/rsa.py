@@ -451,7 +451,7 @@ class RsaFamily:
         if exponent not in (3, 65537):
             raise CryptokiError(CKR_ATTRIBUTE_VALUE_INVALID, f"public exponent {exponent} not supported")
         key = rsa.generate_private_key(exponent, int(bits))
-        return keys.public_material(key), keys.private_material(key)
+        return keys.key_pair_material(key)
 
 
 FAMILY = RsaFamily()
