@@ -31,6 +31,7 @@ ULONG_SIZE = 8
 MAX_TEMPLATE = 4096
 #: Attribute values longer than this are refused with CKR_ATTRIBUTE_VALUE_INVALID.
 MAX_VALUE = 16 * 1024 * 1024
+_DECODE_ARRAY = codec.decoder(spec.CKA_WRAP_TEMPLATE)  # the nested-template kind
 
 
 Produce = Callable[..., "bytes | int"]
@@ -136,38 +137,44 @@ def _check_template(p_template: Any, count: int) -> None:
         raise CryptokiError(CKR_ARGUMENTS_BAD, f"template of {count} attributes")
 
 
-def _read_value(attr: Any, depth: int) -> Any:
-    """Decode one CK_ATTRIBUTE's value by its kind (nested templates recursively)."""
-    atype = int(attr.type)
-    n = int(attr.ulValueLen)
-    kind = codec.kind(atype)
-    if n > MAX_VALUE or n == CK_UNAVAILABLE_INFORMATION:
+def _read_value(attr: Any, atype: int, depth: int) -> Any:
+    """Decode one CK_ATTRIBUTE's value by its kind (nested templates recursively).
+
+    Every attribute of every template passes here, so it does one decoder lookup (which
+    also answers "is the type known") and reads each struct field once.
+    """
+    decode = codec.decoder(atype)
+    n = attr.ulValueLen
+    if n > MAX_VALUE:  # CK_UNAVAILABLE_INFORMATION included
         raise CryptokiError(CKR_ATTRIBUTE_VALUE_INVALID, f"attribute {atype:#x}: length {n}")
-    if kind is spec.AttrKind.ATTR_ARRAY:
+    if decode is _DECODE_ARRAY:
         if depth > 0:
             raise CryptokiError(CKR_ATTRIBUTE_VALUE_INVALID, "nested template inside a template")
         if n % runtime.ffi.sizeof("CK_ATTRIBUTE"):
             raise CryptokiError(CKR_ATTRIBUTE_VALUE_INVALID, f"attribute {atype:#x}: length {n}")
         inner = runtime.ffi.cast("CK_ATTRIBUTE *", attr.pValue)
-        return read_template(inner, n // runtime.ffi.sizeof("CK_ATTRIBUTE"), depth=depth + 1)
-    if n and attr.pValue == runtime.NULL:
+        return dict(read_template(inner, n // runtime.ffi.sizeof("CK_ATTRIBUTE"), depth=depth + 1))
+    if not n:
+        return decode(atype, b"")
+    p_value = attr.pValue
+    if p_value == runtime.NULL:
         raise CryptokiError(CKR_ATTRIBUTE_VALUE_INVALID, f"attribute {atype:#x}: NULL value")
-    raw = runtime.ffi.buffer(attr.pValue, n)[:] if n else b""
-    return codec.decode(atype, raw)
+    return decode(atype, runtime.ffi.buffer(p_value, n)[:])
 
 
-def read_template(p_template: Any, count: int, *, depth: int = 0) -> dict[int, Any]:
-    """A CK_ATTRIBUTE array as ``{type: typed value}``.
+def read_template(p_template: Any, count: int, *, depth: int = 0) -> codec.Decoded:
+    """A CK_ATTRIBUTE array as ``{type: typed value}`` (a ``codec.Decoded``: the values are
+    already in normal form, so the attribute policy does not check their kinds again).
 
     An attribute given twice with different values is CKR_TEMPLATE_INCONSISTENT (§4.1: the
     template must not contradict itself); the same value twice is accepted.
     """
     _check_template(p_template, count)
-    out: dict[int, Any] = {}
+    out = codec.Decoded()
     for i in range(count):
         attr = p_template[i]
-        atype = int(attr.type)
-        value = _read_value(attr, depth)
+        atype = attr.type
+        value = _read_value(attr, atype, depth)
         if atype in out and out[atype] != value:
             raise CryptokiError(CKR_TEMPLATE_INCONSISTENT, f"attribute {atype:#x} given twice")
         out[atype] = value
@@ -184,7 +191,9 @@ def read_search_template(p_template: Any, count: int) -> list[tuple[int, Any]] |
     out: list[tuple[int, Any]] = []
     for i in range(count):
         try:
-            out.append((int(p_template[i].type), _read_value(p_template[i], 0)))
+            attr = p_template[i]
+            atype = attr.type
+            out.append((atype, _read_value(attr, atype, 0)))
         except CryptokiError as exc:
             if exc.ckr in (CKR_ATTRIBUTE_TYPE_INVALID, CKR_ATTRIBUTE_VALUE_INVALID):
                 return None

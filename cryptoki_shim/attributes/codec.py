@@ -116,6 +116,21 @@ _DECODERS: dict[AttrKind, Callable[[int, bytes], Any]] = {
 }
 
 
+class Decoded(dict):
+    """A template whose values came from ``decode`` (the ABI's ``read_template``): already
+    in the normal form ``check_value`` would return, so the policy need not check them again."""
+
+    __slots__ = ()
+
+
+def decoder(attr_type: int) -> Callable[[int, bytes], Any]:
+    """The decode function of ``attr_type``'s kind; CKR_ATTRIBUTE_TYPE_INVALID if unknown."""
+    fn = _DECODE_BY_TYPE.get(attr_type)
+    if fn is None:
+        kind(attr_type)  # raises CKR_ATTRIBUTE_TYPE_INVALID
+    return fn  # type: ignore[return-value]
+
+
 def decode(attr_type: int, raw: bytes) -> Any:
     """Raw attribute bytes -> typed value (see the module docstring for the kinds)."""
     fn = _DECODE_BY_TYPE.get(attr_type)

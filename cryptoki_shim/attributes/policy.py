@@ -164,7 +164,11 @@ _VALUE_RULES: dict[tuple[int, int], Callable[[Mapping[int, Any], Any], None]] = 
 
 
 def _normalise(template: Mapping[int, Any]) -> dict[int, Any]:
-    """Kind check of every template value (4.1.1 items 1 and 2)."""
+    """Kind check of every template value (4.1.1 items 1 and 2); a template the ABI decoded
+    is in normal form already (``codec.Decoded``), so only its unknown types could fail, and
+    the decoder refused those."""
+    if template.__class__ is codec.Decoded:
+        return dict(template)
     return {t: codec.check_value(t, v) for t, v in template.items()}
 
 
