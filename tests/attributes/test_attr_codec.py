@@ -153,3 +153,35 @@ def test_registered_vendor_kind_is_served_by_every_entry_point():
 def test_check_value_keeps_typed_values_and_converts_buffers(attr, value, same):
     out = codec.check_value(attr, value)
     assert out == value and type(out) is (type(value) if same else bytes)
+
+
+# decode's output is the normal form: the policy skips check_value for ABI-decoded templates
+# (codec.Decoded), which is only sound if check_value would return the same value unchanged.
+_RAW_BY_TYPE = {
+    spec.CKA_TOKEN: st.sampled_from([b"\x00", b"\x01"]),
+    spec.CKA_VALUE_LEN: ULONGS.map(lambda v: struct.pack("=Q", v)),
+    spec.CKA_LABEL: st.binary(max_size=64),
+    spec.CKA_START_DATE: DATES,
+    spec.CKA_ALLOWED_MECHANISMS: st.lists(ULONGS, max_size=6).map(lambda v: struct.pack(f"={len(v)}Q", *v)),
+    spec.CKA_WRAP_TEMPLATE: ATTR_DICTS.map(lambda d: codec.encode(spec.CKA_WRAP_TEMPLATE, d)),
+}
+
+
+@given(st.sampled_from(sorted(_RAW_BY_TYPE)).flatmap(lambda t: st.tuples(st.just(t), _RAW_BY_TYPE[t])))
+def test_decoded_values_are_already_normal(case):
+    attr, raw = case
+    value = codec.decode(attr, raw)
+    normal = codec.check_value(attr, value)
+    assert normal == value and type(normal) is type(value)
+
+
+def test_policy_still_checks_templates_that_were_not_decoded():
+    from cryptoki_shim.attributes import policy
+
+    plain = {spec.CKA_CLASS: spec.CKO_DATA, spec.CKA_TOKEN: 1}
+    with pytest.raises(CryptokiError) as e:
+        policy.build_object(plain, policy.Origin.CREATE)
+    assert e.value.ckr == spec.CKR_ATTRIBUTE_VALUE_INVALID
+    decoded = codec.Decoded({spec.CKA_CLASS: spec.CKO_DATA, spec.CKA_TOKEN: True})
+    obj = policy.build_object(decoded, policy.Origin.CREATE)
+    assert obj[spec.CKA_TOKEN] is True and type(obj) is dict
