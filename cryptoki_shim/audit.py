@@ -116,6 +116,9 @@ class _Sink:
 
 _sink: _Sink | None = None
 _key_use = True
+#: Whether ``key_use`` records anything (a sink is open and ``key_use`` is on): the
+#: operation path reads this flag instead of making a call per C_Sign/C_Encrypt.
+KEY_USE = False
 #: Modules only a sink needs, imported by the first one (``_Sink._open``).
 _datetime: Any = None
 _hashlib: Any = None
@@ -128,7 +131,7 @@ def configure(settings: dict[str, Any] | None) -> None:
     Called by every ``C_Initialize``: the same settings in the same process keep the run
     (its sequence and chain continue); new settings or a new process start a new run.
     """
-    global _sink, _key_use
+    global _sink, _key_use, KEY_USE
     settings = dict(settings or {})
     wanted = bool(settings.get("file") or settings.get("syslog"))
     if _sink is not None and _sink.settings == settings and _sink.pid == os.getpid():
@@ -136,12 +139,14 @@ def configure(settings: dict[str, Any] | None) -> None:
     if _sink is not None:
         _sink.close()
         _sink = None
+        KEY_USE = False
     if wanted:
         try:
             _sink = _Sink(settings, os.getpid())
         except OSError as exc:
             raise CryptokiError(spec.CKR_GENERAL_ERROR, f"audit: cannot open {settings.get('file')}: {exc.strerror}")
     _key_use = bool(settings.get("key_use", True))
+    KEY_USE = _sink is not None and _key_use
 
 
 def enabled() -> bool:
@@ -150,7 +155,8 @@ def enabled() -> bool:
 
 def _after_fork_in_child() -> None:
     """The child starts its own run when it initializes again (its pid is new)."""
-    global _sink
+    global _sink, KEY_USE
+    KEY_USE = False
     if _sink is not None:
         sink, _sink = _sink, None
         sink.lock = threading.Lock()

@@ -13,28 +13,34 @@ from ..core.module import MODULE
 from ..core.operations import FINAL, ONESHOT, UPDATE
 from ..errors import CryptokiError
 from ..mechanisms import registry
-from ..mechanisms.registry import Mechanism
+from ..mechanisms.registry import Mechanism, MechanismEntry
 from . import runtime
 from .entry import entry
-from .marshal import deliver, fixed, read_bytes, read_template, require
-from .params import read_param
+from .marshal import Fixed, deliver, read_bytes, read_template, require
+from .params import Reader, param_reader, read_param
 
 
 _PLAIN: dict[int, Mechanism] = {}
+_WITH_PARAM: dict[int, tuple[MechanismEntry, Reader]] = {}
 CKR_OK = 0
 
 
 def read_mechanism(p_mechanism: Any) -> Mechanism | None:
     """A CK_MECHANISM as (registry entry, parsed parameter); NULL -> None (3.0 cancel).
 
-    A mechanism without a parameter is one shared immutable value (this runs on every
-    C_*Init, so the common case does no lookup beyond one dict access).
+    This runs on every C_*Init, so the mechanisms seen before skip the registry: one
+    without a parameter is one shared immutable value, one with a parameter goes straight
+    to its struct reader (the same one ``read_param`` chose the first time).
     """
     if p_mechanism == runtime.NULL:
         return None
     mech = p_mechanism.mechanism
     length = p_mechanism.ulParameterLen
-    if not length:
+    if length:
+        known = _WITH_PARAM.get(mech)
+        if known is not None:
+            return tuple.__new__(Mechanism, (known[0], known[1](runtime.ffi, p_mechanism.pParameter, length)))
+    else:
         plain = _PLAIN.get(mech)
         if plain is not None:
             return plain
@@ -43,6 +49,10 @@ def read_mechanism(p_mechanism: Any) -> Mechanism | None:
     if param is None and not length and ent.param is None:
         _PLAIN[mech] = plain = Mechanism(ent, None)
         return plain
+    if length:
+        reader = param_reader(ent)
+        if reader is not None:
+            _WITH_PARAM[mech] = (ent, reader)
     return tuple.__new__(Mechanism, (ent, param))
 
 
@@ -75,7 +85,7 @@ def _oneshot(kind: str):
         session = MODULE.session(h_session)
         data = read_bytes(p_in, in_len)
         with session.lock:
-            deliver(p_out, p_out_len, session.produce, kind, ONESHOT, data)
+            deliver(p_out, p_out_len, session, kind, ONESHOT, data)
         return CKR_OK
 
     return oneshot
@@ -86,7 +96,7 @@ def _update_out(kind: str):
         session = MODULE.session(h_session)
         data = read_bytes(p_in, in_len)
         with session.lock:
-            deliver(p_out, p_out_len, session.produce, kind, UPDATE, data)
+            deliver(p_out, p_out_len, session, kind, UPDATE, data)
         return CKR_OK
 
     return update
@@ -107,7 +117,7 @@ def _final(kind: str):
     def final(h_session: int, p_out: Any, p_out_len: Any) -> int:
         session = MODULE.session(h_session)
         with session.lock:
-            deliver(p_out, p_out_len, session.produce, kind, FINAL, b"")
+            deliver(p_out, p_out_len, session, kind, FINAL, b"")
         return CKR_OK
 
     return final
@@ -203,7 +213,7 @@ def C_WrapKey(h_session: int, p_mechanism: Any, h_wrapping: int, h_key: int, p_o
     require(p_out_len, "length pointer")
     with session.lock:
         wrapped = session.wrap_key(mech, h_wrapping, h_key)
-    deliver(p_out, p_out_len, fixed(wrapped))
+    deliver(p_out, p_out_len, Fixed(wrapped))
 
 
 @entry("C_UnwrapKey")

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from .. import spec
 from ..attributes import codec
@@ -34,23 +34,29 @@ MAX_VALUE = 16 * 1024 * 1024
 _DECODE_ARRAY = codec.decoder(spec.CKA_WRAP_TEMPLATE)  # the nested-template kind
 
 
-Produce = Callable[..., "bytes | int"]
+class Producer(Protocol):
+    """Whatever computes an output for ``deliver``: a session's operations, or ``Fixed``."""
+
+    def produce(self, capacity: int | None, kind: str, step: str, data: bytes) -> bytes | int: ...
 
 
-def deliver(p_buf: Any, p_len: Any, produce: Produce, *args: Any) -> None:
-    """Run ``produce(capacity, *args)`` and write its result by the buffer protocol.
+def deliver(p_buf: Any, p_len: Any, producer: Producer, kind: str = "", step: str = "",
+            data: bytes = b"") -> None:
+    """Run ``producer.produce(capacity, kind, step, data)`` and write its result by the
+    buffer protocol.
 
     ``capacity`` is ``None`` for a NULL buffer (a length query); ``produce`` returns an
     ``int`` (the length, for a query) or the output ``bytes``; it raises ``BufferTooSmall``
     when the output does not fit (and keeps it, if it is an operation, for the retry).
-    ``args`` spare the hot callers (C_Encrypt, C_Sign ...) a closure per call.
+    The producer object and fixed arguments (no bound method, no ``*args``) are for the
+    hot callers: C_Encrypt, C_Sign, C_Digest ... pass their session.
     """
     NULL = runtime.NULL
     if p_len == NULL:
         raise CryptokiError(CKR_ARGUMENTS_BAD, "NULL length pointer")
     capacity = None if p_buf == NULL else p_len[0]
     try:
-        result = produce(capacity, *args)
+        result = producer.produce(capacity, kind, step, data)
     except BufferTooSmall as exc:
         p_len[0] = exc.needed
         raise
@@ -66,17 +72,20 @@ def deliver(p_buf: Any, p_len: Any, produce: Produce, *args: Any) -> None:
     p_len[0] = n
 
 
-def fixed(data: bytes) -> Produce:
+class Fixed:
     """A producer for output that already exists (no state to keep)."""
 
-    def produce(capacity: int | None) -> bytes | int:
-        if capacity is None:
-            return len(data)
-        if capacity < len(data):
-            raise BufferTooSmall(len(data))
-        return data
+    __slots__ = ("output",)
 
-    return produce
+    def __init__(self, output: bytes) -> None:
+        self.output = output
+
+    def produce(self, capacity: int | None, kind: str = "", step: str = "", data: bytes = b"") -> bytes | int:
+        if capacity is None:
+            return len(self.output)
+        if capacity < len(self.output):
+            raise BufferTooSmall(len(self.output))
+        return self.output
 
 
 def deliver_ulongs(p_array: Any, p_count: Any, values: Sequence[int]) -> None:

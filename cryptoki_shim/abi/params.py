@@ -56,11 +56,16 @@ def _invalid(why: str) -> CryptokiError:
 _STRUCT_TYPES: dict[str, tuple[int, Any]] = {}
 
 
-def _struct(ffi: Any, p: Any, length: int, ctype: str) -> Any:
+def _struct_type(ffi: Any, ctype: str) -> tuple[int, Any]:
+    """(size, pointer type) of a parameter struct, parsed once: these run on every C_*Init."""
     known = _STRUCT_TYPES.get(ctype)
-    if known is None:  # parsed once per struct type: these run on every C_*Init
+    if known is None:
         known = _STRUCT_TYPES[ctype] = (ffi.sizeof(ctype), ffi.typeof(ctype + " *"))
-    size, pointer = known
+    return known
+
+
+def _struct(ffi: Any, p: Any, length: int, ctype: str) -> Any:
+    size, pointer = _struct_type(ffi, ctype)
     if length != size:
         raise _invalid(f"ulParameterLen {length} != sizeof({ctype}) {size}")
     if p == ffi.NULL:
@@ -109,14 +114,22 @@ def read_ecdh1(ffi: Any, p: Any, length: int) -> EcdhDeriveParams:
 
 
 def read_gcm(ffi: Any, p: Any, length: int) -> GcmParams:
-    s = _struct(ffi, p, length, "CK_GCM_PARAMS")
-    # the one parameter read on every AES-GCM C_*Init: the IV is read inline
+    """CK_GCM_PARAMS, read inline: the one parameter read on every AES-GCM C_*Init (each
+    message needs a fresh IV), so no helper frames on the valid path."""
+    size, pointer = _STRUCT_TYPES.get("CK_GCM_PARAMS") or _struct_type(ffi, "CK_GCM_PARAMS")
+    if length != size or p == ffi.NULL:
+        _struct(ffi, p, length, "CK_GCM_PARAMS")  # raises the precise error
+    s = ffi.cast(pointer, p)  # fields read through the pointer: no struct cdata
     n = s.ulIvLen
-    p_iv = s.pIv
-    if n and p_iv == ffi.NULL:
-        raise _invalid(f"pIv: NULL pointer with length {n}")
-    return tuple.__new__(GcmParams, (ffi.buffer(p_iv, n)[:] if n else b"",
-                                     _bytes(ffi, s.pAAD, s.ulAADLen, "pAAD"), s.ulTagBits, s.ulIvBits))
+    if n:
+        p_iv = s.pIv
+        if p_iv == ffi.NULL:
+            raise _invalid(f"pIv: NULL pointer with length {n}")
+        iv = ffi.buffer(p_iv, n)[:]
+    else:
+        iv = b""
+    m = s.ulAADLen
+    return tuple.__new__(GcmParams, (iv, _bytes(ffi, s.pAAD, m, "pAAD") if m else b"", s.ulTagBits, s.ulIvBits))
 
 
 def read_ccm(ffi: Any, p: Any, length: int) -> CcmParams:
@@ -205,6 +218,12 @@ READERS: dict[Any, Reader] = {
     Pbkd2Params: read_pbkd2,
     KeyDerivationStringData: read_string_data,
 }
+
+
+def param_reader(entry: Any) -> Reader | None:
+    """The reader ``read_param`` uses for a non-empty parameter of ``entry`` (None: it takes
+    none); the entries keep it per mechanism so C_*Init skips the lookups."""
+    return READERS.get(entry.param) if entry.param is not None else None
 
 
 def read_param(ffi: Any, entry: Any, p_param: Any, length: int) -> object:

@@ -24,6 +24,11 @@ class SoftwareBackend:
     def operation_init(self, kind: str, entry: Any, param: Any, key: Any) -> Any:
         return getattr(entry.family, METHODS[kind])(entry, param, key)
 
+    def context_maker(self, kind: str, entry: Any) -> Any:
+        """The family's ``*_init`` itself: the core keeps it per key and mechanism, so a
+        repeated C_*Init does not pass through this backend at all."""
+        return getattr(entry.family, METHODS[kind])
+
     def generate_key(self, entry: Any, param: Any, template: Mapping[int, Any]) -> dict[int, Any]:
         return entry.family.generate_key(entry, param, template)
 

@@ -8,8 +8,9 @@ usage attribute and the family method that makes the context. Output goes throug
 
 from __future__ import annotations
 
+import functools
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .. import audit, spec
 from ..attributes import policy
@@ -71,6 +72,16 @@ def _require_flag(entry: MechanismEntry, flag: int) -> None:
         raise CryptokiError(A.CKR_MECHANISM_INVALID, f"{A.ckm_name(entry.mechanism)} cannot do this")
 
 
+def _context_maker(backend: Any, kind: str, entry: MechanismEntry) -> Callable[[MechanismEntry, Any, Object], Any]:
+    """What makes a ``kind`` context for ``entry`` on ``backend``: kept in the key's verdict,
+    so a repeated C_*Init calls it directly. A backend may offer a direct maker (the
+    software backend: the family's own ``*_init``); otherwise its ``operation_init``."""
+    maker = getattr(backend, "context_maker", None)
+    if maker is not None:
+        return maker(kind, entry)
+    return functools.partial(backend.operation_init, kind)
+
+
 def _matches(template: dict[int, Any] | None, attrs: dict[int, Any]) -> bool:
     return not template or all(attrs.get(t) == v for t, v in template.items())
 
@@ -104,7 +115,8 @@ class CryptoFunctions:
             raise CryptokiError(A.CKR_OPERATION_ACTIVE, f"{kind} already active")
         entry = mech.entry
         flag, usage, context_login = OPERATIONS[kind]
-        _require_flag(entry, flag)
+        if not entry.flags & flag:
+            _require_flag(entry, flag)  # raises
         key = self.key(key_handle)
         slot = (kind, entry.mechanism)
         verdict = key.cache.get(slot)
@@ -112,8 +124,8 @@ class CryptoFunctions:
             if verdict is None:
                 check_key(entry, key, usage)
                 needs_login = context_login and key.attrs.get(CKA_ALWAYS_AUTHENTICATE) is True
-                verdict = key.cache[slot] = (self.token.backend_for(key), needs_login)
-            ctx = verdict[0].operation_init(kind, entry, mech.param, key)
+                verdict = key.cache[slot] = (_context_maker(self.token.backend_for(key), kind, entry), needs_login)
+            ctx = verdict[0](entry, mech.param, key)
         except CryptokiError as exc:  # a refused use of a key is audited like a failed one
             audit.key_use(self, Operation(kind, None, entry.mechanism, key), exc)
             raise
@@ -126,7 +138,8 @@ class CryptoFunctions:
         if "digest" in self.ops:
             raise CryptokiError(A.CKR_OPERATION_ACTIVE, "digest already active")
         entry = mech.entry
-        _require_flag(entry, CKF_DIGEST)
+        if not entry.flags & CKF_DIGEST:
+            _require_flag(entry, CKF_DIGEST)  # raises
         self.ops["digest"] = Operation("digest", entry.family.digest_init(entry, mech.param), entry.mechanism)
 
     # ------------------------------------------------------------------ steps

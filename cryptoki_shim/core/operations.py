@@ -103,12 +103,13 @@ class OperationSteps:
             if capacity is None:
                 return len(out)
             raise BufferTooSmall(len(out))
-        op.pending = None
+        if pending is not None:
+            op.pending = None
         if step is UPDATE:
             op.mode = UPDATE
         else:
             del self.ops[kind]
-            if op.key is not None:
+            if audit.KEY_USE and op.key is not None:
                 audit.key_use(self, op)
         return out
 
@@ -127,4 +128,5 @@ class OperationSteps:
             op.mode = UPDATE
         else:
             del self.ops[kind]
-            audit.key_use(self, op)
+            if audit.KEY_USE:
+                audit.key_use(self, op)

@@ -166,7 +166,7 @@ class Token:
         if obj is None:
             self.refresh()
             obj = self.objects.get(handle) or self.profile_objects.get(handle)
-        if obj is None or not self.visible(obj):
+        if obj is None or (obj.is_private and self.login_user != CKU_USER):  # visible(), inline
             return None
         return obj
 

@@ -246,17 +246,6 @@ def _ctr_params(param: Any) -> AesCtrParams:
 # --- GCM -------------------------------------------------------------------------------
 
 
-def _gcm_params(param: Any) -> tuple[bytes, bytes, int]:
-    """(iv, aad, tag length in bytes) from CK_GCM_PARAMS, checked against what we support."""
-    if not isinstance(param, GcmParams):
-        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "CK_GCM_PARAMS required")
-    if not GCM_IV_MIN <= len(param.iv) <= GCM_IV_MAX:
-        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, f"GCM IV of {len(param.iv)} bytes unsupported")
-    if param.tag_bits not in GCM_TAG_BITS:
-        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, f"GCM tag of {param.tag_bits} bits unsupported")
-    return param.iv, param.aad, param.tag_bits // 8
-
-
 class GcmEncrypt:
     """AES-GCM encryption (§2.13): ciphertext streams out of update; final appends the tag,
     ulTagBits/8 bytes (SP 800-38D MSB_t: the leading bytes of the full tag)."""
@@ -284,7 +273,8 @@ class GcmEncrypt:
 
     def oneshot(self, data: bytes) -> bytes:
         if self._tag_len == 16:
-            return _aesgcm(self._key).encrypt(self._iv, data, self._aad or None)
+            aead = self._key.cache.get("aes.gcm") or _aesgcm(self._key)
+            return aead.encrypt(self._iv, data, self._aad or None)
         return self.update(data) + self.final()
 
     def length_hint(self, step: str, data_len: int) -> int | None:
@@ -434,8 +424,17 @@ def _general_length(param: Any) -> int:
 
 
 def _gcm(param: Any, key: KeyView, encrypt: bool) -> Any:
-    iv, aad, tag_len = _gcm_params(param)
-    return (GcmEncrypt if encrypt else GcmDecrypt)(key, iv, aad, tag_len)
+    """CK_GCM_PARAMS checked against what pyca/OpenSSL support, then the context (one frame:
+    this runs on every AES-GCM C_*Init, since each message needs a fresh IV)."""
+    if param.__class__ is not GcmParams:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "CK_GCM_PARAMS required")
+    iv = param.iv
+    if not GCM_IV_MIN <= len(iv) <= GCM_IV_MAX:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, f"GCM IV of {len(iv)} bytes unsupported")
+    tag_bits = param.tag_bits
+    if tag_bits not in GCM_TAG_BITS:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, f"GCM tag of {tag_bits} bits unsupported")
+    return (GcmEncrypt if encrypt else GcmDecrypt)(key, iv, param.aad, tag_bits // 8)
 
 
 def _ctr(param: Any, key: KeyView, encrypt: bool) -> Any:
