@@ -56,14 +56,19 @@ def _hashlib_constructor(algorithm: type[hashes.HashAlgorithm]) -> Callable[...,
 
 class DigestContext:
     """One running digest (C_DigestInit .. C_DigestFinal); the hash object is made lazily,
-    so a one-shot C_Digest hashes in one call."""
+    so a one-shot C_Digest hashes in one call.
 
-    __slots__ = ("_new", "_hash", "_size")
+    Each hash has its own subclass (``context_class``) carrying the constructor and size as
+    class attributes: C_DigestInit runs per message, and an argument-less construction is
+    the cheapest object Python can make with slots.
+    """
 
-    def __init__(self, new: Callable[..., Any], size: int) -> None:
-        self._new = new
+    __slots__ = ("_hash",)
+    _new: Callable[..., Any]
+    _size: int
+
+    def __init__(self) -> None:
         self._hash: Any = None
-        self._size = size
 
     def update(self, data: bytes) -> None:
         if self._hash is None:
@@ -84,16 +89,22 @@ class DigestContext:
         return 0 if step == "update" else self._size
 
 
+def context_class(algorithm: type[hashes.HashAlgorithm]) -> type[DigestContext]:
+    """The ``DigestContext`` subclass of one hash (hashlib's constructor, digest size)."""
+    return type(f"{algorithm.name.upper()}Context", (DigestContext,),
+                {"__slots__": (), "_new": staticmethod(_hashlib_constructor(algorithm)),
+                 "_size": algorithm.digest_size})
+
+
 class DigestFamily:
     """The digest family: only ``digest_init``."""
 
     def digest_init(self, entry: MechanismEntry, param: Any) -> DigestContext:
-        new, size = entry.extra["context"]
-        return DigestContext(new, size)
+        return entry.extra["context"]()
 
 
 FAMILY = DigestFamily()
 
 for _ckm, _hash in HASHES.items():
     register(MechanismEntry(_ckm, CKF_DIGEST, 0, 0, FAMILY,
-                            extra={"hash": _hash, "context": (_hashlib_constructor(_hash), _hash.digest_size)}))
+                            extra={"hash": _hash, "context": context_class(_hash)}))
