@@ -25,9 +25,12 @@ class SoftwareBackend:
         return getattr(entry.family, METHODS[kind])(entry, param, key)
 
     def context_maker(self, kind: str, entry: Any) -> Any:
-        """The family's ``*_init`` itself: the core keeps it per key and mechanism, so a
-        repeated C_*Init does not pass through this backend at all."""
-        return getattr(entry.family, METHODS[kind])
+        """The family's ``*_init`` itself, or the more direct maker a family offers through
+        ``init_for(kind, entry)``: the core keeps it per key and mechanism, so a repeated
+        C_*Init passes through neither this backend nor the family's dispatch."""
+        init_for = getattr(entry.family, "init_for", None)
+        maker = init_for(kind, entry) if init_for is not None else None
+        return maker if maker is not None else getattr(entry.family, METHODS[kind])
 
     def generate_key(self, entry: Any, param: Any, template: Mapping[int, Any]) -> dict[int, Any]:
         return entry.family.generate_key(entry, param, template)

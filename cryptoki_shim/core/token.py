@@ -166,7 +166,7 @@ class Token:
         if obj is None:
             self.refresh()
             obj = self.objects.get(handle) or self.profile_objects.get(handle)
-        if obj is None or (obj.is_private and self.login_user != CKU_USER):  # visible(), inline
+        if obj is None or (obj.attrs.get(CKA_PRIVATE) is True and self.login_user != CKU_USER):  # visible()
             return None
         return obj
 

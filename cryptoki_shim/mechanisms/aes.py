@@ -12,6 +12,8 @@ session. ``length_hint`` answers a NULL-buffer length query without doing the wo
 
 from __future__ import annotations
 
+import functools
+
 import hmac as _hmac
 import logging
 from typing import Any, Callable, Mapping
@@ -423,7 +425,7 @@ def _general_length(param: Any) -> int:
 # --- the family ------------------------------------------------------------------------
 
 
-def _gcm(param: Any, key: KeyView, encrypt: bool) -> Any:
+def _gcm(encrypt: bool, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
     """CK_GCM_PARAMS checked against what pyca/OpenSSL support, then the context (one frame:
     this runs on every AES-GCM C_*Init, since each message needs a fresh IV)."""
     if param.__class__ is not GcmParams:
@@ -437,7 +439,7 @@ def _gcm(param: Any, key: KeyView, encrypt: bool) -> Any:
     return (GcmEncrypt if encrypt else GcmDecrypt)(key, iv, param.aad, tag_bits // 8)
 
 
-def _ctr(param: Any, key: KeyView, encrypt: bool) -> Any:
+def _ctr(encrypt: bool, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
     p = _ctr_params(param)
     ctx = Cipher(aes_algorithm(key), modes.CTR(bytes(p.cb)))
     return CtrContext(ctx.encryptor() if encrypt else ctx.decryptor(), p.counter_bits, p.cb)
@@ -448,23 +450,24 @@ def _block(mode: Any, param: Any, key: KeyView, encrypt: bool) -> Any:
     return cipher.encryptor() if encrypt else cipher.decryptor()
 
 
-def _ecb(param: Any, key: KeyView, encrypt: bool) -> Any:
+def _ecb(encrypt: bool, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
     return BlockContext(_block(modes.ECB(), param, key, encrypt),
                         CKR_DATA_LEN_RANGE if encrypt else CKR_ENCRYPTED_DATA_LEN_RANGE)
 
 
-def _cbc(param: Any, key: KeyView, encrypt: bool) -> Any:
+def _cbc(encrypt: bool, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
     return BlockContext(_block(modes.CBC(_iv16(param)), param, key, encrypt),
                         CKR_DATA_LEN_RANGE if encrypt else CKR_ENCRYPTED_DATA_LEN_RANGE)
 
 
-def _cbc_pad(param: Any, key: KeyView, encrypt: bool) -> Any:
+def _cbc_pad(encrypt: bool, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
     ctx = _block(modes.CBC(_iv16(param)), param, key, encrypt)
     return CbcPadEncrypt(ctx) if encrypt else CbcPadDecrypt(ctx)
 
 
-#: The encrypt/decrypt context maker of each AES cipher mechanism.
-_CIPHERS: dict[int, Callable[[Any, KeyView, bool], Any]] = {
+#: The encrypt/decrypt context maker of each AES cipher mechanism, called as
+#: ``maker(encrypt, entry, param, key)`` (``AesFamily.init_for`` binds ``encrypt``).
+_CIPHERS: dict[int, Callable[[bool, MechanismEntry, Any, KeyView], Any]] = {
     CKM_AES_GCM: _gcm,
     CKM_AES_CTR: _ctr,
     CKM_AES_ECB: _ecb,
@@ -490,10 +493,18 @@ class AesFamily:
         return generic.SECRET_KEY_GEN.generate_key(entry, param, template)
 
     def encrypt_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
-        return _CIPHERS[entry.mechanism](param, key, True)
+        return _CIPHERS[entry.mechanism](True, entry, param, key)
 
     def decrypt_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
-        return _CIPHERS[entry.mechanism](param, key, False)
+        return _CIPHERS[entry.mechanism](False, entry, param, key)
+
+    def init_for(self, kind: str, entry: MechanismEntry) -> Callable[[MechanismEntry, Any, KeyView], Any] | None:
+        """The cipher's context maker with ``encrypt`` bound (a C-level partial, no frame of
+        ours): the software backend keeps it per key, so C_EncryptInit calls it directly."""
+        maker = _CIPHERS.get(entry.mechanism)
+        if maker is None or kind not in ("encrypt", "decrypt"):
+            return None
+        return functools.partial(maker, kind == "encrypt")
 
     def sign_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> MacSign:
         return MacSign(*_mac(entry, param, key))
