@@ -7,6 +7,7 @@ it and reset it. Keys are generated with C_GenerateKeyPair and checked with pyca
 from __future__ import annotations
 
 import hashlib
+import contextlib
 import os
 import shutil
 import subprocess
@@ -53,22 +54,32 @@ def env(swtpm, lib_path, tmp_path_factory):
     identity = pyrage.x25519.Identity.generate()
     directory = tmp_path_factory.mktemp("tpm")
     conf = write_config(directory, slots=slot_config(swtpm.tcti, escrow=str(identity.to_public())))
+    with user_token(lib_path, conf, "tpm") as (client, s):
+        yield client, s, conf, identity
+
+
+@contextlib.contextmanager
+def user_token(lib_path, conf, label: str):
+    """(client, user session) on slot 0 of ``conf``: token initialised, user PIN set and
+    logged in; CRYPTOKI_SHIM_CONF points at ``conf`` until the module is finalized."""
     old = os.environ.get("CRYPTOKI_SHIM_CONF")
     os.environ["CRYPTOKI_SHIM_CONF"] = str(conf)
     client = P11(lib_path)
-    client.initialize()
-    client.init_token(0, SO_PIN, "tpm")
-    s = client.open(0)
-    client.login(s, SO_PIN, user=S.CKU_SO)
-    client.init_pin(s, USER_PIN)
-    client.logout(s)
-    client.login(s, USER_PIN)
-    yield client, s, conf, identity
-    client.call("C_Finalize", ffi.NULL)
-    if old is None:
-        os.environ.pop("CRYPTOKI_SHIM_CONF", None)
-    else:
-        os.environ["CRYPTOKI_SHIM_CONF"] = old
+    try:
+        client.initialize()
+        client.init_token(0, SO_PIN, label)
+        s = client.open(0)
+        client.login(s, SO_PIN, user=S.CKU_SO)
+        client.init_pin(s, USER_PIN)
+        client.logout(s)
+        client.login(s, USER_PIN)
+        yield client, s
+    finally:
+        client.call("C_Finalize", ffi.NULL)
+        if old is None:
+            os.environ.pop("CRYPTOKI_SHIM_CONF", None)
+        else:
+            os.environ["CRYPTOKI_SHIM_CONF"] = old
 
 
 @pytest.fixture(autouse=True)

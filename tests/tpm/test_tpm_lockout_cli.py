@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from p11 import P11, SO_PIN, USER_PIN, ffi, raises_ckr, write_config
+from p11 import raises_ckr, write_config
 from swtpm_helper import swtpm  # noqa: F401  (fixture)
-from test_tpm_backend import ED25519, P256, PCRS, gen_ec, slot_config
+from test_tpm_backend import ED25519, P256, PCRS, gen_ec, slot_config, user_token
 
 from cryptoki_shim import spec as S
 from cryptoki_shim.backends import tpm_conn, tpm_keys
@@ -56,24 +56,10 @@ def token(swtpm, lib_path, tmp_path_factory):
     auth_file.chmod(0o600)
     slots = slot_config(swtpm.tcti) + f'lockout_auth_file = "{auth_file}"\n'
     conf = write_config(work, slots=slots)
-    old = os.environ.get("CRYPTOKI_SHIM_CONF")
-    os.environ["CRYPTOKI_SHIM_CONF"] = str(conf)
-    client = P11(lib_path)
-    client.initialize()
-    client.init_token(0, SO_PIN, "lockout")
-    s = client.open(0)
-    client.login(s, SO_PIN, user=S.CKU_SO)
-    client.init_pin(s, USER_PIN)
-    client.logout(s)
-    client.login(s, USER_PIN)
-    _, sealed = gen_ec(client, s, ED25519, label=b"sealed")
-    _, resident = gen_ec(client, s, P256, label=b"resident", key_id=b"\x02")
-    yield client, s, conf, sealed, resident
-    client.call("C_Finalize", ffi.NULL)
-    if old is None:
-        os.environ.pop("CRYPTOKI_SHIM_CONF", None)
-    else:
-        os.environ["CRYPTOKI_SHIM_CONF"] = old
+    with user_token(lib_path, conf, "lockout") as (client, s):
+        _, sealed = gen_ec(client, s, ED25519, label=b"sealed")
+        _, resident = gen_ec(client, s, P256, label=b"resident", key_id=b"\x02")
+        yield client, s, conf, sealed, resident
 
 
 def drive_into_lockout(tcti: str) -> None:
