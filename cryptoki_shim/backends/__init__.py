@@ -37,7 +37,13 @@ class Backend(Protocol):
     backend_id: int
 
     def operation_init(self, kind: str, entry: Any, param: Any, key: Any) -> Any:
-        """A context for "sign", "verify", "encrypt" or "decrypt" (see mechanisms.registry)."""
+        """A context for "sign", "verify", "encrypt" or "decrypt" (see mechanisms.registry).
+
+        Optional: ``context_maker(kind, entry)`` returning a callable ``(entry, param, key)``
+        that does the same; the core keeps it per key and mechanism (the software backend
+        offers one so a repeated C_*Init skips its dispatch). Without it the core binds
+        ``operation_init`` to ``kind``.
+        """
 
     def generate_key(self, entry: Any, param: Any, template: Mapping[int, Any]) -> dict[int, Any]: ...
 
