@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from conformance import crosscheck
+from conformance.clients.common import public_key
 from conformance.runner import Check, check
 from conformance.target import Context, Target, free_port
 
@@ -60,11 +61,6 @@ def uri(ctx: Context, key_id: str, kind: str = "private") -> str:
     return f"pkcs11:token={ctx.label};id=%{key_id};type={kind};pin-value={ctx.pin}"
 
 
-def _pub(ctx: Context, key_id: str):
-    out = ctx.path(f"pub-{key_id}.der")
-    ctx.tool("--read-object", "--type", "pubkey", "--id", key_id, "-o", str(out))
-    return crosscheck.load_public(out)
-
 
 @check("keys (pkcs11-tool)", "setup: RSA-2048 id 01, EC P-256 id 02")
 def keys(ctx: Context) -> None:
@@ -86,7 +82,7 @@ def _dgst_sign(key_id: str, hash: str, ec_key: bool):
         msg.write_bytes(MSG)
         ossl(ctx, "dgst", f"-{hash}", "-engine", "pkcs11", "-keyform", "engine", "-sign", uri(ctx, key_id),
              "-out", str(sig), str(msg))
-        crosscheck.verify(_pub(ctx, key_id), sig.read_bytes(), MSG, hash=hash, ec_raw=False)
+        crosscheck.verify(public_key(ctx, key_id), sig.read_bytes(), MSG, hash=hash, ec_raw=False)
     return fn
 
 
@@ -106,7 +102,7 @@ def decrypt(ctx: Context) -> None:
     ctx.need("keys (pkcs11-tool)")
     secret = os.urandom(32)
     ct, out = ctx.path("ct"), ctx.path("pt")
-    ct.write_bytes(_pub(ctx, "01").encrypt(secret, padding.PKCS1v15()))
+    ct.write_bytes(public_key(ctx, "01").encrypt(secret, padding.PKCS1v15()))
     ossl(ctx, "pkeyutl", "-engine", "pkcs11", "-keyform", "engine", "-decrypt", "-inkey", uri(ctx, "01"),
          "-in", str(ct), "-out", str(out))
     assert out.read_bytes() == secret, "decrypted plaintext differs"
@@ -121,7 +117,7 @@ def derive(ctx: Context) -> None:
                                                         serialization.PublicFormat.SubjectPublicKeyInfo))
     ossl(ctx, "pkeyutl", "-engine", "pkcs11", "-keyform", "engine", "-derive", "-inkey", uri(ctx, "02"),
          "-peerkey", str(peer_pem), "-out", str(out))
-    assert out.read_bytes() == peer.exchange(ec.ECDH(), _pub(ctx, "02")), "ECDH secret differs"
+    assert out.read_bytes() == peer.exchange(ec.ECDH(), public_key(ctx, "02")), "ECDH secret differs"
 
 
 def _req(key_id: str, x509_cert: bool):
@@ -133,7 +129,7 @@ def _req(key_id: str, x509_cert: bool):
         if x509_cert:
             args += ["-x509", "-days", "2", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
         ossl(ctx, *args)
-        pub = _pub(ctx, key_id)
+        pub = public_key(ctx, key_id)
         if x509_cert:
             cert = x509.load_pem_x509_certificate(out.read_bytes())
             cert.verify_directly_issued_by(cert)

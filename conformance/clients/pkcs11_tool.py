@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
 
 from conformance import crosscheck
+from conformance.clients.common import public_key
 from conformance.runner import Check, check
 from conformance.target import Context, Target
 
@@ -36,11 +37,6 @@ def _msg(ctx: Context):
     p.write_bytes(MSG)
     return p
 
-
-def _export_pub(ctx: Context, key_id: str):
-    out = ctx.path(f"pub-{key_id}.der")
-    ctx.tool("--read-object", "--type", "pubkey", "--id", key_id, "-o", str(out))
-    return crosscheck.load_public(out)
 
 
 @check("info", "C_GetInfo §5.4")
@@ -111,7 +107,7 @@ def _sign(key_id: str, mech: str, need: str, *, hash: str = "sha256", scheme: st
         ctx.need(need)
         sig = ctx.path(f"sig-{mech}")
         ctx.tool("--sign", "-m", mech, "--id", key_id, "-i", str(_msg(ctx)), "-o", str(sig), *extra, login=True)
-        crosscheck.verify(_export_pub(ctx, key_id), sig.read_bytes(), MSG, hash=hash, scheme=scheme)
+        crosscheck.verify(public_key(ctx, key_id), sig.read_bytes(), MSG, hash=hash, scheme=scheme)
         ctx.tool("--verify", "-m", mech, "--id", key_id, "-i", str(_msg(ctx)), "--signature-file", str(sig),
                  *extra, login=True)
     return fn
@@ -128,7 +124,7 @@ sign_ed = Check("sign-eddsa", _sign("03", "EDDSA", "keygen-ed25519"), "pyca veri
 def decrypt_oaep(ctx: Context) -> None:
     ctx.need("keygen-rsa-2048")
     secret = os.urandom(32)
-    pub = _export_pub(ctx, "01")
+    pub = public_key(ctx, "01")
     ct = ctx.path("oaep.bin")
     ct.write_bytes(pub.encrypt(secret, padding.OAEP(padding.MGF1(hashes.SHA256()), hashes.SHA256(), None)))
     out = ctx.path("oaep.out")
@@ -142,7 +138,7 @@ def decrypt_pkcs1(ctx: Context) -> None:
     ctx.need("keygen-rsa-2048")
     secret = os.urandom(24)
     ct = ctx.path("pkcs1.bin")
-    ct.write_bytes(_export_pub(ctx, "01").encrypt(secret, padding.PKCS1v15()))
+    ct.write_bytes(public_key(ctx, "01").encrypt(secret, padding.PKCS1v15()))
     out = ctx.path("pkcs1.out")
     ctx.tool("--decrypt", "-m", "RSA-PKCS", "--id", "01", "-i", str(ct), "-o", str(out), login=True)
     assert out.read_bytes() == secret, "PKCS#1 v1.5 plaintext differs"
@@ -208,7 +204,7 @@ def derive(ctx: Context) -> None:
                                                         serialization.PublicFormat.SubjectPublicKeyInfo))
     out = ctx.path("ecdh.bin")
     ctx.tool("--derive", "-m", "ECDH1-DERIVE", "--id", "02", "-i", str(peer_der), "-o", str(out), login=True)
-    expected = peer.exchange(ec.ECDH(), _export_pub(ctx, "02"))
+    expected = peer.exchange(ec.ECDH(), public_key(ctx, "02"))
     assert out.read_bytes() == expected, "ECDH secret differs from pyca's"
 
 
