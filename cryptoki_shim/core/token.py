@@ -137,8 +137,9 @@ class Token:
         return self.record is not None and self.record.so_pin is not None
 
     def visible(self, obj: Object) -> bool:
-        """Private objects are visible to the normal user only (§4.4.1)."""
-        return not obj.is_private or self.login_user == CKU_USER
+        """Private objects are visible to the normal user only (§4.4.1). ``find_object`` (every
+        C_*Init's key lookup) spells the same rule inline; change both together."""
+        return obj.attrs.get(CKA_PRIVATE) is not True or self.login_user == CKU_USER
 
     def all_objects(self) -> Iterable[Object]:
         """A snapshot: another thread's create/destroy must not change the dicts under a search
@@ -166,7 +167,7 @@ class Token:
         if obj is None:
             self.refresh()
             obj = self.objects.get(handle) or self.profile_objects.get(handle)
-        if obj is None or (obj.attrs.get(CKA_PRIVATE) is True and self.login_user != CKU_USER):  # visible()
+        if obj is None or (obj.attrs.get(CKA_PRIVATE) is True and self.login_user != CKU_USER):  # visible(), inline
             return None
         return obj
 
