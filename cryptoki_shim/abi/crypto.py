@@ -14,15 +14,19 @@ from ..core.operations import FINAL, ONESHOT, UPDATE
 from ..errors import CryptokiError
 from ..mechanisms import registry
 from ..mechanisms.registry import Mechanism, MechanismEntry
-from . import runtime
+from . import limits, runtime
 from .entry import entry
-from .marshal import Fixed, deliver, read_bytes, read_template, require
+from .marshal import Fixed, deliver, read_buffer, read_template, require
 from .params import Reader, param_reader, read_param
 
 
 _PLAIN: dict[int, Mechanism] = {}
 _WITH_PARAM: dict[int, tuple[MechanismEntry, Reader]] = {}
 CKR_OK = 0
+
+#: The limit of each operation kind's input (decrypt reads ciphertext: its own CKR).
+_INPUT = {"sign": limits.DATA, "verify": limits.DATA, "encrypt": limits.DATA, "digest": limits.DATA,
+          "decrypt": limits.ENCRYPTED_DATA}
 
 
 def read_mechanism(p_mechanism: Any) -> Mechanism | None:
@@ -83,9 +87,11 @@ def _init(kind: str):
 
 
 def _oneshot(kind: str):
+    limit = _INPUT[kind]
+
     def oneshot(h_session: int, p_in: Any, in_len: int, p_out: Any, p_out_len: Any) -> int:
         session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
-        data = read_bytes(p_in, in_len)
+        data = read_buffer(p_in, in_len, limit)
         with session.lock:
             deliver(p_out, p_out_len, session, kind, ONESHOT, data)
         return CKR_OK
@@ -94,9 +100,11 @@ def _oneshot(kind: str):
 
 
 def _update_out(kind: str):
+    limit = _INPUT[kind]
+
     def update(h_session: int, p_in: Any, in_len: int, p_out: Any, p_out_len: Any) -> int:
         session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
-        data = read_bytes(p_in, in_len)
+        data = read_buffer(p_in, in_len, limit)
         with session.lock:
             deliver(p_out, p_out_len, session, kind, UPDATE, data)
         return CKR_OK
@@ -105,9 +113,11 @@ def _update_out(kind: str):
 
 
 def _update(kind: str):
+    limit = _INPUT[kind]
+
     def update(h_session: int, p_in: Any, in_len: int) -> int:
         session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
-        data = read_bytes(p_in, in_len)
+        data = read_buffer(p_in, in_len, limit)
         with session.lock:
             session.consume(kind, UPDATE, data)
         return CKR_OK
@@ -142,7 +152,7 @@ entry("C_VerifyUpdate", direct=True)(_update("verify"))
 @entry("C_Verify", direct=True)
 def C_Verify(h_session: int, p_data: Any, data_len: int, p_sig: Any, sig_len: int) -> int:
     session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
-    data, sig = read_bytes(p_data, data_len), read_bytes(p_sig, sig_len)
+    data, sig = read_buffer(p_data, data_len, limits.DATA), read_buffer(p_sig, sig_len, limits.SIGNATURE)
     with session.lock:
         session.verify(data, sig)
     return CKR_OK
@@ -151,7 +161,7 @@ def C_Verify(h_session: int, p_data: Any, data_len: int, p_sig: Any, sig_len: in
 @entry("C_VerifyFinal", direct=True)
 def C_VerifyFinal(h_session: int, p_sig: Any, sig_len: int) -> int:
     session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
-    sig = read_bytes(p_sig, sig_len)
+    sig = read_buffer(p_sig, sig_len, limits.SIGNATURE)
     with session.lock:
         session.verify_final(sig)
     return CKR_OK
@@ -224,7 +234,7 @@ def C_UnwrapKey(h_session: int, p_mechanism: Any, h_unwrapping: int, p_wrapped: 
     session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
     mech = _mechanism(p_mechanism)
     require(ph_key, "key handle pointer")
-    wrapped = read_bytes(p_wrapped, wrapped_len)
+    wrapped = read_buffer(p_wrapped, wrapped_len, limits.WRAPPED_KEY)
     template = read_template(p_template, count)
     with session.lock:
         ph_key[0] = session.unwrap_key(mech, h_unwrapping, wrapped, template)
@@ -247,7 +257,7 @@ def C_DeriveKey(h_session: int, p_mechanism: Any, h_base: int, p_template: Any, 
 def C_SeedRandom(h_session: int, p_seed: Any, seed_len: int) -> None:
     """Mixes the seed into the OS pool (``Session.seed_random``)."""
     session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
-    session.seed_random(read_bytes(p_seed, seed_len))
+    session.seed_random(read_buffer(p_seed, seed_len, limits.SEED))
 
 
 @entry("C_GenerateRandom")

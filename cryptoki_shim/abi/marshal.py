@@ -5,7 +5,9 @@
   with the needed length written; otherwise the bytes are copied and the length written.
   Whoever produces the output decides, given the capacity, whether to compute it
   (so an operation can keep a computed result for the caller's retry).
-* ``read_bytes`` copies input (NULL with a non-zero length is CKR_ARGUMENTS_BAD).
+* ``read_buffer`` is THE input-buffer helper: every byte string read from a C pointer
+  (data, PINs, parameters, attribute values) goes through it with its ``limits.Limit``, so
+  a length is checked before a byte is allocated or read (issue 15, item 10).
 * ``read_template`` / ``write_attributes`` convert CK_ATTRIBUTE arrays.
 * ``fill_text`` writes blank-padded fixed-size CK_UTF8CHAR fields (labels, descriptions).
 """
@@ -17,7 +19,8 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 from .. import spec
 from ..attributes import codec
 from ..errors import BufferTooSmall, CryptokiError
-from . import runtime
+from . import limits, runtime
+from .limits import Limit
 
 CKR_ARGUMENTS_BAD = int(spec.CKR_ARGUMENTS_BAD)
 CKR_BUFFER_TOO_SMALL = int(spec.CKR_BUFFER_TOO_SMALL)
@@ -27,10 +30,6 @@ CKR_ATTRIBUTE_TYPE_INVALID = int(spec.CKR_ATTRIBUTE_TYPE_INVALID)
 CKR_ATTRIBUTE_SENSITIVE = int(spec.CKR_ATTRIBUTE_SENSITIVE)
 CK_UNAVAILABLE_INFORMATION = int(spec.CK_UNAVAILABLE_INFORMATION)
 ULONG_SIZE = 8
-#: A template longer than this is refused (a garbage count must not make us allocate GBs).
-MAX_TEMPLATE = 4096
-#: Attribute values longer than this are refused with CKR_ATTRIBUTE_VALUE_INVALID.
-MAX_VALUE = 16 * 1024 * 1024
 _DECODE_ARRAY = codec.decoder(spec.CKA_WRAP_TEMPLATE)  # the nested-template kind
 
 
@@ -105,22 +104,29 @@ def deliver_ulongs(p_array: Any, p_count: Any, values: Sequence[int]) -> None:
     p_count[0] = n
 
 
-def read_bytes(p: Any, n: int) -> bytes:
-    """Copy ``n`` bytes from ``p``; NULL with n > 0 is CKR_ARGUMENTS_BAD."""
-    if n == 0:
+def read_buffer(p: Any, n: int, limit: Limit, what: str = "", ffi: Any = None) -> bytes:
+    """Copy ``n`` bytes from ``p``, after checking ``n`` against ``limit``.
+
+    Over the limit -> ``limit.ckr`` (CKR_DATA_LEN_RANGE, CKR_PIN_LEN_RANGE ...), decided
+    from the length alone; NULL with n > 0 -> ``limit.null_ckr``. ``ffi`` defaults to the
+    embedded module's (the parameter readers pass theirs).
+    """
+    if n > limit.size:
+        raise CryptokiError(limit.ckr, f"{what or limit.what}: length {n} over the limit of {limit.size}")
+    if not n:
         return b""
-    if p == runtime.NULL:
-        raise CryptokiError(CKR_ARGUMENTS_BAD, "NULL data pointer with a non-zero length")
-    return runtime.ffi.buffer(p, n)[:]
+    ffi = ffi or runtime.ffi
+    if p == ffi.NULL:
+        raise CryptokiError(limit.null_ckr, f"{what or limit.what}: NULL pointer with length {n}")
+    return ffi.buffer(p, n)[:]
 
 
-def read_optional_bytes(p: Any, n: int) -> bytes | None:
-    """``None`` for a NULL pointer (e.g. a NULL PIN on a protected authentication path)."""
-    if p == runtime.NULL:
-        if n:
-            raise CryptokiError(CKR_ARGUMENTS_BAD, "NULL pointer with a non-zero length")
+def read_optional_buffer(p: Any, n: int, limit: Limit) -> bytes | None:
+    """``read_buffer``, but ``None`` for a NULL pointer with length 0 (a NULL PIN: the
+    protected authentication path)."""
+    if p == runtime.NULL and not n:
         return None
-    return runtime.ffi.buffer(p, n)[:] if n else b""
+    return read_buffer(p, n, limit)
 
 
 def require(p: Any, what: str = "pointer") -> None:
@@ -139,11 +145,12 @@ def fill_text(field: Any, text: str | bytes) -> None:
 # ---------------------------------------------------------------- attribute templates
 
 
-def _check_template(p_template: Any, count: int) -> None:
+def _check_template(p_template: Any, count: int, limit: Limit = limits.TEMPLATE) -> None:
+    """The count against its limit first (a garbage count must not make us read GBs)."""
+    if count > limit.size:
+        raise CryptokiError(limit.ckr, f"{limit.what} of {count} attributes")
     if count and p_template == runtime.NULL:
-        raise CryptokiError(CKR_ARGUMENTS_BAD, "NULL template with a non-zero count")
-    if count > MAX_TEMPLATE:
-        raise CryptokiError(CKR_ARGUMENTS_BAD, f"template of {count} attributes")
+        raise CryptokiError(limit.null_ckr, f"NULL {limit.what} with a non-zero count")
 
 
 def _read_value(attr: Any, atype: int, depth: int) -> Any:
@@ -154,8 +161,6 @@ def _read_value(attr: Any, atype: int, depth: int) -> Any:
     """
     decode = codec.decoder(atype)
     n = attr.ulValueLen
-    if n > MAX_VALUE:  # CK_UNAVAILABLE_INFORMATION included
-        raise CryptokiError(CKR_ATTRIBUTE_VALUE_INVALID, f"attribute {atype:#x}: length {n}")
     if decode is _DECODE_ARRAY:
         if depth > 0:
             raise CryptokiError(CKR_ATTRIBUTE_VALUE_INVALID, "nested template inside a template")
@@ -163,12 +168,8 @@ def _read_value(attr: Any, atype: int, depth: int) -> Any:
             raise CryptokiError(CKR_ATTRIBUTE_VALUE_INVALID, f"attribute {atype:#x}: length {n}")
         inner = runtime.ffi.cast("CK_ATTRIBUTE *", attr.pValue)
         return dict(read_template(inner, n // runtime.ffi.sizeof("CK_ATTRIBUTE"), depth=depth + 1))
-    if not n:
-        return decode(atype, b"")
-    p_value = attr.pValue
-    if p_value == runtime.NULL:
-        raise CryptokiError(CKR_ATTRIBUTE_VALUE_INVALID, f"attribute {atype:#x}: NULL value")
-    return decode(atype, runtime.ffi.buffer(p_value, n)[:])
+    # over the limit: CK_UNAVAILABLE_INFORMATION included
+    return decode(atype, read_buffer(attr.pValue, n, limits.ATTRIBUTE_VALUE, f"attribute {atype:#x}"))
 
 
 def read_template(p_template: Any, count: int, *, depth: int = 0) -> codec.Decoded:
@@ -178,7 +179,7 @@ def read_template(p_template: Any, count: int, *, depth: int = 0) -> codec.Decod
     An attribute given twice with different values is CKR_TEMPLATE_INCONSISTENT (§4.1: the
     template must not contradict itself); the same value twice is accepted.
     """
-    _check_template(p_template, count)
+    _check_template(p_template, count, limits.NESTED_TEMPLATE if depth else limits.TEMPLATE)
     out = codec.Decoded()
     for i in range(count):
         attr = p_template[i]

@@ -5,7 +5,9 @@ struct named by ``entry.param`` and copies every byte out, so no C pointer survi
 call (the caller may free its buffers as soon as C_*Init returns).
 
 Rules (PKCS#11 3.0 §5.1 "CKR_MECHANISM_PARAM_INVALID"): ulParameterLen must equal the
-struct's size; a NULL pointer with a non-zero length, anywhere, is invalid; a mechanism
+struct's size; every byte string inside is read by ``marshal.read_buffer`` under
+``limits.PARAMETER`` (``limits.AAD`` for AAD), so a huge length is refused before it is
+read; a NULL pointer with a non-zero length, anywhere, is invalid; a mechanism
 that takes no parameter accepts only ulParameterLen == 0 (pointer ignored: clients pass
 stale pointers with a zero length); an optional parameter (``entry.param_optional``) may
 be absent (NULL/0).
@@ -34,6 +36,9 @@ from ..mechanisms.params import (
     Sp800108Params,
 )
 from ..spec import CKR_MECHANISM_PARAM_INVALID
+from . import limits
+from .limits import Limit
+from .marshal import read_buffer
 
 Reader = Callable[[Any, Any, int], object]
 
@@ -73,17 +78,13 @@ def _struct(ffi: Any, p: Any, length: int, ctype: str) -> Any:
     return ffi.cast(pointer, p)[0]
 
 
-def _bytes(ffi: Any, p: Any, n: int, what: str) -> bytes:
-    if not n:
-        return b""
-    if p == ffi.NULL:
-        raise _invalid(f"{what}: NULL pointer with length {n}")
-    return ffi.buffer(p, n)[:]
+def _bytes(ffi: Any, p: Any, n: int, what: str, limit: Limit = limits.PARAMETER) -> bytes:
+    return read_buffer(p, n, limit, what, ffi)
 
 
 def read_bytes_param(ffi: Any, p: Any, length: int) -> bytes:
     """A plain byte-string parameter (IVs)."""
-    return _bytes(ffi, p, length, "pParameter")
+    return read_buffer(p, length, limits.PARAMETER, "pParameter", ffi)
 
 
 def read_ulong(ffi: Any, p: Any, length: int) -> int:
@@ -121,21 +122,16 @@ def read_gcm(ffi: Any, p: Any, length: int) -> GcmParams:
         _struct(ffi, p, length, "CK_GCM_PARAMS")  # raises the precise error
     s = ffi.cast(pointer, p)  # fields read through the pointer: no struct cdata
     n = s.ulIvLen
-    if n:
-        p_iv = s.pIv
-        if p_iv == ffi.NULL:
-            raise _invalid(f"pIv: NULL pointer with length {n}")
-        iv = ffi.buffer(p_iv, n)[:]
-    else:
-        iv = b""
+    iv = read_buffer(s.pIv, n, limits.PARAMETER, "pIv", ffi) if n else b""
     m = s.ulAADLen
-    return tuple.__new__(GcmParams, (iv, _bytes(ffi, s.pAAD, m, "pAAD") if m else b"", s.ulTagBits, s.ulIvBits))
+    aad = read_buffer(s.pAAD, m, limits.AAD, "pAAD", ffi) if m else b""
+    return tuple.__new__(GcmParams, (iv, aad, s.ulTagBits, s.ulIvBits))
 
 
 def read_ccm(ffi: Any, p: Any, length: int) -> CcmParams:
     s = _struct(ffi, p, length, "CK_CCM_PARAMS")
     return CcmParams(int(s.ulDataLen), _bytes(ffi, s.pNonce, s.ulNonceLen, "pNonce"),
-                     _bytes(ffi, s.pAAD, s.ulAADLen, "pAAD"), int(s.ulMACLen))
+                     _bytes(ffi, s.pAAD, s.ulAADLen, "pAAD", limits.AAD), int(s.ulMACLen))
 
 
 def read_aes_ctr(ffi: Any, p: Any, length: int) -> AesCtrParams:
@@ -184,6 +180,8 @@ def read_sp800_108(ffi: Any, p: Any, length: int) -> Sp800108Params:
     if int(s.ulAdditionalDerivedKeys):
         raise _invalid("SP 800-108 additional derived keys not supported")
     count = int(s.ulNumberOfDataParams)
+    if count > limits.PARAMETER_ITEMS.size:
+        raise _invalid(f"ulNumberOfDataParams {count} over the limit of {limits.PARAMETER_ITEMS.size}")
     if count and s.pDataParams == ffi.NULL:
         raise _invalid("pDataParams NULL with a non-zero count")
     items = tuple(PrfDataParam(int(s.pDataParams[i].type), _prf_value(ffi, s.pDataParams[i])) for i in range(count))

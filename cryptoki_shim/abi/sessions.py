@@ -8,7 +8,8 @@ from .. import spec
 from ..core.module import MODULE
 from ..errors import CryptokiError
 from .entry import CKR_OK, entry
-from .marshal import read_optional_bytes
+from . import limits
+from .marshal import read_optional_buffer
 
 
 # The three entries below are the per-call floor p11bench measures (open-close-session,
@@ -50,14 +51,14 @@ def C_GetSessionInfo(h_session: int, p_info: Any) -> int:
 @entry("C_Login")
 def C_Login(h_session: int, user_type: int, p_pin: Any, pin_len: int) -> None:
     session = MODULE.session(h_session)
-    MODULE.login(session, user_type, read_optional_bytes(p_pin, pin_len))
+    MODULE.login(session, user_type, read_optional_buffer(p_pin, pin_len, limits.pin(session.token.cfg.max_pin_len)))
 
 
 @entry("C_LoginUser")
 def C_LoginUser(h_session: int, user_type: int, p_pin: Any, pin_len: int, p_username: Any, username_len: int) -> None:
-    """3.0: a token without user names ignores the name (§5.6.9)."""
+    """3.0: a token without user names ignores the name (§5.6.9), unread."""
     session = MODULE.session(h_session)
-    MODULE.login(session, user_type, read_optional_bytes(p_pin, pin_len))
+    MODULE.login(session, user_type, read_optional_buffer(p_pin, pin_len, limits.pin(session.token.cfg.max_pin_len)))
 
 
 @entry("C_Logout")

@@ -8,9 +8,9 @@ from .. import spec
 from ..core import info as core_info
 from ..core.module import MODULE
 from ..errors import CryptokiError
-from . import runtime
+from . import limits, runtime
 from .entry import entry
-from .marshal import deliver_ulongs, fill_text, read_bytes, read_optional_bytes, require
+from .marshal import deliver_ulongs, fill_text, read_optional_buffer, require
 
 
 @entry("C_GetSlotList")
@@ -85,9 +85,9 @@ def C_WaitForSlotEvent(flags: int, p_slot: Any, p_reserved: Any) -> None:
 
 @entry("C_InitToken")
 def C_InitToken(slot_id: int, p_pin: Any, pin_len: int, p_label: Any) -> None:
-    MODULE.slot(slot_id)
+    slot = MODULE.slot(slot_id)
     require(p_label, "label")
-    label = read_bytes(p_label, 32)
+    label = runtime.ffi.buffer(p_label, 32)[:]  # a fixed-size field (CK_UTF8CHAR[32]): no length to trust
     # The spec's label is 32 blank-padded bytes; some clients (PyKCS11) pass a NUL-terminated
     # C string instead: what follows the NUL is not theirs, so the label ends there.
     label = label.split(b"\0", 1)[0].ljust(32, b" ")
@@ -95,16 +95,17 @@ def C_InitToken(slot_id: int, p_pin: Any, pin_len: int, p_label: Any) -> None:
         label.decode("utf-8")
     except UnicodeDecodeError:
         raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "label is not UTF-8") from None
-    MODULE.init_token(slot_id, read_optional_bytes(p_pin, pin_len), label)
+    MODULE.init_token(slot_id, read_optional_buffer(p_pin, pin_len, limits.pin(slot.token.cfg.max_pin_len)), label)
 
 
 @entry("C_InitPIN")
 def C_InitPIN(h_session: int, p_pin: Any, pin_len: int) -> None:
     session = MODULE.session(h_session)
-    MODULE.init_pin(session, read_optional_bytes(p_pin, pin_len))
+    MODULE.init_pin(session, read_optional_buffer(p_pin, pin_len, limits.pin(session.token.cfg.max_pin_len)))
 
 
 @entry("C_SetPIN")
 def C_SetPIN(h_session: int, p_old: Any, old_len: int, p_new: Any, new_len: int) -> None:
     session = MODULE.session(h_session)
-    MODULE.set_pin(session, read_optional_bytes(p_old, old_len), read_optional_bytes(p_new, new_len))
+    limit = limits.pin(session.token.cfg.max_pin_len)
+    MODULE.set_pin(session, read_optional_buffer(p_old, old_len, limit), read_optional_buffer(p_new, new_len, limit))

@@ -53,6 +53,7 @@ from ..spec import (
     CKR_ATTRIBUTE_VALUE_INVALID,
     CKR_CURVE_NOT_SUPPORTED,
     CKR_DOMAIN_PARAMS_INVALID,
+    CKR_KEY_SIZE_RANGE,
     CKR_KEY_TYPE_INCONSISTENT,
     CKR_TEMPLATE_INCOMPLETE,
     CKR_WRAPPED_KEY_INVALID,
@@ -303,11 +304,44 @@ def curve_of_key(key: Any) -> Curve:
 
 # --------------------------------------------------------------------------- RSA
 
+RSA_MIN_BITS = 1024
+"""The smallest modulus the RSA mechanisms use (C_GetMechanismInfo ulMinKeySize)."""
+RSA_MAX_BITS = 16384
+"""The largest modulus any RSA key may have (C_GetMechanismInfo ulMaxKeySize, and OpenSSL's
+OPENSSL_RSA_MAX_MODULUS_BITS): checked when a key enters (C_CreateObject, C_UnwrapKey) and
+when one is loaded, because a 1-Mbit public key costs ~10 s per operation (issue 15,
+item 10) and a huge private key's consistency checks cost more."""
+
+
+def check_rsa_bits(bits: int) -> None:
+    """CKR_KEY_SIZE_RANGE for a modulus over ``RSA_MAX_BITS`` (§5.1: "the supplied key's size
+    is outside the range of key sizes that it can handle"). Small moduli are refused per use
+    by the mechanisms (``ulMinKeySize``), not here: old keys stay readable."""
+    if bits > RSA_MAX_BITS:
+        raise _error(CKR_KEY_SIZE_RANGE, f"RSA modulus of {bits} bits (the maximum is {RSA_MAX_BITS})")
+
+
+def _rsa_modulus(attrs: Mapping[int, Any]) -> int:
+    """CKA_MODULUS, within ``RSA_MAX_BITS``; every other RSA integer given must be no longer
+    than the modulus (a 16 MiB CKA_PRIME_1 would make ``p * q`` the slow part)."""
+    n = _int(attrs, CKA_MODULUS)
+    assert n is not None
+    check_rsa_bits(n.bit_length())
+    for cka in _RSA_COMPONENTS:
+        value = attrs.get(cka)
+        if value is not None and len(value) > (RSA_MAX_BITS + 7) // 8 + 1:
+            raise _error(CKR_ATTRIBUTE_VALUE_INVALID, f"RSA attribute {cka:#x} longer than any modulus")
+    return n
+
+
+_RSA_COMPONENTS = (CKA_PUBLIC_EXPONENT, CKA_PRIVATE_EXPONENT, CKA_PRIME_1, CKA_PRIME_2, CKA_EXPONENT_1,
+                   CKA_EXPONENT_2, CKA_COEFFICIENT)
+
 
 def _rsa_private(attrs: Mapping[int, Any]) -> rsa.RSAPrivateKey:
     """RSA private key from attributes; missing CRT values are computed (spec §2.1.3 makes
     only CKA_MODULUS and CKA_PRIVATE_EXPONENT mandatory)."""
-    n = _int(attrs, CKA_MODULUS)
+    n = _rsa_modulus(attrs)
     d = _int(attrs, CKA_PRIVATE_EXPONENT)
     e = _int(attrs, CKA_PUBLIC_EXPONENT, required=False)
     p = _int(attrs, CKA_PRIME_1, required=False)
@@ -333,7 +367,7 @@ def _rsa_private(attrs: Mapping[int, Any]) -> rsa.RSAPrivateKey:
 
 
 def _rsa_public(attrs: Mapping[int, Any]) -> rsa.RSAPublicKey:
-    n = _int(attrs, CKA_MODULUS)
+    n = _rsa_modulus(attrs)
     e = _int(attrs, CKA_PUBLIC_EXPONENT)
     try:
         return rsa.RSAPublicNumbers(e, n).public_key()
@@ -604,7 +638,12 @@ def from_pkcs8(der: bytes) -> dict[int, Any]:
     an EC key on a curve we do not serve is CKR_CURVE_NOT_SUPPORTED.
     """
     try:
-        key = serialization.load_der_private_key(bytes(der), password=None)
+        # parsed unchecked first: an RSA key's consistency check costs its size cubed, so the
+        # modulus is checked against RSA_MAX_BITS before it runs (CKR_KEY_SIZE_RANGE)
+        key = serialization.load_der_private_key(bytes(der), password=None, unsafe_skip_rsa_key_validation=True)
+        if isinstance(key, rsa.RSAPrivateKey):
+            check_rsa_bits(key.key_size)
+            key = serialization.load_der_private_key(bytes(der), password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise _error(CKR_WRAPPED_KEY_INVALID, f"unwrapped data is not a PKCS#8 key: {exc}") from None
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey,

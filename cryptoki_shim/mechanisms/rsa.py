@@ -102,7 +102,7 @@ from .signing import CipherContext, SignContext, VerifyContext, hash_accumulator
 _log = logging.getLogger(__name__)
 
 GEN_MIN_BITS, GEN_MAX_BITS = 1024, 4096
-USE_MIN_BITS, USE_MAX_BITS = 1024, 16384
+USE_MIN_BITS, USE_MAX_BITS = keys.RSA_MIN_BITS, keys.RSA_MAX_BITS
 
 #: CK_RSA_PKCS_MGF_TYPE -> the hash MGF1 runs on (spec §2.1.14 table).
 MGF1: dict[int, type[hashes.HashAlgorithm]] = {
