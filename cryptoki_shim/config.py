@@ -52,7 +52,12 @@ AUDIT_KEYS: dict[str, Key] = {
                            ("auth", "authpriv", "daemon", "user", "local0", "local1", "local2", "local3",
                             "local4", "local5", "local6", "local7")),
     "syslog_address": Key(str, "/dev/log", "syslog datagram socket"),
-    "hash_chain": Key(bool, False, "chain records by SHA-256 so deleted or edited lines are detectable (cryptoki-shim audit verify)"),
+    "hash_chain": Key(bool, False, "ignored (kept so older files load): every record now carries a keyed MAC chain"),
+    "key_file": Key(str, None, "HMAC key of the records (hex, 0600, made on first use); the ledger audit.ledger "
+                               "sits next to it; default audit.key in the SQLite store's directory"),
+    "checkpoint_every": Key(int, 100, "a checkpoint record (also in the ledger) after this many records of a run, "
+                                      "and at every C_Finalize"),
+    "checkpoint_seconds": Key(int, 60, "a checkpoint after the first record written this long after the last one"),
     "key_use": Key(bool, True, "one record per key use (sign, verify, encrypt, decrypt); false keeps logins and object changes only"),
 }
 #: The top-level tables (besides [[slots]]) and their keys.
@@ -66,6 +71,11 @@ SLOT_KEYS: dict[str, Key] = {
     "min_pin_len": Key(int, 4, "shortest PIN accepted (CK_TOKEN_INFO.ulMinPinLen)"),
     "max_pin_len": Key(int, 255, "longest PIN accepted (CK_TOKEN_INFO.ulMaxPinLen)"),
     "profile_objects": Key(bool, True, "publish CKO_PROFILE objects (PKCS#11 3.0 §4.13); off for clients that expect an empty token"),
+    "weak_derivation": Key(bool, False, "allow CKM_EXTRACT_KEY_FROM_KEY, CKM_XOR_BASE_AND_DATA and keys under 16 bytes "
+                                        "derived from a sensitive or non-extractable key (they reveal it byte by byte); "
+                                        "legacy protocols only"),
+    "unwrap_non_sensitive": Key(bool, False, "allow C_UnwrapKey under a sensitive or non-extractable key to make a "
+                                             "non-sensitive key (a wrapped sensitive key could then be read in clear)"),
 }
 
 
@@ -80,6 +90,8 @@ TPM_KEYS: dict[str, Key] = {
                     ("auto", "sealed", "resident")),
     "escrow_recipient": Key(str, "", "age recipient (age1...) that gets an escrow copy of every sealed key; empty = none"),
     "lock_file": Key(str, "", "lock serialising TPM access across processes; empty = per-TPM file in $XDG_RUNTIME_DIR or /tmp"),
+    "software_derive": Key(bool, False, "let a TPM-sealed key be the base of C_DeriveKey: the derivation runs in "
+                                        "software and the new key is a software key, no longer bound to the TPM"),
     "lockout_auth_file": Key(str, "", "file holding the TPM lockout hierarchy's auth (text, or hex:...) for "
                                       "`cryptoki-shim tpm-reset-lockout`; empty = the empty auth"),
 }
@@ -95,6 +107,12 @@ UPSTREAM_KEYS: dict[str, Key] = {
 }
 SUBTABLES = {"tpm": TPM_KEYS, "upstream": UPSTREAM_KEYS}
 
+MAX_SLOT_ID = 2**32 - 1
+"""The largest slot id a configuration may give. CK_SLOT_ID is a CK_ULONG: 64 bits here, but
+32 bits for a 32-bit client behind p11-kit remoting and on LLP64 platforms, and clients keep
+slot numbers in 32-bit ints (Java's SunPKCS11 ``slot``). An id above 2**64 - 1 passed
+``config-check`` and then failed C_GetSlotList (issue 15, item 12)."""
+
 
 @dataclass(frozen=True)
 class SlotConfig:
@@ -106,6 +124,12 @@ class SlotConfig:
     min_pin_len: int = 4
     max_pin_len: int = 255
     profile_objects: bool = True
+    #: Issue 15 item 2 (core/key_management.py rules D1/D2): the derivations that copy bits of
+    #: a protected base key, and short keys from one, are refused unless this is set.
+    weak_derivation: bool = False
+    #: Issue 15 item 2 (rule U1): a key unwrapped under a protected key is sensitive unless
+    #: this is set (clients that unwrap a key only to read it back).
+    unwrap_non_sensitive: bool = False
     tpm: dict[str, Any] | None = None
     upstream: dict[str, Any] | None = None
 
@@ -246,8 +270,9 @@ def parse(text: str, source: str = "<config>") -> Config:
                      for name, keys in SUBTABLES.items() if name in raw}
         values = _section(source, f"slots[{i}]", raw, SLOT_KEYS)
         values.update(subtables)
-        if values["id"] is None or values["id"] < 0:
-            raise ConfigError(f"{source}: [slots[{i}]] id is required; allowed: a non-negative integer")
+        if values["id"] is None or not 0 <= values["id"] <= MAX_SLOT_ID:
+            raise ConfigError(f"{source}: [slots[{i}]] id = {values['id']}; an id is required; "
+                              f"allowed: an integer from 0 to {MAX_SLOT_ID}")
         if not 1 <= values["min_pin_len"] <= values["max_pin_len"] <= 255:
             raise ConfigError(f"{source}: [slots[{i}]] min_pin_len = {values['min_pin_len']}, max_pin_len = "
                               f"{values['max_pin_len']}; allowed: 1 <= min_pin_len <= max_pin_len <= 255")
@@ -277,7 +302,11 @@ def load() -> Config:
     if path is None:
         return parse("", "<defaults>")
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")  # TOML is UTF-8 (TOML 1.0 "Spec"); not the locale's encoding
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files must be UTF-8") from None
     return parse(text, str(path))

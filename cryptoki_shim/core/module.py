@@ -109,7 +109,7 @@ class Module:
                 raise CryptokiError(spec.CKR_GENERAL_ERROR, str(exc)) from None
             if cfg.log_file and not os.environ.get("CRYPTOKI_SHIM_LOG"):
                 log_mod.configure(cfg.log_file, cfg.log_level)
-            audit.configure(cfg.audit)
+            audit.configure(cfg.audit, cfg.store_url)  # the default audit key sits next to the store
             slots = {s.id: Slot(s, self) for s in cfg.slots}
             self.config, self.store, self.slots = cfg, None, slots
             self.sessions = {}
@@ -148,6 +148,7 @@ class Module:
             for slot in self.slots.values():
                 if slot.opened is not None:
                     slot.opened.logout()
+            audit.checkpoint("finalize")  # the run so far is covered (issue 15 item 4)
             if self.store is not None:
                 self.store.close()
             self._reset()
