@@ -16,6 +16,9 @@ from .. import audit
 from .. import config as config_mod
 from .common import CliError, EXIT_CHECK, EXIT_CONFIG, EXIT_USAGE, emit, table
 
+#: Problems listed in the human output (a rebuilt chain fails on every record).
+SHOWN = 50
+
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser("audit", parents=[parent], help="audit log tools")
@@ -113,7 +116,9 @@ def verify(args: argparse.Namespace) -> int:
                        "would not be detected; a run cut there ended without C_Finalize or is still running):")
             out.append(table(tails, ["run", "pid", "last_seq", "last_checkpoint", "unprotected"]))
         if not ok:
-            out.append(table(problems, ["line", "problem"]))
+            out.append(table(problems[:SHOWN], ["line", "problem"]))
+            if len(problems) > SHOWN:
+                out.append(f"  ... and {len(problems) - SHOWN} more (--json lists them all)")
         return "\n".join(out)
 
     emit(args, data, human)
