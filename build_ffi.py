@@ -8,9 +8,11 @@ What is generated here, from ``native/functions.h`` (the X-macro list of every f
 the 3.0 function list, in table order):
   * ``build/gen/shim_entries.inc``: for every function that Python implements, a guarded
     exported wrapper ``C_X`` calling the cffi embedding entry ``py_C_X`` inside the fork
-    gate (shim_enter/shim_leave, see shim.c); the 2.40 and 3.0
+    gate (shim_enter/shim_leave, see shim.c) and the re-entry guard (shim_depth: a call
+    on a thread already inside is refused); the 2.40 and 3.0
     function lists; the interface table;
-  * the cffi ``embedding_api`` declarations of those ``py_C_X`` and ``shim_py_ready``;
+  * the cffi ``embedding_api`` declarations of those ``py_C_X``, ``shim_py_ready`` and
+    ``shim_py_reentered`` (the re-entry guard's log line);
   * the embedding init code, which attaches the Python entries (``cryptoki_shim.abi``).
 
 Besides the PKCS#11 declarations (``native/cdef.h``), the cdef holds the C helpers that
@@ -41,6 +43,8 @@ C_ONLY = ("C_GetFunctionList", "C_GetInterfaceList", "C_GetInterface")
 #: Headers of C helpers callable from Python as ``lib.<name>`` (cdef text, no preprocessor);
 #: each ``<name>.h`` has its implementation in ``<name>.c``, compiled into the library.
 PY_CALLABLE = ("fastsign",)
+#: What shim.c itself offers to Python (``lib.<name>``).
+SHIM_CDEF = "int shim_owns_interpreter(void);"
 #: Libraries the helpers need (the system libcrypto for fastsign.c).
 HELPER_LIBRARIES = ["crypto"]
 #: How many functions the 2.40 CK_FUNCTION_LIST holds (the rest are 3.0 additions).
@@ -70,11 +74,16 @@ def generate_entries(funcs: list[tuple[str, str, str]]) -> str:
         lines.append(f"CK_RV py_{name}({params});")
         lines.append(
             f"SHIM_EXPORT CK_RV {name}({params})\n{{\n"
-            f"    CK_RV rv = shim_guard();\n"
-            f"    if (rv != CKR_OK)\n        return rv;\n"
-            f"    shim_enter();\n"
-            f"    rv = py_{name}({args});\n"
-            f"    shim_leave();\n"
+            f"    CK_RV rv;\n"
+            f"    if (shim_depth != 0)\n        return shim_reentered(\"{name}\");\n"
+            f"    shim_depth = 1;\n"
+            f"    rv = shim_guard();\n"
+            f"    if (rv == CKR_OK) {{\n"
+            f"        shim_enter();\n"
+            f"        rv = py_{name}({args});\n"
+            f"        shim_leave();\n"
+            f"    }}\n"
+            f"    shim_depth = 0;\n"
             f"    return rv;\n}}\n"
         )
     # The 2.40 table reports cryptokiVersion 2.40 from C_GetInfo (the caller chose 2.40).
@@ -103,7 +112,7 @@ def generate_entries(funcs: list[tuple[str, str, str]]) -> str:
 
 
 def embedding_api(funcs: list[tuple[str, str, str]]) -> str:
-    decls = ["CK_RV shim_py_ready(void);"]
+    decls = ["CK_RV shim_py_ready(void);", "void shim_py_reentered(const char *name);"]
     decls += [f"CK_RV py_{n}({p});" for n, p, _ in funcs if n not in C_ONLY]
     return "\n".join(decls)
 
@@ -121,14 +130,30 @@ def shim_py_ready():
     return 0x5AFE5AFE if _ready[0] else 0
 
 
-def _attach():
+_SITE_DIRS = {site_dirs!r}
+
+
+def _own_packages_first():
+    """Our venv's site-packages (and what their .pth files add) go first on sys.path.
+
+    In a Python host from another environment, site.addsitedir alone would append them
+    after the host's own site-packages, and an older copy of a dependency there would win
+    (issue 15 item 11: Debian's python3-cryptography 38, without Argon2id). Packages the
+    host had already imported are checked by cryptoki_shim.abi.isolation."""
     import site
-    # A Python host from another environment: make our venv's packages importable.
-    for _dir in {site_dirs!r}:
+    before = list(_sys.path)
+    for _dir in _SITE_DIRS:
         if _dir not in _sys.path:
             site.addsitedir(_dir)
+    ours = [p for p in _SITE_DIRS if p in _sys.path]
+    ours += [p for p in _sys.path if p not in before and p not in ours]
+    _sys.path[:] = ours + [p for p in _sys.path if p not in ours]
+
+
+def _attach():
+    _own_packages_first()
     from cryptoki_shim.abi import install
-    install(_ffi, _lib, {names!r})
+    install(_ffi, _lib, {names!r}, _SITE_DIRS)
 
 
 try:
@@ -162,6 +187,7 @@ def build() -> Path:
 
     ffi = cffi.FFI()
     ffi.cdef((NATIVE / "cdef.h").read_text())
+    ffi.cdef(SHIM_CDEF)
     for helper in PY_CALLABLE:
         ffi.cdef((NATIVE / f"{helper}.h").read_text())
     ffi.embedding_api(embedding_api(funcs))

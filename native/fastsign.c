@@ -13,6 +13,13 @@
  *
  * Failures leave nothing on this thread's OpenSSL error queue: other libcrypto users in the
  * host process read that queue and must not see our leftovers.
+ *
+ * Hermetic (issue 25): the system libcrypto is the host's too, and its default library
+ * context follows the host's configuration (OPENSSL_CONF, default_properties such as
+ * `?provider=pkcs11`, activated providers). A fetch there can be routed to pkcs11-provider
+ * and back into this module. So every call that fetches takes our private OSSL_LIB_CTX,
+ * made once with only the built-in default provider loaded explicitly and no configuration
+ * read (OSSL_LIB_CTX_new never loads one); calls that only parse ASN.1 (d2i_*) fetch nothing.
  */
 #include <string.h>
 
@@ -20,7 +27,9 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/provider.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 
 #include "fastsign.h"
 
@@ -33,6 +42,34 @@ typedef struct shim_sign_key {
 #define SHIM_ECDSA_DER_MAX 160
 
 static unsigned long shim_fastsign_signed;
+
+/* The private library context (NULL if it could not be made: then no key is accepted and
+ * pyca signs). Made once; never freed (the library is never unloaded: -z nodelete). */
+static OSSL_LIB_CTX *shim_libctx;
+static pthread_once_t shim_libctx_once = PTHREAD_ONCE_INIT;
+
+static void shim_libctx_make(void)
+{
+    OSSL_LIB_CTX *ctx = OSSL_LIB_CTX_new();
+    if (ctx != NULL && OSSL_PROVIDER_load(ctx, "default") == NULL) {
+        OSSL_LIB_CTX_free(ctx);
+        ctx = NULL;
+    }
+    ERR_clear_error();
+    shim_libctx = ctx;
+}
+
+/* The context every fetch of this file uses (see the header comment). */
+static OSSL_LIB_CTX *shim_fastsign_libctx(void)
+{
+    pthread_once(&shim_libctx_once, shim_libctx_make);
+    return shim_libctx;
+}
+
+int shim_fastsign_private_ctx(void)
+{
+    return shim_fastsign_libctx() != NULL;
+}
 
 unsigned long shim_fastsign_count(void)
 {
@@ -53,9 +90,10 @@ void *shim_pkey_from_der(const unsigned char *der, size_t len)
 {
     const unsigned char *p = der;
     PKCS8_PRIV_KEY_INFO *p8;
-    shim_sign_key *k;
+    shim_sign_key *k = NULL;
+    OSSL_LIB_CTX *libctx = shim_fastsign_libctx();
 
-    if (der == NULL || len == 0 || len > 0x7fffffff)
+    if (der == NULL || len == 0 || len > 0x7fffffff || libctx == NULL)
         return NULL;
     k = OPENSSL_zalloc(sizeof(*k));
     if (k == NULL)
@@ -63,11 +101,11 @@ void *shim_pkey_from_der(const unsigned char *der, size_t len)
     p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
     if (p8 == NULL)
         goto fail;
-    k->pkey = EVP_PKCS82PKEY(p8);
+    k->pkey = EVP_PKCS82PKEY_ex(p8, libctx, NULL);
     PKCS8_PRIV_KEY_INFO_free(p8); /* clears the key octets it held */
     if (k->pkey == NULL || EVP_PKEY_get_base_id(k->pkey) != EVP_PKEY_EC)
         goto fail;
-    k->proto = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
+    k->proto = EVP_PKEY_CTX_new_from_pkey(libctx, k->pkey, NULL);
     if (k->proto == NULL || EVP_PKEY_sign_init(k->proto) <= 0)
         goto fail;
     return k;

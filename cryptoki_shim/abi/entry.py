@@ -86,17 +86,25 @@ def _wrap(name: str, fn: Callable[..., Any]) -> Callable[..., int]:
 
 
 def _direct_onerror(name: str) -> Callable[[Any, Any, Any], int]:
-    """What ``_wrap`` does with an exception, as cffi's ``onerror`` of a direct entry."""
+    """What ``_wrap`` does with an exception, as cffi's ``onerror`` of a direct entry.
+
+    An ``onerror`` that raises makes cffi print "Exception ignored from cffi callback" on
+    the host's stderr (issue 25, item 3), so nothing may escape it: not a failing log
+    handler, not a RecursionError raised by the logging call itself."""
 
     def onerror(exc_type: Any, exc_value: Any, tb: Any) -> int:
-        if isinstance(exc_value, CryptokiError):
-            if _log.isEnabledFor(logging.DEBUG):
-                _log.debug("%s -> %s: %s", name, spec.ckr_name(exc_value.ckr), exc_value)
-            return exc_value.ckr
-        if isinstance(exc_value, Exception):
-            _log.error("%s: unexpected error (answered CKR_GENERAL_ERROR)", name, exc_info=(exc_type, exc_value, tb))
-        else:
-            _onerror(exc_type, exc_value, tb)
+        try:
+            if isinstance(exc_value, CryptokiError):
+                if _log.isEnabledFor(logging.DEBUG):
+                    _log.debug("%s -> %s: %s", name, spec.ckr_name(exc_value.ckr), exc_value)
+                return exc_value.ckr
+            if isinstance(exc_value, Exception):
+                _log.error("%s: unexpected error (answered CKR_GENERAL_ERROR)", name,
+                           exc_info=(exc_type, exc_value, tb))
+            else:
+                _onerror(exc_type, exc_value, tb)
+        except BaseException:
+            pass
         return CKR_GENERAL_ERROR
 
     return onerror
@@ -119,8 +127,25 @@ def _module_initialized() -> bool:
 
 
 def _onerror(exc_type: Any, exc_value: Any, tb: Any) -> None:
-    """cffi calls this when even the wrapper raised (BaseException): log, answer GENERAL_ERROR."""
-    _log.error("entry raised %s: %s", getattr(exc_type, "__name__", exc_type), exc_value, exc_info=(exc_type, exc_value, tb))
+    """cffi calls this when even the wrapper raised (BaseException, a RecursionError in the
+    wrapper's own frame): log, and cffi answers the ``error`` value (CKR_GENERAL_ERROR).
+    Never raises (see ``_direct_onerror``)."""
+    try:
+        _log.error("entry raised %s: %s", getattr(exc_type, "__name__", exc_type), exc_value,
+                   exc_info=(exc_type, exc_value, tb))
+    except BaseException:
+        pass
+
+
+def _reentered(name: Any) -> None:
+    """``shim_py_reentered``: the one log line of a call the C guard refused because it
+    arrived on a thread already inside the module (native/shim.c, shim_reentered)."""
+    try:
+        _log.warning("%s refused (CKR_FUNCTION_FAILED): called on a thread that is already inside "
+                     "the module, through a library our call used (re-entry)",
+                     runtime.ffi.string(name).decode("ascii", "replace"))
+    except BaseException:
+        pass
 
 
 class _Attacher:
@@ -192,13 +217,31 @@ def load_all() -> None:
             importlib.import_module(f"{__package__}.{module}")
 
 
-def install(ffi: Any, lib: Any, names: list[str]) -> None:
-    """Attach an implementation, a loader or NOT_SUPPORTED to every ``py_<name>``."""
+def install(ffi: Any, lib: Any, names: list[str], site_dirs: list[str] | None = None) -> None:
+    """Attach an implementation, a loader or NOT_SUPPORTED to every ``py_<name>``.
+
+    First the guest rules of ``isolation`` (issue 25): our output kept off the host's
+    stdout/stderr, a Python host's other versions of our dependencies refused, the wheel's
+    OpenSSL started without the host's configuration. ``site_dirs`` are our venv's
+    site-packages (the embedding init code put them first on sys.path)."""
     global _attacher
     runtime.ffi, runtime.lib, runtime.NULL = ffi, lib, ffi.NULL
     from ..log import configure_from_environment
+    from . import isolation
 
     configure_from_environment()
+    owns = getattr(lib, "shim_owns_interpreter", None)
+    isolation.silence_output(bool(owns()) if owns is not None else False)
+    try:
+        ffi.def_extern(name="shim_py_reentered", onerror=_onerror)(_reentered)
+    except Exception:  # a library built before the re-entry guard (no such extern)
+        pass
+    try:
+        isolation.check_dependencies(list(site_dirs or ()))
+    except isolation.DependencyConflict as exc:
+        _log.error("refusing to start: %s", exc)
+        raise
+    isolation.import_openssl_hermetically()
     import _cffi_backend
 
     lazy = int(_cffi_backend.__version__.split(".")[0]) >= 2
