@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 
+from .private_files import PrivateFileHandler
+
 ROOT = "cryptoki_shim"
 _handler: logging.Handler | None = None
 
@@ -31,7 +33,7 @@ def configure(path: str | None, level: str | int = "INFO") -> None:
         logger.setLevel(logging.CRITICAL + 1)
         _handler = handler
         return
-    handler = logging.StreamHandler() if path == "stderr" else logging.FileHandler(path, delay=True)
+    handler = logging.StreamHandler() if path == "stderr" else PrivateFileHandler(path)  # 0600
     handler.setFormatter(
         logging.Formatter("%(asctime)s cryptoki-shim[%(process)d] %(levelname)s %(name)s: %(message)s")
     )

@@ -737,9 +737,11 @@ def test_secrets_not_in_store_files(token, user_session, shim_conf, rsa_key):
     token.create(s, aes_key(aes_value, CKA_TOKEN=True, CKA_SENSITIVE=False, CKA_EXTRACTABLE=True))
     tmpl = rsa_private(rsa_key, CKA_TOKEN=True, CKA_SENSITIVE=True)
     token.create(s, tmpl)
-    token.create(s, data_obj(CKA_TOKEN=True, CKA_VALUE=b"marker-in-clear"))
+    token.create(s, data_obj(CKA_TOKEN=True, CKA_PRIVATE=False, CKA_VALUE=b"marker-in-clear"))
+    token.create(s, data_obj(CKA_TOKEN=True, CKA_PRIVATE=True, CKA_VALUE=b"private-data-value"))
     raw = store_bytes(shim_conf)
     assert b"marker-in-clear" in raw  # the files we read are the right ones
+    assert b"private-data-value" not in raw  # a private object's value is sealed (issue 15 item 5)
     assert aes_value not in raw and aes_value[:16] not in raw
     for t in (spec.CKA_PRIVATE_EXPONENT, spec.CKA_PRIME_1, spec.CKA_PRIME_2, spec.CKA_EXPONENT_1,
               spec.CKA_EXPONENT_2, spec.CKA_COEFFICIENT):

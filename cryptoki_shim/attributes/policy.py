@@ -574,5 +574,11 @@ def has_attribute(attrs: Mapping[int, Any], attr_type: int) -> bool:
 def sealed_types(attrs: Mapping[int, Any]) -> frozenset[int]:
     """Attributes to encrypt at rest: the footnote-7 attributes of private and secret keys,
     whatever CKA_SENSITIVE says (a non-sensitive key's value is still secret on disk).
-    Vendor-defined ones (the TPM auth value, issue 5) only when the object has them."""
-    return frozenset(t for t in schema_of(attrs).sensitive if t < spec.CKA_VENDOR_DEFINED or t in attrs)
+    Vendor-defined ones (the TPM auth value, issue 5) only when the object has them. The
+    CKA_VALUE of any private object (a CKO_DATA, a certificate) too: "private" promises that
+    nobody without the user PIN reads it, and a copy of the store file must not either
+    (issue 15 item 5)."""
+    found = frozenset(t for t in schema_of(attrs).sensitive if t < spec.CKA_VENDOR_DEFINED or t in attrs)
+    if attrs.get(spec.CKA_PRIVATE) is True and spec.CKA_VALUE in attrs:
+        return found | {spec.CKA_VALUE}
+    return found

@@ -26,7 +26,8 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 
 from ..store import ObjectRecord, PinRecord, TokenRecord
-from .common import Admin, CliError, EXIT_CHECK, EXIT_USAGE, Progress, add_secret_options, emit, secret
+from .common import (Admin, CliError, EXIT_CHECK, EXIT_USAGE, Progress, add_secret_options, emit, secret,
+                     write_private_output)
 
 FORMAT = "cryptoki-shim-token-backup"
 VERSION = 1
@@ -193,8 +194,7 @@ def backup(args: argparse.Namespace) -> int:
     with Progress("encrypting" + (" (scrypt, a few seconds)" if passphrase else "")):
         blob = (pyrage.encrypt(data, recipients) if recipients
                 else pyrage.passphrase.encrypt(data, passphrase.decode()))
-    args.output.write_bytes(blob)
-    args.output.chmod(0o600)
+    write_private_output(args.output, blob)  # 0600, never through a symlink (cli/common.py)
     n = len(doc["payload"]["objects"])
     emit(args, {"ok": True, "slot": args.slot, "file": str(args.output), "objects": n, "sha256": doc["sha256"]},
          f"slot {args.slot}: {n} objects written to {args.output} (sha256 {doc['sha256'][:16]}...)")

@@ -80,12 +80,14 @@ def _check_store(steps: Steps, cfg: config_mod.Config) -> Any:
                 problems.append(f"owned by uid {st.st_uid}, not you ({os.getuid()})")
             if not os.access(path, os.R_OK | os.W_OK):
                 problems.append("not readable and writable by you")
-            if mode & 0o077:
-                problems.append(f"mode {mode:o}: group/others have access (want 600)")
             if dmode & 0o022:
                 problems.append(f"directory mode {dmode:o}: others may replace the file")
             steps.add("store permissions", "warn" if problems else "ok",
                       "; ".join(problems) or f"{path} mode {mode:o}, directory {dmode:o}")
+            exposed = _exposed_store_files(path)
+            if exposed:  # issue 15: a copy of the file is an offline PIN search
+                steps.add("store file modes", "FAIL", "readable by group/others (a copy allows offline PIN "
+                          "guessing; chmod 600): " + ", ".join(exposed))
     from ..errors import CryptokiError
     from ..store import Store
 
@@ -96,6 +98,26 @@ def _check_store(steps: Steps, cfg: config_mod.Config) -> Any:
         return None
     steps.add("store", "ok", f"{cfg.store_url} opened, schema current")
     return store
+
+
+#: The database and the files SQLite keeps beside it (same content, same exposure).
+STORE_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def _exposed_store_files(db: Path) -> list[str]:
+    """``name mode`` of each store file that group or others can access."""
+    from ..private_files import is_private
+
+    found = []
+    for suffix in STORE_SUFFIXES:
+        f = Path(f"{db}{suffix}")
+        try:
+            mode = stat.S_IMODE(f.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if not is_private(mode):
+            found.append(f"{f.name} {mode:o}")
+    return found
 
 
 def _check_tokens(steps: Steps, cfg: config_mod.Config, store: Any) -> None:

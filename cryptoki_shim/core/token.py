@@ -35,6 +35,7 @@ CKU_USER = int(spec.CKU_USER)
 CKA_UNIQUE_ID = int(spec.CKA_UNIQUE_ID)
 CKA_PRIVATE = int(spec.CKA_PRIVATE)
 CKA_CLASS = int(spec.CKA_CLASS)
+CKA_TRUSTED = int(spec.CKA_TRUSTED)
 #: CKO_PROFILE objects every token publishes: what a client may rely on (PKCS#11 Profiles 3.0).
 PROFILES = (int(spec.CKP_BASELINE_PROVIDER), int(spec.CKP_EXTENDED_PROVIDER), int(spec.CKP_AUTHENTICATION_TOKEN))
 
@@ -55,6 +56,10 @@ class Token:
         self.session_handles: set[int] = set()  # this application's open sessions on the token
         self.index = ObjectIndex()  # over self.objects (token objects)
         self._handle_of_oid: dict[int, int] = {}
+        #: oids loaded while no token key was in memory: their binding is unchecked, so the
+        #: first refresh with the key loads them again (`_load`, issue 15 item 5).
+        self._unchecked: set[int] = set()
+        self._unbound: list[Object] = []  # found unbound by _load, bound by _bind_legacy
         self._mark: int | None = None
         self._generation = -1  # the store generation the cache reflects
         # The profiles we implement (§4.13), as public read-only token objects with stable
@@ -93,7 +98,7 @@ class Token:
                 handle = self._handle_of_oid.get(rec.oid)
                 old = self.objects.get(handle) if handle else None
                 if old is not None and old.stored is not None and _same(old.stored, rec) and not (
-                    old.locked and self.token_key
+                    self.token_key and rec.oid in self._unchecked
                 ):
                     fresh[old.handle] = old
                     continue
@@ -104,8 +109,10 @@ class Token:
             for oid in list(self._handle_of_oid):
                 if oid not in seen_oids:
                     del self._handle_of_oid[oid]
+            self._unchecked &= seen_oids
             self.objects = fresh
             self.index.rebuild(fresh.values())
+            self._bind_legacy()
 
     def _own_write(self) -> None:
         """After this process changed an object and updated the cache itself: if the store
@@ -116,19 +123,59 @@ class Token:
                 self._generation = written
 
     def _load(self, rec: ObjectRecord, handle: int) -> Object | None:
+        """The object of a stored record; None (and an error line) if it fails its check.
+
+        With the token key, the sealed rows must open under associated data that binds every
+        clear row (`at_rest.open_object`): a SENSITIVE or EXTRACTABLE flag edited in the file
+        refuses the object. An object found unbound (written before schema 2, or a public
+        object written without a login) is accepted unless it claims CKA_TRUSTED, which only
+        the SO sets and which would let a forged row wrap out keys with CKA_WRAP_WITH_TRUSTED;
+        unbound private or sealed objects are bound at once (`_bind_legacy`). Without the key
+        nothing can be checked: sealed rows stay locked, and the next refresh with the key
+        loads the object again.
+        """
         try:
             attrs = {t: codec.decode(t, v) for t, v in rec.attrs.items()}
-            locked = set()
-            for t, blob in rec.sealed.items():
-                if self.token_key is None:
-                    locked.add(t)
-                    continue
-                aad = at_rest.attribute_aad(self.record.serial, rec.unique_id, t)
-                attrs[t] = codec.decode(t, at_rest.unseal(self.token_key, aad, blob))
+            if self.token_key is None:
+                self._unchecked.add(rec.oid)
+                locked = frozenset(rec.sealed.keys() - {at_rest.BINDING_ROW})
+                return Object(handle, attrs, rec.unique_id, oid=rec.oid, locked=locked, stored=rec)
+            self._unchecked.discard(rec.oid)
+            values, bound = at_rest.open_object(self.token_key, self.record.serial, rec.unique_id, rec.attrs, rec.sealed)
+            for t, raw in values.items():
+                attrs[t] = codec.decode(t, raw)
         except CryptokiError:
-            _log.error("slot %d: stored object %s is unreadable (corrupted?); skipped", self.slot_id, rec.unique_id)
+            _log.error("slot %d: stored object %s fails its integrity check (edited or corrupted in the store "
+                       "file?); skipped", self.slot_id, rec.unique_id)
             return None
-        return Object(handle, attrs, rec.unique_id, oid=rec.oid, locked=frozenset(locked), stored=rec)
+        if not bound and attrs.get(CKA_TRUSTED) is True:
+            _log.error("slot %d: stored object %s claims CKA_TRUSTED without a binding to the token key "
+                       "(forged, or written before schema 2: the SO must set CKA_TRUSTED again); skipped",
+                       self.slot_id, rec.unique_id)
+            return None
+        obj = Object(handle, attrs, rec.unique_id, oid=rec.oid, stored=rec)
+        if not bound and (rec.sealed or attrs.get(CKA_PRIVATE) is True):
+            self._unbound.append(obj)
+        return obj
+
+    def _bind_legacy(self) -> None:
+        """Migration to schema 2 at the first refresh with the token key: rewrite each private
+        or sealed object found unbound, so its clear rows are bound and a private CKO_DATA's
+        CKA_VALUE is sealed, then scrub the WAL. Best effort: a read-only store keeps serving
+        the objects."""
+        unbound, self._unbound = self._unbound, []
+        if not unbound:
+            return
+        for obj in unbound:
+            try:
+                rec = self._record_for(obj.attrs, obj.unique_id, obj.oid)
+                if self.store.update_object(self.slot_id, obj.oid, rec.attrs, rec.sealed):
+                    obj.stored = rec
+                    self._own_write()
+                    _log.info("slot %d: object %s bound to the token key (schema 2)", self.slot_id, obj.unique_id)
+            except CryptokiError as exc:
+                _log.warning("slot %d: object %s not bound yet: %s", self.slot_id, obj.unique_id, exc)
+        self.store.scrub()  # the legacy clear values must not stay in the WAL (issue 15 item 5)
 
     # ------------------------------------------------------------------ state
 
@@ -320,17 +367,19 @@ class Token:
         return obj
 
     def _record_for(self, attrs: dict[int, Any], unique_id: str, oid: int | None) -> ObjectRecord:
+        """The stored form: secret values sealed, every clear row bound to them (schema 2,
+        `at_rest.seal_object`). Without the token key (a public object created with no login)
+        the object is stored unbound; one with secret values cannot be stored then."""
         sealed_types = policy.sealed_types(attrs)
         clear: dict[int, bytes] = {}
-        sealed: dict[int, bytes] = {}
+        secret: dict[int, bytes] = {}
         for t, v in attrs.items():
-            raw = codec.encode(t, v)
-            if t in sealed_types:
-                if self.token_key is None or self.record is None:
-                    raise CryptokiError(spec.CKR_USER_NOT_LOGGED_IN, "storing key material needs a login")
-                sealed[t] = at_rest.seal(self.token_key, at_rest.attribute_aad(self.record.serial, unique_id, t), raw)
-            else:
-                clear[t] = raw
+            (secret if t in sealed_types else clear)[t] = codec.encode(t, v)
+        if self.token_key is None or self.record is None:
+            if secret:
+                raise CryptokiError(spec.CKR_USER_NOT_LOGGED_IN, "storing key material needs a login")
+            return ObjectRecord(oid=oid, unique_id=unique_id, attrs=clear)
+        sealed = at_rest.seal_object(self.token_key, self.record.serial, unique_id, clear, secret)
         return ObjectRecord(oid=oid, unique_id=unique_id, attrs=clear, sealed=sealed)
 
     def update_object(self, obj: Object, attrs: dict[int, Any]) -> None:

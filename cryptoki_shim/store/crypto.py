@@ -191,3 +191,72 @@ def attribute_aad(serial: str, unique_id: str, attr_type: int) -> bytes:
         (_ATTR_AAD_PREFIX, struct.pack(">H", len(s)), s, struct.pack(">H", len(u)), u,
          struct.pack(">Q", attr_type))
     )
+
+
+# --------------------------------------------------------------------------- object binding
+#
+# Issue 15 item 5: the clear attributes of an object (CKA_SENSITIVE, CKA_EXTRACTABLE,
+# CKA_PRIVATE, usage flags, CKA_TRUSTED, CKA_CLASS, CKA_UNIQUE_ID, CKA_SHIM_BACKEND ... and
+# the label and id) are searchable rows in the file, so whoever can write the file could flip
+# CKA_SENSITIVE to FALSE and read the key after the next login. Schema v2 binds them: every
+# sealed value's associated data also carries the SHA-256 of all the object's clear rows
+# (`clear_digest`), so an edited row makes every sealed value fail to open and the object is
+# refused. An object with no sealed value written by a logged-in session gets one sealed
+# row of its own, `BINDING_ROW` (empty plaintext, same associated data), for the same check.
+
+#: A row type in ``ObjectRecord.sealed`` that is no attribute: the binding of an object that
+#: has no sealed value. The core never decodes or exposes it ('SH' range, store rows 0x03xx).
+BINDING_ROW = 0xD3480301
+
+_BOUND_AAD_PREFIX = b"cryptoki-shim/attribute/v2\x00"
+_DIGEST_PREFIX = b"cryptoki-shim/clear-attributes/v1\x00"
+
+
+def clear_digest(clear: dict[int, bytes]) -> bytes:
+    """SHA-256 over an object's clear rows as stored: sorted by type, each length-prefixed."""
+    from cryptography.hazmat.primitives import hashes
+
+    h = hashes.Hash(hashes.SHA256())
+    h.update(_DIGEST_PREFIX)
+    for t in sorted(clear):
+        value = clear[t]
+        h.update(struct.pack(">QI", t, len(value)))
+        h.update(value)
+    return h.finalize()
+
+
+def bound_aad(serial: str, unique_id: str, attr_type: int, digest: bytes) -> bytes:
+    """`attribute_aad` (v2 prefix) followed by the `clear_digest` of the object's clear rows."""
+    return _BOUND_AAD_PREFIX + attribute_aad(serial, unique_id, attr_type)[len(_ATTR_AAD_PREFIX):] + digest
+
+
+def seal_object(token_key: bytes, serial: str, unique_id: str, clear: dict[int, bytes],
+                secret: dict[int, bytes]) -> dict[int, bytes]:
+    """The sealed rows of an object: each secret value under the bound associated data, or
+    the lone `BINDING_ROW` when there is none (the object still gets its clear rows bound)."""
+    digest = clear_digest(clear)
+    rows = secret or {BINDING_ROW: b""}
+    return {t: seal(token_key, bound_aad(serial, unique_id, t, digest), v) for t, v in rows.items()}
+
+
+def open_object(token_key: bytes, serial: str, unique_id: str, clear: dict[int, bytes],
+                sealed: dict[int, bytes]) -> tuple[dict[int, bytes], bool]:
+    """(plaintexts of the sealed values, bound?) — `SealError` if they do not open.
+
+    Bound (v2): every sealed row opens under `bound_aad` with the digest of ``clear`` as it
+    is now; an edited, added or removed clear row fails. Legacy (v1, before schema 2): every
+    row opens under `attribute_aad`; only code holding the token key ever made such a
+    ciphertext, so an attacker cannot forge one, only replay a row of an older copy of the
+    same token. A `BINDING_ROW` is never legacy. No sealed row: ``({}, False)``.
+    """
+    if not sealed:
+        return {}, False
+    digest = clear_digest(clear)
+    try:
+        values = {t: unseal(token_key, bound_aad(serial, unique_id, t, digest), blob) for t, blob in sealed.items()}
+    except SealError:
+        if BINDING_ROW in sealed:
+            raise
+        return {t: unseal(token_key, attribute_aad(serial, unique_id, t), blob) for t, blob in sealed.items()}, False
+    values.pop(BINDING_ROW, None)
+    return values, True

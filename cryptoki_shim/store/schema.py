@@ -45,7 +45,7 @@ from ..spec import CKR_DEVICE_ERROR
 
 log = logging.getLogger(__name__)
 
-CURRENT_VERSION = 1
+CURRENT_VERSION = 2
 
 metadata = MetaData()
 
@@ -114,8 +114,16 @@ attributes = Table(
     Index("ix_attributes_type_value", "type", "value"),
 )
 
-#: from-version -> step that brings the store to from-version + 1 (none yet: v1 is first).
-UPGRADES: dict[int, Callable[[Connection], None]] = {}
+def _v1_to_v2(conn: Connection) -> None:
+    """v2: objects' clear rows are bound to their sealed rows (store/crypto.py "object
+    binding"), and a private object's CKA_VALUE is sealed. No table changes: binding needs
+    the token key, so each object is rewritten at the first login after the upgrade
+    (`core.token.Token._bind_legacy`). The version bump keeps releases that cannot open
+    bound rows (they would skip every key as unreadable) away from the store."""
+
+
+#: from-version -> step that brings the store to from-version + 1.
+UPGRADES: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
 
 
 def stored_version(conn: Connection) -> int:

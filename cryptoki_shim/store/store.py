@@ -31,6 +31,7 @@ from sqlalchemy import Connection, create_engine, delete, insert, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
 
+from .. import private_files
 from ..errors import CryptokiError
 from ..spec import CKR_DEVICE_ERROR
 from . import schema, sqlite, sqlite_ops
@@ -87,6 +88,14 @@ class Store:
                 if not create:
                     raise CryptokiError(CKR_DEVICE_ERROR, f"no store at {path}")
                 os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+                # 0600 before SQLite sees it: its -wal, -shm and -journal copy this mode.
+                try:
+                    private_files.create_empty(path)
+                except OSError as exc:
+                    raise CryptokiError(CKR_DEVICE_ERROR, f"cannot create the store {path}: {exc.strerror}") from None
+            elif not private_files.is_private(os.stat(path).st_mode):
+                log.warning("store %s is readable by group or others (mode %o); chmod 600 it",
+                            path, os.stat(path).st_mode & 0o777)
             self._immutable = sqlite.needs_immutable(path)
             if self._immutable:
                 log.warning("store %s is on read-only media: opened read-only", path)
@@ -408,6 +417,26 @@ class Store:
             return True
 
         return self._write(write)
+
+    def scrub(self) -> None:
+        """Leave no old page images behind: after rows that held plaintext were rewritten or
+        deleted (`secure_delete` zeroes them in the new page versions), the WAL still keeps
+        the old versions until a checkpoint. `wal_checkpoint(TRUNCATE)` copies the current
+        pages into the database and cuts the WAL to zero bytes. Best effort: a reader that
+        holds an old snapshot makes it give up after the busy timeout (logged)."""
+        if not self._is_sqlite or self._path == sqlite.MEMORY or self._immutable:
+            return
+        self._check_pid()
+        with sqlite.FORK_GUARD:
+            pooled = self._engine.raw_connection()
+            try:
+                busy = pooled.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.Error as exc:
+                busy = exc
+            finally:
+                pooled.close()
+        if busy:
+            log.warning("store %s: WAL checkpoint incomplete (%s); old pages stay until the next one", self._path, busy)
 
     # -- process life ------------------------------------------------------------------
 

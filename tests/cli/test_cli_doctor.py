@@ -53,3 +53,21 @@ def test_p11_kit_module_file(cli, tmp_path):
     assert "critical: no" in lines
     assert cli.run("p11-kit-module", "--library", str(LIB), "-o", "-").stdout == out.read_text()
     cli.run("p11-kit-module", "--library", "/nope.so", "-o", "-", rc=2)
+
+
+def test_doctor_fails_on_a_store_readable_by_group_or_others(ready):
+    """Issue 15 item 5: a store (or its -wal/-shm) that other users can read is an offline PIN
+    search for them; doctor said "all good" (a warning) about it."""
+    import os
+
+    db = ready.work / "store.db"
+    for f in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+        if f.exists():
+            assert f.stat().st_mode & 0o777 == 0o600, f  # as created
+    os.chmod(db, 0o644)
+    data = ready.json("doctor", rc=4)
+    steps = {s["step"]: s for s in data["steps"]}
+    assert data["ok"] is False
+    assert steps["store file modes"]["status"] == "FAIL"
+    assert "store.db 644" in steps["store file modes"]["detail"]
+    assert "all good" not in ready.run("doctor", rc=4).stdout

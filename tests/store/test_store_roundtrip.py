@@ -62,21 +62,22 @@ def test_create_false_refuses_missing_store(tmp_path) -> None:
 
 
 def test_upgrade_steps_run_once(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A v1 store opened by a release with schema v2 runs the 1->2 step, once."""
+    """A vN store opened by a release with schema vN+1 runs the N->N+1 step, once."""
     Store(db_url).close()
     ran: list[int] = []
+    current = schema.CURRENT_VERSION
 
-    def v1_to_v2(conn) -> None:
-        ran.append(1)
+    def next_step(conn) -> None:
+        ran.append(current)
         conn.exec_driver_sql("ALTER TABLE tokens ADD COLUMN backend VARCHAR(32)")
 
-    monkeypatch.setattr(schema, "CURRENT_VERSION", 2)
-    monkeypatch.setitem(schema.UPGRADES, 1, v1_to_v2)
+    monkeypatch.setattr(schema, "CURRENT_VERSION", current + 1)
+    monkeypatch.setitem(schema.UPGRADES, current, next_step)
     Store(db_url).close()
     Store(db_url).close()
-    assert ran == [1]
+    assert ran == [current]
     with sqlite3.connect(db_path(db_url)) as raw:
-        assert raw.execute("SELECT version FROM schema_version").fetchone() == (2,)
+        assert raw.execute("SELECT version FROM schema_version").fetchone() == (current + 1,)
         assert "backend" in {r[1] for r in raw.execute("PRAGMA table_info(tokens)")}
 
 

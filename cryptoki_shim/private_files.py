@@ -1,0 +1,88 @@
+"""Files that hold store data, secrets or logs are created 0600, whatever the umask.
+
+Issue 15 item 5: with a 022 umask, SQLite made ``store.db`` 0644, and its ``-wal``/``-shm``
+copy the database's mode (SQLite's unix VFS gives journal, WAL and shared-memory files the
+permissions of their database), so every local user could copy the PIN records and try
+PINs offline; the debug log was 0644 too. The rule: a file the module or the CLI creates
+that holds store data, key material (even encrypted), key files, backups or logs is opened
+here with mode 0600 and ``O_CREAT`` (the kernel applies the umask, which can only remove
+bits), then ``fchmod(0600)`` so an odd umask (0277) cannot leave it unwritable. Files that
+are public by nature (the p11-kit ``.module`` registration other users' p11-kit must read,
+a generated ``docs/configuration.md``, an exported public key) keep the umask.
+
+An existing file keeps its mode when it is appended to (an operator may have chosen
+group access deliberately, e.g. a log read by a monitoring group); ``cryptoki-shim doctor``
+reports a store that is readable by group or others as a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+MODE = 0o600
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def open_private(path: str | os.PathLike[str], flags: int, *, follow: bool = True) -> int:
+    """``os.open(path, flags | O_CREAT)`` with mode 0600; a file this call created is
+    ``fchmod``-ed to exactly 0600. ``follow=False``: the last component must not be a
+    symlink (what we truncate and overwrite: backups, key files)."""
+    flags |= os.O_CLOEXEC | (0 if follow else _NOFOLLOW)
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, MODE)
+    except FileExistsError:
+        return os.open(path, flags)
+    try:
+        os.fchmod(fd, MODE)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def create_empty(path: str | os.PathLike[str]) -> bool:
+    """Create ``path`` empty with mode 0600 if it does not exist (the store's database, so
+    that SQLite's ``-wal``/``-shm``/``-journal`` inherit 0600); True if this call made it."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | _NOFOLLOW, MODE)
+    except FileExistsError:
+        return False
+    try:
+        os.fchmod(fd, MODE)
+    finally:
+        os.close(fd)
+    return True
+
+
+def write_private(path: str | os.PathLike[str], data: bytes) -> None:
+    """Replace ``path``'s content with ``data``; the file ends 0600 (a backup, a key file).
+
+    An existing file is truncated and its mode tightened to 0600: what we write is private.
+    """
+    fd = open_private(path, os.O_WRONLY | os.O_TRUNC, follow=False)
+    try:
+        os.fchmod(fd, MODE)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+def is_private(mode: int) -> bool:
+    """True when neither group nor others have any access bit."""
+    return not mode & 0o077
+
+
+class PrivateFileHandler(logging.FileHandler):
+    """``logging.FileHandler`` whose file, when it creates it, is 0600 (a debug log names
+    slots, objects and clients: not for every local user)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path, delay=True)
+
+    def _open(self):  # type: ignore[override]
+        fd = open_private(Path(self.baseFilename), os.O_WRONLY | os.O_APPEND)
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)

@@ -1,0 +1,340 @@
+"""Issue 15 item 5: the store at rest — file modes, private data sealed, no plaintext left
+behind, clear attributes bound to the token key, the store key file.
+
+Everything goes through the built library (``tests/p11.py``); the attacker's moves (reading
+and editing the SQLite file between runs) use the ``sqlite3`` module, as an attacker with a
+copy of the file or write access to it would.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from cryptoki_shim import spec
+from cryptoki_shim.attributes import codec
+from cryptoki_shim.store import crypto as at_rest
+from cryptoki_shim.store import Store
+from p11 import SO_PIN, USER_PIN, P11
+
+SUFFIXES = ("", "-wal", "-shm")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def db_of(conf: Path) -> Path:
+    return conf.parent / "store.db"
+
+
+def store_bytes(conf: Path) -> dict[str, bytes]:
+    """Every file of the store (database, WAL, shared memory) as it is on disk now."""
+    db = db_of(conf)
+    return {s or "db": Path(f"{db}{s}").read_bytes() for s in SUFFIXES if Path(f"{db}{s}").exists()}
+
+
+def assert_absent(conf: Path, needle: bytes) -> None:
+    files = store_bytes(conf)
+    assert files, "no store files"
+    for name, raw in files.items():
+        assert needle not in raw, f"{needle!r} found in {name}"
+
+
+def data_obj(value: bytes, **extra: Any) -> dict[int, Any]:
+    attrs = {spec.CKA_CLASS: spec.CKO_DATA, spec.CKA_TOKEN: True, spec.CKA_LABEL: b"data", spec.CKA_VALUE: value}
+    attrs.update({getattr(spec, k): v for k, v in extra.items()})
+    return attrs
+
+
+def aes_key(value: bytes, **extra: Any) -> dict[int, Any]:
+    attrs = {spec.CKA_CLASS: spec.CKO_SECRET_KEY, spec.CKA_KEY_TYPE: spec.CKK_AES, spec.CKA_TOKEN: True,
+             spec.CKA_VALUE: value, spec.CKA_LABEL: b"aes", spec.CKA_SENSITIVE: True, spec.CKA_EXTRACTABLE: False,
+             spec.CKA_ENCRYPT: True, spec.CKA_DECRYPT: True}
+    attrs.update({getattr(spec, k): v for k, v in extra.items()})
+    return attrs
+
+
+def reopen(p11: P11) -> int:
+    """C_Initialize (a new run on the same files) and a user session."""
+    p11.initialize()
+    s = p11.open(0)
+    p11.login(s, USER_PIN)
+    return s
+
+
+def restart(p11: P11) -> int:
+    """C_Finalize, then `reopen`."""
+    p11.finalize()
+    return reopen(p11)
+
+
+def edit(conf: Path, sql: str, *args: Any) -> int:
+    """The attacker's edit of the store file (the library is finalized meanwhile)."""
+    with sqlite3.connect(db_of(conf)) as raw:
+        return raw.execute(sql, args).rowcount
+
+
+def set_attr(conf: Path, unique_id: bytes, attr_type: int, value: Any) -> None:
+    """Replace (or add) a clear attribute row of the object with ``unique_id``."""
+    oid = oid_of(conf, unique_id)
+    with sqlite3.connect(db_of(conf)) as raw:
+        before = raw.execute("SELECT value FROM attributes WHERE object_id = ? AND type = ?", (oid, attr_type)).fetchone()
+    assert before is None or before[0] != codec.encode(attr_type, value), "the edit must change the row"
+    edit(conf, "DELETE FROM attributes WHERE object_id = ? AND type = ?", oid, attr_type)
+    edit(conf, "INSERT INTO attributes (object_id, type, value, is_sealed) VALUES (?, ?, ?, 0)",
+         oid, attr_type, codec.encode(attr_type, value))
+
+
+def oid_of(conf: Path, unique_id: bytes) -> int:
+    with sqlite3.connect(db_of(conf)) as raw:
+        return raw.execute("SELECT id FROM objects WHERE unique_id = ?", (unique_id.decode(),)).fetchone()[0]
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+@pytest.fixture
+def debug_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "debug.log"
+    monkeypatch.setenv("CRYPTOKI_SHIM_LOG", str(path))
+    monkeypatch.setenv("CRYPTOKI_SHIM_LOG_LEVEL", "DEBUG")
+    return path
+
+
+# ----------------------------------------------------------------------------- a. file modes
+
+
+def test_store_and_log_files_are_created_0600_whatever_the_umask(umask_022, debug_log, token, user_session,
+                                                                  shim_conf):
+    """With umask 022 in an existing directory, SQLite made store.db/-wal/-shm 0644 and the
+    debug log was 0644: a copy of the file is an offline PIN search for any local user."""
+    token.create(user_session, data_obj(b"x"))
+    db = db_of(shim_conf)
+    files = [Path(f"{db}{s}") for s in SUFFIXES] + [debug_log]
+    for f in files:
+        assert f.exists(), f
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f"{f.name} {stat.S_IMODE(f.stat().st_mode):o}"
+
+
+# ----------------------------------------------------------------------------- b./c. private data
+
+
+def test_private_data_value_is_sealed_and_reads_back(token, user_session, shim_conf):
+    """The CKA_VALUE of a private CKO_DATA object was stored in clear."""
+    secret = b"private-data-7f3a91c2-in-the-store"
+    public = b"public-data-55d0e1-in-the-store"
+    h = token.create(user_session, data_obj(secret, CKA_PRIVATE=True))
+    token.create(user_session, data_obj(public, CKA_PRIVATE=False))
+    raw = b"".join(store_bytes(shim_conf).values())
+    assert public in raw  # the files read are the right ones
+    assert secret not in raw
+    s = restart(token)
+    [h] = token.find(s, {spec.CKA_VALUE: secret})
+    assert token.get(s, h, spec.CKA_VALUE) == secret
+    token.logout(s)
+    assert token.find(s, {spec.CKA_CLASS: spec.CKO_DATA, spec.CKA_PRIVATE: True}) == []
+
+
+def test_destroyed_private_object_leaves_no_plaintext_while_the_store_is_open(token, user_session, shim_conf):
+    """Create + destroy, store still open: the value was in the WAL until a checkpoint."""
+    secret = b"destroyed-private-value-0c9e44"
+    key_value = bytes.fromhex("5c0ffee5" * 8)
+    h = token.create(user_session, data_obj(secret, CKA_PRIVATE=True))
+    k = token.create(user_session, aes_key(key_value, CKA_SENSITIVE=False, CKA_EXTRACTABLE=True))
+    token.destroy(user_session, h)
+    token.destroy(user_session, k)
+    assert Path(f"{db_of(shim_conf)}-wal").stat().st_size > 0  # the WAL is still there
+    assert_absent(shim_conf, secret)
+    assert_absent(shim_conf, key_value[:16])
+
+
+# ----------------------------------------------------------------------------- d. binding
+
+
+EDITS = [
+    (spec.CKA_SENSITIVE, False),
+    (spec.CKA_EXTRACTABLE, True),
+    (spec.CKA_PRIVATE, False),
+    (spec.CKA_WRAP_WITH_TRUSTED, False),
+    (spec.CKA_DECRYPT, False),
+    (spec.CKA_DERIVE, True),
+    (spec.CKA_TRUSTED, True),
+    (spec.CKA_CLASS, spec.CKO_DATA),
+    (spec.CKA_LABEL, b"other"),
+]
+
+
+@pytest.mark.parametrize("attr_type,value", EDITS, ids=[spec.cka_name(t) for t, _ in EDITS])
+def test_edited_clear_attribute_refuses_the_key(token, user_session, shim_conf, attr_type, value):
+    """Flip a policy attribute of a sensitive key in the file: it was trusted after login
+    (SENSITIVE=FALSE + EXTRACTABLE=TRUE gave the key's value out)."""
+    key_value = bytes(range(32))
+    h = token.create(user_session, aes_key(key_value, CKA_WRAP_WITH_TRUSTED=True))
+    uid = token.get(user_session, h, spec.CKA_UNIQUE_ID)
+    token.finalize()
+    set_attr(shim_conf, uid, attr_type, value)
+    token.initialize()
+    s = token.open(0)
+    token.login(s, USER_PIN)
+    assert token.find(s, {spec.CKA_UNIQUE_ID: uid}) == []
+    assert token.find(s, {spec.CKA_LABEL: b"aes"}) == []
+
+
+def test_both_flags_edited_cannot_extract(token, user_session, shim_conf, debug_log):
+    key_value = bytes.fromhex("a1" * 32)
+    h = token.create(user_session, aes_key(key_value))
+    uid = token.get(user_session, h, spec.CKA_UNIQUE_ID)
+    token.finalize()
+    set_attr(shim_conf, uid, spec.CKA_SENSITIVE, False)
+    set_attr(shim_conf, uid, spec.CKA_EXTRACTABLE, True)
+    s = reopen(token)
+    assert token.find(s, {spec.CKA_CLASS: spec.CKO_SECRET_KEY}) == []
+    assert f"stored object {uid.decode()} fails its integrity check" in debug_log.read_text()
+
+
+def test_removed_attribute_row_refuses_the_key(token, user_session, shim_conf):
+    h = token.create(user_session, aes_key(bytes(32), CKA_WRAP_WITH_TRUSTED=True))
+    uid = token.get(user_session, h, spec.CKA_UNIQUE_ID)
+    token.finalize()
+    assert edit(shim_conf, "DELETE FROM attributes WHERE object_id = ? AND type = ?",
+                oid_of(shim_conf, uid), spec.CKA_WRAP_WITH_TRUSTED) == 1
+    s = reopen(token)
+    assert token.find(s, {spec.CKA_UNIQUE_ID: uid}) == []
+
+
+def test_sealed_value_moved_to_another_object_is_refused(token, user_session, shim_conf):
+    """A sealed row copied over another key's (same token key): bound to its own object."""
+    a = token.create(user_session, aes_key(bytes([1]) * 32, CKA_LABEL=b"a"))
+    b = token.create(user_session, aes_key(bytes([2]) * 32, CKA_LABEL=b"b"))
+    ua, ub = (token.get(user_session, h, spec.CKA_UNIQUE_ID) for h in (a, b))
+    token.finalize()
+    with sqlite3.connect(db_of(shim_conf)) as raw:
+        blob = raw.execute("SELECT value FROM attributes WHERE object_id = ? AND type = ?",
+                           (oid_of(shim_conf, ua), spec.CKA_VALUE)).fetchone()[0]
+        raw.execute("UPDATE attributes SET value = ? WHERE object_id = ? AND type = ?",
+                    (blob, oid_of(shim_conf, ub), spec.CKA_VALUE))
+    s = reopen(token)
+    assert token.find(s, {spec.CKA_UNIQUE_ID: ua}) != []
+    assert token.find(s, {spec.CKA_UNIQUE_ID: ub}) == []
+
+
+def ec_public(label: bytes) -> dict[int, Any]:
+    return {spec.CKA_CLASS: spec.CKO_PUBLIC_KEY, spec.CKA_KEY_TYPE: spec.CKK_EC, spec.CKA_TOKEN: True,
+            spec.CKA_PRIVATE: False, spec.CKA_LABEL: label, spec.CKA_VERIFY: True,
+            spec.CKA_EC_PARAMS: bytes.fromhex("06082a8648ce3d030107"),  # P-256, its generator as point
+            spec.CKA_EC_POINT: bytes.fromhex("044104") + bytes.fromhex(
+                "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"
+                "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5")}
+
+
+def test_public_object_written_in_a_login_is_bound(token, user_session, shim_conf):
+    """An object without secret values (a public key) written by a logged-in session carries
+    its own sealed binding row: an edited flag is refused once the token key is present."""
+    h = token.create(user_session, ec_public(b"ec-pub"))
+    uid = token.get(user_session, h, spec.CKA_UNIQUE_ID)
+    token.finalize()
+    set_attr(shim_conf, uid, spec.CKA_VERIFY, False)
+    s = reopen(token)
+    assert token.find(s, {spec.CKA_UNIQUE_ID: uid}) == []
+
+
+def test_forged_trusted_public_key_is_refused(token, shim_conf):
+    """A public object made without a login is unbound (any application may make one through
+    the API, so it is served); CKA_TRUSTED = TRUE, which only the SO sets and which lets a
+    key wrap keys marked CKA_WRAP_WITH_TRUSTED, is refused on an unbound object."""
+    s = token.open(0)
+    h = token.create(s, ec_public(b"unbound"))
+    uid = token.get(s, h, spec.CKA_UNIQUE_ID)
+    token.close(s)
+    s = restart(token)
+    assert token.find(s, {spec.CKA_UNIQUE_ID: uid}) != []
+    token.finalize()
+    set_attr(shim_conf, uid, spec.CKA_TRUSTED, True)
+    s = reopen(token)
+    assert token.find(s, {spec.CKA_UNIQUE_ID: uid}) == []
+
+
+def test_edit_without_login_is_served_then_refused_at_login(token, user_session, shim_conf):
+    """Without the token key nothing can be checked: a public sealed key shows (locked); at
+    the login the cache must not keep the unchecked copy."""
+    h = token.create(user_session, aes_key(bytes(32), CKA_PRIVATE=False))
+    uid = token.get(user_session, h, spec.CKA_UNIQUE_ID)
+    token.finalize()
+    set_attr(shim_conf, uid, spec.CKA_SENSITIVE, False)
+    token.initialize()
+    s = token.open(0)
+    assert token.find(s, {spec.CKA_UNIQUE_ID: uid}) != []
+    token.login(s, USER_PIN)
+    assert token.find(s, {spec.CKA_UNIQUE_ID: uid}) == []
+
+
+# ----------------------------------------------------------------------------- d. migration
+
+
+def _to_schema_v1(conf: Path) -> None:
+    """Rewrite the store as the previous release wrote it: sealed rows under the v1
+    associated data, no binding rows, a private CKO_DATA's value in clear, schema 1."""
+    url = f"sqlite:///{db_of(conf)}"
+    with Store(url) as store:
+        rec = store.token(0)
+        key = at_rest.open_pin_record(USER_PIN, rec.user_pin)
+        objects = store.objects(0)
+    with sqlite3.connect(db_of(conf)) as raw:
+        for obj in objects:
+            values, bound = at_rest.open_object(key, rec.serial, obj.unique_id, obj.attrs, obj.sealed)
+            assert bound
+            raw.execute("DELETE FROM attributes WHERE object_id = ? AND is_sealed = 1", (obj.oid,))
+            klass = codec.decode(spec.CKA_CLASS, obj.attrs[spec.CKA_CLASS])
+            for t, v in values.items():
+                if klass == spec.CKO_DATA:
+                    row = (obj.oid, t, v, 0)
+                else:
+                    row = (obj.oid, t, at_rest.seal(key, at_rest.attribute_aad(rec.serial, obj.unique_id, t), v), 1)
+                raw.execute("INSERT INTO attributes (object_id, type, value, is_sealed) VALUES (?, ?, ?, ?)", row)
+        raw.execute("UPDATE schema_version SET version = 1")
+
+
+def test_store_of_the_previous_schema_opens_and_is_bound_at_first_login(token, user_session, shim_conf):
+    secret = b"legacy-private-data-9be1"
+    key_value = bytes.fromhex("c3" * 32)
+    h = token.create(user_session, data_obj(secret, CKA_PRIVATE=True))
+    k = token.create(user_session, aes_key(key_value, CKA_SENSITIVE=False, CKA_EXTRACTABLE=True))
+    uid_h, uid_k = (token.get(user_session, x, spec.CKA_UNIQUE_ID) for x in (h, k))
+    token.finalize()
+    _to_schema_v1(shim_conf)
+    assert secret in b"".join(store_bytes(shim_conf).values())  # the legacy form holds it in clear
+    s = reopen(token)
+    [h] = token.find(s, {spec.CKA_UNIQUE_ID: uid_h})
+    [k] = token.find(s, {spec.CKA_UNIQUE_ID: uid_k})
+    assert token.get(s, h, spec.CKA_VALUE) == secret
+    assert token.get(s, k, spec.CKA_VALUE) == key_value
+    # bound now (an edit is refused), the clear value gone from every file while still open
+    with sqlite3.connect(db_of(shim_conf)) as raw:
+        assert raw.execute("SELECT version FROM schema_version").fetchone()[0] >= 2
+    assert_absent(shim_conf, secret)
+    token.finalize()
+    set_attr(shim_conf, uid_k, spec.CKA_LABEL, b"edited")
+    s = reopen(token)
+    assert token.find(s, {spec.CKA_UNIQUE_ID: uid_k}) == []
+    assert token.find(s, {spec.CKA_UNIQUE_ID: uid_h}) != []
+
+
+def test_legacy_unbound_trusted_object_is_refused(token, user_session, shim_conf):
+    """Before schema 2 nothing told a forged CKA_TRUSTED row from the SO's: after the upgrade
+    an unbound trusted object is refused (the SO sets CKA_TRUSTED again)."""
+    k = token.create(user_session, aes_key(bytes(32)))
+    uid = token.get(user_session, k, spec.CKA_UNIQUE_ID)
+    token.finalize()
+    _to_schema_v1(shim_conf)
+    set_attr(shim_conf, uid, spec.CKA_TRUSTED, True)
+    s = reopen(token)
+    assert token.find(s, {spec.CKA_UNIQUE_ID: uid}) == []
