@@ -292,7 +292,7 @@ def configure(settings: dict[str, Any] | None, store_url: str | None = None) -> 
     ``store_url`` places the default key file (``key_path``). Called by every
     ``C_Initialize``: the same settings in the same process keep the run (its sequence and
     chain continue); new settings or a new process start a new run. An audit that was asked
-    for but cannot open its file or key fails here (``CKR_GENERAL_ERROR``), never later.
+    for but cannot open its file or key is an error in our log, never a failed call.
     """
     global _sink, _key_use, KEY_USE
     settings = dict(settings or {})
@@ -311,11 +311,14 @@ def configure(settings: dict[str, Any] | None, store_url: str | None = None) -> 
             if path is None:
                 raise AuditKeyError("no [audit] key_file, and the store is not a SQLite file to put it next to")
             _sink = _Sink(settings, os.getpid(), load_key(path, create=True), path)
-        except AuditKeyError as exc:
-            raise CryptokiError(spec.CKR_GENERAL_ERROR, f"audit: {exc}") from None
-        except OSError as exc:
-            raise CryptokiError(spec.CKR_GENERAL_ERROR,
-                                f"audit: cannot open {exc.filename or settings.get('file')}: {exc.strerror}") from None
+        except (AuditKeyError, OSError) as exc:
+            # Logging never fails a call (DESIGN §7, issue 15 item 12: an [audit] file in a
+            # missing directory made every C_Initialize CKR_GENERAL_ERROR): the error goes to
+            # our log, `config-check` names it beforehand, and the next C_Initialize retries.
+            why = exc if isinstance(exc, AuditKeyError) else \
+                f"cannot open {exc.filename or settings.get('file')}: {exc.strerror}"
+            _log.error("audit: %s; no audit records until a C_Initialize can open it", why)
+            _sink = None
     _key_use = bool(settings.get("key_use", True))
     KEY_USE = _sink is not None and _key_use
 

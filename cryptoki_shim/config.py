@@ -270,8 +270,10 @@ def parse(text: str, source: str = "<config>") -> Config:
                      for name, keys in SUBTABLES.items() if name in raw}
         values = _section(source, f"slots[{i}]", raw, SLOT_KEYS)
         values.update(subtables)
-        if values["id"] is None or not 0 <= values["id"] <= MAX_SLOT_ID:
-            raise ConfigError(f"{source}: [slots[{i}]] id = {values['id']}; an id is required; "
+        if values["id"] is None:
+            raise ConfigError(f"{source}: [slots[{i}]] id is required; allowed: an integer from 0 to {MAX_SLOT_ID}")
+        if not 0 <= values["id"] <= MAX_SLOT_ID:
+            raise ConfigError(f"{source}: [slots[{i}]] id = {values['id']} is out of range; "
                               f"allowed: an integer from 0 to {MAX_SLOT_ID}")
         if not 1 <= values["min_pin_len"] <= values["max_pin_len"] <= 255:
             raise ConfigError(f"{source}: [slots[{i}]] min_pin_len = {values['min_pin_len']}, max_pin_len = "

@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
 
 from cryptoki_shim import spec
-from p11 import P11, USER_PIN, ffi, raises_ckr
+from p11 import P11, USER_PIN, Template, ffi, raises_ckr
 
 HUGE = 1 << 62  # no allocator gives this: the old code's MemoryError, never a crash
 CKU_USER = int(spec.CKU_USER)
@@ -304,6 +303,9 @@ def _fake_rsa_private(bits: int) -> tuple[dict[int, object], bytes]:
 
 
 def test_oversized_rsa_private_key_is_refused_by_create_and_unwrap(token: P11, user_session: int) -> None:
+    # imported here: the module refuses to start in a host that imported cryptography first
+    from cryptography.hazmat.primitives.keywrap import aes_key_wrap_with_padding
+
     s = user_session
     attrs, pkcs8 = _fake_rsa_private(20000)
     with raises_ckr(spec.CKR_KEY_SIZE_RANGE):
@@ -312,8 +314,6 @@ def test_oversized_rsa_private_key_is_refused_by_create_and_unwrap(token: P11, u
     kek = _aes_key(token, s, kek_value, {spec.CKA_UNWRAP: True})
     blob = aes_key_wrap_with_padding(kek_value, pkcs8)
     m, _keep = token.mechanism(spec.CKM_AES_KEY_WRAP_PAD)
-    from p11 import Template
-
     t = Template({spec.CKA_CLASS: spec.CKO_PRIVATE_KEY, spec.CKA_KEY_TYPE: spec.CKK_RSA, spec.CKA_TOKEN: False})
     h = ffi.new("CK_OBJECT_HANDLE *")
     with raises_ckr(spec.CKR_KEY_SIZE_RANGE):

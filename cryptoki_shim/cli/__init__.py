@@ -7,13 +7,15 @@ delete), ``backup`` (backup, restore), ``doctor`` (doctor, p11-kit-module), ``au
 verify-attestation: TPM keys), ``tpm_admin`` (tpm-reset-lockout), ``upstream`` (adopt: upstream HSM keys), and ``demo``.
 
 Exit codes: 0 success, 1 a PKCS#11 operation failed, 2 bad usage, 3 invalid configuration,
-4 a check found problems (doctor, audit verify, a backup that fails its integrity check).
+4 a check found problems (doctor, audit verify, a backup that fails its integrity check),
+141 the reader of stdout went away (``cryptoki-shim list | head``; nothing on stderr).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 GROUPS = ("tokens", "objects", "backup", "doctor", "auditing", "configuration", "attestation", "tpm_admin",
@@ -37,6 +39,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a closed stdout ends it quietly (issue 15 item 12: ``list | head``
+    printed a BrokenPipeError traceback), with the status a shell gives a command that
+    SIGPIPE killed. SIGPIPE itself stays ignored (Python's default): dying on it in the middle
+    of a store transaction or a backup would be worse than an exception we handle here."""
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # inside the try: the last buffered output may be what breaks
+        return code
+    except BrokenPipeError:
+        from .common import EXIT_BROKEN_PIPE
+
+        # the interpreter flushes stdout again at exit: point it at /dev/null so that flush
+        # cannot raise (and print "Exception ignored ...") a second time
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
         from .demo import run

@@ -16,8 +16,10 @@ import argparse
 import getpass
 import json
 import os
+import stat
 import sys
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .. import config as config_mod
@@ -29,6 +31,7 @@ EXIT_FAILED = 1      # a PKCS#11 operation failed (the CKR is printed)
 EXIT_USAGE = 2       # bad arguments (argparse uses 2 as well)
 EXIT_CONFIG = 3      # the configuration is invalid
 EXIT_CHECK = 4       # a check found problems (doctor, audit verify, restore integrity)
+EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (`list | head`): 128 + SIGPIPE, as a shell reports
 
 CKU_SO, CKU_USER = int(spec.CKU_SO), int(spec.CKU_USER)
 RW = int(spec.CKF_SERIAL_SESSION | spec.CKF_RW_SESSION)
@@ -88,6 +91,51 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         if self.enabled:
             self._show(f" ({time.monotonic() - self.start:.1f} s)\n")
+
+
+# --------------------------------------------------------------------------- output files
+
+
+def write_private_output(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write a file a command produces (``backup -o``): mode 0600, never through a symlink.
+
+    ``backup -o`` followed symlinks (issue 15, item 12): whoever can write the directory could
+    point the name at another of the operator's files and have it overwritten, or at a place
+    others can read. So a name that is a symbolic link (or not a regular file) is refused, and
+    the data goes to a new file in the same directory, opened ``O_CREAT | O_EXCL | O_NOFOLLOW``
+    with mode 0600, which then replaces the name (``rename(2)`` replaces the directory entry:
+    it never writes through a link, and a hard link elsewhere keeps its old content).
+    """
+    target = Path(path)
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise CliError(f"{path}: {exc.strerror}", EXIT_USAGE) from None
+    if st is not None and stat.S_ISLNK(st.st_mode):
+        raise CliError(f"{path}: is a symbolic link; refusing to write through it (give the real path)", EXIT_USAGE)
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise CliError(f"{path}: not a regular file", EXIT_USAGE)
+    tmp = target.parent / f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o600)
+    except OSError as exc:
+        raise CliError(f"{path}: cannot create it: {exc.strerror}", EXIT_USAGE) from None
+    try:
+        try:
+            os.fchmod(fd, 0o600)  # whatever the umask
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CliError(f"{path}: cannot write it: {exc.strerror}", EXIT_USAGE) from None
 
 
 # --------------------------------------------------------------------------- secrets

@@ -37,7 +37,35 @@ def check(args: argparse.Namespace) -> int:
         cfg = config_mod.load()
     except config_mod.ConfigError as exc:
         raise CliError(str(exc), EXIT_CONFIG) from None
+    problems = [f"{cfg.source}: {key} = {path!r}: {why}" for key, path in _files_written(cfg)
+                if (why := _cannot_write(path))]
+    if problems:
+        raise CliError("; ".join(problems), EXIT_CONFIG)
     data = {"ok": True, "source": cfg.source, "store": cfg.store_url, "slots": [s.id for s in cfg.slots],
             "audit": bool(cfg.audit.get("file") or cfg.audit.get("syslog"))}
     emit(args, data, f"{cfg.source}: valid; store {cfg.store_url}; slots {data['slots']}")
     return 0
+
+
+def _files_written(cfg: config_mod.Config) -> list[tuple[str, str]]:
+    """The files the module appends to, by their config key: the module never fails a call
+    because one cannot be opened (it logs and goes on), so this is where an operator learns it."""
+    files = [("[audit] file", cfg.audit.get("file")), ("[audit] key_file", cfg.audit.get("key_file"))]
+    if cfg.log_file != "stderr":
+        files.append(("[log] file", cfg.log_file))
+    return [(key, os.path.expanduser(path)) for key, path in files if path]
+
+
+def _cannot_write(path: str) -> str | None:
+    """Why this user could not create or append to ``path`` (None: it could)."""
+    target = Path(path)
+    if target.is_dir():
+        return "is a directory"
+    if target.exists():
+        return None if os.access(target, os.W_OK) else "the file is not writable"
+    parent = target.parent
+    if not parent.is_dir():
+        return f"the directory {parent} does not exist"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"the directory {parent} is not writable"
+    return None
