@@ -63,7 +63,8 @@ AUDIT_KEYS: dict[str, Key] = {
 #: The top-level tables (besides [[slots]]) and their keys.
 SECTIONS: dict[str, dict[str, Key]] = {"store": STORE_KEYS, "log": LOG_KEYS, "audit": AUDIT_KEYS}
 SLOT_KEYS: dict[str, Key] = {
-    "id": Key(int, None, "the slot ID clients see; stable across restarts and C_InitToken"),
+    "id": Key(int, None, "the slot ID clients see, 0 to 4294967295 (fits every client's CK_SLOT_ID); "
+                       "stable across restarts and C_InitToken"),
     "description": Key(str, "cryptoki-shim software slot", "CK_SLOT_INFO.slotDescription (64 chars max)"),
     "backend": Key(str, "software", "where new keys live", ("software", "tpm", "upstream")),
     "kdf_cost": Key(str, "default", "cost of the PIN key derivation (Argon2id)", ("default", "high", "test")),
