@@ -75,8 +75,6 @@ SLOT_KEYS: dict[str, Key] = {
     "weak_derivation": Key(bool, False, "allow CKM_EXTRACT_KEY_FROM_KEY, CKM_XOR_BASE_AND_DATA and keys under 16 bytes "
                                         "derived from a sensitive or non-extractable key (they reveal it byte by byte); "
                                         "legacy protocols only"),
-    "unwrap_non_sensitive": Key(bool, False, "allow C_UnwrapKey under a sensitive or non-extractable key to make a "
-                                             "non-sensitive key (a wrapped sensitive key could then be read in clear)"),
 }
 
 
@@ -128,9 +126,6 @@ class SlotConfig:
     #: Issue 15 item 2 (core/key_management.py rules D1/D2): the derivations that copy bits of
     #: a protected base key, and short keys from one, are refused unless this is set.
     weak_derivation: bool = False
-    #: Issue 15 item 2 (rule U1): a key unwrapped under a protected key is sensitive unless
-    #: this is set (clients that unwrap a key only to read it back).
-    unwrap_non_sensitive: bool = False
     tpm: dict[str, Any] | None = None
     upstream: dict[str, Any] | None = None
 

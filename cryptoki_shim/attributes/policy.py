@@ -491,8 +491,11 @@ def _check_change(schema: Schema, attrs: Mapping[int, Any], t: int, new: Any,
     if flags & F.READONLY_ONCE_FALSE and old is False:
         raise _fail(spec.CKR_ATTRIBUTE_READ_ONLY, t, _footnote(F.READONLY_ONCE_FALSE))
     if flags & F.SO_ONLY_TRUE:
-        if new is True and not is_so:
-            raise _fail(spec.CKR_ATTRIBUTE_READ_ONLY, t, _footnote(F.SO_ONLY_TRUE))
+        # Footnote 10 says who may set CKA_TRUSTED; clearing it is the SO's too: a user who
+        # could clear it would make the trusted key decrypt (or unwrap readable keys from)
+        # what it wrapped (core/key_management.py rules T1/T2, issue 15 item 2).
+        if (new is True or old is True) and not is_so:
+            raise _fail(spec.CKR_ATTRIBUTE_READ_ONLY, t, _footnote(F.SO_ONLY_TRUE) + "; cleared only by the SO")
         return
     changeable = F.MODIFIABLE | F.READONLY_ONCE_TRUE | F.READONLY_ONCE_FALSE
     if copying:

@@ -63,7 +63,7 @@ CKA_CLASS, CKA_KEY_TYPE = int(S.CKA_CLASS), int(S.CKA_KEY_TYPE)
 CKO_PUBLIC_KEY, CKO_PRIVATE_KEY, CKO_SECRET_KEY = int(S.CKO_PUBLIC_KEY), int(S.CKO_PRIVATE_KEY), int(S.CKO_SECRET_KEY)
 METHODS = {"sign": "sign_init", "verify": "verify_init", "encrypt": "encrypt_init", "decrypt": "decrypt_init"}
 DEFAULTS = {"tcti": "device:/dev/tpmrm0", "pcrs": "sha256:0,7", "unseal_cache_seconds": 300, "key_kind": "auto",
-            "escrow_recipient": "", "lock_file": ""}
+            "escrow_recipient": "", "lock_file": "", "software_derive": False}
 KIND_BY_NAME = {"sealed": TPM_KIND_SEALED, "resident": TPM_KIND_RESIDENT}
 _SEALED_AAD = b"cryptoki-shim tpm sealed v1"
 _RESIDENT_CURVES = {"1.2.840.10045.3.1.7": "secp256r1", "1.3.132.0.34": "secp384r1"}
@@ -261,6 +261,7 @@ class TpmBackend:
         self.key_kind: str = cfg["key_kind"]
         self.escrow_recipient: str = cfg["escrow_recipient"]
         self.lock_file: str = cfg["lock_file"]
+        self.software_derive: bool = bool(cfg["software_derive"])
         self.cache = UnsealCache(int(cfg["unseal_cache_seconds"]))
 
     # ---------------------------------------------------------------- plumbing
@@ -489,6 +490,13 @@ class TpmBackend:
                                    key_type, value_len)
 
     def derive(self, entry: Any, param: Any, base_key: Any, template: Mapping[int, Any]) -> dict[int, Any]:
+        """A TPM-sealed key feeds no software derivation unless ``[slots.tpm] software_derive``
+        says so (issue 15 item 2): the derivation runs on the unsealed material and its result
+        is a software key, outside the TPM's PCR binding — a way out of the TPM for key
+        material, however one-way the KDF."""
+        if base_key.attrs.get(CKA_SHIM_TPM_KIND) == TPM_KIND_SEALED and not self.software_derive:
+            raise CryptokiError(S.CKR_KEY_FUNCTION_NOT_PERMITTED,
+                                "a TPM-sealed key is not derived from in software ([slots.tpm] software_derive)")
         return entry.family.derive(entry, param, self._software_view(base_key, "derive"), template)
 
     def _software_view(self, key: Any, what: str) -> Any:

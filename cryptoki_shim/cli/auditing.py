@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     v.set_defaults(func=verify)
 
 
-def _key_file(args: argparse.Namespace) -> tuple[str, dict]:
+def _key_file(args: argparse.Namespace) -> str:
     if getattr(args, "config", None):
         os.environ["CRYPTOKI_SHIM_CONF"] = os.path.abspath(args.config)
     try:
@@ -44,7 +44,7 @@ def _key_file(args: argparse.Namespace) -> tuple[str, dict]:
     if path is None:
         raise CliError("no audit key: give --key-file (the store is not a SQLite file and [audit] key_file is unset)",
                        EXIT_USAGE)
-    return path, cfg.audit
+    return path
 
 
 def _read(path: Path) -> list[str]:
@@ -64,7 +64,7 @@ def _read(path: Path) -> list[str]:
 def verify(args: argparse.Namespace) -> int:
     if args.ledger and args.no_ledger:
         raise CliError("give --ledger or --no-ledger, not both", EXIT_USAGE)
-    key_file, settings = _key_file(args)
+    key_file = _key_file(args)
     try:
         key = audit.load_key(key_file, create=False)
     except audit.AuditKeyError as exc:
@@ -82,8 +82,10 @@ def verify(args: argparse.Namespace) -> int:
             ledger = _read(ledger_file)
         else:
             missing_ledger = True
-    log_paths = [str(p) for p in args.file] + ([settings["file"]] if settings.get("file") else [])
-    report = audit.verify(lines, key, ledger, log_paths)
+    # Whole-run deletion is judged only for runs the ledger says went to one of these files:
+    # after a rotation, processes that still hold the old file append to it while new runs
+    # go to the new one (verify both together, old first).
+    report = audit.verify(lines, key, ledger, [str(p) for p in args.file])
 
     def locate(number: int) -> str:
         if number == 0:
