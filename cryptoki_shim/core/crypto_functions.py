@@ -13,11 +13,13 @@ import os
 from typing import TYPE_CHECKING, Any, Callable
 
 from .. import audit, spec
+from ..backends import backend_id_of
 from ..attributes import policy
 from ..attributes.policy import Origin
 from ..errors import CryptokiError
 from ..mechanisms.params import HkdfParams
 from ..mechanisms.registry import Mechanism, MechanismEntry
+from . import key_management
 from .objects import Object
 from .operations import FINAL, ONESHOT, UPDATE, Operation
 
@@ -97,6 +99,33 @@ def _merge_template(base_template: dict[int, Any] | None, template: dict[int, An
     return {**template, **base_template}
 
 
+def _audit_key_management(session: "Session", kind: str, entry: MechanismEntry, key: Object,
+                          other: Object | None, exc: BaseException | None = None) -> None:
+    """C_WrapKey / C_UnwrapKey / C_DeriveKey as key uses (issue 15 item 7): one ``key.use``
+    record with the key used, the mechanism and the other key (the wrapped key, or the new
+    key); identities only, never values. Recorded whenever audit is on: these move key
+    material, so ``key_use = false`` (which quiets the per-operation records) keeps them."""
+    if not audit.enabled():
+        return
+    fields: dict[str, Any] = {"slot": session.token.slot_id, "session": session.handle, "operation": kind,
+                              "mechanism": A.ckm_name(entry.mechanism), "key_unique_id": key.unique_id,
+                              "key_label": _label(key.attrs),
+                              "backend": _BACKEND_NAMES.get(backend_id_of(key.attrs), "software"),
+                              "outcome": "ok" if exc is None else A.ckr_name(getattr(exc, "ckr", A.CKR_GENERAL_ERROR))}
+    fields["wrapped_key_unique_id" if kind == "wrap" else "new_key_unique_id"] = (
+        other.unique_id if other is not None else None)
+    audit.event("key.use", "info" if exc is None else "warning", **fields)
+
+
+def _label(attrs: dict[int, Any]) -> str | None:
+    raw = attrs.get(int(A.CKA_LABEL))
+    return raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else None
+
+
+_BACKEND_NAMES = {int(A.SHIM_BACKEND_SOFTWARE): "software", int(A.SHIM_BACKEND_TPM): "tpm",
+                  int(A.SHIM_BACKEND_UPSTREAM): "upstream"}
+
+
 class CryptoFunctions:
     # ------------------------------------------------------------------ init/cancel
 
@@ -123,6 +152,8 @@ class CryptoFunctions:
         try:
             if verdict is None:
                 check_key(entry, key, usage)
+                if kind == "decrypt":
+                    key_management.check_decrypt(key.attrs)
                 needs_login = context_login and key.attrs.get(CKA_ALWAYS_AUTHENTICATE) is True
                 verdict = key.cache[slot] = (_context_maker(self.token.backend_for(key), kind, entry), needs_login)
             ctx = verdict[0](entry, mech.param, key)
@@ -193,57 +224,94 @@ class CryptoFunctions:
         entry = mech.entry
         _require_flag(entry, int(A.CKF_WRAP))
         wrapping = self._key_or(wrapping_handle, A.CKR_WRAPPING_KEY_HANDLE_INVALID)
-        check_key(entry, wrapping, int(A.CKA_WRAP), handle_error=A.CKR_WRAPPING_KEY_TYPE_INCONSISTENT)
-        key = self.key(key_handle)
-        if key.attrs.get(CKA_EXTRACTABLE) is not True:
-            raise CryptokiError(A.CKR_KEY_UNEXTRACTABLE, "CKA_EXTRACTABLE is FALSE")
-        if key.attrs.get(CKA_WRAP_WITH_TRUSTED) is True and wrapping.attrs.get(CKA_TRUSTED) is not True:
-            raise CryptokiError(A.CKR_KEY_NOT_WRAPPABLE, "CKA_WRAP_WITH_TRUSTED needs a trusted wrapping key")
-        if not _matches(wrapping.attrs.get(CKA_WRAP_TEMPLATE), key.attrs):
-            raise CryptokiError(A.CKR_KEY_NOT_WRAPPABLE, "key does not match the wrapping key's CKA_WRAP_TEMPLATE")
-        return self.token.backend_for(wrapping).wrap(entry, mech.param, wrapping, key)
+        key = None
+        try:
+            check_key(entry, wrapping, int(A.CKA_WRAP), handle_error=A.CKR_WRAPPING_KEY_TYPE_INCONSISTENT)
+            key = self.key(key_handle)
+            if key.attrs.get(CKA_EXTRACTABLE) is not True:
+                raise CryptokiError(A.CKR_KEY_UNEXTRACTABLE, "CKA_EXTRACTABLE is FALSE")
+            if key.attrs.get(CKA_WRAP_WITH_TRUSTED) is True and wrapping.attrs.get(CKA_TRUSTED) is not True:
+                raise CryptokiError(A.CKR_KEY_NOT_WRAPPABLE, "CKA_WRAP_WITH_TRUSTED needs a trusted wrapping key")
+            if not _matches(wrapping.attrs.get(CKA_WRAP_TEMPLATE), key.attrs):
+                raise CryptokiError(A.CKR_KEY_NOT_WRAPPABLE, "key does not match the wrapping key's CKA_WRAP_TEMPLATE")
+            key_management.wrap_rules(wrapping.attrs, key.attrs, key is wrapping)
+            private_half = key_management.trusted_public_with_private_here(wrapping.attrs)
+            if private_half is not None and self.token.search(private_half):
+                raise CryptokiError(A.CKR_KEY_NOT_WRAPPABLE,
+                                    "the trusted public key's private key is in this token: it would open the blob")
+            blob = self.token.backend_for(wrapping).wrap(entry, mech.param, wrapping, key)
+        except CryptokiError as exc:
+            _audit_key_management(self, "wrap", entry, wrapping, key, exc)
+            raise
+        _audit_key_management(self, "wrap", entry, wrapping, key)
+        return blob
 
     def unwrap_key(self: "Session", mech: Mechanism, unwrapping_handle: int, wrapped: bytes,
                    template: dict[int, Any]) -> int:
         entry = mech.entry
         _require_flag(entry, int(A.CKF_UNWRAP))
         unwrapping = self._key_or(unwrapping_handle, A.CKR_UNWRAPPING_KEY_HANDLE_INVALID)
-        check_key(entry, unwrapping, int(A.CKA_UNWRAP), handle_error=A.CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT)
-        template = _merge_template(unwrapping.attrs.get(CKA_UNWRAP_TEMPLATE), template)
-        if CKA_CLASS not in template:
-            raise CryptokiError(A.CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is needed to unwrap")
-        material = self.token.backend_for(unwrapping).unwrap(entry, mech.param, unwrapping, wrapped, template[CKA_CLASS],
-                                                       template.get(CKA_KEY_TYPE), template.get(CKA_VALUE_LEN))
-        attrs = policy.build_object(template, Origin.UNWRAP, material=material,
-                                    base=dict(unwrapping.attrs), is_so=self.is_so)
-        return self.add(attrs).handle
+        new = None
+        try:
+            check_key(entry, unwrapping, int(A.CKA_UNWRAP), handle_error=A.CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT)
+            template = _merge_template(unwrapping.attrs.get(CKA_UNWRAP_TEMPLATE), template)
+            if CKA_CLASS not in template:
+                raise CryptokiError(A.CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is needed to unwrap")
+            forced = key_management.unwrap_rules(unwrapping.attrs, template)
+            material = self.token.backend_for(unwrapping).unwrap(entry, mech.param, unwrapping, wrapped,
+                                                                 template[CKA_CLASS], template.get(CKA_KEY_TYPE),
+                                                                 template.get(CKA_VALUE_LEN))
+            attrs = policy.build_object(template, Origin.UNWRAP, material={**material, **forced},
+                                        base=dict(unwrapping.attrs), is_so=self.is_so)
+            new = self.add(attrs)
+        except CryptokiError as exc:
+            _audit_key_management(self, "unwrap", entry, unwrapping, None, exc)
+            raise
+        _audit_key_management(self, "unwrap", entry, unwrapping, new)
+        return new.handle
 
     def derive_key(self: "Session", mech: Mechanism, base_handle: int, template: dict[int, Any]) -> int:
         entry = mech.entry
         _require_flag(entry, int(A.CKF_DERIVE))
         base = self.key(base_handle)
-        check_key(entry, base, int(A.CKA_DERIVE))
-        template = _merge_template(base.attrs.get(CKA_DERIVE_TEMPLATE), template)
-        material = self.token.backend_for(base).derive(entry, self._resolve_param_keys(mech.param), base, template)
-        if CKA_CLASS not in template and CKA_CLASS not in material:
-            material = {CKA_CLASS: CKO_SECRET_KEY, **material}
-        if material.get(CKA_CLASS) == CKO_DATA:
-            # CKM_HKDF_DATA (§2.62): CKA_VALUE_LEN says how many bytes to derive; a data
-            # object has no such attribute, so it is the mechanism's input, not the object's.
-            template = {t: v for t, v in template.items() if t != CKA_VALUE_LEN}
-        attrs = policy.build_object(template, Origin.DERIVE, material=material,
-                                    base=dict(base.attrs), is_so=self.is_so)
-        return self.add(attrs).handle
+        new = None
+        try:
+            check_key(entry, base, int(A.CKA_DERIVE))
+            template = _merge_template(base.attrs.get(CKA_DERIVE_TEMPLATE), template)
+            param, salt_key = self._resolve_param_keys(mech.param)
+            bases = [base.attrs] if salt_key is None else [base.attrs, salt_key.attrs]
+            makes_key = entry.mechanism != A.CKM_HKDF_DATA and template.get(CKA_CLASS) != CKO_DATA
+            weak = self.token.cfg.weak_derivation
+            forced = key_management.derive_rules(entry.mechanism, bases, template, makes_key, weak)
+            material = self.token.backend_for(base).derive(entry, param, base, template)
+            key_management.check_derived_length(bases, material, weak)
+            if CKA_CLASS not in template and CKA_CLASS not in material:
+                material = {CKA_CLASS: CKO_SECRET_KEY, **material}
+            if material.get(CKA_CLASS) == CKO_DATA:
+                # CKM_HKDF_DATA (§2.62): CKA_VALUE_LEN says how many bytes to derive; a data
+                # object has no such attribute, so it is the mechanism's input, not the object's.
+                template = {t: v for t, v in template.items() if t != CKA_VALUE_LEN}
+            else:
+                material = {**material, **forced}
+            attrs = policy.build_object(template, Origin.DERIVE, material=material,
+                                        base=dict(base.attrs), is_so=self.is_so)
+            new = self.add(attrs)
+        except CryptokiError as exc:
+            _audit_key_management(self, "derive", entry, base, None, exc)
+            raise
+        _audit_key_management(self, "derive", entry, base, new)
+        return new.handle
 
-    def _resolve_param_keys(self: "Session", param: Any) -> Any:
+    def _resolve_param_keys(self: "Session", param: Any) -> tuple[Any, Object | None]:
         """Parameters that name a key by handle (HKDF salt key) get that key's value here:
-        mechanisms never see handles."""
+        mechanisms never see handles. Returns the parameter and that key (a second base for
+        the key-management rules: its protection passes to the new key too)."""
         if isinstance(param, HkdfParams) and param.salt_type == A.CKF_HKDF_SALT_KEY:
             salt_key = self._key_or(param.salt_key, A.CKR_KEY_HANDLE_INVALID)
             if salt_key.attrs.get(CKA_CLASS) != CKO_SECRET_KEY or salt_key.attrs.get(CKA_DERIVE) is not True:
                 raise CryptokiError(A.CKR_MECHANISM_PARAM_INVALID, "HKDF salt key must be a secret key with CKA_DERIVE")
-            return param._replace(salt=salt_key.attrs.get(CKA_VALUE, b""))
-        return param
+            return param._replace(salt=salt_key.attrs.get(CKA_VALUE, b"")), salt_key
+        return param, None
 
     def _key_or(self: "Session", handle: int, ckr: int) -> Object:
         try:

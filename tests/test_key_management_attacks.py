@@ -1,0 +1,416 @@
+"""The Clulow / Tookan class of key-management attacks, tried through the built library with
+the user PIN (issue 15 item 2). Each test runs the attack as an attacker would and asserts
+that it fails now; on the code before the fix the derivation and unwrap attacks recovered
+the key (each test was run against it once and failed).
+
+The rules these tests pin (docs/security.md, "Key management"):
+
+* D1 weak derivations (CKM_EXTRACT_KEY_FROM_KEY, CKM_XOR_BASE_AND_DATA) on a protected base
+  (CKA_SENSITIVE TRUE or CKA_EXTRACTABLE FALSE): CKR_KEY_FUNCTION_NOT_PERMITTED, unless the
+  slot sets ``weak_derivation = true``;
+* D2 no secret key shorter than 16 bytes is derived from a protected base
+  (CKR_ATTRIBUTE_VALUE_INVALID on CKA_VALUE_LEN);
+* D3 a key derived from a secret-key base keeps its protection: SENSITIVE, EXTRACTABLE FALSE
+  and WRAP_WITH_TRUSTED TRUE are inherited (a template that says otherwise is
+  CKR_TEMPLATE_INCONSISTENT);
+* W1 a key is not wrapped under itself or a key of the same value (CKR_KEY_NOT_WRAPPABLE);
+* T1 a trusted key never decrypts (CKR_KEY_FUNCTION_NOT_PERMITTED), and only the SO clears
+  CKA_TRUSTED; T2 what a trusted key unwraps is SENSITIVE and WRAP_WITH_TRUSTED; T3 no key is
+  wrapped under a trusted RSA public key whose private key is in this token.
+"""
+
+from __future__ import annotations
+
+import hmac as std_hmac
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from cryptoki_shim import spec as S
+from p11 import LIB, P11, P11Error, SO_PIN, USER_PIN, ffi, raises_ckr, write_config
+from vectors_abi import Params, derive, secret, unwrap, wrap
+
+MESSAGE = b"known message"
+
+
+# ----------------------------------------------------------------------------- attacks
+
+def extract_param(first_bit: int) -> bytes:
+    """CK_EXTRACT_PARAMS is a bare CK_ULONG."""
+    return bytes(ffi.buffer(ffi.new("CK_EXTRACT_PARAMS *", first_bit)))
+
+
+def string_data(data: bytes) -> Any:
+    buf = ffi.new("unsigned char[]", data)
+    param = ffi.new("CK_KEY_DERIVATION_STRING_DATA *", {"pData": buf, "ulLen": len(data)})
+    Params._alive.append(buf)
+    return param
+
+
+ONE_BYTE_HMAC_KEY = {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: S.CKK_GENERIC_SECRET, S.CKA_VALUE_LEN: 1,
+                     S.CKA_TOKEN: False, S.CKA_SIGN: True}
+
+
+def brute_force_byte(p: P11, s: int, one_byte_key: int) -> int:
+    """HMAC a known message with the 1-byte key, try the 256 values offline."""
+    tag = p.sign(s, S.CKM_SHA256_HMAC, one_byte_key, MESSAGE)
+    found = [b for b in range(256) if std_hmac.new(bytes([b]), MESSAGE, hashlib.sha256).digest() == tag]
+    assert len(found) == 1
+    return found[0]
+
+
+def extract_attack(p: P11, s: int, base: int, length: int) -> bytes:
+    """The issue's attack: CKM_EXTRACT_KEY_FROM_KEY into a 1-byte signing key, per byte."""
+    return bytes(brute_force_byte(p, s, derive(p, s, S.CKM_EXTRACT_KEY_FROM_KEY, base, ONE_BYTE_HMAC_KEY,
+                                               extract_param(8 * i)))
+                 for i in range(length))
+
+
+def xor_attack(p: P11, s: int, base: int) -> int:
+    """CKM_XOR_BASE_AND_DATA with one zero byte: the base's first byte as a 1-byte key."""
+    no_len = {t: v for t, v in ONE_BYTE_HMAC_KEY.items() if t != S.CKA_VALUE_LEN}
+    return brute_force_byte(p, s, derive(p, s, S.CKM_XOR_BASE_AND_DATA, base, no_len, string_data(b"\x00")))
+
+
+def aes_block(key: bytes) -> bytes:
+    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+    return enc.update(bytes(16)) + enc.finalize()
+
+
+def protected_aes(p: P11, s: int, **extra: Any) -> int:
+    """A generated AES-256 key: sensitive, never extractable, CKA_DERIVE TRUE."""
+    attrs = {S.CKA_VALUE_LEN: 32, S.CKA_TOKEN: False, S.CKA_SENSITIVE: True, S.CKA_EXTRACTABLE: False,
+             S.CKA_DERIVE: True, S.CKA_ENCRYPT: True}
+    attrs.update({getattr(S, f"CKA_{k.upper()}"): v for k, v in extra.items()})
+    return p.generate_key(s, S.CKM_AES_KEY_GEN, attrs)
+
+
+def protected_generic(p: P11, s: int, **extra: Any) -> int:
+    """A generated 32-byte generic secret (the HKDF base type, §2.62), protected likewise."""
+    attrs = {S.CKA_VALUE_LEN: 32, S.CKA_TOKEN: False, S.CKA_SENSITIVE: True, S.CKA_EXTRACTABLE: False,
+             S.CKA_DERIVE: True}
+    attrs.update({getattr(S, f"CKA_{k.upper()}"): v for k, v in extra.items()})
+    return p.generate_key(s, S.CKM_GENERIC_SECRET_KEY_GEN, attrs)
+
+
+def encrypt_zero_block(p: P11, s: int, key: int) -> bytes:
+    return p.encrypt(s, S.CKM_AES_ECB, key, bytes(16))
+
+
+AES_TEMPLATE = {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: S.CKK_AES, S.CKA_TOKEN: False}
+
+
+# ----------------------------------------------------------------------------- derivation
+
+def test_extract_key_from_key_byte_by_byte_fails(token: P11, user_session: int) -> None:
+    """Issue 15 item 2 verbatim: before the fix the 32 bytes came back and encrypted like the
+    key (so this test failed on the old code); now the first derivation is refused."""
+    s = user_session
+    key = protected_aes(token, s)
+    with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
+        recovered = extract_attack(token, s, key, 32)
+        assert aes_block(recovered) == encrypt_zero_block(token, s, key)  # the attack worked
+
+
+def test_xor_base_and_data_one_byte_fails(token: P11, user_session: int) -> None:
+    s = user_session
+    key = protected_aes(token, s)
+    with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
+        xor_attack(token, s, key)
+
+
+def test_weak_mechanisms_refused_on_non_extractable_non_sensitive_base(token: P11, user_session: int) -> None:
+    """CKA_EXTRACTABLE FALSE alone protects the value (C_GetAttributeValue refuses it), so it
+    protects it from the weak mechanisms too."""
+    s = user_session
+    key = token.create(s, secret(S.CKK_GENERIC_SECRET, os.urandom(32), derive=True, sensitive=False,
+                                 extractable=False))
+    with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
+        extract_attack(token, s, key, 1)
+
+
+def test_short_keys_from_a_protected_base_are_refused(token: P11, user_session: int) -> None:
+    """A one-way KDF does not reveal the base, but a 1-byte "sensitive" key is no key: from a
+    protected base every derived secret key has at least 16 bytes."""
+    s = user_session
+    key = protected_generic(token, s)
+    hkdf = Params().hkdf(True, True, S.CKM_SHA256, b"salt", b"info")
+    with raises_ckr(S.CKR_ATTRIBUTE_VALUE_INVALID):
+        derive(token, s, S.CKM_HKDF_DERIVE, key, ONE_BYTE_HMAC_KEY, hkdf)
+    with raises_ckr(S.CKR_ATTRIBUTE_VALUE_INVALID):
+        derive(token, s, S.CKM_SP800_108_COUNTER_KDF, protected_aes(token, s),
+               {**ONE_BYTE_HMAC_KEY, S.CKA_VALUE_LEN: 15},
+               Params().sp800_108_counter(S.CKM_AES_CMAC, b"label", b"ctx", 120))
+    h = derive(token, s, S.CKM_HKDF_DERIVE, key, {**ONE_BYTE_HMAC_KEY, S.CKA_VALUE_LEN: 16}, hkdf)
+    assert token.get(s, h, S.CKA_VALUE_LEN) == 16
+
+
+def test_derived_keys_keep_the_base_protection(token: P11, user_session: int) -> None:
+    """A full-length copy by a KDF may not be weaker than its base: no non-sensitive,
+    extractable or WRAP_WITH_TRUSTED FALSE child of a protected, trusted-only base."""
+    s = user_session
+    key = protected_generic(token, s, wrap_with_trusted=True)
+    hkdf = Params().hkdf(True, True, S.CKM_SHA256, b"salt", b"info")
+    child = {**AES_TEMPLATE, S.CKA_VALUE_LEN: 32, S.CKA_ENCRYPT: True}
+    for weaker in ({S.CKA_SENSITIVE: False}, {S.CKA_EXTRACTABLE: True}, {S.CKA_WRAP_WITH_TRUSTED: False}):
+        with raises_ckr(S.CKR_TEMPLATE_INCONSISTENT):
+            derive(token, s, S.CKM_HKDF_DERIVE, key, {**child, **weaker}, hkdf)
+    h = derive(token, s, S.CKM_HKDF_DERIVE, key, child, hkdf)
+    got = {a: token.get(s, h, a) for a in (S.CKA_SENSITIVE, S.CKA_EXTRACTABLE, S.CKA_WRAP_WITH_TRUSTED,
+                                           S.CKA_ALWAYS_SENSITIVE, S.CKA_NEVER_EXTRACTABLE)}
+    assert got == {S.CKA_SENSITIVE: True, S.CKA_EXTRACTABLE: False, S.CKA_WRAP_WITH_TRUSTED: True,
+                   S.CKA_ALWAYS_SENSITIVE: True, S.CKA_NEVER_EXTRACTABLE: True}
+
+
+def test_full_length_extract_cannot_drop_wrap_with_trusted(token: P11, user_session: int) -> None:
+    """The issue's second half: a full-length extract of a WRAP_WITH_TRUSTED key used to be a
+    copy without it, wrapped under an untrusted known key and decrypted offline."""
+    s = user_session
+    value = os.urandom(32)
+    key = token.create(s, secret(S.CKK_AES, value, derive=True, sensitive=True, extractable=True,
+                                 wrap_with_trusted=True))
+    known = os.urandom(32)
+    kek = token.create(s, secret(S.CKK_AES, known, wrap=True))
+    with raises_ckr(S.CKR_KEY_NOT_WRAPPABLE):  # the base itself: 4.9 CKA_WRAP_WITH_TRUSTED
+        wrap(token, s, S.CKM_AES_KEY_WRAP, kek, key)
+    with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
+        copy = derive(token, s, S.CKM_EXTRACT_KEY_FROM_KEY, key,
+                      {**AES_TEMPLATE, S.CKA_VALUE_LEN: 32, S.CKA_SENSITIVE: True, S.CKA_EXTRACTABLE: True},
+                      extract_param(0))
+        blob = wrap(token, s, S.CKM_AES_KEY_WRAP, kek, copy)
+        from cryptography.hazmat.primitives import keywrap
+        assert keywrap.aes_key_unwrap(known, blob) == value  # the attack worked
+
+
+def test_hkdf_salt_key_protection_is_inherited(token: P11, user_session: int) -> None:
+    """A sensitive key used as the HKDF salt key protects the result like a base key would:
+    else HMAC(salt key, known IKM) could be read from a non-sensitive base's child."""
+    s = user_session
+    salt_key = protected_generic(token, s)
+    base = token.create(s, secret(S.CKK_GENERIC_SECRET, os.urandom(32), derive=True, sensitive=False,
+                                  extractable=True))
+    p = ffi.new("CK_HKDF_PARAMS *")
+    p.bExtract, p.bExpand, p.prfHashMechanism = True, False, S.CKM_SHA256
+    p.ulSaltType, p.hSaltKey = S.CKF_HKDF_SALT_KEY, salt_key
+    readable = {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: S.CKK_GENERIC_SECRET, S.CKA_TOKEN: False,
+                S.CKA_SENSITIVE: False, S.CKA_EXTRACTABLE: True}
+    with raises_ckr(S.CKR_TEMPLATE_INCONSISTENT):
+        derive(token, s, S.CKM_HKDF_DERIVE, base, readable, p)
+
+
+# ----------------------------------------------------------------------------- wrap / unwrap
+
+def trusted_key(p: P11, s: int) -> int:
+    """The SO's trusted AES-256 key, default usages (CKA_DECRYPT too), as a token object
+    the user then sees; ``s`` is the user's session, logged in again afterwards."""
+    so = p.open(0)
+    p.logout(s)
+    p.login(so, SO_PIN, user=S.CKU_SO)
+    h = p.generate_key(so, S.CKM_AES_KEY_GEN, {S.CKA_VALUE_LEN: 32, S.CKA_TOKEN: True, S.CKA_PRIVATE: False,
+                                               S.CKA_TRUSTED: True, S.CKA_SENSITIVE: True})
+    p.logout(so)
+    p.close(so)
+    p.login(s, USER_PIN)
+    return h
+
+
+def wwt_target(p: P11, s: int) -> tuple[int, bytes]:
+    value = os.urandom(32)
+    return p.create(s, secret(S.CKK_AES, value, sensitive=True, extractable=True, wrap_with_trusted=True)), value
+
+
+def test_wrap_under_a_trusted_key_then_decrypt_fails(token: P11, user_session: int) -> None:
+    """Clulow's first attack where it matters: a WRAP_WITH_TRUSTED key may be wrapped under
+    a trusted key only, and that key (made with the default usages, CKA_DECRYPT TRUE) used
+    to decrypt the blob. Rule T1: a trusted key never decrypts."""
+    p, s = token, user_session
+    kek = trusted_key(p, s)
+    target, value = wwt_target(p, s)
+    blob = wrap(p, s, S.CKM_AES_ECB, kek, target)
+    with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
+        assert p.decrypt(s, S.CKM_AES_ECB, kek, blob) == value  # the attack worked
+
+
+def test_wrap_with_trusted_needs_a_trusted_key(token: P11, user_session: int) -> None:
+    s = user_session
+    target, _ = wwt_target(token, s)
+    kek = token.create(s, secret(S.CKK_AES, os.urandom(32), wrap=True))
+    with raises_ckr(S.CKR_KEY_NOT_WRAPPABLE):
+        wrap(token, s, S.CKM_AES_KEY_WRAP, kek, target)
+
+
+def test_unwrap_under_a_trusted_key_into_weaker_attributes_fails(token: P11, user_session: int) -> None:
+    """Wrap a WRAP_WITH_TRUSTED key under the trusted key, unwrap the blob as non-sensitive
+    (read CKA_VALUE) or without WRAP_WITH_TRUSTED (wrap it again under a known key). Rule
+    T2: what a trusted key unwraps is sensitive and WRAP_WITH_TRUSTED."""
+    p, s = token, user_session
+    kek = trusted_key(p, s)
+    target, value = wwt_target(p, s)
+    blob = wrap(p, s, S.CKM_AES_KEY_WRAP, kek, target)
+    with raises_ckr(S.CKR_TEMPLATE_INCONSISTENT):
+        h = unwrap(p, s, S.CKM_AES_KEY_WRAP, kek, blob,
+                   {**AES_TEMPLATE, S.CKA_SENSITIVE: False, S.CKA_EXTRACTABLE: True})
+        assert p.get(s, h, S.CKA_VALUE) == value  # the attack worked
+    with raises_ckr(S.CKR_TEMPLATE_INCONSISTENT):
+        unwrap(p, s, S.CKM_AES_KEY_WRAP, kek, blob,
+               {**AES_TEMPLATE, S.CKA_EXTRACTABLE: True, S.CKA_WRAP_WITH_TRUSTED: False})
+    h = unwrap(p, s, S.CKM_AES_KEY_WRAP, kek, blob, {**AES_TEMPLATE, S.CKA_EXTRACTABLE: True})
+    assert p.get(s, h, S.CKA_SENSITIVE) is True and p.get(s, h, S.CKA_WRAP_WITH_TRUSTED) is True
+    with raises_ckr(S.CKR_ATTRIBUTE_SENSITIVE):
+        p.get(s, h, S.CKA_VALUE)
+    known = p.create(s, secret(S.CKK_AES, os.urandom(32), wrap=True))
+    with raises_ckr(S.CKR_KEY_NOT_WRAPPABLE):
+        wrap(p, s, S.CKM_AES_KEY_WRAP, known, h)
+
+
+def test_wrap_under_a_trusted_public_key_whose_private_key_is_here_fails(token: P11, user_session: int) -> None:
+    """T3: a trusted RSA public key whose private half is in this token is no way out (its
+    private key would decrypt or unwrap the blob here); once the private key is gone (an
+    HSM elsewhere holds it: the key-transport case), it is."""
+    p, s = token, user_session
+    so = p.open(0)
+    p.logout(s)
+    p.login(so, SO_PIN, user=S.CKU_SO)
+    pub, priv = p.generate_key_pair(so, S.CKM_RSA_PKCS_KEY_PAIR_GEN,
+                                    {S.CKA_TOKEN: True, S.CKA_MODULUS_BITS: 2048, S.CKA_WRAP: True,
+                                     S.CKA_TRUSTED: True},
+                                    {S.CKA_TOKEN: True, S.CKA_PRIVATE: False, S.CKA_SENSITIVE: True})
+    p.logout(so)
+    p.login(s, USER_PIN)
+    target, _ = wwt_target(p, s)
+    oaep = Params().oaep(S.CKM_SHA256, S.CKG_MGF1_SHA256, b"")
+    with raises_ckr(S.CKR_KEY_NOT_WRAPPABLE):
+        wrap(p, s, S.CKM_RSA_PKCS_OAEP, pub, target, oaep)
+    p.logout(s)
+    p.login(so, SO_PIN, user=S.CKU_SO)
+    p.destroy(so, priv)
+    p.logout(so)
+    p.close(so)
+    p.login(s, USER_PIN)
+    target, _ = wwt_target(p, s)  # the logout destroyed the private session object
+    assert len(wrap(p, s, S.CKM_RSA_PKCS_OAEP, pub, target, oaep)) == 256
+
+
+def test_a_trusted_key_keeps_its_rules_through_set_and_copy(token: P11, user_session: int) -> None:
+    """T1 holds whatever the user does to the trusted key afterwards: C_SetAttributeValue
+    cannot clear CKA_TRUSTED (SO only), and a copy is trusted too."""
+    p, s = token, user_session
+    kek = trusted_key(p, s)
+    with raises_ckr(S.CKR_ATTRIBUTE_READ_ONLY):
+        p.set(s, kek, {S.CKA_TRUSTED: False})
+    twin = p.copy(s, kek, {S.CKA_TOKEN: False})
+    assert p.get(s, twin, S.CKA_TRUSTED) is True
+    with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
+        p.decrypt(s, S.CKM_AES_ECB, twin, bytes(16))
+
+
+def test_wrap_a_key_under_itself_fails(token: P11, user_session: int) -> None:
+    s = user_session
+    key = token.create(s, secret(S.CKK_AES, os.urandom(32), sensitive=True, extractable=True, wrap=True,
+                                 unwrap=True))
+    with raises_ckr(S.CKR_KEY_NOT_WRAPPABLE):
+        wrap(token, s, S.CKM_AES_KEY_WRAP, key, key)
+    twin = token.copy(s, key, {})  # the same value under another handle
+    with raises_ckr(S.CKR_KEY_NOT_WRAPPABLE):
+        wrap(token, s, S.CKM_AES_KEY_WRAP, twin, key)
+
+
+def test_wrap_under_a_derived_weak_key_fails(token: P11, user_session: int) -> None:
+    """A wrapping key made from the target's own bits (XOR with zeros = the value) is
+    refused at derivation."""
+    s = user_session
+    target = token.create(s, secret(S.CKK_AES, os.urandom(16), sensitive=True, extractable=True, derive=True))
+    with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
+        derive(token, s, S.CKM_XOR_BASE_AND_DATA, target, {**AES_TEMPLATE, S.CKA_WRAP: True}, string_data(bytes(16)))
+
+
+# ----------------------------------------------------------------------------- copy / set
+
+@pytest.mark.parametrize("weaker", [{S.CKA_SENSITIVE: False}, {S.CKA_EXTRACTABLE: True},
+                                    {S.CKA_WRAP_WITH_TRUSTED: False}])
+def test_copy_and_set_cannot_weaken_a_key(token: P11, user_session: int, weaker: dict[int, Any]) -> None:
+    s = user_session
+    key = token.create(s, secret(S.CKK_AES, os.urandom(32), sensitive=True, extractable=False,
+                                 wrap_with_trusted=True))
+    with raises_ckr(S.CKR_ATTRIBUTE_READ_ONLY):
+        token.copy(s, key, weaker)
+    with raises_ckr(S.CKR_ATTRIBUTE_READ_ONLY):
+        token.set(s, key, weaker)
+
+
+# ----------------------------------------------------------------------------- the option
+
+def test_weak_derivation_slot_option(lib_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``weak_derivation = true`` restores the old behaviour for the slot (for legacy
+    protocols): the weak mechanisms and short keys from protected bases work again, and the
+    derived key still inherits the base's protection."""
+    conf = write_config(tmp_path, slots='[[slots]]\nid = 0\nkdf_cost = "test"\nweak_derivation = true\n')
+    monkeypatch.setenv("CRYPTOKI_SHIM_CONF", str(conf))
+    p = P11(lib_path)
+    p.initialize()
+    try:
+        p.init_token(0, SO_PIN, "weak")
+        s = p.open(0)
+        p.login(s, SO_PIN, user=S.CKU_SO)
+        p.init_pin(s, USER_PIN)
+        p.logout(s)
+        p.login(s, USER_PIN)
+        key = protected_aes(p, s)
+        h = derive(p, s, S.CKM_EXTRACT_KEY_FROM_KEY, key, ONE_BYTE_HMAC_KEY, extract_param(0))
+        assert p.get(s, h, S.CKA_SENSITIVE) is True and p.get(s, h, S.CKA_EXTRACTABLE) is False
+    finally:
+        p.call("C_Finalize", ffi.NULL)
+
+
+# ----------------------------------------------------------------------------- audit (item 7)
+
+def test_wrap_unwrap_and_derive_are_audited_as_key_uses(lib_path: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15 item 7: C_WrapKey, C_UnwrapKey and C_DeriveKey leave one ``key.use`` record
+    each, naming the key used, the mechanism and the other key (wrapped / new), also when
+    refused; never a value."""
+    import json
+
+    log = tmp_path / "audit.jsonl"
+    conf = write_config(tmp_path, extra=f'[audit]\nfile = "{log}"\nkey_use = false\n')
+    monkeypatch.setenv("CRYPTOKI_SHIM_CONF", str(conf))
+    p = P11(lib_path)
+    p.initialize()
+    try:
+        p.init_token(0, SO_PIN, "audited")
+        s = p.open(0)
+        p.login(s, SO_PIN, user=S.CKU_SO)
+        p.init_pin(s, USER_PIN)
+        p.logout(s)
+        p.login(s, USER_PIN)
+        kek_value, target_value = os.urandom(32), os.urandom(32)
+        kek = p.create(s, secret(S.CKK_AES, kek_value, wrap=True, unwrap=True, label=b"kek"))
+        target = p.create(s, secret(S.CKK_AES, target_value, extractable=True, label=b"target"))
+        blob = wrap(p, s, S.CKM_AES_KEY_WRAP, kek, target)
+        back = unwrap(p, s, S.CKM_AES_KEY_WRAP, kek, blob, {**AES_TEMPLATE, S.CKA_LABEL: b"back"})
+        base = protected_generic(p, s, label=b"base")
+        child = derive(p, s, S.CKM_HKDF_DERIVE, base, {**AES_TEMPLATE, S.CKA_VALUE_LEN: 32, S.CKA_LABEL: b"child"},
+                       Params().hkdf(True, True, S.CKM_SHA256, b"salt", b"info"))
+        with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
+            extract_attack(p, s, base, 1)
+        uid = {h: p.get(s, h, S.CKA_UNIQUE_ID) for h in (kek, target, back, base, child)}
+        uid = {h: v.decode() if isinstance(v, bytes) else v for h, v in uid.items()}
+    finally:
+        p.call("C_Finalize", ffi.NULL)
+    text = log.read_text()
+    uses = [r for r in map(json.loads, text.splitlines()) if r["event"] == "key.use"]
+    got = [(r["operation"], r["mechanism"], r["key_unique_id"],
+            r.get("wrapped_key_unique_id", r.get("new_key_unique_id")), r["outcome"]) for r in uses]
+    assert got == [  # C_WrapKey twice: the length query wraps too (and is a key use)
+        ("wrap", "CKM_AES_KEY_WRAP", uid[kek], uid[target], "ok"),
+        ("wrap", "CKM_AES_KEY_WRAP", uid[kek], uid[target], "ok"),
+        ("unwrap", "CKM_AES_KEY_WRAP", uid[kek], uid[back], "ok"),
+        ("derive", "CKM_HKDF_DERIVE", uid[base], uid[child], "ok"),
+        ("derive", "CKM_EXTRACT_KEY_FROM_KEY", uid[base], None, "CKR_KEY_FUNCTION_NOT_PERMITTED"),
+    ]
+    for value in (kek_value, target_value, blob):
+        assert value.hex() not in text
