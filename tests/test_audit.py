@@ -257,3 +257,24 @@ def test_store_failure_is_a_backend_error(lib_path, tmp_path, monkeypatch):
 
 def test_audit_off_writes_nothing(p11, tmp_path):
     assert not audit.enabled()
+
+
+def test_full_disk_never_fails_a_call(lib_path, tmp_path, monkeypatch):
+    """Audit records that cannot be written (ENOSPC: /dev/full) are lost, the calls are not,
+    and nothing reaches the host's stderr (issue 15 item 4: logging never fails a call)."""
+    conf = tmp_path / "config.toml"
+    conf.write_text(f'[store]\nurl = "sqlite:///{tmp_path / "store.db"}"\n[audit]\nfile = "/dev/full"\n'
+                    '[[slots]]\nid = 0\nkdf_cost = "test"\n')
+    monkeypatch.setenv("CRYPTOKI_SHIM_CONF", str(conf))
+    child = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+             "from p11 import P11, ffi\nfrom cryptoki_shim import spec as A\n"
+             "p = P11(); p.initialize(); p.init_token(0, b'so-pin-1234', 'full')\n"
+             "s = p.open(0); p.login(s, b'so-pin-1234', user=A.CKU_SO); p.init_pin(s, b'user-1234')\n"
+             "p.logout(s); p.login(s, b'user-1234')\n"
+             "k = p.create(s, {A.CKA_CLASS: A.CKO_SECRET_KEY, A.CKA_KEY_TYPE: A.CKK_AES, A.CKA_VALUE: bytes(16),"
+             " A.CKA_SIGN: True})\n"
+             "assert len(p.sign(s, A.CKM_AES_CMAC, k, b'm')) == 16\n"
+             "assert p.call('C_Finalize', ffi.NULL) == 0\nprint('done')\n")
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout == "done\n", proc.stdout + proc.stderr
+    assert proc.stderr == ""
