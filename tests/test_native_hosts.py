@@ -31,6 +31,7 @@ FUNCTIONS = re.findall(r"^CK_FN\((\w+),", (NATIVE / "functions.h").read_text(), 
 TABLE_FUNCTIONS = ("C_GetFunctionList", "C_GetInterfaceList", "C_GetInterface")
 CKR_OK = 0
 CKR_GENERAL_ERROR = int(spec.CKR_GENERAL_ERROR)
+CKR_FUNCTION_FAILED = int(spec.CKR_FUNCTION_FAILED)
 
 #: Variables of the developer's shell that would change what the library does.
 _SCRUBBED = ("CRYPTOKI_SHIM_LOG", "CRYPTOKI_SHIM_LOG_LEVEL", "CRYPTOKI_SHIM_PYTHONHOME",
@@ -47,11 +48,12 @@ def build_dir(tmp_path_factory: pytest.TempPathFactory, lib_path: Path) -> Path:
     return tmp_path_factory.mktemp("hosts")
 
 
-def compile_host(build_dir: Path, name: str) -> Path:
-    """gcc tests/native/<name>.c -> <build_dir>/<name> (once per session)."""
+def compile_host(build_dir: Path, name: str, *flags: str) -> Path:
+    """gcc tests/native/<name>.c -> <build_dir>/<name> (once per session); ``flags`` are
+    extra gcc flags (``-rdynamic``: the host's own symbols interpose on libc's)."""
     out = build_dir / name
     if not out.exists():
-        cmd = ["gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O1", "-g",
+        cmd = ["gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O1", "-g", *flags,
                f"-I{NATIVE}", f"-I{HOSTS}", "-o", str(out), str(HOSTS / f"{name}.c"),
                "-ldl", "-lpthread"]
         res = subprocess.run(cmd, capture_output=True, text=True)
@@ -348,3 +350,211 @@ def test_pkcs11_tool_output_is_the_same_with_and_without_our_log(conf: Path, tmp
     assert (logged.returncode, logged.stdout, logged.stderr) == (quiet.returncode, quiet.stdout, quiet.stderr)
     assert quiet.stderr == ""
     assert log.stat().st_size > 0, "the log file stayed empty: the comparison proves nothing"
+
+
+# ---------------------------------------------------------------------- (i) a guest in the host (issue 25)
+
+
+def _key_values(stdout: str) -> dict[str, int]:
+    """host_reenter's "key 0x<rv>" / "levels <n>" lines."""
+    out = {}
+    for line in stdout.splitlines():
+        key, _, value = line.partition(" ")
+        if value:
+            out[key] = int(value, 0)
+    return out
+
+
+def test_reentry_is_refused_and_a_nested_finalize_keeps_the_module(build_dir: Path, conf: Path,
+                                                                   tmp_path: Path) -> None:
+    """A call that comes back into the module on the thread that is inside C_GetTokenInfo
+    (the host's getpid(), called by our os.getpid(), plays pkcs11-provider): C_GetInfo,
+    C_Finalize and C_Initialize are refused with CKR_FUNCTION_FAILED and one log line each;
+    the outer call succeeds and the module is still initialized after it. Before the guard
+    the nested C_Finalize answered CKR_OK and reset the module under the outer call."""
+    host = compile_host(build_dir, "host_reenter", "-rdynamic")
+    log = tmp_path / "shim.log"
+    res = run([str(host), str(LIB), "nested"], host_env(conf, CRYPTOKI_SHIM_LOG=str(log)))
+    assert_ok(res)
+    got = _key_values(res.stdout)
+    assert got["levels"] == 1, "the host's hook never ran inside the call: the test proves nothing"
+    assert {k: spec.ckr_name(got[k]) for k in ("nested_info", "nested_finalize", "nested_initialize")} == {
+        "nested_info": "CKR_FUNCTION_FAILED", "nested_finalize": "CKR_FUNCTION_FAILED",
+        "nested_initialize": "CKR_FUNCTION_FAILED"}
+    assert (got["outer"], got["after_info"], got["after_token_info"], got["finalize"]) == (CKR_OK,) * 4
+    refused = re.findall(r" (C_\w+) refused \(CKR_FUNCTION_FAILED\)", log.read_text())
+    assert refused == ["C_GetInfo", "C_Finalize", "C_Initialize"]
+
+
+def test_reentry_never_recurses(build_dir: Path, conf: Path, tmp_path: Path) -> None:
+    """The hook calls C_GetTokenInfo, whose getpid() would call the hook again (the issue saw
+    ~250 levels to a RecursionError): the first nested call is refused, nothing recurses,
+    nothing reaches stderr (with our log on and off)."""
+    host = compile_host(build_dir, "host_reenter", "-rdynamic")
+    for extra in ({}, {"CRYPTOKI_SHIM_LOG": str(tmp_path / "shim.log"), "CRYPTOKI_SHIM_LOG_LEVEL": "debug"}):
+        res = run([str(host), str(LIB), "recurse"], host_env(conf, **extra))
+        assert_ok(res)
+        got = _key_values(res.stdout)
+        assert got["nested_token_info"] == CKR_FUNCTION_FAILED
+        assert 1 <= got["levels"] <= 2, f"{got['levels']} nested levels"
+        assert got["outer"] == CKR_OK and got["after_token_info"] == CKR_OK
+
+
+#: Host OpenSSL configurations that break every fetch of a library context that reads them.
+_FORCED_PROPERTIES = """openssl_conf = openssl_init
+[openssl_init]
+alg_section = evp_properties
+[evp_properties]
+default_properties = provider=nonexistent
+"""
+_PKCS11_PROVIDER = Path("/usr/lib/x86_64-linux-gnu/ossl-modules/pkcs11.so")
+_PKCS11_EARLY = """openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+pkcs11 = pkcs11_sect
+[default_sect]
+activate = 1
+[pkcs11_sect]
+module = {provider}
+pkcs11-module-path = {lib}
+pkcs11-module-load-behavior = early
+activate = 1
+"""
+
+
+@pytest.mark.parametrize("openssl_conf", ["forced-properties", "pkcs11-provider-early"])
+def test_host_openssl_configuration_does_not_reach_our_crypto(build_dir: Path, conf: Path, tmp_path: Path,
+                                                              openssl_conf: str) -> None:
+    """OPENSSL_CONF in a C host that never uses OpenSSL (containers and service units set it):
+    token, login (Argon2id in the wheel's OpenSSL), EC key pair, ECDSA through the native
+    signer (fastsign.c, private library context), verify, random: all work, nothing on
+    stderr. Before: C_InitToken answered CKR_GENERAL_ERROR (forced properties) or
+    CKR_CRYPTOKI_NOT_INITIALIZED (pkcs11-provider started inside our import and its nested
+    C_Finalize reset the module), and the native signer refused every key."""
+    if openssl_conf == "pkcs11-provider-early":
+        if not _PKCS11_PROVIDER.exists():
+            pytest.skip("pkcs11-provider is not installed (./run installs it)")
+        text = _PKCS11_EARLY.format(provider=_PKCS11_PROVIDER, lib=LIB)
+    else:
+        text = _FORCED_PROPERTIES
+    cnf = tmp_path / "openssl.cnf"
+    cnf.write_text(text)
+    log = tmp_path / "shim.log"
+    host = compile_host(build_dir, "host_hermetic")
+    res = run([str(host), str(LIB)], host_env(conf, OPENSSL_CONF=str(cnf), CRYPTOKI_SHIM_LOG=str(log),
+                                              CRYPTOKI_SHIM_LOG_LEVEL="debug"))
+    assert_ok(res)
+    text = log.read_text()
+    assert "native ECDSA signer ready" in text, "fastsign.c refused the key: it used the host's library context"
+    assert "unexpected error" not in text
+
+
+def test_unwritable_log_fails_nothing_and_prints_nothing(build_dir: Path, conf: Path, tmp_path: Path) -> None:
+    """Issue 15 item 6: CRYPTOKI_SHIM_LOG names a file in a missing directory. Before: the
+    failing handler's exception escaped every logging call (C_Initialize answered
+    CKR_GENERAL_ERROR) and cffi printed "Exception ignored from cffi callback" and a
+    traceback on the host's stderr. Now the records are dropped and every call is answered
+    as without a log (``_run_calls`` requires empty stdout and stderr)."""
+    results = _run_calls(build_dir, tmp_path, host_env(conf, CRYPTOKI_SHIM_LOG=str(tmp_path / "missing" / "x.log"),
+                                                        CRYPTOKI_SHIM_LOG_LEVEL="debug"))
+    assert [(n, spec.ckr_name(rv)) for n, rv in results][:5] == [
+        ("C_GetFunctionList", "CKR_OK"), ("C_Initialize", "CKR_OK"), ("C_GetInfo", "CKR_OK"),
+        ("C_GetSlotList", "CKR_OK"), ("C_GetTokenInfo", "CKR_OK")]
+
+
+def test_unwritable_log_from_the_config_file(build_dir: Path, tmp_path: Path) -> None:
+    """The same through ``[log] file`` of the configuration (configured by C_Initialize)."""
+    conf = write_config(tmp_path, extra=f'[log]\nfile = "{tmp_path / "missing" / "x.log"}"\nlevel = "debug"\n')
+    results = _run_calls(build_dir, tmp_path, host_env(conf))
+    assert [spec.ckr_name(rv) for _, rv in results][1:5] == ["CKR_OK"] * 4
+
+
+_DEBIAN_PYTHON = Path("/usr/bin/python3")
+
+#: A Python host (Debian's python3, the same minor version as our venv) with a package
+#: directory ahead of everything on sys.path that holds an old `cryptography` without
+#: Argon2id (what Debian's python3-cryptography 38 is to us).
+_PY_HOST = r'''
+import ctypes, os, sys
+stub, lib_path, mode = sys.argv[1:4]
+sys.path.insert(0, stub)
+if mode == "preimported":
+    import cryptography
+lib = ctypes.CDLL(lib_path)
+u = ctypes.c_ulong
+def call(name, *args):
+    rv = getattr(lib, name)(*args)
+    print(name, rv, flush=True)
+    return rv
+pin_so, pin = b"12345678", b"1234"
+label = b"py-host".ljust(32)
+h = u()
+call("C_Initialize", None)
+call("C_InitToken", u(0), pin_so, u(len(pin_so)), label)
+call("C_OpenSession", u(0), u(6), None, None, ctypes.byref(h))
+call("C_Login", h, u(0), pin_so, u(len(pin_so)))
+call("C_InitPIN", h, pin, u(len(pin)))
+call("C_Logout", h)
+call("C_Login", h, u(1), pin, u(len(pin)))
+mod = sys.modules.get("cryptography")
+print("cryptography", getattr(mod, "__file__", None))
+'''
+
+
+@pytest.fixture
+def old_cryptography(tmp_path: Path) -> Path:
+    pkg = tmp_path / "host-packages" / "cryptography"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text('__version__ = "38.0.4"  # a stand-in without Argon2id\n')
+    return pkg.parent
+
+
+def _python_host(mode: str, conf: Path, tmp_path: Path, stub: Path,
+                 log: Path | None = None) -> tuple[subprocess.CompletedProcess[str], Path]:
+    if not _DEBIAN_PYTHON.exists():
+        pytest.skip("/usr/bin/python3 is not installed")
+    script = tmp_path / "py_host.py"
+    script.write_text(_PY_HOST)
+    log = log or tmp_path / "shim.log"
+    res = run([str(_DEBIAN_PYTHON), str(script), str(stub), str(LIB), mode],
+              host_env(conf, CRYPTOKI_SHIM_LOG=str(log)), timeout=60)
+    return res, log
+
+
+def test_python_host_packages_do_not_shadow_ours(conf: Path, tmp_path: Path, old_cryptography: Path,
+                                                 lib_path: Path) -> None:
+    """Issue 15 item 11: a Python host whose sys.path offers an old cryptography first. Our
+    venv's site-packages go ahead of it, so C_Login (Argon2id) works. Before: they were
+    appended, the old copy won, and C_InitToken/C_Login answered CKR_GENERAL_ERROR."""
+    res, _ = _python_host("path", conf, tmp_path, old_cryptography)
+    assert res.returncode == 0 and res.stderr == "", f"{res.stdout}\n{res.stderr}"
+    lines = res.stdout.splitlines()
+    assert lines[:7] == [f"{n} 0" for n in ("C_Initialize", "C_InitToken", "C_OpenSession", "C_Login",
+                                           "C_InitPIN", "C_Logout", "C_Login")], res.stdout
+    assert str(old_cryptography) not in lines[7]
+
+
+def test_python_host_that_imported_another_version_is_refused_clearly(conf: Path, tmp_path: Path,
+                                                                      old_cryptography: Path,
+                                                                      lib_path: Path) -> None:
+    """The host imported its old cryptography before loading us: we cannot have ours, so
+    every call answers CKR_GENERAL_ERROR from the start (not a failing C_Login later), and
+    the log says which package, which version, from where, and what to do."""
+    res, log = _python_host("preimported", conf, tmp_path, old_cryptography)
+    assert res.returncode == 0 and res.stderr == "", f"{res.stdout}\n{res.stderr}"
+    assert res.stdout.splitlines()[0] == f"C_Initialize {CKR_GENERAL_ERROR}"
+    text = log.read_text()
+    assert "already imported cryptography 38.0.4" in text and str(old_cryptography) in text
+
+
+def test_python_host_with_unwritable_log_prints_nothing(conf: Path, tmp_path: Path, old_cryptography: Path,
+                                                        lib_path: Path) -> None:
+    """Issue 15 item 6 in a Python host, whose sys.stderr is the host's own: an unwritable log
+    changes no answer and prints nothing (before: "Exception ignored from cffi callback"
+    and a traceback per failing call, and C_Initialize answered CKR_GENERAL_ERROR)."""
+    res, _ = _python_host("path", conf, tmp_path, old_cryptography, log=tmp_path / "missing" / "x.log")
+    assert res.returncode == 0 and res.stderr == "", f"{res.stdout}\n{res.stderr}"
+    assert res.stdout.splitlines()[:7] == [f"{n} 0" for n in ("C_Initialize", "C_InitToken", "C_OpenSession",
+                                                              "C_Login", "C_InitPIN", "C_Logout", "C_Login")]
