@@ -40,6 +40,9 @@ class Key:
 
 STORE_KEYS: dict[str, Key] = {
     "url": Key(str, None, "SQLAlchemy URL of the store; default sqlite:///$XDG_DATA_HOME/cryptoki-shim/store.db"),
+    "key_file": Key(str, None, "32-byte key file (0600, outside the store's directory; `cryptoki-shim store-key-create`) "
+                               "that also seals every PIN record: a copy of the store alone allows no offline PIN "
+                               "guessing; losing the file loses the tokens"),
 }
 LOG_KEYS: dict[str, Key] = {
     "file": Key(str, None, 'log file, or "stderr"; no logging when absent (CRYPTOKI_SHIM_LOG overrides)'),
@@ -134,6 +137,7 @@ class SlotConfig:
 class Config:
     source: str
     store_url: str
+    store_key_file: str | None = None  # [store] key_file (store/key_file.py)
     log_file: str | None = None
     log_level: str = "info"
     slots: tuple[SlotConfig, ...] = field(default_factory=tuple)
@@ -287,6 +291,7 @@ def parse(text: str, source: str = "<config>") -> Config:
     return Config(
         source=source,
         store_url=store["url"] or default_store_url(),
+        store_key_file=store["key_file"] or None,
         log_file=log["file"],
         log_level=log["level"],
         slots=tuple(slots),

@@ -2,7 +2,7 @@
 
 One module per command group registers its sub-commands (``register(sub, parent)``):
 ``tokens`` (init-token, set-pin, unlock-pin, list), ``objects`` (import, export-public,
-delete), ``backup`` (backup, restore), ``doctor`` (doctor, p11-kit-module), ``auditing``
+delete), ``backup`` (backup, restore), ``doctor`` (doctor, p11-kit-module, store-key-create), ``auditing``
 (audit verify), ``configuration`` (config-reference, config-check), ``attestation`` (attest,
 verify-attestation: TPM keys), ``tpm_admin`` (tpm-reset-lockout), ``upstream`` (adopt: upstream HSM keys), and ``demo``.
 

@@ -39,6 +39,11 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
                    help="file to write (default: ~/.config/pkcs11/modules/<name>.module; '-': stdout)")
     p.set_defaults(func=p11_kit_module)
 
+    p = sub.add_parser("store-key-create", parents=[parent],
+                       help="make a store key file ([store] key_file): 32 random bytes, mode 0600")
+    p.add_argument("path", type=Path, help="the file to create (never replaced if it exists)")
+    p.set_defaults(func=store_key_create)
+
 
 class Steps:
     def __init__(self) -> None:
@@ -92,12 +97,26 @@ def _check_store(steps: Steps, cfg: config_mod.Config) -> Any:
     from ..store import Store
 
     try:
-        store = Store(cfg.store_url)
+        store = Store(cfg.store_url, key_file=cfg.store_key_file)
     except (CryptokiError, Exception) as exc:
         steps.add("store", "FAIL", f"{cfg.store_url}: {exc}")
         return None
     steps.add("store", "ok", f"{cfg.store_url} opened, schema current")
+    if cfg.store_key_file:
+        _check_key_file(steps, cfg.store_key_file)
     return store
+
+
+def _check_key_file(steps: Steps, path: str) -> None:
+    from ..errors import CryptokiError
+    from ..store import key_file
+
+    try:
+        kf = key_file.load(path)
+    except CryptokiError as exc:
+        steps.add("store key file", "FAIL", str(exc))
+        return
+    steps.add("store key file", "ok", f"{path} (id {kf.key_id}) seals the PIN records")
 
 
 #: The database and the files SQLite keeps beside it (same content, same exposure).
@@ -192,6 +211,23 @@ def doctor(args: argparse.Namespace) -> int:
     emit(args, {"ok": not steps.failed, "steps": steps.rows},
          lambda: table(steps.rows, ["step", "status", "detail"]) + ("\n\nproblems found" if steps.failed else "\n\nall good"))
     return EXIT_CHECK if steps.failed else 0
+
+
+def store_key_create(args: argparse.Namespace) -> int:
+    """``store-key-create PATH``: the key file of ``[store] key_file`` (store/key_file.py)."""
+    from ..store import key_file
+
+    try:
+        kf = key_file.create(str(args.path))
+    except FileExistsError:
+        raise CliError(f"{args.path} exists; a key file is never replaced (the PIN records sealed under it "
+                       "would be lost)", EXIT_USAGE) from None
+    except OSError as exc:
+        raise CliError(f"{args.path}: {exc.strerror}", EXIT_USAGE) from None
+    emit(args, {"ok": True, "file": str(args.path), "key_id": kf.key_id},
+         f"wrote {args.path} (mode 600, id {kf.key_id})\n  configure: [store] key_file = \"{args.path}\"\n"
+         "  back it up apart from the store: without it no PIN opens the tokens")
+    return 0
 
 
 def p11_kit_module(args: argparse.Namespace) -> int:

@@ -254,7 +254,7 @@ class Token:
             audit.login(self, user, CryptokiError(spec.CKR_PIN_LOCKED), rec.failures)
             raise CryptokiError(spec.CKR_PIN_LOCKED, "too many failed logins")
         try:
-            key = at_rest.open_pin_record(pin, upstream_kek.open_record(self.kek, rec))
+            key = at_rest.open_pin_record(pin, upstream_kek.open_record(self.kek, self.store.unbind_pin(rec)))
         except CryptokiError as exc:
             if exc.ckr == spec.CKR_PIN_INCORRECT:
                 count = self.store.login_failed(self.slot_id, user)

@@ -34,6 +34,7 @@ from sqlalchemy.exc import DBAPIError
 from .. import private_files
 from ..errors import CryptokiError
 from ..spec import CKR_DEVICE_ERROR
+from . import key_file as key_file_mod
 from . import schema, sqlite, sqlite_ops
 from .failures import RETRY, classify, classify_driver
 from .records import CKU_SO, CKU_USER, ObjectRecord, PinRecord, TokenRecord
@@ -57,12 +58,15 @@ _PIN_FIELDS = {"so_pin": CKU_SO, "user_pin": CKU_USER}
 class Store:
     """One database (SQLite file by default) holding any number of tokens, keyed by slot id."""
 
-    def __init__(self, url: str, *, create: bool = True) -> None:
+    def __init__(self, url: str, *, create: bool = True, key_file: str | None = None) -> None:
         """Open the store at `url` (`sqlite:///path` or any SQLAlchemy URL).
 
         With `create`, a missing SQLite file (and its directory, mode 0700) is created; an
         existing store is always upgraded to the current schema. Without it, a missing or
-        empty store is `CKR_DEVICE_ERROR`.
+        empty store is `CKR_DEVICE_ERROR`. `key_file`: PIN records are also sealed under
+        that file's key (`key_file.py`); records of an existing store are sealed now. A
+        key file that cannot be used is logged here and fails each PIN record use with
+        `CKR_DEVICE_ERROR` (public objects stay readable).
         """
         self.url = make_url(url)
         self._lock = threading.Lock()
@@ -80,6 +84,10 @@ class Store:
         else:
             self._engine = create_engine(self.url, pool_pre_ping=True, hide_parameters=True)
         self._open_schema(create)
+        self._key_file: key_file_mod.KeyFile | None = None
+        self._key_file_error: CryptokiError | None = None
+        if key_file:
+            self._open_key_file(key_file)
 
     def _sqlite_engine(self, create: bool) -> Engine:
         path = self._path
@@ -113,6 +121,60 @@ class Store:
         if version == 0 and not create:
             raise CryptokiError(CKR_DEVICE_ERROR, f"no store schema in {self.url!r}")
         self._write(schema.upgrade)
+
+    def _open_key_file(self, path: str) -> None:
+        try:
+            self._key_file = key_file_mod.load(path)
+        except CryptokiError as exc:
+            log.error("%s; logins on this store fail until it is fixed", exc)
+            self._key_file_error = exc
+            return
+        kf = self._key_file
+
+        def bind(conn: Connection) -> int:
+            rows = conn.execute(select(pins.c.slot_id, pins.c.user_type, pins.c.params, pins.c.wrapped_key)).all()
+            n = 0
+            for row in rows:
+                if key_file_mod.PARAM in row.params:
+                    continue
+                rec = kf.wrap(PinRecord(kdf="", params=dict(row.params), wrapped_key=bytes(row.wrapped_key)))
+                conn.execute(update(pins).where((pins.c.slot_id == row.slot_id) & (pins.c.user_type == row.user_type))
+                             .values(params=rec.params, wrapped_key=rec.wrapped_key))
+                n += 1
+            return n
+
+        unbound = self._read(lambda c: c.execute(select(pins.c.params)).scalars().all())
+        if all(key_file_mod.PARAM in p for p in unbound):
+            return
+        try:
+            n = self._write(bind)
+        except CryptokiError as exc:
+            log.warning("PIN records not yet sealed under the key file %s: %s", path, exc)
+            return
+        log.info("%d PIN record(s) sealed under the store key file %s", n, path)
+        self.scrub()  # the unsealed records must not linger in the WAL
+
+    def _bind_pin(self, rec: PinRecord) -> PinRecord:
+        """The PIN record as stored: under the key file's layer when one is configured."""
+        if self._key_file_error is not None:
+            raise self._key_file_error
+        return self._key_file.wrap(rec) if self._key_file is not None else rec
+
+    def unbind_pin(self, rec: PinRecord) -> PinRecord:
+        """The record with the key file's layer removed (C_Login, before the PIN is tried).
+
+        `CKR_DEVICE_ERROR` when the record needs a key file this store cannot use: the right
+        PIN must never look wrong, and nothing is counted as a failed login.
+        """
+        if key_file_mod.PARAM not in rec.params:
+            return rec
+        if self._key_file_error is not None:
+            raise self._key_file_error
+        if self._key_file is None:
+            raise key_file_mod.KeyFileError(
+                f"PIN record is sealed under a store key file (id {rec.params[key_file_mod.PARAM]}), "
+                "and no [store] key_file is configured")
+        return self._key_file.unwrap(rec)
 
     @property
     def engine(self) -> Engine:
@@ -269,6 +331,7 @@ class Store:
         Either the old token with all its objects survives, or the new empty token exists;
         another process never sees a new token next to old objects.
         """
+        bound = {u: self._bind_pin(p) for u, p in ((CKU_SO, rec.so_pin), (CKU_USER, rec.user_pin)) if p is not None}
 
         def write(conn: Connection) -> None:
             _delete_objects(conn, select(objects.c.id).where(objects.c.slot_id == rec.slot_id))
@@ -278,9 +341,8 @@ class Store:
                 slot_id=rec.slot_id, label=rec.label, serial=rec.serial,
                 created_at=rec.created_at, meta=rec.meta,
             ))
-            for user_type, pin in ((CKU_SO, rec.so_pin), (CKU_USER, rec.user_pin)):
-                if pin is not None:
-                    _insert_pin(conn, rec.slot_id, user_type, pin)
+            for user_type, pin in bound.items():
+                _insert_pin(conn, rec.slot_id, user_type, pin)
 
         self._write(write)
 
@@ -293,6 +355,7 @@ class Store:
         if unknown:
             raise TypeError(f"update_token: unknown fields {sorted(unknown)}")
         columns = {k: v for k, v in fields.items() if k not in _PIN_FIELDS}
+        fields = {k: (self._bind_pin(v) if k in _PIN_FIELDS and v is not None else v) for k, v in fields.items()}
 
         def write(conn: Connection) -> None:
             found = conn.execute(

@@ -71,3 +71,21 @@ def test_doctor_fails_on_a_store_readable_by_group_or_others(ready):
     assert steps["store file modes"]["status"] == "FAIL"
     assert "store.db 644" in steps["store file modes"]["detail"]
     assert "all good" not in ready.run("doctor", rc=4).stdout
+
+
+def test_store_key_create_and_doctor_checks_the_key_file(new_cli):
+    import os
+
+    probe = new_cli()
+    key = probe.work / "store.key"
+    data = probe.json("store-key-create", str(key))
+    assert data["ok"] is True and len(data["key_id"]) == 16
+    assert key.stat().st_mode & 0o777 == 0o600 and key.stat().st_size == 32
+    probe.run("store-key-create", str(key), rc=2)  # never replaced
+    cli = new_cli(extra=f'key_file = "{key}"')
+    cli.run("init-token", "--label", "keyed", "--so-pin-env", "SO", "--pin-env", "UP")
+    steps = {s["step"]: s for s in cli.json("doctor")["steps"]}
+    assert steps["store key file"]["status"] == "ok" and data["key_id"] in steps["store key file"]["detail"]
+    os.chmod(key, 0o640)
+    steps = {s["step"]: s for s in cli.json("doctor", rc=4)["steps"]}
+    assert steps["store key file"]["status"] == "FAIL" and "chmod 600" in steps["store key file"]["detail"]

@@ -338,3 +338,98 @@ def test_legacy_unbound_trusted_object_is_refused(token, user_session, shim_conf
     set_attr(shim_conf, uid, spec.CKA_TRUSTED, True)
     s = reopen(token)
     assert token.find(s, {spec.CKA_UNIQUE_ID: uid}) == []
+
+
+# ----------------------------------------------------------------------------- e. store key file
+
+
+def _configure(conf: Path, key_file: Path | None) -> None:
+    """Rewrite the test config's [store] table with (or without) a key_file line."""
+    lines = [ln for ln in conf.read_text().splitlines() if not ln.startswith("key_file")]
+    at = lines.index("[store]") + 2
+    if key_file is not None:
+        lines.insert(at, f'key_file = "{key_file}"')
+    conf.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def key_path(tmp_path: Path) -> Path:
+    d = tmp_path / "keys"
+    d.mkdir()
+    return d / "store.key"
+
+
+@pytest.fixture
+def keyed_conf(shim_conf: Path, key_path: Path) -> Path:
+    from cryptoki_shim.store import key_file
+
+    key_file.create(str(key_path))
+    _configure(shim_conf, key_path)
+    return shim_conf
+
+
+def _pin_records(conf: Path) -> dict[int, Any]:
+    with Store(f"sqlite:///{db_of(conf)}") as store:
+        rec = store.token(0)
+    return {spec.CKU_SO: rec.so_pin, spec.CKU_USER: rec.user_pin}
+
+
+def test_key_file_a_copy_of_the_store_alone_cannot_test_a_pin(keyed_conf, key_path, token, user_session):
+    """Offline, with the file alone, the right PIN does not open the record: no guess can be
+    tested without the key file. With it, the PIN works as before."""
+    from cryptoki_shim.store import key_file
+
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    token.create(user_session, aes_key(bytes(32)))
+    for user, pin in ((spec.CKU_USER, USER_PIN), (spec.CKU_SO, SO_PIN)):
+        rec = _pin_records(keyed_conf)[user]
+        assert rec.params[key_file.PARAM] == key_file.load(str(key_path)).key_id
+        with pytest.raises(Exception):
+            at_rest.open_pin_record(pin, rec)  # the attacker's offline check of the right PIN
+        opened = Store(f"sqlite:///{db_of(keyed_conf)}", key_file=str(key_path)).unbind_pin(rec)
+        assert len(at_rest.open_pin_record(pin, opened)) == 32
+    s = restart(token)
+    assert token.find(s, {spec.CKA_CLASS: spec.CKO_SECRET_KEY}) != []
+
+
+def test_key_file_added_to_an_existing_store_seals_its_pin_records(token, user_session, shim_conf, key_path):
+    from cryptoki_shim.store import key_file
+
+    before = _pin_records(shim_conf)[spec.CKU_USER]
+    assert key_file.PARAM not in before.params
+    token.finalize()
+    key_file.create(str(key_path))
+    _configure(shim_conf, key_path)
+    s = reopen(token)  # the store is opened (and its records sealed) by the first token use
+    after = _pin_records(shim_conf)[spec.CKU_USER]
+    assert key_file.PARAM in after.params
+    assert_absent(shim_conf, before.wrapped_key)  # the guessable record is gone from every file
+    token.logout(s)
+    token.login(s, USER_PIN)
+
+
+def test_store_without_its_key_file_refuses_logins_without_counting(keyed_conf, key_path, token):
+    """The key file missing, replaced or exposed: CKR_DEVICE_ERROR, never CKR_PIN_INCORRECT
+    for the right PIN, and no failed login is counted."""
+    from cryptoki_shim.store import key_file
+
+    token.finalize()
+    cases = {"absent": lambda: key_path.rename(key_path.with_suffix(".moved")),
+             "another": lambda: key_file.create(str(key_path)),
+             "exposed": lambda: key_path.chmod(0o644),
+             "unconfigured": lambda: _configure(keyed_conf, None)}
+    for name, breakage in cases.items():
+        breakage()
+        token.initialize()
+        s = token.open(0)
+        with pytest.raises(Exception) as exc:
+            token.login(s, USER_PIN)
+        assert getattr(exc.value, "rv", None) == spec.CKR_DEVICE_ERROR, name
+        token.finalize()
+        if name == "another":
+            key_path.unlink()
+            key_path.with_suffix(".moved").rename(key_path)
+    key_path.chmod(0o600)
+    _configure(keyed_conf, key_path)
+    assert _pin_records(keyed_conf)[spec.CKU_USER].failures == 0
+    reopen(token)
