@@ -42,7 +42,7 @@ LIBRARY = BUILD / "libcryptoki_shim.so"
 C_ONLY = ("C_GetFunctionList", "C_GetInterfaceList", "C_GetInterface")
 #: Headers of C helpers callable from Python as ``lib.<name>`` (cdef text, no preprocessor);
 #: each ``<name>.h`` has its implementation in ``<name>.c``, compiled into the library.
-PY_CALLABLE = ("fastsign",)
+PY_CALLABLE = ("fastsign", "digest")
 #: What shim.c itself offers to Python (``lib.<name>``).
 SHIM_CDEF = "int shim_owns_interpreter(void);"
 #: Libraries the helpers need (the system libcrypto for fastsign.c).

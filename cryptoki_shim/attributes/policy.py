@@ -27,9 +27,10 @@ Choices where the spec leaves room (each also named in the error message):
 from __future__ import annotations
 
 import enum
-import hashlib
 import logging
 from typing import Any, Callable, Mapping
+
+from cryptography.hazmat.primitives import hashes
 
 from .. import spec
 from ..errors import CryptokiError
@@ -175,7 +176,10 @@ def _normalise(template: Mapping[int, Any]) -> dict[int, Any]:
 # --------------------------------------------------------------------------- derived values
 
 def _sha1_kcv(value: bytes) -> bytes:
-    return hashlib.sha1(value).digest()[:3]
+    """SHA-1 check value on pyca, never ``hashlib`` (the host's libcrypto: issue 25)."""
+    h = hashes.Hash(hashes.SHA1())
+    h.update(value)
+    return h.finalize()[:3]
 
 
 def _aes_kcv(value: bytes) -> bytes:

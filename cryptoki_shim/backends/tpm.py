@@ -20,7 +20,6 @@ disk plus the TPM still needs the PIN, and no PIN is kept in memory.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import struct
@@ -40,7 +39,7 @@ from ..errors import CryptokiError
 from ..mechanisms import keys
 from ..mechanisms import rsa as rsa_family
 from ..mechanisms import wrap as wrapping
-from ..mechanisms.digest import HASHES
+from ..mechanisms.digest import HASHES, hash_of, sha256
 from ..mechanisms.signing import SignContext, hash_accumulator
 from . import tpm_conn, tpm_keys
 from .tpm_attrs import (
@@ -172,7 +171,7 @@ class _TpmEcdsaSigner:
 def _mgf1(seed: bytes, length: int, algorithm: Any) -> bytes:
     out, counter = b"", 0
     while len(out) < length:
-        out += hashlib.new(algorithm.name, seed + counter.to_bytes(4, "big")).digest()
+        out += hash_of(algorithm, seed + counter.to_bytes(4, "big"))
         counter += 1
     return out[:length]
 
@@ -183,7 +182,7 @@ def emsa_pss_encode(m_hash: bytes, em_bits: int, algorithm: Any, mgf_algorithm: 
     if em_len < h_len + salt_len + 2:
         raise CryptokiError(S.CKR_MECHANISM_PARAM_INVALID, "PSS salt too long for the key")
     salt = os.urandom(salt_len)
-    h = hashlib.new(algorithm.name, bytes(8) + m_hash + salt).digest()
+    h = hash_of(algorithm, bytes(8) + m_hash + salt)
     db = bytes(em_len - salt_len - h_len - 2) + b"\x01" + salt
     masked = bytearray(a ^ b for a, b in zip(db, _mgf1(h, em_len - h_len - 1, mgf_algorithm)))
     masked[0] &= 0xFF >> (8 * em_len - em_bits)
@@ -290,7 +289,7 @@ class TpmBackend:
     def _unsealed(self, key: Any) -> _View:
         """The key's attributes with its secret ones, from the cache or unsealed now."""
         blob, auth, pcrs = self._blob(key.attrs)
-        tag = hashlib.sha256(key.unique_id.encode() + blob.public + blob.private).digest()
+        tag = sha256(key.unique_id.encode() + blob.public + blob.private)
         hit = self.cache.get(tag)
         if hit is None:
             with self.open("unseal") as conn:

@@ -23,7 +23,6 @@ Document (JSON, all binary values hex)::
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import os
@@ -35,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from .. import spec
 from ..errors import CryptokiError
+from ..mechanisms.digest import sha256
 from . import tpm_conn, tpm_keys
 from .tpm_attrs import CKA_SHIM_TPM_PCRS, CKA_SHIM_TPM_PUBLIC
 
@@ -57,7 +57,7 @@ def _ak_template() -> Any:
 
 def qualifying_data(nonce: bytes, key_name: bytes) -> bytes:
     """What the quote's extraData carries: SHA-256(nonce ‖ key name)."""
-    return hashlib.sha256(nonce + key_name).digest()
+    return sha256(nonce + key_name)
 
 
 def attest_key(tcti: str, attrs: Mapping[int, Any], nonce: bytes | None = None, *, lock_file: str = "") -> dict[str, Any]:
@@ -138,7 +138,7 @@ def verify_attestation(doc: Mapping[str, Any] | str | bytes, nonce: bytes, *, ak
     values = [bytes.fromhex(v) for v in doc["pcr_values"]]
     quote = attest.attested.quote
     _check(quote.pcrSelect.marshal() == tpm_keys.pcr_selection(doc["pcrs"]).marshal(), "quoted PCR selection differs")
-    _check(bytes(quote.pcrDigest) == hashlib.sha256(b"".join(values)).digest(), "PCR values do not match the quote")
+    _check(bytes(quote.pcrDigest) == sha256(b"".join(values)), "PCR values do not match the quote")
     public, _ = TPM2B_PUBLIC.unmarshal(public_blob)
     _check(bytes(public.publicArea.authPolicy) == tpm_keys.policy_digest(doc["pcrs"], values),
            "key policy is not bound to the quoted PCR values")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import logging
 import os
 import tempfile
@@ -54,6 +53,7 @@ from tpm2_pytss.types import (
 
 from .. import spec
 from ..errors import CryptokiError
+from ..mechanisms.digest import sha256
 
 _log = logging.getLogger(__name__)
 audit = logging.getLogger("cryptoki_shim.audit.tpm")
@@ -158,7 +158,7 @@ _thread_lock = threading.Lock()
 
 def lock_path(tcti: str) -> str:
     """One lock file per TPM (keyed by its TCTI string), shared by every process of the user."""
-    tag = hashlib.sha256(tcti.encode()).hexdigest()[:16]
+    tag = sha256(tcti.encode()).hex()[:16]
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
     return os.path.join(base, f"cryptoki-shim-tpm-{tag}.lock")
 

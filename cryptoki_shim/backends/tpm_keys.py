@@ -12,7 +12,6 @@ data key, see ``tpm.py``); the TPM signs only a digest of exactly its scheme's h
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +41,7 @@ from tpm2_pytss.types import (
 
 from .. import spec
 from ..errors import CryptokiError
+from ..mechanisms.digest import sha256
 from .tpm_conn import SECRET_IN, SECRET_OUT, Connection
 
 _A = TPMA_OBJECT
@@ -85,10 +85,10 @@ def policy_digest(text: str, pcr_values: list[bytes]) -> bytes:
     (TPM 2.0 Part 3 §23.7 and §23.18). Given expected future PCR values, this is what a key
     must be sealed to for the platform after an update."""
     selection = pcr_selection(text).marshal()
-    pcr_digest = hashlib.sha256(b"".join(pcr_values)).digest()
+    pcr_digest = sha256(b"".join(pcr_values))
     digest = bytes(32)
-    digest = hashlib.sha256(digest + struct.pack(">I", TPM_CC_POLICY_PCR) + selection + pcr_digest).digest()
-    digest = hashlib.sha256(digest + struct.pack(">I", TPM_CC_POLICY_AUTH_VALUE)).digest()
+    digest = sha256(digest + struct.pack(">I", TPM_CC_POLICY_PCR) + selection + pcr_digest)
+    digest = sha256(digest + struct.pack(">I", TPM_CC_POLICY_AUTH_VALUE))
     return digest
 
 

@@ -3,16 +3,26 @@
 PKCS#11 3.0 §2.20-2.31: no parameter, single- and multi-part, C_DigestKey feeds a secret
 key's value into the running digest. The table :data:`HASHES` (CKM -> pyca hash class) is
 also what the signature and HMAC families use to name their hash, so there is one mapping.
+
+Hermetic (issue 25): no digest of a C_* call goes through the host's OpenSSL state. Python's
+``hashlib`` links the system libcrypto and fetches through its default library context, so
+under ``default_properties = ?provider=pkcs11`` it is routed to pkcs11-provider and back into
+us. Inside the built library SHA-1/SHA-2 run on libcrypto's low-level block functions
+(``native/digest.c``: no config, no fetch, no provider), whose state is a plain struct that
+C_GetOperationState can save (:class:`RunningDigest`); SHA-3 runs on pyca/cryptography
+(its own OpenSSL, started with a neutral config). Without the library (the admin CLI, tests
+importing the package) everything runs on pyca.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 from typing import Any, Callable
 
 from cryptography.hazmat.primitives import hashes
 
+from ..abi import runtime
+from ..errors import CryptokiError
 from ..spec import (
     CKF_DIGEST,
     CKM_SHA3_224,
@@ -26,6 +36,9 @@ from ..spec import (
     CKM_SHA512_224,
     CKM_SHA512_256,
     CKM_SHA_1,
+    CKR_FUNCTION_FAILED,
+    CKR_SAVED_STATE_INVALID,
+    CKR_STATE_UNSAVEABLE,
 )
 from .registry import MechanismEntry, register
 
@@ -43,57 +56,226 @@ HASHES: dict[int, type[hashes.HashAlgorithm]] = {
     CKM_SHA3_384: hashes.SHA3_384,
     CKM_SHA3_512: hashes.SHA3_512,
 }
+#: pyca algorithm class -> CKM (the signature families name their hash by pyca class).
+CKM_OF: dict[type[hashes.HashAlgorithm], int] = {alg: ckm for ckm, alg in HASHES.items()}
+#: The digests native/digest.c serves (low-level SHA-1/SHA-2; SHA-3 has no such API).
+NATIVE = frozenset({CKM_SHA_1, CKM_SHA224, CKM_SHA256, CKM_SHA384, CKM_SHA512, CKM_SHA512_224, CKM_SHA512_256})
 
 
-def _hashlib_constructor(algorithm: type[hashes.HashAlgorithm]) -> Callable[..., Any]:
-    """hashlib's constructor for a pyca algorithm: the same OpenSSL digests, about half the
-    per-call cost for small inputs (no algorithm object, no type checks per call)."""
-    name = algorithm.name.replace("-", "_")
-    if hasattr(hashlib, name):
-        return getattr(hashlib, name)
-    return functools.partial(hashlib.new, name)
+def native_lib() -> Any | None:
+    """The embedded module's ``lib`` when it carries the digest helpers, else None."""
+    lib = runtime.lib
+    if lib is None or getattr(lib, "shim_digest_oneshot", None) is None:
+        return None
+    return lib
+
+
+def unsaveable(what: str) -> CryptokiError:
+    """C_GetOperationState of an operation whose state we cannot copy (§5.6: not an error
+    of the caller, a property of the operation)."""
+    return CryptokiError(CKR_STATE_UNSAVEABLE, f"{what}: state cannot be saved")
+
+
+def _failed() -> CryptokiError:
+    return CryptokiError(CKR_FUNCTION_FAILED, "native digest failed")
+
+
+class RunningDigest:
+    """One running SHA-1/SHA-2 digest in C memory (``native/digest.c``): the accumulator of
+    C_Digest*, of the hash-then-sign mechanisms (pyca ``Hash`` interface: ``update``,
+    ``finalize``) and of HMAC (``hmac``: inner then outer state, RFC 2104). ``save`` and
+    ``load`` copy the state struct as bytes (C_GetOperationState / C_SetOperationState;
+    the bytes never leave the module unencrypted, see ``core/opstate.py``)."""
+
+    __slots__ = ("_mech", "_ctx", "_size", "_hmac", "_proto")
+
+    def __init__(self, ckm: int, ctx: Any, hmac: bool) -> None:
+        self._mech = ckm
+        self._ctx = ctx
+        self._size = HASHES[ckm].digest_size
+        self._hmac = hmac
+        self._proto: bytes | None = None  # a prepared HMAC key's state, copied per operation
+
+    @classmethod
+    def new(cls, ckm: int) -> "RunningDigest":
+        ctx = _FFI.new("char[]", _LIB.shim_digest_ctx_size(ckm))
+        if not _LIB.shim_digest_init(ckm, ctx):
+            raise _failed()
+        return cls(ckm, ctx, False)
+
+    @classmethod
+    def keyed(cls, ckm: int, key: bytes) -> "RunningDigest":
+        """A fresh HMAC state for ``key`` (the inner and outer pads hashed)."""
+        ctx = _FFI.new("char[]", 2 * _LIB.shim_digest_ctx_size(ckm))
+        if not _LIB.shim_hmac_init(ckm, ctx, key, len(key)):
+            raise _failed()
+        prepared = cls(ckm, ctx, True)
+        prepared._proto = prepared.save()
+        return prepared
+
+    def copy(self) -> "RunningDigest":
+        """A twin of this state (HMAC: each operation starts from a copy of the key's
+        prepared pads)."""
+        return RunningDigest(self._mech, _FFI.new("char[]", self._proto or self.save()), self._hmac)
+
+    def mac(self, data: bytes) -> bytes:
+        """The HMAC of ``data`` under a prepared key (``keyed``), in one C call that copies
+        the prepared state on the C stack: the one-shot C_Sign path of the HMAC family."""
+        size = self._size
+        out = _FFI.new("char[]", size)
+        if not _LIB.shim_hmac_oneshot(self._mech, self._ctx, data, len(data), out):
+            raise _failed()
+        return _FFI.unpack(out, size)
+
+    def update(self, data: bytes) -> None:
+        if not _LIB.shim_digest_update(self._mech, self._ctx, data, len(data)):
+            raise _failed()
+
+    def finalize(self) -> bytes:
+        size = self._size
+        out = _FFI.new("char[]", size)
+        if not (_LIB.shim_hmac_final if self._hmac else _LIB.shim_digest_final)(self._mech, self._ctx, out):
+            raise _failed()
+        return _FFI.unpack(out, size)
+
+    def save(self) -> bytes:
+        return _FFI.buffer(self._ctx)[:]
+
+    def load(self, state: bytes) -> None:
+        """Continue from ``save()`` output of the same mechanism (and kind: plain or HMAC);
+        a state that does not fit the struct is CKR_SAVED_STATE_INVALID (checked in C:
+        lengths in range), and the running state is then unchanged."""
+        size = _LIB.shim_digest_ctx_size(self._mech)
+        halves = (state[:size], state[size:]) if self._hmac else (state,)
+        if len(state) != len(self._ctx) or not all(_LIB.shim_digest_check(self._mech, h) for h in halves):
+            raise CryptokiError(CKR_SAVED_STATE_INVALID, "digest state does not fit the mechanism")
+        _FFI.memmove(self._ctx, state, len(state))
+
+
+class _PycaAccumulator:
+    """A running pyca hash with the accumulator interface; its state cannot be copied out
+    (SHA-3, and every hash when the package runs without the library)."""
+
+    __slots__ = ("_hash",)
+
+    def __init__(self, algorithm: type[hashes.HashAlgorithm]) -> None:
+        self._hash = hashes.Hash(algorithm())
+
+    def update(self, data: bytes) -> None:
+        self._hash.update(data)
+
+    def finalize(self) -> bytes:
+        return self._hash.finalize()
+
+    def save(self) -> bytes:
+        raise unsaveable(self._hash.algorithm.name)
+
+    def load(self, state: bytes) -> None:
+        raise CryptokiError(CKR_SAVED_STATE_INVALID, f"no saved state for {self._hash.algorithm.name}")
+
+
+def accumulator(algorithm: type[hashes.HashAlgorithm]) -> Callable[[], Any]:
+    """A factory of running hashes for ``algorithm``: native where it can, else pyca."""
+    ckm = CKM_OF[algorithm]
+    if _LIB is not None and ckm in NATIVE:
+        return functools.partial(RunningDigest.new, ckm)
+    return functools.partial(_PycaAccumulator, algorithm)
+
+
+def sha256(data: bytes) -> bytes:
+    """SHA-256 of ``data``, hermetic (the TPM backend's policy digests, names, tags)."""
+    return digest(CKM_SHA256, data)
+
+
+def hash_of(algorithm: type[hashes.HashAlgorithm], data: bytes) -> bytes:
+    """``digest`` for a hash named by its pyca class (the families name hashes that way)."""
+    return digest(CKM_OF[algorithm], data)
+
+
+def digest(ckm: int, data: bytes) -> bytes:
+    """The digest of ``data``, hermetic (never the host's OpenSSL): for check values, TPM
+    policy digests, EdDSA prehashes and anything else computed on a C_* path."""
+    if _LIB is not None and ckm in NATIVE:
+        out = _FFI.new("char[]", _LIB.shim_digest_size(ckm))
+        if not _LIB.shim_digest_oneshot(ckm, data, len(data), out):
+            raise _failed()
+        return _FFI.buffer(out)[:]
+    h = hashes.Hash(HASHES[ckm]())
+    h.update(data)
+    return h.finalize()
 
 
 class DigestContext:
-    """One running digest (C_DigestInit .. C_DigestFinal); the hash object is made lazily,
+    """One running digest (C_DigestInit .. C_DigestFinal); the accumulator is made lazily,
     so a one-shot C_Digest hashes in one call.
 
-    Each hash has its own subclass (``context_class``) carrying the constructor and size as
-    class attributes: C_DigestInit runs per message, and an argument-less construction is
-    the cheapest object Python can make with slots.
+    Each hash has its own subclass (``context_class``) carrying the mechanism, size and the
+    accumulator factory as class attributes: C_DigestInit runs per message, and an
+    argument-less construction is the cheapest object Python can make with slots.
     """
 
-    __slots__ = ("_hash",)
-    _new: Callable[..., Any]
+    __slots__ = ("_acc",)
+    _mech: int
     _size: int
+    _new: Callable[[], Any]
 
     def __init__(self) -> None:
-        self._hash: Any = None
+        self._acc: Any = None
 
     def update(self, data: bytes) -> None:
-        if self._hash is None:
-            self._hash = self._new()
-        self._hash.update(data)
+        acc = self._acc
+        if acc is None:
+            acc = self._acc = self._new()
+        acc.update(data)
 
     def digest_key(self, value: bytes) -> None:
         """C_DigestKey: the key's CKA_VALUE enters the digest like data (spec §5.12)."""
         self.update(value)
 
     def final(self) -> bytes:
-        return (self._hash if self._hash is not None else self._new()).digest()
+        acc = self._acc
+        return acc.finalize() if acc is not None else self.oneshot(b"")
 
     def oneshot(self, data: bytes) -> bytes:
-        return self._new(data).digest()
+        acc = self._new()
+        acc.update(data)
+        return acc.finalize()
 
     def length_hint(self, step: str, data_len: int) -> int | None:
         return 0 if step == "update" else self._size
 
+    def save(self) -> bytes:
+        """C_GetOperationState: the accumulator's state (a fresh one if nothing was fed)."""
+        if self._acc is None:
+            self._acc = self._new()
+        return self._acc.save()
 
-def context_class(algorithm: type[hashes.HashAlgorithm]) -> type[DigestContext]:
-    """The ``DigestContext`` subclass of one hash (hashlib's constructor, digest size)."""
-    return type(f"{algorithm.name.upper()}Context", (DigestContext,),
-                {"__slots__": (), "_new": staticmethod(_hashlib_constructor(algorithm)),
-                 "_size": algorithm.digest_size})
+    def restore(self, state: bytes) -> None:
+        acc = self._new()
+        acc.load(state)
+        self._acc = acc
+
+
+class NativeDigestContext(DigestContext):
+    """SHA-1/SHA-2 inside the library: a one-shot C_Digest is one C call (state on the C
+    stack), the hot path of p11bench's digest-sha256-1k."""
+
+    __slots__ = ()
+
+    def oneshot(self, data: bytes) -> bytes:
+        size = self._size
+        out = _FFI.new("char[]", size)
+        if not _LIB.shim_digest_oneshot(self._mech, data, len(data), out):
+            raise _failed()
+        return _FFI.unpack(out, size)
+
+
+def context_class(ckm: int, algorithm: type[hashes.HashAlgorithm]) -> type[DigestContext]:
+    """The ``DigestContext`` subclass of one hash (mechanism, digest size, accumulator)."""
+    base = NativeDigestContext if _LIB is not None and ckm in NATIVE else DigestContext
+    return type(f"{algorithm.name.upper()}Context", (base,),
+                {"__slots__": (), "_mech": ckm, "_size": algorithm.digest_size,
+                 "_new": staticmethod(accumulator(algorithm))})
 
 
 class DigestFamily:
@@ -103,8 +285,13 @@ class DigestFamily:
         return entry.extra["context"]()
 
 
+#: The library's ``lib``/``ffi`` when the digest helpers are there (decided once: the
+#: package is imported by the library after ``abi.install`` set them), else None.
+_LIB: Any = native_lib()
+_FFI: Any = runtime.ffi if _LIB is not None else None
+
 FAMILY = DigestFamily()
 
 for _ckm, _hash in HASHES.items():
     register(MechanismEntry(_ckm, CKF_DIGEST, 0, 0, FAMILY,
-                            extra={"hash": _hash, "context": context_class(_hash)}))
+                            extra={"hash": _hash, "context": context_class(_ckm, _hash)}))

@@ -12,13 +12,18 @@ schemes stay on pyca; these variants are for interoperability.
 ``Scheme`` holds the curve and hash of one family; ``sign``/``verify`` take the message
 already reduced by PH when ``phflag`` is set (``prehash`` does that), so a multi-part
 operation can hash incrementally with ``new_prehash``.
+
+H and PH run on pyca/cryptography, never ``hashlib``: Python's hashlib uses the host
+process's libcrypto and its configuration, which may send digests back into this module
+through pkcs11-provider (issue 25).
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable
+
+from cryptography.hazmat.primitives import hashes
 
 Point = tuple[int, int, int, int]
 
@@ -40,8 +45,7 @@ class Scheme:
     dom_prefix: bytes  # "SigEd25519 no Ed25519 collisions" / "SigEd448"
     dom_always: bool  # Ed448 always prefixes dom4; Ed25519 only with a context or prehash
     hash: Callable[[bytes], bytes]  # H, 2b bits
-    prehash_factory: Callable[[], Any]  # PH: SHA-512 / SHAKE256(x, 64)
-    prehash_len: int | None  # digest length for XOF PH
+    prehash_factory: Callable[[], Any]  # PH: SHA-512 / SHAKE256(x, 64), a pyca Hash
 
     @property
     def size(self) -> int:
@@ -156,7 +160,7 @@ class Scheme:
         return self.prehash_factory()
 
     def finish_prehash(self, h: Any) -> bytes:
-        return h.digest(self.prehash_len) if self.prehash_len else h.digest()
+        return h.finalize()
 
     def prehash(self, message: bytes) -> bytes:
         h = self.new_prehash()
@@ -196,6 +200,12 @@ class Scheme:
             raise InvalidSignature("equation does not hold")
 
 
+def _hash(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
+    h = hashes.Hash(algorithm)
+    h.update(data)
+    return h.finalize()
+
+
 _P25519 = 2**255 - 19
 _P448 = 2**448 - 2**224 - 1
 
@@ -212,9 +222,8 @@ ED25519 = Scheme(
           46316835694926478169428394003475163141307993866256225615783033603165251855960),
     dom_prefix=b"SigEd25519 no Ed25519 collisions",
     dom_always=False,
-    hash=lambda data: hashlib.sha512(data).digest(),
-    prehash_factory=hashlib.sha512,
-    prehash_len=None,
+    hash=lambda data: _hash(hashes.SHA512(), data),
+    prehash_factory=lambda: hashes.Hash(hashes.SHA512()),
 )
 
 ED448 = Scheme(
@@ -229,7 +238,6 @@ ED448 = Scheme(
           298819210078481492676017930443930673437544040154080242095928241372331506189835876003536878655418784733982303233503462500531545062832660),
     dom_prefix=b"SigEd448",
     dom_always=True,
-    hash=lambda data: hashlib.shake_256(data).digest(114),
-    prehash_factory=hashlib.shake_256,
-    prehash_len=64,
+    hash=lambda data: _hash(hashes.SHAKE256(114), data),
+    prehash_factory=lambda: hashes.Hash(hashes.SHAKE256(64)),
 )

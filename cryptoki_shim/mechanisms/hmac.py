@@ -7,7 +7,9 @@ or the hash's own HMAC key type (CKK_SHA256_HMAC ...). Key generation is CKM_GEN
 (generic.py), not here.
 
 Speed: the keyed HMAC state (inner/outer pads) is prepared once per key and hash and kept in
-``view.cache``; each operation starts from a ``copy()`` of it.
+``view.cache``; each operation starts from a ``copy()`` of it. Inside the library SHA-1/SHA-2
+HMAC runs on ``native/digest.c`` (hermetic, and its state can be saved for
+C_GetOperationState); SHA-3 HMAC, and everything without the library, on pyca.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, hmac
 
 from ..errors import CryptokiError
 from ..spec import (
+    CKR_SAVED_STATE_INVALID,
     CKA_VALUE,
     CKF_SIGN,
     CKF_VERIFY,
@@ -61,6 +64,7 @@ from ..spec import (
     CKR_SIGNATURE_INVALID,
     CKR_SIGNATURE_LEN_RANGE,
 )
+from .digest import CKM_OF, NATIVE, RunningDigest, native_lib, unsaveable
 from .params import MacGeneralParams
 from .registry import MechanismEntry, register
 
@@ -85,7 +89,7 @@ _TABLE = (
 )
 
 
-def _keyed(entry: MechanismEntry, key: Any) -> hmac.HMAC:
+def _keyed(entry: MechanismEntry, key: Any) -> Any:
     """A fresh HMAC state for ``key``, copied from the one prepared in the key's cache."""
     algorithm = entry.extra["hash"]
     slot = ("hmac", algorithm.name)
@@ -94,9 +98,30 @@ def _keyed(entry: MechanismEntry, key: Any) -> hmac.HMAC:
         value = key.attrs.get(CKA_VALUE)
         if value is None:
             raise CryptokiError(CKR_KEY_TYPE_INCONSISTENT, "HMAC key has no CKA_VALUE")
-        prepared = hmac.HMAC(bytes(value), algorithm())
+        ckm = CKM_OF[algorithm]
+        if _NATIVE and ckm in NATIVE:
+            prepared = RunningDigest.keyed(ckm, bytes(value))
+        else:
+            prepared = _PycaPrepared(hmac.HMAC(bytes(value), algorithm()))
         key.cache[slot] = prepared
-    return prepared.copy()
+    return prepared
+
+
+class _PycaPrepared:
+    """A key's prepared pyca HMAC with the interface of a prepared ``RunningDigest``."""
+
+    __slots__ = ("_mac",)
+
+    def __init__(self, mac: hmac.HMAC) -> None:
+        self._mac = mac
+
+    def copy(self) -> hmac.HMAC:
+        return self._mac.copy()
+
+    def mac(self, data: bytes) -> bytes:
+        running = self._mac.copy()
+        running.update(data)
+        return running.finalize()
 
 
 def _mac_length(entry: MechanismEntry, param: Any) -> int:
@@ -109,13 +134,24 @@ def _mac_length(entry: MechanismEntry, param: Any) -> int:
 
 
 class HmacSignContext:
-    """C_Sign*/C_Verify* share the MAC computation; verify compares in constant time."""
+    """C_Sign*/C_Verify* share the MAC computation; verify compares in constant time.
 
-    __slots__ = ("_mac", "_length")
+    The running state is copied from the key's prepared one at the first update; a
+    one-shot call never makes it (``prepared.mac``)."""
 
-    def __init__(self, mac: hmac.HMAC, length: int) -> None:
-        self._mac = mac
+    __slots__ = ("_prepared", "_running", "_length")
+
+    def __init__(self, prepared: Any, length: int) -> None:
+        self._prepared = prepared
+        self._running: Any = None
         self._length = length
+
+    @property
+    def _mac(self) -> Any:
+        running = self._running
+        if running is None:
+            running = self._running = self._prepared.copy()
+        return running
 
     def update(self, data: bytes) -> None:
         self._mac.update(data)
@@ -124,26 +160,48 @@ class HmacSignContext:
         return self._mac.finalize()[: self._length]
 
     def oneshot(self, data: bytes) -> bytes:
-        self._mac.update(data)
+        if self._running is None:
+            return self._prepared.mac(data)[: self._length]
+        self._running.update(data)
         return self.final()
 
     def length_hint(self, step: str, data_len: int) -> int | None:
         return 0 if step == "update" else self._length
+
+    def save(self) -> bytes:
+        """C_GetOperationState: the inner and outer states (key-dependent: the core only
+        hands them out encrypted and bound to this key, ``core/opstate.py``)."""
+        save = getattr(self._mac, "save", None)
+        if save is None:
+            raise unsaveable("HMAC on pyca")
+        return save()
+
+    def restore(self, state: bytes) -> None:
+        load = getattr(self._mac, "load", None)
+        if load is None:
+            raise CryptokiError(CKR_SAVED_STATE_INVALID, "no saved state for this HMAC")
+        load(state)
 
 
 class HmacVerifyContext(HmacSignContext):
     __slots__ = ()
 
     def final(self, signature: bytes) -> None:  # type: ignore[override]
+        self._check(self._mac.finalize(), signature)
+
+    def oneshot(self, data: bytes, signature: bytes) -> None:  # type: ignore[override]
+        if self._running is None:
+            self._check(self._prepared.mac(data), signature)
+            return
+        self._running.update(data)
+        self.final(signature)
+
+    def _check(self, mac: bytes, signature: bytes) -> None:
         # spec §5.15: a signature of the wrong length is CKR_SIGNATURE_LEN_RANGE
         if len(signature) != self._length:
             raise CryptokiError(CKR_SIGNATURE_LEN_RANGE, "MAC length differs from the mechanism's")
-        if not _consttime.compare_digest(self._mac.finalize()[: self._length], bytes(signature)):
+        if not _consttime.compare_digest(mac[: self._length], bytes(signature)):
             raise CryptokiError(CKR_SIGNATURE_INVALID, "MAC mismatch")
-
-    def oneshot(self, data: bytes, signature: bytes) -> None:  # type: ignore[override]
-        self._mac.update(data)
-        self.final(signature)
 
     def length_hint(self, step: str, data_len: int) -> int | None:
         return 0
@@ -160,6 +218,8 @@ class HmacFamily:
 
 
 FAMILY = HmacFamily()
+#: Whether the library's digest helpers are there (decided once, see digest.py).
+_NATIVE = native_lib() is not None
 
 for _plain, _general, _hash, _ckk in _TABLE:
     _types = frozenset({CKK_GENERIC_SECRET, _ckk})

@@ -19,7 +19,8 @@ from typing import Any, Callable, Protocol
 from cryptography.hazmat.primitives import hashes
 
 from ..errors import CryptokiError
-from ..spec import CKR_FUNCTION_NOT_SUPPORTED
+from ..spec import CKR_FUNCTION_NOT_SUPPORTED, CKR_SAVED_STATE_INVALID
+from .digest import accumulator
 
 
 class Signer(Protocol):
@@ -44,22 +45,46 @@ class Buffer:
     def finalize(self) -> bytes:
         return b"".join(self._parts)
 
+    def save(self) -> bytes:
+        return b"".join(self._parts)
+
+    def load(self, state: bytes) -> None:
+        self._parts = [bytes(state)]
+
 
 def hash_accumulator(algorithm: type[hashes.HashAlgorithm]) -> Callable[[], Any]:
-    """A factory of running hashes for the CKM_<hash>_<sig> mechanisms."""
-    return lambda: hashes.Hash(algorithm())
+    """A factory of running hashes for the CKM_<hash>_<sig> mechanisms: hermetic, and
+    saveable for SHA-1/SHA-2 inside the library (``digest.accumulator``)."""
+    return accumulator(algorithm)
 
 
 def _single_part() -> CryptokiError:
     return CryptokiError(CKR_FUNCTION_NOT_SUPPORTED, "mechanism is single-part only")
 
 
-class SignContext:
+class _Accumulating:
+    """What sign and verify contexts share: the signer, the accumulator, and the state
+    C_GetOperationState saves (the accumulator's; nothing for a single-part mechanism,
+    which has consumed no data while it is active)."""
+
     __slots__ = ("_signer", "_acc")
 
     def __init__(self, signer: Signer, accumulator: Any | None) -> None:
         self._signer = signer
         self._acc = accumulator
+
+    def save(self) -> bytes:
+        return b"" if self._acc is None else self._acc.save()
+
+    def restore(self, state: bytes) -> None:
+        if self._acc is not None:
+            self._acc.load(state)
+        elif state:
+            raise CryptokiError(CKR_SAVED_STATE_INVALID, "single-part operation with data")
+
+
+class SignContext(_Accumulating):
+    __slots__ = ()
 
     def update(self, data: bytes) -> None:
         if self._acc is None:
@@ -81,12 +106,8 @@ class SignContext:
         return 0 if step == "update" else self._signer.size
 
 
-class VerifyContext:
-    __slots__ = ("_signer", "_acc")
-
-    def __init__(self, signer: Signer, accumulator: Any | None) -> None:
-        self._signer = signer
-        self._acc = accumulator
+class VerifyContext(_Accumulating):
+    __slots__ = ()
 
     def update(self, data: bytes) -> None:
         if self._acc is None:

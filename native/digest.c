@@ -1,0 +1,203 @@
+/* digest.c - SHA-1/SHA-2 digests and HMAC on libcrypto's low-level block functions
+ * (issue 25: hermetic digests; see digest.h for the contract).
+ *
+ * Included by the cffi source next to shim.c (see build_ffi.py); declared to cffi from
+ * digest.h, so Python calls them through the embedded module's `lib` and cffi releases the
+ * GIL for the duration of each call.
+ *
+ * Why the deprecated SHA*_Init/Update/Final: they are the only libcrypto digests that read
+ * no configuration, fetch nothing and consult no provider, so a host whose OpenSSL sends
+ * every algorithm to pkcs11-provider (which would call back into us) cannot reach them; and
+ * their state is a public struct without pointers, so C_GetOperationState can save it as
+ * bytes. They stay in OpenSSL 3.x (deprecated, not removed) and run the same assembly
+ * block functions as EVP. Nothing here allocates, locks or keeps state between calls.
+ */
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include "digest.h"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+/* FIPS 180-4 §5.3.6: the initial hash values of SHA-512/224 and SHA-512/256; SHA512_Final
+ * writes md_len bytes (28 or 32) of the state, as OpenSSL's own SHA-512/t does. */
+static const SHA_LONG64 shim_iv_512_224[8] = {
+    0x8C3D37C819544DA2ULL, 0x73E1996689DCD4D6ULL, 0x1DFAB7AE32FF9C82ULL, 0x679DD514582F9FCFULL,
+    0x0F6D2B697BD44DA8ULL, 0x77E36F7304C48942ULL, 0x3F9D85A86A1D36C8ULL, 0x1112E6AD91D692A1ULL,
+};
+static const SHA_LONG64 shim_iv_512_256[8] = {
+    0x22312194FC2BF72CULL, 0x9F555FA3C84C64C2ULL, 0x2393B86B6F53B151ULL, 0x963877195940EABDULL,
+    0x96283EE2A88EFFE3ULL, 0xBE5E1E2553863992ULL, 0x2B0199FC2C85B8AAULL, 0x0EB72DDC81C52CA2ULL,
+};
+
+/* The three state layouts: SHA-1, SHA-224/256, SHA-384/512 and the SHA-512/t. */
+enum { SHIM_NONE, SHIM_SHA1, SHIM_SHA256, SHIM_SHA512 };
+
+typedef struct shim_digest_kind {
+    int layout;
+    size_t md_len;
+    size_t block;
+} shim_digest_kind;
+
+static shim_digest_kind shim_kind(unsigned long mech)
+{
+    shim_digest_kind k = {SHIM_NONE, 0, 0};
+    switch (mech) {
+    case CKM_SHA_1:      k.layout = SHIM_SHA1;   k.md_len = SHA_DIGEST_LENGTH;    k.block = SHA_CBLOCK; break;
+    case CKM_SHA224:     k.layout = SHIM_SHA256; k.md_len = SHA224_DIGEST_LENGTH; k.block = SHA256_CBLOCK; break;
+    case CKM_SHA256:     k.layout = SHIM_SHA256; k.md_len = SHA256_DIGEST_LENGTH; k.block = SHA256_CBLOCK; break;
+    case CKM_SHA384:     k.layout = SHIM_SHA512; k.md_len = SHA384_DIGEST_LENGTH; k.block = SHA512_CBLOCK; break;
+    case CKM_SHA512:     k.layout = SHIM_SHA512; k.md_len = SHA512_DIGEST_LENGTH; k.block = SHA512_CBLOCK; break;
+    case CKM_SHA512_224: k.layout = SHIM_SHA512; k.md_len = SHA224_DIGEST_LENGTH; k.block = SHA512_CBLOCK; break;
+    case CKM_SHA512_256: k.layout = SHIM_SHA512; k.md_len = SHA256_DIGEST_LENGTH; k.block = SHA512_CBLOCK; break;
+    default: break;
+    }
+    return k;
+}
+
+size_t shim_digest_ctx_size(unsigned long mech)
+{
+    switch (shim_kind(mech).layout) {
+    case SHIM_SHA1:   return sizeof(SHA_CTX);
+    case SHIM_SHA256: return sizeof(SHA256_CTX);
+    case SHIM_SHA512: return sizeof(SHA512_CTX);
+    default:          return 0;
+    }
+}
+
+size_t shim_digest_size(unsigned long mech)
+{
+    return shim_kind(mech).md_len;
+}
+
+int shim_digest_init(unsigned long mech, void *ctx)
+{
+    SHA512_CTX *c512 = ctx;
+
+    switch (mech) {
+    case CKM_SHA_1:      return SHA1_Init(ctx);
+    case CKM_SHA224:     return SHA224_Init(ctx);
+    case CKM_SHA256:     return SHA256_Init(ctx);
+    case CKM_SHA384:     return SHA384_Init(ctx);
+    case CKM_SHA512:     return SHA512_Init(ctx);
+    case CKM_SHA512_224:
+    case CKM_SHA512_256:
+        if (!SHA512_Init(c512))
+            return 0;
+        memcpy(c512->h, mech == CKM_SHA512_224 ? shim_iv_512_224 : shim_iv_512_256, sizeof(c512->h));
+        c512->md_len = (unsigned int)shim_kind(mech).md_len;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int shim_digest_update(unsigned long mech, void *ctx, const char *data, size_t len)
+{
+    switch (shim_kind(mech).layout) {
+    case SHIM_SHA1:   return SHA1_Update(ctx, data, len);
+    case SHIM_SHA256: return SHA256_Update(ctx, data, len);
+    case SHIM_SHA512: return SHA512_Update(ctx, data, len);
+    default:          return 0;
+    }
+}
+
+int shim_digest_final(unsigned long mech, void *ctx, char *out)
+{
+    switch (shim_kind(mech).layout) {
+    case SHIM_SHA1:   return SHA1_Final((unsigned char *)out, ctx);
+    case SHIM_SHA256: return SHA256_Final((unsigned char *)out, ctx);
+    case SHIM_SHA512: return SHA512_Final((unsigned char *)out, ctx);
+    default:          return 0;
+    }
+}
+
+int shim_digest_oneshot(unsigned long mech, const char *data, size_t len, char *out)
+{
+    SHA512_CTX ctx; /* the largest of the three layouts */
+    int ok = shim_digest_init(mech, &ctx) && shim_digest_update(mech, &ctx, data, len)
+             && shim_digest_final(mech, &ctx, out);
+    OPENSSL_cleanse(&ctx, sizeof(ctx));
+    return ok;
+}
+
+int shim_digest_check(unsigned long mech, const void *ctx)
+{
+    shim_digest_kind k = shim_kind(mech);
+
+    switch (k.layout) {
+    case SHIM_SHA1:
+        return ((const SHA_CTX *)ctx)->num < k.block;
+    case SHIM_SHA256:
+        return ((const SHA256_CTX *)ctx)->num < k.block && ((const SHA256_CTX *)ctx)->md_len == k.md_len;
+    case SHIM_SHA512:
+        return ((const SHA512_CTX *)ctx)->num < k.block && ((const SHA512_CTX *)ctx)->md_len == k.md_len;
+    default:
+        return 0;
+    }
+}
+
+int shim_hmac_init(unsigned long mech, void *ctx, const char *key, size_t keylen)
+{
+    shim_digest_kind k = shim_kind(mech);
+    size_t size = shim_digest_ctx_size(mech), i;
+    unsigned char *inner = ctx, *outer = inner + size;
+    unsigned char pad[SHA512_CBLOCK], hashed[SHA512_DIGEST_LENGTH];
+    int ok = 0;
+
+    if (k.layout == SHIM_NONE)
+        return 0;
+    memset(pad, 0, sizeof(pad));
+    if (keylen > k.block) { /* RFC 2104 §2: a key longer than the block is hashed first */
+        if (!shim_digest_oneshot(mech, key, keylen, (char *)hashed))
+            goto done;
+        memcpy(pad, hashed, k.md_len);
+    } else if (keylen) {
+        memcpy(pad, key, keylen);
+    }
+    for (i = 0; i < k.block; i++)
+        pad[i] ^= 0x36;
+    if (!shim_digest_init(mech, inner) || !shim_digest_update(mech, inner, (char *)pad, k.block))
+        goto done;
+    for (i = 0; i < k.block; i++)
+        pad[i] ^= 0x36 ^ 0x5c;
+    ok = shim_digest_init(mech, outer) && shim_digest_update(mech, outer, (char *)pad, k.block);
+done:
+    OPENSSL_cleanse(pad, sizeof(pad));
+    OPENSSL_cleanse(hashed, sizeof(hashed));
+    return ok;
+}
+
+int shim_hmac_final(unsigned long mech, void *ctx, char *out)
+{
+    size_t size = shim_digest_ctx_size(mech), md_len = shim_digest_size(mech);
+    unsigned char *inner = ctx, *outer = inner + size;
+    unsigned char hashed[SHA512_DIGEST_LENGTH];
+    int ok;
+
+    if (size == 0)
+        return 0;
+    ok = shim_digest_final(mech, inner, (char *)hashed) && shim_digest_update(mech, outer, (char *)hashed, md_len)
+         && shim_digest_final(mech, outer, out);
+    OPENSSL_cleanse(hashed, sizeof(hashed));
+    return ok;
+}
+
+int shim_hmac_oneshot(unsigned long mech, const void *proto, const char *data, size_t len, char *out)
+{
+    SHA512_CTX pair[2]; /* inner and outer, the largest layout */
+    size_t size = shim_digest_ctx_size(mech);
+    int ok;
+
+    if (size == 0)
+        return 0;
+    memcpy(pair, proto, 2 * size);
+    ok = shim_digest_update(mech, pair, data, len) && shim_hmac_final(mech, pair, out);
+    OPENSSL_cleanse(pair, sizeof(pair));
+    return ok;
+}
+
+#pragma GCC diagnostic pop
