@@ -227,7 +227,7 @@ def replace_token(store: Any, token: TokenRecord, objects: list[ObjectRecord]) -
                                                   created_at=token.created_at, meta=token.meta))
         for user_type, p in ((store_mod.CKU_SO, token.so_pin), (store_mod.CKU_USER, token.user_pin)):
             if p is not None:
-                store_mod._insert_pin(conn, sid, user_type, p)
+                store_mod._insert_pin(conn, sid, user_type, store.bind_pin(p))
         for o in objects:
             oid = conn.execute(insert(schema.objects).values(slot_id=sid, unique_id=o.unique_id)).inserted_primary_key[0]
             rows = store_mod._attribute_rows(o.attrs, o.sealed)
@@ -313,6 +313,9 @@ def restore(args: argparse.Namespace) -> int:
     token.slot_id = slot
     with Admin(args) as adm:
         adm.module.slot(slot)  # a configured slot (CKR_SLOT_ID_INVALID otherwise)
+        # A backup of a store with [store] key_file holds PIN records sealed under that file
+        # (store/key_file.py): opened here, sealed again under this store's file on restore.
+        token.so_pin, token.user_pin = (p and adm.module.open_store().unbind_pin(p) for p in (token.so_pin, token.user_pin))
         authenticate(doc, token, user, pin, adm.token(slot).kek)
         if any(s.token.slot_id == slot for s in adm.module.sessions.values()):
             raise CliError(f"slot {slot} has open sessions in this process")

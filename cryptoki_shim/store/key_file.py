@@ -14,7 +14,7 @@ directory, ideally another backup set). What each combination gives an attacker:
   key file is no PIN and no substitute for a strong one.
 - neither, but the host: as without the file (the module reads it at every open).
 
-The layer is applied by the store itself (``Store._bind_pin``) when it writes a PIN record,
+The layer is applied by the store itself (``Store.bind_pin``) when it writes a PIN record,
 and to the records of an existing store the first time it is opened with a key file; the
 core removes it (``Store.unbind_pin``) before trying the PIN, exactly like the upstream KEK
 layer (``backends/upstream_kek.py``). ``params["key_file"]`` names the file's key id (the

@@ -154,7 +154,7 @@ class Store:
         log.info("%d PIN record(s) sealed under the store key file %s", n, path)
         self.scrub()  # the unsealed records must not linger in the WAL
 
-    def _bind_pin(self, rec: PinRecord) -> PinRecord:
+    def bind_pin(self, rec: PinRecord) -> PinRecord:
         """The PIN record as stored: under the key file's layer when one is configured."""
         if self._key_file_error is not None:
             raise self._key_file_error
@@ -331,7 +331,7 @@ class Store:
         Either the old token with all its objects survives, or the new empty token exists;
         another process never sees a new token next to old objects.
         """
-        bound = {u: self._bind_pin(p) for u, p in ((CKU_SO, rec.so_pin), (CKU_USER, rec.user_pin)) if p is not None}
+        bound = {u: self.bind_pin(p) for u, p in ((CKU_SO, rec.so_pin), (CKU_USER, rec.user_pin)) if p is not None}
 
         def write(conn: Connection) -> None:
             _delete_objects(conn, select(objects.c.id).where(objects.c.slot_id == rec.slot_id))
@@ -355,7 +355,7 @@ class Store:
         if unknown:
             raise TypeError(f"update_token: unknown fields {sorted(unknown)}")
         columns = {k: v for k, v in fields.items() if k not in _PIN_FIELDS}
-        fields = {k: (self._bind_pin(v) if k in _PIN_FIELDS and v is not None else v) for k, v in fields.items()}
+        fields = {k: (self.bind_pin(v) if k in _PIN_FIELDS and v is not None else v) for k, v in fields.items()}
 
         def write(conn: Connection) -> None:
             found = conn.execute(
