@@ -268,3 +268,36 @@ def C_GenerateRandom(h_session: int, p_out: Any, n: int) -> None:
     data = session.generate_random(n)
     if n:
         runtime.ffi.memmove(p_out, data, n)
+
+
+# ---------------------------------------------------------------------- operation state
+
+
+#: A saved state holds at most a buffered EdDSA message (hex) and a few digest structs.
+_SAVED_STATE = limits.Limit(2 * limits.DATA.size + 64 * 1024, int(spec.CKR_SAVED_STATE_INVALID),
+                            int(spec.CKR_ARGUMENTS_BAD), "saved operation state")
+
+
+@entry("C_GetOperationState")
+def C_GetOperationState(h_session: int, p_state: Any, p_state_len: Any) -> None:
+    """§5.6.11: the session's active digest/HMAC/sign/verify operations, sealed and bound to
+    this token, process and session owner (``core/opstate.py``); NULL buffer -> length."""
+    from ..core import opstate
+
+    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    require(p_state_len, "state length pointer")
+    with session.lock:
+        state = opstate.get_operation_state(session)
+    deliver(p_state, p_state_len, Fixed(state))
+
+
+@entry("C_SetOperationState")
+def C_SetOperationState(h_session: int, p_state: Any, state_len: int, h_encryption_key: int,
+                        h_authentication_key: int) -> None:
+    """§5.6.12: continue saved operations in this session (``core/opstate.py``)."""
+    from ..core import opstate
+
+    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    state = read_buffer(p_state, state_len, _SAVED_STATE)
+    with session.lock:
+        opstate.set_operation_state(session, state, h_encryption_key, h_authentication_key)

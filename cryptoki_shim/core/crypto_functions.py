@@ -160,7 +160,7 @@ class CryptoFunctions:
         except CryptokiError as exc:  # a refused use of a key is audited like a failed one
             audit.key_use(self, Operation(kind, None, entry.mechanism, key), exc)
             raise
-        self.ops[kind] = Operation(kind, ctx, entry.mechanism, key, verdict[1])
+        self.ops[kind] = Operation(kind, ctx, entry.mechanism, key, verdict[1], mech.param)
 
     def digest_init(self: "Session", mech: Mechanism | None) -> None:
         if mech is None:
@@ -171,7 +171,8 @@ class CryptoFunctions:
         entry = mech.entry
         if not entry.flags & CKF_DIGEST:
             _require_flag(entry, CKF_DIGEST)  # raises
-        self.ops["digest"] = Operation("digest", entry.family.digest_init(entry, mech.param), entry.mechanism)
+        self.ops["digest"] = Operation("digest", entry.family.digest_init(entry, mech.param), entry.mechanism,
+                                       param=mech.param)
 
     # ------------------------------------------------------------------ steps
 

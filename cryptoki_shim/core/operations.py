@@ -26,10 +26,10 @@ CKR_USER_NOT_LOGGED_IN = int(spec.CKR_USER_NOT_LOGGED_IN)
 class Operation:
     """One active operation. A plain class with slots: one is made per C_*Init."""
 
-    __slots__ = ("kind", "ctx", "mechanism", "key", "mode", "pending", "needs_context_login")
+    __slots__ = ("kind", "ctx", "mechanism", "key", "mode", "pending", "needs_context_login", "param")
 
     def __init__(self, kind: str, ctx: Any, mechanism: int = 0, key: Object | None = None,
-                 needs_context_login: bool = False) -> None:
+                 needs_context_login: bool = False, param: Any = None) -> None:
         self.kind = kind                    # "sign", "verify", "encrypt", "decrypt", "digest", "find"
         self.ctx = ctx                      # the mechanism context (or the find cursor)
         self.mechanism = mechanism
@@ -37,6 +37,7 @@ class Operation:
         self.mode: str | None = None        # UPDATE once the caller went multi-part
         self.pending: tuple[str, bytes, bytes] | None = None  # (step, input, output) kept for a retry
         self.needs_context_login = needs_context_login  # CKA_ALWAYS_AUTHENTICATE: context login first
+        self.param = param                  # the mechanism parameter (C_GetOperationState saves it)
 
 
 class OperationSteps:

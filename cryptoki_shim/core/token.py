@@ -50,6 +50,7 @@ class Token:
         self.lock = threading.RLock()
         self.record: TokenRecord | None = None
         self.login_user: int | None = None
+        self.login_epoch = 0  # bumped by every login and logout: saved operation states name it
         self.token_key: bytes | None = None
         self.objects: dict[int, Object] = {}        # token objects by handle
         self.session_objects: dict[int, Object] = {}
@@ -274,6 +275,7 @@ class Token:
         key = self.verify_pin(user, pin)
         with self.lock:
             self.login_user = user
+            self.login_epoch += 1
             self.token_key = key
         self.refresh(force=True)
 
@@ -282,6 +284,7 @@ class Token:
             backend.logged_out()
         with self.lock:
             self.login_user = None
+            self.login_epoch += 1
             self.token_key = None
             # §5.6.8 C_Logout: the application's handles to private objects become invalid,
             # "even if a user is later logged back into the token"; private session objects
