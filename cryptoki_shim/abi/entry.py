@@ -143,7 +143,8 @@ def _reentered(name: Any) -> None:
     try:
         _log.warning("%s refused (CKR_FUNCTION_FAILED): called on a thread that is already inside "
                      "the module, through a library our call used (re-entry)",
-                     runtime.ffi.string(name).decode("ascii", "replace"))
+                     runtime.ffi.string(name).decode("ascii", "replace"),
+                     stack_info=_log.isEnabledFor(logging.DEBUG))  # which library called back
     except BaseException:
         pass
 
@@ -231,7 +232,9 @@ def install(ffi: Any, lib: Any, names: list[str], site_dirs: list[str] | None = 
 
     configure_from_environment()
     owns = getattr(lib, "shim_owns_interpreter", None)
-    isolation.silence_output(bool(owns()) if owns is not None else False)
+    owns_interpreter = bool(owns()) if owns is not None else False
+    isolation.silence_output(owns_interpreter)
+    isolation.keep_system_openssl_unstarted(owns_interpreter)
     try:
         ffi.def_extern(name="shim_py_reentered", onerror=_onerror)(_reentered)
     except Exception:  # a library built before the re-entry guard (no such extern)

@@ -20,6 +20,15 @@ into Python, before any of our code can import ``cryptography``):
   ``getenv`` in another host thread could not survive), for the import of one extension
   (a few ms), once per process. A host thread that reads one of these variables in that
   window sees the neutral value.
+* **The system OpenSSL is not started by us.** In a C host (we own the interpreter) the
+  stdlib's OpenSSL bindings are made unimportable (``SYSTEM_OPENSSL_MODULES``): SQLAlchemy
+  imports asyncio, which imports ``ssl`` if it can, and ``hashlib``, which imports
+  ``_hashlib`` if it can; their start-up loads the *host's* OpenSSL configuration into the
+  host's library (seen: pkcs11-provider, early-loaded, called C_Initialize on us from
+  inside our C_InitToken). Nothing of ours speaks TLS or uses hashlib on a C_* path
+  (native/digest.c and pyca do); asyncio works without ``ssl``, and ``hashlib``/``hmac``
+  fall back to CPython's built-in hashes (MD5, SHA-1, SHA-2, SHA-3, BLAKE2). In a Python
+  host these modules are the host's to have.
 * **A Python host's copy of a dependency never replaces ours silently.** The init code puts
   our venv's site-packages first on ``sys.path``; a dependency the host had already imported
   from elsewhere is accepted only in the version our venv holds (``check_dependencies``):
@@ -54,6 +63,9 @@ NEUTRAL_OPENSSL_ENV = {
     "OPENSSL_ENGINES": os.devnull,
 }
 
+#: Stdlib modules whose import starts the system libssl/libcrypto (see the module docstring).
+SYSTEM_OPENSSL_MODULES = ("ssl", "_ssl", "_hashlib")
+
 #: The extension whose import starts the wheel's OpenSSL.
 OPENSSL_EXTENSION = "cryptography.hazmat.bindings._rust"
 
@@ -85,6 +97,15 @@ def import_openssl_hermetically() -> bool:
     finally:
         os.environ.update(saved)
     return True
+
+
+def keep_system_openssl_unstarted(owns_interpreter: bool) -> None:
+    """In our own interpreter, make ``SYSTEM_OPENSSL_MODULES`` unimportable (an ImportError,
+    which asyncio and every stdlib user of ``ssl`` handle), unless already imported."""
+    if not owns_interpreter:
+        return
+    for name in SYSTEM_OPENSSL_MODULES:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
 
 
 def _under(path: str | None, dirs: list[str]) -> bool:
