@@ -20,6 +20,11 @@
  * and back into this module. So every call that fetches takes our private OSSL_LIB_CTX,
  * made once with only the built-in default provider loaded explicitly and no configuration
  * read (OSSL_LIB_CTX_new never loads one); calls that only parse ASN.1 (d2i_*) fetch nothing.
+ * What this cannot change: libcrypto 3.0 initialises itself on its first use in the process
+ * (here the OID lookup of d2i_PKCS8_PRIV_KEY_INFO) and then loads the host's configuration
+ * into the host's default context, as the host's own first use would. Providers started
+ * that way serve the host, never our fetches; one that calls back into this module from
+ * there (pkcs11-provider, early-loaded) is refused by the re-entry guard (shim.c).
  */
 #include <string.h>
 
