@@ -69,3 +69,15 @@ cffi_callback_raising("the_hosts_module")
 ''')
     assert "Exception ignored from cffi callback" in res.stderr and "RecursionError" in res.stderr
     assert "RecursionError" not in text
+
+
+def test_python_host_mode_logs_our_warnings_and_shows_the_hosts(tmp_path: Path) -> None:
+    res, text = _run(tmp_path, r"""
+import warnings
+warnings.simplefilter("always")  # the host's filters decide what is shown at all
+isolation.silence_output(owns_interpreter=False)
+warnings.warn_explicit("ours: deprecated thing", DeprecationWarning, isolation.__file__, 1)
+warnings.warn_explicit("the host's own warning", UserWarning, "/somewhere/else.py", 2)
+""")
+    assert "ours: deprecated thing" in text and "ours: deprecated thing" not in res.stderr
+    assert "the host's own warning" in res.stderr and "the host's own warning" not in text

@@ -39,8 +39,9 @@ into Python, before any of our code can import ``cryptography``):
   interpreter (a C host), ``sys.stdout``/``sys.stderr`` become a sink that hands each line to
   our logger, so warnings, cffi's "Exception ignored from cffi callback" and any library's
   print end in our log or nowhere. In a Python host those streams are the host's; there an
-  unraisable-exception hook takes the reports that come from our entries and passes every
-  other one to the host's hook.
+  unraisable-exception hook takes the reports that come from our entries, and a
+  ``warnings.showwarning`` wrapper the warnings raised in our package, and each passes
+  every other one on to the host's.
 """
 
 from __future__ import annotations
@@ -238,3 +239,24 @@ def silence_output(owns_interpreter: bool) -> None:
             pass
 
     sys.unraisablehook = host_hook
+
+    import warnings
+
+    show = warnings.showwarning
+    ours = str(Path(__file__).resolve().parent.parent)
+
+    def host_showwarning(message: Any, category: Any, filename: str, lineno: int, *args: Any, **kw: Any) -> None:
+        try:
+            mine = str(Path(filename).resolve()).startswith(ours)
+        except BaseException:
+            mine = False
+        if not mine:
+            show(message, category, filename, lineno, *args, **kw)
+            return
+        try:
+            logging.getLogger("cryptoki_shim.warnings").warning(
+                "%s:%s: %s: %s", filename, lineno, getattr(category, "__name__", category), message)
+        except BaseException:
+            pass
+
+    warnings.showwarning = host_showwarning
