@@ -78,6 +78,9 @@ SLOT_KEYS: dict[str, Key] = {
     "weak_derivation": Key(bool, False, "allow CKM_EXTRACT_KEY_FROM_KEY, CKM_XOR_BASE_AND_DATA and keys under 16 bytes "
                                         "derived from a sensitive or non-extractable key (they reveal it byte by byte); "
                                         "legacy protocols only"),
+    "strict_private_default": Key(bool, False, "CKA_PRIVATE defaults to TRUE for every object; off: FALSE for a "
+                                               "session object whose value the caller supplied (C_CreateObject, "
+                                               "or derived only from such) in a session without a user login"),
 }
 
 
@@ -129,6 +132,9 @@ class SlotConfig:
     #: Issue 15 item 2 (core/key_management.py rules D1/D2): the derivations that copy bits of
     #: a protected base key, and short keys from one, are refused unless this is set.
     weak_derivation: bool = False
+    #: Issue 25 item 4 (core/object_functions.held_by_caller): TRUE restores CKA_PRIVATE=TRUE
+    #: as the default of caller-supplied session objects in a public session.
+    strict_private_default: bool = False
     tpm: dict[str, Any] | None = None
     upstream: dict[str, Any] | None = None
 

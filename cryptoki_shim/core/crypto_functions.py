@@ -294,9 +294,12 @@ class CryptoFunctions:
                 template = {t: v for t, v in template.items() if t != CKA_VALUE_LEN}
             else:
                 material = {**material, **forced}
+            held = base.supplied and (salt_key is None or salt_key.supplied)
+            template = self.held_by_caller(template, held)
             attrs = policy.build_object(template, Origin.DERIVE, material=material,
                                         base=dict(base.attrs), is_so=self.is_so)
             new = self.add(attrs)
+            new.supplied = held and not new.is_token
         except CryptokiError as exc:
             _audit_key_management(self, "derive", entry, base, None, exc)
             raise

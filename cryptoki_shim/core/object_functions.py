@@ -88,13 +88,33 @@ class ObjectFunctions:
 
     # ------------------------------------------------------------------ functions
 
+    def held_by_caller(self: "Session", template: dict[int, Any], supplied: bool) -> dict[int, Any]:
+        """The CKA_PRIVATE default of a session object the caller already holds (issue 25
+        item 4): FALSE when no user is logged in, the object is a session object, its value
+        came from the caller (``supplied``: C_CreateObject, or a derivation from such objects
+        only) and the template does not name CKA_PRIVATE. pkcs11-provider imports a PEM key or
+        an HKDF secret that way in a public session; the value is already the caller's, so
+        making it private protects nothing and refuses the import. Never for token objects,
+        nor for keys generated, unwrapped or derived from token keys (they keep the TRUE
+        default, which needs a login); an explicit CKA_PRIVATE=TRUE still needs one; the slot
+        option ``strict_private_default = true`` keeps TRUE everywhere (SoftHSM2's answer)."""
+        if (not supplied or CKA_PRIVATE in template or template.get(CKA_TOKEN) is True
+                or self.token.login_user == CKU_USER or self.token.cfg.strict_private_default):
+            return template
+        held = type(template)(template)  # keeps codec.Decoded: its values are already checked
+        held[CKA_PRIVATE] = False
+        return held
+
     def create_object(self: "Session", template: dict[int, Any]) -> int:
+        template = self.held_by_caller(template, True)
         attrs = policy.build_object(template, Origin.CREATE, is_so=self.is_so)
         if attrs.get(CKA_CLASS) in KEY_CLASSES:
             from ..mechanisms import keys
 
             attrs.update(keys.check_import(attrs))
-        return self.add(attrs).handle
+        obj = self.add(attrs)
+        obj.supplied = not obj.is_token
+        return obj.handle
 
     def copy_object(self: "Session", handle: int, template: dict[int, Any]) -> int:
         obj = self.object(handle)

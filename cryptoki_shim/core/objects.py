@@ -37,6 +37,8 @@ class Object:
     locked: frozenset[int] = frozenset()  # sealed attributes not decrypted (token key not unlocked)
     cache: dict = field(default_factory=dict)
     stored: Any = None                # the store's record as loaded (to detect unchanged rows)
+    supplied: bool = False            # a session object whose value the caller gave (C_CreateObject,
+                                      # or derived only from such): CKA_PRIVATE defaults FALSE
 
     @property
     def is_token(self) -> bool:
