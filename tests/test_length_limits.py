@@ -260,8 +260,10 @@ def _rsa_public(bits: int) -> dict[int, object]:
 
 
 def test_one_megabit_rsa_public_key_is_refused_quickly(token: P11, user_session: int) -> None:
+    """C_CreateObject's code for a CKA_MODULUS this token cannot hold (its "Return values"
+    list has no CKR_KEY_SIZE_RANGE)."""
     start = time.monotonic()
-    with raises_ckr(spec.CKR_KEY_SIZE_RANGE):
+    with raises_ckr(spec.CKR_ATTRIBUTE_VALUE_INVALID):
         token.create(user_session, _rsa_public(1 << 20))
     assert time.monotonic() - start < 5
 
@@ -272,7 +274,7 @@ def test_rsa_public_key_size_limit_is_the_mechanism_info_maximum(token: P11, use
     top = info.ulMaxKeySize
     assert top == 16384
     token.create(user_session, _rsa_public(top))
-    with raises_ckr(spec.CKR_KEY_SIZE_RANGE):
+    with raises_ckr(spec.CKR_ATTRIBUTE_VALUE_INVALID):
         token.create(user_session, _rsa_public(top + 1))
 
 
@@ -308,7 +310,8 @@ def test_oversized_rsa_private_key_is_refused_by_create_and_unwrap(token: P11, u
 
     s = user_session
     attrs, pkcs8 = _fake_rsa_private(20000)
-    with raises_ckr(spec.CKR_KEY_SIZE_RANGE):
+    start = time.monotonic()
+    with raises_ckr(spec.CKR_ATTRIBUTE_VALUE_INVALID):
         token.create(s, attrs)
     kek_value = secrets.token_bytes(32)
     kek = _aes_key(token, s, kek_value, {spec.CKA_UNWRAP: True})
@@ -316,5 +319,6 @@ def test_oversized_rsa_private_key_is_refused_by_create_and_unwrap(token: P11, u
     m, _keep = token.mechanism(spec.CKM_AES_KEY_WRAP_PAD)
     t = Template({spec.CKA_CLASS: spec.CKO_PRIVATE_KEY, spec.CKA_KEY_TYPE: spec.CKK_RSA, spec.CKA_TOKEN: False})
     h = ffi.new("CK_OBJECT_HANDLE *")
-    with raises_ckr(spec.CKR_KEY_SIZE_RANGE):
+    with raises_ckr(spec.CKR_ATTRIBUTE_VALUE_INVALID):
         token.check("C_UnwrapKey", s, m, kek, blob, len(blob), t.array, t.count, h)
+    assert time.monotonic() - start < 5

@@ -313,20 +313,22 @@ when one is loaded, because a 1-Mbit public key costs ~10 s per operation (issue
 item 10) and a huge private key's consistency checks cost more."""
 
 
-def check_rsa_bits(bits: int) -> None:
-    """CKR_KEY_SIZE_RANGE for a modulus over ``RSA_MAX_BITS`` (§5.1: "the supplied key's size
-    is outside the range of key sizes that it can handle"). Small moduli are refused per use
-    by the mechanisms (``ulMinKeySize``), not here: old keys stay readable."""
+def check_rsa_bits(bits: int, ckr: int = CKR_KEY_SIZE_RANGE) -> None:
+    """A modulus over ``RSA_MAX_BITS`` is refused with ``ckr``: where a key comes in
+    (C_CreateObject, C_UnwrapKey) CKR_ATTRIBUTE_VALUE_INVALID, the code their "Return
+    values" lists have for a CKA_MODULUS this token cannot hold; where a stored key is used
+    (C_*Init) CKR_KEY_SIZE_RANGE (§5.1: "the supplied key's size is outside the range").
+    Small moduli are refused per use by the mechanisms (``ulMinKeySize``), not here."""
     if bits > RSA_MAX_BITS:
-        raise _error(CKR_KEY_SIZE_RANGE, f"RSA modulus of {bits} bits (the maximum is {RSA_MAX_BITS})")
+        raise _error(ckr, f"RSA modulus of {bits} bits (the maximum is {RSA_MAX_BITS})")
 
 
-def _rsa_modulus(attrs: Mapping[int, Any]) -> int:
+def _rsa_modulus(attrs: Mapping[int, Any], ckr: int = CKR_KEY_SIZE_RANGE) -> int:
     """CKA_MODULUS, within ``RSA_MAX_BITS``; every other RSA integer given must be no longer
     than the modulus (a 16 MiB CKA_PRIME_1 would make ``p * q`` the slow part)."""
     n = _int(attrs, CKA_MODULUS)
     assert n is not None
-    check_rsa_bits(n.bit_length())
+    check_rsa_bits(n.bit_length(), ckr)
     for cka in _RSA_COMPONENTS:
         value = attrs.get(cka)
         if value is not None and len(value) > (RSA_MAX_BITS + 7) // 8 + 1:
@@ -610,6 +612,8 @@ def check_import(attrs: Mapping[int, Any]) -> dict[int, Any]:
     key_type = attrs.get(CKA_KEY_TYPE)
     if cls not in (CKO_PUBLIC_KEY, CKO_PRIVATE_KEY) or key_type not in _ASYMMETRIC:
         return {}
+    if key_type == CKK_RSA and attrs.get(CKA_MODULUS):
+        _rsa_modulus(attrs, CKR_ATTRIBUTE_VALUE_INVALID)  # C_CreateObject's code, before any parsing
     if cls == CKO_PUBLIC_KEY:
         material = public_material(parse_public(attrs))
         always = (CKA_PUBLIC_KEY_INFO, CKA_MODULUS_BITS, CKA_EC_POINT)  # EC_POINT: stored as DER
@@ -639,10 +643,10 @@ def from_pkcs8(der: bytes) -> dict[int, Any]:
     """
     try:
         # parsed unchecked first: an RSA key's consistency check costs its size cubed, so the
-        # modulus is checked against RSA_MAX_BITS before it runs (CKR_KEY_SIZE_RANGE)
+        # modulus is checked against RSA_MAX_BITS before it runs
         key = serialization.load_der_private_key(bytes(der), password=None, unsafe_skip_rsa_key_validation=True)
         if isinstance(key, rsa.RSAPrivateKey):
-            check_rsa_bits(key.key_size)
+            check_rsa_bits(key.key_size, CKR_ATTRIBUTE_VALUE_INVALID)
             key = serialization.load_der_private_key(bytes(der), password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise _error(CKR_WRAPPED_KEY_INVALID, f"unwrapped data is not a PKCS#8 key: {exc}") from None

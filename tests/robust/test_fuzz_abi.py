@@ -492,6 +492,10 @@ class AbiMachine(RuleBasedStateMachine):
                 expect = {OK}
             else:
                 expect = {R["PIN_INCORRECT"], R["PIN_LEN_RANGE"]}
+            if pin == "long" and expect is not None:
+                # a PIN longer than max_pin_len is refused before it is read, whatever the
+                # login state (abi/limits.py, issue 15 item 10)
+                expect = expect | {R["PIN_LEN_RANGE"]}
         rv, _ = self.call("C_Login", h, user, ("bytes", value), len(value), expect=expect)
         if rv == OK and user in (0, 1):
             self.m.login = user
