@@ -5,7 +5,7 @@
  * as `?provider=pkcs11` would route them into pkcs11-provider). A C host that never uses
  * OpenSSL itself must still get the whole everyday path from the module: a token, a login
  * (Argon2id in the wheel's OpenSSL), an EC key pair, ECDSA sign (native/fastsign.c on the
- * system libcrypto) and verify, random bytes.
+ * system libcrypto) and verify, a SHA-256 digest (known answer), random bytes.
  * Prints "step 0x<rv>" lines and "OK"; any failure is a FAIL line.
  * Usage: host_hermetic <library>
  */
@@ -50,6 +50,19 @@ int main(int argc, char **argv)
     CHECK(f->C_VerifyInit(s, &ecdsa, pub));
     EXPECT_RV(CKR_SIGNATURE_INVALID, f->C_Verify(s, digest, sizeof(digest), sig, sig_len));
     printf("verify 0x0\n");
+    {
+        static const CK_BYTE abc_sha256[32] = {
+            0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23,
+            0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+        CK_MECHANISM sha256 = {CKM_SHA256, NULL, 0};
+        CK_BYTE md[32];
+        CK_ULONG md_len = sizeof(md);
+        CHECK(f->C_DigestInit(s, &sha256));
+        CHECK(f->C_Digest(s, (CK_BYTE_PTR)"abc", 3, md, &md_len));
+        if (md_len != 32 || memcmp(md, abc_sha256, 32) != 0)
+            FAIL("SHA-256(\"abc\") is wrong");
+        printf("digest 0x0\n");
+    }
     CHECK(f->C_GenerateRandom(s, rnd, sizeof(rnd)));
     CHECK(f->C_Logout(s));
     CHECK(f->C_CloseSession(s));
