@@ -511,24 +511,30 @@ def old_cryptography(tmp_path: Path) -> Path:
     return pkg.parent
 
 
-def _python_host(mode: str, conf: Path, tmp_path: Path, stub: Path,
-                 log: Path | None = None) -> tuple[subprocess.CompletedProcess[str], Path]:
+def _python_host(mode: str, conf: Path, tmp_path: Path, stub: Path, log: Path | None = None,
+                 **extra: str) -> tuple[subprocess.CompletedProcess[str], Path]:
     if not _DEBIAN_PYTHON.exists():
         pytest.skip("/usr/bin/python3 is not installed")
     script = tmp_path / "py_host.py"
     script.write_text(_PY_HOST)
     log = log or tmp_path / "shim.log"
     res = run([str(_DEBIAN_PYTHON), str(script), str(stub), str(LIB), mode],
-              host_env(conf, CRYPTOKI_SHIM_LOG=str(log)), timeout=60)
+              host_env(conf, CRYPTOKI_SHIM_LOG=str(log), **extra), timeout=60)
     return res, log
 
 
+@pytest.mark.parametrize("openssl_conf", ["unset", "forced-properties"])
 def test_python_host_packages_do_not_shadow_ours(conf: Path, tmp_path: Path, old_cryptography: Path,
-                                                 lib_path: Path) -> None:
+                                                 lib_path: Path, openssl_conf: str) -> None:
     """Issue 15 item 11: a Python host whose sys.path offers an old cryptography first. Our
     venv's site-packages go ahead of it, so C_Login (Argon2id) works. Before: they were
-    appended, the old copy won, and C_InitToken/C_Login answered CKR_GENERAL_ERROR."""
-    res, _ = _python_host("path", conf, tmp_path, old_cryptography)
+    appended, the old copy won, and C_InitToken/C_Login answered CKR_GENERAL_ERROR. The
+    same with the host's OPENSSL_CONF forcing properties no provider has (issue 25)."""
+    extra = {}
+    if openssl_conf == "forced-properties":
+        (tmp_path / "openssl.cnf").write_text(_FORCED_PROPERTIES)
+        extra["OPENSSL_CONF"] = str(tmp_path / "openssl.cnf")
+    res, _ = _python_host("path", conf, tmp_path, old_cryptography, **extra)
     assert res.returncode == 0 and res.stderr == "", f"{res.stdout}\n{res.stderr}"
     lines = res.stdout.splitlines()
     assert lines[:7] == [f"{n} 0" for n in ("C_Initialize", "C_InitToken", "C_OpenSession", "C_Login",
