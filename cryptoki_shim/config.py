@@ -95,6 +95,10 @@ TPM_KEYS: dict[str, Key] = {
                     ("auto", "sealed", "resident")),
     "escrow_recipient": Key(str, "", "age recipient (age1...) that gets an escrow copy of every sealed key; empty = none"),
     "lock_file": Key(str, "", "lock serialising TPM access across processes; empty = per-TPM file in $XDG_RUNTIME_DIR or /tmp"),
+    "pin_binding": Key(bool, False, "seal each new PIN record (C_InitToken, C_InitPIN, C_SetPIN) also under a secret "
+                                    "the TPM unseals only for the right PIN: a copy of the store without this TPM allows "
+                                    "no offline PIN guessing, and every guess on the host is a TPM dictionary-attack "
+                                    "failure"),
     "software_derive": Key(bool, False, "let a TPM-sealed key be the base of C_DeriveKey: the derivation runs in "
                                         "software and the new key is a software key, no longer bound to the TPM"),
     "lockout_auth_file": Key(str, "", "file holding the TPM lockout hierarchy's auth (text, or hex:...) for "

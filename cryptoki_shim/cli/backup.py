@@ -185,12 +185,12 @@ def parse_backup(doc: Any) -> tuple[int, TokenRecord, list[ObjectRecord]]:
     return int(payload["slot"]), token, objects
 
 
-def authenticate(doc: dict[str, Any], token: TokenRecord, user: int, pin: bytes, kek: Any) -> None:
-    """The PIN opens the backup's own PIN record (with the slot's KEK in KEK mode), and the
-    token key inside reproduces the backup's MAC: else ``BadBackup`` (exit 4)."""
+def authenticate(doc: dict[str, Any], token: TokenRecord, user: int, pin: bytes, open_layers: Any) -> None:
+    """The PIN opens the backup's own PIN record (its outer layers removed by the slot's
+    ``Token.open_pin_layers``: key file, TPM, KEK), and the token key inside reproduces the
+    backup's MAC: else ``BadBackup`` (exit 4)."""
     from cryptography.hazmat.primitives import constant_time
 
-    from ..backends import upstream_kek
     from ..store import crypto as at_rest
 
     rec = token.pin(user)
@@ -198,7 +198,7 @@ def authenticate(doc: dict[str, Any], token: TokenRecord, user: int, pin: bytes,
         raise BadBackup("the backed-up token has no user PIN: give its SO PIN (--so-pin-*)")
     try:
         with Progress("checking the PIN against the backup (Argon2id)"):
-            token_key = at_rest.open_pin_record(pin, upstream_kek.open_record(kek, rec))
+            token_key = at_rest.open_pin_record(pin, open_layers(rec, pin))
     except CryptokiError as exc:
         if exc.ckr != CKR_PIN_INCORRECT:
             raise
@@ -313,10 +313,9 @@ def restore(args: argparse.Namespace) -> int:
     token.slot_id = slot
     with Admin(args) as adm:
         adm.module.slot(slot)  # a configured slot (CKR_SLOT_ID_INVALID otherwise)
-        # A backup of a store with [store] key_file holds PIN records sealed under that file
-        # (store/key_file.py): opened here, sealed again under this store's file on restore.
-        token.so_pin, token.user_pin = (p and adm.module.open_store().unbind_pin(p) for p in (token.so_pin, token.user_pin))
-        authenticate(doc, token, user, pin, adm.token(slot).kek)
+        # The record's outer layers (store key file, TPM pin_binding, upstream KEK) are opened as
+        # at C_Login; restored records are sealed under this store's key file (replace_token).
+        authenticate(doc, token, user, pin, adm.token(slot).open_pin_layers)
         if any(s.token.slot_id == slot for s in adm.module.sessions.values()):
             raise CliError(f"slot {slot} has open sessions in this process")
         with Progress(f"restoring {len(objects)} objects"):

@@ -22,7 +22,7 @@ from ..config import SlotConfig
 from ..errors import CryptokiError
 from ..store import ObjectRecord, TokenRecord
 from ..store import crypto as at_rest
-from ..backends import upstream_kek
+from ..backends import tpm_pin, upstream_kek
 from .objects import Object, ObjectIndex, new_handle
 
 if TYPE_CHECKING:
@@ -255,7 +255,7 @@ class Token:
             audit.login(self, user, CryptokiError(spec.CKR_PIN_LOCKED), rec.failures)
             raise CryptokiError(spec.CKR_PIN_LOCKED, "too many failed logins")
         try:
-            key = at_rest.open_pin_record(pin, upstream_kek.open_record(self.kek, self.store.unbind_pin(rec)))
+            key = at_rest.open_pin_record(pin, self.open_pin_layers(rec, pin))
         except CryptokiError as exc:
             if exc.ckr == spec.CKR_PIN_INCORRECT:
                 count = self.store.login_failed(self.slot_id, user)
@@ -336,9 +336,19 @@ class Token:
     def set_so_pin(self, pin: bytes, key: bytes) -> None:
         self.store.update_token(self.slot_id, so_pin=self._new_pin_record(pin, key))
 
+    def open_pin_layers(self, rec, pin: bytes):
+        """The PIN record as ``make_pin_record`` made it: the outer layers removed, outermost
+        first (store key file, TPM, upstream KEK). A layer that cannot be opened is
+        CKR_DEVICE_ERROR; the TPM's refusal of this PIN is CKR_PIN_INCORRECT (or LOCKED)."""
+        rec = tpm_pin.open_record(tpm_pin.backend_of(self.backends), self.store.unbind_pin(rec), pin)
+        return upstream_kek.open_record(self.kek, rec)
+
     def _new_pin_record(self, pin: bytes, key: bytes):
-        """The token key wrapped under ``pin`` (and, in KEK mode, under the upstream KEK)."""
-        return upstream_kek.seal_record(self.kek, at_rest.make_pin_record(pin, key, self.cfg.kdf_cost))
+        """The token key wrapped under ``pin`` (and, in KEK mode, under the upstream KEK; with
+        ``[slots.tpm] pin_binding``, under a TPM-sealed secret only this PIN unseals; the store
+        adds its key file's layer when it writes the record)."""
+        inner = upstream_kek.seal_record(self.kek, at_rest.make_pin_record(pin, key, self.cfg.kdf_cost))
+        return tpm_pin.seal_record(tpm_pin.sealer(self.cfg, self.backends), inner, pin)
         audit.token_event("pin.set", self, CKU_SO)
         self.refresh(force=True)
 
