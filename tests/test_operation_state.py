@@ -108,14 +108,16 @@ def test_hmac_state_continues_with_its_key(token: P11, user_session: int) -> Non
 
 
 def test_sha256_rsa_pkcs_sign_state(token: P11, user_session: int) -> None:
-    """The DigestSign duplication of pkcs11-provider: CKM_SHA256_RSA_PKCS mid-stream."""
+    """The DigestSign duplication of pkcs11-provider (``p11prov_sig_dup``): CKM_SHA256_RSA_PKCS
+    mid-stream, restored in a new session with the key handle as both hEncryptionKey and
+    hAuthenticationKey, as the provider passes it (before: CKR_FUNCTION_NOT_SUPPORTED)."""
     pub, priv = _rsa_pair(token, user_session)
     want = token.sign(user_session, A.CKM_SHA256_RSA_PKCS, priv, MSG)  # PKCS#1 v1.5 is deterministic
     _init(token, "C_SignInit", user_session, A.CKM_SHA256_RSA_PKCS, priv)
     _update(token, "C_SignUpdate", user_session, MSG[:500])
     state = get_state(token, user_session)
     other = token.open(0)
-    assert set_state(token, other, state, auth=priv) == A.CKR_OK
+    assert set_state(token, other, state, enc=priv, auth=priv) == A.CKR_OK
     _update(token, "C_SignUpdate", other, MSG[500:])
     sig = token._two_pass("C_SignFinal", other)
     assert sig == want
@@ -175,7 +177,7 @@ def test_state_is_bound_to_its_key(token: P11, user_session: int) -> None:
     s2 = token.open(0)
     assert set_state(token, s2, state, auth=other_key) == A.CKR_KEY_CHANGED
     assert set_state(token, s2, state) == A.CKR_KEY_NEEDED
-    assert set_state(token, s2, state, enc=key, auth=key) == A.CKR_KEY_NOT_NEEDED
+    assert set_state(token, s2, state, enc=other_key, auth=key) == A.CKR_KEY_NOT_NEEDED
     # a digest state names no key: giving one is refused
     _init(token, "C_DigestInit", user_session, A.CKM_SHA256)
     only_digest = token.open(0)

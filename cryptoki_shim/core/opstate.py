@@ -155,8 +155,14 @@ def _open(token: "Token", blob: bytes) -> list[dict[str, Any]]:
 
 def _check_keys(session: "Session", ops: list[dict[str, Any]], enc_handle: int, auth_handle: int) -> None:
     """§5.6.12: CKR_KEY_NOT_NEEDED for a key the state does not use, CKR_KEY_NEEDED for a
-    missing one, CKR_KEY_CHANGED for another key than the saved operation's."""
-    if enc_handle:
+    missing one, CKR_KEY_CHANGED for another key than the saved operation's.
+
+    pkcs11-provider duplicates a signature context with the key's handle as both
+    hEncryptionKey and hAuthenticationKey (``p11prov_sig_dup``); OpenSSL 3.2+ fails the
+    duplication on any error, so an hEncryptionKey equal to hAuthenticationKey is taken as
+    naming that one key. Any other hEncryptionKey is CKR_KEY_NOT_NEEDED (no cipher state is
+    ever saved)."""
+    if enc_handle and enc_handle != auth_handle:
         raise CryptokiError(A.CKR_KEY_NOT_NEEDED, "no saved encryption operation")
     needed = {o["key"] for o in ops if o["kind"] in AUTH_KINDS}
     if not needed:
