@@ -4,6 +4,7 @@
 CLIENTS = (
     "pkcs11_tool",
     "openssl_engine",
+    "openssl_provider",
     "p11kit",
     "gnutls",
     "nss",
