@@ -83,7 +83,7 @@ def generate_entries(funcs: list[tuple[str, str, str]]) -> str:
             f"        rv = py_{name}({args});\n"
             f"        shim_leave();\n"
             f"    }}\n"
-            f"    shim_depth = 0;\n"
+            f"    shim_exit();\n"
             f"    return rv;\n}}\n"
         )
     # The 2.40 table reports cryptokiVersion 2.40 from C_GetInfo (the caller chose 2.40).
@@ -112,7 +112,7 @@ def generate_entries(funcs: list[tuple[str, str, str]]) -> str:
 
 
 def embedding_api(funcs: list[tuple[str, str, str]]) -> str:
-    decls = ["CK_RV shim_py_ready(void);", "void shim_py_reentered(const char *name);"]
+    decls = ["CK_RV shim_py_ready(void);", "void shim_py_reentered(const char *name, unsigned long times);"]
     decls += [f"CK_RV py_{n}({p});" for n, p, _ in funcs if n not in C_ONLY]
     return "\n".join(decls)
 

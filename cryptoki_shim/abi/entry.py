@@ -137,13 +137,15 @@ def _onerror(exc_type: Any, exc_value: Any, tb: Any) -> None:
         pass
 
 
-def _reentered(name: Any) -> None:
-    """``shim_py_reentered``: the one log line of a call the C guard refused because it
-    arrived on a thread already inside the module (native/shim.c, shim_reentered)."""
+def _reentered(name: Any, times: int = 1) -> None:
+    """``shim_py_reentered``: the log line of a function the C guard refused because it was
+    called on a thread already inside the module (native/shim.c, shim_reentered); ``times``
+    when the line was deferred to the end of the outer call and counts several refusals."""
     try:
-        _log.warning("%s refused (CKR_FUNCTION_FAILED): called on a thread that is already inside "
+        _log.warning("%s refused (CKR_FUNCTION_FAILED)%s: called on a thread that is already inside "
                      "the module, through a library our call used (re-entry)",
                      runtime.ffi.string(name).decode("ascii", "replace"),
+                     f" {times} times" if times > 1 else "",
                      stack_info=_log.isEnabledFor(logging.DEBUG))  # which library called back
     except BaseException:
         pass
