@@ -396,7 +396,9 @@ def test_reentry_never_recurses(build_dir: Path, conf: Path, tmp_path: Path) -> 
         assert_ok(res)
         got = _key_values(res.stdout)
         assert got["nested_token_info"] == CKR_FUNCTION_FAILED
-        assert 1 <= got["levels"] <= 2, f"{got['levels']} nested levels"
+        # each getpid() of the outer call (and of our log line) runs the hook once; recursion
+        # went ~140 levels deep before the guard
+        assert 1 <= got["levels"] <= 10, f"{got['levels']} nested levels"
         assert got["outer"] == CKR_OK and got["after_token_info"] == CKR_OK
 
 
