@@ -283,7 +283,9 @@ class CryptoFunctions:
             bases = [base.attrs] if salt_key is None else [base.attrs, salt_key.attrs]
             makes_key = entry.mechanism != A.CKM_HKDF_DATA and template.get(CKA_CLASS) != CKO_DATA
             weak = self.token.cfg.weak_derivation
-            forced = key_management.derive_rules(entry.mechanism, bases, template, makes_key, weak)
+            # the inherited protection goes into the template: a backend that makes the key
+            # elsewhere (upstream) makes it with these attributes too
+            template = {**template, **key_management.derive_rules(entry.mechanism, bases, template, makes_key, weak)}
             material = self.token.backend_for(base).derive(entry, param, base, template)
             key_management.check_derived_length(bases, material, weak)
             if CKA_CLASS not in template and CKA_CLASS not in material:
@@ -292,8 +294,6 @@ class CryptoFunctions:
                 # CKM_HKDF_DATA (§2.62): CKA_VALUE_LEN says how many bytes to derive; a data
                 # object has no such attribute, so it is the mechanism's input, not the object's.
                 template = {t: v for t, v in template.items() if t != CKA_VALUE_LEN}
-            else:
-                material = {**material, **forced}
             held = base.supplied and (salt_key is None or salt_key.supplied)
             template = self.held_by_caller(template, held)
             attrs = policy.build_object(template, Origin.DERIVE, material=material,
