@@ -10,6 +10,10 @@ CKM_EXTRACT_KEY_FROM_KEY.
 ``derive(entry, param, base_key, template) -> material`` returns CKA_VALUE (+CKA_VALUE_LEN
 for secret keys); the core adds class, key type and the derived flags. ``template`` decides
 the length via CKA_VALUE_LEN (missing where needed -> CKR_TEMPLATE_INCOMPLETE).
+
+What a derivation may do with a protected base key — the weak mechanisms of §2.43, short
+keys, the new key's SENSITIVE/EXTRACTABLE/WRAP_WITH_TRUSTED — is the core's rule, for every
+mechanism at once (``core/key_management.py``, issue 15 item 2), not each function's here.
 """
 
 from __future__ import annotations
@@ -33,9 +37,7 @@ from ..spec import (
     CK_SP800_108_ITERATION_VARIABLE,
     CK_SP800_108_OPTIONAL_COUNTER,
     CKA_CLASS,
-    CKA_EXTRACTABLE,
     CKA_KEY_TYPE,
-    CKA_SENSITIVE,
     CKA_VALUE,
     CKD_NULL,
     CKD_SHA1_KDF,
@@ -392,18 +394,6 @@ def sp800_108_derive(entry: MechanismEntry, param: Any, base_key: KeyView, templ
 # --- XOR / extraction (§2.43) ---------------------------------------------------------
 
 
-def _protection(base_key: KeyView) -> dict[int, Any]:
-    """§2.43: a sensitive base makes the derived key sensitive (for extraction the
-    derivation must otherwise fail), a non-extractable base a non-extractable one. As
-    contributed material a template that says otherwise is CKR_TEMPLATE_INCONSISTENT."""
-    out: dict[int, Any] = {}
-    if base_key.attrs.get(CKA_SENSITIVE) is True:
-        out[CKA_SENSITIVE] = True
-    if base_key.attrs.get(CKA_EXTRACTABLE) is False:
-        out[CKA_EXTRACTABLE] = False
-    return out
-
-
 def xor_derive(entry: MechanismEntry, param: Any, base_key: KeyView, template: Mapping[int, Any]) -> dict[int, Any]:
     """CKM_XOR_BASE_AND_DATA: base value XOR pData. Without CKA_VALUE_LEN (and a key type
     of no fixed length) the key is as long as the shorter of the two; a longer request is
@@ -418,7 +408,7 @@ def xor_derive(entry: MechanismEntry, param: Any, base_key: KeyView, template: M
     if length > available:
         raise CryptokiError(CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN longer than the shorter of key and data")
     out = bytes(a ^ b for a, b in zip(value[:length], param.data[:length]))
-    return {**_result(template, out), **_protection(base_key)}
+    return _result(template, out)
 
 
 def extract_bits(value: bytes, first_bit: int, length: int) -> bytes:
@@ -445,7 +435,7 @@ def extract_derive(entry: MechanismEntry, param: Any, base_key: KeyView, templat
     length = generic.derived_length(template, None)
     if length > len(value):
         raise CryptokiError(CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN longer than the base key")
-    return {**_result(template, extract_bits(value, param, length)), **_protection(base_key)}
+    return _result(template, extract_bits(value, param, length))
 
 
 # --- PBKDF2 ----------------------------------------------------------------------------
