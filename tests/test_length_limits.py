@@ -41,30 +41,49 @@ def _aes_key(p11: P11, s: int, value: bytes | None = None, extra: dict[int, obje
 # ---------------------------------------------------------------------------- PINs
 
 
+def _in_child(p11: P11, conf: Path, body: str) -> list[int]:
+    """Run ``body`` (``p`` is an initialized P11, ``ffi`` its cffi) in a child process on the
+    same store, and return the integers it prints: a crash there fails the test, not pytest."""
+    script = f"import sys\nsys.path.insert(0, {str(TESTS)!r})\nfrom p11 import P11, ffi\np = P11()\n" \
+             f"p.initialize()\n{textwrap.dedent(body)}\np.finalize()\n"
+    env = dict(os.environ, CRYPTOKI_SHIM_CONF=str(conf))
+    p11.finalize()  # the child opens the same store
+    try:
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        p11.initialize()
+    assert proc.returncode == 0, f"the host died (rc {proc.returncode}): {proc.stderr[-500:]}"
+    return [int(x) for x in proc.stdout.split()]
+
+
 def test_login_with_256mib_pin_length_over_5_bytes_is_pin_len_range_not_a_crash(token: P11, shim_conf: Path) -> None:
-    """The reproduction from the issue, in a child process (the old code segfaulted there)."""
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {str(TESTS)!r})
-        from p11 import P11, ffi
-        p = P11()
-        p.initialize()
+    """The reproduction from the issue (the old code segfaulted there)."""
+    first, second = _in_child(token, shim_conf, f"""
         s = p.open(0)
         pin = ffi.new("unsigned char[]", b"1234\\0")
         print(p.call("C_Login", s, {CKU_USER}, pin, 256 << 20))
         print(p.call("C_Login", s, {CKU_USER}, pin, 4))
-        p.finalize()
     """)
-    env = dict(os.environ, CRYPTOKI_SHIM_CONF=str(shim_conf))
-    token.finalize()  # the child opens the same store
-    try:
-        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
-    finally:
-        token.initialize()
-    assert proc.returncode == 0, f"the host died (rc {proc.returncode}): {proc.stderr[-500:]}"
-    first, second = (int(x) for x in proc.stdout.split())
     assert spec.ckr_name(first) == "CKR_PIN_LEN_RANGE"
     assert second == 0  # the right PIN still logs in: the long one was not a counted guess
+
+
+def test_garbage_pbkdf2_password_length_is_refused_not_followed(token: P11, shim_conf: Path) -> None:
+    """A huge ulPasswordLen in CK_PKCS5_PBKD2_PARAMS2 was taken for the 2.40 struct's pointer
+    and dereferenced (a crash); only a possible address is, and its length is then bounded."""
+    (rv,) = _in_child(token, shim_conf, f"""
+        s = p.open(0)
+        p.login(s, {USER_PIN!r})
+        prm = ffi.new("CK_PKCS5_PBKD2_PARAMS2 *")
+        salt, pw = ffi.new("unsigned char[]", b"salt"), ffi.new("unsigned char[]", b"password")
+        prm.saltSource, prm.pSaltSourceData, prm.ulSaltSourceDataLen = {int(spec.CKZ_SALT_SPECIFIED)}, salt, 4
+        prm.iterations, prm.prf = 1000, {int(spec.CKP_PKCS5_PBKD2_HMAC_SHA256)}
+        prm.pPassword, prm.ulPasswordLen = pw, {HUGE}
+        m, _keep = p.mechanism({int(spec.CKM_PKCS5_PBKD2)}, prm)
+        t, h = ffi.new("CK_ATTRIBUTE[1]"), ffi.new("CK_OBJECT_HANDLE *")
+        print(p.call("C_GenerateKey", s, m, t, 0, h))
+    """)
+    assert spec.ckr_name(rv) == "CKR_MECHANISM_PARAM_INVALID"
 
 
 def test_pin_longer_than_max_pin_len_is_refused_unread_and_not_counted(token: P11) -> None:

@@ -52,6 +52,10 @@ CK_SP800_108_BYTE_ARRAY = 4
 # (CK_PKCS5_PBKD2_PARAMS, CK_ULONG_PTR ulPasswordLen) and the 3.0 CK_PKCS5_PBKD2_PARAMS2
 # have the same size on LP64, and clients still send both.
 _PBKDF2_MAX_PASSWORD = 0x10000
+# ...but only a value that can be a user-space address of a CK_ULONG (8-aligned, below the
+# 57-bit top of x86-64/aarch64 user space) is dereferenced: any other huge ulPasswordLen is a
+# garbage length, refused (issue 15 item 10) rather than followed.
+_USER_SPACE_END = 1 << 57
 
 
 def _invalid(why: str) -> CryptokiError:
@@ -193,6 +197,8 @@ def read_pbkd2(ffi: Any, p: Any, length: int) -> Pbkd2Params:
     s = _struct(ffi, p, length, "CK_PKCS5_PBKD2_PARAMS2")
     password_len = int(s.ulPasswordLen)
     if password_len > _PBKDF2_MAX_PASSWORD:  # the 2.40 struct: a pointer to the length
+        if password_len >= _USER_SPACE_END or password_len % 8:
+            raise _invalid(f"ulPasswordLen {password_len}: neither a length nor a pointer to one")
         old = ffi.cast("CK_PKCS5_PBKD2_PARAMS *", p)[0]
         password_len = int(old.ulPasswordLen[0])
     return Pbkd2Params(int(s.saltSource), _bytes(ffi, s.pSaltSourceData, s.ulSaltSourceDataLen, "pSaltSourceData"),
