@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LIB = ROOT / "build" / "libcryptoki_shim.so"
-CLIENTS = ("pkcs11_tool", "openssl_engine", "p11kit", "gnutls", "nss", "java", "openssh",
+CLIENTS = ("pkcs11_tool", "openssl_engine", "openssl_provider", "p11kit", "gnutls", "nss", "java", "openssh",
            "python_suites", "spec_clauses")
 
 pytestmark = pytest.mark.slow
@@ -66,3 +66,45 @@ def test_a_skipped_client_is_never_counted_as_passed(tmp_path: Path) -> None:
     assert rep.skipped_reason == "no java here"
     assert rep.count("passed") == 0 and rep.count("failed") == 0
     assert rep.outcomes and all(o.status == SKIP for o in rep.outcomes)
+
+
+def _provider_section() -> str:
+    text = (ROOT / "docs" / "clients.md").read_text()
+    start = text.index("## OpenSSL 3 (pkcs11-provider)")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_openssl_provider_cnf_is_the_documented_one() -> None:
+    """docs/clients.md shows the openssl.cnf the openssl-provider checks run with (early load
+    in full, and every line of the forced / rand / PEM-URI variants)."""
+    from conformance.clients.openssl_provider import MODES, openssl_cnf
+
+    section = _provider_section()
+    provider = "/usr/lib/x86_64-linux-gnu/ossl-modules/pkcs11.so"
+    assert openssl_cnf(provider, "LIB", "PINFILE", early=True) in section
+    for mode, flags in MODES.items():
+        for line in openssl_cnf(provider, "LIB", "PINFILE", **flags).splitlines():
+            assert line in section.splitlines(), f"{mode}: {line!r} is not in docs/clients.md"
+
+
+def test_openssl_provider_stderr_rule_tells_module_lines_from_openssl_ones(tmp_path: Path) -> None:
+    """The check "stderr: nothing from the module": OpenSSL's error stack and application
+    messages pass; our log format, cffi's and Python's reports never do, whatever the exit."""
+    from conformance.clients.openssl_provider import Run, foreign_lines
+
+    def lines(err: str, rc: int) -> list[str]:
+        return foreign_lines(Run(["openssl", "dgst"], rc, "", err, tmp_path / "none.log"))
+
+    openssl_own = ("80EBF5F5E27F0000:error:16000069:STORE routines:ossl_store_get0_loader_int:"
+                   "unregistered scheme:../crypto/store/store_register.c:237:scheme=file\n"
+                   "Using default temp DH parameters\nACCEPT\n")
+    assert lines(openssl_own, 0) == []
+    assert lines("Could not read key from pkcs11:token=x\n" + openssl_own, 1) == []
+    module = ["2026-12-03 15:13:34,596 cryptoki-shim[18266] INFO cryptoki_shim.core.module: initialized",
+              "Exception ignored from cffi callback <function C_DigestUpdate at 0x7f>:",
+              "Traceback (most recent call last):",
+              '  File "/work/main/cryptoki_shim/abi/entry.py", line 10, in wrapper',
+              "RecursionError: maximum recursion depth exceeded"]
+    for rc in (0, 1):
+        assert lines("\n".join(module) + "\n", rc) == module
+    assert lines("something unexpected\n", 0) == ["something unexpected"]
