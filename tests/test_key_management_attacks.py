@@ -164,6 +164,14 @@ def test_derived_keys_keep_the_base_protection(token: P11, user_session: int) ->
                                            S.CKA_ALWAYS_SENSITIVE, S.CKA_NEVER_EXTRACTABLE)}
     assert got == {S.CKA_SENSITIVE: True, S.CKA_EXTRACTABLE: False, S.CKA_WRAP_WITH_TRUSTED: True,
                    S.CKA_ALWAYS_SENSITIVE: True, S.CKA_NEVER_EXTRACTABLE: True}
+    # §5.18.5: a base that was ever readable (imported) passes ALWAYS_SENSITIVE and
+    # NEVER_EXTRACTABLE FALSE on, whatever the child's own SENSITIVE/EXTRACTABLE
+    imported = token.create(s, secret(S.CKK_GENERIC_SECRET, os.urandom(32), derive=True, sensitive=True))
+    h = derive(token, s, S.CKM_HKDF_DERIVE, imported, child, hkdf)
+    got = {a: token.get(s, h, a) for a in (S.CKA_SENSITIVE, S.CKA_EXTRACTABLE, S.CKA_ALWAYS_SENSITIVE,
+                                           S.CKA_NEVER_EXTRACTABLE)}
+    assert got == {S.CKA_SENSITIVE: True, S.CKA_EXTRACTABLE: False, S.CKA_ALWAYS_SENSITIVE: False,
+                   S.CKA_NEVER_EXTRACTABLE: False}
 
 
 def test_full_length_extract_cannot_drop_wrap_with_trusted(token: P11, user_session: int) -> None:
