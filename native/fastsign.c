@@ -71,11 +71,6 @@ static OSSL_LIB_CTX *shim_fastsign_libctx(void)
     return shim_libctx;
 }
 
-int shim_fastsign_private_ctx(void)
-{
-    return shim_fastsign_libctx() != NULL;
-}
-
 unsigned long shim_fastsign_count(void)
 {
     return __atomic_load_n(&shim_fastsign_signed, __ATOMIC_RELAXED);

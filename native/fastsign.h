@@ -12,12 +12,9 @@
  *                     out[2n]. 1 on success; 0 on failure, with out zeroed.
  * shim_fastsign_count: how many signatures the helpers produced in this process (a
  *                     diagnostic the tests read to see that this path is taken).
- * shim_fastsign_private_ctx: 1 when the private OSSL_LIB_CTX (default provider only, no
- *                     configuration) exists; every fetch goes through it (issue 25).
  */
 
 void *shim_pkey_from_der(const unsigned char *der, size_t len);
 void shim_pkey_free(void *key);
 int shim_ecdsa_sign(void *key, const unsigned char *dgst, size_t dlen, unsigned char *out, size_t n);
 unsigned long shim_fastsign_count(void);
-int shim_fastsign_private_ctx(void);
