@@ -31,7 +31,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from cryptoki_shim import spec as S
-from p11 import LIB, P11, P11Error, SO_PIN, USER_PIN, ffi, raises_ckr, write_config
+from p11 import P11, SO_PIN, USER_PIN, ffi, raises_ckr, write_config
 from vectors_abi import Params, derive, secret, unwrap, wrap
 
 MESSAGE = b"known message"
