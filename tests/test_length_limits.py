@@ -341,3 +341,21 @@ def test_oversized_rsa_private_key_is_refused_by_create_and_unwrap(token: P11, u
     with raises_ckr(spec.CKR_ATTRIBUTE_VALUE_INVALID):
         token.check("C_UnwrapKey", s, m, kek, blob, len(blob), t.array, t.count, h)
     assert time.monotonic() - start < 5
+
+
+
+def test_sp800_108_data_param_count_is_bounded(token: P11, user_session: int) -> None:
+    """ulNumberOfDataParams is walked item by item: a count over ``limits.PARAMETER_ITEMS``
+    (64) is refused before the walk (old code: 1000 valid items were read, then the key
+    handle looked at)."""
+    n = 1000
+    label = ffi.new("unsigned char[]", b"label")
+    items = ffi.new("CK_PRF_DATA_PARAM[]", n)
+    for i in range(n):
+        items[i].type, items[i].pValue, items[i].ulValueLen = 4, label, 5  # CK_SP800_108_BYTE_ARRAY
+    prm = ffi.new("CK_SP800_108_KDF_PARAMS *")
+    prm.prfType, prm.ulNumberOfDataParams, prm.pDataParams = spec.CKM_SHA256_HMAC, n, items
+    m, _keep = token.mechanism(spec.CKM_SP800_108_COUNTER_KDF, prm)
+    t, h = ffi.new("CK_ATTRIBUTE[1]"), ffi.new("CK_OBJECT_HANDLE *")
+    with raises_ckr(spec.CKR_MECHANISM_PARAM_INVALID):
+        token.check("C_DeriveKey", user_session, m, 0, t, 0, h)
