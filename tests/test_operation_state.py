@@ -243,3 +243,33 @@ def test_unsaveable_operations(token: P11, user_session: int) -> None:
     token.call("C_EncryptInit", user_session, ffi.NULL, 0)
     _init(token, "C_DigestInit", user_session, A.CKM_SHA3_256)  # SHA-3 has no copyable state here
     assert token.call("C_GetOperationState", user_session, ffi.NULL, ffi.new("CK_ULONG *")) == A.CKR_STATE_UNSAVEABLE
+
+
+def test_eddsa_buffered_message_state(token: P11, user_session: int) -> None:
+    """EdDSA buffers the message (pure EdDSA hashes it twice): the state carries it; Ed25519
+    is deterministic, so the restored signature equals the one-shot one."""
+    pub, priv = token.generate_key_pair(
+        user_session, A.CKM_EC_EDWARDS_KEY_PAIR_GEN,
+        {A.CKA_EC_PARAMS: bytes.fromhex("06032b6570"), A.CKA_VERIFY: True, A.CKA_TOKEN: False},
+        {A.CKA_SIGN: True, A.CKA_TOKEN: False})
+    want = token.sign(user_session, A.CKM_EDDSA, priv, MSG)
+    _init(token, "C_SignInit", user_session, A.CKM_EDDSA, priv)
+    _update(token, "C_SignUpdate", user_session, MSG[:99])
+    state = get_state(token, user_session)
+    other = token.open(0)
+    assert set_state(token, other, state, auth=priv) == A.CKR_OK
+    _update(token, "C_SignUpdate", other, MSG[99:])
+    assert token._two_pass("C_SignFinal", other) == want
+
+
+def test_restore_repeats_the_key_checks(token: P11, user_session: int) -> None:
+    """A state does not outlive the key's permission: CKA_SIGN turned off after the save makes
+    the restore fail as C_SignInit would (the state is no capability of its own)."""
+    key = _hmac_key(token, user_session)
+    _init(token, "C_SignInit", user_session, A.CKM_SHA256_HMAC, key)
+    _update(token, "C_SignUpdate", user_session, b"abc")
+    state = get_state(token, user_session)
+    token.set(user_session, key, {A.CKA_SIGN: False})
+    other = token.open(0)
+    assert set_state(token, other, state, auth=key) == A.CKR_KEY_FUNCTION_NOT_PERMITTED
+    assert token.call("C_SignUpdate", other, b"x", 1) == A.CKR_OPERATION_NOT_INITIALIZED
