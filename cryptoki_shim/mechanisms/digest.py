@@ -177,7 +177,7 @@ class _PycaAccumulator:
 def accumulator(algorithm: type[hashes.HashAlgorithm]) -> Callable[[], Any]:
     """A factory of running hashes for ``algorithm``: native where it can, else pyca."""
     ckm = CKM_OF[algorithm]
-    if _LIB is not None and ckm in NATIVE:
+    if (_LIB if _LIB is not None else native_ready()) is not None and ckm in NATIVE:
         return functools.partial(RunningDigest.new, ckm)
     return functools.partial(_PycaAccumulator, algorithm)
 
@@ -195,7 +195,7 @@ def hash_of(algorithm: type[hashes.HashAlgorithm], data: bytes) -> bytes:
 def digest(ckm: int, data: bytes) -> bytes:
     """The digest of ``data``, hermetic (never the host's OpenSSL): for check values, TPM
     policy digests, EdDSA prehashes and anything else computed on a C_* path."""
-    if _LIB is not None and ckm in NATIVE:
+    if (_LIB if _LIB is not None else native_ready()) is not None and ckm in NATIVE:
         out = _FFI.new("char[]", _LIB.shim_digest_size(ckm))
         if not _LIB.shim_digest_oneshot(ckm, data, len(data), out):
             raise _failed()
@@ -282,16 +282,40 @@ class DigestFamily:
     """The digest family: only ``digest_init``."""
 
     def digest_init(self, entry: MechanismEntry, param: Any) -> DigestContext:
+        if _LIB is None:
+            native_ready()
         return entry.extra["context"]()
 
 
-#: The library's ``lib``/``ffi`` when the digest helpers are there (decided once: the
-#: package is imported by the library after ``abi.install`` set them), else None.
-_LIB: Any = native_lib()
-_FFI: Any = runtime.ffi if _LIB is not None else None
+#: The library's ``lib``/``ffi`` once the digest helpers are there, else None.
+_LIB: Any = None
+_FFI: Any = None
+
+
+def native_ready() -> Any | None:
+    """Bind the library's digest helpers if they have appeared since the last look, and
+    return its ``lib`` (None without the library). The library imports the package after
+    ``abi.install`` set ``runtime.lib``, so this binds at import; a Python process that
+    imported the package first and loads the library later (the test suite) binds at its
+    next digest, and the digest entries get their native context classes then."""
+    global _LIB, _FFI
+    if _LIB is None:
+        lib = native_lib()
+        if lib is not None:
+            _LIB, _FFI = lib, runtime.ffi
+            for ckm, algorithm in HASHES.items():
+                if ckm in NATIVE and registry_entries.get(ckm) is not None:
+                    registry_entries[ckm].extra["context"] = context_class(ckm, algorithm)
+    return _LIB
+
+
+#: The registered digest entries (their context classes change when the library binds).
+registry_entries: dict[int, MechanismEntry] = {}
+native_ready()
 
 FAMILY = DigestFamily()
 
 for _ckm, _hash in HASHES.items():
-    register(MechanismEntry(_ckm, CKF_DIGEST, 0, 0, FAMILY,
-                            extra={"hash": _hash, "context": context_class(_ckm, _hash)}))
+    registry_entries[_ckm] = MechanismEntry(_ckm, CKF_DIGEST, 0, 0, FAMILY,
+                                            extra={"hash": _hash, "context": context_class(_ckm, _hash)})
+    register(registry_entries[_ckm])

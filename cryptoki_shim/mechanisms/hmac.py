@@ -64,7 +64,7 @@ from ..spec import (
     CKR_SIGNATURE_INVALID,
     CKR_SIGNATURE_LEN_RANGE,
 )
-from .digest import CKM_OF, NATIVE, RunningDigest, native_lib, unsaveable
+from .digest import CKM_OF, NATIVE, RunningDigest, native_ready, unsaveable
 from .params import MacGeneralParams
 from .registry import MechanismEntry, register
 
@@ -99,7 +99,7 @@ def _keyed(entry: MechanismEntry, key: Any) -> Any:
         if value is None:
             raise CryptokiError(CKR_KEY_TYPE_INCONSISTENT, "HMAC key has no CKA_VALUE")
         ckm = CKM_OF[algorithm]
-        if _NATIVE and ckm in NATIVE:
+        if native_ready() is not None and ckm in NATIVE:
             prepared = RunningDigest.keyed(ckm, bytes(value))
         else:
             prepared = _PycaPrepared(hmac.HMAC(bytes(value), algorithm()))
@@ -218,8 +218,6 @@ class HmacFamily:
 
 
 FAMILY = HmacFamily()
-#: Whether the library's digest helpers are there (decided once, see digest.py).
-_NATIVE = native_lib() is not None
 
 for _plain, _general, _hash, _ckk in _TABLE:
     _types = frozenset({CKK_GENERIC_SECRET, _ckk})
