@@ -76,6 +76,8 @@ DEPENDENCIES = {
     "sqlalchemy": "SQLAlchemy",
     "pyrage": "pyrage",
     "tpm2_pytss": "tpm2-pytss",
+    "argon2": "argon2-cffi",  # the PIN KDF (store/crypto.py)
+    "_argon2_cffi_bindings": "argon2-cffi-bindings",
 }
 
 

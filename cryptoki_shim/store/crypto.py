@@ -6,14 +6,22 @@ object's `CKA_UNIQUE_ID` and the attribute type: a ciphertext copied to another 
 attribute or token fails to open instead of silently becoming that value.
 
 The token key itself is stored only wrapped, once per PIN (user and SO), under a key derived
-from the PIN with a memory-hard KDF: Argon2id where the installed `cryptography` offers it,
+from the PIN with a memory-hard KDF: Argon2id (RFC 9106) where libargon2 is installed,
 scrypt otherwise. The KDF and its parameters (salt included) live in each `PinRecord`, so
 costs can be raised per record (re-wrap at the next successful login) without touching the
 schema. Peers derive with 1,000-1,500 hash rounds, which a GPU tries in microseconds per
 guess; 64 MiB of memory per guess is what makes an offline PIN search expensive.
 
-Timings on the development machine (cryptography 50, 4 lanes): Argon2id "default"
-(64 MiB, t=3) ~110 ms per derivation; "test" well under 1 ms.
+Argon2id runs in libargon2, the reference implementation (the `argon2-cffi` package), not in
+OpenSSL: OpenSSL's multi-lane Argon2id (cryptography 50, lanes > 1) deadlocks when two
+threads derive at once, so two threads in C_Login never returned (issue 15 item 1). The
+reference code starts its own threads per derivation, shares nothing between calls, and its
+cffi call releases the GIL, so other sessions keep signing meanwhile. Both compute RFC 9106's
+function: records written by OpenSSL open unchanged. It also keeps PIN checks away from the
+host's OpenSSL configuration (issue 25).
+
+Timings on the development machine (libargon2, 4 lanes, 2 cores): Argon2id "default"
+(64 MiB, t=3) ~100 ms per derivation; "test" well under 1 ms.
 """
 
 from __future__ import annotations
@@ -21,9 +29,10 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import threading
 from typing import Any, Callable
 
-from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..errors import CryptokiError
@@ -69,28 +78,49 @@ SCRYPT_COSTS: dict[str, dict[str, int]] = {
 }
 
 
-def _derive_argon2id(pin: bytes, params: dict[str, Any]) -> bytes:
-    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+#: At most this many derivations run at once in a process: each takes `memory_cost` (64 MiB
+#: by default) for its duration, so a burst of logins cannot exhaust the host's memory; the
+#: others wait their turn (a derivation always ends, so the wait is bounded).
+MAX_CONCURRENT_KDF = 4
+_kdf_slots = threading.BoundedSemaphore(MAX_CONCURRENT_KDF)
 
-    return Argon2id(
-        salt=bytes.fromhex(params["salt"]),
-        length=TOKEN_KEY_LEN,
-        iterations=int(params["iterations"]),
-        lanes=int(params["lanes"]),
-        memory_cost=int(params["memory_cost"]),
-    ).derive(pin)
+
+def _reset_kdf_slots() -> None:
+    """After fork: a slot held by a thread of the parent would never be released here."""
+    global _kdf_slots
+    _kdf_slots = threading.BoundedSemaphore(MAX_CONCURRENT_KDF)
+
+
+os.register_at_fork(after_in_child=_reset_kdf_slots)
+
+
+def _derive_argon2id(pin: bytes, params: dict[str, Any]) -> bytes:
+    """Argon2id in libargon2 (not OpenSSL: see the module docstring); the GIL is released."""
+    from argon2.low_level import Type, hash_secret_raw
+
+    with _kdf_slots:
+        return hash_secret_raw(
+            pin,
+            bytes.fromhex(params["salt"]),
+            time_cost=int(params["iterations"]),
+            memory_cost=int(params["memory_cost"]),
+            parallelism=int(params["lanes"]),
+            hash_len=TOKEN_KEY_LEN,
+            type=Type.ID,
+        )
 
 
 def _derive_scrypt(pin: bytes, params: dict[str, Any]) -> bytes:
     from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-    return Scrypt(
-        salt=bytes.fromhex(params["salt"]),
-        length=TOKEN_KEY_LEN,
-        n=int(params["n"]),
-        r=int(params["r"]),
-        p=int(params["p"]),
-    ).derive(pin)
+    with _kdf_slots:
+        return Scrypt(
+            salt=bytes.fromhex(params["salt"]),
+            length=TOKEN_KEY_LEN,
+            n=int(params["n"]),
+            r=int(params["r"]),
+            p=int(params["p"]),
+        ).derive(pin)
 
 
 #: kdf name -> (derive function, named cost table)
@@ -103,13 +133,17 @@ _preferred_kdf: str | None = None
 
 
 def preferred_kdf() -> str:
-    """"argon2id" if this `cryptography`/OpenSSL can run it, else "scrypt" (probed once)."""
+    """"argon2id" if libargon2 (`argon2-cffi`) is installed, else "scrypt" (probed once).
+
+    `argon2-cffi` is a dependency, so scrypt is only the answer of a broken install; a record
+    of either KDF opens wherever its KDF is installed.
+    """
     global _preferred_kdf
     if _preferred_kdf is None:
         try:
             _derive_argon2id(b"probe", {"salt": "00" * SALT_LEN, **ARGON2ID_COSTS["test"]})
             _preferred_kdf = "argon2id"
-        except (ImportError, UnsupportedAlgorithm) as exc:
+        except ImportError as exc:
             log.warning("Argon2id unavailable (%s); PIN records use scrypt", exc)
             _preferred_kdf = "scrypt"
     return _preferred_kdf
