@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--label", required=True, help="token label (at most 32 bytes of UTF-8)")
     add_secret_options(p, "so-pin", "SO PIN")
     add_secret_options(p, "pin", "user PIN (optional: sets the user PIN as well)")
+    p.add_argument("--force", action="store_true",
+                   help="wipe an initialized token without its old SO PIN (a locked or lost SO PIN): "
+                        "every key is destroyed")
     p.set_defaults(func=init_token)
 
     p = sub.add_parser("set-pin", parents=[parent], help="change the user or SO PIN (C_SetPIN)")
@@ -60,7 +63,7 @@ def init_token(args: argparse.Namespace) -> int:
     user_pin = secret(args, "pin", "user PIN", required=False)
     with Admin(args) as adm:
         with Progress("initializing the token (Argon2id)"):
-            adm.module.init_token(args.slot, so_pin, _label32(args.label))
+            adm.module.init_token(args.slot, so_pin, _label32(args.label), force=args.force)
         if user_pin is not None:
             s = adm.session(args.slot, login=CKU_SO, pin=so_pin)
             with Progress("setting the user PIN (Argon2id)"):

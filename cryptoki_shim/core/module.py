@@ -282,7 +282,8 @@ class Module:
             token.logout()
             audit.token_event("logout", token)
 
-    def init_token(self, slot_id: int, so_pin: bytes | None, label: bytes) -> None:
+    def init_token(self, slot_id: int, so_pin: bytes | None, label: bytes, *, force: bool = False) -> None:
+        """C_InitToken; ``force`` (admin CLI only, never the ABI) skips the old SO PIN."""
         token = self.slot(slot_id).token
         if so_pin is None:
             raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "a PIN is required")
@@ -290,7 +291,7 @@ class Module:
             if self.sessions_of(token):
                 raise CryptokiError(spec.CKR_SESSION_EXISTS)
             token.check_pin_length(so_pin)
-            token.init_token(so_pin, label)
+            token.init_token(so_pin, label, force=force)
 
     def init_pin(self, session: Session, pin: bytes | None) -> None:
         token = session.token

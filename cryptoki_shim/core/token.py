@@ -243,32 +243,48 @@ class Token:
         return rec.failures if rec is not None else 0
 
     def verify_pin(self, user: int, pin: bytes) -> bytes:
-        """Open the PIN record; count a failure (persisted) or reset the counter.
+        """The token key, if ``pin`` is ``user``'s PIN (C_Login, C_SetPIN, C_InitToken).
 
-        A locked PIN answers CKR_PIN_LOCKED even for the right PIN, so guessing stops.
+        The attempt is counted in the store *before* the PIN is tried (TPM layer, KDF), and
+        settled after (issue 15 item 3): a right PIN gives its count back, a wrong one keeps
+        it, and a process that dies in between leaves it counted (the safe side: a crash costs
+        one try). So however many threads and processes guess at once, at most
+        ``max_pin_failures`` guesses are ever evaluated. A locked PIN answers CKR_PIN_LOCKED
+        even for the right PIN and tries nothing; so does the attempt that reaches the limit.
+        Layers that need no PIN (store key file, upstream KEK) are opened before the count:
+        their failure is CKR_DEVICE_ERROR, not a failed login.
         """
-        self.refresh()
-        rec = self._pin_record(user)
-        if rec is None:
-            raise CryptokiError(spec.CKR_USER_PIN_NOT_INITIALIZED if user == CKU_USER else spec.CKR_TOKEN_NOT_RECOGNIZED)
-        if rec.failures >= self.cfg.max_pin_failures:
+        limit = self.cfg.max_pin_failures
+        for retry in range(3):
+            self.refresh(force=retry > 0)
+            rec = self._pin_record(user) if self.record is not None else None
+            if rec is None:
+                raise CryptokiError(spec.CKR_USER_PIN_NOT_INITIALIZED if user == CKU_USER else spec.CKR_TOKEN_NOT_RECOGNIZED)
+            outer = self._open_layers_without_pin(rec)
+            try:
+                count = self.store.reserve_login(self.slot_id, user, limit=limit, wrapped_key=rec.wrapped_key)
+                break
+            except KeyError:
+                continue  # the record was replaced (C_SetPIN, C_InitToken elsewhere): read it again
+        else:
+            raise CryptokiError(spec.CKR_DEVICE_ERROR, "the PIN record changed during three attempts")
+        if count is None:
+            rec.failures = max(rec.failures, limit)
             audit.login(self, user, CryptokiError(spec.CKR_PIN_LOCKED), rec.failures)
             raise CryptokiError(spec.CKR_PIN_LOCKED, "too many failed logins")
+        rec.failures = count
         try:
-            key = at_rest.open_pin_record(pin, self.open_pin_layers(rec, pin))
+            key = at_rest.open_pin_record(pin, self._open_layers_with_pin(outer, pin))
         except CryptokiError as exc:
             if exc.ckr == spec.CKR_PIN_INCORRECT:
-                count = self.store.login_failed(self.slot_id, user)
-                rec.failures = count
                 _log.info("slot %d: wrong PIN for user type %d (%d failures)", self.slot_id, user, count)
                 audit.login(self, user, exc, count)
-                if count >= self.cfg.max_pin_failures:
+                if count >= limit:
                     audit.token_event("login.locked", self, user)
                     raise CryptokiError(spec.CKR_PIN_LOCKED, "too many failed logins") from None
             raise
-        if rec.failures:
-            self.store.login_succeeded(self.slot_id, user)
-            rec.failures = 0
+        self.store.login_succeeded(self.slot_id, user, count, rec.wrapped_key)
+        rec.failures = 0
         return key
 
     def login(self, user: int, pin: bytes) -> None:
@@ -299,10 +315,18 @@ class Token:
             self._mark = None
             self._generation = -1
 
-    def init_token(self, so_pin: bytes, label: bytes) -> None:
-        """C_InitToken: new token key, SO PIN record, no user PIN, no objects."""
+    def init_token(self, so_pin: bytes, label: bytes, *, force: bool = False) -> None:
+        """C_InitToken: new token key, SO PIN record, no user PIN, no objects.
+
+        An initialized token needs its SO PIN, counted like any login; a locked SO PIN keeps
+        C_InitToken refused, even with the right PIN (CKR_PIN_LOCKED), or the lock would not
+        stop guessing. The way back is out of band: ``force`` skips the SO PIN, and only the
+        admin CLI passes it (``cryptoki-shim init-token --force``), run by someone who can
+        write the store file, who could delete it anyway. It wipes every key (issue 15 item 8).
+        """
         self.refresh(force=True)
-        if self.initialized:
+        forced = force and self.initialized
+        if self.initialized and not force:
             self.verify_pin(CKU_SO, so_pin)
         key = at_rest.new_token_key()
         serial = uuid.uuid4().hex[:16]
@@ -314,7 +338,7 @@ class Token:
             user_pin=None,
         )
         self.store.init_token(rec)
-        audit.token_event("token.init", self)
+        audit.token_event("token.init.forced" if forced else "token.init", self)
         with self.lock:
             self.session_objects = {}
             self.objects = {}
@@ -334,14 +358,29 @@ class Token:
         self.refresh(force=True)
 
     def set_so_pin(self, pin: bytes, key: bytes) -> None:
+        """C_SetPIN of the SO: wrap the token key under the new SO PIN; audited as ``pin.set``."""
         self.store.update_token(self.slot_id, so_pin=self._new_pin_record(pin, key))
+        audit.token_event("pin.set", self, CKU_SO)
+        self.refresh(force=True)
 
     def open_pin_layers(self, rec, pin: bytes):
         """The PIN record as ``make_pin_record`` made it: the outer layers removed, outermost
         first (store key file, TPM, upstream KEK). A layer that cannot be opened is
         CKR_DEVICE_ERROR; the TPM's refusal of this PIN is CKR_PIN_INCORRECT (or LOCKED)."""
-        rec = tpm_pin.open_record(tpm_pin.backend_of(self.backends), self.store.unbind_pin(rec), pin)
-        return upstream_kek.open_record(self.kek, rec)
+        return self._open_layers_with_pin(self._open_layers_without_pin(rec), pin)
+
+    def _open_layers_without_pin(self, rec):
+        """The outer layers that need no PIN: the key file's, then the KEK's unless a TPM layer
+        (which needs the PIN) lies above it. ``verify_pin`` opens these before it counts."""
+        rec = self.store.unbind_pin(rec)
+        return rec if tpm_pin.PARAM in rec.params else upstream_kek.open_record(self.kek, rec)
+
+    def _open_layers_with_pin(self, rec, pin: bytes):
+        """The rest, after ``_open_layers_without_pin``: the TPM's (a PIN check of its own,
+        counted by the TPM's dictionary-attack logic) and the KEK's under it."""
+        if tpm_pin.PARAM not in rec.params:
+            return rec
+        return upstream_kek.open_record(self.kek, tpm_pin.open_record(tpm_pin.backend_of(self.backends), rec, pin))
 
     def _new_pin_record(self, pin: bytes, key: bytes):
         """The token key wrapped under ``pin`` (and, in KEK mode, under the upstream KEK; with
@@ -349,8 +388,6 @@ class Token:
         adds its key file's layer when it writes the record)."""
         inner = upstream_kek.seal_record(self.kek, at_rest.make_pin_record(pin, key, self.cfg.kdf_cost))
         return tpm_pin.seal_record(tpm_pin.sealer(self.cfg, self.backends), inner, pin)
-        audit.token_event("pin.set", self, CKU_SO)
-        self.refresh(force=True)
 
     # ------------------------------------------------------------------ objects
 

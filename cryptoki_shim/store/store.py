@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Any, Callable, TypeVar
 
-from sqlalchemy import Connection, create_engine, delete, insert, select, update
+from sqlalchemy import Connection, case, create_engine, delete, insert, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -373,29 +373,51 @@ class Store:
 
         self._write(write)
 
-    def login_failed(self, slot_id: int, user_type: int) -> int:
-        """Count one failed C_Login for that PIN (atomic across processes); the new count.
+    def reserve_login(self, slot_id: int, user_type: int, *, limit: int | None = None,
+                      wrapped_key: bytes | None = None) -> int | None:
+        """Count one PIN attempt *before* the PIN is tried: the new failure count, or None if
+        the count had already reached `limit` (the PIN is locked: nothing may be tried).
 
-        KeyError if that PIN is not set.
+        One conditional UPDATE, atomic across threads and processes (a row lock on
+        PostgreSQL, the write lock on SQLite), so parallel guessers can never get more than
+        `limit` guesses evaluated between them (issue 15 item 3). The caller settles
+        afterwards: a right PIN calls `login_succeeded` with the returned count; a wrong
+        one leaves it counted; a crash in between also leaves it counted (the safe side).
+        `wrapped_key` is the stored record the caller is about to try: KeyError if the PIN
+        is not set or was replaced meanwhile (C_SetPIN, C_InitToken elsewhere), so the
+        attempt is never counted against one record and evaluated against another.
+        `limit=None` counts without a limit, `wrapped_key=None` whatever the record (store
+        tests, admin tools).
         """
 
-        def write(conn: Connection) -> int:
+        def write(conn: Connection) -> int | None:
             where = (pins.c.slot_id == slot_id) & (pins.c.user_type == user_type)
-            if not conn.execute(update(pins).where(where)
-                                .values(failures=pins.c.failures + 1)).rowcount:
-                raise KeyError(f"no PIN of user type {user_type} in slot {slot_id}")
-            return int(conn.execute(select(pins.c.failures).where(where)).scalar_one())
+            if wrapped_key is not None:
+                where = where & (pins.c.wrapped_key == wrapped_key)
+            cond = where if limit is None else where & (pins.c.failures < limit)
+            row = conn.execute(update(pins).where(cond).values(failures=pins.c.failures + 1)
+                               .returning(pins.c.failures)).first()
+            if row is not None:
+                return int(row.failures)
+            if conn.execute(select(pins.c.failures).where(where)).first() is None:
+                raise KeyError(f"no such PIN record of user type {user_type} in slot {slot_id}")
+            return None
 
         return self._write(write)
 
-    def login_succeeded(self, slot_id: int, user_type: int) -> None:
-        """Reset that PIN's failure counter (a successful C_Login)."""
+    def login_succeeded(self, slot_id: int, user_type: int, reserved: int | None = None,
+                        wrapped_key: bytes | None = None) -> None:
+        """Settle a right PIN: clear the failures counted before it and its own reservation
+        (`reserved`, what `reserve_login` returned); attempts that began after it stay counted,
+        as they would have in sequence. None resets the counter to 0. With `wrapped_key`, only
+        if that record is still the stored one (a replaced record has its own count)."""
 
         def write(conn: Connection) -> None:
-            conn.execute(update(pins).where(
-                (pins.c.slot_id == slot_id) & (pins.c.user_type == user_type)
-                & (pins.c.failures != 0)
-            ).values(failures=0))
+            where = (pins.c.slot_id == slot_id) & (pins.c.user_type == user_type) & (pins.c.failures != 0)
+            if wrapped_key is not None:
+                where = where & (pins.c.wrapped_key == wrapped_key)
+            value = 0 if reserved is None else case((pins.c.failures > reserved, pins.c.failures - reserved), else_=0)
+            conn.execute(update(pins).where(where).values(failures=value))
 
         self._write(write)
 

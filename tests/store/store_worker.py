@@ -3,7 +3,8 @@
 Run as `python store_worker.py COMMAND URL N [GO_FILE]`: opens the store, waits until
 GO_FILE exists (so several workers start together), then:
   add    N  -> add_object N times on slot 1
-  failed N  -> login_failed(1, CKU_USER) N times; prints the returned counts
+  failed N  -> reserve_login(1, CKU_USER) N times (no limit); prints the returned counts
+  limit3 N  -> reserve_login(1, CKU_USER, limit=3) N times; prints the counts (None: refused)
 """
 
 import os
@@ -25,7 +26,10 @@ def main() -> None:
             store.add_object(1, ObjectRecord(None, f"{pid}-{i}", {0: b"v" * 32, 3: str(i).encode()},
                                              {0x11: b"s" * 48}))
     elif command == "failed":
-        counts = [store.login_failed(1, CKU_USER) for _ in range(n)]
+        counts = [store.reserve_login(1, CKU_USER) for _ in range(n)]
+        sys.stdout.write(" ".join(map(str, counts)) + "\n")
+    elif command == "limit3":
+        counts = [store.reserve_login(1, CKU_USER, limit=3) for _ in range(n)]
         sys.stdout.write(" ".join(map(str, counts)) + "\n")
     else:
         raise SystemExit(f"unknown command {command}")

@@ -89,7 +89,7 @@ def _writes_fail_reads_work(s: Store, oid: int, token_key: bytes) -> None:
     assert s.token(1).serial == "0123456789abcdef"
     ro = (spec.CKR_DEVICE_ERROR, spec.CKR_DEVICE_MEMORY)
     expect_ckr(ro, s.add_object, 1, sample_object("u2"))
-    expect_ckr(ro, s.login_failed, 1, CKU_USER)
+    expect_ckr(ro, s.reserve_login, 1, CKU_USER)
     expect_ckr(ro, s.delete_object, 1, oid)
     expect_ckr(ro, s.init_token, make_token(1, token_key))
     assert [o.oid for o in s.objects(1)] == [oid]  # reads still work after failed writes

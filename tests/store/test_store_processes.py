@@ -49,4 +49,15 @@ def test_login_failure_counter_is_atomic_across_processes(store: Store, db_url: 
     counts = [int(c) for out in outs for c in out.split()]
     assert sorted(counts) == list(range(1, 201))  # every increment saw a distinct value
     assert store.token(1).user_pin.failures == 200
-    assert store.login_failed(1, CKU_USER) == 201
+    assert store.reserve_login(1, CKU_USER) == 201
+
+
+def test_login_reservations_never_pass_the_limit_across_processes(store: Store, db_url: str,
+                                                                  start_worker, tmp_path: Path) -> None:
+    """Four processes reserving at once against max_pin_failures = 3: exactly the counts 1, 2
+    and 3 are granted, once each; every other attempt is refused (issue 15 item 3)."""
+    outs = _run_together(start_worker, tmp_path, *[("limit3", db_url, 10)] * 4)
+    counts = [c for out in outs for c in out.split()]
+    assert sorted(c for c in counts if c != "None") == ["1", "2", "3"]
+    assert counts.count("None") == 37
+    assert store.token(1).user_pin.failures == 3

@@ -148,13 +148,31 @@ def test_update_token_fields(store: Store, token_key: bytes) -> None:
 
 
 def test_login_failure_counter(store: Store) -> None:
-    assert [store.login_failed(1, CKU_USER) for _ in range(3)] == [1, 2, 3]
+    assert [store.reserve_login(1, CKU_USER) for _ in range(3)] == [1, 2, 3]
     assert store.token(1).user_pin.failures == 3
     assert store.token(1).so_pin.failures == 0
     store.login_succeeded(1, CKU_USER)
     assert store.token(1).user_pin.failures == 0
     with pytest.raises(KeyError):
-        store.login_failed(7, CKU_USER)
+        store.reserve_login(7, CKU_USER)
+
+
+def test_login_reservation_limit_and_settling(store: Store) -> None:
+    """reserve_login counts before the PIN is tried and refuses at the limit; a right PIN
+    gives back what was counted up to its own reservation, not the attempts after it."""
+    rec = store.token(1).user_pin
+    assert store.reserve_login(1, CKU_USER, limit=3, wrapped_key=rec.wrapped_key) == 1
+    mine = store.reserve_login(1, CKU_USER, limit=3, wrapped_key=rec.wrapped_key)
+    assert mine == 2
+    assert store.reserve_login(1, CKU_USER, limit=3) == 3  # a later attempt, still in flight
+    assert store.reserve_login(1, CKU_USER, limit=3) is None  # locked: nothing more is tried
+    assert store.token(1).user_pin.failures == 3
+    store.login_succeeded(1, CKU_USER, mine, rec.wrapped_key)
+    assert store.token(1).user_pin.failures == 1  # the attempt that began after it stays counted
+    with pytest.raises(KeyError):  # another record than the one about to be tried
+        store.reserve_login(1, CKU_USER, limit=3, wrapped_key=b"not the stored record")
+    store.login_succeeded(1, CKU_USER, 5, b"not the stored record")  # a replaced record: untouched
+    assert store.token(1).user_pin.failures == 1
 
 
 def test_init_token_wipes_objects_and_pins_atomically(store: Store, token_key: bytes,
@@ -164,7 +182,7 @@ def test_init_token_wipes_objects_and_pins_atomically(store: Store, token_key: b
     for i in range(5):
         store.add_object(1, sample_object(f"u{i}", i))
     kept = store.add_object(2, sample_object("other"))
-    store.login_failed(1, CKU_SO)
+    store.reserve_login(1, CKU_SO)
     store.init_token(TokenRecord(1, b"fresh".ljust(32), "fedcba9876543210",
                                  so_pin=make_pin_record(b"new-so", token_key, cost="test")))
     assert store.objects(1) == []
@@ -383,7 +401,7 @@ def test_data_version_changes_after_own_commit(store: Store) -> None:
     store.add_object(1, sample_object("u1"))
     v2 = store.data_version()
     assert v2 != v
-    store.login_failed(1, CKU_USER)
+    store.reserve_login(1, CKU_USER)
     assert store.data_version() not in (v, v2)
 
 
@@ -398,7 +416,7 @@ def test_generation_counts_write_transactions(store: Store) -> None:
     """The change signal used for databases without PRAGMA data_version."""
     g = store._generation()
     store.add_object(1, sample_object("u1"))
-    store.login_failed(1, CKU_USER)
+    store.reserve_login(1, CKU_USER)
     assert store._generation() == g + 2
 
 
