@@ -4,11 +4,14 @@ Issue 15 item 5: with a 022 umask, SQLite made ``store.db`` 0644, and its ``-wal
 copy the database's mode (SQLite's unix VFS gives journal, WAL and shared-memory files the
 permissions of their database), so every local user could copy the PIN records and try
 PINs offline; the debug log was 0644 too. The rule: a file the module or the CLI creates
-that holds store data, key material (even encrypted), key files, backups or logs is opened
-here with mode 0600 and ``O_CREAT`` (the kernel applies the umask, which can only remove
-bits), then ``fchmod(0600)`` so an odd umask (0277) cannot leave it unwritable. Files that
+that holds store data, key material (even encrypted), key files, backups or logs is created
+with mode 0600 (the kernel applies the umask, which can only remove bits), then
+``fchmod(0600)`` so an odd umask (0277) cannot leave it unwritable: the store database and
+the debug log here, the store key file in ``store/key_file.py``, backups in
+``cli/common.write_private_output``, the audit log and its key in ``audit.py``. Files that
 are public by nature (the p11-kit ``.module`` registration other users' p11-kit must read,
-a generated ``docs/configuration.md``, an exported public key) keep the umask.
+a generated ``docs/configuration.md``, an exported public key, an attestation) keep the
+umask.
 
 An existing file keeps its mode when it is appended to (an operator may have chosen
 group access deliberately, e.g. a log read by a monitoring group); ``cryptoki-shim doctor``
@@ -28,7 +31,7 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 def open_private(path: str | os.PathLike[str], flags: int, *, follow: bool = True) -> int:
     """``os.open(path, flags | O_CREAT)`` with mode 0600; a file this call created is
     ``fchmod``-ed to exactly 0600. ``follow=False``: the last component must not be a
-    symlink (what we truncate and overwrite: backups, key files)."""
+    symlink (a file we would truncate and overwrite)."""
     flags |= os.O_CLOEXEC | (0 if follow else _NOFOLLOW)
     try:
         fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, MODE)
@@ -54,21 +57,6 @@ def create_empty(path: str | os.PathLike[str]) -> bool:
     finally:
         os.close(fd)
     return True
-
-
-def write_private(path: str | os.PathLike[str], data: bytes) -> None:
-    """Replace ``path``'s content with ``data``; the file ends 0600 (a backup, a key file).
-
-    An existing file is truncated and its mode tightened to 0600: what we write is private.
-    """
-    fd = open_private(path, os.O_WRONLY | os.O_TRUNC, follow=False)
-    try:
-        os.fchmod(fd, MODE)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
 
 
 def is_private(mode: int) -> bool:
