@@ -9,7 +9,7 @@ hanging the suite.
 Modes:
   setup                  initialize slot 0 (SO + user PIN) and, if configured, slot 1
   threads N              every PIN path with N threads at once on one token (see `threads`)
-  logins N [wrong]       N threads C_Login at once (half a wrong PIN, half the right one; or all wrong)
+  logins N [wrong|right] N threads C_Login at once (half a wrong PIN, half the right one; or all one)
   guess N PIN            fork N processes that all C_Login(PIN) at the same moment; the CKRs
   locked-init           C_InitToken with the right SO PIN (after the SO PIN was locked)
 """
@@ -161,9 +161,10 @@ def threads(p: P11, n: int) -> dict[str, Any]:
 
 
 def logins(p: P11, n: int, which: str = "mixed") -> dict[str, Any]:
-    """n threads C_Login at once: odd ones the right PIN ("mixed"), or all a wrong one."""
+    """n threads C_Login at once: odd ones the right PIN ("mixed"), or all a wrong ("wrong")
+    or the right one ("right")."""
     sessions = [p.open(0) for _ in range(n)]
-    pins = [USER_PIN if i % 2 and which == "mixed" else WRONG_PIN for i in range(n)]
+    pins = [USER_PIN if which == "right" or (i % 2 and which == "mixed") else WRONG_PIN for i in range(n)]
     out = together([lambda s=s, pin=pin: rv_of(lambda: p.login(s, pin)) for s, pin in zip(sessions, pins)])
     return {"rvs": out}
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -279,3 +280,31 @@ def test_locked_so_pin_refuses_init_token_and_only_the_admin_cli_resets(
     finally:
         p.finalize()
     assert len(_events(log, "token.init.forced")) == 1
+
+
+def test_a_crash_between_count_and_check_costs_one_try(tmp_path: Path, monkeypatch) -> None:
+    """A process killed after its attempt was counted and before the PIN check finished keeps
+    the attempt counted, even with the right PIN (the safe side: else killing the process in
+    the middle of each guess would be a way around the limit). The next right PIN clears it."""
+    conf = write_config(tmp_path, slots=slots(0, max_pin_failures=3))
+    run_worker(conf, "setup")
+    proc = start_worker(conf, "logins", 1, "right")
+    deadline = time.monotonic() + HANG_S
+    try:
+        with sqlite3.connect(tmp_path / "store.db", timeout=5) as db:
+            while db.execute("SELECT failures FROM pins WHERE user_type = ?", (int(spec.CKU_USER),)).fetchone()[0] == 0:
+                assert proc.poll() is None and time.monotonic() < deadline, "the login was never seen counted"
+                time.sleep(0.001)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # in the KDF (~100 ms at the default cost)
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert stored_failures(conf) == 1
+    monkeypatch.setenv("CRYPTOKI_SHIM_CONF", str(conf))
+    p = P11()
+    p.initialize()
+    try:
+        p.login(p.open(0), USER_PIN)
+    finally:
+        p.finalize()
+    assert stored_failures(conf) == 0
