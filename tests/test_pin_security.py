@@ -308,3 +308,29 @@ def test_a_crash_between_count_and_check_costs_one_try(tmp_path: Path, monkeypat
     finally:
         p.finalize()
     assert stored_failures(conf) == 0
+
+
+def test_no_pin_is_tried_on_a_store_that_cannot_count(tmp_path: Path, monkeypatch) -> None:
+    """A read-only store cannot count the attempt, so the PIN is not tried: C_Login answers
+    CKR_DEVICE_ERROR (even the right PIN), public objects stay readable. Else a read-only copy
+    of the store would be a guessing oracle without any limit."""
+    d = tmp_path / "ro"
+    d.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(d)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        conf = write_config(d, slots=slots(0, kdf_cost="test"))
+        run_worker(conf, "setup")
+        subprocess.run(["mount", "-o", "remount,ro", str(d)], check=True, capture_output=True)
+        monkeypatch.setenv("CRYPTOKI_SHIM_CONF", str(conf))
+        p = P11()
+        p.initialize()
+        try:
+            s = p.open(0, rw=False)
+            with raises_ckr(spec.CKR_DEVICE_ERROR):
+                p.login(s, USER_PIN)
+            assert p.token_info(0).flags & spec.CKF_USER_PIN_INITIALIZED
+        finally:
+            p.finalize()
+    finally:
+        subprocess.run(["umount", "-l", str(d)], check=False)
