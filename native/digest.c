@@ -12,6 +12,7 @@
  * bytes. They stay in OpenSSL 3.x (deprecated, not removed) and run the same assembly
  * block functions as EVP. Nothing here allocates, locks or keeps state between calls.
  */
+#include <Python.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -197,6 +198,101 @@ int shim_hmac_oneshot(unsigned long mech, const void *proto, const char *data, s
     memcpy(pair, proto, 2 * size);
     ok = shim_digest_update(mech, pair, data, len) && shim_hmac_final(mech, pair, out);
     OPENSSL_cleanse(pair, sizeof(pair));
+    return ok;
+}
+
+/* ---- the one-shot paths as CPython builtins (see digest.h) ---- */
+
+/* hashlib's threshold: below it the GIL hand-off costs more than the hashing. */
+#define SHIM_GIL_MINSIZE 2048
+
+static PyObject *shim_py_oneshot(unsigned long mech, const Py_buffer *proto, PyObject *data)
+{
+    Py_buffer in;
+    PyObject *out;
+    size_t md_len = shim_digest_size(mech);
+    int ok;
+
+    if (md_len == 0 || (proto != NULL && (size_t)proto->len != 2 * shim_digest_ctx_size(mech))) {
+        PyErr_SetString(PyExc_ValueError, "not a native digest or HMAC state");
+        return NULL;
+    }
+    if (PyObject_GetBuffer(data, &in, PyBUF_SIMPLE) != 0)
+        return NULL;
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)md_len);
+    if (out == NULL) {
+        PyBuffer_Release(&in);
+        return NULL;
+    }
+    if (in.len >= SHIM_GIL_MINSIZE) {
+        Py_BEGIN_ALLOW_THREADS
+        ok = proto ? shim_hmac_oneshot(mech, proto->buf, in.buf, (size_t)in.len, PyBytes_AS_STRING(out))
+                   : shim_digest_oneshot(mech, in.buf, (size_t)in.len, PyBytes_AS_STRING(out));
+        Py_END_ALLOW_THREADS
+    } else {
+        ok = proto ? shim_hmac_oneshot(mech, proto->buf, in.buf, (size_t)in.len, PyBytes_AS_STRING(out))
+                   : shim_digest_oneshot(mech, in.buf, (size_t)in.len, PyBytes_AS_STRING(out));
+    }
+    PyBuffer_Release(&in);
+    if (!ok) {
+        Py_DECREF(out);
+        PyErr_SetString(PyExc_ValueError, "native digest failed");
+        return NULL;
+    }
+    return out;
+}
+
+static PyObject *shim_py_digest(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long mech;
+
+    (void)self;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "digest(mech, data)");
+        return NULL;
+    }
+    mech = PyLong_AsUnsignedLong(args[0]);
+    if (mech == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    return shim_py_oneshot(mech, NULL, args[1]);
+}
+
+static PyObject *shim_py_hmac(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long mech;
+    Py_buffer proto;
+    PyObject *out;
+
+    (void)self;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "hmac(mech, prepared_state, data)");
+        return NULL;
+    }
+    mech = PyLong_AsUnsignedLong(args[0]);
+    if (mech == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    if (PyObject_GetBuffer(args[1], &proto, PyBUF_SIMPLE) != 0)
+        return NULL;
+    out = shim_py_oneshot(mech, &proto, args[2]);
+    PyBuffer_Release(&proto);
+    return out;
+}
+
+static PyMethodDef shim_fast_methods[] = {
+    {"digest", (PyCFunction)(void (*)(void))shim_py_digest, METH_FASTCALL, "digest(mech, data) -> bytes"},
+    {"hmac", (PyCFunction)(void (*)(void))shim_py_hmac, METH_FASTCALL, "hmac(mech, prepared_state, data) -> bytes"},
+    {NULL, NULL, 0, NULL},
+};
+
+int shim_digest_publish(void)
+{
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *module = PyImport_AddModule("_cryptoki_shim_fast"); /* borrowed, in sys.modules */
+    int ok = module != NULL && PyModule_AddFunctions(module, shim_fast_methods) == 0;
+
+    if (!ok)
+        PyErr_Clear();
+    PyGILState_Release(gil);
     return ok;
 }
 

@@ -23,6 +23,12 @@
  * shim_hmac_final:      the full-length HMAC of the state; the state is consumed.
  * shim_hmac_oneshot:    the full-length HMAC of one buffer, continuing a copy (on the C
  *                       stack) of the prepared state `proto`; `proto` is not changed.
+ * shim_digest_publish:  makes the module `_cryptoki_shim_fast` (in sys.modules) with two
+ *                       METH_FASTCALL builtins, digest(mech, data) -> bytes and
+ *                       hmac(mech, prepared_state, data) -> bytes: the one-shot C_Digest and
+ *                       HMAC C_Sign paths in one call each, without cffi's per-call argument
+ *                       tuple, GIL hand-off and output cdata (the GIL is released only for
+ *                       inputs of 2 KiB and more, as hashlib does). Takes the GIL itself.
  * All return 1 on success, 0 for an unknown `mech` or a bad state.
  */
 
@@ -36,3 +42,4 @@ int shim_digest_check(unsigned long mech, const void *ctx);
 int shim_hmac_init(unsigned long mech, void *ctx, const char *key, size_t keylen);
 int shim_hmac_final(unsigned long mech, void *ctx, char *out);
 int shim_hmac_oneshot(unsigned long mech, const void *proto, const char *data, size_t len, char *out);
+int shim_digest_publish(void);
