@@ -36,6 +36,11 @@ bench: build
 bench-tpm: build
 	$(PY) -m bench.tpm
 
+# Per-process cost: module load -> first signature with the default PIN KDF, ours vs SoftHSM2.
+.PHONY: bench-process
+bench-process: build
+	$(PY) -m bench.firstsig
+
 conformance: build
 	$(PY) -m conformance
 
