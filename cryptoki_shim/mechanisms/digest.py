@@ -98,10 +98,15 @@ class RunningDigest:
 
     @classmethod
     def new(cls, ckm: int) -> "RunningDigest":
-        ctx = _FFI.new("char[]", _LIB.shim_digest_ctx_size(ckm))
-        if not _LIB.shim_digest_init(ckm, ctx):
+        """A fresh digest; its C state is made at the first update (a one-shot use never
+        needs it: ``oneshot``)."""
+        return cls(ckm, None, False)
+
+    def _start(self) -> Any:
+        ctx = self._ctx = _FFI.new("char[]", _LIB.shim_digest_ctx_size(self._mech))
+        if not _LIB.shim_digest_init(self._mech, ctx):
             raise _failed()
-        return cls(ckm, ctx, False)
+        return ctx
 
     @classmethod
     def keyed(cls, ckm: int, key: bytes) -> "RunningDigest":
@@ -116,6 +121,8 @@ class RunningDigest:
     def copy(self) -> "RunningDigest":
         """A twin of this state (HMAC: each operation starts from a copy of the key's
         prepared pads)."""
+        if self._ctx is None:
+            return RunningDigest(self._mech, None, self._hmac)
         return RunningDigest(self._mech, _FFI.new("char[]", self._proto or self.save()), self._hmac)
 
     def mac(self, data: bytes) -> bytes:
@@ -124,10 +131,22 @@ class RunningDigest:
         return _FAST.hmac(self._mech, self._proto, data)
 
     def update(self, data: bytes) -> None:
-        if not _LIB.shim_digest_update(self._mech, self._ctx, data, len(data)):
+        ctx = self._ctx
+        if ctx is None:
+            ctx = self._start()
+        if not _LIB.shim_digest_update(self._mech, ctx, data, len(data)):
             raise _failed()
 
+    def oneshot(self, data: bytes) -> bytes:
+        """update(data) then finalize(), in one call when nothing was fed before."""
+        if self._ctx is None:
+            return _FAST.digest(self._mech, data)
+        self.update(data)
+        return self.finalize()
+
     def finalize(self) -> bytes:
+        if self._ctx is None:
+            return _FAST.digest(self._mech, b"")
         size = self._size
         out = _FFI.new("char[]", size)
         if not (_LIB.shim_hmac_final if self._hmac else _LIB.shim_digest_final)(self._mech, self._ctx, out):
@@ -135,7 +154,7 @@ class RunningDigest:
         return _FFI.unpack(out, size)
 
     def save(self) -> bytes:
-        return _FFI.buffer(self._ctx)[:]
+        return _FFI.buffer(self._ctx if self._ctx is not None else self._start())[:]
 
     def load(self, state: bytes) -> None:
         """Continue from ``save()`` output of the same mechanism (and kind: plain or HMAC);
@@ -143,6 +162,8 @@ class RunningDigest:
         lengths in range), and the running state is then unchanged."""
         size = _LIB.shim_digest_ctx_size(self._mech)
         halves = (state[:size], state[size:]) if self._hmac else (state,)
+        if self._ctx is None:
+            self._start()
         if len(state) != len(self._ctx) or not all(_LIB.shim_digest_check(self._mech, h) for h in halves):
             raise CryptokiError(CKR_SAVED_STATE_INVALID, "digest state does not fit the mechanism")
         _FFI.memmove(self._ctx, state, len(state))
@@ -161,6 +182,10 @@ class _PycaAccumulator:
         self._hash.update(data)
 
     def finalize(self) -> bytes:
+        return self._hash.finalize()
+
+    def oneshot(self, data: bytes) -> bytes:
+        self._hash.update(data)
         return self._hash.finalize()
 
     def save(self) -> bytes:

@@ -32,7 +32,9 @@ class Signer(Protocol):
 
 
 class Buffer:
-    """Accumulator that keeps the whole message (EdDSA)."""
+    """Accumulator that keeps the whole message (EdDSA). Accumulators offer ``update``,
+    ``finalize``, ``oneshot`` (both at once: the single-call C_Sign path), and ``save`` /
+    ``load`` for C_GetOperationState."""
 
     __slots__ = ("_parts",)
 
@@ -43,6 +45,10 @@ class Buffer:
         self._parts.append(bytes(data))
 
     def finalize(self) -> bytes:
+        return b"".join(self._parts)
+
+    def oneshot(self, data: bytes) -> bytes:
+        self._parts.append(bytes(data))
         return b"".join(self._parts)
 
     def save(self) -> bytes:
@@ -99,8 +105,7 @@ class SignContext(_Accumulating):
     def oneshot(self, data: bytes) -> bytes:
         if self._acc is None:
             return self._signer.sign(bytes(data))
-        self._acc.update(data)
-        return self._signer.sign(self._acc.finalize())
+        return self._signer.sign(self._acc.oneshot(data))
 
     def length_hint(self, step: str, data_len: int) -> int | None:
         return 0 if step == "update" else self._signer.size
@@ -123,8 +128,7 @@ class VerifyContext(_Accumulating):
         if self._acc is None:
             self._signer.verify(bytes(data), bytes(signature))
             return
-        self._acc.update(data)
-        self._signer.verify(self._acc.finalize(), bytes(signature))
+        self._signer.verify(self._acc.oneshot(data), bytes(signature))
 
     def length_hint(self, step: str, data_len: int) -> int | None:
         return 0
