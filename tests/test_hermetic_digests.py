@@ -22,12 +22,16 @@ A = spec
 NATIVE = {
     A.CKM_SHA_1: hashes.SHA1, A.CKM_SHA224: hashes.SHA224, A.CKM_SHA256: hashes.SHA256,
     A.CKM_SHA384: hashes.SHA384, A.CKM_SHA512: hashes.SHA512, A.CKM_SHA512_224: hashes.SHA512_224,
-    A.CKM_SHA512_256: hashes.SHA512_256,
+    A.CKM_SHA512_256: hashes.SHA512_256, A.CKM_SHA3_224: hashes.SHA3_224, A.CKM_SHA3_256: hashes.SHA3_256,
+    A.CKM_SHA3_384: hashes.SHA3_384, A.CKM_SHA3_512: hashes.SHA3_512,
 }
 HMACS = {A.CKM_SHA_1_HMAC: "sha1", A.CKM_SHA256_HMAC: "sha256", A.CKM_SHA384_HMAC: "sha384",
-         A.CKM_SHA512_HMAC: "sha512", A.CKM_SHA224_HMAC: "sha224"}
-#: Around the 64- and 128-byte blocks and the 55/56/111/112 padding boundaries.
-LENGTHS = (0, 1, 55, 56, 63, 64, 65, 111, 112, 127, 128, 129, 1000, 70001)
+         A.CKM_SHA512_HMAC: "sha512", A.CKM_SHA224_HMAC: "sha224", A.CKM_SHA3_224_HMAC: "sha3_224",
+         A.CKM_SHA3_256_HMAC: "sha3_256", A.CKM_SHA3_512_HMAC: "sha3_512"}
+#: Around the 64- and 128-byte blocks, the 55/56/111/112 padding boundaries and the SHA-3
+#: rates (144, 136, 104, 72).
+LENGTHS = (0, 1, 7, 55, 56, 63, 64, 65, 71, 72, 73, 103, 104, 111, 112, 127, 128, 129, 135, 136, 143, 144, 145,
+           1000, 70001)
 
 
 def _pyca(algorithm: type[hashes.HashAlgorithm], data: bytes) -> bytes:
@@ -64,7 +68,7 @@ def test_native_hmac_matches_rfc2104(user_session: int, token: P11, ckm: int) ->
     """Key lengths below, at and above the block (a longer key is hashed first), one-shot
     and multi-part, sign and verify."""
     name = HMACS[ckm]
-    for key_len in (1, 20, 64, 65, 128, 129, 300):
+    for key_len in (1, 20, 64, 65, 72, 73, 128, 129, 136, 137, 144, 145, 300):
         key = bytes((7 * i + 1) & 0xFF for i in range(key_len))
         h = _hmac_key(token, user_session, key)
         for n in (0, 3, 64, 200):

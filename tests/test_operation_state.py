@@ -60,7 +60,8 @@ def _public_rsa(p11: P11, s: int, pub: int) -> Any:
     return rsa.RSAPublicNumbers(e, n).public_key()
 
 
-@pytest.mark.parametrize("ckm", [A.CKM_SHA_1, A.CKM_SHA256, A.CKM_SHA384, A.CKM_SHA512_224, A.CKM_SHA512_256],
+@pytest.mark.parametrize("ckm", [A.CKM_SHA_1, A.CKM_SHA256, A.CKM_SHA384, A.CKM_SHA512_224, A.CKM_SHA512_256,
+                                 A.CKM_SHA3_224, A.CKM_SHA3_512],
                          ids=A.ckm_name)
 def test_digest_saved_mid_stream_continues_in_another_session(token: P11, user_session: int, ckm: int) -> None:
     want = token.digest(user_session, ckm, MSG)
@@ -241,7 +242,8 @@ def test_unsaveable_operations(token: P11, user_session: int) -> None:
     _init(token, "C_EncryptInit", user_session, A.CKM_AES_ECB, aes)
     assert token.call("C_GetOperationState", user_session, ffi.NULL, ffi.new("CK_ULONG *")) == A.CKR_STATE_UNSAVEABLE
     token.call("C_EncryptInit", user_session, ffi.NULL, 0)
-    _init(token, "C_DigestInit", user_session, A.CKM_SHA3_256)  # SHA-3 has no copyable state here
+    _init(token, "C_DigestInit", user_session, A.CKM_SHA3_256)
+    token.check("C_FindObjectsInit", user_session, ffi.NULL, 0)  # a search cannot be saved with it
     assert token.call("C_GetOperationState", user_session, ffi.NULL, ffi.new("CK_ULONG *")) == A.CKR_STATE_UNSAVEABLE
 
 

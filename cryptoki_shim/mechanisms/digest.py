@@ -58,8 +58,10 @@ HASHES: dict[int, type[hashes.HashAlgorithm]] = {
 }
 #: pyca algorithm class -> CKM (the signature families name their hash by pyca class).
 CKM_OF: dict[type[hashes.HashAlgorithm], int] = {alg: ckm for ckm, alg in HASHES.items()}
-#: The digests native/digest.c serves (low-level SHA-1/SHA-2; SHA-3 has no such API).
-NATIVE = frozenset({CKM_SHA_1, CKM_SHA224, CKM_SHA256, CKM_SHA384, CKM_SHA512, CKM_SHA512_224, CKM_SHA512_256})
+#: The digests native/digest.c serves, filled when the library binds (``native_ready``):
+#: SHA-1/SHA-2 on libcrypto's low-level functions, SHA-3 on its own Keccak (libcrypto has
+#: no low-level SHA-3; a big-endian build leaves it to pyca). Empty without the library.
+NATIVE: set[int] = set()
 
 
 def native_lib() -> Any | None:
@@ -140,7 +142,7 @@ class RunningDigest:
     def oneshot(self, data: bytes) -> bytes:
         """update(data) then finalize(), in one call when nothing was fed before."""
         if self._ctx is None:
-            return _FAST.digest(self._mech, data)
+            return _oneshot(self._mech, data)
         self.update(data)
         return self.finalize()
 
@@ -217,7 +219,7 @@ def digest(ckm: int, data: bytes) -> bytes:
     """The digest of ``data``, hermetic (never the host's OpenSSL): for check values, TPM
     policy digests, EdDSA prehashes and anything else computed on a C_* path."""
     if (_LIB if _LIB is not None else native_ready()) is not None and ckm in NATIVE:
-        return _FAST.digest(ckm, data)
+        return _oneshot(ckm, data)
     h = hashes.Hash(HASHES[ckm]())
     h.update(data)
     return h.finalize()
@@ -286,9 +288,34 @@ class NativeDigestContext(DigestContext):
         return _FAST.digest(self._mech, data)
 
 
+class NativeSha3Context(NativeDigestContext):
+    """SHA-3: our Keccak is faster than pyca's under ~4 KiB and slower above (OpenSSL's is
+    assembly); a one-shot of a long message goes to pyca, which has no state to save anyway."""
+
+    __slots__ = ()
+
+    def oneshot(self, data: bytes) -> bytes:
+        return _oneshot(self._mech, data)
+
+
+#: SHA-3 one-shots from this length on run on pyca (``NativeSha3Context``).
+SHA3_PYCA_FROM = 4096
+_SHA3 = frozenset({CKM_SHA3_224, CKM_SHA3_256, CKM_SHA3_384, CKM_SHA3_512})
+
+
+def _oneshot(ckm: int, data: bytes) -> bytes:
+    if ckm in _SHA3 and len(data) >= SHA3_PYCA_FROM:
+        h = hashes.Hash(HASHES[ckm]())
+        h.update(data)
+        return h.finalize()
+    return _FAST.digest(ckm, data)
+
+
 def context_class(ckm: int, algorithm: type[hashes.HashAlgorithm]) -> type[DigestContext]:
     """The ``DigestContext`` subclass of one hash (mechanism, digest size, accumulator)."""
-    base = NativeDigestContext if _LIB is not None and ckm in NATIVE else DigestContext
+    base = DigestContext
+    if _LIB is not None and ckm in NATIVE:
+        base = NativeSha3Context if ckm in _SHA3 else NativeDigestContext
     return type(f"{algorithm.name.upper()}Context", (base,),
                 {"__slots__": (), "_mech": ckm, "_size": algorithm.digest_size,
                  "_new": staticmethod(accumulator(algorithm))})
@@ -323,6 +350,7 @@ def native_ready() -> Any | None:
             import _cryptoki_shim_fast  # type: ignore[import-not-found]  # made by the call above
 
             _LIB, _FFI, _FAST = lib, runtime.ffi, _cryptoki_shim_fast
+            NATIVE.update(ckm for ckm in HASHES if lib.shim_digest_size(ckm))
             for ckm, algorithm in HASHES.items():
                 if ckm in NATIVE and registry_entries.get(ckm) is not None:
                     registry_entries[ckm].extra["context"] = context_class(ckm, algorithm)
