@@ -293,7 +293,24 @@ class Token:
             self.login_user = user
             self.login_epoch += 1
             self.token_key = key
+        self._bind_pin_to_tpm(user, pin, key)
         self.refresh(force=True)
+
+    def _bind_pin_to_tpm(self, user: int, pin: bytes, key: bytes) -> None:
+        """``[slots.tpm] pin_binding`` switched on for a token whose PIN record predates it:
+        the first successful login re-makes the record with the TPM layer (it needs the PIN,
+        so it cannot happen sooner). Only if the record is still the one just opened (a
+        concurrent C_SetPIN wins); a failure is logged and leaves the old record."""
+        rec = self._pin_record(user) if user in (CKU_SO, CKU_USER) and self.record is not None else None
+        if rec is None or tpm_pin.sealer(self.cfg, self.backends) is None:
+            return
+        try:
+            if tpm_pin.PARAM in self.store.unbind_pin(rec).params:
+                return
+            if self.store.replace_pin(self.slot_id, user, rec.wrapped_key, self._new_pin_record(pin, key)):
+                _log.info("slot %d: PIN record of user type %d bound to the TPM (pin_binding)", self.slot_id, user)
+        except CryptokiError as exc:
+            _log.warning("slot %d: PIN record of user type %d not bound to the TPM: %s", self.slot_id, user, exc)
 
     def logout(self) -> None:
         for backend in self.backends.values():

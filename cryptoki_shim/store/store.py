@@ -373,6 +373,20 @@ class Store:
 
         self._write(write)
 
+    def replace_pin(self, slot_id: int, user_type: int, expected: bytes, rec: PinRecord) -> bool:
+        """Replace a PIN record by another for the same PIN (a new outer layer), only if the
+        stored one is still `expected` (its `wrapped_key`): a C_SetPIN that landed meanwhile
+        must not be undone. The failure count is kept. True if replaced."""
+        stored = self.bind_pin(rec)
+
+        def write(conn: Connection) -> bool:
+            where = ((pins.c.slot_id == slot_id) & (pins.c.user_type == user_type)
+                     & (pins.c.wrapped_key == expected))
+            return conn.execute(update(pins).where(where).values(
+                kdf=stored.kdf, params=stored.params, wrapped_key=stored.wrapped_key)).rowcount == 1
+
+        return self._write(write)
+
     def reserve_login(self, slot_id: int, user_type: int, *, limit: int | None = None,
                       wrapped_key: bytes | None = None) -> int | None:
         """Count one PIN attempt *before* the PIN is tried: the new failure count, or None if

@@ -77,3 +77,27 @@ def test_set_pin_keeps_the_binding(bound):
     client.logout(s)
     client.login(s, b"new-pin-4455")
     client.set_pin(s, b"new-pin-4455", USER_PIN)
+
+
+def test_existing_token_is_bound_at_its_next_login(swtpm, lib_path, tmp_path):
+    """A TPM token made before pin_binding was switched on: its PIN records gain the TPM
+    layer at the next successful login of each PIN (the PIN is needed to make it)."""
+    tpm_conn.reset_lockout(swtpm.tcti)
+    conf = write_config(tmp_path, slots=slot_config(swtpm.tcti))
+    with user_token(lib_path, conf, "later") as (client, s):
+        assert tpm_pin.PARAM not in _records(conf)[S.CKU_USER].params
+        client.finalize()
+        conf.write_text(conf.read_text() + "pin_binding = true\n")  # the [slots.tpm] table is last
+        client.initialize()
+        s = client.open(0)
+        client.login(s, USER_PIN)
+        records = _records(conf)
+        assert tpm_pin.PARAM in records[S.CKU_USER].params
+        assert tpm_pin.PARAM not in records[S.CKU_SO].params  # the SO has not logged in yet
+        with pytest.raises(Exception):
+            at_rest.open_pin_record(USER_PIN, records[S.CKU_USER])
+        client.logout(s)
+        client.login(s, USER_PIN)
+        client.logout(s)
+        client.login(s, SO_PIN, user=S.CKU_SO)
+        assert tpm_pin.PARAM in _records(conf)[S.CKU_SO].params
