@@ -20,7 +20,8 @@ by the token as ever); a TPM in lockout answers ``CKR_PIN_LOCKED``. The auth val
 salted SHA-256 of the PIN: the TPM, not the hash, is what rate-limits guesses here, and the
 inner Argon2id layer stays for a copy taken *with* the TPM's secrets (which a TPM does not
 give out). Records made before ``pin_binding`` was switched on keep opening without the
-TPM; they gain the layer at the next PIN change. Moving the token to another TPM needs the
+TPM; each gains the layer at the next successful login with its PIN
+(``Token._bind_pin_to_tpm``). Moving the token to another TPM needs the
 PINs set again (backups keep the layer: restore on the same TPM).
 """
 
