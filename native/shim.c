@@ -24,6 +24,7 @@
 #endif
 #include <Python.h>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,7 +66,15 @@ static void shim_clog(const char *fmt, ...)
     va_list ap;
     if (path == NULL || *path == '\0')
         return;
-    f = strcmp(path, "stderr") == 0 ? stderr : fopen(path, "a");
+    if (strcmp(path, "stderr") == 0) {
+        f = stderr;
+    } else {
+        /* 0600 whatever the umask, like the Python side's log (issue 15 item 5) */
+        int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        f = fd < 0 ? NULL : fdopen(fd, "a");
+        if (f == NULL && fd >= 0)
+            close(fd);
+    }
     if (f == NULL)
         return;
     fprintf(f, "cryptoki-shim[%ld] native: ", (long)getpid());

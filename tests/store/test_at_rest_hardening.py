@@ -125,6 +125,19 @@ def test_store_and_log_files_are_created_0600_whatever_the_umask(umask_022, debu
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f"{f.name} {stat.S_IMODE(f.stat().st_mode):o}"
 
 
+def test_native_start_up_log_is_created_0600(umask_022, lib_path, tmp_path):
+    """The C side logs start-up failures itself (before Python runs): its fopen() made the
+    log 0644. A C host (pkcs11-tool) with a Python home that does not exist."""
+    import subprocess
+
+    log = tmp_path / "native.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYPTOKI_SHIM", "PYTHON"))}
+    env.update(CRYPTOKI_SHIM_PYTHONHOME=str(tmp_path / "nowhere"), CRYPTOKI_SHIM_LOG=str(log))
+    subprocess.run(["pkcs11-tool", "--module", str(lib_path), "-L"], env=env, capture_output=True, timeout=60)
+    assert "no Python standard library" in log.read_text()
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+
+
 # ----------------------------------------------------------------------------- b./c. private data
 
 
