@@ -51,7 +51,7 @@ from tpm2_pytss.types import (
     TPMU_SYM_MODE,
 )
 
-from .. import spec
+from .. import private_files, spec
 from ..errors import CryptokiError
 from ..mechanisms.digest import sha256
 
@@ -209,7 +209,8 @@ def open_tpm(tcti: str, what: str, *, with_srk: bool = True, lock_file: str = ""
     """The locked unit: every TPM command of one operation runs inside this block.
 
     TSS failures leave as ``CryptokiError`` with the mapped CKR (see ``fail``)."""
-    with _thread_lock, open(lock_file or lock_path(tcti), "a+") as lockfile:
+    path = lock_file or lock_path(tcti)
+    with _thread_lock, os.fdopen(private_files.open_private(path, os.O_RDWR | os.O_APPEND), "a+") as lockfile:  # 0600
         fcntl.flock(lockfile, fcntl.LOCK_EX)
         ectx = None
         conn = None

@@ -29,7 +29,7 @@ def bound(swtpm, lib_path, tmp_path):
     limit far above the TPM's, so what stops guessing below is the TPM."""
     tpm_conn.reset_lockout(swtpm.tcti)
     tpm_conn.set_lockout_parameters(swtpm.tcti, MAX_TRIES, 1000, 1000)
-    slots = slot_config(swtpm.tcti) + "pin_binding = true\n"
+    slots = slot_config(swtpm.tcti) + f'pin_binding = true\nlock_file = "{tmp_path / "tpm.lock"}"\n'
     slots = slots.replace('kdf_cost = "test"\n', 'kdf_cost = "test"\nmax_pin_failures = 100\n')
     conf = write_config(tmp_path, slots=slots)
     with user_token(lib_path, conf, "pinbound") as (client, s):
@@ -45,6 +45,7 @@ def _records(conf: Path):
 
 def test_a_copy_of_the_store_without_the_tpm_cannot_test_a_pin(bound):
     client, s, conf = bound
+    assert (conf.parent / "tpm.lock").stat().st_mode & 0o777 == 0o600  # the module's files: 0600
     for user, pin in ((S.CKU_USER, USER_PIN), (S.CKU_SO, SO_PIN)):
         rec = _records(conf)[user]
         assert tpm_pin.PARAM in rec.params
