@@ -6,8 +6,9 @@ permissions of their database), so every local user could copy the PIN records a
 PINs offline; the debug log was 0644 too. The rule: a file the module or the CLI creates
 that holds store data, key material (even encrypted), key files, backups or logs is created
 with mode 0600 (the kernel applies the umask, which can only remove bits), then
-``fchmod(0600)`` so an odd umask (0277) cannot leave it unwritable: the store database and
-the debug log here, the store key file in ``store/key_file.py``, backups in
+``fchmod(0600)`` so an odd umask (0277) cannot leave it unwritable: the store database, the
+debug log and the TPM lock file here, the C side's start-up log in ``native/shim.c``, the
+store key file in ``store/key_file.py``, backups in
 ``cli/common.write_private_output``, the audit log and its key in ``audit.py``. Files that
 are public by nature (the p11-kit ``.module`` registration other users' p11-kit must read,
 a generated ``docs/configuration.md``, an exported public key, an attestation) keep the
