@@ -68,8 +68,12 @@ def run(library: str | None = None, keep: bool = False) -> int:
                                     ("02", "SHA256-RSA-PKCS", "rsa", [])):
         s.p11(f"Sign the message with the {name.upper()} key ({mech})", "--login", "--pin", USER_PIN,
               "--sign", "-m", mech, "--id", key_id, "-i", str(msg), "-o", f"{name}.sig", *fmt)
-        s.p11(f"Export the {name.upper()} public key", "--read-object", "--type", "pubkey", "--id", key_id,
-              "-o", f"{name}.pub.der")
+        # Through OpenSSL's pkcs11 engine, not `pkcs11-tool --read-object`: OpenSC 0.23 reads a
+        # freed buffer when it exports an EC public key (docs/clients.md).
+        s.run(f"Export the {name.upper()} public key through OpenSSL's pkcs11 engine",
+              ["openssl", "pkey", "-engine", "pkcs11", "-inform", "engine", "-pubin", "-in",
+               f"pkcs11:token=demo;type=public;id=%{key_id}", "-pubout", "-outform", "DER",
+               "-out", f"{name}.pub.der"])
         s.run(f"Verify the {name.upper()} signature with OpenSSL (not our code)",
               ["openssl", "dgst", "-sha256", "-keyform", "DER", "-verify", f"{name}.pub.der",
                "-signature", f"{name}.sig", str(msg)], show=1, check_text="Verified OK")
