@@ -347,7 +347,12 @@ static PyObject *shim_py_oneshot(unsigned long mech, const Py_buffer *proto, PyO
     size_t md_len = shim_digest_size(mech);
     int ok;
 
-    if (md_len == 0 || (proto != NULL && (size_t)proto->len != 2 * shim_digest_ctx_size(mech))) {
+    size_t size = shim_digest_ctx_size(mech);
+
+    /* Any Python code of the process can call this: a prepared state must be one these
+     * functions could have made (lengths in range), never an offset into the stack. */
+    if (md_len == 0 || (proto != NULL && ((size_t)proto->len != 2 * size || !shim_digest_check(mech, proto->buf)
+                                          || !shim_digest_check(mech, (const char *)proto->buf + size)))) {
         PyErr_SetString(PyExc_ValueError, "not a native digest or HMAC state");
         return NULL;
     }

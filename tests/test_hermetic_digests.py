@@ -181,3 +181,16 @@ def test_no_hashlib_on_any_c_path(tmp_path: Path) -> None:
     assert got[3] == "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532"
     assert got[4] == _pyca(hashes.SHA1, b"Jefe")[:3].hex()
     assert got[5] == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+
+
+def test_fast_hmac_refuses_a_forged_prepared_state(p11: P11) -> None:
+    """The one-shot HMAC builtin copies a prepared state onto the C stack; any Python code of
+    the process can call it, so a state with an out-of-range block offset is refused (it
+    would have written past the state), never hashed."""
+    from cryptoki_shim.mechanisms import digest
+
+    assert digest.native_ready() is not None
+    with pytest.raises(ValueError):
+        digest._FAST.hmac(A.CKM_SHA256, b"\xff" * 224, b"x")
+    with pytest.raises(ValueError):
+        digest._FAST.hmac(A.CKM_SHA256, b"\x00" * 10, b"x")
