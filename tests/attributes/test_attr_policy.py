@@ -420,7 +420,11 @@ def test_sealed_types_are_footnote_7_of_private_and_secret_keys():
     pub = build_object({**RSA_PUB, C.CKA_MODULUS: MODULUS, C.CKA_PUBLIC_EXPONENT: b"\x03"},
                        Origin.CREATE)
     assert sealed_types(pub) == frozenset()
+    # A data object is private by default, and a private value is sealed (issue 15 item 5);
+    # a public one is not.
     assert sealed_types(build_object({C.CKA_CLASS: C.CKO_DATA, C.CKA_VALUE: b"x"},
+                                     Origin.CREATE)) == {C.CKA_VALUE}
+    assert sealed_types(build_object({C.CKA_CLASS: C.CKO_DATA, C.CKA_VALUE: b"x", C.CKA_PRIVATE: False},
                                      Origin.CREATE)) == frozenset()
 
 
