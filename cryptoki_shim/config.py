@@ -43,6 +43,8 @@ STORE_KEYS: dict[str, Key] = {
     "key_file": Key(str, None, "32-byte key file (0600, outside the store's directory; `cryptoki-shim store-key-create`) "
                                "that also seals every PIN record: a copy of the store alone allows no offline PIN "
                                "guessing; losing the file loses the tokens"),
+    "sqlite_fast_path": Key(bool, True, "on SQLite, run the object writes as fixed SQL on the driver (~5x cheaper); "
+                                        "false runs them through SQLAlchemy Core as on any other database (tests)"),
 }
 LOG_KEYS: dict[str, Key] = {
     "file": Key(str, None, 'log file, or "stderr"; no logging when absent (CRYPTOKI_SHIM_LOG overrides)'),
@@ -148,6 +150,7 @@ class Config:
     source: str
     store_url: str
     store_key_file: str | None = None  # [store] key_file (store/key_file.py)
+    store_fast_path: bool = True  # [store] sqlite_fast_path (store/store.py)
     log_file: str | None = None
     log_level: str = "info"
     slots: tuple[SlotConfig, ...] = field(default_factory=tuple)
@@ -302,6 +305,7 @@ def parse(text: str, source: str = "<config>") -> Config:
         source=source,
         store_url=store["url"] or default_store_url(),
         store_key_file=store["key_file"] or None,
+        store_fast_path=store["sqlite_fast_path"],
         log_file=log["file"],
         log_level=log["level"],
         slots=tuple(slots),

@@ -30,8 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select
-
 from ..store import ObjectRecord, PinRecord, TokenRecord
 from .common import (Admin, CliError, EXIT_CHECK, EXIT_USAGE, Progress, add_secret_options, emit, secret,
                      write_private_output)
@@ -209,34 +207,6 @@ def authenticate(doc: dict[str, Any], token: TokenRecord, user: int, pin: bytes,
                         "`cryptoki-shim backup` of this token")
 
 
-def replace_token(store: Any, token: TokenRecord, objects: list[ObjectRecord]) -> None:
-    """One write transaction: the old token and its objects go, the backup's arrive.
-
-    Uses the store's transaction runner and row helpers (the same ones ``init_token`` and
-    ``add_object`` use); ``Store`` has no public many-object write yet.
-    """
-    from ..store import schema
-    from ..store import store as store_mod
-
-    def write(conn: Any) -> None:
-        sid = token.slot_id
-        store_mod._delete_objects(conn, select(schema.objects.c.id).where(schema.objects.c.slot_id == sid))
-        conn.execute(delete(schema.pins).where(schema.pins.c.slot_id == sid))
-        conn.execute(delete(schema.tokens).where(schema.tokens.c.slot_id == sid))
-        conn.execute(insert(schema.tokens).values(slot_id=sid, label=token.label, serial=token.serial,
-                                                  created_at=token.created_at, meta=token.meta))
-        for user_type, p in ((store_mod.CKU_SO, token.so_pin), (store_mod.CKU_USER, token.user_pin)):
-            if p is not None:
-                store_mod._insert_pin(conn, sid, user_type, store.bind_pin(p))
-        for o in objects:
-            oid = conn.execute(insert(schema.objects).values(slot_id=sid, unique_id=o.unique_id)).inserted_primary_key[0]
-            rows = store_mod._attribute_rows(o.attrs, o.sealed)
-            if rows:
-                conn.execute(insert(schema.attributes), [dict(r, object_id=oid) for r in rows])
-
-    store._write(write)
-
-
 # --------------------------------------------------------------------------- age
 
 
@@ -314,12 +284,12 @@ def restore(args: argparse.Namespace) -> int:
     with Admin(args) as adm:
         adm.module.slot(slot)  # a configured slot (CKR_SLOT_ID_INVALID otherwise)
         # The record's outer layers (store key file, TPM pin_binding, upstream KEK) are opened as
-        # at C_Login; restored records are sealed under this store's key file (replace_token).
+        # at C_Login; restored records are sealed under this store's key file (Store.replace_token).
         authenticate(doc, token, user, pin, adm.token(slot).open_pin_layers)
         if any(s.token.slot_id == slot for s in adm.module.sessions.values()):
             raise CliError(f"slot {slot} has open sessions in this process")
         with Progress(f"restoring {len(objects)} objects"):
-            replace_token(adm.module.open_store(), token, objects)
+            adm.module.open_store().replace_token(token, objects)
     emit(args, {"ok": True, "slot": slot, "serial": token.serial, "objects": len(objects)},
          f"slot {slot}: token serial {token.serial} restored with {len(objects)} objects")
     return 0

@@ -124,7 +124,8 @@ class Module:
             if self.store is None:
                 from ..store import Store
 
-                self.store = Store(self.config.store_url, key_file=self.config.store_key_file)
+                self.store = Store(self.config.store_url, key_file=self.config.store_key_file,
+                                   fast_path=self.config.store_fast_path)
             return self.store
 
     def open_token(self, cfg: config_mod.SlotConfig) -> Token:

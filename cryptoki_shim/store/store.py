@@ -10,6 +10,16 @@ writes in `BEGIN IMMEDIATE` on SQLite (see `sqlite.py`). Lock contention is wait
 because the medium is full raises `CryptokiError(CKR_DEVICE_MEMORY)`, read-only or failing
 media `CryptokiError(CKR_DEVICE_ERROR)`; reads keep working in both cases.
 
+The public methods are the one write API: every write is a named method (`init_token`,
+`replace_token`, `update_token`, `replace_pin`, `reserve_login`, `login_succeeded`,
+`add_object`, `update_object`, `delete_object`, `scrub`), used by the core and the admin
+CLI alike; nothing outside this package runs SQL on the store. The object writes and the
+generation read have two statement sets with one signature, picked once when the store
+opens: `sqlite_ops` (fixed SQL on the driver connection, SQLite's default) or `core_ops`
+(SQLAlchemy Core: every other database, and SQLite with `fast_path=False`, which is how
+the tests execute the statements PostgreSQL will run). Every other write is Core on every
+database.
+
 Measured on the development machine (2 vCPUs, ext4, SQLite 3.40, WAL, synchronous=NORMAL):
 `data_version()` ~3 µs; `add_object` with 3 attributes ~0.12 ms (0.27 ms through SQLAlchemy
 Core; object writes on SQLite run through `sqlite_ops`); `objects()` of 200 objects
@@ -25,7 +35,7 @@ import random
 import sqlite3
 import threading
 import time
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterable, TypeVar
 
 from sqlalchemy import Connection, case, create_engine, delete, insert, select, update
 from sqlalchemy.engine import Engine, make_url
@@ -35,7 +45,7 @@ from .. import private_files
 from ..errors import CryptokiError
 from ..spec import CKR_DEVICE_ERROR
 from . import key_file as key_file_mod
-from . import schema, sqlite, sqlite_ops
+from . import core_ops, schema, sqlite, sqlite_ops
 from .failures import RETRY, classify, classify_driver
 from .records import CKU_SO, CKU_USER, ObjectRecord, PinRecord, TokenRecord
 from .schema import attributes, generation, objects, pins, tokens
@@ -58,7 +68,8 @@ _PIN_FIELDS = {"so_pin": CKU_SO, "user_pin": CKU_USER}
 class Store:
     """One database (SQLite file by default) holding any number of tokens, keyed by slot id."""
 
-    def __init__(self, url: str, *, create: bool = True, key_file: str | None = None) -> None:
+    def __init__(self, url: str, *, create: bool = True, key_file: str | None = None,
+                 fast_path: bool = True) -> None:
         """Open the store at `url` (`sqlite:///path` or any SQLAlchemy URL).
 
         With `create`, a missing SQLite file (and its directory, mode 0700) is created; an
@@ -66,7 +77,9 @@ class Store:
         empty store is `CKR_DEVICE_ERROR`. `key_file`: PIN records are also sealed under
         that file's key (`key_file.py`); records of an existing store are sealed now. A
         key file that cannot be used is logged here and fails each PIN record use with
-        `CKR_DEVICE_ERROR` (public objects stay readable).
+        `CKR_DEVICE_ERROR` (public objects stay readable). `fast_path=False` runs the object
+        writes of a SQLite store through SQLAlchemy Core (`core_ops`), as on any other
+        database, instead of `sqlite_ops` (the tests run both; `[store] sqlite_fast_path`).
         """
         self.url = make_url(url)
         self._lock = threading.Lock()
@@ -83,6 +96,11 @@ class Store:
             self._engine = self._sqlite_engine(create)
         else:
             self._engine = create_engine(self.url, pool_pre_ping=True, hide_parameters=True)
+        #: The hot statements (object writes, generation read) and their transaction runner:
+        #: `sqlite_ops` on the driver connection, or `core_ops` on a Core connection.
+        self.fast_path = self._is_sqlite and fast_path
+        self._ops: Any = sqlite_ops if self.fast_path else core_ops
+        self._hot: Callable[[Callable[[Any], Any], bool], Any] = self._run_sqlite if self.fast_path else self._run
         self._open_schema(create)
         self._key_file: key_file_mod.KeyFile | None = None
         self._key_file_error: CryptokiError | None = None
@@ -286,9 +304,7 @@ class Store:
 
     def _generation(self) -> int:
         """The generation counter row (bumped by every write transaction)."""
-        if self._is_sqlite:
-            return self._run_sqlite(sqlite_ops.read_generation, write=False)
-        return int(self._read(lambda c: c.execute(select(generation.c.value)).scalar_one()))
+        return self._hot(self._ops.read_generation, False)
 
     def generation(self) -> int:
         """The store's generation: +1 for every committed write transaction, by anyone."""
@@ -331,10 +347,20 @@ class Store:
         Either the old token with all its objects survives, or the new empty token exists;
         another process never sees a new token next to old objects.
         """
+        self.replace_token(rec, ())
+
+    def replace_token(self, rec: TokenRecord, objs: Iterable[ObjectRecord]) -> None:
+        """The slot's token, PIN records and objects replaced by `rec` and `objs` in one write
+        transaction (`cryptoki-shim restore`; `init_token` with no objects): a reader sees
+        the old token or the new one, never a mix. PIN records keep their failure counts
+        and are sealed under the key file (`bind_pin`); objects keep their unique ids and
+        get new oids (each `oid` set). A repeated unique id is a caller bug
+        (IntegrityError, nothing written)."""
         bound = {u: self.bind_pin(p) for u, p in ((CKU_SO, rec.so_pin), (CKU_USER, rec.user_pin)) if p is not None}
+        items = [(o, _attribute_tuples(o.attrs, o.sealed)) for o in objs]
 
         def write(conn: Connection) -> None:
-            _delete_objects(conn, select(objects.c.id).where(objects.c.slot_id == rec.slot_id))
+            core_ops.delete_objects(conn, select(objects.c.id).where(objects.c.slot_id == rec.slot_id))
             conn.execute(delete(pins).where(pins.c.slot_id == rec.slot_id))
             conn.execute(delete(tokens).where(tokens.c.slot_id == rec.slot_id))
             conn.execute(insert(tokens).values(
@@ -343,6 +369,8 @@ class Store:
             ))
             for user_type, pin in bound.items():
                 _insert_pin(conn, rec.slot_id, user_type, pin)
+            for o, rows in items:
+                o.oid = core_ops.add_object(conn, rec.slot_id, o.unique_id, rows)
 
         self._write(write)
 
@@ -467,55 +495,22 @@ class Store:
         A slot without a token or a `unique_id` already used in the token is a caller bug:
         SQLAlchemy's IntegrityError propagates (not a device condition).
         """
-        if self._is_sqlite:
-            rows = _attribute_tuples(rec.attrs, rec.sealed)
-            rec.oid = self._run_sqlite(
-                lambda c: sqlite_ops.add_object(c, slot_id, rec.unique_id, rows), write=True)
-            return rec.oid
-        dict_rows = _attribute_rows(rec.attrs, rec.sealed)
-
-        def write(conn: Connection) -> int:
-            oid = conn.execute(
-                insert(objects).values(slot_id=slot_id, unique_id=rec.unique_id)
-            ).inserted_primary_key[0]
-            if dict_rows:
-                conn.execute(insert(attributes), [dict(r, object_id=oid) for r in dict_rows])
-            return int(oid)
-
-        rec.oid = self._write(write)
+        rows = _attribute_tuples(rec.attrs, rec.sealed)
+        add = self._ops.add_object
+        rec.oid = self._hot(lambda c: add(c, slot_id, rec.unique_id, rows), True)
         return rec.oid
 
     def update_object(self, slot_id: int, oid: int, attrs: dict[int, bytes],
                       sealed: dict[int, bytes]) -> bool:
         """Replace all attributes of the object (C_SetAttributeValue); False if it is gone."""
-        if self._is_sqlite:
-            tuples = _attribute_tuples(attrs, sealed)
-            return self._run_sqlite(
-                lambda c: sqlite_ops.replace_attributes(c, slot_id, oid, tuples), write=True)
-        rows = _attribute_rows(attrs, sealed)
-
-        def write(conn: Connection) -> bool:
-            if not _owned(conn, slot_id, oid):
-                return False
-            conn.execute(delete(attributes).where(attributes.c.object_id == oid))
-            if rows:
-                conn.execute(insert(attributes), [dict(r, object_id=oid) for r in rows])
-            return True
-
-        return self._write(write)
+        rows = _attribute_tuples(attrs, sealed)
+        replace = self._ops.replace_attributes
+        return self._hot(lambda c: replace(c, slot_id, oid, rows), True)
 
     def delete_object(self, slot_id: int, oid: int) -> bool:
         """Destroy the object (C_DestroyObject); False if it was already gone."""
-        if self._is_sqlite:
-            return self._run_sqlite(lambda c: sqlite_ops.delete_object(c, slot_id, oid), write=True)
-
-        def write(conn: Connection) -> bool:
-            if not _owned(conn, slot_id, oid):
-                return False
-            _delete_objects(conn, [oid])
-            return True
-
-        return self._write(write)
+        delete_ = self._ops.delete_object
+        return self._hot(lambda c: delete_(c, slot_id, oid), True)
 
     def scrub(self) -> None:
         """Leave no old page images behind: after rows that held plaintext were rewritten or
@@ -579,25 +574,8 @@ def _insert_pin(conn: Connection, slot_id: int, user_type: int, pin: PinRecord) 
     ))
 
 
-def _attribute_rows(attrs: dict[int, bytes], sealed: dict[int, bytes]) -> list[dict[str, Any]]:
-    """Parameter dicts of a Core INSERT into `attributes` (without `object_id`)."""
-    return [{"type": t, "value": v, "is_sealed": bool(s)} for t, v, s in _attribute_tuples(attrs, sealed)]
-
-
 def _attribute_tuples(attrs: dict[int, bytes], sealed: dict[int, bytes]) -> list[tuple[int, bytes, int]]:
     """(type, value, is_sealed) rows of an object's attributes."""
     if sealed and not attrs.keys().isdisjoint(sealed):
         raise ValueError(f"attribute types both clear and sealed: {sorted(attrs.keys() & sealed.keys())}")
     return [(t, bytes(v), 0) for t, v in attrs.items()] + [(t, bytes(v), 1) for t, v in sealed.items()]
-
-
-def _owned(conn: Connection, slot_id: int, oid: int) -> bool:
-    return conn.execute(
-        select(objects.c.id).where((objects.c.id == oid) & (objects.c.slot_id == slot_id))
-    ).first() is not None
-
-
-def _delete_objects(conn: Connection, ids: Any) -> None:
-    """Delete objects and their attribute rows (explicitly: no reliance on ON DELETE)."""
-    conn.execute(delete(attributes).where(attributes.c.object_id.in_(ids)))
-    conn.execute(delete(objects).where(objects.c.id.in_(ids)))

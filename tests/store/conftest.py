@@ -12,6 +12,17 @@ import pytest
 from store_helpers import REPO, WORKER, make_token
 
 from cryptoki_shim.store import Store, new_token_key
+from p11 import write_config
+
+
+@pytest.fixture
+def shim_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_path: bool) -> Path:
+    """The suite's configuration (conftest.py one level up), once per statement set: the
+    library's tests in this directory (at-rest hardening, the write paths) run with
+    ``[store] sqlite_fast_path`` on and off."""
+    conf = write_config(tmp_path, extra="" if fast_path else "sqlite_fast_path = false")
+    monkeypatch.setenv("CRYPTOKI_SHIM_CONF", str(conf))
+    return conf
 
 
 @pytest.fixture
@@ -24,9 +35,17 @@ def token_key() -> bytes:
     return new_token_key()
 
 
+@pytest.fixture(params=[True, False], ids=["sqlite_ops", "core"])
+def fast_path(request: pytest.FixtureRequest) -> bool:
+    """Both statement sets of the store's object writes: ``sqlite_ops`` (SQLite's default)
+    and SQLAlchemy Core (``core_ops``, what PostgreSQL runs), each against a real file."""
+    return request.param
+
+
 @pytest.fixture
-def store(db_url: str, token_key: bytes) -> Iterator[Store]:
-    s = Store(db_url)
+def store(db_url: str, token_key: bytes, fast_path: bool) -> Iterator[Store]:
+    s = Store(db_url, fast_path=fast_path)
+    assert s.fast_path is fast_path
     s.init_token(make_token(1, token_key))
     yield s
     s.close()
