@@ -10,6 +10,7 @@ Adding a mechanism touches one family file.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple, Protocol
 
@@ -84,7 +85,8 @@ def register(entry: MechanismEntry) -> None:
 
 def lookup(mechanism: int) -> MechanismEntry:
     """The entry for ``mechanism`` or ``CKR_MECHANISM_INVALID``."""
-    _load_families()
+    if not _loaded:
+        _load_families()
     try:
         return _REGISTRY[mechanism]
     except KeyError:
@@ -93,20 +95,32 @@ def lookup(mechanism: int) -> MechanismEntry:
 
 def all_entries() -> list[MechanismEntry]:
     """Every registered entry, ordered by mechanism number (C_GetMechanismList order)."""
-    _load_families()
+    if not _loaded:
+        _load_families()
     return [_REGISTRY[m] for m in sorted(_REGISTRY)]
 
 
+#: True once every family module has been imported (and so has registered its entries).
 _loaded = False
+_load_lock = threading.Lock()
 
 
 def _load_families() -> None:
-    """Import the family modules once; each registers its entries at import time."""
+    """Import the family modules once; each registers its entries at import time.
+
+    The families stay imported on first use, not at C_Initialize (cold start,
+    docs/performance.md), so the first lookups of several threads may arrive together: the
+    import runs under a lock and ``_loaded`` is set only after it completed, so no lookup
+    answers from a registry still being filled (issue 16 item 1: threads whose first
+    C_DigestInit met a half-loaded registry answered CKR_MECHANISM_INVALID). A failed import
+    leaves ``_loaded`` False: the next lookup tries again and fails the same way.
+    """
     global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    from . import families  # noqa: F401  (imports every family module)
+    with _load_lock:
+        if not _loaded:
+            from . import families  # noqa: F401  (imports every family module)
+
+            _loaded = True
 
 
 class Mechanism(NamedTuple):
