@@ -15,19 +15,11 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from conformance.target import Context, Target
+from conformance.target import Context, Fail, Skip, Target  # Fail, Skip: re-exported for the clients
 
 log = logging.getLogger(__name__)
 
 PASS, FAIL, SKIP = "passed", "failed", "skipped"
-
-
-class Skip(Exception):
-    """The check cannot run here (missing program, unsupported by this client build ...)."""
-
-
-class Fail(AssertionError):
-    """The check ran and the module (or the client with it) did not behave as required."""
 
 
 @dataclass(frozen=True)

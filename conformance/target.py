@@ -31,6 +31,17 @@ class Unavailable(Exception):
     """The module cannot be provisioned here (missing tool)."""
 
 
+class Skip(Exception):
+    """The check cannot run here (missing program, unsupported by this client build ...).
+
+    Defined here, under the runner (which re-exports it), because ``Context.need`` raises it:
+    the runner imports this module, never the other way round (issue 16 item 5)."""
+
+
+class Fail(AssertionError):
+    """The check ran and the module (or the client with it) did not behave as required."""
+
+
 def module_kind(path: Path) -> str:
     name = path.name.lower()
     if "softhsm" in name:
@@ -148,8 +159,6 @@ class Context:
 
     def need(self, *checks: str) -> None:
         """Skip unless the named earlier checks passed."""
-        from conformance.runner import Skip
-
         for name in checks:
             status = self.results.get(name)
             if status != "passed":

@@ -21,7 +21,7 @@ edit the generator, not this file.
 * ``AttrKind`` and ``ATTR_KIND`` tell the attribute codec how each ``CKA_*`` value is
   encoded in C (see docs/architecture.md, "Attribute values"); ``ATTR_KIND`` is keyed by
   plain ints (equal to the ``CKA`` members).
-* ``CKA_SHIM_BACKEND`` is cryptoki-shim's own vendor-defined attribute.
+* ``CKA_SHIM_*`` are cryptoki-shim's own vendor-defined attributes (all of them).
 * ``SINCE_3_1`` names the few 3.1 additions kept because native/pkcs11.h exports them.
 """
 
@@ -266,6 +266,14 @@ _FAMILIES: dict[str, tuple[str, tuple[tuple[str, int], ...]]] = {
         ("CKA_X2RATCHET_RK", 0x00000612),
         ("CKA_VENDOR_DEFINED", 0x80000000),
         ("CKA_SHIM_BACKEND", 0xD3480001),
+        ("CKA_SHIM_TPM_KIND", 0xD3480101),
+        ("CKA_SHIM_TPM_PUBLIC", 0xD3480102),
+        ("CKA_SHIM_TPM_PRIVATE", 0xD3480103),
+        ("CKA_SHIM_TPM_AUTH", 0xD3480104),
+        ("CKA_SHIM_TPM_PCRS", 0xD3480105),
+        ("CKA_SHIM_TPM_SEALED", 0xD3480106),
+        ("CKA_SHIM_TPM_ESCROW", 0xD3480107),
+        ("CKA_SHIM_UPSTREAM_REF", 0xD3480201),
         ("CKA_SUB_PRIME_BITS", 0x00000134),  # alias of CKA_SUBPRIME_BITS
         ("CKA_ECDSA_PARAMS", 0x00000180),  # alias of CKA_EC_PARAMS
     )),
@@ -1043,6 +1051,9 @@ SINCE_3_1: frozenset[str] = frozenset({
 # CKA_SHIM_BACKEND (= CKA_VENDOR_DEFINED | 0x53480001, 'SH' + 1; a CK_ULONG) says which
 # backend holds a key object's material. The core sets it when a key is created or
 # generated; clients may read it (e.g. to check a key really lives in the TPM).
+# CKA_SHIM_TPM_* (0xD34801xx: backends/tpm_attrs.py) and CKA_SHIM_UPSTREAM_REF
+# (0xD3480201: backends/upstream_attrs.py) are kept by those backends; every vendor
+# attribute is defined here, with its kind in ATTR_KIND, and nowhere else.
 SHIM_BACKEND_SOFTWARE = 0  # material sealed in our SQLite store, used via pyca/cryptography
 SHIM_BACKEND_TPM = 1  # material wrapped by / resident in a TPM 2.0
 SHIM_BACKEND_UPSTREAM = 2  # material held by an upstream PKCS#11 module
@@ -1106,7 +1117,7 @@ class AttrKind(enum.Enum):
     MECH_ARRAY = "mech_array"
 
 
-# Every CKA_* attribute of PKCS#11 3.0 (plus CKA_SHIM_BACKEND) -> its kind.  Not in it:
+# Every CKA_* attribute of PKCS#11 3.0 (plus our CKA_SHIM_*) -> its kind.  Not in it:
 # CKA_VENDOR_DEFINED, which marks the start of the vendor range and names no attribute,
 # so the codec rejects it (CKR_ATTRIBUTE_TYPE_INVALID) like any unknown vendor type.
 ATTR_KIND: dict[int, AttrKind] = {
@@ -1235,4 +1246,12 @@ ATTR_KIND: dict[int, AttrKind] = {
     0x00000611: AttrKind.ULONG,  # CKA_X2RATCHET_PNS
     0x00000612: AttrKind.BYTES,  # CKA_X2RATCHET_RK
     0xD3480001: AttrKind.ULONG,  # CKA_SHIM_BACKEND
+    0xD3480101: AttrKind.ULONG,  # CKA_SHIM_TPM_KIND
+    0xD3480102: AttrKind.BYTES,  # CKA_SHIM_TPM_PUBLIC
+    0xD3480103: AttrKind.BYTES,  # CKA_SHIM_TPM_PRIVATE
+    0xD3480104: AttrKind.BYTES,  # CKA_SHIM_TPM_AUTH
+    0xD3480105: AttrKind.BYTES,  # CKA_SHIM_TPM_PCRS
+    0xD3480106: AttrKind.BYTES,  # CKA_SHIM_TPM_SEALED
+    0xD3480107: AttrKind.BYTES,  # CKA_SHIM_TPM_ESCROW
+    0xD3480201: AttrKind.BYTES,  # CKA_SHIM_UPSTREAM_REF
 }

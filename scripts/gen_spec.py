@@ -1134,13 +1134,32 @@ ATTR_KINDS: dict[str, str] = {
     "CKA_X2RATCHET_NS": "ULONG",
     "CKA_X2RATCHET_PNS": "ULONG",
     "CKA_X2RATCHET_RK": "BYTES",
-    # cryptoki-shim vendor-defined
+    # cryptoki-shim vendor-defined (SHIM_DEFINES below)
     "CKA_SHIM_BACKEND": "ULONG",
+    "CKA_SHIM_TPM_KIND": "ULONG",
+    "CKA_SHIM_TPM_PUBLIC": "BYTES",
+    "CKA_SHIM_TPM_PRIVATE": "BYTES",
+    "CKA_SHIM_TPM_AUTH": "BYTES",
+    "CKA_SHIM_TPM_PCRS": "BYTES",
+    "CKA_SHIM_TPM_SEALED": "BYTES",
+    "CKA_SHIM_TPM_ESCROW": "BYTES",
+    "CKA_SHIM_UPSTREAM_REF": "BYTES",
 }
 
-# Our own vendor-defined attribute (see docstring emitted below).
+# Our own vendor-defined attributes (see the comment emitted below): the one place every
+# CKA_SHIM_* is defined, with its kind in ATTR_KINDS above (issue 16 item 5: no backend
+# defines or registers attributes of its own). What each means is documented by its user:
+# CKA_SHIM_TPM_* in backends/tpm_attrs.py, CKA_SHIM_UPSTREAM_REF in backends/upstream_attrs.py.
 SHIM_DEFINES = [
     ("CKA_SHIM_BACKEND", "CKA_VENDOR_DEFINED | 0x53480001"),
+    ("CKA_SHIM_TPM_KIND", "CKA_VENDOR_DEFINED | 0x53480101"),
+    ("CKA_SHIM_TPM_PUBLIC", "CKA_VENDOR_DEFINED | 0x53480102"),
+    ("CKA_SHIM_TPM_PRIVATE", "CKA_VENDOR_DEFINED | 0x53480103"),
+    ("CKA_SHIM_TPM_AUTH", "CKA_VENDOR_DEFINED | 0x53480104"),
+    ("CKA_SHIM_TPM_PCRS", "CKA_VENDOR_DEFINED | 0x53480105"),
+    ("CKA_SHIM_TPM_SEALED", "CKA_VENDOR_DEFINED | 0x53480106"),
+    ("CKA_SHIM_TPM_ESCROW", "CKA_VENDOR_DEFINED | 0x53480107"),
+    ("CKA_SHIM_UPSTREAM_REF", "CKA_VENDOR_DEFINED | 0x53480201"),
 ]
 
 _DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(.+?)\s*(/\*(.*?)\*/)?\s*$")
@@ -1251,6 +1270,9 @@ def build() -> str:
     w("# CKA_SHIM_BACKEND (= CKA_VENDOR_DEFINED | 0x53480001, 'SH' + 1; a CK_ULONG) says which")
     w("# backend holds a key object's material. The core sets it when a key is created or")
     w("# generated; clients may read it (e.g. to check a key really lives in the TPM).")
+    w("# CKA_SHIM_TPM_* (0xD34801xx: backends/tpm_attrs.py) and CKA_SHIM_UPSTREAM_REF")
+    w("# (0xD3480201: backends/upstream_attrs.py) are kept by those backends; every vendor")
+    w("# attribute is defined here, with its kind in ATTR_KIND, and nowhere else.")
     w("SHIM_BACKEND_SOFTWARE = 0  # material sealed in our SQLite store, used via pyca/cryptography")
     w("SHIM_BACKEND_TPM = 1  # material wrapped by / resident in a TPM 2.0")
     w("SHIM_BACKEND_UPSTREAM = 2  # material held by an upstream PKCS#11 module")
@@ -1288,7 +1310,7 @@ def build() -> str:
         w(f'    {k} = "{k.lower()}"')
     w("")
     w("")
-    w("# Every CKA_* attribute of PKCS#11 3.0 (plus CKA_SHIM_BACKEND) -> its kind.  Not in it:")
+    w("# Every CKA_* attribute of PKCS#11 3.0 (plus our CKA_SHIM_*) -> its kind.  Not in it:")
     w("# CKA_VENDOR_DEFINED, which marks the start of the vendor range and names no attribute,")
     w("# so the codec rejects it (CKR_ATTRIBUTE_TYPE_INVALID) like any unknown vendor type.")
     w("ATTR_KIND: dict[int, AttrKind] = {")
@@ -1329,7 +1351,7 @@ edit the generator, not this file.
 * ``AttrKind`` and ``ATTR_KIND`` tell the attribute codec how each ``CKA_*`` value is
   encoded in C (see docs/architecture.md, "Attribute values"); ``ATTR_KIND`` is keyed by
   plain ints (equal to the ``CKA`` members).
-* ``CKA_SHIM_BACKEND`` is cryptoki-shim's own vendor-defined attribute.
+* ``CKA_SHIM_*`` are cryptoki-shim's own vendor-defined attributes (all of them).
 * ``SINCE_3_1`` names the few 3.1 additions kept because native/pkcs11.h exports them.
 """
 

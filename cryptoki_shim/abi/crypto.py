@@ -70,14 +70,14 @@ def _mechanism(p_mechanism: Any) -> Mechanism:
 # ---------------------------------------------------------------------- sign/verify/encrypt/decrypt
 # The operation entries are the hot path of every client: they are attached ``direct`` (no
 # wrapper frame; an exception reaches cffi's onerror, which maps it the same way), so each
-# returns CKR_OK itself. ``MODULE.sessions.get(h) or MODULE.session(h)``: a known handle
-# costs one dict lookup; anything else (unknown handle, not initialized: the dict is empty)
-# gets its CKR_* from ``Module.session``.
+# returns CKR_OK itself. ``MODULE.sessions[h]`` is the one session lookup of every entry
+# (``core.module.Sessions``): a known handle costs one dict lookup; anything else (unknown
+# handle, not initialized: the dict is empty) gets its CKR_* from ``Sessions.__missing__``.
 
 
 def _init(kind: str):
     def init(h_session: int, p_mechanism: Any, h_key: int) -> int:
-        session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+        session = MODULE.sessions[h_session]
         mech = read_mechanism(p_mechanism)
         with session.lock:
             session.operation_init(kind, mech, h_key)
@@ -90,7 +90,7 @@ def _oneshot(kind: str):
     limit = _INPUT[kind]
 
     def oneshot(h_session: int, p_in: Any, in_len: int, p_out: Any, p_out_len: Any) -> int:
-        session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+        session = MODULE.sessions[h_session]
         data = read_buffer(p_in, in_len, limit)
         with session.lock:
             deliver(p_out, p_out_len, session, kind, ONESHOT, data)
@@ -103,7 +103,7 @@ def _update_out(kind: str):
     limit = _INPUT[kind]
 
     def update(h_session: int, p_in: Any, in_len: int, p_out: Any, p_out_len: Any) -> int:
-        session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+        session = MODULE.sessions[h_session]
         data = read_buffer(p_in, in_len, limit)
         with session.lock:
             deliver(p_out, p_out_len, session, kind, UPDATE, data)
@@ -116,7 +116,7 @@ def _update(kind: str):
     limit = _INPUT[kind]
 
     def update(h_session: int, p_in: Any, in_len: int) -> int:
-        session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+        session = MODULE.sessions[h_session]
         data = read_buffer(p_in, in_len, limit)
         with session.lock:
             session.consume(kind, UPDATE, data)
@@ -127,7 +127,7 @@ def _update(kind: str):
 
 def _final(kind: str):
     def final(h_session: int, p_out: Any, p_out_len: Any) -> int:
-        session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+        session = MODULE.sessions[h_session]
         with session.lock:
             deliver(p_out, p_out_len, session, kind, FINAL, b"")
         return CKR_OK
@@ -151,7 +151,7 @@ entry("C_VerifyUpdate", direct=True)(_update("verify"))
 
 @entry("C_Verify", direct=True)
 def C_Verify(h_session: int, p_data: Any, data_len: int, p_sig: Any, sig_len: int) -> int:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     data, sig = read_buffer(p_data, data_len, limits.DATA), read_buffer(p_sig, sig_len, limits.SIGNATURE)
     with session.lock:
         session.verify(data, sig)
@@ -160,7 +160,7 @@ def C_Verify(h_session: int, p_data: Any, data_len: int, p_sig: Any, sig_len: in
 
 @entry("C_VerifyFinal", direct=True)
 def C_VerifyFinal(h_session: int, p_sig: Any, sig_len: int) -> int:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     sig = read_buffer(p_sig, sig_len, limits.SIGNATURE)
     with session.lock:
         session.verify_final(sig)
@@ -172,7 +172,7 @@ def C_VerifyFinal(h_session: int, p_sig: Any, sig_len: int) -> int:
 
 @entry("C_DigestInit", direct=True)
 def C_DigestInit(h_session: int, p_mechanism: Any) -> int:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     mech = read_mechanism(p_mechanism)
     with session.lock:
         session.digest_init(mech)
@@ -186,7 +186,7 @@ entry("C_DigestFinal", direct=True)(_final("digest"))
 
 @entry("C_DigestKey")
 def C_DigestKey(h_session: int, h_key: int) -> None:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     with session.lock:
         session.digest_key(h_key)
 
@@ -196,7 +196,7 @@ def C_DigestKey(h_session: int, h_key: int) -> None:
 
 @entry("C_GenerateKey", direct=True)
 def C_GenerateKey(h_session: int, p_mechanism: Any, p_template: Any, count: int, ph_key: Any) -> int:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     mech = _mechanism(p_mechanism)
     require(ph_key, "key handle pointer")
     template = read_template(p_template, count)
@@ -208,7 +208,7 @@ def C_GenerateKey(h_session: int, p_mechanism: Any, p_template: Any, count: int,
 @entry("C_GenerateKeyPair", direct=True)
 def C_GenerateKeyPair(h_session: int, p_mechanism: Any, p_pub: Any, pub_count: int, p_priv: Any,
                       priv_count: int, ph_pub: Any, ph_priv: Any) -> int:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     mech = _mechanism(p_mechanism)
     require(ph_pub, "public key handle pointer")
     require(ph_priv, "private key handle pointer")
@@ -220,7 +220,7 @@ def C_GenerateKeyPair(h_session: int, p_mechanism: Any, p_pub: Any, pub_count: i
 
 @entry("C_WrapKey")
 def C_WrapKey(h_session: int, p_mechanism: Any, h_wrapping: int, h_key: int, p_out: Any, p_out_len: Any) -> None:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     mech = _mechanism(p_mechanism)
     require(p_out_len, "length pointer")
     with session.lock:
@@ -231,7 +231,7 @@ def C_WrapKey(h_session: int, p_mechanism: Any, h_wrapping: int, h_key: int, p_o
 @entry("C_UnwrapKey")
 def C_UnwrapKey(h_session: int, p_mechanism: Any, h_unwrapping: int, p_wrapped: Any, wrapped_len: int,
                 p_template: Any, count: int, ph_key: Any) -> None:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     mech = _mechanism(p_mechanism)
     require(ph_key, "key handle pointer")
     wrapped = read_buffer(p_wrapped, wrapped_len, limits.WRAPPED_KEY)
@@ -242,7 +242,7 @@ def C_UnwrapKey(h_session: int, p_mechanism: Any, h_unwrapping: int, p_wrapped: 
 
 @entry("C_DeriveKey")
 def C_DeriveKey(h_session: int, p_mechanism: Any, h_base: int, p_template: Any, count: int, ph_key: Any) -> None:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     mech = _mechanism(p_mechanism)
     require(ph_key, "key handle pointer")
     template = read_template(p_template, count)
@@ -256,13 +256,13 @@ def C_DeriveKey(h_session: int, p_mechanism: Any, h_base: int, p_template: Any, 
 @entry("C_SeedRandom")
 def C_SeedRandom(h_session: int, p_seed: Any, seed_len: int) -> None:
     """Mixes the seed into the OS pool (``Session.seed_random``)."""
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     session.seed_random(read_buffer(p_seed, seed_len, limits.SEED))
 
 
 @entry("C_GenerateRandom")
 def C_GenerateRandom(h_session: int, p_out: Any, n: int) -> None:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     if n and p_out == runtime.NULL:
         raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "NULL output buffer")
     data = session.generate_random(n)
@@ -284,7 +284,7 @@ def C_GetOperationState(h_session: int, p_state: Any, p_state_len: Any) -> None:
     this token, process and session owner (``core/opstate.py``); NULL buffer -> length."""
     from ..core import opstate
 
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     require(p_state_len, "state length pointer")
     with session.lock:
         state = opstate.get_operation_state(session)
@@ -297,7 +297,7 @@ def C_SetOperationState(h_session: int, p_state: Any, state_len: int, h_encrypti
     """§5.6.12: continue saved operations in this session (``core/opstate.py``)."""
     from ..core import opstate
 
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     state = read_buffer(p_state, state_len, _SAVED_STATE)
     with session.lock:
         opstate.set_operation_state(session, state, h_encryption_key, h_authentication_key)

@@ -22,7 +22,7 @@ CKR_OK = 0
 
 @entry("C_CreateObject", direct=True)
 def C_CreateObject(h_session: int, p_template: Any, count: int, ph_object: Any) -> int:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     require(ph_object, "object handle pointer")
     template = read_template(p_template, count)
     with session.lock:
@@ -32,7 +32,7 @@ def C_CreateObject(h_session: int, p_template: Any, count: int, ph_object: Any) 
 
 @entry("C_CopyObject", direct=True)
 def C_CopyObject(h_session: int, h_object: int, p_template: Any, count: int, ph_new: Any) -> int:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     require(ph_new, "object handle pointer")
     template = read_template(p_template, count)
     with session.lock:
@@ -42,7 +42,7 @@ def C_CopyObject(h_session: int, h_object: int, p_template: Any, count: int, ph_
 
 @entry("C_DestroyObject", direct=True)
 def C_DestroyObject(h_session: int, h_object: int) -> int:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     with session.lock:
         session.destroy_object(h_object)
     return CKR_OK
@@ -50,7 +50,7 @@ def C_DestroyObject(h_session: int, h_object: int) -> int:
 
 @entry("C_GetObjectSize", direct=True)
 def C_GetObjectSize(h_session: int, h_object: int, p_size: Any) -> int:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     require(p_size, "size pointer")
     p_size[0] = session.object_size(h_object)
     return CKR_OK
@@ -59,7 +59,7 @@ def C_GetObjectSize(h_session: int, h_object: int, p_size: Any) -> int:
 @entry("C_GetAttributeValue", direct=True)
 def C_GetAttributeValue(h_session: int, h_object: int, p_template: Any, count: int) -> int:
     """Every attribute is answered; the call returns the first per-attribute error (§5.7.5)."""
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     obj = session.object(h_object)
     if count and p_template == runtime.NULL:
         raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "NULL template")
@@ -68,7 +68,7 @@ def C_GetAttributeValue(h_session: int, h_object: int, p_template: Any, count: i
 
 @entry("C_SetAttributeValue", direct=True)
 def C_SetAttributeValue(h_session: int, h_object: int, p_template: Any, count: int) -> int:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     changes = read_template(p_template, count)
     with session.lock:
         session.set_attributes(h_object, changes)
@@ -77,7 +77,7 @@ def C_SetAttributeValue(h_session: int, h_object: int, p_template: Any, count: i
 
 @entry("C_FindObjectsInit", direct=True)
 def C_FindObjectsInit(h_session: int, p_template: Any, count: int) -> int:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     template = read_search_template(p_template, count)
     with session.lock:
         session.find_init(template)
@@ -86,7 +86,7 @@ def C_FindObjectsInit(h_session: int, p_template: Any, count: int) -> int:
 
 @entry("C_FindObjects", direct=True)
 def C_FindObjects(h_session: int, ph_objects: Any, max_count: int, p_count: Any) -> int:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     require(p_count, "count pointer")
     if max_count and ph_objects == runtime.NULL:
         raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "NULL handle array")
@@ -100,7 +100,7 @@ def C_FindObjects(h_session: int, ph_objects: Any, max_count: int, p_count: Any)
 
 @entry("C_FindObjectsFinal", direct=True)
 def C_FindObjectsFinal(h_session: int) -> int:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     with session.lock:
         session.find_final()
     return CKR_OK

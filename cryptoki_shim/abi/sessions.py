@@ -6,6 +6,7 @@ from typing import Any
 
 from .. import spec
 from ..core.module import MODULE
+from ..core.states import KINDS
 from ..errors import CryptokiError
 from .entry import CKR_OK, entry
 from . import limits
@@ -39,7 +40,7 @@ def C_CloseAllSessions(slot_id: int) -> None:
 
 @entry("C_GetSessionInfo", direct=True)
 def C_GetSessionInfo(h_session: int, p_info: Any) -> int:
-    session = MODULE.sessions.get(h_session) or MODULE.session(h_session)  # see abi/crypto.py
+    session = MODULE.sessions[h_session]  # the one session lookup (core.module.Sessions)
     if not p_info:
         raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "NULL CK_SESSION_INFO pointer")
     # (slotID, state, flags, ulDeviceError) in one struct assignment: a third of the cost
@@ -50,38 +51,26 @@ def C_GetSessionInfo(h_session: int, p_info: Any) -> int:
 
 @entry("C_Login")
 def C_Login(h_session: int, user_type: int, p_pin: Any, pin_len: int) -> None:
-    session = MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     MODULE.login(session, user_type, read_optional_buffer(p_pin, pin_len, limits.pin(session.token.cfg.max_pin_len)))
 
 
 @entry("C_LoginUser")
 def C_LoginUser(h_session: int, user_type: int, p_pin: Any, pin_len: int, p_username: Any, username_len: int) -> None:
     """3.0: a token without user names ignores the name (§5.6.9), unread."""
-    session = MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     MODULE.login(session, user_type, read_optional_buffer(p_pin, pin_len, limits.pin(session.token.cfg.max_pin_len)))
 
 
 @entry("C_Logout")
 def C_Logout(h_session: int) -> None:
-    MODULE.logout(MODULE.session(h_session))
+    MODULE.logout(MODULE.sessions[h_session])
 
 
 @entry("C_SessionCancel")
 def C_SessionCancel(h_session: int, flags: int) -> None:
     """3.0 §5.6.10: end the operations named by flags (CKF_SIGN ...), or fail cleanly."""
-    session = MODULE.session(h_session)
-    for flag, kind in FLAG_KINDS:
+    session = MODULE.sessions[h_session]
+    for kind, (flag, _steps) in KINDS.items():
         if flags & flag:
             session.cancel(kind)
-
-
-FLAG_KINDS = (
-    (int(spec.CKF_ENCRYPT), "encrypt"),
-    (int(spec.CKF_DECRYPT), "decrypt"),
-    (int(spec.CKF_DIGEST), "digest"),
-    (int(spec.CKF_SIGN), "sign"),
-    (int(spec.CKF_SIGN_RECOVER), "sign_recover"),
-    (int(spec.CKF_VERIFY), "verify"),
-    (int(spec.CKF_VERIFY_RECOVER), "verify_recover"),
-    (int(spec.CKF_FIND_OBJECTS), "find"),
-)

@@ -100,12 +100,12 @@ def C_InitToken(slot_id: int, p_pin: Any, pin_len: int, p_label: Any) -> None:
 
 @entry("C_InitPIN")
 def C_InitPIN(h_session: int, p_pin: Any, pin_len: int) -> None:
-    session = MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     MODULE.init_pin(session, read_optional_buffer(p_pin, pin_len, limits.pin(session.token.cfg.max_pin_len)))
 
 
 @entry("C_SetPIN")
 def C_SetPIN(h_session: int, p_old: Any, old_len: int, p_new: Any, new_len: int) -> None:
-    session = MODULE.session(h_session)
+    session = MODULE.sessions[h_session]
     limit = limits.pin(session.token.cfg.max_pin_len)
     MODULE.set_pin(session, read_optional_buffer(p_old, old_len, limit), read_optional_buffer(p_new, new_len, limit))

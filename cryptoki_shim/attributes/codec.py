@@ -32,15 +32,9 @@ _HEADER = struct.Struct("=QQ")  # ATTR_ARRAY record header: type, length
 _ULONG_MAX = (1 << 64) - 1
 _DIGITS = frozenset(b"0123456789")
 
-#: spec.ATTR_KIND plus vendor attributes registered by ``register_kinds`` (issue 5: the TPM
-#: backend's CKA_SHIM_TPM_*); a copy, so spec.ATTR_KIND stays exactly the spec's table.
-_KIND: dict[int, AttrKind] = dict(spec.ATTR_KIND)
-
-
-def register_kinds(kinds: dict[int, AttrKind]) -> None:
-    """Make vendor-defined attribute types known to the codec (and so to the ABI and store)."""
-    _KIND.update(kinds)
-    _index(kinds)
+#: spec.ATTR_KIND: the spec's attributes and all our vendor-defined CKA_SHIM_* (defined
+#: only there, by scripts/gen_spec.py: issue 16 item 5).
+_KIND: dict[int, AttrKind] = spec.ATTR_KIND
 
 
 def _invalid(attr_type: int, why: str) -> CryptokiError:

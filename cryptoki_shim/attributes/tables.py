@@ -164,36 +164,25 @@ X509 = (
 
 # ------------------------------------------------------------------ keys (4.7 - 4.10)
 
-# ---- vendor attributes of the key backends (cryptoki-shim; issue 5, TPM backend) ----------
+# ---- vendor attributes of the key backends (cryptoki-shim; issues 5 and 6) -----------------
+# All defined in spec (scripts/gen_spec.py), kinds included: the tables import no backend.
 # CKA_SHIM_BACKEND: chosen by a generate template (or the slot default), never changed.
 # The CKA_SHIM_TPM_* rows are contributed by the TPM backend only (token-maintained); the
 # auth value is footnote-7 sensitive, so the store encrypts it at rest with the token key.
-from ..backends import tpm_attrs as _tpm  # noqa: E402  (constants only)
-from . import codec as _codec  # noqa: E402
-
-_codec.register_kinds(_tpm.KINDS)
-
-VENDOR_KEY = (
-    Attr(spec.CKA_SHIM_BACKEND, X2 | X6),
-    Attr(_tpm.CKA_SHIM_TPM_KIND, X2 | X6),
-    Attr(_tpm.CKA_SHIM_TPM_PUBLIC, TOKEN_MAINTAINED),
-    Attr(_tpm.CKA_SHIM_TPM_PRIVATE, TOKEN_MAINTAINED),
-    Attr(_tpm.CKA_SHIM_TPM_AUTH, TOKEN_MAINTAINED | S7),
-    Attr(_tpm.CKA_SHIM_TPM_PCRS, TOKEN_MAINTAINED),
-    Attr(_tpm.CKA_SHIM_TPM_SEALED, TOKEN_MAINTAINED),
-    Attr(_tpm.CKA_SHIM_TPM_ESCROW, TOKEN_MAINTAINED),
-)
-# ---- end of vendor attributes ---------------------------------------------------------------
-
-# ---- vendor attribute of the upstream backend (cryptoki-shim; issue 6) --------------------
 # CKA_SHIM_UPSTREAM_REF: the stable reference to the key's upstream object, contributed by
 # the upstream backend only (token-maintained); public, never key material.
-from ..backends import upstream_attrs as _upstream  # noqa: E402  (constant only; registers its kind)
-
-UPSTREAM_KEY = (
-    Attr(_upstream.CKA_SHIM_UPSTREAM_REF, TOKEN_MAINTAINED),
+VENDOR_KEY = (
+    Attr(spec.CKA_SHIM_BACKEND, X2 | X6),
+    Attr(spec.CKA_SHIM_TPM_KIND, X2 | X6),
+    Attr(spec.CKA_SHIM_TPM_PUBLIC, TOKEN_MAINTAINED),
+    Attr(spec.CKA_SHIM_TPM_PRIVATE, TOKEN_MAINTAINED),
+    Attr(spec.CKA_SHIM_TPM_AUTH, TOKEN_MAINTAINED | S7),
+    Attr(spec.CKA_SHIM_TPM_PCRS, TOKEN_MAINTAINED),
+    Attr(spec.CKA_SHIM_TPM_SEALED, TOKEN_MAINTAINED),
+    Attr(spec.CKA_SHIM_TPM_ESCROW, TOKEN_MAINTAINED),
+    Attr(spec.CKA_SHIM_UPSTREAM_REF, TOKEN_MAINTAINED),
 )
-# ---- end of the upstream vendor attribute ---------------------------------------------------
+# ---- end of vendor attributes ---------------------------------------------------------------
 
 KEY = (
     Attr(spec.CKA_KEY_TYPE, R1 | R5),
@@ -204,8 +193,7 @@ KEY = (
     Attr(spec.CKA_LOCAL, TOKEN_MAINTAINED),
     Attr(spec.CKA_KEY_GEN_MECHANISM, TOKEN_MAINTAINED),
     Attr(spec.CKA_ALLOWED_MECHANISMS, F.NONE, ()),  # empty: every mechanism (SoftHSM2)
-    *VENDOR_KEY,  # vendor rows above (issue 5)
-    *UPSTREAM_KEY,  # vendor row above (issue 6)
+    *VENDOR_KEY,  # vendor rows above (issues 5, 6)
 )
 
 # Capability flags: footnote 9 defaults; SoftHSM2 defaults every one of them to TRUE.

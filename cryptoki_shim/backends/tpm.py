@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 import threading
 import time
 from collections.abc import Mapping
@@ -34,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa as pyca_rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .. import spec
-from ..attributes import codec, policy
+from ..attributes import policy
 from ..errors import CryptokiError
 from ..mechanisms import keys
 from ..mechanisms import rsa as rsa_family
@@ -42,6 +41,7 @@ from ..mechanisms import wrap as wrapping
 from ..mechanisms.digest import HASHES, hash_of, sha256
 from ..mechanisms.signing import SignContext, hash_accumulator
 from . import tpm_conn, tpm_keys
+from .tpm_escrow import decode_secret, encode_secret, escrow_encrypt
 from .tpm_attrs import (
     CKA_SHIM_TPM_AUTH,
     CKA_SHIM_TPM_ESCROW,
@@ -69,25 +69,7 @@ _RESIDENT_CURVES = {"1.2.840.10045.3.1.7": "secp256r1", "1.3.132.0.34": "secp384
 
 
 # --------------------------------------------------------------------------- secret attributes
-
-def encode_secret(attrs: Mapping[int, Any]) -> bytearray:
-    """Secret attributes as ``type:u64 | len:u64 | codec value`` records (what gets encrypted)."""
-    out = bytearray()
-    for t, v in sorted(attrs.items()):
-        raw = codec.encode(t, v)
-        out += struct.pack(">QQ", t, len(raw)) + raw
-    return out
-
-
-def decode_secret(raw: bytes | bytearray) -> dict[int, Any]:
-    out: dict[int, Any] = {}
-    view, i = memoryview(raw), 0
-    while i < len(view):
-        t, n = struct.unpack_from(">QQ", view, i)
-        out[t] = codec.decode(t, bytes(view[i + 16:i + 16 + n]))
-        i += 16 + n
-    return out
-
+# encode_secret / decode_secret and the escrow copy: tpm_escrow.py (shared with tpm_backup.py)
 
 def _wipe(buf: bytearray) -> None:
     buf[:] = bytes(len(buf))
@@ -458,8 +440,7 @@ class TpmBackend:
             nonce = os.urandom(12)
             extra = {CKA_SHIM_TPM_SEALED: nonce + AESGCM(bytes(dek)).encrypt(nonce, bytes(raw), _SEALED_AAD + blob.public)}
             if self.escrow_recipient:
-                from . import tpm_backup
-                extra[CKA_SHIM_TPM_ESCROW] = tpm_backup.escrow_encrypt(raw, self.escrow_recipient)
+                extra[CKA_SHIM_TPM_ESCROW] = escrow_encrypt(raw, self.escrow_recipient)
         finally:
             _wipe(dek)
             _wipe(raw)
@@ -467,7 +448,7 @@ class TpmBackend:
 
     def reseal(self, attrs: Mapping[int, Any], secret: Mapping[int, Any]) -> dict[int, Any]:
         """A sealed key's attributes re-bound to *this* TPM and PCR policy, from its secret
-        attributes (``tpm_backup.escrow_decrypt``): migration to a new TPM, or re-sealing
+        attributes (``tpm_escrow.escrow_decrypt``): migration to a new TPM, or re-sealing
         after a firmware update changed the PCRs. The result replaces the stored object."""
         cls = attrs[CKA_CLASS]
         auth = os.urandom(32)

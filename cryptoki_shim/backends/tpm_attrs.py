@@ -1,9 +1,10 @@
 """The TPM backend's vendor-defined attributes (cryptoki-shim range ``0xD348xxxx``, 'SH').
 
-Kept apart from ``tpm.py`` (which needs tpm2-pytss) so the attribute tables can know these
-types on every installation: a store written on a TPM machine must still load elsewhere,
-and the codec must be able to decode the rows (``attributes.tables`` registers ``KINDS``
-with ``codec.register_kinds``).
+Defined, with their kinds, where every vendor attribute is: ``spec`` (written by
+``scripts/gen_spec.py``), so the attribute tables and the codec know them on every
+installation (a store written on a TPM machine must still load elsewhere) without
+importing a backend; this module names what they mean for the TPM backend and the values
+of ``CKA_SHIM_TPM_KIND``. It needs no tpm2-pytss.
 
 | attribute | kind | what |
 |---|---|---|
@@ -18,26 +19,15 @@ with ``codec.register_kinds``).
 
 from __future__ import annotations
 
-from ..spec import AttrKind
-
-CKA_SHIM_TPM_KIND = 0xD3480101
-CKA_SHIM_TPM_PUBLIC = 0xD3480102
-CKA_SHIM_TPM_PRIVATE = 0xD3480103
-CKA_SHIM_TPM_AUTH = 0xD3480104
-CKA_SHIM_TPM_PCRS = 0xD3480105
-CKA_SHIM_TPM_SEALED = 0xD3480106
-CKA_SHIM_TPM_ESCROW = 0xD3480107
+from ..spec import (  # noqa: F401  (re-exported: the TPM backend's names for them)
+    CKA_SHIM_TPM_AUTH,
+    CKA_SHIM_TPM_ESCROW,
+    CKA_SHIM_TPM_KIND,
+    CKA_SHIM_TPM_PCRS,
+    CKA_SHIM_TPM_PRIVATE,
+    CKA_SHIM_TPM_PUBLIC,
+    CKA_SHIM_TPM_SEALED,
+)
 
 TPM_KIND_SEALED = 1
 TPM_KIND_RESIDENT = 2
-
-KINDS: dict[int, AttrKind] = {
-    CKA_SHIM_TPM_KIND: AttrKind.ULONG,
-    CKA_SHIM_TPM_PUBLIC: AttrKind.BYTES,
-    CKA_SHIM_TPM_PRIVATE: AttrKind.BYTES,
-    CKA_SHIM_TPM_AUTH: AttrKind.BYTES,
-    CKA_SHIM_TPM_PCRS: AttrKind.BYTES,
-    CKA_SHIM_TPM_SEALED: AttrKind.BYTES,
-    CKA_SHIM_TPM_ESCROW: AttrKind.BYTES,
-}
-NAMES: dict[int, str] = {v: k for k, v in globals().items() if k.startswith("CKA_SHIM_TPM_")}

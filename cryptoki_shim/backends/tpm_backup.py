@@ -5,9 +5,9 @@
   an X25519 recipient or a passphrase. Restorable on the *same* TPM only: the blobs are
   encrypted under that TPM's storage root key. The file holds the auth values, so the backup
   file plus the TPM can use the keys without the PIN: keep the age identity offline.
-* **Escrow** (sealed keys only): with ``[slots.tpm] escrow_recipient`` set, every sealed key
-  gets ``CKA_SHIM_TPM_ESCROW`` = its secret attributes encrypted to that recipient at creation
-  time. ``escrow_decrypt`` + ``TpmBackend.reseal`` move such a key to a new TPM (docs/tpm.md
+* **Escrow** (sealed keys only, ``tpm_escrow.py``): with ``[slots.tpm] escrow_recipient`` set,
+  every sealed key gets ``CKA_SHIM_TPM_ESCROW`` = its secret attributes encrypted to that
+  recipient at creation time. ``escrow_decrypt`` + ``TpmBackend.reseal`` move such a key to a new TPM (docs/tpm.md
   "Migration"). Resident keys never leave their TPM and have no escrow.
 
 Backup format (inside age): ``{"format": "cryptoki-shim-tpm-backup/1", "objects":
@@ -24,41 +24,17 @@ import pyrage
 from .. import spec
 from ..attributes import codec
 from ..errors import CryptokiError
-from .tpm_attrs import CKA_SHIM_TPM_ESCROW
+from .tpm_attrs import CKA_SHIM_TPM_PUBLIC
+from . import tpm_escrow
+from .tpm_escrow import escrow_decrypt  # noqa: F401  (re-exported: the admin side's name for it)
 
 FORMAT = "cryptoki-shim-tpm-backup/1"
 CKA_SHIM_BACKEND = int(spec.CKA_SHIM_BACKEND)
 
 
-def _recipient(text: str) -> Any:
-    try:
-        return pyrage.x25519.Recipient.from_str(text)
-    except Exception:
-        raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "not an age X25519 recipient (age1...)") from None
-
-
-def escrow_encrypt(secret: bytes | bytearray, recipient: str) -> bytes:
-    """The escrow copy of a sealed key's encoded secret attributes (sub-millisecond)."""
-    return pyrage.encrypt(bytes(secret), [_recipient(recipient)])
-
-
-def escrow_decrypt(attrs: Mapping[int, Any], identity: str) -> dict[int, Any]:
-    """The secret attributes of a sealed key from its escrow copy, with the escrow identity
-    (``AGE-SECRET-KEY-1...``). The result is key material: handle it as such."""
-    from .tpm import decode_secret
-    blob = attrs.get(CKA_SHIM_TPM_ESCROW)
-    if not blob:
-        raise CryptokiError(spec.CKR_KEY_FUNCTION_NOT_PERMITTED, "this key has no escrow copy")
-    try:
-        raw = pyrage.decrypt(blob, [pyrage.x25519.Identity.from_str(identity)])
-    except Exception:
-        raise CryptokiError(spec.CKR_PIN_INCORRECT, "escrow identity does not open this key") from None
-    return decode_secret(raw)
-
-
 def _encrypt(doc: bytes, recipient: str | None, passphrase: str | None) -> bytes:
     if recipient:
-        return pyrage.encrypt(doc, [_recipient(recipient)])
+        return pyrage.encrypt(doc, [tpm_escrow.recipient(recipient)])
     if passphrase:
         return pyrage.passphrase.encrypt(doc, passphrase)  # scrypt: seconds, interactive use only
     raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "a backup needs an age recipient or a passphrase")
@@ -113,7 +89,6 @@ def restore_token(token: Any, data: bytes, **kw: Any) -> int:
     if token.token_key is None:
         raise CryptokiError(spec.CKR_USER_NOT_LOGGED_IN, "restore needs the user's login")
     token.refresh(force=True)
-    from .tpm_attrs import CKA_SHIM_TPM_PUBLIC
     key = (spec.CKA_CLASS, spec.CKA_PUBLIC_KEY_INFO, CKA_SHIM_TPM_PUBLIC)
     have = {tuple(o.attrs.get(t) for t in key) for o in token.objects.values()}
     added = 0

@@ -29,8 +29,8 @@ def adopt(args: argparse.Namespace) -> int:
     if not (args.id or args.label):
         raise CliError("give --id and/or --label of the upstream key", EXIT_USAGE)
     with Admin(args) as adm:
-        # imported once the core is loaded: backends.upstream_attrs and attributes.tables
-        # import each other, and only the core's import order resolves that cycle
+        # imported here, not at the top: it loads cffi and the upstream client, which the
+        # other commands do not need
         from ..backends import upstream
 
         objs = upstream.adopt(adm.token(args.slot), label=args.label.encode() if args.label else None,

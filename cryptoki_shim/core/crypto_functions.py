@@ -1,18 +1,18 @@
 """Cryptographic functions on a session (§5.8–§5.15): operations, keys, random.
 
-A mixin of ``Session``. The key checks every ``C_*Init`` makes are one function
-(``check_key``) and the table ``OPERATIONS`` names, per kind, the mechanism flag, the key's
-usage attribute and the family method that makes the context. Output goes through
-``Session.produce`` (the one buffer-protocol rule).
+Built on ``ObjectFunctions`` (``Session``'s chain, see ``session``). The key checks every
+``C_*Init`` makes are one function (``check_key``) and the table ``OPERATIONS`` names, per
+kind, the mechanism flag, the key's usage attribute and whether a context login may be
+needed. Operations start and run through ``SessionState`` (``start``, ``produce``,
+``consume``: the one buffer-protocol rule and ``states.OPERATION``).
 """
 
 from __future__ import annotations
 
-import functools
 import os
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-from .. import audit, spec
+from .. import audit, backends, spec
 from ..backends import backend_id_of
 from ..attributes import policy
 from ..attributes.policy import Origin
@@ -20,11 +20,9 @@ from ..errors import CryptokiError
 from ..mechanisms.params import HkdfParams
 from ..mechanisms.registry import Mechanism, MechanismEntry
 from . import key_management
+from .object_functions import ObjectFunctions
 from .objects import Object
-from .operations import FINAL, ONESHOT, UPDATE, Operation
-
-if TYPE_CHECKING:
-    from .session import Session
+from .operations import DIGEST_KEY, FINAL, ONESHOT, SessionState, Operation
 
 A = spec
 CKA_CLASS = int(A.CKA_CLASS)
@@ -74,14 +72,10 @@ def _require_flag(entry: MechanismEntry, flag: int) -> None:
         raise CryptokiError(A.CKR_MECHANISM_INVALID, f"{A.ckm_name(entry.mechanism)} cannot do this")
 
 
-def _context_maker(backend: Any, kind: str, entry: MechanismEntry) -> Callable[[MechanismEntry, Any, Object], Any]:
-    """What makes a ``kind`` context for ``entry`` on ``backend``: kept in the key's verdict,
-    so a repeated C_*Init calls it directly. A backend may offer a direct maker (the
-    software backend: the family's own ``*_init``); otherwise its ``operation_init``."""
-    maker = getattr(backend, "context_maker", None)
-    if maker is not None:
-        return maker(kind, entry)
-    return functools.partial(backend.operation_init, kind)
+#: mechanism -> the maker of its keyless contexts (digests), asked of the backends once
+#: (``backends.keyless_context_maker``), like a key's verdict: C_DigestInit then costs a
+#: dict lookup and the maker's call.
+_KEYLESS: dict[int, Callable[[MechanismEntry, Any, None], Any]] = {}
 
 
 def _matches(template: dict[int, Any] | None, attrs: dict[int, Any]) -> bool:
@@ -99,7 +93,7 @@ def _merge_template(base_template: dict[int, Any] | None, template: dict[int, An
     return {**template, **base_template}
 
 
-def _audit_key_management(session: "Session", kind: str, entry: MechanismEntry, key: Object,
+def _audit_key_management(session: SessionState, kind: str, entry: MechanismEntry, key: Object,
                           other: Object | None, exc: BaseException | None = None) -> None:
     """C_WrapKey / C_UnwrapKey / C_DeriveKey as key uses (issue 15 item 7): one ``key.use``
     record with the key used, the mechanism and the other key (the wrapped key, or the new
@@ -126,10 +120,10 @@ _BACKEND_NAMES = {int(A.SHIM_BACKEND_SOFTWARE): "software", int(A.SHIM_BACKEND_T
                   int(A.SHIM_BACKEND_UPSTREAM): "upstream"}
 
 
-class CryptoFunctions:
+class CryptoFunctions(ObjectFunctions):
     # ------------------------------------------------------------------ init/cancel
 
-    def operation_init(self: "Session", kind: str, mech: Mechanism | None, key_handle: int) -> None:
+    def operation_init(self, kind: str, mech: Mechanism | None, key_handle: int) -> None:
         """C_SignInit, C_VerifyInit, C_EncryptInit, C_DecryptInit. NULL mechanism cancels (3.0).
 
         The key checks depend only on the key's attributes, and a key's ``cache`` is emptied
@@ -140,8 +134,7 @@ class CryptoFunctions:
         if mech is None:
             self.cancel(kind)
             return
-        if kind in self.ops:
-            raise CryptokiError(A.CKR_OPERATION_ACTIVE, f"{kind} already active")
+        self.start(kind)
         entry = mech.entry
         flag, usage, context_login = OPERATIONS[kind]
         if not entry.flags & flag:
@@ -155,44 +148,45 @@ class CryptoFunctions:
                 if kind == "decrypt":
                     key_management.check_decrypt(key.attrs)
                 needs_login = context_login and key.attrs.get(CKA_ALWAYS_AUTHENTICATE) is True
-                verdict = key.cache[slot] = (_context_maker(self.token.backend_for(key), kind, entry), needs_login)
+                verdict = key.cache[slot] = (self.token.backend_for(key).context_maker(kind, entry), needs_login)
             ctx = verdict[0](entry, mech.param, key)
         except CryptokiError as exc:  # a refused use of a key is audited like a failed one
             audit.key_use(self, Operation(kind, None, entry.mechanism, key), exc)
             raise
-        self.ops[kind] = Operation(kind, ctx, entry.mechanism, key, verdict[1], mech.param)
+        self.started(Operation(kind, ctx, entry.mechanism, key, verdict[1], mech.param))
 
-    def digest_init(self: "Session", mech: Mechanism | None) -> None:
+    def digest_init(self, mech: Mechanism | None) -> None:
         if mech is None:
             self.cancel("digest")
             return
-        if "digest" in self.ops:
-            raise CryptokiError(A.CKR_OPERATION_ACTIVE, "digest already active")
+        self.start("digest")
         entry = mech.entry
         if not entry.flags & CKF_DIGEST:
             _require_flag(entry, CKF_DIGEST)  # raises
-        self.ops["digest"] = Operation("digest", entry.family.digest_init(entry, mech.param), entry.mechanism,
-                                       param=mech.param)
+        maker = _KEYLESS.get(entry.mechanism)
+        if maker is None:
+            maker = _KEYLESS[entry.mechanism] = backends.keyless_context_maker("digest", entry)
+        self.started(Operation("digest", maker(entry, mech.param, None), entry.mechanism, param=mech.param))
 
     # ------------------------------------------------------------------ steps
 
-    def verify(self: "Session", data: bytes, signature: bytes) -> None:
+    def verify(self, data: bytes, signature: bytes) -> None:
         self.consume("verify", ONESHOT, data, signature)
 
-    def verify_final(self: "Session", signature: bytes) -> None:
+    def verify_final(self, signature: bytes) -> None:
         self.consume("verify", FINAL, signature)
 
-    def digest_key(self: "Session", key_handle: int) -> None:
+    def digest_key(self, key_handle: int) -> None:
         """C_DigestKey: digest a secret key's value without revealing it (§5.12.4)."""
         key = self.key(key_handle)
         if key.attrs.get(CKA_CLASS) != CKO_SECRET_KEY:
             raise CryptokiError(A.CKR_KEY_INDIGESTIBLE, "only secret keys can be digested")
         value = key.attrs.get(CKA_VALUE)
-        self.consume("digest", "digest_key", value)
+        self.consume("digest", DIGEST_KEY, value)
 
     # ------------------------------------------------------------------ keys
 
-    def generate_key(self: "Session", mech: Mechanism, template: dict[int, Any]) -> int:
+    def generate_key(self, mech: Mechanism, template: dict[int, Any]) -> int:
         entry = mech.entry
         _require_flag(entry, int(A.CKF_GENERATE))
         backend = self.token.backend_for_new(template)
@@ -201,7 +195,7 @@ class CryptoFunctions:
                                     key_gen_mechanism=entry.mechanism, is_so=self.is_so)
         return self.add(attrs).handle
 
-    def generate_key_pair(self: "Session", mech: Mechanism, pub_template: dict[int, Any],
+    def generate_key_pair(self, mech: Mechanism, pub_template: dict[int, Any],
                           priv_template: dict[int, Any]) -> tuple[int, int]:
         entry = mech.entry
         _require_flag(entry, int(A.CKF_GENERATE_KEY_PAIR))
@@ -221,7 +215,7 @@ class CryptoFunctions:
             raise
         return pub_obj.handle, priv_obj.handle
 
-    def wrap_key(self: "Session", mech: Mechanism, wrapping_handle: int, key_handle: int) -> bytes:
+    def wrap_key(self, mech: Mechanism, wrapping_handle: int, key_handle: int) -> bytes:
         entry = mech.entry
         _require_flag(entry, int(A.CKF_WRAP))
         wrapping = self._key_or(wrapping_handle, A.CKR_WRAPPING_KEY_HANDLE_INVALID)
@@ -247,7 +241,7 @@ class CryptoFunctions:
         _audit_key_management(self, "wrap", entry, wrapping, key)
         return blob
 
-    def unwrap_key(self: "Session", mech: Mechanism, unwrapping_handle: int, wrapped: bytes,
+    def unwrap_key(self, mech: Mechanism, unwrapping_handle: int, wrapped: bytes,
                    template: dict[int, Any]) -> int:
         entry = mech.entry
         _require_flag(entry, int(A.CKF_UNWRAP))
@@ -271,7 +265,7 @@ class CryptoFunctions:
         _audit_key_management(self, "unwrap", entry, unwrapping, new)
         return new.handle
 
-    def derive_key(self: "Session", mech: Mechanism, base_handle: int, template: dict[int, Any]) -> int:
+    def derive_key(self, mech: Mechanism, base_handle: int, template: dict[int, Any]) -> int:
         entry = mech.entry
         _require_flag(entry, int(A.CKF_DERIVE))
         base = self.key(base_handle)
@@ -306,7 +300,7 @@ class CryptoFunctions:
         _audit_key_management(self, "derive", entry, base, new)
         return new.handle
 
-    def _resolve_param_keys(self: "Session", param: Any) -> tuple[Any, Object | None]:
+    def _resolve_param_keys(self, param: Any) -> tuple[Any, Object | None]:
         """Parameters that name a key by handle (HKDF salt key) get that key's value here:
         mechanisms never see handles. Returns the parameter and that key (a second base for
         the key-management rules: its protection passes to the new key too)."""
@@ -317,7 +311,7 @@ class CryptoFunctions:
             return param._replace(salt=salt_key.attrs.get(CKA_VALUE, b"")), salt_key
         return param, None
 
-    def _key_or(self: "Session", handle: int, ckr: int) -> Object:
+    def _key_or(self, handle: int, ckr: int) -> Object:
         try:
             return self.key(handle)
         except CryptokiError as exc:
@@ -327,7 +321,7 @@ class CryptoFunctions:
 
     # ------------------------------------------------------------------ random
 
-    def seed_random(self: "Session", seed: bytes) -> None:
+    def seed_random(self, seed: bytes) -> None:
         """C_SeedRandom (§5.15): our generator is the kernel's, and writing to /dev/urandom
         mixes data into its pool without crediting entropy (random(4)), so caller seed can
         only add, never weaken. Clients call this routinely (python-pkcs11's suite, SoftHSM2
@@ -338,7 +332,7 @@ class CryptoFunctions:
         except OSError:
             raise CryptokiError(A.CKR_RANDOM_SEED_NOT_SUPPORTED, "cannot write the OS pool") from None
 
-    def generate_random(self: "Session", n: int) -> bytes:
+    def generate_random(self, n: int) -> bytes:
         """The OS CSPRNG (getrandom(2))."""
         if n > MAX_RANDOM:
             raise CryptokiError(A.CKR_ARGUMENTS_BAD, f"{n} random bytes at once")

@@ -24,6 +24,8 @@ from .. import config as config_mod
 from .. import log as log_mod
 from .. import spec
 from ..errors import CryptokiError
+from . import states
+from .states import LOGIN_CONTEXT, LOGIN_EVENT, LOGOUT, OPENED, SESSION, IllegalMove, Refused
 
 if TYPE_CHECKING:
     from .session import Session
@@ -48,6 +50,27 @@ def _session_type() -> Any:
 
     _Session = Session
     return Session
+
+
+class Sessions(dict):
+    """The open sessions by handle, and the one lookup of a session handle: ``sessions[h]``.
+
+    Every entry point that takes a session handle starts with ``MODULE.sessions[h]``: a known
+    handle costs one dict lookup (the operation path, docs/architecture.md); a missing one
+    reaches ``__missing__``, the one place that answers CKR_CRYPTOKI_NOT_INITIALIZED (the
+    module is not initialized: the dict is empty then) or CKR_SESSION_HANDLE_INVALID.
+    """
+
+    __slots__ = ("module",)
+
+    def __init__(self, module: "Module") -> None:
+        super().__init__()
+        self.module = module
+
+    def __missing__(self, handle: int) -> Session:
+        if not self.module.initialized:
+            raise CryptokiError(spec.CKR_CRYPTOKI_NOT_INITIALIZED)
+        raise CryptokiError(spec.CKR_SESSION_HANDLE_INVALID, f"session {handle}")
 
 
 class Slot:
@@ -89,7 +112,7 @@ class Module:
         self.config: config_mod.Config | None = None
         self.store: Any = None
         self.slots: dict[int, Slot] = {}
-        self.sessions: dict[int, Session] = {}
+        self.sessions = Sessions(self)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -112,7 +135,7 @@ class Module:
             audit.configure(cfg.audit, cfg.store_url)  # the default audit key sits next to the store
             slots = {s.id: Slot(s, self) for s in cfg.slots}
             self.config, self.store, self.slots = cfg, None, slots
-            self.sessions = {}
+            self.sessions = Sessions(self)
             self.pid = os.getpid()
             self.initialized = True
             _log.info("initialized from %s with slots %s", cfg.source, sorted(slots))
@@ -201,20 +224,17 @@ class Module:
                 raise CryptokiError(spec.CKR_TOKEN_NOT_RECOGNIZED, "token not initialized (C_InitToken)")
         session_type = _Session or _session_type()
         with self.lock:
-            if not flags & CKF_RW_SESSION and token.login_user == CKU_SO:
-                raise CryptokiError(spec.CKR_SESSION_READ_WRITE_SO_EXISTS)
+            opened = OPENED[token.login_user, not not flags & CKF_RW_SESSION]
+            if opened.__class__ is Refused:  # no R/O session while the SO is logged in
+                raise IllegalMove(opened, token.login_user, "open")
             handle = next(self._session_handles)
             self.sessions[handle] = session_type(handle, token, flags)
             token.session_handles.add(handle)
             return handle
 
     def session(self, handle: int) -> Session:
-        if not self.initialized:
-            raise CryptokiError(spec.CKR_CRYPTOKI_NOT_INITIALIZED)
-        try:
-            return self.sessions[handle]
-        except KeyError:
-            raise CryptokiError(spec.CKR_SESSION_HANDLE_INVALID, f"session {handle}") from None
+        """The session of ``handle`` (``Sessions``: the entry points write ``sessions[h]``)."""
+        return self.sessions[handle]
 
     def close_session(self, handle: int) -> None:
         with self.lock:
@@ -228,7 +248,7 @@ class Module:
             if token.session_objects:
                 token.drop_session_objects(handle)
             if not token.session_handles and token.login_user is not None:
-                token.logout()  # closing the application's last session logs it out (§5.6)
+                token.logout()  # states.LAST_SESSION_CLOSED: the application's last session logs it out
 
     def close_all_sessions(self, slot_id: int) -> None:
         with self.lock:
@@ -238,33 +258,30 @@ class Module:
             token.session_handles.clear()
             token.drop_session_objects(None)
             if token.login_user is not None:
-                token.logout()
+                token.logout()  # states.LAST_SESSION_CLOSED
 
     # ------------------------------------------------------------------ login and PINs
 
     def login(self, session: Session, user: int, pin: bytes | None) -> None:
+        """C_Login: the argument checks, then ``states.SESSION``'s move for every session of
+        the application on the token (an SO login is refused while one is R/O), then the PIN."""
         token = session.token
         if user not in (CKU_SO, CKU_USER, CKU_CONTEXT_SPECIFIC):
             raise CryptokiError(spec.CKR_USER_TYPE_INVALID, f"user type {user}")
         if pin is None:
             raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "no protected authentication path; a PIN is required")
         if user == CKU_CONTEXT_SPECIFIC:
-            ops = [op for op in session.ops.values() if op.needs_context_login]
+            ops = session.waiting_for_context_login()
             if not ops:
                 raise CryptokiError(spec.CKR_OPERATION_NOT_INITIALIZED, "no operation waits for context login")
-            if token.login_user != CKU_USER:
-                raise CryptokiError(spec.CKR_USER_NOT_LOGGED_IN)
+            states.move(SESSION, session.state, LOGIN_CONTEXT)
             token.verify_pin(CKU_USER, pin)
-            for op in ops:
-                op.needs_context_login = False
+            session.context_logged_in(ops)
             return
+        event = LOGIN_EVENT[user]
         with self.lock:
-            if token.login_user == user:
-                raise CryptokiError(spec.CKR_USER_ALREADY_LOGGED_IN)
-            if token.login_user is not None:
-                raise CryptokiError(spec.CKR_USER_ANOTHER_ALREADY_LOGGED_IN)
-            if user == CKU_SO and any(not s.rw for s in self.sessions_of(token)):
-                raise CryptokiError(spec.CKR_SESSION_READ_ONLY_EXISTS)
+            for s in self.sessions_of(token):
+                states.move(SESSION, s.state, event)
             if user == CKU_USER and (token.record is None or token.record.user_pin is None):
                 token.refresh(force=True)
                 if token.record is None or token.record.user_pin is None:
@@ -275,12 +292,10 @@ class Module:
     def logout(self, session: Session) -> None:
         token = session.token
         with self.lock:
-            if token.login_user is None:
-                raise CryptokiError(spec.CKR_USER_NOT_LOGGED_IN)
+            states.move(SESSION, session.state, LOGOUT)
             for s in self.sessions_of(token):
-                s.ops.clear()
-            token.session_objects = {h: o for h, o in token.session_objects.items() if not o.is_private}
-            token.logout()
+                s.end_operations()
+            token.logout()  # private session objects go, private handles become invalid (§5.6.8)
             audit.token_event("logout", token)
 
     def init_token(self, slot_id: int, so_pin: bytes | None, label: bytes, *, force: bool = False) -> None:

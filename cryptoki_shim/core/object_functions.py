@@ -1,24 +1,21 @@
 """Object management on a session (§5.7): create, copy, destroy, attributes, search.
 
-A mixin of ``Session``: each method is what one ``C_*`` function does once its arguments
-are Python values. The attribute rules themselves live in ``attributes.policy`` (one table
+Built on ``SessionState`` (``Session``'s chain, see ``session``): each method is what one
+``C_*`` function does once its arguments are Python values. The attribute rules themselves live in ``attributes.policy`` (one table
 per class, one validator); here are only the session/login/token rules around them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import backends, spec
 from ..attributes import policy
 from ..attributes.policy import Origin
 from ..errors import CryptokiError
 from .objects import Object
-from .operations import Operation
+from .operations import FINAL, UPDATE, Operation, SessionState
 from .token import CKU_SO, CKU_USER
-
-if TYPE_CHECKING:
-    from .session import Session
 
 CKA_TOKEN = int(spec.CKA_TOKEN)
 CKA_PRIVATE = int(spec.CKA_PRIVATE)
@@ -49,23 +46,23 @@ class FindCursor:
         return out
 
 
-class ObjectFunctions:
+class ObjectFunctions(SessionState):
     # ------------------------------------------------------------------ checks
 
-    def check_may_create(self: "Session", attrs: dict[int, Any]) -> None:
+    def check_may_create(self, attrs: dict[int, Any]) -> None:
         """Token objects need a RW session; private objects a logged-in user (§5.7)."""
         if attrs.get(CKA_TOKEN) is True and not self.rw:
             raise CryptokiError(spec.CKR_SESSION_READ_ONLY, "token object in a read-only session")
         if attrs.get(CKA_PRIVATE) is True and self.token.login_user != CKU_USER:
             raise CryptokiError(spec.CKR_USER_NOT_LOGGED_IN, "private object needs the user logged in")
 
-    def object(self: "Session", handle: int) -> Object:
+    def object(self, handle: int) -> Object:
         obj = self.token.find_object(handle)
         if obj is None:
             raise CryptokiError(spec.CKR_OBJECT_HANDLE_INVALID, f"object {handle}")
         return obj
 
-    def key(self: "Session", handle: int) -> Object:
+    def key(self, handle: int) -> Object:
         obj = self.token.find_object(handle)
         if obj is None or obj.attrs.get(CKA_CLASS) not in KEY_CLASSES:
             raise CryptokiError(spec.CKR_KEY_HANDLE_INVALID, f"key {handle}")
@@ -73,22 +70,22 @@ class ObjectFunctions:
             raise CryptokiError(spec.CKR_USER_NOT_LOGGED_IN, "key material locked until a login")
         return obj
 
-    def _check_may_change(self: "Session", obj: Object) -> None:
+    def _check_may_change(self, obj: Object) -> None:
         if obj.is_token and not self.rw:
             raise CryptokiError(spec.CKR_SESSION_READ_ONLY, "token object in a read-only session")
 
     @property
-    def is_so(self: "Session") -> bool:
+    def is_so(self) -> bool:
         return self.token.login_user == CKU_SO
 
-    def add(self: "Session", attrs: dict[int, Any]) -> Object:
+    def add(self, attrs: dict[int, Any]) -> Object:
         """Store a complete new object (token or session) after the session checks."""
         self.check_may_create(attrs)
         return self.token.add_object(attrs, None if attrs.get(CKA_TOKEN) is True else self.handle)
 
     # ------------------------------------------------------------------ functions
 
-    def held_by_caller(self: "Session", template: dict[int, Any], supplied: bool) -> dict[int, Any]:
+    def held_by_caller(self, template: dict[int, Any], supplied: bool) -> dict[int, Any]:
         """The CKA_PRIVATE default of a session object the caller already holds (issue 25
         item 4): FALSE when no user is logged in, the object is a session object, its value
         came from the caller (``supplied``: C_CreateObject, or a derivation from such objects
@@ -105,25 +102,23 @@ class ObjectFunctions:
         held[CKA_PRIVATE] = False
         return held
 
-    def create_object(self: "Session", template: dict[int, Any]) -> int:
+    def create_object(self, template: dict[int, Any]) -> int:
         template = self.held_by_caller(template, True)
         attrs = policy.build_object(template, Origin.CREATE, is_so=self.is_so)
-        if attrs.get(CKA_CLASS) in KEY_CLASSES:
-            from ..mechanisms import keys
-
-            attrs.update(keys.check_import(attrs))
+        if attrs.get(CKA_CLASS) in KEY_CLASSES:  # created keys are software keys (CKA_SHIM_BACKEND: X2)
+            attrs.update(self.token.backends[backends.SOFTWARE].import_key(attrs))
         obj = self.add(attrs)
         obj.supplied = not obj.is_token
         return obj.handle
 
-    def copy_object(self: "Session", handle: int, template: dict[int, Any]) -> int:
+    def copy_object(self, handle: int, template: dict[int, Any]) -> int:
         obj = self.object(handle)
         if obj.attrs.get(CKA_COPYABLE, True) is False:
             raise CryptokiError(spec.CKR_ACTION_PROHIBITED, "CKA_COPYABLE is FALSE")
         attrs = policy.build_object(template, Origin.COPY, base=dict(obj.attrs), is_so=self.is_so)
         return self.add(attrs).handle
 
-    def destroy_object(self: "Session", handle: int) -> None:
+    def destroy_object(self, handle: int) -> None:
         obj = self.object(handle)
         self._check_may_change(obj)
         if obj.attrs.get(CKA_DESTROYABLE, True) is False:
@@ -132,13 +127,13 @@ class ObjectFunctions:
             self.token.backend_for(obj).destroyed(obj)
         self.token.destroy_object(obj)
 
-    def object_size(self: "Session", handle: int) -> int:
+    def object_size(self, handle: int) -> int:
         obj = self.object(handle)
         from ..attributes import codec
 
         return sum(len(codec.encode(t, v)) for t, v in obj.attrs.items())
 
-    def attribute_value(self: "Session", obj: Object, atype: int) -> Any:
+    def attribute_value(self, obj: Object, atype: int) -> Any:
         """One attribute for C_GetAttributeValue: its value, or SENSITIVE / TYPE_INVALID."""
         attrs = obj.attrs
         if atype in obj.locked:  # sealed at rest and the token key is not unlocked: not absent
@@ -151,7 +146,7 @@ class ObjectFunctions:
             raise CryptokiError(spec.CKR_ATTRIBUTE_SENSITIVE, f"attribute {atype:#x}")
         return attrs[atype]
 
-    def set_attributes(self: "Session", handle: int, changes: dict[int, Any]) -> None:
+    def set_attributes(self, handle: int, changes: dict[int, Any]) -> None:
         obj = self.object(handle)
         self._check_may_change(obj)
         new = policy.check_set(dict(obj.attrs), changes, is_so=self.is_so)
@@ -159,19 +154,18 @@ class ObjectFunctions:
             self.check_may_create(new)
         self.token.update_object(obj, new)
 
-    def find_init(self: "Session", template: list[tuple[int, Any]] | None) -> None:
-        if "find" in self.ops:
-            raise CryptokiError(spec.CKR_OPERATION_ACTIVE, "a search is active")
+    def find_init(self, template: list[tuple[int, Any]] | None) -> None:
+        self.start("find")
         token = self.token
         handles = [] if template is None else token.search(template)
-        self.ops["find"] = Operation("find", FindCursor(handles))
+        self.started(Operation("find", FindCursor(handles)))
 
-    def find(self: "Session", max_count: int) -> list[int]:
-        op = self.ops.get("find")
-        if op is None:
-            raise CryptokiError(spec.CKR_OPERATION_NOT_INITIALIZED, "no search")
-        return op.ctx.take(min(max_count, FIND_BATCH_MAX))
+    def find(self, max_count: int) -> list[int]:
+        """C_FindObjects: the search's update step (states.KINDS)."""
+        op = self._active("find", UPDATE)
+        handles = op.ctx.take(min(max_count, FIND_BATCH_MAX))
+        self.advance(op, UPDATE)
+        return handles
 
-    def find_final(self: "Session") -> None:
-        if self.ops.pop("find", None) is None:
-            raise CryptokiError(spec.CKR_OPERATION_NOT_INITIALIZED, "no search")
+    def find_final(self) -> None:
+        self.advance(self._active("find", FINAL), FINAL)

@@ -1,26 +1,37 @@
-"""Active operations of a session (one per kind) and the one output-delivery rule.
+"""A session's state and its operations: the one owner of both (``SessionState``).
 
-Each session has at most one active operation per kind; ``Operation`` keeps the mechanism
-context, whether the caller went one-shot or multi-part (they do not mix), and an output
-computed for a caller whose buffer was too small (so the retry gets the same bytes and
-nothing is computed twice). ``OperationSteps`` is the part of ``Session`` that runs the
-steps; every C_Sign/C_Encrypt/C_Digest... goes through ``produce`` or ``consume``, so these
-two are written for the hot path: no closures, no helper frames on the common case.
+A session's CKS_* state is derived (``states.state_of``: the token's login user and the
+session's R/W flag). Its active operations, at most one per kind, are ``Operation``s in
+``ops``, and every change to them is a move of ``states.OPERATION`` made here: starting one
+(``start``), a step (``produce``/``consume``), a refusal, an error, a cancel, a logout
+(``end_operations``), a restored state (``replace_operations``). Nothing else edits ``ops``.
+
+``Operation`` keeps the mechanism context, its state (READY, or MULTIPART once an update
+was delivered: one-shot and multi-part calls do not mix), and an output computed for a
+caller whose buffer was too small (the retry gets the same bytes, nothing is computed
+twice). Every C_Sign/C_Encrypt/C_Digest... goes through ``produce`` or ``consume``, so these
+two are written for the hot path: no closures, no helper frames on the common case (an
+operation in state READY, where ``states.OPERATION`` allows every step).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import _thread
+from typing import TYPE_CHECKING, Any
 
 from .. import audit, spec
 from ..errors import BufferTooSmall, CryptokiError
+from . import states
 from .objects import Object
+from .states import FINAL, IDLE, INIT, MULTIPART, ONESHOT, OPERATION, READY, UPDATE, IllegalMove, Refused
 
-ONESHOT, UPDATE, FINAL = "oneshot", "update", "final"
+if TYPE_CHECKING:
+    from .token import Token
 
-CKR_OPERATION_NOT_INITIALIZED = int(spec.CKR_OPERATION_NOT_INITIALIZED)
-CKR_OPERATION_ACTIVE = int(spec.CKR_OPERATION_ACTIVE)
+CKF_RW_SESSION = int(spec.CKF_RW_SESSION)
 CKR_USER_NOT_LOGGED_IN = int(spec.CKR_USER_NOT_LOGGED_IN)
+#: C_DigestKey feeds the digest like an update (``consume(kind, DIGEST_KEY, value)``).
+DIGEST_KEY = "digest_key"
 
 
 class Operation:
@@ -34,36 +45,84 @@ class Operation:
         self.ctx = ctx                      # the mechanism context (or the find cursor)
         self.mechanism = mechanism
         self.key = key
-        self.mode: str | None = None        # UPDATE once the caller went multi-part
+        self.mode = READY                   # states.READY, then MULTIPART once an update was delivered
         self.pending: tuple[str, bytes, bytes] | None = None  # (step, input, output) kept for a retry
         self.needs_context_login = needs_context_login  # CKA_ALWAYS_AUTHENTICATE: context login first
         self.param = param                  # the mechanism parameter (C_GetOperationState saves it)
 
 
-class OperationSteps:
-    """Starting, running and ending a session's operations (mixed into ``Session``)."""
+class SessionState:
+    """One session: its handle, token, flags and lock, its CKS_* state and its operations.
 
-    ops: dict[str, Operation]
+    The base of ``Session``: the object and cryptographic functions are built on it
+    (``object_functions.ObjectFunctions``, ``crypto_functions.CryptoFunctions``)."""
 
-    def start(self, op: Operation) -> None:
-        if op.kind in self.ops:
-            raise CryptokiError(CKR_OPERATION_ACTIVE, f"{op.kind} already active")
+    def __init__(self, handle: int, token: Token, flags: int) -> None:
+        self.handle = handle
+        self.token = token
+        self.flags = flags
+        self.rw = bool(flags & CKF_RW_SESSION)
+        self.lock = _thread.RLock()  # threading.RLock() is a Python-level factory of the same type
+        self.ops: dict[str, Operation] = {}
+
+    @property
+    def state(self) -> int:
+        """CKS_* (C_GetSessionInfo), derived from the application's login state (§5.6)."""
+        return states.state_of(self.token.login_user, self.rw)
+
+    # ------------------------------------------------------------------ starting and ending
+
+    def start(self, kind: str) -> None:
+        """Check that an operation of ``kind`` may start (C_*Init): ``states.OPERATION``'s
+        INIT move. Called before the mechanism and key checks, whose errors come after
+        CKR_OPERATION_ACTIVE; the caller then stores the new operation (``started``)."""
+        op = self.ops.get(kind)
+        if op is not None:
+            states.move(OPERATION, op.mode, INIT)
+
+    def started(self, op: Operation) -> None:
         self.ops[op.kind] = op
 
     def cancel(self, kind: str) -> None:
+        """C_*Init with a NULL mechanism, C_SessionCancel: CANCEL ends it (if any)."""
         self.ops.pop(kind, None)
 
+    def end_operations(self) -> None:
+        """C_Logout ends every operation of the application's sessions (LOGOUT)."""
+        self.ops.clear()
+
+    def replace_operations(self, ops: dict[str, Operation]) -> dict[str, Operation]:
+        """C_SetOperationState: the session's operations become ``ops`` (its own end); the old
+        ones are returned, so a failed restore can put them back."""
+        before, self.ops = self.ops, ops
+        return before
+
+    def waiting_for_context_login(self) -> list[Operation]:
+        """The operations whose key needs C_Login(CKU_CONTEXT_SPECIFIC) before their step."""
+        return [op for op in self.ops.values() if op.needs_context_login]
+
+    def context_logged_in(self, ops: list[Operation]) -> None:
+        """C_Login(CKU_CONTEXT_SPECIFIC) succeeded: those operations may take their step."""
+        for op in ops:
+            op.needs_context_login = False
+
+    # ------------------------------------------------------------------ steps
+
     def _active(self, kind: str, step: str) -> Operation:
-        """The operation a step continues. A one-shot call after a multi-part update ends
-        it with CKR_OPERATION_ACTIVE (one-shot and multi-part calls do not mix, §5.2)."""
+        """The operation a step continues, by ``states.OPERATION``: none is
+        CKR_OPERATION_NOT_INITIALIZED; a one-shot call after a multi-part update ends it with
+        CKR_OPERATION_ACTIVE (§5.2). A key waiting for its context login answers
+        CKR_USER_NOT_LOGGED_IN (and the operation stays)."""
         op = self.ops.get(kind)
         if op is None:
-            raise CryptokiError(CKR_OPERATION_NOT_INITIALIZED, f"no {kind} operation")
+            raise IllegalMove(OPERATION[IDLE][step], IDLE, step)  # every step is refused in IDLE
         if op.needs_context_login:
             raise CryptokiError(CKR_USER_NOT_LOGGED_IN, "key needs C_Login(CKU_CONTEXT_SPECIFIC)")
-        if step is ONESHOT and op.mode is UPDATE:
-            del self.ops[kind]
-            raise CryptokiError(CKR_OPERATION_ACTIVE, "one-shot call after a multi-part update")
+        after = OPERATION[op.mode][step]
+        if after.__class__ is Refused:
+            if after.then is IDLE:
+                del self.ops[kind]
+            raise IllegalMove(after, op.mode, step)
         return op
 
     def produce(self, capacity: int | None, kind: str, step: str, data: bytes) -> bytes | int:
@@ -73,11 +132,11 @@ class OperationSteps:
         ``ctx.update(data)``, FINAL ``ctx.final()``. ``capacity`` None: a length query —
         answered from the context's ``length_hint`` without doing the work when it can, else
         the output is computed and kept. Too small: the output is kept and ``BufferTooSmall``
-        carries its length; the operation stays. Any other error ends the operation. A final
-        or one-shot step that delivered ends it.
+        carries its length; the operation stays (TOO_SMALL). Any other error ends it
+        (FAILED). A delivered step makes the move ``states.OPERATION`` names.
         """
         op = self.ops.get(kind)
-        if op is None or op.needs_context_login or op.mode is not None:
+        if op is None or op.needs_context_login or op.mode is not READY:
             op = self._active(kind, step)  # the error, or a multi-part operation's checks
         pending = op.pending
         if pending is not None and pending[0] is step and pending[1] == data:
@@ -96,38 +155,45 @@ class OperationSteps:
                 else:
                     out = ctx.final()
             except BaseException as exc:
-                self.ops.pop(kind, None)
+                self.ops.pop(kind, None)  # FAILED -> IDLE
                 audit.key_use(self, op, exc)
                 raise
         if capacity is None or len(out) > capacity:
-            op.pending = (step, data, out)
+            op.pending = (step, data, out)  # TOO_SMALL: the state stays
             if capacity is None:
                 return len(out)
             raise BufferTooSmall(len(out))
         if pending is not None:
             op.pending = None
-        if step is UPDATE:
-            op.mode = UPDATE
-        else:
+        after = OPERATION[op.mode][step]
+        if after is IDLE:
             del self.ops[kind]
             if audit.KEY_USE and op.key is not None:
                 audit.key_use(self, op)
+        else:
+            op.mode = after
         return out
 
     def consume(self, kind: str, step: str, *args: Any) -> None:
         """A step with no output: ONESHOT ``ctx.oneshot(*args)`` (C_Verify), UPDATE
         ``ctx.update(*args)`` (SignUpdate, DigestUpdate ...), FINAL ``ctx.final(*args)``
-        (C_VerifyFinal). ``consume(kind, "digest_key", value)`` feeds C_DigestKey."""
-        op = self._active(kind, step)
+        (C_VerifyFinal). ``consume(kind, DIGEST_KEY, value)`` feeds C_DigestKey (an update)."""
+        move = UPDATE if step == DIGEST_KEY else step
+        op = self._active(kind, move)
         try:
             getattr(op.ctx, step)(*args)
         except BaseException as exc:
-            self.ops.pop(kind, None)
+            self.ops.pop(kind, None)  # FAILED -> IDLE
             audit.key_use(self, op, exc)
             raise
-        if step is UPDATE or step == "digest_key":
-            op.mode = UPDATE
+        if self.advance(op, move) is IDLE and audit.KEY_USE:
+            audit.key_use(self, op)
+
+    def advance(self, op: Operation, step: str) -> str:
+        """The move of a delivered step (``_active`` allowed it): IDLE ends the operation."""
+        after = OPERATION[op.mode][step]
+        if after is IDLE:
+            del self.ops[op.kind]
         else:
-            del self.ops[kind]
-            if audit.KEY_USE:
-                audit.key_use(self, op)
+            op.mode = after
+        return after

@@ -35,7 +35,7 @@ from ..errors import CryptokiError
 from ..mechanisms import params as P
 from ..mechanisms import registry
 from ..mechanisms.registry import Mechanism
-from .operations import UPDATE, Operation
+from .operations import MULTIPART, Operation
 
 if TYPE_CHECKING:
     from .session import Session
@@ -181,7 +181,7 @@ def set_operation_state(session: "Session", blob: bytes, enc_handle: int, auth_h
     from its saved context state; on any failure the session keeps what it had."""
     ops = _open(session.token, blob)
     _check_keys(session, ops, enc_handle, auth_handle)
-    before, session.ops = session.ops, {}
+    before = session.replace_operations({})
     try:
         for saved in ops:
             kind = saved["kind"]
@@ -195,12 +195,13 @@ def set_operation_state(session: "Session", blob: bytes, enc_handle: int, auth_h
                 session.operation_init(kind, mech, auth_handle)
             op = session.ops[kind]
             op.ctx.restore(bytes.fromhex(saved["state"]))
-            op.mode = UPDATE if saved["mode"] == UPDATE else None
+            if saved["mode"] == MULTIPART:
+                op.mode = MULTIPART
     except CryptokiError as exc:
-        session.ops = before
+        session.replace_operations(before)
         if exc.ckr == A.CKR_MECHANISM_INVALID:
             raise _invalid("saved mechanism") from None
         raise
     except (ValueError, KeyError, TypeError):
-        session.ops = before
+        session.replace_operations(before)
         raise _invalid("saved state does not parse") from None

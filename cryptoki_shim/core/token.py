@@ -185,8 +185,8 @@ class Token:
         return self.record is not None and self.record.so_pin is not None
 
     def visible(self, obj: Object) -> bool:
-        """Private objects are visible to the normal user only (§4.4.1). ``find_object`` (every
-        C_*Init's key lookup) spells the same rule inline; change both together."""
+        """Private objects are visible to the normal user only (§4.4.1): the one rule, for
+        searches and for every handle lookup (``find_object``)."""
         return obj.attrs.get(CKA_PRIVATE) is not True or self.login_user == CKU_USER
 
     def all_objects(self) -> Iterable[Object]:
@@ -215,9 +215,7 @@ class Token:
         if obj is None:
             self.refresh()
             obj = self.objects.get(handle) or self.profile_objects.get(handle)
-        if obj is None or (obj.attrs.get(CKA_PRIVATE) is True and self.login_user != CKU_USER):  # visible(), inline
-            return None
-        return obj
+        return obj if obj is not None and self.visible(obj) else None
 
     # ------------------------------------------------------------------ backends
 
