@@ -231,7 +231,7 @@ def latencies(tcti: str, n: int) -> dict[str, float]:
         key, eddsa = _Key(priv), lookup(S.CKM_EDDSA)
         label = "sealed Ed25519 sign, cache 0 s (unseal + sign)" if cache == 0 else \
             "sealed Ed25519 sign after unseal (cache warm)"
-        out[label] = median_ms(lambda b=backend, m=eddsa, k=key: b.operation_init("sign", m, None, k).oneshot(b"m"), n)
+        out[label] = median_ms(lambda b=backend, m=eddsa, k=key: b.context_maker("sign", m)(m, None, k).oneshot(b"m"), n)
     return out
 
 

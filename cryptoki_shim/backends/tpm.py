@@ -20,6 +20,7 @@ disk plus the TPM still needs the PIN, and no PIN is kept in memory.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -35,12 +36,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from .. import spec
 from ..attributes import policy
 from ..errors import CryptokiError
+from ..mechanisms import ec as ec_family
 from ..mechanisms import keys
 from ..mechanisms import rsa as rsa_family
-from ..mechanisms import wrap as wrapping
-from ..mechanisms.digest import HASHES, hash_of, sha256
-from ..mechanisms.signing import SignContext, hash_accumulator
-from . import tpm_conn, tpm_keys
+from ..mechanisms.digest import sha256
+from . import Backend, tpm_conn, tpm_keys
 from .tpm_escrow import decode_secret, encode_secret, escrow_encrypt
 from .tpm_attrs import (
     CKA_SHIM_TPM_AUTH,
@@ -60,7 +60,6 @@ _log = logging.getLogger(__name__)
 S = spec
 CKA_CLASS, CKA_KEY_TYPE = int(S.CKA_CLASS), int(S.CKA_KEY_TYPE)
 CKO_PUBLIC_KEY, CKO_PRIVATE_KEY, CKO_SECRET_KEY = int(S.CKO_PUBLIC_KEY), int(S.CKO_PRIVATE_KEY), int(S.CKO_SECRET_KEY)
-METHODS = {"sign": "sign_init", "verify": "verify_init", "encrypt": "encrypt_init", "decrypt": "decrypt_init"}
 DEFAULTS = {"tcti": "device:/dev/tpmrm0", "pcrs": "sha256:0,7", "unseal_cache_seconds": 300, "key_kind": "auto",
             "escrow_recipient": "", "lock_file": "", "software_derive": False}
 KIND_BY_NAME = {"sealed": TPM_KIND_SEALED, "resident": TPM_KIND_RESIDENT}
@@ -150,88 +149,43 @@ class _TpmEcdsaSigner:
         return r.to_bytes(self._n, "big") + s.to_bytes(self._n, "big")
 
 
-def _mgf1(seed: bytes, length: int, algorithm: Any) -> bytes:
-    out, counter = b"", 0
-    while len(out) < length:
-        out += hash_of(algorithm, seed + counter.to_bytes(4, "big"))
-        counter += 1
-    return out[:length]
+class _TpmRsa:
+    """The private operations of a resident RSA key (``rsa.RsaPrivateOps``): raw RSA in the
+    TPM for signatures (the encoding is the RSA family's) and the TPM's own RSAES/OAEP
+    decryption (its padding checks stay inside the TPM)."""
 
+    __slots__ = ("_backend", "_key")
 
-def emsa_pss_encode(m_hash: bytes, em_bits: int, algorithm: Any, mgf_algorithm: Any, salt_len: int) -> bytes:
-    """RFC 8017 §9.1.1 EMSA-PSS-ENCODE of a message hash (the TPM does only the raw RSA)."""
-    h_len, em_len = len(m_hash), (em_bits + 7) // 8
-    if em_len < h_len + salt_len + 2:
-        raise CryptokiError(S.CKR_MECHANISM_PARAM_INVALID, "PSS salt too long for the key")
-    salt = os.urandom(salt_len)
-    h = hash_of(algorithm, bytes(8) + m_hash + salt)
-    db = bytes(em_len - salt_len - h_len - 2) + b"\x01" + salt
-    masked = bytearray(a ^ b for a, b in zip(db, _mgf1(h, em_len - h_len - 1, mgf_algorithm)))
-    masked[0] &= 0xFF >> (8 * em_len - em_bits)
-    return bytes(masked) + h + b"\xbc"
-
-
-def emsa_pkcs1_encode(digest_info: bytes, k: int) -> bytes:
-    """RFC 8017 §9.2 EMSA-PKCS1-v1_5 block type 1 around a DigestInfo (or CKM_RSA_PKCS input)."""
-    if len(digest_info) > k - 11:
-        raise CryptokiError(S.CKR_DATA_LEN_RANGE, "CKM_RSA_PKCS input longer than k - 11")
-    return b"\x00\x01" + b"\xff" * (k - 3 - len(digest_info)) + b"\x00" + digest_info
-
-
-class _TpmRsaSigner:
-    """Every RSA signature mechanism on a resident key: padding here, raw RSA in the TPM."""
-
-    def __init__(self, backend: TpmBackend, key: Any, entry: Any, param: Any, public: Any) -> None:
+    def __init__(self, backend: TpmBackend, key: Any) -> None:
         self._backend, self._key = backend, key
-        self._kind = entry.extra["kind"]
-        self._hash = entry.extra.get("hash")
-        self._bits = public.key_size
-        self.size = (self._bits + 7) // 8
-        if self._kind == "pss":
-            rsa_family._pss_padding(entry, param, public)  # the spec's parameter checks
-            self._pss = (HASHES[param.hash_alg], rsa_family.MGF1[param.mgf], param.salt_len)
 
-    def sign(self, message: bytes) -> bytes:
-        k = self.size
-        if self._kind == "pkcs":
-            em = emsa_pkcs1_encode(message, k)
-        elif self._kind == "pkcs-hash":
-            em = emsa_pkcs1_encode(rsa_family._digest_info_prefix(self._hash) + message, k)
-        elif self._kind == "pss":
-            algorithm, mgf, salt_len = self._pss
-            if len(message) != algorithm.digest_size:
-                raise CryptokiError(S.CKR_DATA_LEN_RANGE, "input is not the hash length")
-            em = emsa_pss_encode(message, self._bits - 1, algorithm, mgf, salt_len).rjust(k, b"\x00")
-        else:  # "x509": raw
-            if len(message) > k:
-                raise CryptokiError(S.CKR_DATA_LEN_RANGE, "CKM_RSA_X_509 input longer than k")
-            em = message.rjust(k, b"\x00")
-        return self._backend.resident_call(self._key, "RSA sign", tpm_keys.rsa_raw, em).rjust(k, b"\x00")
+    def raw_sign(self, data: bytes) -> bytes:
+        return self._backend.resident_call(self._key, "RSA sign", tpm_keys.rsa_raw, data)
 
+    def raw_decrypt(self, data: bytes) -> bytes:
+        return self._backend.resident_call(self._key, "RSA decrypt", tpm_keys.rsa_raw, data, True)
 
-class _TpmDecrypt:
-    __slots__ = ("_fn", "_size")
+    def pkcs1_decrypt(self, data: bytes) -> bytes:
+        from tpm2_pytss.constants import TPM2_ALG
+        return self._backend.resident_call(self._key, "RSA decrypt", tpm_keys.rsa_decrypt, data, TPM2_ALG.RSAES)
 
-    def __init__(self, fn: Any, size: int) -> None:
-        self._fn, self._size = fn, size
+    def oaep(self, algorithm: Any, mgf: Any, label: bytes | None) -> Any:
+        if mgf is not algorithm or label or algorithm.name not in tpm_keys.HASH_ALG:
+            raise CryptokiError(S.CKR_MECHANISM_PARAM_INVALID,
+                                "TPM OAEP: MGF1 hash must equal hashAlg, no label, SHA-1/2 only")
+        from tpm2_pytss.constants import TPM2_ALG
+        tpm_hash = tpm_keys.HASH_ALG[algorithm.name]
 
-    def update(self, data: bytes) -> bytes:
-        raise CryptokiError(S.CKR_FUNCTION_NOT_SUPPORTED, "mechanism is single-part only")
+        def decrypt(data: bytes) -> bytes:
+            return self._backend.resident_call(self._key, "RSA decrypt", tpm_keys.rsa_decrypt, data, TPM2_ALG.OAEP,
+                                               tpm_hash)
 
-    final = update  # type: ignore[assignment]
-
-    def oneshot(self, data: bytes) -> bytes:
-        if len(data) != self._size:
-            raise CryptokiError(S.CKR_ENCRYPTED_DATA_LEN_RANGE, "ciphertext is not k bytes")
-        return self._fn(bytes(data))
-
-    def length_hint(self, step: str, data_len: int) -> int | None:
-        return self._size if step == "oneshot" else 0
+        return decrypt
 
 
 # --------------------------------------------------------------------------- the backend
 
-class TpmBackend:
+class TpmBackend(Backend):
     backend_id = int(S.SHIM_BACKEND_TPM)
 
     def __init__(self, slot_cfg: Any = None) -> None:
@@ -296,53 +250,34 @@ class TpmBackend:
 
     # ---------------------------------------------------------------- operations
 
-    def operation_init(self, kind: str, entry: Any, param: Any, key: Any) -> Any:
+    def context_maker(self, kind: str, entry: Any) -> Any:
+        """Public keys and sealed keys run the family's own maker (on the unsealed
+        material); resident keys run their private operations in the TPM."""
+        return functools.partial(self._operation_init, kind, entry.family.context_maker(kind, entry))
+
+    def _operation_init(self, kind: str, software: Any, entry: Any, param: Any, key: Any) -> Any:
         attrs = key.attrs
-        family_method = getattr(entry.family, METHODS[kind])
         if attrs.get(CKA_CLASS) == CKO_PUBLIC_KEY:
-            return family_method(entry, param, key)
+            return software(entry, param, key)
         if attrs.get(CKA_SHIM_TPM_KIND) == TPM_KIND_RESIDENT:
             if kind in ("verify", "encrypt"):
-                return family_method(entry, param, self._public_view(attrs))
+                return software(entry, param, self._public_view(attrs))
             return self._resident_init(kind, entry, param, key)
-        return family_method(entry, param, self._unsealed(key))
+        return software(entry, param, self._unsealed(key))
 
     def _resident_init(self, kind: str, entry: Any, param: Any, key: Any) -> Any:
+        """Sign (ECDSA, RSA) and decrypt (RSA) with a TPM-resident key: the mechanism's
+        encodings and running hash are its family's (``ec.external_sign_context``,
+        ``rsa.external_sign_context`` / ``external_decrypt_context``), the private
+        operation the TPM's."""
         public = serialization.load_der_public_key(key.attrs[int(S.CKA_PUBLIC_KEY_INFO)])
-        algorithm = entry.extra.get("hash")
         if isinstance(public, ec.EllipticCurvePublicKey):
             if kind != "sign":
                 raise CryptokiError(S.CKR_KEY_FUNCTION_NOT_PERMITTED, "EC keys do not decrypt")
-            signer = _TpmEcdsaSigner(self, key, (public.curve.key_size + 7) // 8)
-            return SignContext(signer, hash_accumulator(algorithm)() if algorithm else None)
+            return ec_family.external_sign_context(entry, _TpmEcdsaSigner(self, key, (public.curve.key_size + 7) // 8))
         if kind == "sign":
-            signer = _TpmRsaSigner(self, key, entry, param, public)
-            return SignContext(signer, hash_accumulator(algorithm)() if algorithm else None)
-        return self._rsa_decrypt_init(entry, param, key, public)
-
-    def _rsa_decrypt_init(self, entry: Any, param: Any, key: Any, public: Any) -> Any:
-        from tpm2_pytss.constants import TPM2_ALG
-        k = (public.key_size + 7) // 8
-        kind = entry.extra["kind"]
-        if kind == "pkcs":
-            def fn(data: bytes) -> bytes:
-                return self.resident_call(key, "RSA decrypt", tpm_keys.rsa_decrypt, data, TPM2_ALG.RSAES)
-        elif kind == "oaep":
-            rsa_family._oaep_padding(param)  # the spec's parameter checks
-            algorithm = HASHES[param.hash_alg]
-            if rsa_family.MGF1[param.mgf] is not algorithm or param.source_data or algorithm.name not in tpm_keys.HASH_ALG:
-                raise CryptokiError(S.CKR_MECHANISM_PARAM_INVALID,
-                                    "TPM OAEP: MGF1 hash must equal hashAlg, no label, SHA-1/2 only")
-
-            def fn(data: bytes) -> bytes:
-                return self.resident_call(key, "RSA decrypt", tpm_keys.rsa_decrypt, data, TPM2_ALG.OAEP,
-                                          tpm_keys.HASH_ALG[algorithm.name])
-        elif kind == "x509":
-            def fn(data: bytes) -> bytes:
-                return self.resident_call(key, "RSA decrypt", tpm_keys.rsa_raw, data, True).rjust(k, b"\x00")
-        else:
-            raise CryptokiError(S.CKR_MECHANISM_INVALID, f"{S.ckm_name(entry.mechanism)} on a TPM RSA key")
-        return _TpmDecrypt(fn, k)
+            return rsa_family.external_sign_context(entry, param, public, _TpmRsa(self, key))
+        return rsa_family.external_decrypt_context(entry, param, public, _TpmRsa(self, key))
 
     # ---------------------------------------------------------------- new keys
 
@@ -462,11 +397,11 @@ class TpmBackend:
     # ---------------------------------------------------------------- wrap / unwrap / derive with a TPM key
 
     def wrap(self, entry: Any, param: Any, wrapping_key: Any, key: Any) -> bytes:
-        return wrapping.wrap_key(entry, param, self._software_view(wrapping_key, "wrap"), key.attrs)
+        return entry.family.wrap(entry, param, self._software_view(wrapping_key, "wrap"), key.attrs)
 
     def unwrap(self, entry: Any, param: Any, unwrapping_key: Any, wrapped: bytes, key_class: int,
                key_type: int | None, value_len: int | None) -> dict[int, Any]:
-        return wrapping.unwrap_key(entry, param, self._software_view(unwrapping_key, "unwrap"), wrapped, key_class,
+        return entry.family.unwrap(entry, param, self._software_view(unwrapping_key, "unwrap"), wrapped, key_class,
                                    key_type, value_len)
 
     def derive(self, entry: Any, param: Any, base_key: Any, template: Mapping[int, Any]) -> dict[int, Any]:

@@ -25,6 +25,7 @@ sessions serves any number of ours, and a lost session loses no operation state)
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from typing import Any, Mapping
@@ -33,6 +34,7 @@ from .. import spec
 from .upstream_attrs import CKA_SHIM_UPSTREAM_REF
 from ..errors import CryptokiError
 from ..mechanisms.registry import MechanismEntry
+from . import Backend
 from . import upstream_client as client
 from .upstream_errors import ObjectMissing, UpstreamError
 from .upstream_pool import Pool
@@ -100,7 +102,7 @@ def parse_ref(ref: bytes) -> tuple[str, dict[int, bytes]]:
 
 
 class UpstreamOperation:
-    """sign / verify / encrypt / decrypt on an upstream key (see registry.Family contexts).
+    """sign / verify / encrypt / decrypt on an upstream key (the contexts of registry.Family).
 
     ``update`` accumulates; ``final``/``oneshot`` run the whole operation upstream in one
     step. The output length is not known without doing the work (``length_hint`` None):
@@ -148,7 +150,7 @@ class UpstreamOperation:
 # ---------------------------------------------------------------------- backend
 
 
-class UpstreamBackend:
+class UpstreamBackend(Backend):
     """Keys of one slot that live in the upstream token named by ``[slots.upstream]``."""
 
     backend_id = UPSTREAM
@@ -221,7 +223,11 @@ class UpstreamBackend:
 
     # ------------------------------------------------------------------ Backend protocol
 
-    def operation_init(self, kind: str, entry: Any, param: Any, key: Any) -> Any:
+    def context_maker(self, kind: str, entry: Any) -> Any:
+        """Every operation runs upstream, accumulated here (``UpstreamOperation``)."""
+        return functools.partial(self._operation_init, kind)
+
+    def _operation_init(self, kind: str, entry: Any, param: Any, key: Any) -> Any:
         client.Mechanism(entry.mechanism, param)  # a parameter we cannot pass fails at Init
         return UpstreamOperation(self, kind, entry, param, key)
 

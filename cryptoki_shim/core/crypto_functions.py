@@ -9,11 +9,10 @@ needed. Operations start and run through ``SessionState`` (``start``, ``produce`
 
 from __future__ import annotations
 
-import functools
 import os
 from typing import Any, Callable
 
-from .. import audit, spec
+from .. import audit, backends, spec
 from ..backends import backend_id_of
 from ..attributes import policy
 from ..attributes.policy import Origin
@@ -73,14 +72,10 @@ def _require_flag(entry: MechanismEntry, flag: int) -> None:
         raise CryptokiError(A.CKR_MECHANISM_INVALID, f"{A.ckm_name(entry.mechanism)} cannot do this")
 
 
-def _context_maker(backend: Any, kind: str, entry: MechanismEntry) -> Callable[[MechanismEntry, Any, Object], Any]:
-    """What makes a ``kind`` context for ``entry`` on ``backend``: kept in the key's verdict,
-    so a repeated C_*Init calls it directly. A backend may offer a direct maker (the
-    software backend: the family's own ``*_init``); otherwise its ``operation_init``."""
-    maker = getattr(backend, "context_maker", None)
-    if maker is not None:
-        return maker(kind, entry)
-    return functools.partial(backend.operation_init, kind)
+#: mechanism -> the maker of its keyless contexts (digests), asked of the backends once
+#: (``backends.keyless_context_maker``), like a key's verdict: C_DigestInit then costs a
+#: dict lookup and the maker's call.
+_KEYLESS: dict[int, Callable[[MechanismEntry, Any, None], Any]] = {}
 
 
 def _matches(template: dict[int, Any] | None, attrs: dict[int, Any]) -> bool:
@@ -153,7 +148,7 @@ class CryptoFunctions(ObjectFunctions):
                 if kind == "decrypt":
                     key_management.check_decrypt(key.attrs)
                 needs_login = context_login and key.attrs.get(CKA_ALWAYS_AUTHENTICATE) is True
-                verdict = key.cache[slot] = (_context_maker(self.token.backend_for(key), kind, entry), needs_login)
+                verdict = key.cache[slot] = (self.token.backend_for(key).context_maker(kind, entry), needs_login)
             ctx = verdict[0](entry, mech.param, key)
         except CryptokiError as exc:  # a refused use of a key is audited like a failed one
             audit.key_use(self, Operation(kind, None, entry.mechanism, key), exc)
@@ -168,8 +163,10 @@ class CryptoFunctions(ObjectFunctions):
         entry = mech.entry
         if not entry.flags & CKF_DIGEST:
             _require_flag(entry, CKF_DIGEST)  # raises
-        self.started(Operation("digest", entry.family.digest_init(entry, mech.param), entry.mechanism,
-                               param=mech.param))
+        maker = _KEYLESS.get(entry.mechanism)
+        if maker is None:
+            maker = _KEYLESS[entry.mechanism] = backends.keyless_context_maker("digest", entry)
+        self.started(Operation("digest", maker(entry, mech.param, None), entry.mechanism, param=mech.param))
 
     # ------------------------------------------------------------------ steps
 

@@ -105,10 +105,8 @@ class ObjectFunctions(SessionState):
     def create_object(self, template: dict[int, Any]) -> int:
         template = self.held_by_caller(template, True)
         attrs = policy.build_object(template, Origin.CREATE, is_so=self.is_so)
-        if attrs.get(CKA_CLASS) in KEY_CLASSES:
-            from ..mechanisms import keys
-
-            attrs.update(keys.check_import(attrs))
+        if attrs.get(CKA_CLASS) in KEY_CLASSES:  # created keys are software keys (CKA_SHIM_BACKEND: X2)
+            attrs.update(self.token.backends[backends.SOFTWARE].import_key(attrs))
         obj = self.add(attrs)
         obj.supplied = not obj.is_token
         return obj.handle

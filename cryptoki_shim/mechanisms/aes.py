@@ -16,6 +16,7 @@ import functools
 
 import hmac as _hmac
 import logging
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from cryptography.exceptions import InvalidTag
@@ -53,7 +54,7 @@ from ..spec import (
 )
 from . import generic
 from .params import AesCtrParams, GcmParams, MacGeneralParams
-from .registry import KeyView, MechanismEntry, register
+from .registry import EntryData, Family, KeyGenData, KeyView, MechanismEntry, register
 
 _log = logging.getLogger(__name__)
 
@@ -476,18 +477,29 @@ _CIPHERS: dict[int, Callable[[bool, MechanismEntry, Any, KeyView], Any]] = {
 }
 
 
+@dataclass(frozen=True)
+class AesMacData(EntryData):
+    """An AES MAC mechanism: CMAC (``cmac``) or FIPS 113 CBC-MAC, and its fixed output
+    length (0: the _GENERAL mechanisms, whose parameter gives it)."""
+
+    cmac: bool
+    length: int
+
+
 def _mac(entry: MechanismEntry, param: Any, key: KeyView) -> tuple[Callable[[], Any], int]:
     """(factory of a fresh MAC object, output length) for an AES MAC mechanism."""
     algo = aes_algorithm(key)
-    kind, fixed = entry.extra["mac"]
-    length = fixed if fixed else _general_length(param)
-    if kind == "cmac":
+    data: AesMacData = entry.data  # type: ignore[assignment]
+    length = data.length if data.length else _general_length(param)
+    if data.cmac:
         return (lambda: cmac.CMAC(algo)), length
     return (lambda: CbcMac(algo)), length
 
 
-class AesFamily:
+class AesFamily(Family):
     """The AES mechanisms; which of these methods the core calls follows ``entry.flags``."""
+
+    __slots__ = ()
 
     def generate_key(self, entry: MechanismEntry, param: Any, template: Mapping[int, Any]) -> dict[int, Any]:
         return generic.SECRET_KEY_GEN.generate_key(entry, param, template)
@@ -498,13 +510,26 @@ class AesFamily:
     def decrypt_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
         return _CIPHERS[entry.mechanism](False, entry, param, key)
 
-    def init_for(self, kind: str, entry: MechanismEntry) -> Callable[[MechanismEntry, Any, KeyView], Any] | None:
+    def context_maker(self, kind: str, entry: MechanismEntry) -> Callable[[MechanismEntry, Any, KeyView], Any]:
         """The cipher's context maker with ``encrypt`` bound (a C-level partial, no frame of
-        ours): the software backend keeps it per key, so C_EncryptInit calls it directly."""
+        ours): the software backend hands it to the core, which keeps it per key, so
+        C_EncryptInit calls it directly."""
         maker = _CIPHERS.get(entry.mechanism)
         if maker is None or kind not in ("encrypt", "decrypt"):
-            return None
+            return super().context_maker(kind, entry)
         return functools.partial(maker, kind == "encrypt")
+
+    def wrap(self, entry: MechanismEntry, param: Any, wrapping_key: KeyView, key_attrs: Mapping[int, Any]) -> bytes:
+        """ECB/CBC/CBC_PAD/GCM wrap by encrypting the key's bytes (§2.10)."""
+        from . import wrap  # wrap.py imports this module
+
+        return wrap.wrap_by_encryption(entry, param, wrapping_key, key_attrs)
+
+    def unwrap(self, entry: MechanismEntry, param: Any, unwrapping_key: KeyView, wrapped: bytes, key_class: int,
+               key_type: int | None, value_len: int | None = None) -> dict[int, Any]:
+        from . import wrap
+
+        return wrap.unwrap_by_decryption(entry, param, unwrapping_key, wrapped, key_class, key_type, value_len)
 
     def sign_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> MacSign:
         return MacSign(*_mac(entry, param, key))
@@ -518,21 +543,21 @@ AES = AesFamily()
 _CIPHER_FLAGS = CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP
 _MAC_FLAGS = CKF_SIGN | CKF_VERIFY
 
-# mechanism -> (flags, parameter kind, extra)
-_AES_MECHANISMS: dict[int, tuple[int, Any, dict]] = {
-    CKM_AES_KEY_GEN: (CKF_GENERATE, None, {"key_type": CKK_AES}),
-    CKM_AES_ECB: (_CIPHER_FLAGS, None, {}),
-    CKM_AES_CBC: (_CIPHER_FLAGS, bytes, {}),
-    CKM_AES_CBC_PAD: (_CIPHER_FLAGS, bytes, {}),
-    CKM_AES_CTR: (_CIPHER_FLAGS, AesCtrParams, {}),
-    CKM_AES_GCM: (_CIPHER_FLAGS, GcmParams, {}),
-    CKM_AES_MAC: (_MAC_FLAGS, None, {"mac": ("cbc", BLOCK // 2)}),
-    CKM_AES_MAC_GENERAL: (_MAC_FLAGS, MacGeneralParams, {"mac": ("cbc", 0)}),
-    CKM_AES_CMAC: (_MAC_FLAGS, None, {"mac": ("cmac", BLOCK)}),
-    CKM_AES_CMAC_GENERAL: (_MAC_FLAGS, MacGeneralParams, {"mac": ("cmac", 0)}),
+# mechanism -> (flags, parameter kind, entry data)
+_AES_MECHANISMS: dict[int, tuple[int, Any, EntryData]] = {
+    CKM_AES_KEY_GEN: (CKF_GENERATE, None, KeyGenData(CKK_AES)),
+    CKM_AES_ECB: (_CIPHER_FLAGS, None, EntryData()),
+    CKM_AES_CBC: (_CIPHER_FLAGS, bytes, EntryData()),
+    CKM_AES_CBC_PAD: (_CIPHER_FLAGS, bytes, EntryData()),
+    CKM_AES_CTR: (_CIPHER_FLAGS, AesCtrParams, EntryData()),
+    CKM_AES_GCM: (_CIPHER_FLAGS, GcmParams, EntryData()),
+    CKM_AES_MAC: (_MAC_FLAGS, None, AesMacData(False, BLOCK // 2)),
+    CKM_AES_MAC_GENERAL: (_MAC_FLAGS, MacGeneralParams, AesMacData(False, 0)),
+    CKM_AES_CMAC: (_MAC_FLAGS, None, AesMacData(True, BLOCK)),
+    CKM_AES_CMAC_GENERAL: (_MAC_FLAGS, MacGeneralParams, AesMacData(True, 0)),
 }
 
-for _mech, (_flags, _param, _extra) in _AES_MECHANISMS.items():
+for _mech, (_flags, _param, _data) in _AES_MECHANISMS.items():
     register(
         MechanismEntry(
             mechanism=_mech,
@@ -542,6 +567,6 @@ for _mech, (_flags, _param, _extra) in _AES_MECHANISMS.items():
             family=AES,
             key_types=frozenset() if _mech == CKM_AES_KEY_GEN else frozenset({CKK_AES}),
             param=_param,
-            extra=_extra,
+            data=_data,
         )
     )

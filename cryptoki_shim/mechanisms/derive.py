@@ -114,7 +114,7 @@ from ..spec import (
 from . import aes, generic
 from .params import EcdhDeriveParams, HkdfParams, KeyDerivationStringData, Pbkd2Params, Sp800108CounterFormat, Sp800108DkmLengthFormat, Sp800108Params
 from .digest import HASHES
-from .registry import KeyView, MechanismEntry, register
+from .registry import Family, KeyView, MechanismEntry, register
 
 _log = logging.getLogger(__name__)
 
@@ -441,7 +441,7 @@ def extract_derive(entry: MechanismEntry, param: Any, base_key: KeyView, templat
 # --- PBKDF2 ----------------------------------------------------------------------------
 
 
-class Pbkd2Family:
+class Pbkd2Family(Family):
     """CKM_PKCS5_PBKD2 (§2.37): C_GenerateKey from a password with CK_PKCS5_PBKD2_PARAMS2.
 
     The key type comes from the template (generic secret by default); CKA_VALUE_LEN is
@@ -469,7 +469,7 @@ class Pbkd2Family:
 # --- the family ------------------------------------------------------------------------
 
 
-class DeriveFamily:
+class DeriveFamily(Family):
     """C_DeriveKey for the mechanisms of this module; dispatch by mechanism number."""
 
     _BY_MECHANISM: dict[int, Callable[..., dict[int, Any]]] = {

@@ -17,11 +17,12 @@ importing the package) everything runs on pyca.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from cryptography.hazmat.primitives import hashes
 
-from ..abi import runtime
+from .. import runtime
 from ..errors import CryptokiError
 from ..spec import (
     CKF_DIGEST,
@@ -40,7 +41,7 @@ from ..spec import (
     CKR_SAVED_STATE_INVALID,
     CKR_STATE_UNSAVEABLE,
 )
-from .registry import MechanismEntry, register
+from .registry import EntryData, Family, KeyView, MechanismEntry, register
 
 #: The digest mechanisms and their pyca algorithms; the one CKM -> hash mapping of the package.
 HASHES: dict[int, type[hashes.HashAlgorithm]] = {
@@ -321,13 +322,22 @@ def context_class(ckm: int, algorithm: type[hashes.HashAlgorithm]) -> type[Diges
                  "_new": staticmethod(accumulator(algorithm))})
 
 
-class DigestFamily:
-    """The digest family: only ``digest_init``."""
+@dataclass(frozen=True)
+class DigestData(EntryData):
+    """A digest mechanism: its pyca hash."""
 
-    def digest_init(self, entry: MechanismEntry, param: Any) -> DigestContext:
+    hash: type[hashes.HashAlgorithm]
+
+
+class DigestFamily(Family):
+    """The digest family: only ``digest_init`` (no key)."""
+
+    __slots__ = ()
+
+    def digest_init(self, entry: MechanismEntry, param: Any, key: KeyView | None = None) -> DigestContext:
         if _LIB is None:
             native_ready()
-        return entry.extra["context"]()
+        return CONTEXTS[entry.mechanism]()
 
 
 #: The library's ``lib``/``ffi`` once the digest helpers are there, else None; ``_FAST``
@@ -352,18 +362,18 @@ def native_ready() -> Any | None:
             _LIB, _FFI, _FAST = lib, runtime.ffi, _cryptoki_shim_fast
             NATIVE.update(ckm for ckm in HASHES if lib.shim_digest_size(ckm))
             for ckm, algorithm in HASHES.items():
-                if ckm in NATIVE and registry_entries.get(ckm) is not None:
-                    registry_entries[ckm].extra["context"] = context_class(ckm, algorithm)
+                if ckm in NATIVE:
+                    CONTEXTS[ckm] = context_class(ckm, algorithm)
     return _LIB
 
 
-#: The registered digest entries (their context classes change when the library binds).
-registry_entries: dict[int, MechanismEntry] = {}
+#: The context class of each digest mechanism (replaced by the native ones when the library
+#: binds, ``native_ready``): the family's state, not the entries' (entries are frozen).
+CONTEXTS: dict[int, type[DigestContext]] = {}
 native_ready()
+CONTEXTS.update((_ckm, context_class(_ckm, _hash)) for _ckm, _hash in HASHES.items() if _ckm not in CONTEXTS)
 
 FAMILY = DigestFamily()
 
 for _ckm, _hash in HASHES.items():
-    registry_entries[_ckm] = MechanismEntry(_ckm, CKF_DIGEST, 0, 0, FAMILY,
-                                            extra={"hash": _hash, "context": context_class(_ckm, _hash)})
-    register(registry_entries[_ckm])
+    register(MechanismEntry(_ckm, CKF_DIGEST, 0, 0, FAMILY, data=DigestData(_hash)))

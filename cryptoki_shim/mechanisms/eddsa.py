@@ -38,7 +38,7 @@ from ..spec import (
 from . import eddsa_rfc8032 as rfc8032
 from . import keys
 from .params import EddsaParams
-from .registry import MechanismEntry, register
+from .registry import Family, MechanismEntry, register
 from .signing import Buffer, SignContext, VerifyContext
 
 _log = logging.getLogger(__name__)
@@ -114,7 +114,9 @@ def _key(view: Any, private: bool) -> Any:
     return key
 
 
-class EddsaFamily:
+class EddsaFamily(Family):
+    __slots__ = ()
+
     def sign_init(self, entry: MechanismEntry, param: Any, key: Any) -> SignContext:
         return SignContext(_signer(param, _key(key, True), True), Buffer())
 
@@ -125,5 +127,4 @@ class EddsaFamily:
 FAMILY = EddsaFamily()
 
 register(MechanismEntry(CKM_EDDSA, CKF_SIGN | CKF_VERIFY | CKF_EC_F_P | CKF_EC_OID | CKF_EC_CURVENAME | CKF_EC_UNCOMPRESS,
-                        255, 448, FAMILY, frozenset({CKK_EC_EDWARDS}), param=EddsaParams, param_optional=True,
-                        extra={"single_part": False}))
+                        255, 448, FAMILY, frozenset({CKK_EC_EDWARDS}), param=EddsaParams, param_optional=True))

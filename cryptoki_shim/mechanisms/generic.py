@@ -52,7 +52,7 @@ from ..spec import (
     CKR_TEMPLATE_INCOMPLETE,
     CKR_TEMPLATE_INCONSISTENT,
 )
-from .registry import KeyView, MechanismEntry, register
+from .registry import Family, KeyGenData, KeyView, MechanismEntry, register
 
 _log = logging.getLogger(__name__)
 
@@ -121,17 +121,17 @@ def derived_length(template: Mapping[int, Any], natural: int | None, *, default_
     return length
 
 
-class SecretKeyGen:
+class SecretKeyGen(Family):
     """C_GenerateKey for secret keys of one type: random CKA_VALUE of CKA_VALUE_LEN bytes.
 
-    ``entry.extra["key_type"]`` is the CKK_* produced. CKA_VALUE_LEN is required (the spec
+    ``entry.data`` (``KeyGenData``) names the CKK_* produced. CKA_VALUE_LEN is required (the spec
     for every *_KEY_GEN here says so): missing -> CKR_TEMPLATE_INCOMPLETE; a length the
     type cannot hold -> CKR_ATTRIBUTE_VALUE_INVALID; outside the advertised range ->
     CKR_KEY_SIZE_RANGE.
     """
 
     def generate_key(self, entry: MechanismEntry, param: Any, template: Mapping[int, Any]) -> dict[int, Any]:
-        key_type = entry.extra["key_type"]
+        key_type = entry.data.key_type
         requested = template.get(CKA_KEY_TYPE)
         if requested is not None and requested != key_type:
             raise CryptokiError(CKR_TEMPLATE_INCONSISTENT, "CKA_KEY_TYPE does not match the mechanism")
@@ -173,6 +173,6 @@ for _mech, _ktype in _GENERIC_KEY_GENS.items():
             min_key_size=GENERIC_MIN_BYTES,
             max_key_size=GENERIC_MAX_BYTES,
             family=SECRET_KEY_GEN,
-            extra={"key_type": _ktype},
+            data=KeyGenData(_ktype),
         )
     )

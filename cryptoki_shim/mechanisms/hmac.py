@@ -15,6 +15,7 @@ C_GetOperationState); SHA-3 HMAC, and everything without the library, on pyca.
 from __future__ import annotations
 
 import hmac as _consttime
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, hmac
@@ -66,7 +67,7 @@ from ..spec import (
 )
 from .digest import CKM_OF, NATIVE, RunningDigest, native_ready, unsaveable
 from .params import MacGeneralParams
-from .registry import MechanismEntry, register
+from .registry import EntryData, Family, MechanismEntry, register
 
 #: Key sizes in bytes (generic secret unit). HMAC takes any key length; the bounds are
 #: what we report and what C_GenerateKey of a generic secret allows.
@@ -89,9 +90,17 @@ _TABLE = (
 )
 
 
+@dataclass(frozen=True)
+class HmacData(EntryData):
+    """An HMAC mechanism: its hash, and whether it is the _GENERAL one (a length parameter)."""
+
+    hash: type[hashes.HashAlgorithm]
+    general: bool
+
+
 def _keyed(entry: MechanismEntry, key: Any) -> Any:
     """A fresh HMAC state for ``key``, copied from the one prepared in the key's cache."""
-    algorithm = entry.extra["hash"]
+    algorithm = entry.data.hash
     slot = ("hmac", algorithm.name)
     prepared = key.cache.get(slot)
     if prepared is None:
@@ -125,8 +134,9 @@ class _PycaPrepared:
 
 
 def _mac_length(entry: MechanismEntry, param: Any) -> int:
-    size = entry.extra["hash"].digest_size
-    if not entry.extra["general"]:
+    data = entry.data
+    size = data.hash.digest_size
+    if not data.general:
         return size
     if not isinstance(param, MacGeneralParams) or isinstance(param, bool) or not 1 <= param <= size:
         raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, f"HMAC_GENERAL length {param!r} not in 1..{size}")
@@ -207,7 +217,9 @@ class HmacVerifyContext(HmacSignContext):
         return 0
 
 
-class HmacFamily:
+class HmacFamily(Family):
+    __slots__ = ()
+
     def sign_init(self, entry: MechanismEntry, param: Any, key: Any) -> HmacSignContext:
         length = _mac_length(entry, param)
         return HmacSignContext(_keyed(entry, key), length)
@@ -222,6 +234,6 @@ FAMILY = HmacFamily()
 for _plain, _general, _hash, _ckk in _TABLE:
     _types = frozenset({CKK_GENERIC_SECRET, _ckk})
     register(MechanismEntry(_plain, CKF_SIGN | CKF_VERIFY, MIN_KEY_BYTES, MAX_KEY_BYTES, FAMILY, _types,
-                            extra={"hash": _hash, "general": False}))
+                            data=HmacData(_hash, False)))
     register(MechanismEntry(_general, CKF_SIGN | CKF_VERIFY, MIN_KEY_BYTES, MAX_KEY_BYTES, FAMILY, _types,
-                            param=MacGeneralParams, extra={"hash": _hash, "general": True}))
+                            param=MacGeneralParams, data=HmacData(_hash, True)))

@@ -1,7 +1,9 @@
 """The mechanism registry: CKM_* -> one entry that says what the mechanism takes and does.
 
-Each family module (``rsa.py``, ``ec.py``, ``aes.py`` ...) calls :func:`register` for the
-mechanisms it implements; nothing else in the package switches on a mechanism number. The
+Each family module (``rsa.py``, ``ec.py``, ``aes.py`` ...) subclasses :class:`Family` (every
+operation defaults to CKR_MECHANISM_INVALID), describes each of its mechanisms with a typed
+:class:`EntryData` and calls :func:`register` for them; nothing else in the package switches
+on a mechanism number. Backends reach a family only through ``Family``'s methods. The
 core asks the registry for ``C_GetMechanismList``/``C_GetMechanismInfo`` and for the entry
 of every ``C_*Init``; the ABI asks it which parameter struct to read (``entry.param``).
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple, Protocol
+from typing import Any, Callable, Mapping, NamedTuple, Protocol
 
 from ..errors import CryptokiError
 
@@ -32,12 +34,35 @@ class KeyView(Protocol):
     cache: dict
 
 
-class Family(Protocol):
-    """The operations a family may implement. The core calls only what ``entry.flags`` says.
+#: The operation kinds that make a context, and the ``Family`` method of each: the one
+#: place that names them (the core's ``C_*Init`` and every backend go through it).
+INIT_METHODS: dict[str, str] = {
+    "sign": "sign_init",
+    "verify": "verify_init",
+    "encrypt": "encrypt_init",
+    "decrypt": "decrypt_init",
+    "digest": "digest_init",
+}
+
+#: ``maker(entry, param, key) -> context``: what ``Family.context_maker`` and
+#: ``Backend.context_maker`` return; the core keeps it per key and mechanism.
+ContextMaker = Callable[["MechanismEntry", Any, Any], Any]
+
+
+def not_supported(entry: "MechanismEntry", what: str) -> CryptokiError:
+    """CKR_MECHANISM_INVALID for an operation the entry's family does not do (spec §5.2:
+    "the mechanism is not supported for this function")."""
+    return CryptokiError(CKR_MECHANISM_INVALID, f"mechanism {entry.mechanism:#x} does not {what}")
+
+
+class Family:
+    """The contract of a mechanism family (kryoptic's ``Mechanism`` trait): every operation
+    exists and answers CKR_MECHANISM_INVALID unless the family overrides it. The core calls
+    only what ``entry.flags`` says, through a backend.
 
     Every method receives the entry, the parsed parameter (``None``, ``bytes`` or the
-    dataclass of ``params.py`` named by ``entry.param``) and the key, and raises
-    ``CryptokiError`` with the spec's code on bad input.
+    dataclass of ``params.py`` named by ``entry.param``) and the key (a ``KeyView``), and
+    raises ``CryptokiError`` with the spec's code on bad input.
 
     Contexts returned by the ``*_init`` methods:
       sign:    update(data) -> None; final() -> bytes; oneshot(data) -> bytes
@@ -50,6 +75,69 @@ class Family(Protocol):
     length query is answered without doing the work; ``None`` means "compute to know".
     """
 
+    __slots__ = ()
+
+    def sign_init(self, entry: "MechanismEntry", param: Any, key: KeyView) -> Any:
+        raise not_supported(entry, "sign")
+
+    def verify_init(self, entry: "MechanismEntry", param: Any, key: KeyView) -> Any:
+        raise not_supported(entry, "verify")
+
+    def encrypt_init(self, entry: "MechanismEntry", param: Any, key: KeyView) -> Any:
+        raise not_supported(entry, "encrypt")
+
+    def decrypt_init(self, entry: "MechanismEntry", param: Any, key: KeyView) -> Any:
+        raise not_supported(entry, "decrypt")
+
+    def digest_init(self, entry: "MechanismEntry", param: Any, key: KeyView | None = None) -> Any:
+        raise not_supported(entry, "digest")
+
+    def generate_key(self, entry: "MechanismEntry", param: Any, template: Mapping[int, Any]) -> dict[int, Any]:
+        raise not_supported(entry, "generate a key")
+
+    def generate_key_pair(self, entry: "MechanismEntry", param: Any, pub_template: Mapping[int, Any],
+                          priv_template: Mapping[int, Any]) -> tuple[dict[int, Any], dict[int, Any]]:
+        raise not_supported(entry, "generate a key pair")
+
+    def derive(self, entry: "MechanismEntry", param: Any, base_key: KeyView,
+               template: Mapping[int, Any]) -> dict[int, Any]:
+        raise not_supported(entry, "derive")
+
+    def wrap(self, entry: "MechanismEntry", param: Any, wrapping_key: KeyView, key_attrs: Mapping[int, Any]) -> bytes:
+        """C_WrapKey: the bytes of the key (``wrap.encode_key``) under ``wrapping_key``. The
+        encryption families wrap by encrypting (``wrap.wrap_by_encryption``)."""
+        raise not_supported(entry, "wrap")
+
+    def unwrap(self, entry: "MechanismEntry", param: Any, unwrapping_key: KeyView, wrapped: bytes, key_class: int,
+               key_type: int | None, value_len: int | None = None) -> dict[int, Any]:
+        """C_UnwrapKey: the material attributes of the new key (``wrap.decode_key``)."""
+        raise not_supported(entry, "unwrap")
+
+    def context_maker(self, kind: str, entry: "MechanismEntry") -> ContextMaker:
+        """What makes a ``kind`` context ("sign", "verify", "encrypt", "decrypt", "digest")
+        for ``entry``: the ``*_init`` method itself, or a more direct callable a family
+        prefers (AES binds its cipher's maker). The software backend hands it to the core,
+        which keeps it per key and mechanism: a repeated C_*Init calls it directly."""
+        return getattr(self, INIT_METHODS[kind])
+
+
+@dataclass(frozen=True)
+class EntryData:
+    """What a family needs to know about one of its mechanisms beyond the common fields
+    (which hash, which padding scheme ...). Each family subclasses it with typed, frozen
+    fields (``rsa.RsaData``, ``hmac.HmacData`` ...); an entry that needs nothing has
+    ``NO_DATA``."""
+
+
+NO_DATA = EntryData()
+
+
+@dataclass(frozen=True)
+class KeyGenData(EntryData):
+    """A key generation mechanism: the CKK_* it makes (CKM_AES_KEY_GEN -> CKK_AES)."""
+
+    key_type: int
+
 
 @dataclass(frozen=True)
 class MechanismEntry:
@@ -59,18 +147,19 @@ class MechanismEntry:
     (bits for RSA/EC, bytes for AES and generic secrets). ``key_types`` is the set of CKK_*
     the mechanism accepts (empty for digests and key generation without a key).
     ``param`` is the parameter kind: ``None`` (no parameter), ``bytes`` (an IV or other
-    plain byte string), or a dataclass type from ``mechanisms.params``.
+    plain byte string), or a dataclass type from ``mechanisms.params``. ``data`` is the
+    family's own typed description of the mechanism (``EntryData``).
     """
 
     mechanism: int
     flags: int
     min_key_size: int
     max_key_size: int
-    family: Any
+    family: Family
     key_types: frozenset[int] = field(default_factory=frozenset)
     param: Any = None
     param_optional: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)
+    data: EntryData = NO_DATA
 
 
 _REGISTRY: dict[int, MechanismEntry] = {}

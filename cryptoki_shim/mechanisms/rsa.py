@@ -18,10 +18,13 @@ DigestInfo we recognise use a blinded CRT exponentiation in Python on the key's 
 
 from __future__ import annotations
 
+import enum
 import hmac as _consttime
 import logging
+import os
 import secrets
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -94,9 +97,9 @@ from ..spec import (
     CKZ_DATA_SPECIFIED,
 )
 from . import keys
-from .digest import HASHES
+from .digest import HASHES, hash_of
 from .params import RsaPkcsOaepParams, RsaPkcsPssParams
-from .registry import MechanismEntry, register
+from .registry import EntryData, Family, KeyGenData, MechanismEntry, not_supported, register
 from .signing import CipherContext, SignContext, VerifyContext, hash_accumulator
 
 _log = logging.getLogger(__name__)
@@ -117,6 +120,31 @@ MGF1: dict[int, type[hashes.HashAlgorithm]] = {
     CKG_MGF1_SHA3_512: hashes.SHA3_512,
 }
 
+
+
+class RsaScheme(enum.Enum):
+    """The encoding an RSA mechanism applies (RFC 8017 names)."""
+
+    PKCS = "pkcs"            # CKM_RSA_PKCS: EMSA/EME-PKCS1-v1_5 around the caller's data
+    PKCS_HASH = "pkcs-hash"  # CKM_<hash>_RSA_PKCS: hash, DigestInfo, EMSA-PKCS1-v1_5
+    PSS = "pss"              # CKM_RSA_PKCS_PSS, CKM_<hash>_RSA_PKCS_PSS: EMSA-PSS
+    OAEP = "oaep"            # CKM_RSA_PKCS_OAEP: EME-OAEP
+    X509 = "x509"            # CKM_RSA_X_509: raw RSA
+
+
+@dataclass(frozen=True)
+class RsaData(EntryData):
+    """An RSA mechanism: its scheme and the hash it applies first (None: the caller's data
+    is signed as given, and the mechanism is single-part only)."""
+
+    scheme: RsaScheme
+    hash: type[hashes.HashAlgorithm] | None = None
+
+    @property
+    def single_part(self) -> bool:
+        return self.hash is None
+
+
 # DER of DigestInfo.digestAlgorithm + OCTET STRING header, per hash (RFC 8017 §9.2 note 1),
 # so a caller-supplied DigestInfo for CKM_RSA_PKCS can be signed by OpenSSL as Prehashed.
 _DIGEST_OIDS = {
@@ -132,7 +160,9 @@ _DIGEST_OIDS = {
 }
 
 
-def _digest_info_prefix(algorithm: type[hashes.HashAlgorithm]) -> bytes:
+def digest_info_prefix(algorithm: type[hashes.HashAlgorithm]) -> bytes:
+    """The DER of a DigestInfo up to the digest itself (RFC 8017 §9.2 note 1): prefix +
+    digest is the T that EMSA-PKCS1-v1_5 pads."""
     alg_id = keys.der_tlv(0x30, keys.encode_oid(_DIGEST_OIDS[algorithm]) + b"\x05\x00")
     size = algorithm.digest_size
     body_len = len(alg_id) + 2 + size
@@ -141,7 +171,7 @@ def _digest_info_prefix(algorithm: type[hashes.HashAlgorithm]) -> bytes:
 
 _PREFIXES: dict[int, list[tuple[bytes, type[hashes.HashAlgorithm]]]] = {}
 for _alg in _DIGEST_OIDS:
-    _prefix = _digest_info_prefix(_alg)
+    _prefix = digest_info_prefix(_alg)
     _PREFIXES.setdefault(len(_prefix) + _alg.digest_size, []).append((_prefix, _alg))
 
 
@@ -292,21 +322,29 @@ class _PrehashedSigner:
             raise CryptokiError(CKR_SIGNATURE_INVALID, "RSA signature does not verify") from None
 
 
-def _pss_padding(entry: MechanismEntry, param: Any, key: Any) -> tuple[padding.PSS, type[hashes.HashAlgorithm]]:
-    """Validate CK_RSA_PKCS_PSS_PARAMS (spec §2.1.15): for the hashing mechanisms hashAlg must
-    be the mechanism's own hash; sLen must fit the key (emLen - hLen - 2)."""
+def pss_params(entry: MechanismEntry, param: Any, key_bits: int) -> tuple[type[hashes.HashAlgorithm],
+                                                                    type[hashes.HashAlgorithm], int]:
+    """(hash, MGF1 hash, salt length) of a CK_RSA_PKCS_PSS_PARAMS, checked (spec §2.1.15):
+    for the hashing mechanisms hashAlg must be the mechanism's own hash; sLen must fit a key
+    of ``key_bits`` (emLen - hLen - 2)."""
     if not isinstance(param, RsaPkcsPssParams):
         raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "CK_RSA_PKCS_PSS_PARAMS required")
     algorithm = HASHES.get(param.hash_alg)
     mgf = MGF1.get(param.mgf)
     if algorithm is None or algorithm not in _DIGEST_OIDS or mgf is None:
         raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "PSS hashAlg or mgf not supported")
-    if entry.extra.get("hash") is not None and entry.extra["hash"] is not algorithm:
+    own = entry.data.hash
+    if own is not None and own is not algorithm:
         raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "PSS hashAlg differs from the mechanism's hash")
-    em_len = (key.key_size - 1 + 7) // 8
+    em_len = (key_bits - 1 + 7) // 8
     if not 0 <= param.salt_len <= em_len - algorithm.digest_size - 2:
         raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "PSS salt length does not fit the key")
-    return padding.PSS(mgf=padding.MGF1(mgf()), salt_length=param.salt_len), algorithm
+    return algorithm, mgf, param.salt_len
+
+
+def _pss_padding(entry: MechanismEntry, param: Any, key: Any) -> tuple[padding.PSS, type[hashes.HashAlgorithm]]:
+    algorithm, mgf, salt_len = pss_params(entry, param, key.key_size)
+    return padding.PSS(mgf=padding.MGF1(mgf()), salt_length=salt_len), algorithm
 
 
 def _signer(entry: MechanismEntry, param: Any, view: Any, private: bool) -> tuple[Any, Any]:
@@ -326,14 +364,15 @@ def _signer(entry: MechanismEntry, param: Any, view: Any, private: bool) -> tupl
 
 
 def _make_signer(entry: MechanismEntry, param: Any, view: Any, private: bool) -> tuple[Any, Any]:
-    kind = entry.extra["kind"]
-    if kind == "pkcs":
+    data: RsaData = entry.data  # type: ignore[assignment]
+    scheme = data.scheme
+    if scheme is RsaScheme.PKCS:
         return _Pkcs1RawSigner(view, private), None
-    if kind == "x509":
+    if scheme is RsaScheme.X509:
         return _X509Signer(view, private), None
     key = _private(view) if private else _public(view)
-    hashed = entry.extra.get("hash")
-    if kind == "pss":
+    hashed = data.hash
+    if scheme is RsaScheme.PSS:
         pad, algorithm = _pss_padding(entry, param, key)
     else:  # "pkcs-hash"
         pad, algorithm = padding.PKCS1v15(), hashed
@@ -344,9 +383,10 @@ def _make_signer(entry: MechanismEntry, param: Any, view: Any, private: bool) ->
 # --------------------------------------------------------------------------- ciphers
 
 
-def _oaep_padding(param: Any) -> tuple[padding.OAEP, int]:
-    """CK_RSA_PKCS_OAEP_PARAMS (spec §2.1.14): any hash/MGF1 pair, label via CKZ_DATA_SPECIFIED
-    (source 0 with no data is accepted as "no label": several clients send it)."""
+def oaep_params(param: Any) -> tuple[type[hashes.HashAlgorithm], type[hashes.HashAlgorithm], bytes | None]:
+    """(hash, MGF1 hash, label or None) of a CK_RSA_PKCS_OAEP_PARAMS, checked (spec
+    §2.1.14): any hash/MGF1 pair, label via CKZ_DATA_SPECIFIED (source 0 with no data is
+    accepted as "no label": several clients send it)."""
     if not isinstance(param, RsaPkcsOaepParams):
         raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "CK_RSA_PKCS_OAEP_PARAMS required")
     algorithm = HASHES.get(param.hash_alg)
@@ -355,15 +395,19 @@ def _oaep_padding(param: Any) -> tuple[padding.OAEP, int]:
         raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "OAEP hashAlg or mgf not supported")
     if param.source not in (0, CKZ_DATA_SPECIFIED) or (param.source == 0 and param.source_data):
         raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "OAEP source must be CKZ_DATA_SPECIFIED")
-    label = bytes(param.source_data) or None
+    return algorithm, mgf, bytes(param.source_data) or None
+
+
+def _oaep_padding(param: Any) -> tuple[padding.OAEP, int]:
+    algorithm, mgf, label = oaep_params(param)
     return padding.OAEP(mgf=padding.MGF1(mgf()), algorithm=algorithm(), label=label), algorithm.digest_size
 
 
 def _encryptor(entry: MechanismEntry, param: Any, view: Any) -> CipherContext:
     key = _public(view)
     k = _k(key)
-    kind = entry.extra["kind"]
-    if kind == "x509":
+    scheme = entry.data.scheme
+    if scheme is RsaScheme.X509:
         numbers = key.public_numbers()
 
         def raw(data: bytes) -> bytes:
@@ -375,7 +419,7 @@ def _encryptor(entry: MechanismEntry, param: Any, view: Any) -> CipherContext:
             return pow(m, numbers.e, numbers.n).to_bytes(k, "big")
 
         return CipherContext(raw, k)
-    if kind == "oaep":
+    if scheme is RsaScheme.OAEP:
         pad, hlen = _oaep_padding(param)
         limit = k - 2 * hlen - 2
     else:
@@ -392,8 +436,8 @@ def _encryptor(entry: MechanismEntry, param: Any, view: Any) -> CipherContext:
 def _decryptor(entry: MechanismEntry, param: Any, view: Any) -> CipherContext:
     key = _private(view)
     k = _k(key)
-    kind = entry.extra["kind"]
-    if kind == "x509":
+    scheme = entry.data.scheme
+    if scheme is RsaScheme.X509:
         n = key.public_key().public_numbers().n
 
         def raw(data: bytes) -> bytes:
@@ -405,7 +449,7 @@ def _decryptor(entry: MechanismEntry, param: Any, view: Any) -> CipherContext:
             return _raw_private(_numbers(view), c).to_bytes(k, "big")
 
         return CipherContext(raw, k)
-    pad = _oaep_padding(param)[0] if kind == "oaep" else padding.PKCS1v15()
+    pad = _oaep_padding(param)[0] if scheme is RsaScheme.OAEP else padding.PKCS1v15()
 
     def decrypt(data: bytes) -> bytes:
         if len(data) != k:
@@ -418,10 +462,148 @@ def _decryptor(entry: MechanismEntry, param: Any, view: Any) -> CipherContext:
     return CipherContext(decrypt, k)
 
 
+# --------------------------------------------------------------------------- encodings for backends
+# A backend that holds the private key elsewhere (a TPM) does only the raw RSA operation;
+# the encodings are this family's, public so that no backend re-writes them.
+
+
+def _mgf1(seed: bytes, length: int, algorithm: type[hashes.HashAlgorithm]) -> bytes:
+    out, counter = b"", 0
+    while len(out) < length:
+        out += hash_of(algorithm, seed + counter.to_bytes(4, "big"))
+        counter += 1
+    return out[:length]
+
+
+def emsa_pss_encode(m_hash: bytes, em_bits: int, algorithm: type[hashes.HashAlgorithm],
+                    mgf_algorithm: type[hashes.HashAlgorithm], salt_len: int) -> bytes:
+    """RFC 8017 §9.1.1 EMSA-PSS-ENCODE of a message hash."""
+    h_len, em_len = len(m_hash), (em_bits + 7) // 8
+    if em_len < h_len + salt_len + 2:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "PSS salt too long for the key")
+    salt = os.urandom(salt_len)
+    h = hash_of(algorithm, bytes(8) + m_hash + salt)
+    db = bytes(em_len - salt_len - h_len - 2) + b"\x01" + salt
+    masked = bytearray(a ^ b for a, b in zip(db, _mgf1(h, em_len - h_len - 1, mgf_algorithm)))
+    masked[0] &= 0xFF >> (8 * em_len - em_bits)
+    return bytes(masked) + h + b"\xbc"
+
+
+def emsa_pkcs1_encode(t: bytes, k: int) -> bytes:
+    """RFC 8017 §9.2 EMSA-PKCS1-v1_5 (block type 1) around ``t``: a DigestInfo, or the
+    CKM_RSA_PKCS input as given."""
+    if len(t) > k - 11:
+        raise CryptokiError(CKR_DATA_LEN_RANGE, "CKM_RSA_PKCS input longer than k - 11")
+    return b"\x00\x01" + b"\xff" * (k - 3 - len(t)) + b"\x00" + t
+
+
+class RsaPrivateOps(Protocol):
+    """What a backend that keeps the private key does for :func:`external_sign_context` /
+    :func:`external_decrypt_context`: the raw private operation on an encoded message to
+    sign (``raw_sign``) and on a CKM_RSA_X_509 ciphertext (``raw_decrypt``: its output is
+    plaintext, a device may protect it differently), and the decryptions whose padding it
+    checks itself (inside the device: no padding oracle of ours). ``oaep`` may refuse
+    parameters it cannot take (CKR_MECHANISM_PARAM_INVALID): it is called at C_DecryptInit."""
+
+    def raw_sign(self, data: bytes) -> bytes: ...
+
+    def raw_decrypt(self, data: bytes) -> bytes: ...
+
+    def pkcs1_decrypt(self, data: bytes) -> bytes: ...
+
+    def oaep(self, algorithm: type[hashes.HashAlgorithm], mgf: type[hashes.HashAlgorithm],
+             label: bytes | None) -> Callable[[bytes], bytes]: ...
+
+
+class _EncodedSigner:
+    """A signer whose private operation is a backend's: ``encode`` makes the k-byte block
+    (the mechanism's EMSA), ``raw`` applies the key."""
+
+    __slots__ = ("_encode", "_raw", "size")
+
+    def __init__(self, encode: Callable[[bytes], bytes], raw: Callable[[bytes], bytes], size: int) -> None:
+        self._encode, self._raw, self.size = encode, raw, size
+
+    def sign(self, message: bytes) -> bytes:
+        return self._raw(self._encode(message)).rjust(self.size, b"\x00")
+
+    def verify(self, message: bytes, signature: bytes) -> None:  # verification runs on the public key
+        raise CryptokiError(CKR_KEY_TYPE_INCONSISTENT, "a private key's backend signs, it does not verify")
+
+
+def _encoder(entry: MechanismEntry, param: Any, bits: int) -> Callable[[bytes], bytes]:
+    """The EMSA of a signature mechanism for a key of ``bits``, parameters checked now."""
+    data: RsaData = entry.data  # type: ignore[assignment]
+    k = (bits + 7) // 8
+    scheme = data.scheme
+    if scheme is RsaScheme.PKCS:
+        return lambda message: emsa_pkcs1_encode(message, k)
+    if scheme is RsaScheme.PKCS_HASH:
+        assert data.hash is not None
+        prefix = digest_info_prefix(data.hash)
+        return lambda digest: emsa_pkcs1_encode(prefix + digest, k)
+    if scheme is RsaScheme.PSS:
+        algorithm, mgf, salt_len = pss_params(entry, param, bits)
+
+        def pss(digest: bytes) -> bytes:
+            if len(digest) != algorithm.digest_size:
+                raise CryptokiError(CKR_DATA_LEN_RANGE, "input is not the hash length")
+            return emsa_pss_encode(digest, bits - 1, algorithm, mgf, salt_len).rjust(k, b"\x00")
+
+        return pss
+    if scheme is RsaScheme.X509:
+        def raw(message: bytes) -> bytes:
+            if len(message) > k:
+                raise CryptokiError(CKR_DATA_LEN_RANGE, "CKM_RSA_X_509 input longer than k")
+            return message.rjust(k, b"\x00")
+
+        return raw
+    raise not_supported(entry, "sign")
+
+
+def external_sign_context(entry: MechanismEntry, param: Any, public: rsa.RSAPublicKey,
+                          ops: RsaPrivateOps) -> SignContext:
+    """A sign context of any RSA signature mechanism on a key whose private operation a
+    backend does (``ops.raw_sign``): the running hash, the encoding and the checks are ours."""
+    bits = public.key_size
+    signer = _EncodedSigner(_encoder(entry, param, bits), ops.raw_sign, (bits + 7) // 8)
+    hashed = entry.data.hash
+    return SignContext(signer, hash_accumulator(hashed)() if hashed is not None else None)
+
+
+def external_decrypt_context(entry: MechanismEntry, param: Any, public: rsa.RSAPublicKey,
+                             ops: RsaPrivateOps) -> CipherContext:
+    """A decrypt context of an RSA mechanism on a key whose private operations a backend
+    does: PKCS#1 v1.5 and OAEP unpadding stay the backend's (``ops``), raw RSA is
+    ``ops.raw_decrypt``; the ciphertext must be k bytes."""
+    k = (public.key_size + 7) // 8
+    scheme = entry.data.scheme
+    if scheme is RsaScheme.PKCS:
+        fn = ops.pkcs1_decrypt
+    elif scheme is RsaScheme.OAEP:
+        fn = ops.oaep(*oaep_params(param))
+    elif scheme is RsaScheme.X509:
+        raw = ops.raw_decrypt
+
+        def fn(data: bytes) -> bytes:
+            return raw(data).rjust(k, b"\x00")
+    else:
+        raise not_supported(entry, "decrypt")
+
+    def decrypt(data: bytes) -> bytes:
+        if len(data) != k:
+            raise CryptokiError(CKR_ENCRYPTED_DATA_LEN_RANGE, "ciphertext is not k bytes")
+        return fn(data)
+
+    return CipherContext(decrypt, k)
+
+
 # --------------------------------------------------------------------------- family
 
 
-class RsaFamily:
+class RsaFamily(Family):
+    __slots__ = ()
+
     def sign_init(self, entry: MechanismEntry, param: Any, key: Any) -> SignContext:
         signer, acc = _signer(entry, param, key, private=True)
         return SignContext(signer, acc() if acc else None)
@@ -453,28 +635,39 @@ class RsaFamily:
         key = rsa.generate_private_key(exponent, int(bits))
         return keys.key_pair_material(key)
 
+    def wrap(self, entry: MechanismEntry, param: Any, wrapping_key: Any, key_attrs: Any) -> bytes:
+        """PKCS#1 v1.5 and OAEP wrap secret keys by encrypting their value (§2.1.7, §2.1.8)."""
+        from . import wrap
+
+        return wrap.wrap_by_encryption(entry, param, wrapping_key, key_attrs)
+
+    def unwrap(self, entry: MechanismEntry, param: Any, unwrapping_key: Any, wrapped: bytes, key_class: int,
+               key_type: int | None, value_len: int | None = None) -> dict[int, Any]:
+        from . import wrap
+
+        return wrap.unwrap_by_decryption(entry, param, unwrapping_key, wrapped, key_class, key_type, value_len)
+
 
 FAMILY = RsaFamily()
 _TYPES = frozenset({CKK_RSA})
 _SIG = CKF_SIGN | CKF_VERIFY
 _CIPHER = CKF_ENCRYPT | CKF_DECRYPT
 #: PKCS#1 v1.5 and OAEP wrap secret keys (spec §2.1.7, §2.1.8; as SoftHSM2 lists them);
-#: wrap.wrap_key encrypts the key value with the same context.
+#: ``RsaFamily.wrap`` encrypts the key value with the same context.
 _WRAP = CKF_WRAP | CKF_UNWRAP
 
 
-def _reg(ckm: int, flags: int, kind: str, param: Any = None, hash_ckm: int | None = None) -> None:
-    extra = {"kind": kind, "hash": HASHES[hash_ckm] if hash_ckm is not None else None,
-             "single_part": hash_ckm is None}
-    register(MechanismEntry(ckm, flags, USE_MIN_BITS, USE_MAX_BITS, FAMILY, _TYPES, param=param, extra=extra))
+def _reg(ckm: int, flags: int, scheme: RsaScheme, param: Any = None, hash_ckm: int | None = None) -> None:
+    data = RsaData(scheme, HASHES[hash_ckm] if hash_ckm is not None else None)
+    register(MechanismEntry(ckm, flags, USE_MIN_BITS, USE_MAX_BITS, FAMILY, _TYPES, param=param, data=data))
 
 
 register(MechanismEntry(CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, GEN_MIN_BITS, GEN_MAX_BITS, FAMILY,
-                        extra={"key_type": CKK_RSA}))
-_reg(CKM_RSA_PKCS, _SIG | _CIPHER | _WRAP, "pkcs")
-_reg(CKM_RSA_X_509, _SIG | _CIPHER, "x509")
-_reg(CKM_RSA_PKCS_OAEP, _CIPHER | _WRAP, "oaep", RsaPkcsOaepParams)
-_reg(CKM_RSA_PKCS_PSS, _SIG, "pss", RsaPkcsPssParams)
+                        data=KeyGenData(CKK_RSA)))
+_reg(CKM_RSA_PKCS, _SIG | _CIPHER | _WRAP, RsaScheme.PKCS)
+_reg(CKM_RSA_X_509, _SIG | _CIPHER, RsaScheme.X509)
+_reg(CKM_RSA_PKCS_OAEP, _CIPHER | _WRAP, RsaScheme.OAEP, RsaPkcsOaepParams)
+_reg(CKM_RSA_PKCS_PSS, _SIG, RsaScheme.PSS, RsaPkcsPssParams)
 for _pkcs, _pss, _hash in (
     (CKM_SHA1_RSA_PKCS, CKM_SHA1_RSA_PKCS_PSS, CKM_SHA_1),
     (CKM_SHA224_RSA_PKCS, CKM_SHA224_RSA_PKCS_PSS, CKM_SHA224),
@@ -486,5 +679,5 @@ for _pkcs, _pss, _hash in (
     (CKM_SHA3_384_RSA_PKCS, CKM_SHA3_384_RSA_PKCS_PSS, CKM_SHA3_384),
     (CKM_SHA3_512_RSA_PKCS, CKM_SHA3_512_RSA_PKCS_PSS, CKM_SHA3_512),
 ):
-    _reg(_pkcs, _SIG, "pkcs-hash", hash_ckm=_hash)
-    _reg(_pss, _SIG, "pss", RsaPkcsPssParams, hash_ckm=_hash)
+    _reg(_pkcs, _SIG, RsaScheme.PKCS_HASH, hash_ckm=_hash)
+    _reg(_pss, _SIG, RsaScheme.PSS, RsaPkcsPssParams, hash_ckm=_hash)

@@ -8,8 +8,9 @@ returns the material attributes of the new key: CKA_VALUE (+CKA_VALUE_LEN) for a
 ``keys.private_material`` for a private key. Whether the key may be wrapped at all
 (CKA_EXTRACTABLE, CKA_WRAP_WITH_TRUSTED) is the core's check, not ours.
 
-Entry points for the core: :func:`wrap_key` and :func:`unwrap_key` work for every entry with
-CKF_WRAP/CKF_UNWRAP, also for families (RSA) that only implement encrypt/decrypt.
+A family's ``wrap``/``unwrap`` (``registry.Family``) is what backends call; the encryption
+families (AES, RSA, the key-wrap mechanisms here) implement them with
+:func:`wrap_by_encryption` / :func:`unwrap_by_decryption`.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from ..spec import (
     CKR_WRAPPED_KEY_LEN_RANGE,
 )
 from . import aes, generic
-from .registry import KeyView, MechanismEntry, register
+from .registry import Family, KeyView, MechanismEntry, register
 
 _log = logging.getLogger(__name__)
 
@@ -165,30 +166,6 @@ def unwrap_by_decryption(
     return decode_key(plain, key_class, key_type, value_len)
 
 
-def wrap_key(entry: MechanismEntry, param: Any, wrapping_key: KeyView, key_attrs: Mapping[int, Any]) -> bytes:
-    """C_WrapKey for any entry: the family's own ``wrap`` if it has one, else encryption."""
-    own = getattr(entry.family, "wrap", None)
-    if own is not None:
-        return own(entry, param, wrapping_key, key_attrs)
-    return wrap_by_encryption(entry, param, wrapping_key, key_attrs)
-
-
-def unwrap_key(
-    entry: MechanismEntry,
-    param: Any,
-    unwrapping_key: KeyView,
-    wrapped: bytes,
-    key_class: int,
-    key_type: int | None,
-    value_len: int | None = None,
-) -> dict[int, Any]:
-    """C_UnwrapKey for any entry: the family's own ``unwrap`` if it has one, else decryption."""
-    own = getattr(entry.family, "unwrap", None)
-    if own is not None:
-        return own(entry, param, unwrapping_key, wrapped, key_class, key_type, value_len)
-    return unwrap_by_decryption(entry, param, unwrapping_key, wrapped, key_class, key_type, value_len)
-
-
 # --- AES key wrap (RFC 3394) and with padding (RFC 5649) -------------------------------
 
 
@@ -253,8 +230,17 @@ _KEY_WRAP = {
 }
 
 
-class AesKeyWrapFamily:
+class AesKeyWrapFamily(Family):
     """CKM_AES_KEY_WRAP / _KWP / _PAD: encrypt/decrypt (single-part) and wrap/unwrap."""
+
+    __slots__ = ()
+
+    def wrap(self, entry: MechanismEntry, param: Any, wrapping_key: KeyView, key_attrs: Mapping[int, Any]) -> bytes:
+        return wrap_by_encryption(entry, param, wrapping_key, key_attrs)
+
+    def unwrap(self, entry: MechanismEntry, param: Any, unwrapping_key: KeyView, wrapped: bytes, key_class: int,
+               key_type: int | None, value_len: int | None = None) -> dict[int, Any]:
+        return unwrap_by_decryption(entry, param, unwrapping_key, wrapped, key_class, key_type, value_len)
 
     def encrypt_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> aes.BufferedContext:
         _check_iv(entry, param)
@@ -268,8 +254,6 @@ class AesKeyWrapFamily:
         kek = aes.aes_key(key)
         run = _KEY_WRAP[entry.mechanism][1]
         return aes.BufferedContext(lambda data: run(kek, data), _unwrap_hint)
-
-
 
 AES_KEY_WRAP = AesKeyWrapFamily()
 

@@ -236,7 +236,7 @@ def test_entries():
     entry = registry.lookup(CKM_ECDSA_SHA256)
     assert entry.flags & (CKF_SIGN | CKF_VERIFY) == CKF_SIGN | CKF_VERIFY
     assert (entry.min_key_size, entry.max_key_size) == (192, 521) and entry.key_types == {CKK_EC}
-    assert registry.lookup(CKM_ECDSA).extra["single_part"]
+    assert registry.lookup(CKM_ECDSA).data.single_part
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl command line not installed")

@@ -282,7 +282,7 @@ def test_single_part_mechanisms_refuse_update(pair, ckm):
     priv, pub, key = pair
     param = RsaPkcsPssParams(CKM_SHA256, CKG_MGF1_SHA256, 32) if ckm == CKM_RSA_PKCS_PSS else None
     _raises(CKR_FUNCTION_NOT_SUPPORTED, _op("sign", ckm, param, priv).update, b"x")
-    assert registry.lookup(ckm).extra["single_part"]
+    assert registry.lookup(ckm).data.single_part
 
 
 def test_length_hints(pair):

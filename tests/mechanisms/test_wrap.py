@@ -157,9 +157,9 @@ def test_secret_key_round_trip(mech, length):
     kek, param = aes_view(os.urandom(32)), _PARAMS[mech]()
     value = os.urandom(length)
     entry = registry.lookup(mech)
-    wrapped = wrap.wrap_key(entry, param, kek, secret_attrs(value, CKK_AES))
+    wrapped = entry.family.wrap(entry, param, kek, secret_attrs(value, CKK_AES))
     assert value not in wrapped
-    material = wrap.unwrap_key(entry, param, kek, wrapped, CKO_SECRET_KEY, CKK_AES)
+    material = entry.family.unwrap(entry, param, kek, wrapped, CKO_SECRET_KEY, CKK_AES)
     assert material == {CKA_VALUE: value, CKA_VALUE_LEN: length}
 
 
@@ -167,12 +167,12 @@ def test_secret_key_round_trip(mech, length):
 def test_zero_padded_secret_needs_value_len(mech):
     kek, param, value = aes_view(os.urandom(16)), _PARAMS[mech](), os.urandom(20)
     entry = registry.lookup(mech)
-    wrapped = wrap.wrap_key(entry, param, kek, secret_attrs(value))
+    wrapped = entry.family.wrap(entry, param, kek, secret_attrs(value))
     assert len(wrapped) % 8 == 0
-    material = wrap.unwrap_key(entry, param, kek, wrapped, CKO_SECRET_KEY, CKK_GENERIC_SECRET, 20)
+    material = entry.family.unwrap(entry, param, kek, wrapped, CKO_SECRET_KEY, CKK_GENERIC_SECRET, 20)
     assert material[CKA_VALUE] == value
     with pytest.raises(CryptokiError) as err:
-        wrap.unwrap_key(entry, param, kek, wrapped, CKO_SECRET_KEY, CKK_GENERIC_SECRET, 64)
+        entry.family.unwrap(entry, param, kek, wrapped, CKO_SECRET_KEY, CKK_GENERIC_SECRET, 64)
     assert err.value.ckr == CKR_TEMPLATE_INCONSISTENT
 
 
@@ -183,7 +183,7 @@ def test_ecb_wrap_equals_pyca_ecb_of_zero_padded_value():
     enc = Cipher(algorithms.AES(kek), modes.ECB()).encryptor()
     expected = enc.update(value + bytes(12)) + enc.finalize()
     entry = registry.lookup(CKM_AES_ECB)
-    assert wrap.wrap_key(entry, None, aes_view(kek), secret_attrs(value)) == expected
+    assert entry.family.wrap(entry, None, aes_view(kek), secret_attrs(value)) == expected
 
 
 _PRIVATE_KEYS = {
@@ -202,8 +202,8 @@ def test_private_key_round_trip(mech, kind):
     attrs = private_attrs(key)
     kek, param = aes_view(os.urandom(32)), _PARAMS[mech]()
     entry = registry.lookup(mech)
-    wrapped = wrap.wrap_key(entry, param, kek, attrs)
-    material = wrap.unwrap_key(entry, param, kek, wrapped, CKO_PRIVATE_KEY, attrs[CKA_KEY_TYPE])
+    wrapped = entry.family.wrap(entry, param, kek, attrs)
+    material = entry.family.unwrap(entry, param, kek, wrapped, CKO_PRIVATE_KEY, attrs[CKA_KEY_TYPE])
     assert material[CKA_VALUE if CKA_VALUE in attrs else CKA_KEY_TYPE] == attrs[CKA_VALUE if CKA_VALUE in attrs else CKA_KEY_TYPE]
     der = serialization.load_der_private_key(keys.to_pkcs8({CKA_CLASS: CKO_PRIVATE_KEY, **material}), None)
     assert keys.public_key_info(der) == keys.public_key_info(key)
@@ -213,7 +213,7 @@ def test_kwp_wrap_of_private_key_is_pkcs8_under_rfc5649():
     key = ec.generate_private_key(ec.SECP256R1())
     kek = os.urandom(16)
     entry = registry.lookup(CKM_AES_KEY_WRAP_KWP)
-    wrapped = wrap.wrap_key(entry, None, aes_view(kek), private_attrs(key))
+    wrapped = entry.family.wrap(entry, None, aes_view(kek), private_attrs(key))
     pkcs8 = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     assert keywrap.aes_key_unwrap_with_padding(kek, wrapped) == pkcs8
 
@@ -221,43 +221,43 @@ def test_kwp_wrap_of_private_key_is_pkcs8_under_rfc5649():
 def test_unwrap_errors():
     kek = aes_view(os.urandom(16))
     entry = registry.lookup(CKM_AES_KEY_WRAP_KWP)
-    wrapped = bytearray(wrap.wrap_key(entry, None, kek, secret_attrs(os.urandom(16))))
+    wrapped = bytearray(entry.family.wrap(entry, None, kek, secret_attrs(os.urandom(16))))
     wrapped[0] ^= 1
     with pytest.raises(CryptokiError) as err:
-        wrap.unwrap_key(entry, None, kek, bytes(wrapped), CKO_SECRET_KEY, CKK_AES)
+        entry.family.unwrap(entry, None, kek, bytes(wrapped), CKO_SECRET_KEY, CKK_AES)
     assert err.value.ckr == CKR_WRAPPED_KEY_INVALID
     with pytest.raises(CryptokiError) as err:
-        wrap.unwrap_key(entry, None, kek, bytes(wrapped[:12]), CKO_SECRET_KEY, CKK_AES)
+        entry.family.unwrap(entry, None, kek, bytes(wrapped[:12]), CKO_SECRET_KEY, CKK_AES)
     assert err.value.ckr == CKR_WRAPPED_KEY_LEN_RANGE
     gcm = registry.lookup(CKM_AES_GCM)
     param = _PARAMS[CKM_AES_GCM]()
-    blob = bytearray(wrap.wrap_key(gcm, param, kek, secret_attrs(os.urandom(16))))
+    blob = bytearray(gcm.family.wrap(gcm, param, kek, secret_attrs(os.urandom(16))))
     blob[-1] ^= 1
     with pytest.raises(CryptokiError) as err:
-        wrap.unwrap_key(gcm, param, kek, bytes(blob), CKO_SECRET_KEY, CKK_AES)
+        gcm.family.unwrap(gcm, param, kek, bytes(blob), CKO_SECRET_KEY, CKK_AES)
     assert err.value.ckr == CKR_WRAPPED_KEY_INVALID
     # unwrapped bytes that are not PKCS#8 where a private key is expected
-    junk = wrap.wrap_key(entry, None, kek, secret_attrs(os.urandom(40)))
+    junk = entry.family.wrap(entry, None, kek, secret_attrs(os.urandom(40)))
     with pytest.raises(CryptokiError) as err:
-        wrap.unwrap_key(entry, None, kek, junk, CKO_PRIVATE_KEY, CKK_EC)
+        entry.family.unwrap(entry, None, kek, junk, CKO_PRIVATE_KEY, CKK_EC)
     assert err.value.ckr == CKR_WRAPPED_KEY_INVALID
     # an AES key type with a length AES cannot hold
-    odd = wrap.wrap_key(entry, None, kek, secret_attrs(os.urandom(20)))
+    odd = entry.family.wrap(entry, None, kek, secret_attrs(os.urandom(20)))
     with pytest.raises(CryptokiError) as err:
-        wrap.unwrap_key(entry, None, kek, odd, CKO_SECRET_KEY, CKK_AES)
+        entry.family.unwrap(entry, None, kek, odd, CKO_SECRET_KEY, CKK_AES)
     assert err.value.ckr == CKR_WRAPPED_KEY_INVALID
 
 
 def test_public_keys_are_not_wrappable():
     entry = registry.lookup(CKM_AES_KEY_WRAP_KWP)
     with pytest.raises(CryptokiError) as err:
-        wrap.wrap_key(entry, None, aes_view(os.urandom(16)), {CKA_CLASS: CKO_PUBLIC_KEY})
+        entry.family.wrap(entry, None, aes_view(os.urandom(16)), {CKA_CLASS: CKO_PUBLIC_KEY})
     assert err.value.ckr == CKR_KEY_NOT_WRAPPABLE
 
 
 @pytest.mark.parametrize("oaep", [True, False])
 def test_rsa_wrap_of_secret_uses_rsa_encryption(oaep):
-    """RSA has no wrap method of its own: wrap_key goes through its encrypt/decrypt."""
+    """RSA wraps by encryption: its wrap/unwrap go through its encrypt/decrypt."""
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding as rsa_padding
 
@@ -275,7 +275,7 @@ def test_rsa_wrap_of_secret_uses_rsa_encryption(oaep):
         entry = registry.lookup(CKM_RSA_PKCS)
         param, pad = None, rsa_padding.PKCS1v15()
     value = os.urandom(32)
-    wrapped = wrap.wrap_key(entry, param, public_view, secret_attrs(value, CKK_AES))
+    wrapped = entry.family.wrap(entry, param, public_view, secret_attrs(value, CKK_AES))
     assert private.decrypt(wrapped, pad) == value
-    material = wrap.unwrap_key(entry, param, private_view, wrapped, CKO_SECRET_KEY, CKK_AES)
+    material = entry.family.unwrap(entry, param, private_view, wrapped, CKO_SECRET_KEY, CKK_AES)
     assert material == {CKA_VALUE: value, CKA_VALUE_LEN: 32}

@@ -409,7 +409,7 @@ def test_escrow_migrates_a_sealed_key_to_another_tpm(env, swtpm):
             unique_id = "moved"
             cache: dict = {}
         Key.attrs = moved
-        ctx = backend.operation_init("sign", lookup(S.CKM_EDDSA), None, Key)
+        ctx = backend.context_maker("sign", lookup(S.CKM_EDDSA))(lookup(S.CKM_EDDSA), None, Key)
         recovered.public_key().verify(ctx.oneshot(b"on the new TPM"), b"on the new TPM")
     finally:
         other.remove()

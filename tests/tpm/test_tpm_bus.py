@@ -69,7 +69,7 @@ def scenario(direct_tcti: str, bus: BusRecorder) -> dict[str, bytes]:
     # 2. a sealed Ed25519 key: generated (sealed), then signs (unseal + software sign)
     pub, priv = backend.generate_key_pair(lookup(S.CKM_EC_EDWARDS_KEY_PAIR_GEN), None, {S.CKA_EC_PARAMS: ED25519}, {})
     ed = Key(priv, "ed")
-    signature = backend.operation_init("sign", lookup(S.CKM_EDDSA), None, ed).oneshot(b"bus")
+    signature = backend.context_maker("sign", lookup(S.CKM_EDDSA))(lookup(S.CKM_EDDSA), None, ed).oneshot(b"bus")
     load_der_public_key(pub[S.CKA_PUBLIC_KEY_INFO]).verify(signature, b"bus")
     # what the sealed object holds (its data key) and the key itself, read outside the bus
     blob_ed = tpm_keys.Blob(priv[CKA_SHIM_TPM_PUBLIC], priv[CKA_SHIM_TPM_PRIVATE])
@@ -82,7 +82,7 @@ def scenario(direct_tcti: str, bus: BusRecorder) -> dict[str, bytes]:
     # 3. a resident P-256 key: created (auth value in), signs
     pub, priv = backend.generate_key_pair(lookup(S.CKM_EC_KEY_PAIR_GEN), None, {S.CKA_EC_PARAMS: P256}, {})
     digest = hashlib.sha256(b"bus").digest()
-    rs = backend.operation_init("sign", lookup(S.CKM_ECDSA), None, Key(priv, "p256")).oneshot(digest)
+    rs = backend.context_maker("sign", lookup(S.CKM_ECDSA))(lookup(S.CKM_ECDSA), None, Key(priv, "p256")).oneshot(digest)
     assert len(rs) == 64
     secrets["P-256 auth"] = priv[CKA_SHIM_TPM_AUTH]
 
@@ -90,7 +90,7 @@ def scenario(direct_tcti: str, bus: BusRecorder) -> dict[str, bytes]:
     pub, priv = backend.generate_key_pair(lookup(S.CKM_RSA_PKCS_KEY_PAIR_GEN), None, {S.CKA_MODULUS_BITS: 2048}, {})
     plaintext = os.urandom(32)
     ciphertext = load_der_public_key(pub[S.CKA_PUBLIC_KEY_INFO]).encrypt(plaintext, padding.PKCS1v15())
-    got = backend.operation_init("decrypt", lookup(S.CKM_RSA_PKCS), None, Key(priv, "rsa")).oneshot(ciphertext)
+    got = backend.context_maker("decrypt", lookup(S.CKM_RSA_PKCS))(lookup(S.CKM_RSA_PKCS), None, Key(priv, "rsa")).oneshot(ciphertext)
     assert got == plaintext
     secrets |= {"RSA auth": priv[CKA_SHIM_TPM_AUTH], "RSA plaintext": plaintext}
 
