@@ -14,7 +14,8 @@ from ..core.operations import FINAL, ONESHOT, UPDATE
 from ..errors import CryptokiError
 from ..mechanisms import registry
 from ..mechanisms.registry import Mechanism, MechanismEntry
-from . import limits, runtime
+from .. import runtime
+from . import limits
 from .entry import entry
 from .marshal import Fixed, deliver, read_buffer, read_template, require
 from .params import Reader, param_reader, read_param

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from .. import spec
 from ..errors import CryptokiError
-from . import runtime
+from .. import runtime
 
 _log = logging.getLogger("cryptoki_shim.abi")
 

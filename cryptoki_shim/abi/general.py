@@ -7,7 +7,7 @@ from typing import Any
 from .. import __version__, spec
 from ..core.module import MODULE
 from ..errors import CryptokiError
-from . import runtime
+from .. import runtime
 from .entry import entry
 from .marshal import fill_text, require
 

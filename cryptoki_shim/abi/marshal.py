@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 from .. import spec
 from ..attributes import codec
 from ..errors import BufferTooSmall, CryptokiError
-from . import limits, runtime
+from .. import runtime
+from . import limits
 from .limits import Limit
 
 CKR_ARGUMENTS_BAD = int(spec.CKR_ARGUMENTS_BAD)

@@ -13,7 +13,7 @@ from typing import Any
 from .. import spec
 from ..core.module import MODULE
 from ..errors import CryptokiError
-from . import runtime
+from .. import runtime
 from .entry import entry
 from .marshal import read_search_template, read_template, require, write_attributes
 

@@ -8,7 +8,8 @@ from .. import spec
 from ..core import info as core_info
 from ..core.module import MODULE
 from ..errors import CryptokiError
-from . import limits, runtime
+from .. import runtime
+from . import limits
 from .entry import entry
 from .marshal import deliver_ulongs, fill_text, read_optional_buffer, require
 

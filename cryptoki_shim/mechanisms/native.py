@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from cryptography.hazmat.primitives import serialization
 
-from ..abi import runtime
+from .. import runtime
 from ..errors import CryptokiError
 from ..spec import CKR_FUNCTION_FAILED
 

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from cryptoki_shim import spec as S
-from cryptoki_shim.abi import runtime
+from cryptoki_shim import runtime
 from cryptoki_shim.mechanisms import keys, native, registry
 from p11 import P11, raises_ckr
 from vectors_abi import CURVE_OIDS, strip_octet, usage

@@ -28,7 +28,8 @@ from p11 import P11, SO_PIN, USER_PIN, ffi, write_config
 from rv_table import allowed
 
 from cryptoki_shim import spec
-from cryptoki_shim.abi import marshal, params, runtime
+from cryptoki_shim import runtime
+from cryptoki_shim.abi import marshal, params
 from cryptoki_shim.attributes import codec
 from cryptoki_shim.errors import CryptokiError
 from cryptoki_shim.mechanisms import keys, registry
