@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from cryptography.hazmat.primitives import hashes
 
-from ..abi import runtime
+from .. import runtime
 from ..errors import CryptokiError
 from ..spec import (
     CKF_DIGEST,
