@@ -111,7 +111,7 @@ def _backend_limits(slot: "Slot | None"):
     from .. import backends
 
     backend = slot.token.backends.get(backends.BY_NAME.get(slot.cfg.backend, -1))
-    return getattr(backend, "mechanism_info", None)
+    return None if backend is None else backend.mechanism_info
 
 
 def mechanism_list(slot: "Slot | None" = None) -> list[int]:

@@ -467,7 +467,7 @@ def _cbc_pad(encrypt: bool, entry: MechanismEntry, param: Any, key: KeyView) -> 
 
 
 #: The encrypt/decrypt context maker of each AES cipher mechanism, called as
-#: ``maker(encrypt, entry, param, key)`` (``AesFamily.init_for`` binds ``encrypt``).
+#: ``maker(encrypt, entry, param, key)`` (``AesFamily.context_maker`` binds ``encrypt``).
 _CIPHERS: dict[int, Callable[[bool, MechanismEntry, Any, KeyView], Any]] = {
     CKM_AES_GCM: _gcm,
     CKM_AES_CTR: _ctr,
