@@ -7,7 +7,9 @@ event dispatch, about five times what SQLite itself needs (measured: `add_object
 statements as constant SQL strings (the driver keeps them prepared in its statement cache)
 on a connection checked out of the *same* engine pool: the pool's `connect` event
 (pragmas, tests' hooks), `dispose()` and the fork handling still apply. Everything else
-(token records, PIN records, schema upgrades, loading objects) stays on Core.
+(token records, PIN records, schema upgrades, loading objects) stays on Core. `core_ops`
+has the same four functions in SQLAlchemy Core (what every other database runs, and a
+SQLite store opened with `fast_path=False`); `Store` picks one set when it opens.
 
 The transaction discipline is the one of `Store._run`: writes `BEGIN IMMEDIATE` and bump
 the generation row in the same transaction; driver errors are re-raised as SQLAlchemy's
