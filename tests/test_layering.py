@@ -41,15 +41,6 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
 #: Imports that break a rule on purpose: (importer, imported) -> why. Keep it short; every
 #: entry needs its reason, and an entry that no longer matches an import fails the test.
 ALLOWED: dict[tuple[str, str], str] = {
-    # G1: contract (issue 16 item 2, in progress). keyless_context_maker makes the software
-    # backend on first use while software.py imports the Backend base from the package
-    # __init__; fix: the contract in its own module (backends/base.py) both import.
-    ("cryptoki_shim.backends", "cryptoki_shim.backends.software"):
-        "G1: contract - the package init builds the keyless software backend; software imports the base from it",
-    # G1: contract. AesFamily.wrap/unwrap call wrap.wrap_by_encryption (function-level import)
-    # while wrap.py imports aes for its ciphers; fix: one of them owns the encryption wrap.
-    ("cryptoki_shim.mechanisms.aes", "cryptoki_shim.mechanisms.wrap"):
-        "G1: contract - AES wrap/unwrap by encryption lives in wrap.py, which imports aes",
 }
 
 #: Who may touch the library we run inside (cffi ``ffi``/``lib``): the ABI layer, and the two

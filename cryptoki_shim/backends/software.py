@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .. import spec
-from . import Backend
+from .base import Backend
 
 if TYPE_CHECKING:
     from ..mechanisms.registry import ContextMaker, MechanismEntry

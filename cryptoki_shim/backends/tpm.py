@@ -40,7 +40,8 @@ from ..mechanisms import ec as ec_family
 from ..mechanisms import keys
 from ..mechanisms import rsa as rsa_family
 from ..mechanisms.digest import sha256
-from . import Backend, tpm_conn, tpm_keys
+from . import tpm_conn, tpm_keys
+from .base import Backend
 from .tpm_escrow import decode_secret, encode_secret, escrow_encrypt
 from .tpm_attrs import (
     CKA_SHIM_TPM_AUTH,

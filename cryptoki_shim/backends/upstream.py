@@ -34,7 +34,7 @@ from .. import spec
 from .upstream_attrs import CKA_SHIM_UPSTREAM_REF
 from ..errors import CryptokiError
 from ..mechanisms.registry import MechanismEntry
-from . import Backend
+from .base import Backend
 from . import upstream_client as client
 from .upstream_errors import ObjectMissing, UpstreamError
 from .upstream_pool import Pool

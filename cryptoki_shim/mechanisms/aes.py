@@ -4,7 +4,7 @@ AES MACs (CMAC, CBC-MAC).
 Spec: PKCS#11 3.0 §2.10 (AES: KEY_GEN, ECB, CBC, CBC_PAD, MAC, MAC_GENERAL), §2.11
 (CKM_AES_CTR, CK_AES_CTR_PARAMS), §2.13 (CKM_AES_GCM, CK_GCM_PARAMS), §2.14 (CMAC).
 Key sizes are in bytes (16/24/32). Wrapping with these mechanisms encrypts the key bytes
-with the same contexts (see ``wrap.py``, which also has the AES key-wrap mechanisms).
+with the same contexts (``wrapping.EncryptionWrap``; ``wrap.py`` has the AES key-wrap mechanisms).
 
 Every context is one operation: it holds a pyca cipher context and no reference to the
 session. ``length_hint`` answers a NULL-buffer length query without doing the work.
@@ -54,7 +54,8 @@ from ..spec import (
 )
 from . import generic
 from .params import AesCtrParams, GcmParams, MacGeneralParams
-from .registry import EntryData, Family, KeyGenData, KeyView, MechanismEntry, register
+from .registry import EntryData, KeyGenData, KeyView, MechanismEntry, register
+from .wrapping import EncryptionWrap
 
 _log = logging.getLogger(__name__)
 
@@ -496,7 +497,7 @@ def _mac(entry: MechanismEntry, param: Any, key: KeyView) -> tuple[Callable[[], 
     return (lambda: CbcMac(algo)), length
 
 
-class AesFamily(Family):
+class AesFamily(EncryptionWrap):
     """The AES mechanisms; which of these methods the core calls follows ``entry.flags``."""
 
     __slots__ = ()
@@ -518,18 +519,6 @@ class AesFamily(Family):
         if maker is None or kind not in ("encrypt", "decrypt"):
             return super().context_maker(kind, entry)
         return functools.partial(maker, kind == "encrypt")
-
-    def wrap(self, entry: MechanismEntry, param: Any, wrapping_key: KeyView, key_attrs: Mapping[int, Any]) -> bytes:
-        """ECB/CBC/CBC_PAD/GCM wrap by encrypting the key's bytes (§2.10)."""
-        from . import wrap  # wrap.py imports this module
-
-        return wrap.wrap_by_encryption(entry, param, wrapping_key, key_attrs)
-
-    def unwrap(self, entry: MechanismEntry, param: Any, unwrapping_key: KeyView, wrapped: bytes, key_class: int,
-               key_type: int | None, value_len: int | None = None) -> dict[int, Any]:
-        from . import wrap
-
-        return wrap.unwrap_by_decryption(entry, param, unwrapping_key, wrapped, key_class, key_type, value_len)
 
     def sign_init(self, entry: MechanismEntry, param: Any, key: KeyView) -> MacSign:
         return MacSign(*_mac(entry, param, key))

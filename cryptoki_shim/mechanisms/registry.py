@@ -104,13 +104,13 @@ class Family:
         raise not_supported(entry, "derive")
 
     def wrap(self, entry: "MechanismEntry", param: Any, wrapping_key: KeyView, key_attrs: Mapping[int, Any]) -> bytes:
-        """C_WrapKey: the bytes of the key (``wrap.encode_key``) under ``wrapping_key``. The
-        encryption families wrap by encrypting (``wrap.wrap_by_encryption``)."""
+        """C_WrapKey: the bytes of the key (``wrapping.encode_key``) under ``wrapping_key``.
+        The cipher families wrap by encrypting (``wrapping.EncryptionWrap``)."""
         raise not_supported(entry, "wrap")
 
     def unwrap(self, entry: "MechanismEntry", param: Any, unwrapping_key: KeyView, wrapped: bytes, key_class: int,
                key_type: int | None, value_len: int | None = None) -> dict[int, Any]:
-        """C_UnwrapKey: the material attributes of the new key (``wrap.decode_key``)."""
+        """C_UnwrapKey: the material attributes of the new key (``wrapping.decode_key``)."""
         raise not_supported(entry, "unwrap")
 
     def context_maker(self, kind: str, entry: "MechanismEntry") -> ContextMaker:

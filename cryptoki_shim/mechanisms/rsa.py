@@ -99,8 +99,9 @@ from ..spec import (
 from . import keys
 from .digest import HASHES, hash_of
 from .params import RsaPkcsOaepParams, RsaPkcsPssParams
-from .registry import EntryData, Family, KeyGenData, MechanismEntry, not_supported, register
+from .registry import EntryData, KeyGenData, MechanismEntry, not_supported, register
 from .signing import CipherContext, SignContext, VerifyContext, hash_accumulator
+from .wrapping import EncryptionWrap
 
 _log = logging.getLogger(__name__)
 
@@ -601,7 +602,7 @@ def external_decrypt_context(entry: MechanismEntry, param: Any, public: rsa.RSAP
 # --------------------------------------------------------------------------- family
 
 
-class RsaFamily(Family):
+class RsaFamily(EncryptionWrap):
     __slots__ = ()
 
     def sign_init(self, entry: MechanismEntry, param: Any, key: Any) -> SignContext:
@@ -635,25 +636,13 @@ class RsaFamily(Family):
         key = rsa.generate_private_key(exponent, int(bits))
         return keys.key_pair_material(key)
 
-    def wrap(self, entry: MechanismEntry, param: Any, wrapping_key: Any, key_attrs: Any) -> bytes:
-        """PKCS#1 v1.5 and OAEP wrap secret keys by encrypting their value (§2.1.7, §2.1.8)."""
-        from . import wrap
-
-        return wrap.wrap_by_encryption(entry, param, wrapping_key, key_attrs)
-
-    def unwrap(self, entry: MechanismEntry, param: Any, unwrapping_key: Any, wrapped: bytes, key_class: int,
-               key_type: int | None, value_len: int | None = None) -> dict[int, Any]:
-        from . import wrap
-
-        return wrap.unwrap_by_decryption(entry, param, unwrapping_key, wrapped, key_class, key_type, value_len)
-
 
 FAMILY = RsaFamily()
 _TYPES = frozenset({CKK_RSA})
 _SIG = CKF_SIGN | CKF_VERIFY
 _CIPHER = CKF_ENCRYPT | CKF_DECRYPT
 #: PKCS#1 v1.5 and OAEP wrap secret keys (spec §2.1.7, §2.1.8; as SoftHSM2 lists them);
-#: ``RsaFamily.wrap`` encrypts the key value with the same context.
+#: ``RsaFamily.wrap`` (``EncryptionWrap``) encrypts the key value with the same context.
 _WRAP = CKF_WRAP | CKF_UNWRAP
 
 
