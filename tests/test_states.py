@@ -57,6 +57,14 @@ def test_an_operation_in_ready_state_takes_every_step() -> None:
         assert S.OPERATION[S.READY][step].__class__ is not Refused
 
 
+def test_init_refused_in_every_active_state() -> None:
+    """The C_*Init methods ask the table (``SessionState.busy``) only when an operation of the
+    kind is active: that is only right while every active state refuses INIT and keeps it."""
+    for state in (S.READY, S.MULTIPART):
+        assert S.OPERATION[state][S.INIT] == Refused(int(spec.CKR_OPERATION_ACTIVE), state)
+    assert S.OPERATION[S.IDLE][S.INIT] == S.READY
+
+
 def test_no_step_continues_an_idle_operation() -> None:
     for step in (S.ONESHOT, S.UPDATE, S.FINAL):
         assert S.OPERATION[S.IDLE][step] == Refused(int(spec.CKR_OPERATION_NOT_INITIALIZED), S.IDLE)

@@ -3,8 +3,8 @@
 Built on ``ObjectFunctions`` (``Session``'s chain, see ``session``). The key checks every
 ``C_*Init`` makes are one function (``check_key``) and the table ``OPERATIONS`` names, per
 kind, the mechanism flag, the key's usage attribute and whether a context login may be
-needed. Operations start and run through ``SessionState`` (``start``, ``produce``,
-``consume``: the one buffer-protocol rule and ``states.OPERATION``).
+needed. Operations start and run by ``states.OPERATION`` through ``SessionState`` (``busy``,
+``produce``, ``consume``: the one buffer-protocol rule).
 """
 
 from __future__ import annotations
@@ -134,7 +134,8 @@ class CryptoFunctions(ObjectFunctions):
         if mech is None:
             self.cancel(kind)
             return
-        self.start(kind)
+        if kind in self.ops:
+            self.busy(kind)
         entry = mech.entry
         flag, usage, context_login = OPERATIONS[kind]
         if not entry.flags & flag:
@@ -153,20 +154,21 @@ class CryptoFunctions(ObjectFunctions):
         except CryptokiError as exc:  # a refused use of a key is audited like a failed one
             audit.key_use(self, Operation(kind, None, entry.mechanism, key), exc)
             raise
-        self.started(Operation(kind, ctx, entry.mechanism, key, verdict[1], mech.param))
+        self.ops[kind] = Operation(kind, ctx, entry.mechanism, key, verdict[1], mech.param)
 
     def digest_init(self, mech: Mechanism | None) -> None:
         if mech is None:
             self.cancel("digest")
             return
-        self.start("digest")
+        if "digest" in self.ops:
+            self.busy("digest")
         entry = mech.entry
         if not entry.flags & CKF_DIGEST:
             _require_flag(entry, CKF_DIGEST)  # raises
         maker = _KEYLESS.get(entry.mechanism)
         if maker is None:
             maker = _KEYLESS[entry.mechanism] = backends.keyless_context_maker("digest", entry)
-        self.started(Operation("digest", maker(entry, mech.param, None), entry.mechanism, param=mech.param))
+        self.ops["digest"] = Operation("digest", maker(entry, mech.param, None), entry.mechanism, param=mech.param)
 
     # ------------------------------------------------------------------ steps
 

@@ -15,6 +15,7 @@ from ..attributes.policy import Origin
 from ..errors import CryptokiError
 from .objects import Object
 from .operations import FINAL, UPDATE, Operation, SessionState
+from .states import OPERATION
 from .token import CKU_SO, CKU_USER
 
 CKA_TOKEN = int(spec.CKA_TOKEN)
@@ -155,17 +156,22 @@ class ObjectFunctions(SessionState):
         self.token.update_object(obj, new)
 
     def find_init(self, template: list[tuple[int, Any]] | None) -> None:
-        self.start("find")
+        if "find" in self.ops:
+            self.busy("find")
         token = self.token
         handles = [] if template is None else token.search(template)
-        self.started(Operation("find", FindCursor(handles)))
+        self.ops["find"] = Operation("find", FindCursor(handles))
 
     def find(self, max_count: int) -> list[int]:
         """C_FindObjects: the search's update step (states.KINDS)."""
-        op = self._active("find", UPDATE)
+        op = self.ops.get("find")
+        if op is None:
+            op = self._active("find", UPDATE)  # raises: not initialized
         handles = op.ctx.take(min(max_count, FIND_BATCH_MAX))
-        self.advance(op, UPDATE)
+        op.mode = OPERATION[op.mode][UPDATE]
         return handles
 
     def find_final(self) -> None:
-        self.advance(self._active("find", FINAL), FINAL)
+        """C_FindObjectsFinal: the search's final step, which ends it."""
+        if self.ops.pop("find", None) is None:
+            self._active("find", FINAL)  # raises: not initialized

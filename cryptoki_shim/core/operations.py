@@ -4,7 +4,8 @@ A session's CKS_* state is derived (``states.state_of``: the token's login user 
 session's R/W flag). Its active operations, at most one per kind, are ``Operation``s in
 ``ops``, and every change to them is a move of ``states.OPERATION`` made here: starting one
 (``start``), a step (``produce``/``consume``), a refusal, an error, a cancel, a logout
-(``end_operations``), a restored state (``replace_operations``). Nothing else edits ``ops``.
+(``end_operations``), a restored state (``replace_operations``). Only this class and the
+ones built on it (``Session``'s chain) edit ``ops``.
 
 ``Operation`` keeps the mechanism context, its state (READY, or MULTIPART once an update
 was delivered: one-shot and multi-part calls do not mix), and an output computed for a
@@ -23,7 +24,7 @@ from .. import audit, spec
 from ..errors import BufferTooSmall, CryptokiError
 from . import states
 from .objects import Object
-from .states import FINAL, IDLE, INIT, MULTIPART, ONESHOT, OPERATION, READY, UPDATE, IllegalMove, Refused
+from .states import FINAL, IDLE, INIT, MULTIPART, ONESHOT, OPERATION, READY, STATE_OF, UPDATE, IllegalMove, Refused
 
 if TYPE_CHECKING:
     from .token import Token
@@ -67,21 +68,21 @@ class SessionState:
 
     @property
     def state(self) -> int:
-        """CKS_* (C_GetSessionInfo), derived from the application's login state (§5.6)."""
-        return states.state_of(self.token.login_user, self.rw)
+        """CKS_* (C_GetSessionInfo), derived from the application's login state (§5.6):
+        ``states.state_of``, inline (C_GetSessionInfo is the per-call floor)."""
+        by_user = STATE_OF[self.rw]
+        state = by_user.get(self.token.login_user)
+        return state if state is not None else by_user[None]
 
     # ------------------------------------------------------------------ starting and ending
 
-    def start(self, kind: str) -> None:
-        """Check that an operation of ``kind`` may start (C_*Init): ``states.OPERATION``'s
-        INIT move. Called before the mechanism and key checks, whose errors come after
-        CKR_OPERATION_ACTIVE; the caller then stores the new operation (``started``)."""
-        op = self.ops.get(kind)
-        if op is not None:
-            states.move(OPERATION, op.mode, INIT)
-
-    def started(self, op: Operation) -> None:
-        self.ops[op.kind] = op
+    def busy(self, kind: str) -> None:
+        """C_*Init while an operation of ``kind`` is active: ``states.OPERATION`` refuses INIT in
+        every active state (CKR_OPERATION_ACTIVE; the operation stays). The C_*Init methods
+        call it when ``kind in self.ops``, before the mechanism and key checks (whose errors
+        come after), then store their ``Operation`` in ``ops``."""
+        op = self.ops[kind]
+        states.move(OPERATION, op.mode, INIT)
 
     def cancel(self, kind: str) -> None:
         """C_*Init with a NULL mechanism, C_SessionCancel: CANCEL ends it (if any)."""

@@ -106,8 +106,8 @@ USER_OF = {RO_PUBLIC: None, RW_PUBLIC: None, RO_USER: CKU_USER, RW_USER: CKU_USE
 LAST_SESSION_CLOSED = LOGOUT
 
 #: OPENED by read-write? then by login user, the refusals left out: one lookup per
-#: C_GetSessionInfo (``state_of``).
-_STATE_OF: dict[bool, dict[int | None, int]] = {
+#: C_GetSessionInfo (``state_of``; ``SessionState.state`` inlines it).
+STATE_OF: dict[bool, dict[int | None, int]] = {
     rw: {user: s for (user, rw_), s in OPENED.items() if rw_ == rw and s.__class__ is not Refused}
     for rw in (False, True)
 }
@@ -116,7 +116,7 @@ _STATE_OF: dict[bool, dict[int | None, int]] = {
 def state_of(login_user: int | None, rw: bool) -> int:
     """A session's CKS_* state (C_GetSessionInfo). A login user with no state for this kind of
     session (an SO with a R/O session: OPENED and SESSION never let one exist) reads public."""
-    by_user = _STATE_OF[rw]
+    by_user = STATE_OF[rw]
     state = by_user.get(login_user)
     return state if state is not None else by_user[None]
 
