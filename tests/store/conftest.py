@@ -52,10 +52,11 @@ def store(db_url: str, token_key: bytes, fast_path: bool) -> Iterator[Store]:
 
 
 @pytest.fixture
-def start_worker() -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """Start `store_worker.py` in a fresh interpreter (no state shared with pytest)."""
+def start_worker(fast_path: bool) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start `store_worker.py` in a fresh interpreter (no state shared with pytest), on the
+    test's statement set."""
     procs: list[subprocess.Popen[str]] = []
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = dict(os.environ, PYTHONPATH=str(REPO), STORE_FAST_PATH="1" if fast_path else "0")
 
     def start(*args: object) -> subprocess.Popen[str]:
         p = subprocess.Popen([sys.executable, str(WORKER), *map(str, args)], cwd=REPO, env=env,
