@@ -1,6 +1,6 @@
 """The session, login and operation rules of ``core/states.py``, through the built library:
 every entry of the tables (each state x each event, from the ABI) and one test per rule of
-the spec, named after it (PKCS#11 3.0 §5.6 session states and events, §5.6.8-9 C_Login and
+the spec, named after it (PKCS#11 3.0 §5.6 session states and events, C_Login and
 C_Logout, §5.2 / DESIGN §3 operations). test_states.py checks the tables themselves."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def fire(p11: P11, s: int, event: str) -> int:
     if event == S.LOGOUT:
         return p11.call("C_Logout", s)
     # Only the normal user can start an operation on a private key, so in the other states no
-    # operation can wait for a context login, and C_Login answers that first (§5.6.8).
+    # operation can wait for a context login, and C_Login answers that first.
     if S.USER_OF[state(p11, s)] == CKU_USER:
         always_authenticate_sign(p11, s)
     return p11.call("C_Login", s, CKU_CONTEXT, USER_PIN, len(USER_PIN))

@@ -1,8 +1,8 @@
 """Session, login and operation state as data: every state, every event, the move each makes.
 
 In the style of h11 (its client/server state tables): the rules of PKCS#11 3.0 §5.6
-("Session states", "Session events"), §5.6.8-9 (C_Login, C_Logout) and the operation rules
-of §5.2 / DESIGN §3 are tables, not ``if``s scattered over the module, the session and the
+("Session states", "Session events", C_OpenSession, C_Login, C_Logout) and the operation
+rules of §5.2 / DESIGN §3 are tables, not ``if``s scattered over the module, the session and the
 token; code asks a table and an illegal move raises the one error type, ``IllegalMove``,
 with the CKR the table names. ``tests/test_states.py`` checks that every table has an entry
 for every state and every event; the tests through the ``.so`` are named after the rules.
@@ -70,7 +70,7 @@ _ALREADY = int(spec.CKR_USER_ALREADY_LOGGED_IN)
 _ANOTHER = int(spec.CKR_USER_ANOTHER_ALREADY_LOGGED_IN)
 _RO_EXISTS = int(spec.CKR_SESSION_READ_ONLY_EXISTS)
 
-#: session state -> event -> state after, or Refused (§5.6 session state diagrams; §5.6.8 C_Login:
+#: session state -> event -> state after, or Refused (§5.6 session state diagrams; C_Login:
 #: an SO login needs every session R/W, CKR_SESSION_READ_ONLY_EXISTS; a context-specific login
 #: (CKA_ALWAYS_AUTHENTICATE) needs the normal user logged in and changes no state). A refusal
 #: leaves the state as it was.
@@ -88,7 +88,7 @@ SESSION: dict[int, dict[str, Any]] = {
 }
 
 #: (application's login user, read-write?) -> the state a new session starts in (C_OpenSession,
-#: §5.6.1: no R/O session while the SO is logged in). Also how C_GetSessionInfo derives a
+#: §5.6: no R/O session while the SO is logged in). Also how C_GetSessionInfo derives a
 #: session's state (``state_of``).
 OPENED: dict[tuple[int | None, bool], Any] = {
     (None, False): RO_PUBLIC,
@@ -101,8 +101,8 @@ OPENED: dict[tuple[int | None, bool], Any] = {
 LOGIN_EVENT = {CKU_USER: LOGIN_USER, CKU_SO: LOGIN_SO}  # C_Login's user type -> event
 #: The login user a session state means (the other way round from OPENED).
 USER_OF = {RO_PUBLIC: None, RW_PUBLIC: None, RO_USER: CKU_USER, RW_USER: CKU_USER, RW_SO: CKU_SO}
-#: Closing the application's last session on a token logs it out (§5.6.7 C_CloseSession,
-#: §5.6.8 C_CloseAllSessions): the event applied then.
+#: Closing the application's last session on a token logs it out (C_CloseSession,
+#: C_CloseAllSessions, §5.6): the event applied then.
 LAST_SESSION_CLOSED = LOGOUT
 
 #: OPENED by read-write? then by login user, the refusals left out: one lookup per
@@ -154,7 +154,7 @@ OPERATION: dict[str, dict[str, Any]] = {
                 FINAL: IDLE, TOO_SMALL: MULTIPART, FAILED: IDLE, CANCEL: IDLE, LOGOUT: IDLE},
 }
 
-#: The operation kinds: the CKF_* flag C_SessionCancel names them by (3.0 §5.6.10), and the
+#: The operation kinds: the CKF_* flag C_SessionCancel names them by (3.0 §5.6), and the
 #: steps their calls take. Find has no one-shot: C_FindObjects is its update, C_FindObjectsFinal
 #: its final. C_DigestKey is a digest update. Sign/verify with recovery are never started here
 #: (no mechanism offers them); cancelling them is a no-op.
