@@ -160,3 +160,33 @@ def test_library_runs_on_the_configured_statement_set(token: Any, user_session: 
     s = token.open(0)
     assert token.find(s, {}) == [] or all(token.get(s, o, spec.CKA_CLASS) == spec.CKO_PROFILE
                                           for o in token.find(s, {}))
+
+
+def test_every_core_statement_compiles_for_postgresql(db_url: str, token_key: bytes, tmp_path: Path) -> None:
+    """Every statement the Core set executes while each write of the API runs (what a
+    PostgreSQL store will send) compiles for PostgreSQL's dialect, RETURNING included."""
+    from sqlalchemy import event
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.sql import ClauseElement
+
+    path = str(tmp_path / "store.key")
+    key_file.create(path)
+    seen: list[ClauseElement] = []
+    with Store(db_url, fast_path=False, key_file=path) as s:
+        event.listen(s.engine, "before_execute", lambda conn, stmt, *a: seen.append(stmt))
+        s.init_token(make_token(1, token_key))
+        oid = s.add_object(1, sample_object("a"))
+        s.update_object(1, oid, {3: b"x"}, {})
+        s.delete_object(1, oid)
+        s.update_token(1, label=b"new".ljust(32), user_pin=make_pin_record(b"5678", token_key, cost="test"))
+        stored = s.token(1).user_pin
+        count = s.reserve_login(1, CKU_USER, limit=3, wrapped_key=stored.wrapped_key)
+        s.login_succeeded(1, CKU_USER, count, stored.wrapped_key)
+        s.replace_pin(1, CKU_USER, stored.wrapped_key, make_pin_record(b"5678", token_key, cost="test"))
+        s.replace_token(make_token(1, token_key), [sample_object("r")])
+        s.objects(1)
+        s.generation()
+    compiled = [str(stmt.compile(dialect=postgresql.dialect())) for stmt in seen if isinstance(stmt, ClauseElement)]
+    verbs = {sql.split()[0] for sql in compiled}
+    assert verbs == {"SELECT", "INSERT", "UPDATE", "DELETE"}, verbs
+    assert any("RETURNING pins.failures" in sql for sql in compiled)  # reserve_login's one UPDATE
