@@ -318,6 +318,18 @@ def test_spec_py_is_what_the_generator_writes() -> None:
 
     gen = runpy.run_path(str(ROOT / "scripts" / "gen_spec.py"))
     assert gen["build"]() == (ROOT / "cryptoki_shim" / "spec.py").read_text()
+    assert gen["build_ints"]() == (ROOT / "cryptoki_shim" / "spec_ints.py").read_text()
+
+
+def test_spec_ints_are_plain_ints_equal_to_spec() -> None:
+    """spec_ints (the hot path's constants) names what spec names, same values, type int."""
+    from cryptoki_shim import spec_ints
+
+    names = [n for n in vars(spec_ints) if n.startswith("CK")]
+    assert set(names) == {n for n in dir(spec) if re.fullmatch(r"CK[A-Z]?_\w+", n)}
+    for name in names:
+        value = getattr(spec_ints, name)
+        assert type(value) is int and value == getattr(spec, name), name
 
 
 # --- our C header agrees ------------------------------------------------------------------------
