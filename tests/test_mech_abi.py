@@ -779,3 +779,52 @@ def test_gcm_multipart_decrypt_with_pykcs11_buffer_sizing(token: P11, user_sessi
     assert pykcs11_update(body) == b""
     assert pykcs11_update(tag) == b""
     assert token._two_pass("C_DecryptFinal", s) == data
+
+
+# The examples of NIST SP 800-38C Appendix C (key 404142...4f): (nonce, AAD, plaintext, MAC
+# length, ciphertext || MAC).
+CCM_EXAMPLES = (
+    ("10111213141516", "0001020304050607", "20212223", 4, "7162015b4dac255d"),
+    ("1011121314151617", "000102030405060708090a0b0c0d0e0f", "202122232425262728292a2b2c2d2e2f", 6,
+     "d2a1f0e051ea5f62081a7792073d593d1fc64fbfaccd"),
+    ("101112131415161718191a1b", "000102030405060708090a0b0c0d0e0f10111213",
+     "202122232425262728292a2b2c2d2e2f3031323334353637", 8,
+     "e3b201a9f5b71a7a9b1ceaeccd97e70b6176aad9a4428aa5484392fbc1b09951"),
+)
+
+
+def _ccm(pr: Params, data_len: int, nonce: bytes, aad: bytes, mac_len: int) -> Any:
+    from p11 import ffi
+
+    p = ffi.new("CK_CCM_PARAMS *")
+    p.ulDataLen, p.pNonce, p.ulNonceLen = data_len, pr.buf(nonce), len(nonce)
+    p.pAAD, p.ulAADLen, p.ulMACLen = pr.buf(aad), len(aad), mac_len
+    return p
+
+
+def test_aes_ccm_sp800_38c_examples(token: P11, user_session: int) -> None:
+    """CKM_AES_CCM (§2.12.4), added as docs/architecture.md "How to add a mechanism" says (one
+    family file): ulDataLen is the plaintext's length; the output is ciphertext || MAC; the
+    plaintext comes out only after the MAC is checked."""
+    s, pr = user_session, Params()
+    h = token.create(s, {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: S.CKK_AES, S.CKA_ENCRYPT: True,
+                         S.CKA_DECRYPT: True, S.CKA_VALUE: bytes.fromhex("404142434445464748494a4b4c4d4e4f")})
+    for nonce, aad, pt, mac_len, want in CCM_EXAMPLES:
+        nonce_b, aad_b, pt_b, want_b = (bytes.fromhex(x) for x in (nonce, aad, pt, want))
+        enc = _ccm(pr, len(pt_b), nonce_b, aad_b, mac_len)
+        assert token.encrypt(s, S.CKM_AES_CCM, h, pt_b, enc) == want_b
+        assert multipart(token, s, "Encrypt", S.CKM_AES_CCM, h, pt_b, enc) == want_b
+        assert token.decrypt(s, S.CKM_AES_CCM, h, want_b, enc) == pt_b
+        assert multipart(token, s, "Decrypt", S.CKM_AES_CCM, h, want_b, enc) == pt_b
+    nonce_b, aad_b, pt_b, want_b = (bytes.fromhex(x) for x in CCM_EXAMPLES[0][:3] + CCM_EXAMPLES[0][4:])
+    enc = _ccm(pr, len(pt_b), nonce_b, aad_b, 4)
+    with raises_ckr(S.CKR_ENCRYPTED_DATA_INVALID):  # a flipped MAC bit
+        token.decrypt(s, S.CKM_AES_CCM, h, want_b[:-1] + bytes([want_b[-1] ^ 1]), enc)
+    with raises_ckr(S.CKR_DATA_LEN_RANGE):  # not ulDataLen bytes
+        token.encrypt(s, S.CKM_AES_CCM, h, pt_b + b"x", enc)
+    with raises_ckr(S.CKR_ENCRYPTED_DATA_LEN_RANGE):
+        token.decrypt(s, S.CKM_AES_CCM, h, want_b[:-1], enc)
+    for bad in (_ccm(pr, 4, bytes(6), b"", 4), _ccm(pr, 4, bytes(14), b"", 4), _ccm(pr, 4, bytes(12), b"", 5),
+                _ccm(pr, 1 << 24, bytes(12), b"", 4)):
+        m, _keep = token.mechanism(S.CKM_AES_CCM, bad)
+        assert token.call("C_EncryptInit", s, m, h) == S.CKR_MECHANISM_PARAM_INVALID

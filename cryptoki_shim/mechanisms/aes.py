@@ -1,8 +1,9 @@
-"""AES on pyca/cryptography: key generation, ECB/CBC/CBC-PAD/CTR/GCM encryption and the
+"""AES on pyca/cryptography: key generation, ECB/CBC/CBC-PAD/CTR/GCM/CCM encryption and the
 AES MACs (CMAC, CBC-MAC).
 
 Spec: PKCS#11 3.0 §2.10 (AES: KEY_GEN, ECB, CBC, CBC_PAD, MAC, MAC_GENERAL), §2.11
-(CKM_AES_CTR, CK_AES_CTR_PARAMS), §2.13 (CKM_AES_GCM, CK_GCM_PARAMS), §2.14 (CMAC).
+(CKM_AES_CTR, CK_AES_CTR_PARAMS), §2.12.4 (CKM_AES_CCM, CK_CCM_PARAMS), §2.13
+(CKM_AES_GCM, CK_GCM_PARAMS), §2.14 (CMAC).
 Key sizes are in bytes (16/24/32). Wrapping with these mechanisms encrypts the key bytes
 with the same contexts (``wrapping.EncryptionWrap``; ``wrap.py`` has the AES key-wrap mechanisms).
 
@@ -22,7 +23,7 @@ from typing import Any, Callable, Mapping
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import cmac, padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM
 
 from ..errors import CryptokiError
 from ..spec import (
@@ -36,6 +37,7 @@ from ..spec import (
     CKK_AES,
     CKM_AES_CBC,
     CKM_AES_CBC_PAD,
+    CKM_AES_CCM,
     CKM_AES_CMAC,
     CKM_AES_CMAC_GENERAL,
     CKM_AES_CTR,
@@ -53,7 +55,7 @@ from ..spec import (
     CKR_SIGNATURE_LEN_RANGE,
 )
 from . import generic
-from .params import AesCtrParams, GcmParams, MacGeneralParams
+from .params import AesCtrParams, CcmParams, GcmParams, MacGeneralParams
 from .registry import EntryData, KeyGenData, KeyView, MechanismEntry, register
 from .wrapping import EncryptionWrap
 
@@ -67,6 +69,10 @@ AES_MIN, AES_MAX = 16, 32
 # take the byte multiples pyca can check.
 GCM_IV_MIN, GCM_IV_MAX = 8, 128
 GCM_TAG_BITS = frozenset(range(32, 129, 8))
+# CCM (SP 800-38C, RFC 3610): a nonce of 7..13 bytes (the rest of the 15 carries the
+# length), a MAC of 4..16 bytes, even.
+CCM_NONCE_MIN, CCM_NONCE_MAX = 7, 13
+CCM_MAC_LENS = frozenset(range(4, 17, 2))
 
 
 # --- keys ------------------------------------------------------------------------------
@@ -441,6 +447,40 @@ def _gcm(encrypt: bool, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
     return (GcmEncrypt if encrypt else GcmDecrypt)(key, iv, param.aad, tag_bits // 8)
 
 
+def _ccm(encrypt: bool, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
+    """AES-CCM (§2.12.4): ``ulDataLen`` is the length of the plaintext, known in advance;
+    encryption takes exactly that many bytes and returns them encrypted with the MAC
+    appended (ulDataLen + ulMACLen bytes), decryption takes ciphertext and MAC and releases
+    the plaintext only once the MAC is checked (bad MAC: CKR_ENCRYPTED_DATA_INVALID). Both
+    buffer their multi-part input: CCM's MAC covers the length before any data."""
+    if param.__class__ is not CcmParams:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "CK_CCM_PARAMS required")
+    nonce, data_len, mac_len = param.nonce, param.data_len, param.mac_len
+    if not CCM_NONCE_MIN <= len(nonce) <= CCM_NONCE_MAX or mac_len not in CCM_MAC_LENS:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "CCM: nonce of 7..13 bytes, MAC of 4..16 bytes (even)")
+    if data_len >> (8 * (15 - len(nonce))):
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "CCM: ulDataLen does not fit the nonce's length field")
+    aead, aad = AESCCM(aes_key(key), mac_len), param.aad or None
+
+    if encrypt:
+        def seal(data: bytes) -> bytes:
+            if len(data) != data_len:
+                raise CryptokiError(CKR_DATA_LEN_RANGE, "CCM: the data is not ulDataLen bytes")
+            return aead.encrypt(nonce, data, aad)
+
+        return BufferedContext(seal, lambda n: data_len + mac_len)
+
+    def open_(data: bytes) -> bytes:
+        if len(data) != data_len + mac_len:
+            raise CryptokiError(CKR_ENCRYPTED_DATA_LEN_RANGE, "CCM: the input is not ulDataLen + ulMACLen bytes")
+        try:
+            return aead.decrypt(nonce, data, aad)
+        except InvalidTag:
+            raise CryptokiError(CKR_ENCRYPTED_DATA_INVALID, "CCM MAC mismatch") from None
+
+    return BufferedContext(open_, lambda n: data_len)
+
+
 def _ctr(encrypt: bool, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
     p = _ctr_params(param)
     ctx = Cipher(aes_algorithm(key), modes.CTR(bytes(p.cb)))
@@ -471,6 +511,7 @@ def _cbc_pad(encrypt: bool, entry: MechanismEntry, param: Any, key: KeyView) -> 
 #: ``maker(encrypt, entry, param, key)`` (``AesFamily.context_maker`` binds ``encrypt``).
 _CIPHERS: dict[int, Callable[[bool, MechanismEntry, Any, KeyView], Any]] = {
     CKM_AES_GCM: _gcm,
+    CKM_AES_CCM: _ccm,
     CKM_AES_CTR: _ctr,
     CKM_AES_ECB: _ecb,
     CKM_AES_CBC: _cbc,
@@ -540,6 +581,8 @@ _AES_MECHANISMS: dict[int, tuple[int, Any, EntryData]] = {
     CKM_AES_CBC_PAD: (_CIPHER_FLAGS, bytes, EntryData()),
     CKM_AES_CTR: (_CIPHER_FLAGS, AesCtrParams, EntryData()),
     CKM_AES_GCM: (_CIPHER_FLAGS, GcmParams, EntryData()),
+    # encrypt/decrypt only: a wrapped key would have to be ulDataLen long, known in advance
+    CKM_AES_CCM: (CKF_ENCRYPT | CKF_DECRYPT, CcmParams, EntryData()),
     CKM_AES_MAC: (_MAC_FLAGS, None, AesMacData(False, BLOCK // 2)),
     CKM_AES_MAC_GENERAL: (_MAC_FLAGS, MacGeneralParams, AesMacData(False, 0)),
     CKM_AES_CMAC: (_MAC_FLAGS, None, AesMacData(True, BLOCK)),
