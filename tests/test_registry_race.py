@@ -143,3 +143,16 @@ def test_concurrent_first_use_of_every_family(race_env: dict[str, str], family: 
     for run in range(RUNS):
         answers = _run(race_env, family).split()
         assert answers == ["CKR_OK"] * THREADS, f"run {run}: {answers}"
+
+
+def test_a_child_forked_while_the_registry_loads_gets_its_own_lock() -> None:
+    """fork() while another thread holds the loading lock: the child's first lookup must not
+    wait for a thread that does not exist in it (a Python host has no fork gate)."""
+    from cryptoki_shim.mechanisms import registry
+
+    with registry._load_lock:
+        pid = os.fork()
+        if pid == 0:  # the child: its lock is free
+            os._exit(0 if registry._load_lock.acquire(timeout=5) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

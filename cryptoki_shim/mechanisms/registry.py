@@ -12,6 +12,7 @@ Adding a mechanism touches one family file.
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, NamedTuple, Protocol
@@ -210,6 +211,17 @@ def _load_families() -> None:
             from . import families  # noqa: F401  (imports every family module)
 
             _loaded = True
+
+
+def _new_lock_in_child() -> None:
+    """A child forked while another thread of the parent held the lock would wait on it
+    for ever at its first lookup (the C shim's fork gate prevents that fork in a C host,
+    nothing does in a Python host): the child gets a lock of its own."""
+    global _load_lock
+    _load_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 class Mechanism(NamedTuple):
