@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
 from . import spec
+from .spec_ints import CKA_CLASS, CKA_LABEL, CKA_SHIM_BACKEND, CKU_CONTEXT_SPECIFIC, CKU_SO, CKU_USER
 from .errors import CryptokiError
 
 _log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ BACKEND_FAILURES = frozenset(int(x) for x in (spec.CKR_DEVICE_ERROR, spec.CKR_DE
                                               spec.CKR_FUNCTION_FAILED))
 FACILITIES = {"auth": 4, "authpriv": 10, "daemon": 3, "user": 1, **{f"local{i}": 16 + i for i in range(8)}}
 SEVERITY = {"info": 6, "warning": 4}
-USERS = {int(spec.CKU_SO): "so", int(spec.CKU_USER): "user", int(spec.CKU_CONTEXT_SPECIFIC): "context"}
+USERS = {CKU_SO: "so", CKU_USER: "user", CKU_CONTEXT_SPECIFIC: "context"}
 
 START = "audit.start"
 CHECKPOINT = "audit.checkpoint"
@@ -370,7 +371,7 @@ def _ckr(exc: BaseException | None) -> str:
 
 
 def _label(attrs: dict[int, Any]) -> str | None:
-    raw = attrs.get(int(spec.CKA_LABEL))
+    raw = attrs.get(CKA_LABEL)
     return raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else None
 
 
@@ -402,7 +403,7 @@ def object_event(action: str, token: Any, obj: Any) -> None:
     if _sink is None:
         return
     attrs = obj.attrs
-    cls = attrs.get(int(spec.CKA_CLASS))
+    cls = attrs.get(CKA_CLASS)
     event(f"object.{action}", slot=token.slot_id, handle=obj.handle, unique_id=obj.unique_id,
           object_class=spec.cko_name(cls) if cls is not None else None, label=_label(attrs),
           token_object=obj.oid is not None)
@@ -413,9 +414,9 @@ def key_use(session: Any, op: Any, exc: BaseException | None = None) -> None:
     if _sink is None or not _key_use or op.key is None:
         return
     key = op.key
-    backend = key.attrs.get(int(spec.CKA_SHIM_BACKEND), int(spec.SHIM_BACKEND_SOFTWARE))
-    backend_name = {int(spec.SHIM_BACKEND_SOFTWARE): "software", int(spec.SHIM_BACKEND_TPM): "tpm",
-                    int(spec.SHIM_BACKEND_UPSTREAM): "upstream"}.get(backend, str(backend))
+    backend = key.attrs.get(CKA_SHIM_BACKEND, spec.SHIM_BACKEND_SOFTWARE)
+    backend_name = {spec.SHIM_BACKEND_SOFTWARE: "software", spec.SHIM_BACKEND_TPM: "tpm",
+                    spec.SHIM_BACKEND_UPSTREAM: "upstream"}.get(backend, str(backend))
     outcome = _ckr(exc)
     fields = {"slot": session.token.slot_id, "session": session.handle, "operation": op.kind,
               "mechanism": spec.ckm_name(op.mechanism), "key_unique_id": key.unique_id,

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from .. import spec
+from ..spec_ints import CKR_ARGUMENTS_BAD, CKR_SAVED_STATE_INVALID
 from ..core.module import MODULE
-from ..core.operations import FINAL, ONESHOT, UPDATE
+from ..core.states import FINAL, ONESHOT, UPDATE
 from ..errors import CryptokiError
 from ..mechanisms import registry
 from ..mechanisms.registry import Mechanism, MechanismEntry
@@ -275,8 +276,8 @@ def C_GenerateRandom(h_session: int, p_out: Any, n: int) -> None:
 
 
 #: A saved state holds at most a buffered EdDSA message (hex) and a few digest structs.
-_SAVED_STATE = limits.Limit(2 * limits.DATA.size + 64 * 1024, int(spec.CKR_SAVED_STATE_INVALID),
-                            int(spec.CKR_ARGUMENTS_BAD), "saved operation state")
+_SAVED_STATE = limits.Limit(2 * limits.DATA.size + 64 * 1024, CKR_SAVED_STATE_INVALID,
+                            CKR_ARGUMENTS_BAD, "saved operation state")
 
 
 @entry("C_GetOperationState")

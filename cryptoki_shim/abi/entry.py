@@ -23,6 +23,7 @@ import threading
 from typing import Any, Callable
 
 from .. import spec
+from ..spec_ints import CKR_CRYPTOKI_NOT_INITIALIZED, CKR_FUNCTION_NOT_SUPPORTED, CKR_GENERAL_ERROR
 from ..errors import CryptokiError
 from .. import runtime
 
@@ -40,8 +41,6 @@ LAZY_MODULES = ("objects", "crypto")
 ENTRY_MODULES = EAGER_MODULES + LAZY_MODULES
 
 CKR_OK = 0
-CKR_GENERAL_ERROR = int(spec.CKR_GENERAL_ERROR)
-CKR_FUNCTION_NOT_SUPPORTED = int(spec.CKR_FUNCTION_NOT_SUPPORTED)
 
 
 def entry(name: str, *, direct: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -113,7 +112,7 @@ def _direct_onerror(name: str) -> Callable[[Any, Any, Any], int]:
 def _not_supported(name: str) -> Callable[..., int]:
     def call(*_args: Any) -> int:
         if not _module_initialized():
-            return int(spec.CKR_CRYPTOKI_NOT_INITIALIZED)
+            return CKR_CRYPTOKI_NOT_INITIALIZED
         return CKR_FUNCTION_NOT_SUPPORTED
 
     call.__name__ = name

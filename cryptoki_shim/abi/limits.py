@@ -16,7 +16,16 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .. import spec
+from ..spec_ints import (
+    CKR_ARGUMENTS_BAD as _ARGS,
+    CKR_ATTRIBUTE_VALUE_INVALID as _ATTR,
+    CKR_DATA_LEN_RANGE,
+    CKR_ENCRYPTED_DATA_LEN_RANGE,
+    CKR_MECHANISM_PARAM_INVALID as _PARAM,
+    CKR_PIN_LEN_RANGE,
+    CKR_SIGNATURE_LEN_RANGE,
+    CKR_WRAPPED_KEY_LEN_RANGE,
+)
 
 
 class Limit(NamedTuple):
@@ -28,24 +37,21 @@ class Limit(NamedTuple):
     what: str
 
 
-_ARGS = int(spec.CKR_ARGUMENTS_BAD)
-_PARAM = int(spec.CKR_MECHANISM_PARAM_INVALID)
-_ATTR = int(spec.CKR_ATTRIBUTE_VALUE_INVALID)
 KiB, MiB = 1 << 10, 1 << 20
 
-DATA = Limit(64 * MiB, int(spec.CKR_DATA_LEN_RANGE), _ARGS, "data")
+DATA = Limit(64 * MiB, CKR_DATA_LEN_RANGE, _ARGS, "data")
 """One call's input to C_Encrypt/Sign/Verify/Digest (and their Update parts). Larger inputs
 are streamed through the Update calls, which each take up to this much; 64 MiB per call
 keeps a single call's copies (input, output) well inside a host's memory."""
 
-ENCRYPTED_DATA = Limit(DATA.size + 64 * KiB, int(spec.CKR_ENCRYPTED_DATA_LEN_RANGE), _ARGS, "encrypted data")
+ENCRYPTED_DATA = Limit(DATA.size + 64 * KiB, CKR_ENCRYPTED_DATA_LEN_RANGE, _ARGS, "encrypted data")
 """C_Decrypt/C_DecryptUpdate input: ``DATA`` plus room for any padding, tag or RSA block."""
 
-SIGNATURE = Limit(64 * KiB, int(spec.CKR_SIGNATURE_LEN_RANGE), _ARGS, "signature")
+SIGNATURE = Limit(64 * KiB, CKR_SIGNATURE_LEN_RANGE, _ARGS, "signature")
 """C_Verify/C_VerifyFinal: our largest signature is RSA-16384's 2 KiB; 64 KiB leaves room
 for upstream tokens with larger schemes (SLH-DSA signatures reach 49,856 bytes)."""
 
-WRAPPED_KEY = Limit(64 * KiB, int(spec.CKR_WRAPPED_KEY_LEN_RANGE), _ARGS, "wrapped key")
+WRAPPED_KEY = Limit(64 * KiB, CKR_WRAPPED_KEY_LEN_RANGE, _ARGS, "wrapped key")
 """C_UnwrapKey input: a wrapped RSA-16384 private key (PKCS#8) is under 10 KiB."""
 
 SEED = Limit(64 * KiB, _ARGS, _ARGS, "seed")
@@ -83,5 +89,5 @@ def pin(max_pin_len: int) -> Limit:
     is not counted as a wrong guess (no PIN that long can be right)."""
     limit = _PINS.get(max_pin_len)
     if limit is None:
-        limit = _PINS[max_pin_len] = Limit(max_pin_len, int(spec.CKR_PIN_LEN_RANGE), _ARGS, "PIN")
+        limit = _PINS[max_pin_len] = Limit(max_pin_len, CKR_PIN_LEN_RANGE, _ARGS, "PIN")
     return limit

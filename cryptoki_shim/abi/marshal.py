@@ -14,22 +14,24 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from .. import spec
+from ..spec_ints import (
+    CKR_ARGUMENTS_BAD,
+    CKR_ATTRIBUTE_SENSITIVE,
+    CKR_ATTRIBUTE_TYPE_INVALID,
+    CKR_ATTRIBUTE_VALUE_INVALID,
+    CKR_BUFFER_TOO_SMALL,
+    CKR_TEMPLATE_INCONSISTENT,
+    CK_UNAVAILABLE_INFORMATION,
+)
 from ..attributes import codec
 from ..errors import BufferTooSmall, CryptokiError
 from .. import runtime
 from . import limits
 from .limits import Limit
 
-CKR_ARGUMENTS_BAD = int(spec.CKR_ARGUMENTS_BAD)
-CKR_BUFFER_TOO_SMALL = int(spec.CKR_BUFFER_TOO_SMALL)
-CKR_TEMPLATE_INCONSISTENT = int(spec.CKR_TEMPLATE_INCONSISTENT)
-CKR_ATTRIBUTE_VALUE_INVALID = int(spec.CKR_ATTRIBUTE_VALUE_INVALID)
-CKR_ATTRIBUTE_TYPE_INVALID = int(spec.CKR_ATTRIBUTE_TYPE_INVALID)
-CKR_ATTRIBUTE_SENSITIVE = int(spec.CKR_ATTRIBUTE_SENSITIVE)
-CK_UNAVAILABLE_INFORMATION = int(spec.CK_UNAVAILABLE_INFORMATION)
 ULONG_SIZE = 8
 _DECODE_ARRAY = codec.decoder(spec.CKA_WRAP_TEMPLATE)  # the nested-template kind
 
@@ -212,11 +214,6 @@ def read_search_template(p_template: Any, count: int) -> list[tuple[int, Any]] |
     return out
 
 
-def read_attribute_types(p_template: Any, count: int) -> list[int]:
-    _check_template(p_template, count)
-    return [int(p_template[i].type) for i in range(count)]
-
-
 def write_attributes(p_template: Any, count: int, lookup: Callable[[int], Any]) -> int:
     """C_GetAttributeValue's per-attribute protocol (§5.7, C_GetAttributeValue).
 
@@ -226,7 +223,6 @@ def write_attributes(p_template: Any, count: int, lookup: Callable[[int], Any]) 
     (SENSITIVE and TYPE_INVALID take precedence over BUFFER_TOO_SMALL only in the order met).
     """
     _check_template(p_template, count)
-    ffi = runtime.ffi
     rv = 0
     for i in range(count):
         attr = p_template[i]
@@ -280,8 +276,3 @@ def _write_nested(attr: Any, template: dict[int, Any]) -> int:
         rv = rv or _write_one(inner[i], codec.encode(atype, value))
     attr.ulValueLen = needed
     return rv
-
-
-def write_ulong_items(p_array: Any, items: Iterable[int]) -> None:
-    for i, v in enumerate(items):
-        p_array[i] = v

@@ -21,7 +21,8 @@ from typing import Any
 
 from .. import spec
 from ..backends import BY_NAME
-from .common import CKU_USER, EXIT_CHECK, EXIT_USAGE, Admin, CliError, add_secret_options, emit, secret, table
+from ..spec_ints import CKU_USER
+from .common import EXIT_CHECK, EXIT_USAGE, Admin, CliError, add_secret_options, emit, secret, table
 from .objects import _selectors, _template
 from .tokens import describe_object
 

@@ -36,7 +36,7 @@ from .common import (Admin, CliError, EXIT_CHECK, EXIT_USAGE, Progress, add_secr
 
 from ..errors import CryptokiError
 from ..spec import CKR_PIN_INCORRECT
-from .common import CKU_SO, CKU_USER
+from ..spec_ints import CKU_SO, CKU_USER
 
 FORMAT = "cryptoki-shim-token-backup"
 VERSION = 2  # 2: authenticated (mac); 1 had only a SHA-256, which anyone can recompute

@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .. import config as config_mod
 from .. import spec
+from ..spec_ints import CKF_RW_SESSION, CKF_SERIAL_SESSION
 from ..errors import CryptokiError
 
 EXIT_OK = 0
@@ -33,8 +34,7 @@ EXIT_CONFIG = 3      # the configuration is invalid
 EXIT_CHECK = 4       # a check found problems (doctor, audit verify, restore integrity)
 EXIT_BROKEN_PIPE = 141  # the reader of stdout went away (`list | head`): 128 + SIGPIPE, as a shell reports
 
-CKU_SO, CKU_USER = int(spec.CKU_SO), int(spec.CKU_USER)
-RW = int(spec.CKF_SERIAL_SESSION | spec.CKF_RW_SESSION)
+RW = CKF_SERIAL_SESSION | CKF_RW_SESSION
 
 
 class CliError(Exception):

@@ -23,7 +23,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from .. import spec
 from ..mechanisms import keys
-from .common import (CKU_USER, Admin, CliError, EXIT_USAGE, add_secret_options, emit, secret, table)
+from ..spec_ints import CKU_USER
+from .common import (Admin, CliError, EXIT_USAGE, add_secret_options, emit, secret, table)
 from .tokens import describe_object
 
 A = spec

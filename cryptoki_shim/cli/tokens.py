@@ -10,13 +10,26 @@ import argparse
 from typing import Any
 
 from .. import spec
-from .common import (CKU_SO, CKU_USER, Admin, CliError, EXIT_USAGE, Progress, add_secret_options, emit, hexid,
+from ..spec_ints import (
+    CKU_SO,
+    CKU_USER,
+    CKA_CLASS,
+    CKA_EXTRACTABLE,
+    CKA_ID,
+    CKA_KEY_TYPE,
+    CKA_LABEL,
+    CKA_PRIVATE,
+    CKA_SHIM_BACKEND,
+    CKO_PRIVATE_KEY,
+    CKO_PUBLIC_KEY,
+    CKO_SECRET_KEY,
+)
+from .common import (Admin, CliError, EXIT_USAGE, Progress, add_secret_options, emit, hexid,
                      secret, table, text)
 
-CKO_PROFILE = int(spec.CKO_PROFILE)
-BACKENDS = {int(spec.SHIM_BACKEND_SOFTWARE): "software", int(spec.SHIM_BACKEND_TPM): "tpm",
-            int(spec.SHIM_BACKEND_UPSTREAM): "upstream"}
-KEY_CLASSES = {int(spec.CKO_PRIVATE_KEY), int(spec.CKO_PUBLIC_KEY), int(spec.CKO_SECRET_KEY)}
+BACKENDS = {spec.SHIM_BACKEND_SOFTWARE: "software", spec.SHIM_BACKEND_TPM: "tpm",
+            spec.SHIM_BACKEND_UPSTREAM: "upstream"}
+KEY_CLASSES = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_SECRET_KEY}
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -104,22 +117,22 @@ def unlock_pin(args: argparse.Namespace) -> int:
 def describe_object(obj: Any) -> dict[str, Any]:
     """The public identity of an object: never a value of a key."""
     a = obj.attrs
-    cls = a.get(int(spec.CKA_CLASS))
+    cls = a.get(CKA_CLASS)
     row: dict[str, Any] = {
         "handle": obj.handle,
         "class": spec.cko_name(cls).removeprefix("CKO_") if cls is not None else None,
-        "label": text(a.get(int(spec.CKA_LABEL))),
-        "id": hexid(a.get(int(spec.CKA_ID))),
+        "label": text(a.get(CKA_LABEL)),
+        "id": hexid(a.get(CKA_ID)),
         "key_type": None, "backend": None,
         "unique_id": obj.unique_id,
-        "private": a.get(int(spec.CKA_PRIVATE)) is True,
+        "private": a.get(CKA_PRIVATE) is True,
     }
     if cls in KEY_CLASSES:
-        kt = a.get(int(spec.CKA_KEY_TYPE))
+        kt = a.get(CKA_KEY_TYPE)
         row["key_type"] = spec.ckk_name(kt).removeprefix("CKK_") if kt is not None else None
-        row["backend"] = BACKENDS.get(a.get(int(spec.CKA_SHIM_BACKEND), 0), "?")
-        if cls != int(spec.CKO_PUBLIC_KEY):
-            row["extractable"] = a.get(int(spec.CKA_EXTRACTABLE)) is True
+        row["backend"] = BACKENDS.get(a.get(CKA_SHIM_BACKEND, 0), "?")
+        if cls != CKO_PUBLIC_KEY:
+            row["extractable"] = a.get(CKA_EXTRACTABLE) is True
     return row
 
 

@@ -22,7 +22,8 @@ from ..mechanisms.registry import Mechanism, MechanismEntry
 from . import key_management
 from .object_functions import ObjectFunctions
 from .objects import Object
-from .operations import DIGEST_KEY, FINAL, ONESHOT, SessionState, Operation
+from .operations import DIGEST_KEY, SessionState, Operation
+from .states import FINAL, ONESHOT
 
 A = spec
 CKA_CLASS = int(A.CKA_CLASS)

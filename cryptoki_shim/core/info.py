@@ -9,10 +9,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 from .. import __version__, spec
+from ..spec_ints import (
+    CKF_LOGIN_REQUIRED,
+    CKF_RNG,
+    CKF_SO_PIN_COUNT_LOW,
+    CKF_SO_PIN_FINAL_TRY,
+    CKF_SO_PIN_LOCKED,
+    CKF_TOKEN_INITIALIZED,
+    CKF_TOKEN_PRESENT,
+    CKF_USER_PIN_COUNT_LOW,
+    CKF_USER_PIN_FINAL_TRY,
+    CKF_USER_PIN_INITIALIZED,
+    CKF_USER_PIN_LOCKED,
+    CKU_SO,
+    CKU_USER,
+    CK_EFFECTIVELY_INFINITE,
+    CK_UNAVAILABLE_INFORMATION,
+)
 from ..errors import CryptokiError
 
-CKU_SO = int(spec.CKU_SO)
-CKU_USER = int(spec.CKU_USER)
 
 if TYPE_CHECKING:
     from .module import Module, Slot
@@ -53,7 +68,7 @@ def slot_info(slot: "Slot") -> SlotInfo:
     return SlotInfo(
         description=slot.cfg.description,
         manufacturer=MANUFACTURER,
-        flags=int(spec.CKF_TOKEN_PRESENT),
+        flags=CKF_TOKEN_PRESENT,
         hardware_version=VERSION,
         firmware_version=VERSION,
     )
@@ -73,16 +88,16 @@ def token_info(module: "Module", slot: "Slot") -> TokenInfo:
     token = slot.token
     token.refresh()
     rec = token.record
-    flags = int(spec.CKF_RNG | spec.CKF_LOGIN_REQUIRED)
+    flags = CKF_RNG | CKF_LOGIN_REQUIRED
     if token.initialized:
-        flags |= int(spec.CKF_TOKEN_INITIALIZED)
+        flags |= CKF_TOKEN_INITIALIZED
         limit = token.cfg.max_pin_failures
-        flags |= _pin_flags(token.failures(CKU_SO), limit, int(spec.CKF_SO_PIN_COUNT_LOW),
-                            int(spec.CKF_SO_PIN_FINAL_TRY), int(spec.CKF_SO_PIN_LOCKED))
+        flags |= _pin_flags(token.failures(CKU_SO), limit, CKF_SO_PIN_COUNT_LOW,
+                            CKF_SO_PIN_FINAL_TRY, CKF_SO_PIN_LOCKED)
         if rec.user_pin is not None:
-            flags |= int(spec.CKF_USER_PIN_INITIALIZED)
-            flags |= _pin_flags(token.failures(CKU_USER), limit, int(spec.CKF_USER_PIN_COUNT_LOW),
-                                int(spec.CKF_USER_PIN_FINAL_TRY), int(spec.CKF_USER_PIN_LOCKED))
+            flags |= CKF_USER_PIN_INITIALIZED
+            flags |= _pin_flags(token.failures(CKU_USER), limit, CKF_USER_PIN_COUNT_LOW,
+                                CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_LOCKED)
     sessions = module.sessions_of(token)
     return TokenInfo(
         label=rec.label if token.initialized else b"",
@@ -90,13 +105,13 @@ def token_info(module: "Module", slot: "Slot") -> TokenInfo:
         model=slot.cfg.backend,
         serial=rec.serial if token.initialized else "",
         flags=flags,
-        max_sessions=int(spec.CK_EFFECTIVELY_INFINITE),
+        max_sessions=CK_EFFECTIVELY_INFINITE,
         sessions=len(sessions),
-        max_rw_sessions=int(spec.CK_EFFECTIVELY_INFINITE),
+        max_rw_sessions=CK_EFFECTIVELY_INFINITE,
         rw_sessions=sum(1 for s in sessions if s.rw),
         max_pin_len=token.cfg.max_pin_len,
         min_pin_len=token.cfg.min_pin_len,
-        memory=int(spec.CK_UNAVAILABLE_INFORMATION),
+        memory=CK_UNAVAILABLE_INFORMATION,
         hardware_version=VERSION,
         firmware_version=VERSION,
         utc_time="",

@@ -23,6 +23,7 @@ from .. import audit
 from .. import config as config_mod
 from .. import log as log_mod
 from .. import spec
+from ..spec_ints import CKF_RW_SESSION, CKF_SERIAL_SESSION, CKU_CONTEXT_SPECIFIC, CKU_SO, CKU_USER
 from ..errors import CryptokiError
 from . import states
 from .states import LOGIN_CONTEXT, LOGIN_EVENT, LOGOUT, OPENED, SESSION, IllegalMove, Refused
@@ -32,12 +33,6 @@ if TYPE_CHECKING:
     from .token import Token
 
 _log = logging.getLogger(__name__)
-
-CKU_SO = int(spec.CKU_SO)
-CKU_USER = int(spec.CKU_USER)
-CKU_CONTEXT_SPECIFIC = int(spec.CKU_CONTEXT_SPECIFIC)
-CKF_SERIAL_SESSION = int(spec.CKF_SERIAL_SESSION)
-CKF_RW_SESSION = int(spec.CKF_RW_SESSION)
 
 
 #: ``session.Session``, imported by the first C_OpenSession (see the module docstring).

@@ -10,24 +10,26 @@ from __future__ import annotations
 from typing import Any
 
 from .. import backends, spec
+from ..spec_ints import (
+    CKA_CLASS,
+    CKA_COPYABLE,
+    CKA_DESTROYABLE,
+    CKA_PRIVATE,
+    CKA_SHIM_BACKEND,
+    CKA_TOKEN,
+    CKO_PRIVATE_KEY,
+    CKO_PUBLIC_KEY,
+    CKO_SECRET_KEY,
+)
 from ..attributes import policy
 from ..attributes.policy import Origin
 from ..errors import CryptokiError
 from .objects import Object
-from .operations import FINAL, UPDATE, Operation, SessionState
+from .operations import Operation, SessionState
+from .states import FINAL, UPDATE
 from .states import OPERATION
 from .token import CKU_SO, CKU_USER
 
-CKA_TOKEN = int(spec.CKA_TOKEN)
-CKA_PRIVATE = int(spec.CKA_PRIVATE)
-CKA_CLASS = int(spec.CKA_CLASS)
-CKA_MODIFIABLE = int(spec.CKA_MODIFIABLE)
-CKA_COPYABLE = int(spec.CKA_COPYABLE)
-CKA_DESTROYABLE = int(spec.CKA_DESTROYABLE)
-CKA_SHIM_BACKEND = int(spec.CKA_SHIM_BACKEND)
-CKO_PRIVATE_KEY = int(spec.CKO_PRIVATE_KEY)
-CKO_SECRET_KEY = int(spec.CKO_SECRET_KEY)
-CKO_PUBLIC_KEY = int(spec.CKO_PUBLIC_KEY)
 KEY_CLASSES = (CKO_PRIVATE_KEY, CKO_SECRET_KEY, CKO_PUBLIC_KEY)
 FIND_BATCH_MAX = 1 << 20
 

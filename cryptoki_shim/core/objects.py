@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .. import spec
+from ..spec_ints import CKA_CLASS, CKA_PRIVATE, CKA_TOKEN
 
-CKA_CLASS = int(spec.CKA_CLASS)
-CKA_TOKEN = int(spec.CKA_TOKEN)
-CKA_PRIVATE = int(spec.CKA_PRIVATE)
 
 _handles = itertools.count(1)
 

@@ -20,17 +20,16 @@ from __future__ import annotations
 import _thread
 from typing import TYPE_CHECKING, Any
 
-from .. import audit, spec
+from .. import audit
+from ..spec_ints import CKF_RW_SESSION, CKR_USER_NOT_LOGGED_IN
 from ..errors import BufferTooSmall, CryptokiError
 from . import states
 from .objects import Object
-from .states import FINAL, IDLE, INIT, MULTIPART, ONESHOT, OPERATION, READY, STATE_OF, UPDATE, IllegalMove, Refused
+from .states import IDLE, INIT, ONESHOT, OPERATION, READY, STATE_OF, UPDATE, IllegalMove, Refused
 
 if TYPE_CHECKING:
     from .token import Token
 
-CKF_RW_SESSION = int(spec.CKF_RW_SESSION)
-CKR_USER_NOT_LOGGED_IN = int(spec.CKR_USER_NOT_LOGGED_IN)
 #: C_DigestKey feeds the digest like an update (``consume(kind, DIGEST_KEY, value)``).
 DIGEST_KEY = "digest_key"
 

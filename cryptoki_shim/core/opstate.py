@@ -35,7 +35,8 @@ from ..errors import CryptokiError
 from ..mechanisms import params as P
 from ..mechanisms import registry
 from ..mechanisms.registry import Mechanism
-from .operations import MULTIPART, Operation
+from .operations import Operation
+from .states import MULTIPART
 
 if TYPE_CHECKING:
     from .session import Session

@@ -18,10 +18,31 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from .. import spec
+from ..spec_ints import (
+    CKF_DECRYPT,
+    CKF_DIGEST,
+    CKF_ENCRYPT,
+    CKF_FIND_OBJECTS,
+    CKF_SIGN,
+    CKF_SIGN_RECOVER,
+    CKF_VERIFY,
+    CKF_VERIFY_RECOVER,
+    CKR_OPERATION_ACTIVE as _ACTIVE,
+    CKR_OPERATION_NOT_INITIALIZED,
+    CKR_SESSION_READ_ONLY_EXISTS as _RO_EXISTS,
+    CKR_SESSION_READ_WRITE_SO_EXISTS,
+    CKR_USER_ALREADY_LOGGED_IN as _ALREADY,
+    CKR_USER_ANOTHER_ALREADY_LOGGED_IN as _ANOTHER,
+    CKR_USER_NOT_LOGGED_IN as _NOT_LOGGED_IN,
+    CKS_RO_PUBLIC_SESSION as RO_PUBLIC,
+    CKS_RO_USER_FUNCTIONS as RO_USER,
+    CKS_RW_PUBLIC_SESSION as RW_PUBLIC,
+    CKS_RW_SO_FUNCTIONS as RW_SO,
+    CKS_RW_USER_FUNCTIONS as RW_USER,
+    CKU_SO,
+    CKU_USER,
+)
 from ..errors import CryptokiError
-
-CKU_SO = int(spec.CKU_SO)
-CKU_USER = int(spec.CKU_USER)
 
 
 class Refused(NamedTuple):
@@ -53,11 +74,6 @@ def move(table: dict[Any, dict[str, Any]], state: Any, event: str) -> Any:
 
 # ---------------------------------------------------------------------- sessions and login
 
-RO_PUBLIC = int(spec.CKS_RO_PUBLIC_SESSION)
-RO_USER = int(spec.CKS_RO_USER_FUNCTIONS)
-RW_PUBLIC = int(spec.CKS_RW_PUBLIC_SESSION)
-RW_USER = int(spec.CKS_RW_USER_FUNCTIONS)
-RW_SO = int(spec.CKS_RW_SO_FUNCTIONS)
 SESSION_STATES = (RO_PUBLIC, RO_USER, RW_PUBLIC, RW_USER, RW_SO)
 
 #: Events on the application's login state, applied to every session it has on the token:
@@ -65,10 +81,6 @@ SESSION_STATES = (RO_PUBLIC, RO_USER, RW_PUBLIC, RW_USER, RW_SO)
 LOGIN_USER, LOGIN_SO, LOGIN_CONTEXT, LOGOUT = "login_user", "login_so", "login_context", "logout"
 SESSION_EVENTS = (LOGIN_USER, LOGIN_SO, LOGIN_CONTEXT, LOGOUT)
 
-_NOT_LOGGED_IN = int(spec.CKR_USER_NOT_LOGGED_IN)
-_ALREADY = int(spec.CKR_USER_ALREADY_LOGGED_IN)
-_ANOTHER = int(spec.CKR_USER_ANOTHER_ALREADY_LOGGED_IN)
-_RO_EXISTS = int(spec.CKR_SESSION_READ_ONLY_EXISTS)
 
 #: session state -> event -> state after, or Refused (§5.6 session state diagrams; C_Login:
 #: an SO login needs every session R/W, CKR_SESSION_READ_ONLY_EXISTS; a context-specific login
@@ -95,7 +107,7 @@ OPENED: dict[tuple[int | None, bool], Any] = {
     (None, True): RW_PUBLIC,
     (CKU_USER, False): RO_USER,
     (CKU_USER, True): RW_USER,
-    (CKU_SO, False): Refused(int(spec.CKR_SESSION_READ_WRITE_SO_EXISTS), None),  # no session opened
+    (CKU_SO, False): Refused(CKR_SESSION_READ_WRITE_SO_EXISTS, None),  # no session opened
     (CKU_SO, True): RW_SO,
 }
 LOGIN_EVENT = {CKU_USER: LOGIN_USER, CKU_SO: LOGIN_SO}  # C_Login's user type -> event
@@ -136,8 +148,7 @@ INIT, ONESHOT, UPDATE, FINAL = "init", "oneshot", "update", "final"
 TOO_SMALL, FAILED, CANCEL = "too_small", "failed", "cancel"
 OPERATION_EVENTS = (INIT, ONESHOT, UPDATE, FINAL, TOO_SMALL, FAILED, CANCEL, LOGOUT)
 
-_NOT_INITIALIZED = Refused(int(spec.CKR_OPERATION_NOT_INITIALIZED), IDLE)
-_ACTIVE = int(spec.CKR_OPERATION_ACTIVE)
+_NOT_INITIALIZED = Refused(CKR_OPERATION_NOT_INITIALIZED, IDLE)
 
 #: operation state -> event -> state after, or Refused (DESIGN §3, §5.2):
 #: * one-shot and multi-part calls do not mix: a one-shot call after an update is refused with
@@ -159,12 +170,12 @@ OPERATION: dict[str, dict[str, Any]] = {
 #: its final. C_DigestKey is a digest update. Sign/verify with recovery are never started here
 #: (no mechanism offers them); cancelling them is a no-op.
 KINDS: dict[str, tuple[int, tuple[str, ...]]] = {
-    "encrypt": (int(spec.CKF_ENCRYPT), (ONESHOT, UPDATE, FINAL)),
-    "decrypt": (int(spec.CKF_DECRYPT), (ONESHOT, UPDATE, FINAL)),
-    "digest": (int(spec.CKF_DIGEST), (ONESHOT, UPDATE, FINAL)),
-    "sign": (int(spec.CKF_SIGN), (ONESHOT, UPDATE, FINAL)),
-    "sign_recover": (int(spec.CKF_SIGN_RECOVER), ()),
-    "verify": (int(spec.CKF_VERIFY), (ONESHOT, UPDATE, FINAL)),
-    "verify_recover": (int(spec.CKF_VERIFY_RECOVER), ()),
-    "find": (int(spec.CKF_FIND_OBJECTS), (UPDATE, FINAL)),
+    "encrypt": (CKF_ENCRYPT, (ONESHOT, UPDATE, FINAL)),
+    "decrypt": (CKF_DECRYPT, (ONESHOT, UPDATE, FINAL)),
+    "digest": (CKF_DIGEST, (ONESHOT, UPDATE, FINAL)),
+    "sign": (CKF_SIGN, (ONESHOT, UPDATE, FINAL)),
+    "sign_recover": (CKF_SIGN_RECOVER, ()),
+    "verify": (CKF_VERIFY, (ONESHOT, UPDATE, FINAL)),
+    "verify_recover": (CKF_VERIFY_RECOVER, ()),
+    "find": (CKF_FIND_OBJECTS, (UPDATE, FINAL)),
 }

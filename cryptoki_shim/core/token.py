@@ -14,9 +14,19 @@ import logging
 import os
 import threading
 import uuid
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from .. import audit, backends, spec
+from ..spec_ints import (
+    CKA_PRIVATE,
+    CKA_TRUSTED,
+    CKA_UNIQUE_ID,
+    CKP_AUTHENTICATION_TOKEN,
+    CKP_BASELINE_PROVIDER,
+    CKP_EXTENDED_PROVIDER,
+    CKU_SO,
+    CKU_USER,
+)
 from ..attributes import codec, policy
 from ..config import SlotConfig
 from ..errors import CryptokiError
@@ -30,14 +40,8 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-CKU_SO = int(spec.CKU_SO)
-CKU_USER = int(spec.CKU_USER)
-CKA_UNIQUE_ID = int(spec.CKA_UNIQUE_ID)
-CKA_PRIVATE = int(spec.CKA_PRIVATE)
-CKA_CLASS = int(spec.CKA_CLASS)
-CKA_TRUSTED = int(spec.CKA_TRUSTED)
 #: CKO_PROFILE objects every token publishes: what a client may rely on (PKCS#11 Profiles 3.0).
-PROFILES = (int(spec.CKP_BASELINE_PROVIDER), int(spec.CKP_EXTENDED_PROVIDER), int(spec.CKP_AUTHENTICATION_TOKEN))
+PROFILES = (CKP_BASELINE_PROVIDER, CKP_EXTENDED_PROVIDER, CKP_AUTHENTICATION_TOKEN)
 
 
 class Token:
@@ -188,13 +192,6 @@ class Token:
         """Private objects are visible to the normal user only (§4.4.1): the one rule, for
         searches and for every handle lookup (``find_object``)."""
         return obj.attrs.get(CKA_PRIVATE) is not True or self.login_user == CKU_USER
-
-    def all_objects(self) -> Iterable[Object]:
-        """A snapshot: another thread's create/destroy must not change the dicts under a search
-        ("dictionary changed size during iteration" was a CKR_GENERAL_ERROR)."""
-        self.refresh()
-        with self.lock:
-            return [*self.objects.values(), *self.session_objects.values(), *self.profile_objects.values()]
 
     def search(self, template: list[tuple[int, Any]]) -> list[int]:
         """Handles of the visible objects matching every attribute of ``template``; token
