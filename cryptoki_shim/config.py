@@ -125,22 +125,31 @@ slot numbers in 32-bit ints (Java's SunPKCS11 ``slot``). An id above 2**64 - 1 p
 ``config-check`` and then failed C_GetSlotList (issue 15, item 12)."""
 
 
+def _slot_default(name: str) -> Any:
+    return SLOT_KEYS[name].default
+
+
 @dataclass(frozen=True)
 class SlotConfig:
+    """One ``[[slots]]`` entry: a field per ``SLOT_KEYS`` key (typed, for the code that reads
+    it) whose default is that key's, plus one per ``SUBTABLES`` sub-table (its keys with their
+    defaults filled in, or None when the slot has none). SLOT_KEYS is the one place a key is
+    declared; tests/test_config.py checks the fields follow it."""
+
     id: int
-    description: str = SLOT_KEYS["description"].default
-    backend: str = "software"
-    kdf_cost: str = "default"
-    max_pin_failures: int = 10
-    min_pin_len: int = 4
-    max_pin_len: int = 255
-    profile_objects: bool = True
+    description: str = _slot_default("description")
+    backend: str = _slot_default("backend")
+    kdf_cost: str = _slot_default("kdf_cost")
+    max_pin_failures: int = _slot_default("max_pin_failures")
+    min_pin_len: int = _slot_default("min_pin_len")
+    max_pin_len: int = _slot_default("max_pin_len")
+    profile_objects: bool = _slot_default("profile_objects")
     #: Issue 15 item 2 (core/key_management.py rules D1/D2): the derivations that copy bits of
     #: a protected base key, and short keys from one, are refused unless this is set.
-    weak_derivation: bool = False
+    weak_derivation: bool = _slot_default("weak_derivation")
     #: Issue 25 item 4 (core/object_functions.held_by_caller): TRUE restores CKA_PRIVATE=TRUE
     #: as the default of caller-supplied session objects in a public session.
-    strict_private_default: bool = False
+    strict_private_default: bool = _slot_default("strict_private_default")
     tpm: dict[str, Any] | None = None
     upstream: dict[str, Any] | None = None
 

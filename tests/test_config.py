@@ -186,3 +186,16 @@ def test_reference_lists_every_key():
     for section, keys in [*config.SECTIONS.items(), ("slots", config.SLOT_KEYS), *config.SUBTABLES.items()]:
         for name in keys:
             assert f"| `{name}` |" in text, (section, name)
+
+
+def test_slot_config_follows_slot_keys():
+    """SlotConfig has a field per SLOT_KEYS key (defaults taken from there) and per sub-table:
+    a key added to SLOT_KEYS without its field fails here, not in SlotConfig(**values)."""
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(config.SlotConfig)}
+    assert list(fields) == [*config.SLOT_KEYS, *config.SUBTABLES]
+    for name, key in config.SLOT_KEYS.items():
+        if name != "id":  # required: no default
+            assert fields[name].default == key.default, name
+    assert config.parse("", "<defaults>").slots == (config.SlotConfig(id=0),)
