@@ -71,8 +71,8 @@ class Backend(abc.ABC):
         slot whose keys go here; None: not offered (left out of C_GetMechanismList)."""
         return entry.min_key_size, entry.max_key_size, entry.flags
 
-    def destroyed(self, key: Any) -> None:
+    def destroyed(self, key: Any) -> None:  # noqa: B027  (a hook: nothing to do unless overridden)
         """The key object was destroyed (an upstream backend deletes its upstream object)."""
 
-    def logged_out(self) -> None:
+    def logged_out(self) -> None:  # noqa: B027  (a hook: nothing to do unless overridden)
         """The application logged out of the token: drop cached secrets (a TPM unseal cache)."""

@@ -276,6 +276,8 @@ class TpmBackend(Backend):
             if kind != "sign":
                 raise CryptokiError(S.CKR_KEY_FUNCTION_NOT_PERMITTED, "EC keys do not decrypt")
             return ec_family.external_sign_context(entry, _TpmEcdsaSigner(self, key, (public.curve.key_size + 7) // 8))
+        if not isinstance(public, pyca_rsa.RSAPublicKey):
+            raise CryptokiError(S.CKR_KEY_TYPE_INCONSISTENT, "a TPM-resident key is ECDSA or RSA")
         if kind == "sign":
             return rsa_family.external_sign_context(entry, param, public, _TpmRsa(self, key))
         return rsa_family.external_decrypt_context(entry, param, public, _TpmRsa(self, key))

@@ -528,10 +528,10 @@ class AesMacData(EntryData):
     length: int
 
 
-def _mac(entry: MechanismEntry, param: Any, key: KeyView) -> tuple[Callable[[], Any], int]:
+def _mac(entry: MechanismEntry[AesMacData], param: Any, key: KeyView) -> tuple[Callable[[], Any], int]:
     """(factory of a fresh MAC object, output length) for an AES MAC mechanism."""
     algo = aes_algorithm(key)
-    data: AesMacData = entry.data  # type: ignore[assignment]
+    data = entry.data
     length = data.length if data.length else _general_length(param)
     if data.cmac:
         return (lambda: cmac.CMAC(algo)), length

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -174,7 +174,7 @@ class EcdsaData(EntryData):
         return self.hash is None
 
 
-def external_sign_context(entry: MechanismEntry, signer: Any) -> SignContext:
+def external_sign_context(entry: MechanismEntry[EcdsaData], signer: Any) -> SignContext:
     """A sign context of an ECDSA mechanism around a backend's own ``signer`` (``sign(digest)
     -> r||s``, ``size``): the mechanism's running hash (or none, CKM_ECDSA) is the family's
     business, the private-key operation the backend's (the TPM's resident keys)."""
@@ -185,17 +185,18 @@ def external_sign_context(entry: MechanismEntry, signer: Any) -> SignContext:
 class EcFamily(Family):
     __slots__ = ()
 
-    def sign_init(self, entry: MechanismEntry, param: Any, key: Any) -> SignContext:
+    def sign_init(self, entry: MechanismEntry[EcdsaData], param: Any, key: Any) -> SignContext:
         algorithm = entry.data.hash
         return SignContext(_signer(key, True, algorithm), hash_accumulator(algorithm)() if algorithm else None)
 
-    def verify_init(self, entry: MechanismEntry, param: Any, key: Any) -> VerifyContext:
+    def verify_init(self, entry: MechanismEntry[EcdsaData], param: Any, key: Any) -> VerifyContext:
         algorithm = entry.data.hash
         return VerifyContext(_signer(key, False, algorithm), hash_accumulator(algorithm)() if algorithm else None)
 
     def generate_key_pair(
-        self, entry: MechanismEntry, param: Any, pub_template: dict, priv_template: dict
-    ) -> tuple[dict, dict]:
+        self, entry: MechanismEntry[KeyGenData], param: Any, pub_template: Mapping[int, Any],
+        priv_template: Mapping[int, Any]
+    ) -> tuple[dict[int, Any], dict[int, Any]]:
         """CKM_EC_KEY_PAIR_GEN, CKM_EC_EDWARDS_KEY_PAIR_GEN, CKM_EC_MONTGOMERY_KEY_PAIR_GEN
         (spec §2.3.11-2.3.13). Both objects keep the caller's CKA_EC_PARAMS encoding (oId or
         curveName) so that what the client asked for is what it reads back."""

@@ -130,7 +130,8 @@ class SecretKeyGen(Family):
     CKR_KEY_SIZE_RANGE.
     """
 
-    def generate_key(self, entry: MechanismEntry, param: Any, template: Mapping[int, Any]) -> dict[int, Any]:
+    def generate_key(self, entry: MechanismEntry[KeyGenData], param: Any,
+                     template: Mapping[int, Any]) -> dict[int, Any]:
         key_type = entry.data.key_type
         requested = template.get(CKA_KEY_TYPE)
         if requested is not None and requested != key_type:

@@ -98,7 +98,7 @@ class HmacData(EntryData):
     general: bool
 
 
-def _keyed(entry: MechanismEntry, key: Any) -> Any:
+def _keyed(entry: MechanismEntry[HmacData], key: Any) -> Any:
     """A fresh HMAC state for ``key``, copied from the one prepared in the key's cache."""
     algorithm = entry.data.hash
     slot = ("hmac", algorithm.name)
@@ -133,7 +133,7 @@ class _PycaPrepared:
         return running.finalize()
 
 
-def _mac_length(entry: MechanismEntry, param: Any) -> int:
+def _mac_length(entry: MechanismEntry[HmacData], param: Any) -> int:
     data = entry.data
     size = data.hash.digest_size
     if not data.general:
@@ -220,11 +220,11 @@ class HmacVerifyContext(HmacSignContext):
 class HmacFamily(Family):
     __slots__ = ()
 
-    def sign_init(self, entry: MechanismEntry, param: Any, key: Any) -> HmacSignContext:
+    def sign_init(self, entry: MechanismEntry[HmacData], param: Any, key: Any) -> HmacSignContext:
         length = _mac_length(entry, param)
         return HmacSignContext(_keyed(entry, key), length)
 
-    def verify_init(self, entry: MechanismEntry, param: Any, key: Any) -> HmacVerifyContext:
+    def verify_init(self, entry: MechanismEntry[HmacData], param: Any, key: Any) -> HmacVerifyContext:
         length = _mac_length(entry, param)
         return HmacVerifyContext(_keyed(entry, key), length)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, NamedTuple, Protocol
+from typing import Any, Callable, Generic, Mapping, NamedTuple, Protocol, TypeVar
 
 from ..errors import CryptokiError
 
@@ -140,8 +140,11 @@ class KeyGenData(EntryData):
     key_type: int
 
 
+D = TypeVar("D", bound=EntryData)
+
+
 @dataclass(frozen=True)
-class MechanismEntry:
+class MechanismEntry(Generic[D]):
     """One mechanism: what ``C_GetMechanismInfo`` reports and what the core checks.
 
     ``min_key_size``/``max_key_size`` are in the unit the spec gives for the mechanism
@@ -149,7 +152,8 @@ class MechanismEntry:
     the mechanism accepts (empty for digests and key generation without a key).
     ``param`` is the parameter kind: ``None`` (no parameter), ``bytes`` (an IV or other
     plain byte string), or a dataclass type from ``mechanisms.params``. ``data`` is the
-    family's own typed description of the mechanism (``EntryData``).
+    family's own typed description of the mechanism (``EntryData``); a family's functions
+    name it in their signature (``MechanismEntry[RsaData]``).
     """
 
     mechanism: int
@@ -160,7 +164,7 @@ class MechanismEntry:
     key_types: frozenset[int] = field(default_factory=frozenset)
     param: Any = None
     param_optional: bool = False
-    data: EntryData = NO_DATA
+    data: D = NO_DATA
 
 
 _REGISTRY: dict[int, MechanismEntry] = {}

@@ -24,7 +24,7 @@ import logging
 import os
 import secrets
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -323,7 +323,7 @@ class _PrehashedSigner:
             raise CryptokiError(CKR_SIGNATURE_INVALID, "RSA signature does not verify") from None
 
 
-def pss_params(entry: MechanismEntry, param: Any, key_bits: int) -> tuple[type[hashes.HashAlgorithm],
+def pss_params(entry: MechanismEntry[RsaData], param: Any, key_bits: int) -> tuple[type[hashes.HashAlgorithm],
                                                                     type[hashes.HashAlgorithm], int]:
     """(hash, MGF1 hash, salt length) of a CK_RSA_PKCS_PSS_PARAMS, checked (spec §2.1.15):
     for the hashing mechanisms hashAlg must be the mechanism's own hash; sLen must fit a key
@@ -348,7 +348,7 @@ def _pss_padding(entry: MechanismEntry, param: Any, key: Any) -> tuple[padding.P
     return padding.PSS(mgf=padding.MGF1(mgf()), salt_length=salt_len), algorithm
 
 
-def _signer(entry: MechanismEntry, param: Any, view: Any, private: bool) -> tuple[Any, Any]:
+def _signer(entry: MechanismEntry[RsaData], param: Any, view: Any, private: bool) -> tuple[Any, Any]:
     """(signer, accumulator factory or None) for one sign/verify operation.
 
     Signers hold no operation state, so for parameterless mechanisms (PKCS#1 v1.5 with a
@@ -364,8 +364,8 @@ def _signer(entry: MechanismEntry, param: Any, view: Any, private: bool) -> tupl
     return _make_signer(entry, param, view, private)
 
 
-def _make_signer(entry: MechanismEntry, param: Any, view: Any, private: bool) -> tuple[Any, Any]:
-    data: RsaData = entry.data  # type: ignore[assignment]
+def _make_signer(entry: MechanismEntry[RsaData], param: Any, view: Any, private: bool) -> tuple[Any, Any]:
+    data = entry.data
     scheme = data.scheme
     if scheme is RsaScheme.PKCS:
         return _Pkcs1RawSigner(view, private), None
@@ -404,7 +404,7 @@ def _oaep_padding(param: Any) -> tuple[padding.OAEP, int]:
     return padding.OAEP(mgf=padding.MGF1(mgf()), algorithm=algorithm(), label=label), algorithm.digest_size
 
 
-def _encryptor(entry: MechanismEntry, param: Any, view: Any) -> CipherContext:
+def _encryptor(entry: MechanismEntry[RsaData], param: Any, view: Any) -> CipherContext:
     key = _public(view)
     k = _k(key)
     scheme = entry.data.scheme
@@ -434,7 +434,7 @@ def _encryptor(entry: MechanismEntry, param: Any, view: Any) -> CipherContext:
     return CipherContext(encrypt, k)
 
 
-def _decryptor(entry: MechanismEntry, param: Any, view: Any) -> CipherContext:
+def _decryptor(entry: MechanismEntry[RsaData], param: Any, view: Any) -> CipherContext:
     key = _private(view)
     k = _k(key)
     scheme = entry.data.scheme
@@ -532,9 +532,9 @@ class _EncodedSigner:
         raise CryptokiError(CKR_KEY_TYPE_INCONSISTENT, "a private key's backend signs, it does not verify")
 
 
-def _encoder(entry: MechanismEntry, param: Any, bits: int) -> Callable[[bytes], bytes]:
+def _encoder(entry: MechanismEntry[RsaData], param: Any, bits: int) -> Callable[[bytes], bytes]:
     """The EMSA of a signature mechanism for a key of ``bits``, parameters checked now."""
-    data: RsaData = entry.data  # type: ignore[assignment]
+    data = entry.data
     k = (bits + 7) // 8
     scheme = data.scheme
     if scheme is RsaScheme.PKCS:
@@ -562,7 +562,7 @@ def _encoder(entry: MechanismEntry, param: Any, bits: int) -> Callable[[bytes], 
     raise not_supported(entry, "sign")
 
 
-def external_sign_context(entry: MechanismEntry, param: Any, public: rsa.RSAPublicKey,
+def external_sign_context(entry: MechanismEntry[RsaData], param: Any, public: rsa.RSAPublicKey,
                           ops: RsaPrivateOps) -> SignContext:
     """A sign context of any RSA signature mechanism on a key whose private operation a
     backend does (``ops.raw_sign``): the running hash, the encoding and the checks are ours."""
@@ -572,13 +572,14 @@ def external_sign_context(entry: MechanismEntry, param: Any, public: rsa.RSAPubl
     return SignContext(signer, hash_accumulator(hashed)() if hashed is not None else None)
 
 
-def external_decrypt_context(entry: MechanismEntry, param: Any, public: rsa.RSAPublicKey,
+def external_decrypt_context(entry: MechanismEntry[RsaData], param: Any, public: rsa.RSAPublicKey,
                              ops: RsaPrivateOps) -> CipherContext:
     """A decrypt context of an RSA mechanism on a key whose private operations a backend
     does: PKCS#1 v1.5 and OAEP unpadding stay the backend's (``ops``), raw RSA is
     ``ops.raw_decrypt``; the ciphertext must be k bytes."""
     k = (public.key_size + 7) // 8
     scheme = entry.data.scheme
+    fn: Callable[[bytes], bytes]
     if scheme is RsaScheme.PKCS:
         fn = ops.pkcs1_decrypt
     elif scheme is RsaScheme.OAEP:
@@ -605,23 +606,24 @@ def external_decrypt_context(entry: MechanismEntry, param: Any, public: rsa.RSAP
 class RsaFamily(EncryptionWrap):
     __slots__ = ()
 
-    def sign_init(self, entry: MechanismEntry, param: Any, key: Any) -> SignContext:
+    def sign_init(self, entry: MechanismEntry[RsaData], param: Any, key: Any) -> SignContext:
         signer, acc = _signer(entry, param, key, private=True)
         return SignContext(signer, acc() if acc else None)
 
-    def verify_init(self, entry: MechanismEntry, param: Any, key: Any) -> VerifyContext:
+    def verify_init(self, entry: MechanismEntry[RsaData], param: Any, key: Any) -> VerifyContext:
         signer, acc = _signer(entry, param, key, private=False)
         return VerifyContext(signer, acc() if acc else None)
 
-    def encrypt_init(self, entry: MechanismEntry, param: Any, key: Any) -> CipherContext:
+    def encrypt_init(self, entry: MechanismEntry[RsaData], param: Any, key: Any) -> CipherContext:
         return _encryptor(entry, param, key)
 
-    def decrypt_init(self, entry: MechanismEntry, param: Any, key: Any) -> CipherContext:
+    def decrypt_init(self, entry: MechanismEntry[RsaData], param: Any, key: Any) -> CipherContext:
         return _decryptor(entry, param, key)
 
     def generate_key_pair(
-        self, entry: MechanismEntry, param: Any, pub_template: dict, priv_template: dict
-    ) -> tuple[dict, dict]:
+        self, entry: MechanismEntry[KeyGenData], param: Any, pub_template: Mapping[int, Any],
+        priv_template: Mapping[int, Any]
+    ) -> tuple[dict[int, Any], dict[int, Any]]:
         """CKM_RSA_PKCS_KEY_PAIR_GEN (spec §2.1.6): CKA_MODULUS_BITS from the public template,
         CKA_PUBLIC_EXPONENT optional (65537). pyca/OpenSSL generate only e = 65537 or 3."""
         bits = pub_template.get(CKA_MODULUS_BITS)
