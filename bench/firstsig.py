@@ -29,7 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
 from pathlib import Path
 
 from bench.__main__ import LABEL, LIB, PIN, ROOT, SO_PIN, SOFTHSM, fresh_tokens

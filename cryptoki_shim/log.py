@@ -44,7 +44,7 @@ class _FileHandler(_Quiet, PrivateFileHandler):
     """The log file (0600 when we create it, see private_files)."""
 
 
-class _StderrHandler(_Quiet, logging.StreamHandler):  # type: ignore[type-arg]
+class _StderrHandler(_Quiet, logging.StreamHandler):
     """CRYPTOKI_SHIM_LOG=stderr: the process's real stderr, asked for explicitly (not
     ``sys.stderr``, which is our own sink in a C host: see abi.isolation)."""
 

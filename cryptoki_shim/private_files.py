@@ -72,6 +72,6 @@ class PrivateFileHandler(logging.FileHandler):
     def __init__(self, path: str) -> None:
         super().__init__(path, delay=True)
 
-    def _open(self):  # type: ignore[override]
+    def _open(self):
         fd = open_private(Path(self.baseFilename), os.O_WRONLY | os.O_APPEND)
         return open(fd, "a", encoding=self.encoding, errors=self.errors)

@@ -827,18 +827,20 @@ _simple_enum = getattr(enum, "_simple_enum", None)
 def _build(fam: str) -> type[IntEnum]:
     """Create family ``fam``'s IntEnum once and publish it and its members as globals."""
     with _BUILD_LOCK:  # two threads must not create two distinct classes
-        cls = globals().get(fam)
-        if cls is None:
-            doc, members = _FAMILIES[fam]
-            if _simple_enum is not None:
-                body: dict[str, Any] = dict(members)
-                body.update(__doc__=doc, __module__=__name__, __qualname__=fam)
-                cls = _simple_enum(IntEnum)(type(fam, (), body))
-            else:
-                cls = IntEnum(fam, members, module=__name__, qualname=fam)  # type: ignore[misc]
-                cls.__doc__ = doc
-            globals().update(cls.__members__)
-            globals()[fam] = cls
+        built: type[IntEnum] | None = globals().get(fam)
+        if built is not None:
+            return built
+        doc, members = _FAMILIES[fam]
+        cls: type[IntEnum]
+        if _simple_enum is not None:
+            body: dict[str, Any] = dict(members)
+            body.update(__doc__=doc, __module__=__name__, __qualname__=fam)
+            cls = _simple_enum(IntEnum)(type(fam, (), body))
+        else:
+            cls = IntEnum(fam, members, module=__name__, qualname=fam)  # type: ignore[misc, no-redef]
+            cls.__doc__ = doc
+        globals().update(cls.__members__)
+        globals()[fam] = cls
         return cls
 
 

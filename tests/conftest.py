@@ -7,7 +7,6 @@ independent and never touch a user's real store.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 

@@ -727,7 +727,6 @@ def _extract_param(first_bit: int) -> bytes:
 
 def test_extract_key_from_key(token: P11, user_session: int) -> None:
     """§2.43 "Extraction of one key from another key" with CK_EXTRACT_PARAMS (a CK_ULONG)."""
-    from p11 import ffi
     s = user_session
     base = token.create(s, secret(S.CKK_GENERIC_SECRET, bytes.fromhex("329F84A9"), derive=True, sensitive=False,
                                   extractable=True))

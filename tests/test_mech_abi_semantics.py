@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from cryptoki_shim import spec as S
 from p11 import P11, Template, ffi, raises_ckr
-from test_mech_abi import aes_key, ec_pair, rsa_pair
+from test_mech_abi import aes_key, ec_pair
 from vectors_abi import CURVE_OIDS, Params, secret, usage, wrap
 
 MSG = b"semantics" * 10

@@ -7,7 +7,6 @@ Every test starts from a finalized module on its own store (``CRYPTOKI_SHIM_CONF
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Iterator
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from cryptoki_shim import spec
 from p11 import P11, SO_PIN, USER_PIN, ffi, write_config

@@ -47,9 +47,9 @@ def test_family_is_not_built_before_use_and_globals_follow() -> None:
     assert vars(copy)["CKM_AES_GCM"] is value is copy.CKM.CKM_AES_GCM
     assert "CKM_AES_GCM" in dir(fresh_spec(True))
     with pytest.raises(AttributeError):
-        copy.CKM_NO_SUCH_MECHANISM
+        _ = copy.CKM_NO_SUCH_MECHANISM
     with pytest.raises(AttributeError):
-        copy.CKMX
+        _ = copy.CKMX
 
 
 def test_concurrent_first_use_builds_one_class() -> None:

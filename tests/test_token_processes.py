@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from cryptoki_shim import spec
-from p11 import P11, raises_ckr
+from p11 import raises_ckr
 
 SO_PIN, USER_PIN = b"12345678", b"1234"  # as the conftest fixture `token` sets them
 

@@ -87,7 +87,7 @@ def test_reinit_with_right_so_pin_wipes_objects_keeps_slot(token):
 def test_reinit_with_wrong_so_pin(token):
     s = token.open(0)
     token.login(s, USER_PIN)
-    h = token.create(s, DATA)
+    token.create(s, DATA)
     token.close(s)
     with raises_ckr(spec.CKR_PIN_INCORRECT):
         token.init_token(0, b"87654321", "x")
@@ -252,7 +252,7 @@ def test_set_pin_data_survives(token, user_session):
 
 def test_default_limit_is_ten(token):
     s = token.open(0)
-    for i in range(9):
+    for _ in range(9):
         with raises_ckr(spec.CKR_PIN_INCORRECT):
             token.login(s, b"0000")
     assert flags(token) & spec.CKF_USER_PIN_FINAL_TRY

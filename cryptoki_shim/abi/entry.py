@@ -210,15 +210,6 @@ class _Attacher:
 _attacher: _Attacher | None = None
 
 
-def load_all() -> None:
-    """Import every entry module now and attach every entry (tests, and hosts that want it)."""
-    if _attacher is not None:
-        _attacher.complete_all()
-    else:
-        for module in ENTRY_MODULES:
-            importlib.import_module(f"{__package__}.{module}")
-
-
 def install(ffi: Any, lib: Any, names: list[str], site_dirs: list[str] | None = None) -> None:
     """Attach an implementation, a loader or NOT_SUPPORTED to every ``py_<name>``.
 

@@ -211,8 +211,8 @@ def silence_output(owns_interpreter: bool) -> None:
     """Keep every report of ours off the host's stdout/stderr (see the module docstring)."""
     log = logging.getLogger("cryptoki_shim.unraisable")
     if owns_interpreter:
-        sys.stdout = _LogSink("stdout")  # type: ignore[assignment]
-        sys.stderr = _LogSink("stderr")  # type: ignore[assignment]
+        sys.stdout = _LogSink("stdout")
+        sys.stderr = _LogSink("stderr")
         logging.raiseExceptions = False  # our interpreter: logging's own errors stay quiet
 
         def hook(unraisable: Any) -> None:

@@ -32,7 +32,6 @@ from .. import runtime
 from . import limits
 from .limits import Limit
 
-ULONG_SIZE = 8
 _DECODE_ARRAY = codec.decoder(spec.CKA_WRAP_TEMPLATE)  # the nested-template kind
 
 
@@ -65,7 +64,7 @@ def deliver(p_buf: Any, p_len: Any, producer: Producer, kind: str = "", step: st
     if result.__class__ is int:
         p_len[0] = result
         return
-    n = len(result)
+    n = len(result)  # type: ignore[arg-type]  # bytes: the __class__ test above (mypy narrows on isinstance only)
     if capacity is not None and n > capacity:  # a producer that did not check
         p_len[0] = n
         raise BufferTooSmall(n)

@@ -16,7 +16,9 @@ from .codec import check_value, decode, encode, kind
 _POLICY = ("Origin", "build_object", "build_profile", "check_set", "has_attribute", "readable",
            "schema_of", "sealed_types")
 
-__all__ = ["kind", "decode", "encode", "check_value", *_POLICY]
+__all__ = ["kind", "decode", "encode", "check_value",  # and _POLICY's names:
+           "Origin", "build_object", "build_profile", "check_set", "has_attribute", "readable",
+           "schema_of", "sealed_types"]
 
 
 def __getattr__(name: str) -> Any:

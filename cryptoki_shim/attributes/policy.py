@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping
 
 from cryptography.hazmat.primitives import hashes
 
-from .. import spec
+from .. import der, spec
 from ..errors import CryptokiError
 from . import codec
 from .tables import (
@@ -199,17 +199,6 @@ _KCV: dict[int, Callable[[bytes], bytes]] = {
 }
 
 
-def _der_integer(n: int) -> bytes:
-    body = n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big", signed=True)
-    length = len(body)
-    if length < 0x80:
-        head = bytes((length,))
-    else:
-        lb = length.to_bytes((length.bit_length() + 7) // 8, "big")
-        head = bytes((0x80 | len(lb),)) + lb
-    return b"\x02" + head + body
-
-
 def _fill_certificate(obj: dict[int, Any], template: Mapping[int, Any]) -> None:
     """X.509 certificate: fields from CKA_VALUE, CKA_CHECK_VALUE (4.6.1, 4.6.3)."""
     value: bytes = obj.get(spec.CKA_VALUE, b"")
@@ -231,7 +220,7 @@ def _fill_certificate(obj: dict[int, Any], template: Mapping[int, Any]) -> None:
             fields: dict[int, Callable[[], bytes]] = {
                 spec.CKA_SUBJECT: lambda: cert.subject.public_bytes(),
                 spec.CKA_ISSUER: lambda: cert.issuer.public_bytes(),
-                spec.CKA_SERIAL_NUMBER: lambda: _der_integer(cert.serial_number),
+                spec.CKA_SERIAL_NUMBER: lambda: der.integer(cert.serial_number),
                 spec.CKA_PUBLIC_KEY_INFO: lambda: cert.public_key().public_bytes(
                     serialization.Encoding.DER,
                     serialization.PublicFormat.SubjectPublicKeyInfo),

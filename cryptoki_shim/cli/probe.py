@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import json
 import sys
+from typing import Any
 
 CK_ULONG = ctypes.c_ulong
 # Positions in CK_FUNCTION_LIST after the version (PKCS#11 2.40 / 3.0 pkcs11f.h order).
@@ -33,7 +34,7 @@ def report(step: str, ok: bool, detail: str) -> None:
     print(json.dumps({"step": step, "ok": ok, "detail": detail}), flush=True)
 
 
-def fn(table: CK_FUNCTION_LIST, index: int, *argtypes: object) -> object:
+def fn(table: CK_FUNCTION_LIST, index: int, *argtypes: Any) -> Any:
     return ctypes.CFUNCTYPE(CK_ULONG, *argtypes)(table.fns[index])
 
 

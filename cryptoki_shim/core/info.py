@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from .module import Module, Slot
 
 MANUFACTURER = "cryptoki-shim project"
-VERSION = tuple(int(x) for x in __version__.split(".")[:2])
+_MAJOR, _MINOR = __version__.split(".")[:2]
+VERSION = (int(_MAJOR), int(_MINOR))
 
 
 class SlotInfo(NamedTuple):

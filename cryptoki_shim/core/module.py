@@ -243,7 +243,7 @@ class Module:
             if token.session_objects:
                 token.drop_session_objects(handle)
             if not token.session_handles and token.login_user is not None:
-                token.logout()  # states.LAST_SESSION_CLOSED: the application's last session logs it out
+                token.logout()  # §5.6: the application's last session logs it out (states: LOGOUT)
 
     def close_all_sessions(self, slot_id: int) -> None:
         with self.lock:
@@ -253,7 +253,7 @@ class Module:
             token.session_handles.clear()
             token.drop_session_objects(None)
             if token.login_user is not None:
-                token.logout()  # states.LAST_SESSION_CLOSED
+                token.logout()  # §5.6: the last session closed (states: LOGOUT)
 
     # ------------------------------------------------------------------ login and PINs
 

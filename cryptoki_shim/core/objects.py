@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .. import spec
-from ..spec_ints import CKA_CLASS, CKA_PRIVATE, CKA_TOKEN
+from ..spec_ints import CKA_PRIVATE, CKA_TOKEN
 
 
 _handles = itertools.count(1)
@@ -45,10 +45,6 @@ class Object:
     @property
     def is_private(self) -> bool:
         return self.attrs.get(CKA_PRIVATE, False) is True
-
-    @property
-    def object_class(self) -> int:
-        return self.attrs[CKA_CLASS]
 
     def matches(self, template: Iterable[tuple[int, Any]], readable: Any) -> bool:
         """True when every (type, value) of a search template equals ours.

@@ -114,8 +114,7 @@ LOGIN_EVENT = {CKU_USER: LOGIN_USER, CKU_SO: LOGIN_SO}  # C_Login's user type ->
 #: The login user a session state means (the other way round from OPENED).
 USER_OF = {RO_PUBLIC: None, RW_PUBLIC: None, RO_USER: CKU_USER, RW_USER: CKU_USER, RW_SO: CKU_SO}
 #: Closing the application's last session on a token logs it out (C_CloseSession,
-#: C_CloseAllSessions, §5.6): the event applied then.
-LAST_SESSION_CLOSED = LOGOUT
+#: C_CloseAllSessions, §5.6): core/module.py applies LOGOUT then (Token.logout).
 
 #: OPENED by read-write? then by login user, the refusals left out: one lookup per
 #: C_GetSessionInfo (``state_of``; ``SessionState.state`` inlines it).

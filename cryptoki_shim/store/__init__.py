@@ -4,6 +4,8 @@ The core persists tokens, PIN records and objects through `Store`; sensitive att
 values reach the store already sealed with `crypto.seal`. The store never imports the core.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .crypto import (
     SealError,
     attribute_aad,
@@ -15,8 +17,11 @@ from .crypto import (
 )
 from .records import CKU_SO, CKU_USER, ObjectRecord, PinRecord, TokenRecord
 
+if TYPE_CHECKING:
+    from .store import Store
 
-def __getattr__(name: str) -> object:
+
+def __getattr__(name: str) -> Any:
     """``Store`` is imported on first use: SQLAlchemy is most of the library's import time,
     and a client that only lists slots never needs it (PEP 562 module attribute)."""
     if name == "Store":

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..spec import CKU_SO, CKU_USER  # CK_USER_TYPE: the key of a token's PIN records
+from ..spec import CKU_SO, CKU_USER as CKU_USER  # CK_USER_TYPE: the key of a token's PIN records (both re-exported)
 
 
 @dataclass

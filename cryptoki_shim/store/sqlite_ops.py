@@ -20,7 +20,7 @@ propagate.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Callable, Iterable, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError

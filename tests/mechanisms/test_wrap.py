@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import keywrap, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
 
 from cryptoki_shim.errors import CryptokiError
-from cryptoki_shim.mechanisms import keys, registry, wrap
+from cryptoki_shim.mechanisms import keys, registry
 from cryptoki_shim.mechanisms.params import GcmParams
 from cryptoki_shim.spec import (
     CKA_CLASS,

@@ -135,7 +135,7 @@ def test_processes_on_one_token(token: P11, shim_conf: Path, tmp_path: Path, pro
         except subprocess.TimeoutExpired:
             for q in procs:
                 q.kill()
-            raise AssertionError("a worker process hung (deadlock between processes?)")
+            raise AssertionError("a worker process hung (deadlock between processes?)") from None
         assert p.returncode == 0, err.decode(errors="replace")[-2000:]
     results = [json.loads(o.read_text()) for o in outs]
     errors = [e for r in results for e in r["errors"]]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import contextlib
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, utils
 

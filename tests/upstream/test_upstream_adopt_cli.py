@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
-from upstream_hsm import HAVE_SOFTHSM, SO_PIN, UP_PIN, USER_PIN, SOFTHSM, SoftHsm, upstream_slot, write_config
+from upstream_hsm import HAVE_SOFTHSM, SO_PIN, UP_PIN, USER_PIN, SoftHsm, upstream_slot, write_config
 from upstream_hsm import hsm  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.skipif(not HAVE_SOFTHSM, reason="SoftHSM2 is not installed"),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from p11 import P11, ffi
+from p11 import P11
 
 SOFTHSM = Path("/usr/lib/softhsm/libsofthsm2.so")
 UP_PIN = "87654321"
