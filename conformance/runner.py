@@ -15,7 +15,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from conformance.target import Context, Fail, Skip, Target  # Fail, Skip: re-exported for the clients
+from conformance.target import Context, Skip, Target  # Skip: re-exported for the clients
 
 log = logging.getLogger(__name__)
 

@@ -38,10 +38,6 @@ class Skip(Exception):
     the runner imports this module, never the other way round (issue 16 item 5)."""
 
 
-class Fail(AssertionError):
-    """The check ran and the module (or the client with it) did not behave as required."""
-
-
 def module_kind(path: Path) -> str:
     name = path.name.lower()
     if "softhsm" in name:

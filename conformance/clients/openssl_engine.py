@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from conformance import crosscheck
@@ -75,7 +75,7 @@ def ossl(ctx: Context, *args: str, **kw) -> None:
     return ctx.must(["openssl", *args], **kw)
 
 
-def _dgst_sign(key_id: str, hash: str, ec_key: bool):
+def _dgst_sign(key_id: str, hash: str):
     def fn(ctx: Context) -> None:
         ctx.need("keys (pkcs11-tool)")
         msg, sig = ctx.path("msg"), ctx.path(f"sig-{key_id}-{hash}")
@@ -86,8 +86,8 @@ def _dgst_sign(key_id: str, hash: str, ec_key: bool):
     return fn
 
 
-sign_rsa = Check("dgst-sign-rsa-sha256", _dgst_sign("01", "sha256", False), "EVP_PKEY via engine; pyca verifies")
-sign_ec = Check("dgst-sign-ecdsa-sha384", _dgst_sign("02", "sha384", True), "ECDSA DER from r||s; pyca verifies")
+sign_rsa = Check("dgst-sign-rsa-sha256", _dgst_sign("01", "sha256"), "EVP_PKEY via engine; pyca verifies")
+sign_ec = Check("dgst-sign-ecdsa-sha384", _dgst_sign("02", "sha384"), "ECDSA DER from r||s; pyca verifies")
 
 
 @check("pkeyutl-verify-with-token-pubkey", "engine public key loading (type=public)")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import importlib.metadata
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import xml.etree.ElementTree as ET

@@ -15,17 +15,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping
 
 from .. import spec
+from ..spec_ints import CKA_SHIM_BACKEND
 from ..errors import CryptokiError
 from .base import Backend
 
 if TYPE_CHECKING:
     from ..mechanisms.registry import ContextMaker, MechanismEntry
 
-CKA_SHIM_BACKEND = int(spec.CKA_SHIM_BACKEND)
 BY_NAME = {
-    "software": int(spec.SHIM_BACKEND_SOFTWARE),
-    "tpm": int(spec.SHIM_BACKEND_TPM),
-    "upstream": int(spec.SHIM_BACKEND_UPSTREAM),
+    "software": spec.SHIM_BACKEND_SOFTWARE,
+    "tpm": spec.SHIM_BACKEND_TPM,
+    "upstream": spec.SHIM_BACKEND_UPSTREAM,
 }
 SOFTWARE = BY_NAME["software"]
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class SoftwareBackend(Backend):
-    backend_id = int(spec.SHIM_BACKEND_SOFTWARE)
+    backend_id = spec.SHIM_BACKEND_SOFTWARE
 
     def __init__(self, slot_cfg: object = None) -> None:
         self.slot_cfg = slot_cfg

@@ -33,7 +33,26 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric import rsa as pyca_rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .. import spec
+from .. import config, spec
+from ..spec_ints import (
+    CKA_CHECK_VALUE,
+    CKA_CLASS,
+    CKA_EC_PARAMS,
+    CKA_EXTRACTABLE,
+    CKA_KEY_TYPE,
+    CKA_MODULUS,
+    CKA_MODULUS_BITS,
+    CKA_PUBLIC_EXPONENT,
+    CKA_PUBLIC_KEY_INFO,
+    CKA_SENSITIVE,
+    CKA_SHIM_BACKEND,
+    CKA_UNIQUE_ID,
+    CKA_VALUE,
+    CKA_VALUE_LEN,
+    CKO_PRIVATE_KEY,
+    CKO_PUBLIC_KEY,
+    CKO_SECRET_KEY,
+)
 from ..attributes import policy
 from ..errors import CryptokiError
 from ..mechanisms import ec as ec_family
@@ -59,10 +78,8 @@ from .tpm_keys import Blob
 _log = logging.getLogger(__name__)
 
 S = spec
-CKA_CLASS, CKA_KEY_TYPE = int(S.CKA_CLASS), int(S.CKA_KEY_TYPE)
-CKO_PUBLIC_KEY, CKO_PRIVATE_KEY, CKO_SECRET_KEY = int(S.CKO_PUBLIC_KEY), int(S.CKO_PRIVATE_KEY), int(S.CKO_SECRET_KEY)
-DEFAULTS = {"tcti": "device:/dev/tpmrm0", "pcrs": "sha256:0,7", "unseal_cache_seconds": 300, "key_kind": "auto",
-            "escrow_recipient": "", "lock_file": "", "software_derive": False}
+#: [slots.tpm]'s defaults: config.TPM_KEYS is where they are declared (and documented).
+DEFAULTS = {name: key.default for name, key in config.TPM_KEYS.items()}
 KIND_BY_NAME = {"sealed": TPM_KIND_SEALED, "resident": TPM_KIND_RESIDENT}
 _SEALED_AAD = b"cryptoki-shim tpm sealed v1"
 _RESIDENT_CURVES = {"1.2.840.10045.3.1.7": "secp256r1", "1.3.132.0.34": "secp384r1"}
@@ -187,7 +204,7 @@ class _TpmRsa:
 # --------------------------------------------------------------------------- the backend
 
 class TpmBackend(Backend):
-    backend_id = int(S.SHIM_BACKEND_TPM)
+    backend_id = S.SHIM_BACKEND_TPM
 
     def __init__(self, slot_cfg: Any = None) -> None:
         cfg = {**DEFAULTS, **(getattr(slot_cfg, "tpm", None) or {})}
@@ -246,7 +263,7 @@ class TpmBackend(Backend):
     @staticmethod
     def _public_view(attrs: Mapping[int, Any]) -> _View:
         """A public-key view of a resident private key (verify/encrypt with its handle)."""
-        public = serialization.load_der_public_key(attrs[int(S.CKA_PUBLIC_KEY_INFO)])
+        public = serialization.load_der_public_key(attrs[CKA_PUBLIC_KEY_INFO])
         return _View({CKA_CLASS: CKO_PUBLIC_KEY, **keys.public_material(public)}, {})
 
     # ---------------------------------------------------------------- operations
@@ -271,7 +288,7 @@ class TpmBackend(Backend):
         encodings and running hash are its family's (``ec.external_sign_context``,
         ``rsa.external_sign_context`` / ``external_decrypt_context``), the private
         operation the TPM's."""
-        public = serialization.load_der_public_key(key.attrs[int(S.CKA_PUBLIC_KEY_INFO)])
+        public = serialization.load_der_public_key(key.attrs[CKA_PUBLIC_KEY_INFO])
         if isinstance(public, ec.EllipticCurvePublicKey):
             if kind != "sign":
                 raise CryptokiError(S.CKR_KEY_FUNCTION_NOT_PERMITTED, "EC keys do not decrypt")
@@ -296,25 +313,25 @@ class TpmBackend(Backend):
         return wanted
 
     def _tpm_attrs(self, kind: int, blob: Blob, auth: bytes) -> dict[int, Any]:
-        return {int(S.CKA_SHIM_BACKEND): self.backend_id, CKA_SHIM_TPM_KIND: kind,
+        return {CKA_SHIM_BACKEND: self.backend_id, CKA_SHIM_TPM_KIND: kind,
                 CKA_SHIM_TPM_PUBLIC: blob.public, CKA_SHIM_TPM_PRIVATE: blob.private,
                 CKA_SHIM_TPM_AUTH: auth, CKA_SHIM_TPM_PCRS: self.pcrs.encode(),
-                int(S.CKA_SENSITIVE): True, int(S.CKA_EXTRACTABLE): False}
+                CKA_SENSITIVE: True, CKA_EXTRACTABLE: False}
 
     def _resident_target(self, entry: Any, pub: Mapping[int, Any]) -> tuple[str, Any] | None:
         """("ec", curve) / ("rsa", 2048) when the TPM can make this key, else None."""
-        if entry.mechanism == S.CKM_EC_KEY_PAIR_GEN and pub.get(int(S.CKA_EC_PARAMS)):
+        if entry.mechanism == S.CKM_EC_KEY_PAIR_GEN and pub.get(CKA_EC_PARAMS):
             try:
-                curve = keys.curve_from_params(pub[int(S.CKA_EC_PARAMS)])
+                curve = keys.curve_from_params(pub[CKA_EC_PARAMS])
             except CryptokiError:
                 return None
             name = _RESIDENT_CURVES.get(curve.oid)
             return ("ec", name) if name else None
         if entry.mechanism == S.CKM_RSA_PKCS_KEY_PAIR_GEN:
-            exponent = pub.get(int(S.CKA_PUBLIC_EXPONENT))
-            if pub.get(int(S.CKA_MODULUS_BITS)) in tpm_keys.RESIDENT_RSA_BITS and (
+            exponent = pub.get(CKA_PUBLIC_EXPONENT)
+            if pub.get(CKA_MODULUS_BITS) in tpm_keys.RESIDENT_RSA_BITS and (
                     not exponent or int.from_bytes(bytes(exponent), "big") == 65537):
-                return ("rsa", int(pub[int(S.CKA_MODULUS_BITS)]))
+                return ("rsa", int(pub[CKA_MODULUS_BITS]))
         return None
 
     def generate_key_pair(self, entry: Any, param: Any, pub: Mapping[int, Any],
@@ -336,15 +353,15 @@ class TpmBackend(Backend):
             _log.info("tpm: resident %s key created in %.0f ms", target[1], 1000 * (time.perf_counter() - started))
             pub_mat = keys.public_material(public_key)
             if target[0] == "ec":
-                pub_mat[int(S.CKA_EC_PARAMS)] = bytes(pub[int(S.CKA_EC_PARAMS)])
-            priv_mat = {t: v for t, v in pub_mat.items() if t in (CKA_KEY_TYPE, int(S.CKA_EC_PARAMS), int(S.CKA_MODULUS),
-                                                                   int(S.CKA_PUBLIC_EXPONENT), int(S.CKA_PUBLIC_KEY_INFO))}
+                pub_mat[CKA_EC_PARAMS] = bytes(pub[CKA_EC_PARAMS])
+            priv_mat = {t: v for t, v in pub_mat.items() if t in (CKA_KEY_TYPE, CKA_EC_PARAMS, CKA_MODULUS,
+                                                                   CKA_PUBLIC_EXPONENT, CKA_PUBLIC_KEY_INFO)}
         else:
             pub_mat, full = entry.family.generate_key_pair(entry, param, pub, priv)
             priv_mat, blob, extra = self._seal_material({CKA_CLASS: CKO_PRIVATE_KEY, **full}, auth)
             priv_mat.update(extra)
         priv_mat.update(self._tpm_attrs(kind, blob, auth))
-        pub_mat[int(S.CKA_SHIM_BACKEND)] = self.backend_id
+        pub_mat[CKA_SHIM_BACKEND] = self.backend_id
         return pub_mat, priv_mat
 
     def generate_key(self, entry: Any, param: Any, template: Mapping[int, Any]) -> dict[int, Any]:
@@ -352,12 +369,12 @@ class TpmBackend(Backend):
         self._kind_for(template, False)
         auth = os.urandom(32)
         full = entry.family.generate_key(entry, param, template)
-        value = full.get(int(S.CKA_VALUE), b"")
+        value = full.get(CKA_VALUE, b"")
         material, blob, extra = self._seal_material({CKA_CLASS: CKO_SECRET_KEY, **full}, auth)
         material.update(extra)
         material.update(self._tpm_attrs(TPM_KIND_SEALED, blob, auth))
-        material[int(S.CKA_VALUE_LEN)] = len(value)
-        material.setdefault(int(S.CKA_CHECK_VALUE), b"")
+        material[CKA_VALUE_LEN] = len(value)
+        material.setdefault(CKA_CHECK_VALUE, b"")
         return material
 
     def _seal_material(self, full: dict[int, Any], auth: bytes) -> tuple[dict[int, Any], Blob, dict[int, Any]]:
@@ -391,10 +408,10 @@ class TpmBackend(Backend):
         cls = attrs[CKA_CLASS]
         auth = os.urandom(32)
         _, blob, extra = self._seal_material({CKA_CLASS: cls, CKA_KEY_TYPE: attrs[CKA_KEY_TYPE], **secret}, auth)
-        out = {t: v for t, v in attrs.items() if t not in (CKA_SHIM_TPM_ESCROW, int(S.CKA_UNIQUE_ID))}
+        out = {t: v for t, v in attrs.items() if t not in (CKA_SHIM_TPM_ESCROW, CKA_UNIQUE_ID)}
         out.update(extra)
         out.update(self._tpm_attrs(TPM_KIND_SEALED, blob, auth))
-        out[int(S.CKA_SENSITIVE)] = attrs.get(int(S.CKA_SENSITIVE), True)
+        out[CKA_SENSITIVE] = attrs.get(CKA_SENSITIVE, True)
         return out
 
     # ---------------------------------------------------------------- wrap / unwrap / derive with a TPM key

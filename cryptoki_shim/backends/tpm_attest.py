@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from .. import spec
+from ..spec_ints import CKA_PUBLIC_KEY_INFO
 from ..errors import CryptokiError
 from ..mechanisms.digest import sha256
 from . import tpm_conn, tpm_keys
@@ -87,7 +88,7 @@ def attest_key(tcti: str, attrs: Mapping[int, Any], nonce: bytes | None = None, 
         "pcr_values": [v.hex() for v in values],
         "key_public_blob": bytes(public_blob).hex(),
         "key_name": key_name.hex(),
-        "public_key_info": bytes(attrs.get(int(spec.CKA_PUBLIC_KEY_INFO), b"")).hex(),
+        "public_key_info": bytes(attrs.get(CKA_PUBLIC_KEY_INFO, b"")).hex(),
         "ak_public": ak_public.marshal().hex(),
         "quote": bytes(quoted.marshal()[2:]).hex(),  # TPM2B_ATTEST -> its TPMS_ATTEST bytes
         "signature": signature.marshal().hex(),

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping
 import pyrage
 
 from .. import spec
+from ..spec_ints import CKA_SHIM_BACKEND
 from ..attributes import codec
 from ..errors import CryptokiError
 from .tpm_attrs import CKA_SHIM_TPM_PUBLIC
@@ -29,7 +30,6 @@ from . import tpm_escrow
 from .tpm_escrow import escrow_decrypt  # noqa: F401  (re-exported: the admin side's name for it)
 
 FORMAT = "cryptoki-shim-tpm-backup/1"
-CKA_SHIM_BACKEND = int(spec.CKA_SHIM_BACKEND)
 
 
 def _encrypt(doc: bytes, recipient: str | None, passphrase: str | None) -> bytes:

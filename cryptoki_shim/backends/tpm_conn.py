@@ -147,10 +147,6 @@ SECRET_IN = TPMA_SESSION.DECRYPT
 SECRET_OUT = TPMA_SESSION.ENCRYPT
 
 
-def encryption_on() -> bool:
-    return _PARAM_ENCRYPTION
-
-
 # --------------------------------------------------------------------------- the locked unit
 
 _thread_lock = threading.Lock()

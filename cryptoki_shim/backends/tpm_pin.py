@@ -46,7 +46,7 @@ _AUTH_PREFIX = b"cryptoki-shim/tpm-pin-auth/v1\x00"
 
 def backend_of(backends: Mapping[int, Any]) -> Any:
     """The slot's TPM backend (opens bound records whatever ``pin_binding`` says now)."""
-    return backends.get(int(spec.SHIM_BACKEND_TPM))
+    return backends.get(spec.SHIM_BACKEND_TPM)
 
 
 def sealer(cfg: Any, backends: Mapping[int, Any]) -> Any:

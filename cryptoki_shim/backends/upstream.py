@@ -31,6 +31,24 @@ import uuid
 from typing import Any, Mapping
 
 from .. import spec
+from ..spec_ints import (
+    CKA_CLASS,
+    CKA_COPYABLE,
+    CKA_EC_PARAMS,
+    CKA_EXTRACTABLE,
+    CKA_ID,
+    CKA_KEY_TYPE,
+    CKA_LABEL,
+    CKA_PRIVATE,
+    CKA_SENSITIVE,
+    CKA_SHIM_BACKEND,
+    CKA_TOKEN,
+    CKA_VALUE,
+    CKA_VALUE_LEN,
+    CKO_PRIVATE_KEY,
+    CKO_PUBLIC_KEY,
+    CKO_SECRET_KEY,
+)
 from .upstream_attrs import CKA_SHIM_UPSTREAM_REF
 from ..errors import CryptokiError
 from ..mechanisms.registry import MechanismEntry
@@ -43,14 +61,8 @@ _log = logging.getLogger(__name__)
 A = spec
 __all__ = ["UpstreamBackend", "adopt", "CKA_SHIM_UPSTREAM_REF", "LABEL_PREFIX"]
 
-CKA_SHIM_BACKEND = int(A.CKA_SHIM_BACKEND)
-UPSTREAM = int(A.SHIM_BACKEND_UPSTREAM)
+UPSTREAM = A.SHIM_BACKEND_UPSTREAM
 LABEL_PREFIX = b"cryptoki-shim:"
-CKA_CLASS, CKA_KEY_TYPE, CKA_LABEL, CKA_ID = (int(A.CKA_CLASS), int(A.CKA_KEY_TYPE), int(A.CKA_LABEL), int(A.CKA_ID))
-CKA_TOKEN, CKA_PRIVATE = int(A.CKA_TOKEN), int(A.CKA_PRIVATE)
-CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_COPYABLE = int(A.CKA_SENSITIVE), int(A.CKA_EXTRACTABLE), int(A.CKA_COPYABLE)
-CKA_VALUE, CKA_VALUE_LEN = int(A.CKA_VALUE), int(A.CKA_VALUE_LEN)
-CKO_PUBLIC_KEY, CKO_PRIVATE_KEY, CKO_SECRET_KEY = int(A.CKO_PUBLIC_KEY), int(A.CKO_PRIVATE_KEY), int(A.CKO_SECRET_KEY)
 
 #: template attributes handed to the upstream, per object class (others stay ours only:
 #: an attribute the class does not have would make the upstream refuse the template)
@@ -284,7 +296,7 @@ class UpstreamBackend(Backend):
             pub_mat = self._material(lib, session, int(hp[0]), CKO_PUBLIC_KEY, pub, ref)
             priv_mat = self._material(lib, session, int(hq[0]), CKO_PRIVATE_KEY, priv, ref)
             # The private key carries the public parameters our families read (EC_PARAMS).
-            for t in (int(A.CKA_EC_PARAMS),):
+            for t in (CKA_EC_PARAMS,):
                 if t in pub_mat and t not in priv_mat:
                     priv_mat[t] = pub_mat[t]
             return pub_mat, priv_mat
@@ -396,7 +408,6 @@ def adopt(token: Any, *, label: bytes | None = None, id: bytes | None = None) ->
     selector = {**({"label": label} if label is not None else {}), **({"id": id} if id is not None else {})}
     ref = make_ref("adopted", **selector)
     search = parse_ref(ref)[1]
-    usage = tuple(t for cls in PASSED.values() for t in cls)
 
     def step(lib: client.Library, session: int) -> list[dict[int, Any]]:
         found = []

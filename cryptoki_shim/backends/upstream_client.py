@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .. import spec
+from ..spec_ints import CKF_OS_LOCKING_OK, CKU_USER
 from ..attributes import codec
 from ..errors import CryptokiError
 from ..mechanisms import params as P
@@ -77,7 +78,7 @@ class Library:
     def initialize(self) -> None:
         f = ffi()
         init = f.new("CK_C_INITIALIZE_ARGS *")
-        init.flags = int(spec.CKF_OS_LOCKING_OK)
+        init.flags = CKF_OS_LOCKING_OK
         rv = int(self.fl.C_Initialize(init))
         if rv == spec.CKR_CRYPTOKI_ALREADY_INITIALIZED:
             _log.info("upstream %s was already initialized in this process; shared", self.path)
@@ -147,7 +148,7 @@ class Library:
 
     def login(self, session: int, pin: bytes) -> None:
         try:
-            self.call("C_Login", session, int(spec.CKU_USER), pin, len(pin))
+            self.call("C_Login", session, CKU_USER, pin, len(pin))
         except UpstreamError as exc:
             if exc.rv != spec.CKR_USER_ALREADY_LOGGED_IN:
                 raise

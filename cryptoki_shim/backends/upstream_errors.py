@@ -21,6 +21,7 @@ that would mean something else in our token's context.
 from __future__ import annotations
 
 from .. import spec
+from ..spec_ints import CKR_ARGUMENTS_BAD, CKR_DEVICE_ERROR, CKR_DEVICE_REMOVED, CKR_MECHANISM_PARAM_INVALID
 from ..errors import CryptokiError
 
 A = spec
@@ -50,7 +51,7 @@ REMOVED = frozenset(int(c) for c in (A.CKR_DEVICE_REMOVED, A.CKR_TOKEN_NOT_PRESE
 #: upstream codes with another meaning for our client: we always hand the upstream
 #: well-formed arguments, so an upstream CKR_ARGUMENTS_BAD is about the client's mechanism
 #: parameter (SoftHSM2 answers it for an OAEP parameter without CKZ_DATA_SPECIFIED).
-REMAP = {int(A.CKR_ARGUMENTS_BAD): int(A.CKR_MECHANISM_PARAM_INVALID)}
+REMAP = {CKR_ARGUMENTS_BAD: CKR_MECHANISM_PARAM_INVALID}
 #: codes after which the upstream is re-initialized once (rate-limited) and the step
 #: retried: a file-backed module (SoftHSM2) only sees a token that came back, or a new
 #: token under the same label, after C_Finalize/C_Initialize.
@@ -88,8 +89,8 @@ def translate(rv: int) -> int:
     if rv in REMAP:
         return REMAP[rv]
     if rv in REMOVED:
-        return int(A.CKR_DEVICE_REMOVED)
-    return int(A.CKR_DEVICE_ERROR)
+        return CKR_DEVICE_REMOVED
+    return CKR_DEVICE_ERROR
 
 
 class Unavailable(CryptokiError):

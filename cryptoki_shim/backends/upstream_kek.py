@@ -28,6 +28,22 @@ import os
 from typing import Any, Mapping
 
 from .. import spec
+from ..spec_ints import (
+    CKA_CLASS,
+    CKA_DECRYPT,
+    CKA_ENCRYPT,
+    CKA_EXTRACTABLE,
+    CKA_KEY_TYPE,
+    CKA_LABEL,
+    CKA_PRIVATE,
+    CKA_SENSITIVE,
+    CKA_TOKEN,
+    CKA_VALUE_LEN,
+    CKK_AES,
+    CKM_AES_GCM,
+    CKM_AES_KEY_GEN,
+    CKO_SECRET_KEY,
+)
 from ..errors import CryptokiError
 from .upstream_errors import ObjectMissing
 
@@ -46,7 +62,7 @@ class Kek:
         self.label = label.encode()
 
     def _key(self, lib: Any, session: int, create: bool) -> int:
-        found = lib.find(session, {int(A.CKA_CLASS): int(A.CKO_SECRET_KEY), int(A.CKA_LABEL): self.label}, limit=2)
+        found = lib.find(session, {CKA_CLASS: CKO_SECRET_KEY, CKA_LABEL: self.label}, limit=2)
         if len(found) == 1:
             return found[0]
         if found:
@@ -56,13 +72,13 @@ class Kek:
         from . import upstream_client as client
 
         t = client.Template({
-            int(A.CKA_CLASS): int(A.CKO_SECRET_KEY), int(A.CKA_KEY_TYPE): int(A.CKK_AES),
-            int(A.CKA_VALUE_LEN): 32, int(A.CKA_TOKEN): True, int(A.CKA_PRIVATE): True,
-            int(A.CKA_SENSITIVE): True, int(A.CKA_EXTRACTABLE): False, int(A.CKA_ENCRYPT): True,
-            int(A.CKA_DECRYPT): True, int(A.CKA_LABEL): self.label,
+            CKA_CLASS: CKO_SECRET_KEY, CKA_KEY_TYPE: CKK_AES,
+            CKA_VALUE_LEN: 32, CKA_TOKEN: True, CKA_PRIVATE: True,
+            CKA_SENSITIVE: True, CKA_EXTRACTABLE: False, CKA_ENCRYPT: True,
+            CKA_DECRYPT: True, CKA_LABEL: self.label,
         })
         h = client.ffi().new("CK_OBJECT_HANDLE *")
-        lib.call("C_GenerateKey", session, client.Mechanism(int(A.CKM_AES_KEY_GEN), None).ptr, t.array, t.count, h)
+        lib.call("C_GenerateKey", session, client.Mechanism(CKM_AES_KEY_GEN, None).ptr, t.array, t.count, h)
         _log.info("KEK %r generated in the upstream token", self.label)
         return int(h[0])
 
@@ -70,7 +86,7 @@ class Kek:
         from ..mechanisms.params import GcmParams
         from . import upstream_client as client
 
-        mech = client.Mechanism(int(A.CKM_AES_GCM), GcmParams(iv=iv, aad=AAD, tag_bits=128, iv_bits=IV_LEN * 8))
+        mech = client.Mechanism(CKM_AES_GCM, GcmParams(iv=iv, aad=AAD, tag_bits=128, iv_bits=IV_LEN * 8))
         name = "Encrypt" if encrypt else "Decrypt"
 
         def step(lib: Any, session: int) -> bytes:
@@ -98,7 +114,7 @@ def for_slot(cfg: Any, backends: Mapping[int, Any]) -> Kek | None:
     up = cfg.upstream or {}
     if up.get("kek", "off") == "off":
         return None
-    return Kek(backends[int(A.SHIM_BACKEND_UPSTREAM)], up.get("kek_label") or "cryptoki-shim-kek")
+    return Kek(backends[A.SHIM_BACKEND_UPSTREAM], up.get("kek_label") or "cryptoki-shim-kek")
 
 
 def seal_record(kek: Kek | None, rec: Any) -> Any:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import spec
+from ..spec_ints import CKA_CLASS
 from ..backends import BY_NAME
 from ..spec_ints import CKU_USER
 from .common import EXIT_CHECK, EXIT_USAGE, Admin, CliError, add_secret_options, emit, secret, table
@@ -68,7 +69,7 @@ def _tpm_key(objs: list[Any]) -> Any:
     """The one private key among ``objs`` that lives in the TPM (its TPM public blob is set)."""
     from ..backends.tpm_attrs import CKA_SHIM_TPM_PUBLIC
 
-    keys = [o for o in objs if o.attrs.get(int(A.CKA_CLASS)) == A.CKO_PRIVATE_KEY]
+    keys = [o for o in objs if o.attrs.get(CKA_CLASS) == A.CKO_PRIVATE_KEY]
     tpm_keys = [o for o in keys if o.attrs.get(CKA_SHIM_TPM_PUBLIC)]
     if not tpm_keys:
         what = "private key" if not keys else "TPM key (the matching keys are not in the TPM)"

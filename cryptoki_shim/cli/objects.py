@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, ed448, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from .. import spec
+from ..spec_ints import CKA_CLASS, CKA_ID, CKA_LABEL, CKA_MODULUS_BITS, CKA_PUBLIC_KEY_INFO, CKA_VALUE
 from ..mechanisms import keys
 from ..spec_ints import CKU_USER
 from .common import (Admin, CliError, EXIT_USAGE, add_secret_options, emit, secret, table)
@@ -158,7 +159,7 @@ def templates(m: Material, label: str, cka_id: bytes, extractable: bool) -> list
     label_b = label.encode()
     if m.private is not None:
         material = keys.private_material(m.private)
-        material.pop(int(A.CKA_PUBLIC_KEY_INFO), None)  # derived by the core on import
+        material.pop(CKA_PUBLIC_KEY_INFO, None)  # derived by the core on import
         is_rsa = isinstance(m.private, rsa.RSAPrivateKey)
         out.append({A.CKA_CLASS: A.CKO_PRIVATE_KEY, A.CKA_TOKEN: True, A.CKA_PRIVATE: True,
                     A.CKA_SENSITIVE: True, A.CKA_EXTRACTABLE: extractable, A.CKA_LABEL: label_b,
@@ -167,8 +168,8 @@ def templates(m: Material, label: str, cka_id: bytes, extractable: bool) -> list
     public = m.public or (m.private.public_key() if m.private is not None else None)
     if public is not None:
         material = keys.public_material(public)
-        material.pop(int(A.CKA_PUBLIC_KEY_INFO), None)
-        material.pop(int(A.CKA_MODULUS_BITS), None)
+        material.pop(CKA_PUBLIC_KEY_INFO, None)
+        material.pop(CKA_MODULUS_BITS, None)
         is_rsa = isinstance(public, rsa.RSAPublicKey)
         out.append({A.CKA_CLASS: A.CKO_PUBLIC_KEY, A.CKA_TOKEN: True, A.CKA_PRIVATE: False, A.CKA_LABEL: label_b,
                     A.CKA_ID: cka_id, A.CKA_VERIFY: True, **({A.CKA_ENCRYPT: True} if is_rsa else {}), **material})
@@ -220,18 +221,18 @@ def import_file(args: argparse.Namespace) -> int:
 def _template(args: argparse.Namespace) -> list[tuple[int, Any]]:
     t: list[tuple[int, Any]] = []
     if args.id:
-        t.append((int(A.CKA_ID), bytes.fromhex(args.id)))
+        t.append((CKA_ID, bytes.fromhex(args.id)))
     if args.label:
-        t.append((int(A.CKA_LABEL), args.label.encode()))
+        t.append((CKA_LABEL, args.label.encode()))
     return t
 
 
 def _public_of(obj: Any) -> Any:
     a = obj.attrs
-    cls = a.get(int(A.CKA_CLASS))
-    if cls == A.CKO_CERTIFICATE and a.get(int(A.CKA_VALUE)):
-        return x509.load_der_x509_certificate(a[int(A.CKA_VALUE)]).public_key()
-    info = a.get(int(A.CKA_PUBLIC_KEY_INFO))
+    cls = a.get(CKA_CLASS)
+    if cls == A.CKO_CERTIFICATE and a.get(CKA_VALUE):
+        return x509.load_der_x509_certificate(a[CKA_VALUE]).public_key()
+    info = a.get(CKA_PUBLIC_KEY_INFO)
     if cls in (A.CKO_PUBLIC_KEY, A.CKO_PRIVATE_KEY) and info:
         return serialization.load_der_public_key(info)
     if cls == A.CKO_PUBLIC_KEY:
@@ -247,9 +248,9 @@ def export_public(args: argparse.Namespace) -> int:
         s = adm.session(args.slot, login=CKU_USER if pin else None, pin=pin)
         objs = adm.objects(s, _template(args))
         order = {A.CKO_PUBLIC_KEY: 0, A.CKO_CERTIFICATE: 1, A.CKO_PRIVATE_KEY: 2}
-        objs.sort(key=lambda o: order.get(o.attrs.get(int(A.CKA_CLASS)), 9))
+        objs.sort(key=lambda o: order.get(o.attrs.get(CKA_CLASS), 9))
         public = next((p for p in map(_public_of, objs) if p is not None), None)
-        label = (objs[0].attrs.get(int(A.CKA_LABEL)) or b"").decode("utf-8", "replace") if objs else ""
+        label = (objs[0].attrs.get(CKA_LABEL) or b"").decode("utf-8", "replace") if objs else ""
     if public is None:
         raise CliError("no public key, certificate or private key with a public key matches")
     if args.format == "openssh":
@@ -274,13 +275,13 @@ CLASSES = {"private": A.CKO_PRIVATE_KEY, "public": A.CKO_PUBLIC_KEY, "secret": A
 def delete(args: argparse.Namespace) -> int:
     template = _template(args)
     if args.cls:
-        template.append((int(A.CKA_CLASS), int(CLASSES[args.cls])))
+        template.append((CKA_CLASS, int(CLASSES[args.cls])))
     if not (args.id or args.label):
         raise CliError("give --id or --label (and optionally --class)", EXIT_USAGE)
     pin = secret(args, "pin", "user PIN", required=False)
     with Admin(args) as adm:
         s = adm.session(args.slot, login=CKU_USER if pin else None, pin=pin)
-        objs = [o for o in adm.objects(s, template) if o.attrs.get(int(A.CKA_CLASS)) != A.CKO_PROFILE]
+        objs = [o for o in adm.objects(s, template) if o.attrs.get(CKA_CLASS) != A.CKO_PROFILE]
         rows = [describe_object(o) for o in objs]
         if not objs:
             raise CliError("no object matches" + ("" if pin else " (private objects need --pin-env/--pin-file)"))

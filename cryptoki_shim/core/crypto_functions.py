@@ -13,6 +13,42 @@ import os
 from typing import Any, Callable
 
 from .. import audit, backends, spec
+from ..spec_ints import (
+    CKA_ALLOWED_MECHANISMS,
+    CKA_ALWAYS_AUTHENTICATE,
+    CKA_CLASS,
+    CKA_DECRYPT,
+    CKA_DERIVE,
+    CKA_DERIVE_TEMPLATE,
+    CKA_ENCRYPT,
+    CKA_EXTRACTABLE,
+    CKA_KEY_TYPE,
+    CKA_LABEL,
+    CKA_SIGN,
+    CKA_TRUSTED,
+    CKA_UNWRAP,
+    CKA_UNWRAP_TEMPLATE,
+    CKA_VALUE,
+    CKA_VALUE_LEN,
+    CKA_VERIFY,
+    CKA_WRAP,
+    CKA_WRAP_TEMPLATE,
+    CKA_WRAP_WITH_TRUSTED,
+    CKF_DECRYPT,
+    CKF_DERIVE,
+    CKF_DIGEST,
+    CKF_ENCRYPT,
+    CKF_GENERATE,
+    CKF_GENERATE_KEY_PAIR,
+    CKF_SIGN,
+    CKF_UNWRAP,
+    CKF_VERIFY,
+    CKF_WRAP,
+    CKO_DATA,
+    CKO_PRIVATE_KEY,
+    CKO_PUBLIC_KEY,
+    CKO_SECRET_KEY,
+)
 from ..backends import backend_id_of
 from ..attributes import policy
 from ..attributes.policy import Origin
@@ -26,32 +62,14 @@ from .operations import DIGEST_KEY, SessionState, Operation
 from .states import FINAL, ONESHOT
 
 A = spec
-CKA_CLASS = int(A.CKA_CLASS)
-CKA_KEY_TYPE = int(A.CKA_KEY_TYPE)
-CKA_VALUE = int(A.CKA_VALUE)
-CKA_VALUE_LEN = int(A.CKA_VALUE_LEN)
-CKA_DERIVE = int(A.CKA_DERIVE)
-CKA_ALLOWED_MECHANISMS = int(A.CKA_ALLOWED_MECHANISMS)
-CKA_ALWAYS_AUTHENTICATE = int(A.CKA_ALWAYS_AUTHENTICATE)
-CKA_EXTRACTABLE = int(A.CKA_EXTRACTABLE)
-CKA_WRAP_WITH_TRUSTED = int(A.CKA_WRAP_WITH_TRUSTED)
-CKA_TRUSTED = int(A.CKA_TRUSTED)
-CKA_WRAP_TEMPLATE = int(A.CKA_WRAP_TEMPLATE)
-CKA_UNWRAP_TEMPLATE = int(A.CKA_UNWRAP_TEMPLATE)
-CKA_DERIVE_TEMPLATE = int(A.CKA_DERIVE_TEMPLATE)
-CKO_SECRET_KEY = int(A.CKO_SECRET_KEY)
-CKO_PUBLIC_KEY = int(A.CKO_PUBLIC_KEY)
-CKO_PRIVATE_KEY = int(A.CKO_PRIVATE_KEY)
-CKO_DATA = int(A.CKO_DATA)
 
 #: kind -> (mechanism flag, key usage attribute, may need a context login?)
 OPERATIONS: dict[str, tuple[int, int, bool]] = {
-    "sign": (int(A.CKF_SIGN), int(A.CKA_SIGN), True),
-    "verify": (int(A.CKF_VERIFY), int(A.CKA_VERIFY), False),
-    "encrypt": (int(A.CKF_ENCRYPT), int(A.CKA_ENCRYPT), False),
-    "decrypt": (int(A.CKF_DECRYPT), int(A.CKA_DECRYPT), True),
+    "sign": (CKF_SIGN, CKA_SIGN, True),
+    "verify": (CKF_VERIFY, CKA_VERIFY, False),
+    "encrypt": (CKF_ENCRYPT, CKA_ENCRYPT, False),
+    "decrypt": (CKF_DECRYPT, CKA_DECRYPT, True),
 }
-CKF_DIGEST = int(A.CKF_DIGEST)
 MAX_RANDOM = 1 << 20
 
 
@@ -113,12 +131,12 @@ def _audit_key_management(session: SessionState, kind: str, entry: MechanismEntr
 
 
 def _label(attrs: dict[int, Any]) -> str | None:
-    raw = attrs.get(int(A.CKA_LABEL))
+    raw = attrs.get(CKA_LABEL)
     return raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else None
 
 
-_BACKEND_NAMES = {int(A.SHIM_BACKEND_SOFTWARE): "software", int(A.SHIM_BACKEND_TPM): "tpm",
-                  int(A.SHIM_BACKEND_UPSTREAM): "upstream"}
+_BACKEND_NAMES = {A.SHIM_BACKEND_SOFTWARE: "software", A.SHIM_BACKEND_TPM: "tpm",
+                  A.SHIM_BACKEND_UPSTREAM: "upstream"}
 
 
 class CryptoFunctions(ObjectFunctions):
@@ -191,7 +209,7 @@ class CryptoFunctions(ObjectFunctions):
 
     def generate_key(self, mech: Mechanism, template: dict[int, Any]) -> int:
         entry = mech.entry
-        _require_flag(entry, int(A.CKF_GENERATE))
+        _require_flag(entry, CKF_GENERATE)
         backend = self.token.backend_for_new(template)
         material = {CKA_CLASS: CKO_SECRET_KEY, **backend.generate_key(entry, mech.param, template)}
         attrs = policy.build_object(template, Origin.GENERATE, material=material,
@@ -201,7 +219,7 @@ class CryptoFunctions(ObjectFunctions):
     def generate_key_pair(self, mech: Mechanism, pub_template: dict[int, Any],
                           priv_template: dict[int, Any]) -> tuple[int, int]:
         entry = mech.entry
-        _require_flag(entry, int(A.CKF_GENERATE_KEY_PAIR))
+        _require_flag(entry, CKF_GENERATE_KEY_PAIR)
         backend = self.token.backend_for_new(priv_template)
         pub_mat, priv_mat = backend.generate_key_pair(entry, mech.param, pub_template, priv_template)
         pub = policy.build_object(pub_template, Origin.GENERATE, material={CKA_CLASS: CKO_PUBLIC_KEY, **pub_mat},
@@ -220,11 +238,11 @@ class CryptoFunctions(ObjectFunctions):
 
     def wrap_key(self, mech: Mechanism, wrapping_handle: int, key_handle: int) -> bytes:
         entry = mech.entry
-        _require_flag(entry, int(A.CKF_WRAP))
+        _require_flag(entry, CKF_WRAP)
         wrapping = self._key_or(wrapping_handle, A.CKR_WRAPPING_KEY_HANDLE_INVALID)
         key = None
         try:
-            check_key(entry, wrapping, int(A.CKA_WRAP), handle_error=A.CKR_WRAPPING_KEY_TYPE_INCONSISTENT)
+            check_key(entry, wrapping, CKA_WRAP, handle_error=A.CKR_WRAPPING_KEY_TYPE_INCONSISTENT)
             key = self.key(key_handle)
             if key.attrs.get(CKA_EXTRACTABLE) is not True:
                 raise CryptokiError(A.CKR_KEY_UNEXTRACTABLE, "CKA_EXTRACTABLE is FALSE")
@@ -247,11 +265,11 @@ class CryptoFunctions(ObjectFunctions):
     def unwrap_key(self, mech: Mechanism, unwrapping_handle: int, wrapped: bytes,
                    template: dict[int, Any]) -> int:
         entry = mech.entry
-        _require_flag(entry, int(A.CKF_UNWRAP))
+        _require_flag(entry, CKF_UNWRAP)
         unwrapping = self._key_or(unwrapping_handle, A.CKR_UNWRAPPING_KEY_HANDLE_INVALID)
         new = None
         try:
-            check_key(entry, unwrapping, int(A.CKA_UNWRAP), handle_error=A.CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT)
+            check_key(entry, unwrapping, CKA_UNWRAP, handle_error=A.CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT)
             template = _merge_template(unwrapping.attrs.get(CKA_UNWRAP_TEMPLATE), template)
             if CKA_CLASS not in template:
                 raise CryptokiError(A.CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS is needed to unwrap")
@@ -270,11 +288,11 @@ class CryptoFunctions(ObjectFunctions):
 
     def derive_key(self, mech: Mechanism, base_handle: int, template: dict[int, Any]) -> int:
         entry = mech.entry
-        _require_flag(entry, int(A.CKF_DERIVE))
+        _require_flag(entry, CKF_DERIVE)
         base = self.key(base_handle)
         new = None
         try:
-            check_key(entry, base, int(A.CKA_DERIVE))
+            check_key(entry, base, CKA_DERIVE)
             template = _merge_template(base.attrs.get(CKA_DERIVE_TEMPLATE), template)
             param, salt_key = self._resolve_param_keys(mech.param)
             bases = [base.attrs] if salt_key is None else [base.attrs, salt_key.attrs]

@@ -49,27 +49,30 @@ import hmac
 from typing import Any, Iterable, Mapping
 
 from .. import spec as A
+from ..spec_ints import (
+    CKA_CLASS,
+    CKA_EXTRACTABLE,
+    CKA_MODULUS,
+    CKA_SENSITIVE,
+    CKA_TRUSTED,
+    CKA_VALUE,
+    CKA_VALUE_LEN,
+    CKA_WRAP_WITH_TRUSTED,
+    CKM_ECDH1_DERIVE,
+    CKO_DATA,
+    CKO_PRIVATE_KEY,
+    CKO_PUBLIC_KEY,
+    CKO_SECRET_KEY,
+)
 from ..errors import CryptokiError
 
-CKA_CLASS = int(A.CKA_CLASS)
-CKA_VALUE = int(A.CKA_VALUE)
-CKA_VALUE_LEN = int(A.CKA_VALUE_LEN)
-CKA_SENSITIVE = int(A.CKA_SENSITIVE)
-CKA_EXTRACTABLE = int(A.CKA_EXTRACTABLE)
-CKA_WRAP_WITH_TRUSTED = int(A.CKA_WRAP_WITH_TRUSTED)
-CKA_TRUSTED = int(A.CKA_TRUSTED)
-CKA_MODULUS = int(A.CKA_MODULUS)
-CKO_SECRET_KEY = int(A.CKO_SECRET_KEY)
-CKO_PUBLIC_KEY = int(A.CKO_PUBLIC_KEY)
-CKO_PRIVATE_KEY = int(A.CKO_PRIVATE_KEY)
-CKO_DATA = int(A.CKO_DATA)
 
 #: D1: mechanisms whose output is bits of the base key (§2.43 and the concatenations).
 WEAK_DERIVATIONS = frozenset(int(m) for m in (
     A.CKM_EXTRACT_KEY_FROM_KEY, A.CKM_XOR_BASE_AND_DATA, A.CKM_CONCATENATE_BASE_AND_KEY,
     A.CKM_CONCATENATE_BASE_AND_DATA, A.CKM_CONCATENATE_DATA_AND_BASE))
 #: D3: key agreement — the new key is not a function of the private key alone.
-KEY_AGREEMENT = frozenset({int(A.CKM_ECDH1_DERIVE)})
+KEY_AGREEMENT = frozenset({CKM_ECDH1_DERIVE})
 #: D2: 128 bits, the least any key of this token offers (AES-128, SP 800-131A's floor).
 MIN_DERIVED_KEY_BYTES = 16
 

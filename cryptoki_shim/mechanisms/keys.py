@@ -26,6 +26,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x448, x25519
 
+from .. import der
 from ..errors import CryptokiError
 from ..spec import (
     CKA_CLASS,
@@ -107,38 +108,7 @@ def _error(ckr: int, why: str) -> CryptokiError:
     return CryptokiError(ckr, why)
 
 
-# --------------------------------------------------------------------------- tiny DER
-
-
-def _der_len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
-
-
-def der_tlv(tag: int, value: bytes) -> bytes:
-    """One DER element."""
-    return bytes([tag]) + _der_len(len(value)) + value
-
-
-def _der_read(data: bytes) -> tuple[int, bytes] | None:
-    """(tag, value) if ``data`` is exactly one DER element with a definite length, else None."""
-    if len(data) < 2:
-        return None
-    tag, first = data[0], data[1]
-    if first < 0x80:
-        length, start = first, 2
-    else:
-        n = first & 0x7F
-        if n == 0 or n > 4 or len(data) < 2 + n:
-            return None
-        length, start = int.from_bytes(data[2 : 2 + n], "big"), 2 + n
-        if length < 0x80 or data[2] == 0:  # not minimal: not DER
-            return None
-    if start + length != len(data):
-        return None
-    return tag, data[start:]
+# --------------------------------------------------------------------------- DER (the codec: ..der)
 
 
 @functools.lru_cache(maxsize=64)
@@ -153,7 +123,7 @@ def encode_oid(dotted: str) -> bytes:
             chunk.append(0x80 | (arc & 0x7F))
             arc >>= 7
         body.extend(reversed(chunk))
-    return der_tlv(0x06, bytes(body))
+    return der.tlv(der.OID, bytes(body))
 
 
 def _decode_oid(body: bytes) -> str:
@@ -191,7 +161,7 @@ _CURVE_MEMO_MAX = 64  # bounded: curveName strings are the caller's (case, paddi
 
 
 def _parse_curve_params(ec_params: bytes) -> Curve:
-    element = _der_read(ec_params)
+    element = der.read_one(ec_params)
     if element is None:
         raise _error(CKR_DOMAIN_PARAMS_INVALID, "CKA_EC_PARAMS is not one DER element")
     tag, body = element
@@ -230,7 +200,7 @@ def unwrap_ec_point(point: bytes, curve: Curve) -> bytes:
         raw_lengths = (1 + curve.size, 1 + 2 * curve.size)
     else:
         raw_lengths = (curve.size,)
-    element = _der_read(point)
+    element = der.read_one(point)
     if element is not None and element[0] == 0x04 and len(element[1]) in raw_lengths:
         return element[1]
     if len(point) in raw_lengths:
@@ -243,7 +213,7 @@ def _unwrap_private_value(value: bytes, curve: Curve) -> bytes:
     value = bytes(value)
     if len(value) == curve.size:
         return value
-    element = _der_read(value)
+    element = der.read_one(value)
     if element is not None and element[0] == 0x04 and len(element[1]) == curve.size:
         return element[1]
     raise _error(CKR_ATTRIBUTE_VALUE_INVALID, "CKA_VALUE has the wrong length for its curve")
@@ -507,10 +477,10 @@ _SPKI_PREFIX: dict[tuple[str, int], bytes] = {}
 
 
 def _build_spki_prefix(curve: Curve, point_len: int) -> bytes:
-    algorithm = der_tlv(0x30, encode_oid(_EC_PUBLIC_KEY_OID) + encode_oid(curve.oid))
-    bit_string_head = bytes([0x03]) + _der_len(point_len + 1) + b"\x00"
+    algorithm = der.tlv(der.SEQUENCE, encode_oid(_EC_PUBLIC_KEY_OID) + encode_oid(curve.oid))
+    bit_string_head = bytes([der.BIT_STRING]) + der.length(point_len + 1) + b"\x00"
     body_len = len(algorithm) + len(bit_string_head) + point_len
-    return bytes([0x30]) + _der_len(body_len) + algorithm + bit_string_head
+    return bytes([der.SEQUENCE]) + der.length(body_len) + algorithm + bit_string_head
 
 
 def _ec_public_parts(public: ec.EllipticCurvePublicKey, curve: Curve) -> tuple[bytes, bytes]:
@@ -529,7 +499,7 @@ def key_pair_material(key: Any) -> tuple[dict[int, Any], dict[int, Any]]:
         curve = curve_of_key(key)
         point, spki = _ec_public_parts(key.public_key(), curve)
         params = ec_params_der(curve)
-        public = {CKA_KEY_TYPE: CKK_EC, CKA_EC_PARAMS: params, CKA_EC_POINT: der_tlv(0x04, point),
+        public = {CKA_KEY_TYPE: CKK_EC, CKA_EC_PARAMS: params, CKA_EC_POINT: der.tlv(der.OCTET_STRING, point),
                   CKA_PUBLIC_KEY_INFO: spki}
         private = {CKA_KEY_TYPE: CKK_EC, CKA_EC_PARAMS: params,
                    CKA_VALUE: int_bytes(key.private_numbers().private_value, curve.size),
@@ -544,7 +514,7 @@ def public_material(key: Any) -> dict[int, Any]:
     if isinstance(public, ec.EllipticCurvePublicKey):
         curve = curve_of_key(public)
         point, spki = _ec_public_parts(public, curve)
-        return {CKA_KEY_TYPE: CKK_EC, CKA_EC_PARAMS: ec_params_der(curve), CKA_EC_POINT: der_tlv(0x04, point),
+        return {CKA_KEY_TYPE: CKK_EC, CKA_EC_PARAMS: ec_params_der(curve), CKA_EC_POINT: der.tlv(der.OCTET_STRING, point),
                 CKA_PUBLIC_KEY_INFO: spki}
     if isinstance(public, rsa.RSAPublicKey):
         numbers = public.public_numbers()
@@ -559,7 +529,7 @@ def public_material(key: Any) -> dict[int, Any]:
     return {
         CKA_KEY_TYPE: curve.key_type,
         CKA_EC_PARAMS: ec_params_der(curve),
-        CKA_EC_POINT: der_tlv(0x04, _raw_public(public, curve)),
+        CKA_EC_POINT: der.tlv(der.OCTET_STRING, _raw_public(public, curve)),
         CKA_PUBLIC_KEY_INFO: public_key_info(public),
     }
 

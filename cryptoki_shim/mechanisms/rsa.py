@@ -30,6 +30,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 
+from .. import der
 from ..errors import CryptokiError
 from ..spec import (
     CKA_MODULUS_BITS,
@@ -164,10 +165,10 @@ _DIGEST_OIDS = {
 def digest_info_prefix(algorithm: type[hashes.HashAlgorithm]) -> bytes:
     """The DER of a DigestInfo up to the digest itself (RFC 8017 §9.2 note 1): prefix +
     digest is the T that EMSA-PKCS1-v1_5 pads."""
-    alg_id = keys.der_tlv(0x30, keys.encode_oid(_DIGEST_OIDS[algorithm]) + b"\x05\x00")
+    alg_id = der.tlv(der.SEQUENCE, keys.encode_oid(_DIGEST_OIDS[algorithm]) + der.tlv(der.NULL, b""))
     size = algorithm.digest_size
-    body_len = len(alg_id) + 2 + size
-    return bytes([0x30, body_len]) + alg_id + bytes([0x04, size])
+    digest_head = bytes([der.OCTET_STRING]) + der.length(size)
+    return bytes([der.SEQUENCE]) + der.length(len(alg_id) + len(digest_head) + size) + alg_id + digest_head
 
 
 _PREFIXES: dict[int, list[tuple[bytes, type[hashes.HashAlgorithm]]]] = {}
@@ -303,8 +304,9 @@ class _PrehashedSigner:
     def __init__(self, key: Any, pad: padding.AsymmetricPadding, algorithm: type[hashes.HashAlgorithm]) -> None:
         self._key = key
         self._pad = pad
-        self._prehashed = utils.Prehashed(algorithm())
-        self._hlen = algorithm.digest_size
+        hash_ = algorithm()  # digest_size is an instance attribute in pyca's types
+        self._prehashed = utils.Prehashed(hash_)
+        self._hlen = hash_.digest_size
         self.size = _k(key)
 
     def sign(self, digest: bytes) -> bytes:
@@ -545,9 +547,10 @@ def _encoder(entry: MechanismEntry[RsaData], param: Any, bits: int) -> Callable[
         return lambda digest: emsa_pkcs1_encode(prefix + digest, k)
     if scheme is RsaScheme.PSS:
         algorithm, mgf, salt_len = pss_params(entry, param, bits)
+        h_len = algorithm().digest_size  # an instance attribute in pyca's types
 
         def pss(digest: bytes) -> bytes:
-            if len(digest) != algorithm.digest_size:
+            if len(digest) != h_len:
                 raise CryptokiError(CKR_DATA_LEN_RANGE, "input is not the hash length")
             return emsa_pss_encode(digest, bits - 1, algorithm, mgf, salt_len).rjust(k, b"\x00")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from .. import der
 from ..errors import CryptokiError
 from ..spec import (
     CKA_CLASS,
@@ -65,17 +66,13 @@ def encode_key(key_attrs: Mapping[int, Any]) -> bytes:
 
 
 def _der_total_length(data: bytes) -> int | None:
-    """Length of the DER element at the start of ``data`` (to drop zero padding after a
-    PKCS#8 blob), or None if the header does not parse."""
-    if len(data) < 2 or data[0] != 0x30:
+    """Length of the DER SEQUENCE at the start of ``data`` (to drop zero padding after a
+    PKCS#8 blob), or None if the header does not parse (a long length form that could be
+    shorter is let through: the PKCS#8 parser judges the blob)."""
+    head = der.header(data, strict=False)
+    if head is None or head[0] != der.SEQUENCE:
         return None
-    first = data[1]
-    if first < 0x80:
-        return 2 + first
-    count = first & 0x7F
-    if not 1 <= count <= 4 or len(data) < 2 + count:
-        return None
-    return 2 + count + int.from_bytes(data[2 : 2 + count], "big")
+    return head[1] + head[2]
 
 
 def decode_key(plain: bytes, key_class: int, key_type: int | None, value_len: int | None = None) -> dict[int, Any]:

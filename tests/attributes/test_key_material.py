@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x448
 
-from cryptoki_shim import spec
+from cryptoki_shim import der, spec
 from cryptoki_shim.errors import CryptokiError
 from cryptoki_shim.mechanisms import keys
 
@@ -32,7 +32,7 @@ def test_ec_material_matches_pyca(curve: keys.Curve) -> None:
     assert public == keys.public_material(key) == keys.public_material(key.public_key())
     assert private == keys.private_material(key)
     assert public[spec.CKA_PUBLIC_KEY_INFO] == private[spec.CKA_PUBLIC_KEY_INFO] == _spki(key)
-    assert public[spec.CKA_EC_POINT] == keys.der_tlv(0x04, point)
+    assert public[spec.CKA_EC_POINT] == der.tlv(0x04, point)
     assert public[spec.CKA_EC_PARAMS] == private[spec.CKA_EC_PARAMS] == keys.ec_params_der(curve)
     assert private[spec.CKA_VALUE] == key.private_numbers().private_value.to_bytes(curve.size, "big")
     # and the attributes load back into the same key
@@ -54,7 +54,7 @@ def test_other_key_pairs_same_as_separate_calls(make) -> None:
 def test_curve_params_memo_keeps_errors_and_spellings() -> None:
     p256 = keys.encode_oid("1.2.840.10045.3.1.7")
     assert keys.curve_from_params(p256) is keys.curve_from_params(bytearray(p256))
-    assert keys.curve_from_params(keys.der_tlv(0x13, b"prime256v1")).oid == "1.2.840.10045.3.1.7"
+    assert keys.curve_from_params(der.tlv(0x13, b"prime256v1")).oid == "1.2.840.10045.3.1.7"
     for bad, ckr in ((keys.encode_oid("1.2.3.4"), spec.CKR_CURVE_NOT_SUPPORTED),
                      (b"\x06\x08\x2a", spec.CKR_DOMAIN_PARAMS_INVALID)):
         for _ in range(2):  # the second time too: failures are never remembered as a curve

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.kdf.x963kdf import X963KDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cryptoki_shim import der
 from cryptoki_shim.errors import CryptokiError
 from cryptoki_shim.mechanisms import keys, registry
 from cryptoki_shim.mechanisms.params import (
@@ -147,12 +148,12 @@ def _ec_point(key) -> bytes:
 
 
 @pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1(), ec.SECP521R1()])
-@pytest.mark.parametrize("der", [False, True])
-def test_ecdh_null_kdf_equals_pyca_exchange(curve, der):
+@pytest.mark.parametrize("as_der", [False, True])
+def test_ecdh_null_kdf_equals_pyca_exchange(curve, as_der):
     ours, peer = ec.generate_private_key(curve), ec.generate_private_key(curve)
     point = _ec_point(peer)
-    if der:
-        point = keys.der_tlv(0x04, point)
+    if as_der:
+        point = der.tlv(0x04, point)
     out = derive(CKM_ECDH1_DERIVE, EcdhDeriveParams(CKD_NULL, b"", point), private_view(ours), {})
     expected = ours.exchange(ec.ECDH(), peer.public_key())
     assert out == {CKA_VALUE: expected, CKA_VALUE_LEN: len(expected)}
@@ -176,7 +177,7 @@ def test_ecdh_truncation_keeps_trailing_bytes_and_aes_length():
 def test_ecdh_montgomery_equals_pyca_exchange(cls, size):
     ours, peer = cls.generate(), cls.generate()
     raw = peer.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    for public in (raw, keys.der_tlv(0x04, raw)):
+    for public in (raw, der.tlv(0x04, raw)):
         out = derive(CKM_ECDH1_DERIVE, EcdhDeriveParams(CKD_NULL, b"", public), private_view(ours), {})
         assert out[CKA_VALUE] == ours.exchange(peer.public_key())
         assert len(out[CKA_VALUE]) == size

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
+from cryptoki_shim import der
 from cryptoki_shim.errors import CryptokiError
 from cryptoki_shim.mechanisms import keys, registry
 from cryptoki_shim.spec import (
@@ -78,7 +79,7 @@ def _point_view(curve: str, qx: str, qy: str) -> KeyView:
     n = CURVE_SIZE[curve]
     point = b"\x04" + int(qx, 16).to_bytes(n, "big") + int(qy, 16).to_bytes(n, "big")
     return KeyView({CKA_CLASS: CKO_PUBLIC_KEY, CKA_KEY_TYPE: CKK_EC,
-                    CKA_EC_PARAMS: keys.encode_oid(CURVE_OID[curve]), CKA_EC_POINT: keys.der_tlv(0x04, point)})
+                    CKA_EC_PARAMS: keys.encode_oid(CURVE_OID[curve]), CKA_EC_POINT: der.tlv(0x04, point)})
 
 
 def _rs(curve, r, s):
@@ -194,7 +195,7 @@ def test_keygen_by_curve_name_keeps_the_callers_params(params):
     priv, pub = _generate(params)
     assert pub.attrs[CKA_EC_PARAMS] == params == priv.attrs[CKA_EC_PARAMS]
     raw = keys.load_public(pub).public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    assert pub.attrs[CKA_EC_POINT] == keys.der_tlv(0x04, raw)  # DER OCTET STRING, uncompressed point
+    assert pub.attrs[CKA_EC_POINT] == der.tlv(0x04, raw)  # DER OCTET STRING, uncompressed point
     sig = _op("sign", CKM_ECDSA_SHA256, priv).oneshot(b"m")
     _op("verify", CKM_ECDSA_SHA256, pub).oneshot(b"m", sig)
 
@@ -225,7 +226,7 @@ def test_edwards_and_montgomery_generation(ckm, params, key_type, size):
     priv, pub = _generate(params, ckm)
     assert priv.attrs[CKA_KEY_TYPE] == pub.attrs[CKA_KEY_TYPE] == key_type
     assert len(priv.attrs[CKA_VALUE]) == size
-    assert pub.attrs[CKA_EC_POINT] == keys.der_tlv(0x04, pub.attrs[CKA_EC_POINT][2:])
+    assert pub.attrs[CKA_EC_POINT] == der.tlv(0x04, pub.attrs[CKA_EC_POINT][2:])
     assert keys.load_private(priv).public_key() == keys.load_public(pub)
 
 

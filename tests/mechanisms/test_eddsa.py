@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed448, ed25519
 
+from cryptoki_shim import der
 from cryptoki_shim.errors import CryptokiError
 from cryptoki_shim.mechanisms import keys, registry
 from cryptoki_shim.mechanisms.params import EddsaParams
@@ -33,7 +34,7 @@ ED448 = keys.encode_oid("1.3.101.113")
 
 def _views(params: bytes, secret: bytes, public: bytes, der_point: bool = True):
     priv = KeyView({CKA_CLASS: CKO_PRIVATE_KEY, CKA_KEY_TYPE: CKK_EC_EDWARDS, CKA_EC_PARAMS: params, CKA_VALUE: secret})
-    point = keys.der_tlv(0x04, public) if der_point else public
+    point = der.tlv(0x04, public) if der_point else public
     pub = KeyView({CKA_CLASS: CKO_PUBLIC_KEY, CKA_KEY_TYPE: CKK_EC_EDWARDS, CKA_EC_PARAMS: params, CKA_EC_POINT: point})
     return priv, pub
 

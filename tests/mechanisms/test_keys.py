@@ -6,6 +6,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa, x448, x25519
 
+from cryptoki_shim import der
 from cryptoki_shim.errors import CryptokiError
 from cryptoki_shim.mechanisms import keys
 from cryptoki_shim.spec import (
@@ -112,13 +113,13 @@ def test_oid_round_trip():
 def test_ec_point_raw_or_der_stored_as_der():
     key = ec.generate_private_key(ec.SECP256R1())
     raw = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    der = keys.der_tlv(0x04, raw)
-    for given in (raw, der):
+    point = der.tlv(0x04, raw)
+    for given in (raw, point):
         extra = keys.check_import({CKA_CLASS: CKO_PUBLIC_KEY, CKA_KEY_TYPE: CKK_EC, CKA_EC_PARAMS: P256, CKA_EC_POINT: given})
-        assert extra[CKA_EC_POINT] == der
+        assert extra[CKA_EC_POINT] == point
     compressed = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.CompressedPoint)
     extra = keys.check_import({CKA_CLASS: CKO_PUBLIC_KEY, CKA_KEY_TYPE: CKK_EC, CKA_EC_PARAMS: P256, CKA_EC_POINT: compressed})
-    assert extra[CKA_EC_POINT] == der
+    assert extra[CKA_EC_POINT] == point
 
 
 def test_ec_point_off_curve_and_bad_length():

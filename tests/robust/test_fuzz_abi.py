@@ -569,7 +569,7 @@ class AbiMachine(RuleBasedStateMachine):
         if rv in (R["OBJECT_HANDLE_INVALID"], R["SESSION_HANDLE_INVALID"], R["CRYPTOKI_NOT_INITIALIZED"]):
             return
         codes = set()
-        for (t, mode), (_, n, content) in zip(q, out):
+        for (t, mode), (_, n, _content) in zip(q, out):
             if n == UNAVAILABLE:
                 codes.add(t)
                 continue
