@@ -404,7 +404,7 @@ def _tls13(key_id: str, need: str):
         server, log = run(ctx, "lazy", ["openssl", "s_server", "-key", uri(ctx, key_id), "-cert", str(cert),
                                         "-accept", f"127.0.0.1:{port}", "-tls1_3", "-naccept", "1"], popen=True)
         try:
-            _wait_accept(server)
+            before = _wait_accept(server)
             p = ctx.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-CAfile", str(cert),
                          "-verify_return_error", "-verify_hostname", "localhost", "-tls1_3", "-brief"],
                         input="hello over TLS 1.3\n", timeout=TIMEOUT, env=_no_provider_env(ctx))
@@ -414,29 +414,39 @@ def _tls13(key_id: str, need: str):
                 out, err = server.communicate(timeout=TIMEOUT)
             except subprocess.TimeoutExpired:
                 raise AssertionError("s_server did not exit after its one connection (-naccept 1)") from None
-        finally:
+        except AssertionError as exc:
             if server.poll() is None:
                 server.kill()
-                server.communicate(timeout=10)
-        r = Run(server.args, server.returncode, out.decode(errors="replace"), err.decode(errors="replace"), log)
+            _, err = server.communicate(timeout=10)
+            # The server's side, and the C_* errors its provider logged (a failed login makes
+            # the provider prompt for the PIN on stdin, which would wait here until the bound).
+            dead = Run(server.args, server.returncode or -9, "", err.decode(errors="replace"), log)
+            raise AssertionError(f"{exc}\n--- s_server ---\n{dead.text()}") from None
+        r = Run(server.args, server.returncode, (before + out).decode(errors="replace"), err.decode(errors="replace"), log)
         ctx.state.setdefault("stderr", []).append(r)
         assert "hello over TLS 1.3" in r.out, f"server did not receive the data\n{r.text()}"
         r.called("C_SignInit")
     return fn
 
 
-def _wait_accept(server: subprocess.Popen) -> None:
-    """Until s_server prints ACCEPT (listening); probing the port would use up -naccept 1."""
-    deadline = time.monotonic() + TIMEOUT
+def _wait_accept(server: subprocess.Popen) -> bytes:
+    """Until s_server prints ACCEPT (listening; probing the port would use up -naccept 1).
+    Reads the pipe's file descriptor itself: a buffered readline could take ACCEPT into its
+    buffer with an earlier line, where select() no longer sees it. Returns what was read."""
+    deadline, seen = time.monotonic() + TIMEOUT, b""
+    fd = server.stdout.fileno()
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([server.stdout], [], [], 0.2)
+        ready, _, _ = select.select([fd], [], [], 0.2)
         if ready:
-            line = server.stdout.readline()
-            if line.strip() == b"ACCEPT":
-                return
-            if not line:
+            chunk = os.read(fd, 4096)
+            seen += chunk
+            if b"ACCEPT\n" in seen:
+                return seen
+            if not chunk:
                 break
-    raise AssertionError(f"s_server did not listen within {TIMEOUT}s (rc={server.poll()})")
+    rc = server.poll()
+    state = f"exited with {rc}" if rc is not None else f"not listening after {TIMEOUT}s"
+    raise AssertionError(f"s_server {state}; its output: {seen[-800:]!r}")
 
 
 tls_rsa = Check("OPENSSL_CONF lazy: s_server TLS 1.3 RSA-PSS", _tls13("01", "OPENSSL_CONF lazy: req -x509 RSA, then verify"),
