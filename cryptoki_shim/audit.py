@@ -51,7 +51,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
-from . import spec
+from . import private_files, spec
 from .spec_ints import CKA_CLASS, CKA_LABEL, CKA_SHIM_BACKEND, CKU_CONTEXT_SPECIFIC, CKU_SO, CKU_USER
 from .errors import CryptokiError
 
@@ -118,28 +118,16 @@ def load_key(path: str, *, create: bool) -> bytes:
     prove nothing).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return private_files.read_secret(path, KEY_LEN, "audit key")
     except FileNotFoundError:
         if not create:
             raise AuditKeyError(f"audit key {path} does not exist") from None
-        _create_key(path)
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise AuditKeyError(f"audit key {path}: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        data = os.read(fd, 4 * KEY_LEN)
-    finally:
-        os.close(fd)
-    if st.st_mode & 0o077:
-        raise AuditKeyError(f"audit key {path} has mode {st.st_mode & 0o777:04o}; allowed: 0600 or stricter")
-    try:
-        key = bytes.fromhex(data.decode("ascii").strip())
-    except (UnicodeDecodeError, ValueError):
-        key = b""
-    if len(key) != KEY_LEN:
-        raise AuditKeyError(f"audit key {path}: not {KEY_LEN} bytes in hex")
-    return key
+    except private_files.SecretFileError as exc:
+        raise AuditKeyError(str(exc)) from None
+    _create_key(path)
+    return load_key(path, create=False)
 
 
 def _create_key(path: str) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from pathlib import Path
 
 MODE = 0o600
@@ -63,6 +64,41 @@ def create_empty(path: str | os.PathLike[str]) -> bool:
 def is_private(mode: int) -> bool:
     """True when neither group nor others have any access bit."""
     return not mode & 0o077
+
+
+class SecretFileError(ValueError):
+    """A secret key file that cannot be trusted: not a regular file, readable by others, or
+    not a key of the right length. The message names the file and what to fix."""
+
+
+def read_secret(path: str, length: int, what: str) -> bytes:
+    """The ``length``-byte key in ``path`` (raw, or hex digits with an optional newline).
+
+    One rule for every secret key file (the store key file, the audit key): a file group or
+    others can access is refused, like ssh's identity files, since a key others can read
+    proves nothing. ``OSError`` of the open propagates (the caller words a missing file).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise SecretFileError(f"{what} {path}: not a regular file")
+        if not is_private(st.st_mode):
+            raise SecretFileError(f"{what} {path}: mode {stat.S_IMODE(st.st_mode):04o}, group/others have "
+                                  "access (chmod 600)")
+        raw = os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    if len(raw) == length:
+        return raw
+    try:
+        key = bytes.fromhex(raw.strip().decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        key = b""
+    if len(key) != length:
+        raise SecretFileError(f"{what} {path}: want {length} random bytes (or {2 * length} hex digits), "
+                              f"got {len(raw)} bytes")
+    return key
 
 
 class PrivateFileHandler(logging.FileHandler):

@@ -31,7 +31,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import stat
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -89,37 +88,15 @@ class KeyFile:
         return dataclasses.replace(rec, wrapped_key=inner, params=params)
 
 
-def parse(raw: bytes, path: str) -> bytes:
-    """32 raw bytes, or 64 hex digits (with an optional trailing newline)."""
-    if len(raw) == KEY_LEN:
-        return raw
-    text = raw.strip()
-    try:
-        key = bytes.fromhex(text.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
-        key = b""
-    if len(key) != KEY_LEN:
-        raise KeyFileError(f"store key file {path}: want 32 random bytes (or 64 hex digits), got {len(raw)} bytes")
-    return key
-
-
 def load(path: str) -> KeyFile:
-    """Read the key file; refused if group or others can access it (like ssh's identity files)."""
+    """Read the key file (32 raw bytes or 64 hex digits); refused if group or others can
+    access it, like ssh's identity files (``private_files.read_secret``)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return KeyFile(path, private_files.read_secret(path, KEY_LEN, "store key file"))
     except OSError as exc:
         raise KeyFileError(f"store key file {path}: {exc.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise KeyFileError(f"store key file {path}: not a regular file")
-        if not private_files.is_private(st.st_mode):
-            raise KeyFileError(f"store key file {path}: mode {stat.S_IMODE(st.st_mode):o}, group/others have "
-                               "access (chmod 600)")
-        raw = os.read(fd, 4096)
-    finally:
-        os.close(fd)
-    return KeyFile(path, parse(raw, path))
+    except private_files.SecretFileError as exc:
+        raise KeyFileError(str(exc)) from None
 
 
 def create(path: str) -> KeyFile:
