@@ -98,3 +98,34 @@ out["close"] = lib.call("C_CloseSession", h)
 """)
     assert out["find"] == out["final"] == out["close"] == 0
     assert out.get("pre", int(spec.CKR_SESSION_HANDLE_INVALID)) == int(spec.CKR_SESSION_HANDLE_INVALID)
+
+
+def test_first_signature_on_a_sqlite_store_never_imports_sqlalchemy(lib_path: Path, shim_conf: Path) -> None:
+    """Issue 25 item 7: a process that opens an existing SQLite store (the fast path, the
+    default), logs in, finds a key and signs with it never imports SQLAlchemy (~130 ms of
+    such a process). The token is made in another process: C_InitToken is a Core write."""
+    run(lib_path, """
+from p11 import SO_PIN, USER_PIN
+lib.initialize()
+lib.init_token(0, SO_PIN, "lazy")
+s = lib.open(0)
+lib.login(s, SO_PIN, user=spec.CKU_SO)
+lib.init_pin(s, USER_PIN)
+lib.logout(s)
+lib.login(s, USER_PIN)
+p256 = bytes.fromhex("06082a8648ce3d030107")
+lib.generate_key_pair(s, spec.CKM_EC_KEY_PAIR_GEN, {spec.CKA_TOKEN: True, spec.CKA_EC_PARAMS: p256},
+                      {spec.CKA_TOKEN: True, spec.CKA_SIGN: True, spec.CKA_LABEL: b"k"})
+lib.finalize()
+""")
+    out = run(lib_path, """
+from p11 import USER_PIN
+lib.initialize()
+s = lib.open(0)
+lib.login(s, USER_PIN)
+[key] = lib.find(s, {spec.CKA_LABEL: b"k", spec.CKA_CLASS: spec.CKO_PRIVATE_KEY})
+out["sig"] = len(lib.sign(s, spec.CKM_ECDSA, key, bytes(32)))
+out["sqlalchemy"] = sorted(m for m in sys.modules if m.split(".")[0] == "sqlalchemy")
+lib.finalize()
+""")
+    assert out == {"sig": 64, "sqlalchemy": []}

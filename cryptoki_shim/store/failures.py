@@ -6,15 +6,20 @@ PKCS#11 has two return values for a store that cannot take a write: `CKR_DEVICE_
 I/O error, corruption). Lock contention is never an error for the caller: it is waited out.
 Errors that mean a bug in our SQL (integrity, programming errors) are not classified and
 propagate, so the entry layer logs them with a traceback.
+
+Importing this module does not import SQLAlchemy: a SQLite store on the fast path never
+does (`classify_sqlite` takes the driver's own exceptions).
 """
 
 from __future__ import annotations
 
-from typing import Final
-
-from sqlalchemy.exc import DBAPIError, OperationalError
+import sqlite3
+from typing import TYPE_CHECKING, Final
 
 from ..spec import CKR_DEVICE_ERROR, CKR_DEVICE_MEMORY
+
+if TYPE_CHECKING:
+    from sqlalchemy.exc import DBAPIError
 
 RETRY: Final = "retry"
 
@@ -68,8 +73,20 @@ def classify_driver(orig: BaseException | None) -> int | str | None:
 
 def classify(exc: DBAPIError) -> int | str | None:
     """RETRY, a CKR_* value, or None for an exception raised through SQLAlchemy."""
+    from sqlalchemy.exc import OperationalError
+
     verdict = classify_driver(exc.orig)
     if verdict is None and isinstance(exc, OperationalError):
         # Lost connection, server gone, unknown operational trouble: the device failed.
+        return CKR_DEVICE_ERROR
+    return verdict
+
+
+def classify_sqlite(exc: sqlite3.Error) -> int | str | None:
+    """`classify` for an exception of the `sqlite3` driver itself (the fast path): the same
+    verdict SQLAlchemy's wrapping of it would get (its `OperationalError` wraps the
+    driver's)."""
+    verdict = classify_driver(exc)
+    if verdict is None and isinstance(exc, sqlite3.OperationalError):
         return CKR_DEVICE_ERROR
     return verdict

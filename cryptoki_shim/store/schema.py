@@ -4,7 +4,8 @@ Only portable types (Integer/BigInteger, LargeBinary, String, Boolean, JSON) so 
 schema serves SQLite now and PostgreSQL later. Attributes are rows, not a blob per object,
 so public attributes can be searched in SQL, with an index on (type, value).
 
-Versioning: `schema_version` holds one row with the version the file was written in.
+Versioning (the number and its check live in `versions.py`, which the SQLite fast path
+reads without importing this module): `schema_version` holds one row with the version the file was written in.
 `upgrade()` brings any older store to `CURRENT_VERSION`: a fresh store gets the current
 tables at once; an existing one runs `UPGRADES[v]` for v = its version .. CURRENT-1, each
 step in the same write transaction. To add v2: change the tables below, write
@@ -40,12 +41,11 @@ from sqlalchemy import (
     select,
 )
 
-from ..errors import CryptokiError
-from ..spec import CKR_DEVICE_ERROR
+from . import versions
+from .versions import CURRENT_VERSION as CURRENT_VERSION  # re-exported (read-only: the value lives in versions)
+from .versions import check_supported
 
 log = logging.getLogger(__name__)
-
-CURRENT_VERSION = 2
 
 metadata = MetaData()
 
@@ -134,15 +134,6 @@ def stored_version(conn: Connection) -> int:
     return int(version or 0)
 
 
-def check_supported(version: int) -> None:
-    """Refuse a store written by a newer release: we could corrupt what we do not know."""
-    if version > CURRENT_VERSION:
-        raise CryptokiError(
-            CKR_DEVICE_ERROR,
-            f"store schema version {version} is newer than supported {CURRENT_VERSION}",
-        )
-
-
 def upgrade(conn: Connection) -> int:
     """Bring the store to `CURRENT_VERSION` inside the caller's write transaction.
 
@@ -153,12 +144,12 @@ def upgrade(conn: Connection) -> int:
     check_supported(found)
     if found == 0:
         metadata.create_all(conn, checkfirst=True)
-        conn.execute(schema_version.insert().values(id=1, version=CURRENT_VERSION))
+        conn.execute(schema_version.insert().values(id=1, version=versions.CURRENT_VERSION))
         conn.execute(generation.insert().values(id=1, value=0))
-        log.info("created store schema version %d", CURRENT_VERSION)
+        log.info("created store schema version %d", versions.CURRENT_VERSION)
         return found
     version = found
-    while version < CURRENT_VERSION:
+    while version < versions.CURRENT_VERSION:
         UPGRADES[version](conn)
         version += 1
         conn.execute(schema_version.update().values(version=version))

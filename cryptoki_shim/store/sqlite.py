@@ -33,14 +33,14 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import URL
-from sqlalchemy.pool import StaticPool
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +81,72 @@ _PRAGMAS = (
 )
 
 
-def database_path(url: URL) -> str:
-    """The file of a `sqlite:///path` URL, or `MEMORY`."""
-    return url.database or MEMORY
+def database_path(database: str | None) -> str:
+    """The file of a `sqlite:///path` URL (its `database` part), or `MEMORY`."""
+    return database or MEMORY
+
+
+_PLAIN_URL = re.compile(r"sqlite(\+pysqlite)?://(/(?P<path>[^?#%@]*))?")
+
+
+def plain_path(url: str) -> str | None:
+    """The database part of a plain SQLite URL (`sqlite://`, `sqlite:///path`, no query,
+    no escapes), read without SQLAlchemy; None for any other URL (parsed by SQLAlchemy's
+    `make_url`). Equal to `make_url(url).database or ""` (tests/store/test_store_paths.py)."""
+    m = _PLAIN_URL.fullmatch(url)
+    return None if m is None else m.group("path") or ""
+
+
+class Pool:
+    """Idle driver connections of one SQLite file, for a store without an engine.
+
+    A SQLite store on the fast path runs every statement on connections from `connect`
+    and never needs SQLAlchemy's pool; this is the part of it that the store uses: up to
+    `size` idle connections kept, a transaction left open rolled back on return. Once the
+    store makes an engine (a Core write, the `engine` property) the pool is `retire`d and
+    the engine's pool takes over, so its events apply to every connection from then on.
+    """
+
+    def __init__(self, path: str, immutable: bool, size: int = 5, retired: bool = False) -> None:
+        self._path = path
+        self._immutable = immutable
+        self._size = size
+        self._idle: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.retired = retired
+
+    def checkout(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return connect(self._path, immutable=self._immutable)
+
+    def checkin(self, conn: sqlite3.Connection) -> None:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                conn.close()
+                return
+        with self._lock:
+            if not self.retired and len(self._idle) < self._size:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self, *, retire: bool = False) -> None:
+        """Close the idle connections (`retire`: and every one returned from now on)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            self.retired = self.retired or retire
+        for conn in idle:
+            conn.close()
+
+    def abandon(self) -> list[sqlite3.Connection]:
+        """The idle connections, forgotten without closing (a forked child)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        return idle
 
 
 def needs_immutable(path: str) -> bool:
@@ -123,8 +186,11 @@ def _set_wal(conn: sqlite3.Connection) -> None:
         log.warning("store is in journal mode %s, not WAL", mode)
 
 
-def make_engine(url: URL, path: str, *, immutable: bool = False) -> Engine:
+def make_engine(url: Any, path: str, *, immutable: bool = False) -> Engine:
     """An engine whose connections come from `connect` and whose BEGIN we emit."""
+    from sqlalchemy import create_engine, event
+    from sqlalchemy.pool import StaticPool
+
     kwargs: dict[str, Any] = {
         "creator": lambda: connect(path, immutable=immutable),
         "hide_parameters": True,  # error texts must never carry PIN records or values

@@ -7,25 +7,31 @@ event dispatch, about five times what SQLite itself needs (measured: `add_object
 statements as constant SQL strings (the driver keeps them prepared in its statement cache)
 on a connection checked out of the *same* engine pool: the pool's `connect` event
 (pragmas, tests' hooks), `dispose()` and the fork handling still apply. Everything else
-(token records, PIN records, schema upgrades, loading objects) stays on Core. `core_ops`
-has the same four functions in SQLAlchemy Core (what every other database runs, and a
-SQLite store opened with `fast_path=False`); `Store` picks one set when it opens.
+`core_ops` has the same four functions in SQLAlchemy Core (what every other database runs,
+and a SQLite store opened with `fast_path=False`); `Store` picks one set when it opens.
+
+The reads and writes of a process's way to its first signature are here too (issue 25
+item 7: SQLAlchemy's import was ~130 ms of a ~345 ms process): the schema version, the
+token and its PIN records, the objects, the login counter (`reserve_login`,
+`login_succeeded`), `replace_pin` and the key file's sealing of PIN records; `Store` runs
+their Core twins (its own methods) on every other database. The connections come from
+`sqlite.Pool` until the store makes an engine, then from the engine's pool. JSON columns are
+written as SQLAlchemy's JSON type writes them on SQLite (`json.dumps`).
 
 The transaction discipline is the one of `Store._run`: writes `BEGIN IMMEDIATE` and bump
-the generation row in the same transaction; driver errors are re-raised as SQLAlchemy's
-`DBAPIError` family so the one classification (`failures.classify`) decides retry, CKR_* or
-propagate.
+the generation row in the same transaction; driver errors roll back and propagate as the
+driver raised them; `Store` classifies them (`failures.classify_sqlite`: retry, CKR_*, or
+re-raised as SQLAlchemy's `DBAPIError` family, as on the Core path).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from typing import Callable, Iterable, TypeVar
-
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from typing import Any, Callable, Iterable, TypeVar
 
 from . import sqlite
+from .records import PinRecord
 
 T = TypeVar("T")
 
@@ -40,33 +46,40 @@ DELETE_OWNED_ATTRIBUTES = ("DELETE FROM attributes WHERE object_id = "
 DELETE_OWNED_OBJECT = "DELETE FROM objects WHERE id = ? AND slot_id = ?"
 
 
-def transaction(engine: Engine, fn: Callable[[sqlite3.Connection], T], write: bool) -> tuple[T, int | None]:
+#: A driver connection checked out, and the function that returns it.
+Checkout = Callable[[], "tuple[sqlite3.Connection, Callable[[], None]]"]
+
+
+def transaction(checkout: Checkout, fn: Callable[[sqlite3.Connection], T], write: bool,
+                snapshot: bool = False) -> tuple[T, int | None]:
     """Run ``fn(driver_connection)`` in one transaction; (its result, generation written).
 
-    A read is a single statement in autocommit (its own snapshot); a write is
-    ``BEGIN IMMEDIATE`` .. generation bump .. ``COMMIT``. Any driver error rolls back and
-    is raised as a ``DBAPIError`` (the subclass matching the driver's exception).
+    A read is a single statement in autocommit (its own snapshot), or with `snapshot` a
+    ``BEGIN DEFERRED`` .. ``COMMIT`` (several statements, one snapshot); a write is
+    ``BEGIN IMMEDIATE`` .. generation bump .. ``COMMIT``. Any error rolls back and
+    propagates.
     """
     with sqlite.FORK_GUARD:
-        pooled = engine.raw_connection()
+        conn, checkin = checkout()
         try:
-            conn: sqlite3.Connection = pooled.driver_connection  # type: ignore[assignment]
             try:
                 if not write:
-                    return fn(conn), None
+                    if not snapshot:
+                        return fn(conn), None
+                    conn.execute("BEGIN DEFERRED")
+                    result = fn(conn)
+                    conn.execute("COMMIT")
+                    return result, None
                 conn.execute("BEGIN IMMEDIATE")
                 result = fn(conn)
                 written = conn.execute(BUMP_GENERATION).fetchone()[0]
                 conn.execute("COMMIT")
                 return result, int(written)
-            except sqlite3.Error as exc:
-                _rollback(conn)
-                raise DBAPIError.instance(None, None, exc, sqlite3.Error, hide_parameters=True) from exc
             except BaseException:
                 _rollback(conn)
                 raise
         finally:
-            pooled.close()
+            checkin()
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -104,3 +117,99 @@ def delete_object(conn: sqlite3.Connection, slot_id: int, oid: int) -> bool:
     conn.execute(DELETE_OWNED_ATTRIBUTES, (oid, slot_id))
     return conn.execute(DELETE_OWNED_OBJECT, (oid, slot_id)).rowcount == 1
 
+
+
+# -- the way to the first signature (Store's Core methods are the twins) ---------------------
+
+HAS_SCHEMA_VERSION = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+READ_SCHEMA_VERSION = "SELECT version FROM schema_version"
+READ_TOKEN = "SELECT slot_id, label, serial, created_at, meta FROM tokens WHERE slot_id = ?"
+READ_PINS = "SELECT user_type, kdf, params, wrapped_key, failures FROM pins WHERE slot_id = ?"
+READ_OBJECTS = ("SELECT objects.id, objects.unique_id, attributes.type, attributes.value, attributes.is_sealed "
+                "FROM objects LEFT OUTER JOIN attributes ON attributes.object_id = objects.id "
+                "WHERE objects.slot_id = ? ORDER BY objects.id")
+READ_ALL_PINS = "SELECT slot_id, user_type, params, wrapped_key FROM pins"
+SEAL_PIN = "UPDATE pins SET params = ?, wrapped_key = ? WHERE slot_id = ? AND user_type = ?"
+REPLACE_PIN = ("UPDATE pins SET kdf = ?, params = ?, wrapped_key = ? "
+               "WHERE slot_id = ? AND user_type = ? AND wrapped_key = ?")
+_PIN = "slot_id = ? AND user_type = ?"
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value)  # what SQLAlchemy's JSON type binds on SQLite
+
+
+def stored_version(conn: sqlite3.Connection) -> int:
+    """`schema.stored_version`: the recorded version, 0 for an empty database."""
+    if conn.execute(HAS_SCHEMA_VERSION).fetchone() is None:
+        return 0
+    row = conn.execute(READ_SCHEMA_VERSION).fetchone()
+    return int((row[0] if row is not None else 0) or 0)
+
+
+def read_token(conn: sqlite3.Connection, slot_id: int) -> tuple[tuple[Any, ...], dict[int, PinRecord]] | None:
+    """The token row (slot_id, label, serial, created_at, meta) and its PIN records by user type."""
+    row = conn.execute(READ_TOKEN, (slot_id,)).fetchone()
+    if row is None:
+        return None
+    pins = {user_type: PinRecord(kdf=kdf, params=dict(json.loads(params)), wrapped_key=bytes(wrapped),
+                                 failures=failures)
+            for user_type, kdf, params, wrapped, failures in conn.execute(READ_PINS, (slot_id,)).fetchall()}
+    slot, label, serial, created_at, meta = row
+    return (slot, label, serial, created_at, json.loads(meta)), pins
+
+
+def read_objects(conn: sqlite3.Connection, slot_id: int) -> list[tuple[Any, ...]]:
+    """(oid, unique_id, type, value, is_sealed) rows of the slot's objects, in creation order."""
+    return conn.execute(READ_OBJECTS, (slot_id,)).fetchall()
+
+
+def pin_params(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """The params of every PIN record."""
+    return [json.loads(p) for (_s, _u, p, _w) in conn.execute(READ_ALL_PINS).fetchall()]
+
+
+def seal_pins(conn: sqlite3.Connection, wrap: Callable[[PinRecord], PinRecord], sealed: str) -> int:
+    """Every PIN record whose params lack `sealed` replaced by ``wrap(record)``; how many."""
+    n = 0
+    for slot_id, user_type, params, wrapped in conn.execute(READ_ALL_PINS).fetchall():
+        params = json.loads(params)
+        if sealed in params:
+            continue
+        rec = wrap(PinRecord(kdf="", params=dict(params), wrapped_key=bytes(wrapped)))
+        conn.execute(SEAL_PIN, (_json(rec.params), rec.wrapped_key, slot_id, user_type))
+        n += 1
+    return n
+
+
+def replace_pin(conn: sqlite3.Connection, slot_id: int, user_type: int, expected: bytes, rec: PinRecord) -> bool:
+    return conn.execute(REPLACE_PIN, (rec.kdf, _json(rec.params), rec.wrapped_key,
+                                      slot_id, user_type, expected)).rowcount == 1
+
+
+def reserve_login(conn: sqlite3.Connection, slot_id: int, user_type: int, limit: int | None,
+                  wrapped_key: bytes | None) -> int | None:
+    """`Store.reserve_login`'s one conditional UPDATE (the write lock makes it atomic)."""
+    where, args = _PIN, list[Any]([slot_id, user_type])
+    if wrapped_key is not None:
+        where, args = where + " AND wrapped_key = ?", args + [wrapped_key]
+    cond, cond_args = (where, args) if limit is None else (where + " AND failures < ?", args + [limit])
+    rows = conn.execute(f"UPDATE pins SET failures = failures + 1 WHERE {cond} RETURNING failures",
+                        cond_args).fetchall()
+    if rows:
+        return int(rows[0][0])
+    if conn.execute(f"SELECT failures FROM pins WHERE {where}", args).fetchone() is None:
+        raise KeyError(f"no such PIN record of user type {user_type} in slot {slot_id}")
+    return None
+
+
+def login_succeeded(conn: sqlite3.Connection, slot_id: int, user_type: int, reserved: int | None,
+                    wrapped_key: bytes | None) -> None:
+    where, args = _PIN + " AND failures != 0", list[Any]([slot_id, user_type])
+    if wrapped_key is not None:
+        where, args = where + " AND wrapped_key = ?", args + [wrapped_key]
+    if reserved is None:
+        conn.execute(f"UPDATE pins SET failures = 0 WHERE {where}", args)
+    else:
+        conn.execute(f"UPDATE pins SET failures = CASE WHEN failures > ? THEN failures - ? ELSE 0 END WHERE {where}",
+                     [reserved, reserved, *args])

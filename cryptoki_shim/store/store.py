@@ -17,8 +17,14 @@ CLI alike; nothing outside this package runs SQL on the store. The object writes
 generation read have two statement sets with one signature, picked once when the store
 opens: `sqlite_ops` (fixed SQL on the driver connection, SQLite's default) or `core_ops`
 (SQLAlchemy Core: every other database, and SQLite with `fast_path=False`, which is how
-the tests execute the statements PostgreSQL will run). Every other write is Core on every
-database.
+the tests execute the statements PostgreSQL will run). On the fast path the schema version,
+token, PIN record and object reads, the login counter, `replace_pin` and the key file's
+sealing are `sqlite_ops` statements too, on `sqlite.Pool` connections: a SQLite store that
+is only opened, read, logged into and written objects to never imports SQLAlchemy (issue 25
+item 7: its import was ~130 ms of a process's way to its first signature). The rest
+(creating or upgrading the schema, `init_token`, `replace_token`, `update_token`, and the
+`engine` property) is Core on every database; on the fast path it makes the engine on first
+use, whose pool then serves the fast path's connections too.
 
 Measured on the development machine (2 vCPUs, ext4, SQLite 3.40, WAL, synchronous=NORMAL):
 `data_version()` ~3 µs; `add_object` with 3 attributes ~0.12 ms (0.27 ms through SQLAlchemy
@@ -33,22 +39,22 @@ import logging
 import os
 import random
 import sqlite3
+import sys
 import threading
 import time
-from typing import Any, Callable, Iterable, TypeVar
-
-from sqlalchemy import Connection, case, create_engine, delete, insert, select, update
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import DBAPIError
+from typing import TYPE_CHECKING, Any, Callable, Iterable, TypeVar
 
 from .. import private_files
 from ..errors import CryptokiError
 from ..spec import CKR_DEVICE_ERROR
 from . import key_file as key_file_mod
-from . import core_ops, schema, sqlite, sqlite_ops
-from .failures import RETRY, classify, classify_driver
+from . import sqlite, sqlite_ops, versions
+from .failures import RETRY, classify, classify_driver, classify_sqlite
 from .records import CKU_SO, CKU_USER, ObjectRecord, PinRecord, TokenRecord
-from .schema import attributes, generation, objects, pins, tokens
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.engine import URL, Engine
 
 log = logging.getLogger(__name__)
 
@@ -81,25 +87,43 @@ class Store:
         writes of a SQLite store through SQLAlchemy Core (`core_ops`), as on any other
         database, instead of `sqlite_ops` (the tests run both; `[store] sqlite_fast_path`).
         """
-        self.url = make_url(url)
+        self._url_text = url
+        self._url: URL | None = None
         self._lock = threading.Lock()
+        self._engine_lock = threading.Lock()
         self._tls = threading.local()
         self._pid = os.getpid()
         self._own_commits = 0
         self._dv_conn: sqlite3.Connection | None = None
         self._dv_last: tuple[int, int] | None = None
         self._dv_counter = 0
-        self._is_sqlite = self.url.get_backend_name() == "sqlite"
-        self._path = sqlite.database_path(self.url) if self._is_sqlite else ""
+        database = sqlite.plain_path(url)  # a plain SQLite URL is read without SQLAlchemy
+        self._is_sqlite = database is not None or self.url.get_backend_name() == "sqlite"
+        if database is None and self._is_sqlite:
+            database = self.url.database
+        self._path = sqlite.database_path(database) if self._is_sqlite else ""
         self._immutable = False
-        if self._is_sqlite:
-            self._engine = self._sqlite_engine(create)
-        else:
-            self._engine = create_engine(self.url, pool_pre_ping=True, hide_parameters=True)
+        self._engine: Engine | None = None
+        self._pool: sqlite.Pool | None = None
         #: The hot statements (object writes, generation read) and their transaction runner:
         #: `sqlite_ops` on the driver connection, or `core_ops` on a Core connection.
         self.fast_path = self._is_sqlite and fast_path
-        self._ops: Any = sqlite_ops if self.fast_path else core_ops
+        if self._is_sqlite:
+            self._prepare_sqlite(create)
+            if self.fast_path and self._path != sqlite.MEMORY:
+                self._pool = sqlite.Pool(self._path, self._immutable)
+            else:  # an in-memory store is one shared connection: the engine's StaticPool
+                self._core_engine()
+        else:
+            from sqlalchemy import create_engine
+
+            self._engine = create_engine(self.url, pool_pre_ping=True, hide_parameters=True)
+        if self.fast_path:
+            self._ops: Any = sqlite_ops
+        else:
+            from . import core_ops
+
+            self._ops = core_ops
         self._hot: Callable[[Callable[[Any], Any], bool], Any] = self._run_sqlite if self.fast_path else self._run
         self._open_schema(create)
         self._key_file: key_file_mod.KeyFile | None = None
@@ -107,7 +131,18 @@ class Store:
         if key_file:
             self._open_key_file(key_file)
 
-    def _sqlite_engine(self, create: bool) -> Engine:
+    @property
+    def url(self) -> URL:
+        """The store's URL, parsed by SQLAlchemy (on first use)."""
+        if self._url is None:
+            from sqlalchemy.engine import make_url
+
+            self._url = make_url(self._url_text)
+        return self._url
+
+    def _prepare_sqlite(self, create: bool) -> None:
+        """The SQLite file's checks before anything connects: create it 0600 (with
+        `create`), warn on a readable one, open one on read-only media immutable."""
         path = self._path
         if path != sqlite.MEMORY:
             if not os.path.exists(path):
@@ -125,19 +160,47 @@ class Store:
             self._immutable = sqlite.needs_immutable(path)
             if self._immutable:
                 log.warning("store %s is on read-only media: opened read-only", path)
-        return sqlite.make_engine(self.url, path, immutable=self._immutable)
+
+    def _core_engine(self) -> Engine:
+        """The SQLAlchemy engine, made on first use on a SQLite store (its pool then serves
+        the fast path too, so its events apply to every connection from then on)."""
+        engine = self._engine
+        if engine is not None:
+            return engine
+        with self._engine_lock:
+            if self._engine is None:
+                self._engine = sqlite.make_engine(self.url, self._path, immutable=self._immutable)
+                if self._pool is not None:
+                    self._pool.close(retire=True)
+            return self._engine
+
+    def _checkout(self) -> tuple[sqlite3.Connection, Callable[[], None]]:
+        """A driver connection for `sqlite_ops` and the function that gives it back."""
+        engine, pool = self._engine, self._pool
+        if engine is None and pool is not None and not pool.retired:
+            conn = pool.checkout()
+            return conn, lambda: pool.checkin(conn)
+        pooled = self._core_engine().raw_connection()
+        return pooled.driver_connection, pooled.close
 
     def _open_schema(self, create: bool) -> None:
         """Check the schema version and upgrade (or create) under the write lock if needed.
 
         A current store is only read, so opening a read-only store works.
         """
-        version = self._read(schema.stored_version)
-        schema.check_supported(version)
-        if version == schema.CURRENT_VERSION:
+        if self.fast_path:
+            version = self._run_sqlite(sqlite_ops.stored_version, False, True)
+        else:
+            from . import schema
+
+            version = self._read(schema.stored_version)
+        versions.check_supported(version)
+        if version == versions.CURRENT_VERSION:
             return
         if version == 0 and not create:
             raise CryptokiError(CKR_DEVICE_ERROR, f"no store schema in {self.url!r}")
+        from . import schema
+
         self._write(schema.upgrade)
 
     def _open_key_file(self, path: str) -> None:
@@ -148,6 +211,21 @@ class Store:
             self._key_file_error = exc
             return
         kf = self._key_file
+        if self.fast_path:
+            unbound = self._run_sqlite(sqlite_ops.pin_params, False, True)
+            if all(key_file_mod.PARAM in p for p in unbound):
+                return
+            try:
+                n = self._run_sqlite(lambda c: sqlite_ops.seal_pins(c, kf.wrap, key_file_mod.PARAM), True)
+            except CryptokiError as exc:
+                log.warning("PIN records not yet sealed under the key file %s: %s", path, exc)
+                return
+            log.info("%d PIN record(s) sealed under the store key file %s", n, path)
+            self.scrub()  # the unsealed records must not linger in the WAL
+            return
+        from sqlalchemy import select, update
+
+        from .schema import pins
 
         def bind(conn: Connection) -> int:
             rows = conn.execute(select(pins.c.slot_id, pins.c.user_type, pins.c.params, pins.c.wrapped_key)).all()
@@ -196,8 +274,9 @@ class Store:
 
     @property
     def engine(self) -> Engine:
-        """The SQLAlchemy engine (for admin tools and tests; the core never needs it)."""
-        return self._engine
+        """The SQLAlchemy engine (for admin tools and tests; the core never needs it).
+        On a SQLite store it is made here on first use (see the module doc)."""
+        return self._core_engine()
 
     # -- transactions ------------------------------------------------------------------
 
@@ -209,13 +288,18 @@ class Store:
         """Run `fn` in one transaction; wait out locks; map device failures to CKR_*."""
         return self._retrying(lambda: self._core_transaction(fn, write), write)
 
-    def _run_sqlite(self, fn: Callable[[sqlite3.Connection], T], write: bool) -> T:
-        """`_run` for the hot statements of `sqlite_ops` (SQLite stores only)."""
-        return self._retrying(lambda: sqlite_ops.transaction(self._engine, fn, write), write)
+    def _run_sqlite(self, fn: Callable[[sqlite3.Connection], T], write: bool, snapshot: bool = False) -> T:
+        """`_run` for the statements of `sqlite_ops` (SQLite stores only); `snapshot`: a
+        read of several statements in one transaction."""
+        return self._retrying(lambda: sqlite_ops.transaction(self._checkout, fn, write, snapshot), write)
 
     def _core_transaction(self, fn: Callable[[Connection], T], write: bool) -> tuple[T, int | None]:
+        from sqlalchemy import select, update
+
+        from .schema import generation
+
         written = None
-        with sqlite.FORK_GUARD, self._engine.connect() as conn:
+        with sqlite.FORK_GUARD, self._core_engine().connect() as conn:
             if write:
                 conn.execution_options(**{sqlite.BEGIN_OPTION: "IMMEDIATE"})
             with conn.begin():
@@ -238,9 +322,13 @@ class Store:
                     with self._lock:
                         self._own_commits += 1
                 return result
-            except DBAPIError as exc:
-                verdict = classify(exc)
+            except Exception as exc:
+                verdict, orig = _classified(exc)
                 if verdict is None:
+                    if isinstance(exc, sqlite3.Error):  # the fast path's: raised as on Core
+                        from sqlalchemy.exc import DBAPIError
+
+                        raise DBAPIError.instance(None, None, exc, sqlite3.Error, hide_parameters=True) from exc
                     raise
                 if verdict == RETRY:
                     now = time.monotonic()
@@ -253,8 +341,8 @@ class Store:
                         CKR_DEVICE_ERROR, f"store stayed locked for {RETRY_FOR_S:.0f} s"
                     ) from None
                 what = "write" if write else "read"
-                log.warning("store %s failed: %s", what, exc.orig)
-                raise CryptokiError(int(verdict), f"store {what} failed: {exc.orig}") from None
+                log.warning("store %s failed: %s", what, orig)
+                raise CryptokiError(int(verdict), f"store {what} failed: {orig}") from None
 
     def _read(self, fn: Callable[[Connection], T]) -> T:
         return self._run(fn, write=False)
@@ -322,6 +410,19 @@ class Store:
 
     def token(self, slot_id: int) -> TokenRecord | None:
         """The token in `slot_id`, or None if that slot's token was never initialised."""
+        if self.fast_path:
+            found = self._run_sqlite(lambda c: sqlite_ops.read_token(c, slot_id), False, True)
+            if found is None:
+                return None
+            (slot, label, serial, created_at, meta), by_type = found
+            return TokenRecord(
+                slot_id=slot, label=bytes(label), serial=serial,
+                so_pin=by_type.get(CKU_SO), user_pin=by_type.get(CKU_USER),
+                created_at=created_at, meta=dict(meta),
+            )
+        from sqlalchemy import select
+
+        from .schema import pins, tokens
 
         def read(conn: Connection) -> TokenRecord | None:
             row = conn.execute(select(tokens).where(tokens.c.slot_id == slot_id)).first()
@@ -358,6 +459,10 @@ class Store:
         (IntegrityError, nothing written)."""
         bound = {u: self.bind_pin(p) for u, p in ((CKU_SO, rec.so_pin), (CKU_USER, rec.user_pin)) if p is not None}
         items = [(o, _attribute_tuples(o.attrs, o.sealed)) for o in objs]
+        from sqlalchemy import delete, insert, select
+
+        from . import core_ops
+        from .schema import objects, pins, tokens
 
         def write(conn: Connection) -> None:
             core_ops.delete_objects(conn, select(objects.c.id).where(objects.c.slot_id == rec.slot_id))
@@ -384,6 +489,9 @@ class Store:
             raise TypeError(f"update_token: unknown fields {sorted(unknown)}")
         columns = {k: v for k, v in fields.items() if k not in _PIN_FIELDS}
         fields = {k: (self.bind_pin(v) if k in _PIN_FIELDS and v is not None else v) for k, v in fields.items()}
+        from sqlalchemy import delete, update
+
+        from .schema import pins, tokens
 
         def write(conn: Connection) -> None:
             found = conn.execute(
@@ -406,6 +514,11 @@ class Store:
         stored one is still `expected` (its `wrapped_key`): a C_SetPIN that landed meanwhile
         must not be undone. The failure count is kept. True if replaced."""
         stored = self.bind_pin(rec)
+        if self.fast_path:
+            return self._run_sqlite(lambda c: sqlite_ops.replace_pin(c, slot_id, user_type, expected, stored), True)
+        from sqlalchemy import update
+
+        from .schema import pins
 
         def write(conn: Connection) -> bool:
             where = ((pins.c.slot_id == slot_id) & (pins.c.user_type == user_type)
@@ -431,6 +544,12 @@ class Store:
         `limit=None` counts without a limit, `wrapped_key=None` whatever the record (store
         tests, admin tools).
         """
+        if self.fast_path:
+            return self._run_sqlite(
+                lambda c: sqlite_ops.reserve_login(c, slot_id, user_type, limit, wrapped_key), True)
+        from sqlalchemy import select, update
+
+        from .schema import pins
 
         def write(conn: Connection) -> int | None:
             where = (pins.c.slot_id == slot_id) & (pins.c.user_type == user_type)
@@ -453,6 +572,12 @@ class Store:
         (`reserved`, what `reserve_login` returned); attempts that began after it stay counted,
         as they would have in sequence. None resets the counter to 0. With `wrapped_key`, only
         if that record is still the stored one (a replaced record has its own count)."""
+        if self.fast_path:
+            self._run_sqlite(lambda c: sqlite_ops.login_succeeded(c, slot_id, user_type, reserved, wrapped_key), True)
+            return
+        from sqlalchemy import case, update
+
+        from .schema import pins
 
         def write(conn: Connection) -> None:
             where = (pins.c.slot_id == slot_id) & (pins.c.user_type == user_type) & (pins.c.failures != 0)
@@ -467,25 +592,21 @@ class Store:
 
     def objects(self, slot_id: int) -> list[ObjectRecord]:
         """All token objects of the slot, in creation order, from one snapshot."""
+        if self.fast_path:
+            return _object_records(self._run_sqlite(lambda c: sqlite_ops.read_objects(c, slot_id), False, True))
+        from sqlalchemy import select
+
+        from .schema import attributes, objects
 
         def read(conn: Connection) -> list[ObjectRecord]:
-            rows = conn.execute(
+            return _object_records(conn.execute(
                 select(objects.c.id, objects.c.unique_id, attributes.c.type,
                        attributes.c.value, attributes.c.is_sealed)
                 .select_from(objects.outerjoin(attributes,
                                                attributes.c.object_id == objects.c.id))
                 .where(objects.c.slot_id == slot_id)
                 .order_by(objects.c.id)
-            )
-            result: list[ObjectRecord] = []
-            current: ObjectRecord | None = None
-            for oid, unique_id, attr_type, value, is_sealed in rows:
-                if current is None or current.oid != oid:
-                    current = ObjectRecord(oid=oid, unique_id=unique_id)
-                    result.append(current)
-                if attr_type is not None:
-                    (current.sealed if is_sealed else current.attrs)[attr_type] = bytes(value)
-            return result
+            ))
 
         return self._read(read)
 
@@ -522,13 +643,13 @@ class Store:
             return
         self._check_pid()
         with sqlite.FORK_GUARD:
-            pooled = self._engine.raw_connection()
+            conn, checkin = self._checkout()
             try:
-                busy = pooled.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+                busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
             except sqlite3.Error as exc:
                 busy = exc
             finally:
-                pooled.close()
+                checkin()
         if busy:
             log.warning("store %s: WAL checkpoint incomplete (%s); old pages stay until the next one", self._path, busy)
 
@@ -543,14 +664,19 @@ class Store:
         another parent thread may have held it at the fork.
         """
         self._lock = threading.Lock()
+        self._engine_lock = threading.Lock()
         self._tls = threading.local()
         self._pid = os.getpid()
         if self._dv_conn is not None:
             _ABANDONED.append(self._dv_conn)
             self._dv_conn = None
         if self._path != sqlite.MEMORY:
-            _ABANDONED.append(self._engine.pool)
-            self._engine.dispose(close=False)
+            if self._pool is not None:
+                _ABANDONED.append((self._pool, self._pool.abandon()))
+                self._pool = sqlite.Pool(self._path, self._immutable, retired=self._pool.retired)
+            if self._engine is not None:
+                _ABANDONED.append(self._engine.pool)
+                self._engine.dispose(close=False)
 
     def close(self) -> None:
         """Close every connection (C_Finalize)."""
@@ -558,7 +684,10 @@ class Store:
             if self._dv_conn is not None:
                 self._dv_conn.close()
                 self._dv_conn = None
-            self._engine.dispose()
+            if self._pool is not None:
+                self._pool.close()
+            if self._engine is not None:
+                self._engine.dispose()
 
     def __enter__(self) -> Store:
         return self
@@ -567,7 +696,37 @@ class Store:
         self.close()
 
 
+def _classified(exc: Exception) -> tuple[int | str | None, BaseException | None]:
+    """The verdict on a store exception (`failures`) and the driver's exception: a raw
+    `sqlite3.Error` (the fast path) or SQLAlchemy's `DBAPIError` (only if SQLAlchemy was
+    imported: nothing else can have raised one)."""
+    if isinstance(exc, sqlite3.Error):
+        return classify_sqlite(exc), exc
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError):
+        return classify(exc), exc.orig
+    return None, None
+
+
+def _object_records(rows: Iterable[Any]) -> list[ObjectRecord]:
+    """ObjectRecords from (oid, unique_id, type, value, is_sealed) rows ordered by oid (a
+    LEFT JOIN: an object without attributes has one row of NULLs)."""
+    result: list[ObjectRecord] = []
+    current: ObjectRecord | None = None
+    for oid, unique_id, attr_type, value, is_sealed in rows:
+        if current is None or current.oid != oid:
+            current = ObjectRecord(oid=oid, unique_id=unique_id)
+            result.append(current)
+        if attr_type is not None:
+            (current.sealed if is_sealed else current.attrs)[attr_type] = bytes(value)
+    return result
+
+
 def _insert_pin(conn: Connection, slot_id: int, user_type: int, pin: PinRecord) -> None:
+    from sqlalchemy import insert
+
+    from .schema import pins
+
     conn.execute(insert(pins).values(
         slot_id=slot_id, user_type=user_type, kdf=pin.kdf, params=pin.params,
         wrapped_key=pin.wrapped_key, failures=pin.failures,

@@ -25,7 +25,7 @@ from cryptoki_shim.store import (
     make_pin_record,
     open_pin_record,
 )
-from cryptoki_shim.store import schema
+from cryptoki_shim.store import schema, versions
 
 
 def db_path(url: str) -> str:
@@ -71,7 +71,7 @@ def test_upgrade_steps_run_once(db_url: str, monkeypatch: pytest.MonkeyPatch) ->
         ran.append(current)
         conn.exec_driver_sql("ALTER TABLE tokens ADD COLUMN backend VARCHAR(32)")
 
-    monkeypatch.setattr(schema, "CURRENT_VERSION", current + 1)
+    monkeypatch.setattr(versions, "CURRENT_VERSION", current + 1)  # its home (schema re-exports it)
     monkeypatch.setitem(schema.UPGRADES, current, next_step)
     Store(db_url).close()
     Store(db_url).close()
