@@ -48,7 +48,7 @@ def run(library: str | None = None, keep: bool = False) -> int:
     work = Path(tempfile.mkdtemp(prefix="cryptoki-shim-demo-"))
     conf = work / "config.toml"
     conf.write_text(f'[store]\nurl = "sqlite:///{work / "store.db"}"\n\n'
-                    f'[audit]\nfile = "{work / "audit.log"}"\nhash_chain = true\n\n[[slots]]\nid = 0\n')
+                    f'[audit]\nfile = "{work / "audit.log"}"\n\n[[slots]]\nid = 0\n')
     # PKCS11_MODULE_PATH: where OpenSSL's pkcs11 engine (libp11) finds the module.
     env = dict(os.environ, CRYPTOKI_SHIM_CONF=str(conf), PKCS11_MODULE_PATH=lib, DEMO_PIN=USER_PIN)
     print(f"cryptoki-shim demo\n  library: {lib}\n  store:   {work / 'store.db'} (temporary)")
@@ -93,7 +93,7 @@ def run(library: str | None = None, keep: bool = False) -> int:
     s.run("Store the certificate next to its key with the admin CLI",
           [*cli, "import", "cert.pem", "--id", "01", "--label", "demo-ec"], show=5)
     s.run("The token as the admin CLI lists it (no secrets shown)", [*cli, "list", "--pin-env", "DEMO_PIN"], show=12)
-    s.run("The audit log of this run: logins, new objects, key uses (hash-chained)",
+    s.run("The audit log of this run: logins, new objects, key uses (MAC-chained)",
           [*cli, "audit", "verify", "audit.log"], show=1, check_text="no deletion or edit detected")
 
     print(f"\n{'demo finished: everything verified' if not s.failures else f'demo: {s.failures} step(s) FAILED'}")

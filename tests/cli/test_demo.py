@@ -15,3 +15,4 @@ def test_demo_exits_zero():
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "demo finished: everything verified" in proc.stdout
     assert "FAILED" not in proc.stdout
+    assert "(MAC-chained)" in proc.stdout and "hash-chain" not in proc.stdout  # the audit log has a keyed MAC chain
