@@ -43,8 +43,8 @@ STORE_KEYS: dict[str, Key] = {
     "key_file": Key(str, None, "32-byte key file (0600, outside the store's directory; `cryptoki-shim store-key-create`) "
                                "that also seals every PIN record: a copy of the store alone allows no offline PIN "
                                "guessing; losing the file loses the tokens"),
-    "sqlite_fast_path": Key(bool, True, "on SQLite, run the object writes as fixed SQL on the driver (~5x cheaper); "
-                                        "false runs them through SQLAlchemy Core as on any other database (tests)"),
+    "sqlite_fast_path": Key(bool, True, "on SQLite, run the object writes, the reads and the login counter as fixed "
+                                        "SQL on the driver (~5x cheaper, no SQLAlchemy import); false runs them through SQLAlchemy Core as on any other database (tests)"),
 }
 LOG_KEYS: dict[str, Key] = {
     "file": Key(str, None, 'log file, or "stderr"; no logging when absent (CRYPTOKI_SHIM_LOG overrides)'),
@@ -77,7 +77,7 @@ SLOT_KEYS: dict[str, Key] = {
     "min_pin_len": Key(int, 4, "shortest PIN accepted (CK_TOKEN_INFO.ulMinPinLen)"),
     "max_pin_len": Key(int, 255, "longest PIN accepted (CK_TOKEN_INFO.ulMaxPinLen)"),
     "profile_objects": Key(bool, True, "publish CKO_PROFILE objects (PKCS#11 3.0 §4.13); off for clients that expect an empty token"),
-    "weak_derivation": Key(bool, False, "allow CKM_EXTRACT_KEY_FROM_KEY, CKM_XOR_BASE_AND_DATA and keys under 16 bytes "
+    "weak_derivation": Key(bool, False, "allow CKM_EXTRACT_KEY_FROM_KEY, CKM_XOR_BASE_AND_DATA, CKM_CONCATENATE_* and keys under 16 bytes "
                                         "derived from a sensitive or non-extractable key (they reveal it byte by byte); "
                                         "legacy protocols only"),
     "strict_private_default": Key(bool, False, "CKA_PRIVATE defaults to TRUE for every object; off: FALSE for a "
