@@ -83,7 +83,7 @@ if TYPE_CHECKING:
 
 
 class AuditKeyError(Exception):
-    """The audit key cannot be read or made (C_Initialize fails: audit was asked for)."""
+    """The audit key cannot be read or made: no audit records (an error in our log, never a failed call)."""
 
 
 def key_path(settings: dict[str, Any], store_url: str | None) -> str | None:

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from .. import audit, private_files
 from .. import config as config_mod
 from .. import config_reference
 from .common import CliError, EXIT_CONFIG, emit
@@ -39,6 +40,8 @@ def check(args: argparse.Namespace) -> int:
         raise CliError(str(exc), EXIT_CONFIG) from None
     problems = [f"{cfg.source}: {key} = {path!r}: {why}" for key, path in _files_written(cfg)
                 if (why := _cannot_write(path))]
+    if (why := _audit_key_problem(cfg)) is not None:
+        problems.append(f"{cfg.source}: {why}")
     if problems:
         raise CliError("; ".join(problems), EXIT_CONFIG)
     data = {"ok": True, "source": cfg.source, "store": cfg.store_url, "slots": [s.id for s in cfg.slots],
@@ -54,6 +57,23 @@ def _files_written(cfg: config_mod.Config) -> list[tuple[str, str]]:
     if cfg.log_file != "stderr":
         files.append(("[log] file", cfg.log_file))
     return [(key, os.path.expanduser(path)) for key, path in files if path]
+
+
+def _audit_key_problem(cfg: config_mod.Config) -> str | None:
+    """Why the module would write no audit records for want of its key (None: no such
+    problem): no place for the key, or a key file group or others can access (refused)."""
+    if not (cfg.audit.get("file") or cfg.audit.get("syslog")):
+        return None
+    path = audit.key_path(cfg.audit, cfg.store_url)
+    if path is None:
+        return "[audit] key_file is not set and the store is not a SQLite file to put audit.key next to"
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # made on first use; a key_file's directory is checked with the files written
+    if not private_files.is_private(mode):
+        return f"[audit] key {path!r}: mode {mode & 0o777:04o}, group/others have access (chmod 600)"
+    return None
 
 
 def _cannot_write(path: str) -> str | None:

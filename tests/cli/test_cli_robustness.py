@@ -91,6 +91,26 @@ def test_audit_file_in_a_missing_directory_fails_config_check_by_name(cli) -> No
     assert data["ok"] is False and data["exit"] == EXIT_CONFIG
 
 
+def test_audit_key_the_module_would_refuse_fails_config_check(cli) -> None:
+    """docs/security.md: config-check reports beforehand what would leave the module without
+    audit records (the module itself only logs it)."""
+    key = cli.work / "audit-test.key"
+    key.write_text("ab" * 32 + "\n")
+    key.chmod(0o640)
+    conf = cli.conf.read_text()
+    cli.conf.write_text(conf + f'\n[audit]\nfile = "{cli.work / "audit.log"}"\nkey_file = "{key}"\n')
+    proc = cli.run("config-check", rc=EXIT_CONFIG)
+    _no_traceback(proc)
+    assert "[audit] key" in proc.stderr and "0640" in proc.stderr
+    key.chmod(0o600)
+    cli.run("config-check")
+    in_memory = conf.replace(f'url = "sqlite:///{cli.work / "store.db"}"', 'url = "sqlite://"')
+    assert in_memory != conf
+    cli.conf.write_text(in_memory + f'\n[audit]\nfile = "{cli.work / "audit.log"}"\n')
+    proc = cli.run("config-check", rc=EXIT_CONFIG)
+    assert "key_file is not set" in proc.stderr
+
+
 def test_log_file_in_a_missing_directory_fails_config_check_by_name(cli) -> None:
     cli.conf.write_text(f'[log]\nfile = "{cli.work / "gone" / "shim.log"}"\n' + cli.conf.read_text())
     proc = cli.run("config-check", rc=EXIT_CONFIG)
