@@ -31,7 +31,7 @@ import sqlite3
 from typing import Any, Callable, Iterable, TypeVar
 
 from . import sqlite
-from .records import PinRecord
+from .records import PinRecord, TokenRecord
 
 T = TypeVar("T")
 
@@ -136,7 +136,14 @@ _PIN = "slot_id = ? AND user_type = ?"
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value)  # what SQLAlchemy's JSON type binds on SQLite
+    """What SQLAlchemy's JSON type binds on SQLite; a value that is not JSON fails as it
+    does there (a caller bug: SQLAlchemy's `StatementError`, imported only then)."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        from sqlalchemy.exc import StatementError
+
+        raise StatementError(f"({type(exc).__module__}.{type(exc).__name__}) {exc}", None, None, exc) from exc
 
 
 def stored_version(conn: sqlite3.Connection) -> int:
@@ -213,3 +220,50 @@ def login_succeeded(conn: sqlite3.Connection, slot_id: int, user_type: int, rese
     else:
         conn.execute(f"UPDATE pins SET failures = CASE WHEN failures > ? THEN failures - ? ELSE 0 END WHERE {where}",
                      [reserved, reserved, *args])
+
+
+# -- token writes (C_InitToken, C_InitPIN/C_SetPIN, restore): Store's Core methods are the twins
+
+INSERT_TOKEN = "INSERT INTO tokens (slot_id, label, serial, created_at, meta) VALUES (?, ?, ?, ?, ?)"
+INSERT_PIN = "INSERT INTO pins (slot_id, user_type, kdf, params, wrapped_key, failures) VALUES (?, ?, ?, ?, ?, ?)"
+DELETE_PIN = "DELETE FROM pins WHERE slot_id = ? AND user_type = ?"
+_SLOT_OBJECTS = "SELECT id FROM objects WHERE slot_id = ?"
+DELETE_SLOT = (f"DELETE FROM attributes WHERE object_id IN ({_SLOT_OBJECTS})",
+               f"DELETE FROM objects WHERE id IN ({_SLOT_OBJECTS})",
+               "DELETE FROM pins WHERE slot_id = ?",
+               "DELETE FROM tokens WHERE slot_id = ?")
+_TOKEN_COLUMNS = ("label", "serial", "meta")
+
+
+def insert_pin(conn: sqlite3.Connection, slot_id: int, user_type: int, pin: PinRecord) -> None:
+    conn.execute(INSERT_PIN, (slot_id, user_type, pin.kdf, _json(pin.params), pin.wrapped_key, pin.failures))
+
+
+def replace_token(conn: sqlite3.Connection, rec: TokenRecord, pins: dict[int, PinRecord],
+                  objs: list[tuple[Any, list[tuple[int, bytes, int]]]]) -> None:
+    """`Store.replace_token`'s write: the slot's objects, PIN records and token deleted, the
+    new ones inserted (each object's `oid` set)."""
+    for statement in DELETE_SLOT:
+        conn.execute(statement, (rec.slot_id,))
+    conn.execute(INSERT_TOKEN, (rec.slot_id, rec.label, rec.serial, rec.created_at, _json(rec.meta)))
+    for user_type, pin in pins.items():
+        insert_pin(conn, rec.slot_id, user_type, pin)
+    for o, rows in objs:
+        o.oid = add_object(conn, rec.slot_id, o.unique_id, rows)
+
+
+def update_token(conn: sqlite3.Connection, slot_id: int, columns: dict[str, Any],
+                 pins: dict[int, PinRecord | None]) -> None:
+    """`Store.update_token`'s write: `columns` (label, serial, meta) set, each PIN record of
+    `pins` replaced (None: removed). KeyError if the slot has no token."""
+    if not columns.keys() <= set(_TOKEN_COLUMNS):
+        raise TypeError(f"update_token: unknown columns {sorted(columns.keys() - set(_TOKEN_COLUMNS))}")
+    cols = columns or {"slot_id": slot_id}
+    sets = ", ".join(f"{name} = ?" for name in cols)
+    values = [_json(v) if name == "meta" else v for name, v in cols.items()]
+    if conn.execute(f"UPDATE tokens SET {sets} WHERE slot_id = ?", [*values, slot_id]).rowcount == 0:
+        raise KeyError(f"no token in slot {slot_id}")
+    for user_type, pin in pins.items():
+        conn.execute(DELETE_PIN, (slot_id, user_type))
+        if pin is not None:
+            insert_pin(conn, slot_id, user_type, pin)

@@ -18,12 +18,12 @@ generation read have two statement sets with one signature, picked once when the
 opens: `sqlite_ops` (fixed SQL on the driver connection, SQLite's default) or `core_ops`
 (SQLAlchemy Core: every other database, and SQLite with `fast_path=False`, which is how
 the tests execute the statements PostgreSQL will run). On the fast path the schema version,
-token, PIN record and object reads, the login counter, `replace_pin` and the key file's
-sealing are `sqlite_ops` statements too, on `sqlite.Pool` connections: a SQLite store that
+token, PIN record and object reads, the login counter, `replace_pin`, the token writes
+(`init_token`, `replace_token`, `update_token`) and the key file's sealing are `sqlite_ops`
+statements too, on `sqlite.Pool` connections: a SQLite store that
 is only opened, read, logged into and written objects to never imports SQLAlchemy (issue 25
 item 7: its import was ~130 ms of a process's way to its first signature). The rest
-(creating or upgrading the schema, `init_token`, `replace_token`, `update_token`, and the
-`engine` property) is Core on every database; on the fast path it makes the engine on first
+(creating or upgrading the schema, and the `engine` property) is Core on every database; on the fast path it makes the engine on first
 use, whose pool then serves the fast path's connections too.
 
 Measured on the development machine (2 vCPUs, ext4, SQLite 3.40, WAL, synchronous=NORMAL):
@@ -459,6 +459,9 @@ class Store:
         (IntegrityError, nothing written)."""
         bound = {u: self.bind_pin(p) for u, p in ((CKU_SO, rec.so_pin), (CKU_USER, rec.user_pin)) if p is not None}
         items = [(o, _attribute_tuples(o.attrs, o.sealed)) for o in objs]
+        if self.fast_path:
+            self._run_sqlite(lambda c: sqlite_ops.replace_token(c, rec, bound, items), True)
+            return
         from sqlalchemy import delete, insert, select
 
         from . import core_ops
@@ -489,6 +492,10 @@ class Store:
             raise TypeError(f"update_token: unknown fields {sorted(unknown)}")
         columns = {k: v for k, v in fields.items() if k not in _PIN_FIELDS}
         fields = {k: (self.bind_pin(v) if k in _PIN_FIELDS and v is not None else v) for k, v in fields.items()}
+        if self.fast_path:
+            pin_fields = {u: fields[name] for name, u in _PIN_FIELDS.items() if name in fields}
+            self._run_sqlite(lambda c: sqlite_ops.update_token(c, slot_id, columns, pin_fields), True)
+            return
         from sqlalchemy import delete, update
 
         from .schema import pins, tokens
