@@ -27,13 +27,16 @@ re-raised as SQLAlchemy's `DBAPIError` family, as on the Core path).
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from typing import Any, Callable, Iterable, TypeVar
 
-from . import sqlite
+from . import sqlite, versions
 from .records import PinRecord, TokenRecord
 
 T = TypeVar("T")
+
+_schema_log = logging.getLogger(__package__ + ".schema")  # the log line schema.upgrade writes
 
 BUMP_GENERATION = "UPDATE generation SET value = value + 1 RETURNING value"
 READ_GENERATION = "SELECT value FROM generation"
@@ -267,3 +270,86 @@ def update_token(conn: sqlite3.Connection, slot_id: int, columns: dict[str, Any]
         conn.execute(DELETE_PIN, (slot_id, user_type))
         if pin is not None:
             insert_pin(conn, slot_id, user_type, pin)
+
+
+# -- a new store's schema (an older one is upgraded by `schema.upgrade`, on Core) -------------
+
+#: (table, its CREATE TABLE and CREATE INDEX statements) in dependency order: exactly what
+#: `schema.metadata.create_all` emits on SQLite (tests/store/test_store_paths.py compares).
+CREATE_SCHEMA: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ('generation', (
+        'CREATE TABLE generation (\n'
+        '\tid INTEGER NOT NULL, \n'
+        '\tvalue BIGINT NOT NULL, \n'
+        '\tPRIMARY KEY (id)\n'
+        ')',
+    )),
+    ('schema_version', (
+        'CREATE TABLE schema_version (\n'
+        '\tid INTEGER NOT NULL, \n'
+        '\tversion INTEGER NOT NULL, \n'
+        '\tPRIMARY KEY (id)\n'
+        ')',
+    )),
+    ('tokens', (
+        'CREATE TABLE tokens (\n'
+        '\tslot_id BIGINT NOT NULL, \n'
+        '\tlabel BLOB NOT NULL, \n'
+        '\tserial VARCHAR(16) NOT NULL, \n'
+        '\tcreated_at BIGINT NOT NULL, \n'
+        '\tmeta JSON NOT NULL, \n'
+        '\tPRIMARY KEY (slot_id)\n'
+        ')',
+    )),
+    ('objects', (
+        'CREATE TABLE objects (\n'
+        '\tid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n'
+        '\tslot_id BIGINT NOT NULL, \n'
+        '\tunique_id VARCHAR(64) NOT NULL, \n'
+        '\tCONSTRAINT uq_objects_slot_unique_id UNIQUE (slot_id, unique_id), \n'
+        '\tFOREIGN KEY(slot_id) REFERENCES tokens (slot_id)\n'
+        ')',
+    )),
+    ('pins', (
+        'CREATE TABLE pins (\n'
+        '\tslot_id BIGINT NOT NULL, \n'
+        '\tuser_type INTEGER NOT NULL, \n'
+        '\tkdf VARCHAR(16) NOT NULL, \n'
+        '\tparams JSON NOT NULL, \n'
+        '\twrapped_key BLOB NOT NULL, \n'
+        '\tfailures INTEGER NOT NULL, \n'
+        '\tPRIMARY KEY (slot_id, user_type), \n'
+        '\tFOREIGN KEY(slot_id) REFERENCES tokens (slot_id)\n'
+        ')',
+    )),
+    ('attributes', (
+        'CREATE TABLE attributes (\n'
+        '\tobject_id INTEGER NOT NULL, \n'
+        '\ttype BIGINT NOT NULL, \n'
+        '\tvalue BLOB NOT NULL, \n'
+        '\tis_sealed BOOLEAN NOT NULL, \n'
+        '\tPRIMARY KEY (object_id, type), \n'
+        '\tFOREIGN KEY(object_id) REFERENCES objects (id)\n'
+        ')',
+        'CREATE INDEX ix_attributes_type_value ON attributes (type, value)',
+    )),
+)
+
+
+def create_schema(conn: sqlite3.Connection) -> int:
+    """`schema.upgrade` for an empty database: the current tables (a table that exists is
+    left, as `create_all(checkfirst=True)` does), the version row and the generation row.
+    Returns the version found under the write lock; a store that another process created or
+    that needs upgrade steps meanwhile is left alone (the caller upgrades it on Core)."""
+    found = stored_version(conn)
+    versions.check_supported(found)
+    if found != 0:
+        return found
+    for table, statements in CREATE_SCHEMA:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone() is None:
+            for statement in statements:
+                conn.execute(statement)
+    conn.execute("INSERT INTO schema_version (id, version) VALUES (1, ?)", (versions.CURRENT_VERSION,))
+    conn.execute("INSERT INTO generation (id, value) VALUES (1, 0)")
+    _schema_log.info("created store schema version %d", versions.CURRENT_VERSION)
+    return found

@@ -17,13 +17,13 @@ CLI alike; nothing outside this package runs SQL on the store. The object writes
 generation read have two statement sets with one signature, picked once when the store
 opens: `sqlite_ops` (fixed SQL on the driver connection, SQLite's default) or `core_ops`
 (SQLAlchemy Core: every other database, and SQLite with `fast_path=False`, which is how
-the tests execute the statements PostgreSQL will run). On the fast path the schema version,
+the tests execute the statements PostgreSQL will run). On the fast path the schema version (and a new store's schema),
 token, PIN record and object reads, the login counter, `replace_pin`, the token writes
 (`init_token`, `replace_token`, `update_token`) and the key file's sealing are `sqlite_ops`
 statements too, on `sqlite.Pool` connections: a SQLite store that
 is only opened, read, logged into and written objects to never imports SQLAlchemy (issue 25
 item 7: its import was ~130 ms of a process's way to its first signature). The rest
-(creating or upgrading the schema, and the `engine` property) is Core on every database; on the fast path it makes the engine on first
+(upgrading an older schema, and the `engine` property) is Core on every database; on the fast path it makes the engine on first
 use, whose pool then serves the fast path's connections too.
 
 Measured on the development machine (2 vCPUs, ext4, SQLite 3.40, WAL, synchronous=NORMAL):
@@ -199,6 +199,10 @@ class Store:
             return
         if version == 0 and not create:
             raise CryptokiError(CKR_DEVICE_ERROR, f"no store schema in {self.url!r}")
+        if version == 0 and self.fast_path and self._path != sqlite.MEMORY:
+            found = self._run_sqlite(sqlite_ops.create_schema, True)
+            if found in (0, versions.CURRENT_VERSION):
+                return
         from . import schema
 
         self._write(schema.upgrade)

@@ -190,3 +190,61 @@ def test_every_core_statement_compiles_for_postgresql(db_url: str, token_key: by
     verbs = {sql.split()[0] for sql in compiled}
     assert verbs == {"SELECT", "INSERT", "UPDATE", "DELETE"}, verbs
     assert any("RETURNING pins.failures" in sql for sql in compiled)  # reserve_login's one UPDATE
+
+
+def test_fast_path_schema_is_what_create_all_emits(tmp_path: Path) -> None:
+    """A new store's schema on the fast path (`sqlite_ops.CREATE_SCHEMA`) is exactly what
+    `schema.metadata.create_all` emits on SQLite, and both stores end up alike."""
+    import sqlite3
+
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from cryptoki_shim.store import schema
+
+    dialect = sqlite_dialect.dialect()
+    expected = tuple(
+        (t.name, (str(CreateTable(t).compile(dialect=dialect)).strip(),
+                  *(str(CreateIndex(i).compile(dialect=dialect)).strip()
+                    for i in sorted(t.indexes, key=lambda i: str(i.name)))))
+        for t in schema.metadata.sorted_tables)
+    assert sqlite_ops.CREATE_SCHEMA == expected
+    dumps = []
+    for fast in (True, False):
+        path = tmp_path / f"{fast}.db"
+        Store(f"sqlite:///{path}", fast_path=fast).close()
+        with sqlite3.connect(path) as raw:
+            dumps.append((raw.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name").fetchall(),
+                          raw.execute("SELECT * FROM schema_version").fetchall(),
+                          raw.execute("SELECT * FROM generation").fetchall()))
+    assert dumps[0] == dumps[1]
+
+
+def test_fast_path_store_never_imports_sqlalchemy(tmp_path: Path, token_key: bytes) -> None:
+    """Creating a store, its token, PIN changes, the login counter, objects and reads on the
+    fast path: no SQLAlchemy in a fresh interpreter (issue 25 item 7)."""
+    import json
+    import subprocess
+    import sys
+
+    code = f"""
+import json, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from store_helpers import make_token, sample_object
+from cryptoki_shim.store import CKU_USER, Store, new_token_key
+s = Store({f"sqlite:///{tmp_path / 'new.db'}"!r})
+s.init_token(make_token(1, new_token_key()))
+s.update_token(1, label=b"x".ljust(32))
+oid = s.add_object(1, sample_object("a"))
+s.update_object(1, oid, {{3: b"y"}}, {{}})
+pin = s.token(1).user_pin
+n = s.reserve_login(1, CKU_USER, limit=3, wrapped_key=pin.wrapped_key)
+s.login_succeeded(1, CKU_USER, n, pin.wrapped_key)
+s.objects(1); s.data_version(); s.generation(); s.scrub()
+s.delete_object(1, oid)
+s.close()
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] == "sqlalchemy")))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == []
