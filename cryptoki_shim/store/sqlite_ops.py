@@ -4,19 +4,20 @@ Creating or destroying a token object is one short write transaction; through SQ
 Core each statement costs ~100 µs of compilation-cache lookup, parameter processing and
 event dispatch, about five times what SQLite itself needs (measured: `add_object` +
 `delete_object` 1.65 ms through Core, 0.31 ms here). So `Store` runs exactly these
-statements as constant SQL strings (the driver keeps them prepared in its statement cache)
-on a connection checked out of the *same* engine pool: the pool's `connect` event
-(pragmas, tests' hooks), `dispose()` and the fork handling still apply. Everything else
+statements as constant SQL strings (the driver keeps them prepared in its statement cache).
 `core_ops` has the same four functions in SQLAlchemy Core (what every other database runs,
 and a SQLite store opened with `fast_path=False`); `Store` picks one set when it opens.
 
-The reads and writes of a process's way to its first signature are here too (issue 25
-item 7: SQLAlchemy's import was ~130 ms of a ~345 ms process): the schema version, the
-token and its PIN records, the objects, the login counter (`reserve_login`,
-`login_succeeded`), `replace_pin` and the key file's sealing of PIN records; `Store` runs
-their Core twins (its own methods) on every other database. The connections come from
-`sqlite.Pool` until the store makes an engine, then from the engine's pool. JSON columns are
-written as SQLAlchemy's JSON type writes them on SQLite (`json.dumps`).
+The rest of what a fast-path store does is here too, so that such a store never imports
+SQLAlchemy (issue 25 item 7: its import was ~130 ms of a ~345 ms process): the schema
+version and a new store's schema, the token and its PIN records, the objects, the login
+counter (`reserve_login`, `login_succeeded`), `replace_pin`, the token writes and the key
+file's sealing of PIN records; `Store` runs their Core twins (its own methods) on every
+other database. Only upgrades of an older schema stay on Core. The connections come from
+`sqlite.Pool` (same `connect`, same pragmas) until the store makes an engine (an upgrade, or
+the `engine` property of tools and tests), then from the engine's pool, so its `connect`
+events, `dispose()` and fork handling apply. JSON columns are written as SQLAlchemy's JSON
+type writes them on SQLite (`json.dumps`).
 
 The transaction discipline is the one of `Store._run`: writes `BEGIN IMMEDIATE` and bump
 the generation row in the same transaction; driver errors roll back and propagate as the
