@@ -72,9 +72,17 @@ _log = logging.getLogger(__name__)
 
 EC_FLAGS = CKF_EC_F_P | CKF_EC_OID | CKF_EC_CURVENAME | CKF_EC_UNCOMPRESS
 
-# Prehashed carriers for CKM_ECDSA, by size: OpenSSL reads a digest no longer than the order
+# Prehashed carriers for CKM_ECDSA, shortest first: OpenSSL reads a digest no longer than the order
 # as an integer, so a raw input (after our truncation) is left-padded to one of these sizes.
-_CARRIERS = (hashes.SHA256, hashes.SHA384, hashes.SHA512)
+# An order shorter than every carrier (P-192) takes the shortest one, the value left-aligned:
+# OpenSSL keeps the leftmost bits of the order's length of a longer digest.
+_CARRIERS = (hashes.SHA224, hashes.SHA256, hashes.SHA384, hashes.SHA512)
+
+
+def _carrier_for(bits: int) -> type[hashes.HashAlgorithm]:
+    """The longest carrier no longer than the order, else (P-192) the shortest one."""
+    fitting = [h for h in _CARRIERS if 8 * h().digest_size <= bits]
+    return fitting[-1] if fitting else _CARRIERS[0]
 
 
 def _order_bits(curve: keys.Curve) -> int:
@@ -100,9 +108,11 @@ class _EcdsaSigner:
         )
         if algorithm is None:
             bits = _order_bits(self._curve)
-            carrier = max((h for h in _CARRIERS if 8 * h.digest_size <= bits), key=lambda h: h.digest_size)
-            self._carrier = ec.ECDSA(utils.Prehashed(carrier()))
-            self._carrier_len = carrier.digest_size
+            carrier = _carrier_for(bits)()
+            self._carrier = ec.ECDSA(utils.Prehashed(carrier))
+            self._carrier_len: int = carrier.digest_size
+            # left alignment of the value in a carrier longer than the order (P-192 only)
+            self._carrier_shift = max(0, 8 * self._carrier_len - bits)
         else:
             self._carrier = ec.ECDSA(utils.Prehashed(algorithm()))
 
@@ -117,7 +127,7 @@ class _EcdsaSigner:
         if value.bit_length() > 8 * self._carrier_len:
             # only P-521 with an input longer than 64 bytes: no Prehashed carrier that long
             raise CryptokiError(CKR_DATA_LEN_RANGE, "CKM_ECDSA input too long for this curve")
-        return value.to_bytes(self._carrier_len, "big")
+        return (value << self._carrier_shift).to_bytes(self._carrier_len, "big")
 
     def sign(self, digest: bytes) -> bytes:
         if self._native is not None:
