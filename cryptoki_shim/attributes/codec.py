@@ -238,11 +238,48 @@ _ENCODE_BY_TYPE: dict[int, Callable[[int, Any], bytes]] = {}
 _NORMALISE_BY_TYPE: dict[int, Callable[[int, Any], Any]] = {}
 
 
+# ---------------------------------------------------------------------------- big integers
+
+#: The attributes whose value is a PKCS#11 "Big integer" (unsigned, big-endian; base spec
+#: §2.1 "Big integer": a string of bytes of any length): C lays them out as BYTES, and the
+#: codec gives them one normal form, without leading zero bytes but at least one byte, so
+#: that ``00 01 00 01`` and ``01 00 01`` are the same CKA_PUBLIC_EXPONENT in templates,
+#: stored objects, C_GetAttributeValue and C_FindObjects (issue 23 item 6). Not here:
+#: CKA_VALUE, a big integer only for DSA/DH/EC private keys and an octet string elsewhere
+#: (its normal form would depend on the object, not on the type).
+#: Plain ints (the CKA enum is built on first use, not at C_Initialize: spec.py).
+BIG_INTEGERS: frozenset[int] = frozenset({
+    0x120, 0x122, 0x123,  # CKA_MODULUS, CKA_PUBLIC_EXPONENT, CKA_PRIVATE_EXPONENT
+    0x124, 0x125, 0x126, 0x127, 0x128,  # CKA_PRIME_1/2, CKA_EXPONENT_1/2, CKA_COEFFICIENT
+    0x130, 0x131, 0x132,  # CKA_PRIME, CKA_SUBPRIME, CKA_BASE
+})
+
+
+def _big_integer(raw: bytes) -> bytes:
+    """The normal form of a big integer: leading zero bytes stripped, one byte kept (an
+    empty value stays empty: the policy treats it as absent)."""
+    if raw[:1] != b"\0":
+        return raw
+    return raw.lstrip(b"\0") or b"\0"
+
+
+def _dec_big(t: int, raw: bytes) -> bytes:
+    return _big_integer(bytes(raw))
+
+
+def _enc_big(t: int, v: Any) -> bytes:
+    return _big_integer(_enc_bytes(t, v))
+
+
 def _index(kinds: dict[int, AttrKind]) -> None:
     for t, k in kinds.items():
         _DECODE_BY_TYPE[t] = _DECODERS[k]
         _ENCODE_BY_TYPE[t] = _ENCODERS[k]
         _NORMALISE_BY_TYPE[t] = _NORMALISE[k]
+    for t in BIG_INTEGERS:
+        assert kinds[t] is AttrKind.BYTES, t
+        _DECODE_BY_TYPE[t] = _dec_big
+        _ENCODE_BY_TYPE[t] = _NORMALISE_BY_TYPE[t] = _enc_big
 
 
 _index(_KIND)
