@@ -93,9 +93,12 @@ def _oneshot(kind: str):
 
     def oneshot(h_session: int, p_in: Any, in_len: int, p_out: Any, p_out_len: Any) -> int:
         session = MODULE.sessions[h_session]
-        data = read_buffer(p_in, in_len, limit)
         with session.lock:
-            deliver(p_out, p_out_len, session, kind, ONESHOT, data)
+            try:
+                deliver(p_out, p_out_len, session, kind, ONESHOT, read_buffer(p_in, in_len, limit))
+            except BaseException as exc:
+                session.failed(kind, exc)  # an argument error ends the operation too
+                raise
         return CKR_OK
 
     return oneshot
@@ -106,9 +109,12 @@ def _update_out(kind: str):
 
     def update(h_session: int, p_in: Any, in_len: int, p_out: Any, p_out_len: Any) -> int:
         session = MODULE.sessions[h_session]
-        data = read_buffer(p_in, in_len, limit)
         with session.lock:
-            deliver(p_out, p_out_len, session, kind, UPDATE, data)
+            try:
+                deliver(p_out, p_out_len, session, kind, UPDATE, read_buffer(p_in, in_len, limit))
+            except BaseException as exc:
+                session.failed(kind, exc)
+                raise
         return CKR_OK
 
     return update
@@ -119,9 +125,12 @@ def _update(kind: str):
 
     def update(h_session: int, p_in: Any, in_len: int) -> int:
         session = MODULE.sessions[h_session]
-        data = read_buffer(p_in, in_len, limit)
         with session.lock:
-            session.consume(kind, UPDATE, data)
+            try:
+                session.consume(kind, UPDATE, read_buffer(p_in, in_len, limit))
+            except BaseException as exc:
+                session.failed(kind, exc)
+                raise
         return CKR_OK
 
     return update
@@ -131,7 +140,11 @@ def _final(kind: str):
     def final(h_session: int, p_out: Any, p_out_len: Any) -> int:
         session = MODULE.sessions[h_session]
         with session.lock:
-            deliver(p_out, p_out_len, session, kind, FINAL, b"")
+            try:
+                deliver(p_out, p_out_len, session, kind, FINAL, b"")
+            except BaseException as exc:
+                session.failed(kind, exc)
+                raise
         return CKR_OK
 
     return final
@@ -154,18 +167,24 @@ entry("C_VerifyUpdate", direct=True)(_update("verify"))
 @entry("C_Verify", direct=True)
 def C_Verify(h_session: int, p_data: Any, data_len: int, p_sig: Any, sig_len: int) -> int:
     session = MODULE.sessions[h_session]
-    data, sig = read_buffer(p_data, data_len, limits.DATA), read_buffer(p_sig, sig_len, limits.SIGNATURE)
     with session.lock:
-        session.verify(data, sig)
+        try:
+            session.verify(read_buffer(p_data, data_len, limits.DATA), read_buffer(p_sig, sig_len, limits.SIGNATURE))
+        except BaseException as exc:
+            session.failed("verify", exc)
+            raise
     return CKR_OK
 
 
 @entry("C_VerifyFinal", direct=True)
 def C_VerifyFinal(h_session: int, p_sig: Any, sig_len: int) -> int:
     session = MODULE.sessions[h_session]
-    sig = read_buffer(p_sig, sig_len, limits.SIGNATURE)
     with session.lock:
-        session.verify_final(sig)
+        try:
+            session.verify_final(read_buffer(p_sig, sig_len, limits.SIGNATURE))
+        except BaseException as exc:
+            session.failed("verify", exc)
+            raise
     return CKR_OK
 
 

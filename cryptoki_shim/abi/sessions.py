@@ -74,3 +74,18 @@ def C_SessionCancel(h_session: int, flags: int) -> None:
     for kind, (flag, _steps) in KINDS.items():
         if flags & flag:
             session.cancel(kind)
+
+
+@entry("C_GetFunctionStatus")
+def C_GetFunctionStatus(h_session: int) -> None:
+    """Legacy (§5.16): no function runs in parallel; after the initialized and session-handle
+    checks, the spec's answer is CKR_FUNCTION_NOT_PARALLEL."""
+    MODULE.sessions[h_session]  # CKR_CRYPTOKI_NOT_INITIALIZED, CKR_SESSION_HANDLE_INVALID ...
+    raise CryptokiError(spec.CKR_FUNCTION_NOT_PARALLEL, "legacy function: nothing runs in parallel")
+
+
+@entry("C_CancelFunction")
+def C_CancelFunction(h_session: int) -> None:
+    """Legacy (§5.16): as C_GetFunctionStatus."""
+    MODULE.sessions[h_session]
+    raise CryptokiError(spec.CKR_FUNCTION_NOT_PARALLEL, "legacy function: nothing runs in parallel")

@@ -25,7 +25,7 @@ from ..spec_ints import CKF_RW_SESSION, CKR_USER_NOT_LOGGED_IN
 from ..errors import BufferTooSmall, CryptokiError
 from . import states
 from .objects import Object
-from .states import IDLE, INIT, ONESHOT, OPERATION, READY, STATE_OF, UPDATE, IllegalMove, Refused
+from .states import IDLE, INIT, MIXED, ONESHOT, OPERATION, READY, STATE_OF, UPDATE, IllegalMove, Refused
 
 if TYPE_CHECKING:
     from .token import Token
@@ -46,7 +46,9 @@ class Operation:
         self.mechanism = mechanism
         self.key = key
         self.mode = READY                   # states.READY, then MULTIPART once an update was delivered
-        self.pending: tuple[str, bytes, bytes] | None = None  # (step, input, output) kept for a retry
+        # (step, input, output) kept for a retry; output None: a one-shot length query answered
+        # without the work (the operation is committed to that one-shot step)
+        self.pending: tuple[str, bytes, bytes | None] | None = None
         self.needs_context_login = needs_context_login  # CKA_ALWAYS_AUTHENTICATE: context login first
         self.param = param                  # the mechanism parameter (C_GetOperationState saves it)
 
@@ -87,6 +89,17 @@ class SessionState:
         """C_*Init with a NULL mechanism, C_SessionCancel: CANCEL ends it (if any)."""
         self.ops.pop(kind, None)
 
+    def failed(self, kind: str, exc: BaseException) -> None:
+        """A step of ``kind`` failed, whichever layer raised (an argument check of the abi
+        layer before the core saw the call, the mechanism, a refusal): FAILED ends the
+        operation (§5.2: every error but CKR_BUFFER_TOO_SMALL ends it), TOO_SMALL keeps it,
+        and so does a key still waiting for its context login (CKR_USER_NOT_LOGGED_IN)."""
+        if exc.__class__ is BufferTooSmall:
+            return
+        op = self.ops.get(kind)
+        if op is not None and not op.needs_context_login:
+            del self.ops[kind]
+
     def end_operations(self) -> None:
         """C_Logout ends every operation of the application's sessions (LOGOUT)."""
         self.ops.clear()
@@ -118,6 +131,9 @@ class SessionState:
             raise IllegalMove(OPERATION[IDLE][step], IDLE, step)  # every step is refused in IDLE
         if op.needs_context_login:
             raise CryptokiError(CKR_USER_NOT_LOGGED_IN, "key needs C_Login(CKU_CONTEXT_SPECIFIC)")
+        if op.pending is not None and op.pending[0] is not step:
+            del self.ops[kind]
+            raise IllegalMove(MIXED, op.mode, step)
         after = OPERATION[op.mode][step]
         if after.__class__ is Refused:
             if after.then is IDLE:
@@ -139,13 +155,20 @@ class SessionState:
         if op is None or op.needs_context_login or op.mode is not READY:
             op = self._active(kind, step)  # the error, or a multi-part operation's checks
         pending = op.pending
-        if pending is not None and pending[0] is step and pending[1] == data:
+        if pending is not None and pending[0] is step and pending[1] == data and pending[2] is not None:
             out = pending[2]
         else:
+            if pending is not None and (pending[0] is not step or pending[2] is not None):
+                # a step other than the retry of the one answered (another step, or other data
+                # after the work was done): refused, never a result of the wrong input
+                del self.ops[kind]
+                raise IllegalMove(MIXED, op.mode, step)
             ctx = op.ctx
             if capacity is None:
                 hint = ctx.length_hint(step, len(data))
                 if hint is not None:
+                    if step is ONESHOT:
+                        op.pending = (step, data, None)  # committed to the one-shot (no work done yet)
                     return hint
             try:
                 if step is ONESHOT:

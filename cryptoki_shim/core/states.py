@@ -164,6 +164,12 @@ OPERATION: dict[str, dict[str, Any]] = {
                 FINAL: IDLE, TOO_SMALL: MULTIPART, FAILED: IDLE, CANCEL: IDLE, LOGOUT: IDLE},
 }
 
+#: A step other than the retry of the one answered with a length or CKR_BUFFER_TOO_SMALL
+#: (``Operation.pending``: C_Sign(NULL) then C_SignUpdate/C_SignFinal; C_EncryptUpdate too
+#: small then C_EncryptFinal; the same step on other data once the work was done): refused,
+#: and it ends the operation, as a one-shot call after an update does (issue 23 item 8).
+MIXED = Refused(_ACTIVE, IDLE)
+
 #: The operation kinds: the CKF_* flag C_SessionCancel names them by (3.0 §5.6), and the
 #: steps their calls take. Find has no one-shot: C_FindObjects is its update, C_FindObjectsFinal
 #: its final. C_DigestKey is a digest update. Sign/verify with recovery are never started here
