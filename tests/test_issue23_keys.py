@@ -12,6 +12,29 @@ from cryptoki_shim import der
 from cryptoki_shim.attributes import codec
 from cryptoki_shim.mechanisms import keys
 from cryptoki_shim.spec import (
+    CKA_DECRYPT,
+    CKA_DERIVE,
+    CKA_ENCRYPT,
+    CKA_EXTRACTABLE,
+    CKA_UNWRAP,
+    CKA_VALUE_LEN,
+    CKA_WRAP,
+    CKG_MGF1_SHA256,
+    CKK_AES,
+    CKM_AES_CBC,
+    CKM_AES_GCM,
+    CKM_AES_KEY_GEN,
+    CKM_RSA_PKCS,
+    CKM_RSA_PKCS_OAEP,
+    CKM_RSA_PKCS_PSS,
+    CKM_SHA256,
+    CKM_SHA256_HMAC_GENERAL,
+    CKM_SHA256_RSA_PKCS_PSS,
+    CKO_SECRET_KEY,
+    CKR_ARGUMENTS_BAD,
+    CKR_MECHANISM_INVALID,
+    CKR_MECHANISM_PARAM_INVALID,
+    CKZ_DATA_SPECIFIED,
     CKA_BASE,
     CKA_COEFFICIENT,
     CKA_EXPONENT_1,
@@ -47,7 +70,7 @@ from cryptoki_shim.spec import (
     CKO_PUBLIC_KEY,
     CKR_ATTRIBUTE_VALUE_INVALID,
 )
-from p11 import raises_ckr
+from p11 import Template, ffi, raises_ckr
 
 EC_CURVES = [c for c in keys.CURVES if c.key_type == CKK_EC]
 DIGESTS = (hashes.SHA1, hashes.SHA224, hashes.SHA256, hashes.SHA384, hashes.SHA512)
@@ -182,3 +205,107 @@ def test_big_integer_all_zero_keeps_one_byte():
     assert codec.check_value(CKA_SUBPRIME, bytearray(b"\x00\x07")) == b"\x07"
     assert codec.encode(CKA_MODULUS, b"\x00\x80") == b"\x80"
     assert codec.decode(CKA_VALUE, b"\x00\x01") == b"\x00\x01"  # an octet string for secret keys
+
+
+# ------------------------------------------------------------------ item 7: argument checks first
+
+NOT_A_MECHANISM = 0x7FFF_FF00  # in no registry
+GARBAGE_PARAM = b"\x01\x02\x03"  # no parameter struct of any mechanism is 3 bytes
+
+
+@pytest.mark.parametrize("ckm", [CKM_AES_KEY_GEN, CKM_RSA_PKCS, NOT_A_MECHANISM])
+def test_generate_key_null_arguments_before_mechanism(token, user_session, ckm):
+    m, _keep = token.mechanism(ckm)
+    h = ffi.new("CK_OBJECT_HANDLE *")
+    t = Template({CKA_VALUE_LEN: 16, CKA_TOKEN: False})
+    for template, count, ph in ((ffi.NULL, 1, h), (t.array, t.count, ffi.NULL), (ffi.NULL, 0, ffi.NULL)):
+        assert token.call("C_GenerateKey", user_session, m, template, count, ph) == CKR_ARGUMENTS_BAD
+    if ckm != CKM_AES_KEY_GEN:  # valid arguments: now the mechanism answers
+        assert token.call("C_GenerateKey", user_session, m, t.array, t.count, h) == CKR_MECHANISM_INVALID
+
+
+@pytest.mark.parametrize("ckm", [CKM_RSA_PKCS_KEY_PAIR_GEN, CKM_AES_KEY_GEN, NOT_A_MECHANISM])
+def test_generate_key_pair_null_arguments_before_mechanism(token, user_session, ckm):
+    m, _keep = token.mechanism(ckm)
+    hp, hq = ffi.new("CK_OBJECT_HANDLE *"), ffi.new("CK_OBJECT_HANDLE *")
+    t = Template({CKA_TOKEN: False})
+    for args in ((ffi.NULL, 1, t.array, t.count, hp, hq), (t.array, t.count, ffi.NULL, 2, hp, hq),
+                 (t.array, t.count, t.array, t.count, ffi.NULL, hq), (t.array, t.count, t.array, t.count, hp, ffi.NULL)):
+        assert token.call("C_GenerateKeyPair", user_session, m, *args) == CKR_ARGUMENTS_BAD
+
+
+def test_derive_and_unwrap_null_arguments_before_mechanism(token, user_session):
+    m, _keep = token.mechanism(NOT_A_MECHANISM)
+    h = ffi.new("CK_OBJECT_HANDLE *")
+    assert token.call("C_DeriveKey", user_session, m, 0, ffi.NULL, 1, h) == CKR_ARGUMENTS_BAD
+    assert token.call("C_DeriveKey", user_session, m, 0, ffi.NULL, 0, ffi.NULL) == CKR_ARGUMENTS_BAD
+    assert token.call("C_UnwrapKey", user_session, m, 0, b"x", 1, ffi.NULL, 1, h) == CKR_ARGUMENTS_BAD
+    assert token.call("C_UnwrapKey", user_session, m, 0, b"x", 1, ffi.NULL, 0, ffi.NULL) == CKR_ARGUMENTS_BAD
+    assert token.call("C_WrapKey", user_session, m, 0, 0, ffi.NULL, ffi.NULL) == CKR_ARGUMENTS_BAD
+
+
+def _oaep_param():
+    return ffi.new("CK_RSA_PKCS_OAEP_PARAMS *", {"hashAlg": CKM_SHA256, "mgf": CKG_MGF1_SHA256,
+                                                 "source": CKZ_DATA_SPECIFIED})
+
+
+@pytest.fixture
+def keys_of_each(token, user_session):
+    pub, priv = token.generate_key_pair(
+        user_session, CKM_RSA_PKCS_KEY_PAIR_GEN,
+        {CKA_TOKEN: False, CKA_VERIFY: True, CKA_ENCRYPT: True, CKA_WRAP: True, CKA_MODULUS_BITS: 2048},
+        {CKA_TOKEN: False, CKA_SIGN: True, CKA_DECRYPT: True, CKA_UNWRAP: True, CKA_DERIVE: True},
+    )
+    aes = token.generate_key(user_session, CKM_AES_KEY_GEN, {CKA_TOKEN: False, CKA_VALUE_LEN: 16, CKA_ENCRYPT: True,
+                                                              CKA_DECRYPT: True, CKA_SIGN: True, CKA_VERIFY: True,
+                                                              CKA_DERIVE: True, CKA_WRAP: True, CKA_UNWRAP: True,
+                                                              CKA_EXTRACTABLE: True})
+    return {"pub": pub, "priv": priv, "aes": aes}
+
+
+# (function, mechanism it cannot do, key): each with a parameter no reader would accept
+CANNOT = [
+    ("C_SignInit", CKM_RSA_PKCS_OAEP, "priv"),
+    ("C_VerifyInit", CKM_RSA_PKCS_OAEP, "pub"),
+    ("C_SignInit", CKM_AES_GCM, "aes"),
+    ("C_VerifyInit", CKM_AES_CBC, "aes"),
+    ("C_EncryptInit", CKM_SHA256_RSA_PKCS_PSS, "pub"),
+    ("C_DecryptInit", CKM_RSA_PKCS_PSS, "priv"),
+    ("C_EncryptInit", CKM_SHA256_HMAC_GENERAL, "aes"),
+]
+
+
+@pytest.mark.parametrize("fn,ckm,key", CANNOT, ids=lambda v: v if isinstance(v, str) else hex(v))
+def test_init_capability_before_parameter(token, user_session, keys_of_each, fn, ckm, key):
+    """A mechanism that cannot do the function is CKR_MECHANISM_INVALID whatever its
+    parameter: garbage, valid, or a valid one the module has already seen (its reader cached)."""
+    for param in (GARBAGE_PARAM, None):
+        m, _keep = token.mechanism(ckm, param)
+        assert token.call(fn, user_session, m, keys_of_each[key]) == CKR_MECHANISM_INVALID
+    if ckm == CKM_RSA_PKCS_OAEP:  # a real OAEP use first caches its parameter reader
+        ct = token.encrypt(user_session, CKM_RSA_PKCS_OAEP, keys_of_each["pub"], b"x", _oaep_param())
+        assert token.decrypt(user_session, CKM_RSA_PKCS_OAEP, keys_of_each["priv"], ct, _oaep_param()) == b"x"
+        m, _keep = token.mechanism(ckm, _oaep_param())
+        assert token.call(fn, user_session, m, keys_of_each[key]) == CKR_MECHANISM_INVALID
+        assert token.call("C_DigestInit", user_session, m) == CKR_MECHANISM_INVALID
+
+
+def test_other_functions_capability_before_parameter(token, user_session, keys_of_each):
+    h = ffi.new("CK_OBJECT_HANDLE *")
+    n = ffi.new("CK_ULONG *")
+    t = Template({CKA_TOKEN: False, CKA_CLASS: CKO_SECRET_KEY, CKA_KEY_TYPE: CKK_AES, CKA_VALUE_LEN: 16})
+    m, _keep = token.mechanism(CKM_AES_GCM, GARBAGE_PARAM)
+    assert token.call("C_DigestInit", user_session, m) == CKR_MECHANISM_INVALID
+    assert token.call("C_GenerateKey", user_session, m, t.array, t.count, h) == CKR_MECHANISM_INVALID
+    assert token.call("C_DeriveKey", user_session, m, keys_of_each["aes"], t.array, t.count, h) == CKR_MECHANISM_INVALID
+    m, _keep = token.mechanism(CKM_SHA256_RSA_PKCS_PSS, GARBAGE_PARAM)
+    assert token.call("C_WrapKey", user_session, m, keys_of_each["pub"], keys_of_each["aes"], ffi.NULL, n) \
+        == CKR_MECHANISM_INVALID
+    assert token.call("C_UnwrapKey", user_session, m, keys_of_each["priv"], b"x" * 256, 256, t.array, t.count, h) \
+        == CKR_MECHANISM_INVALID
+    hp, hq = ffi.new("CK_OBJECT_HANDLE *"), ffi.new("CK_OBJECT_HANDLE *")
+    assert token.call("C_GenerateKeyPair", user_session, m, t.array, t.count, t.array, t.count, hp, hq) \
+        == CKR_MECHANISM_INVALID
+    # a mechanism that can do it still parses its parameter: garbage is PARAM_INVALID
+    m, _keep = token.mechanism(CKM_RSA_PKCS_OAEP, GARBAGE_PARAM)
+    assert token.call("C_EncryptInit", user_session, m, keys_of_each["pub"]) == CKR_MECHANISM_PARAM_INVALID

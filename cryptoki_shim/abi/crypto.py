@@ -9,7 +9,21 @@ from __future__ import annotations
 from typing import Any
 
 from .. import spec
-from ..spec_ints import CKR_ARGUMENTS_BAD, CKR_SAVED_STATE_INVALID
+from ..spec_ints import (
+    CKF_DECRYPT,
+    CKF_DERIVE,
+    CKF_DIGEST,
+    CKF_ENCRYPT,
+    CKF_GENERATE,
+    CKF_GENERATE_KEY_PAIR,
+    CKF_SIGN,
+    CKF_UNWRAP,
+    CKF_VERIFY,
+    CKF_WRAP,
+    CKR_ARGUMENTS_BAD,
+    CKR_MECHANISM_INVALID,
+    CKR_SAVED_STATE_INVALID,
+)
 from ..core.module import MODULE
 from ..core.states import FINAL, ONESHOT, UPDATE
 from ..errors import CryptokiError
@@ -18,7 +32,7 @@ from ..mechanisms.registry import Mechanism, MechanismEntry
 from .. import runtime
 from . import limits
 from .entry import entry
-from .marshal import Fixed, deliver, read_buffer, read_template, require
+from .marshal import Fixed, deliver, read_buffer, read_template, require, require_template
 from .params import Reader, param_reader, read_param
 
 
@@ -29,10 +43,21 @@ CKR_OK = 0
 #: The limit of each operation kind's input (decrypt reads ciphertext: its own CKR).
 _INPUT = {"sign": limits.DATA, "verify": limits.DATA, "encrypt": limits.DATA, "digest": limits.DATA,
           "decrypt": limits.ENCRYPTED_DATA}
+#: The capability flag each operation kind needs of its mechanism.
+_NEEDS = {"sign": CKF_SIGN, "verify": CKF_VERIFY, "encrypt": CKF_ENCRYPT, "decrypt": CKF_DECRYPT}
 
 
-def read_mechanism(p_mechanism: Any) -> Mechanism | None:
+def _capable(entry: MechanismEntry, need: int) -> None:
+    if not entry.flags & need:
+        raise CryptokiError(CKR_MECHANISM_INVALID, f"{spec.ckm_name(entry.mechanism)} cannot do this function")
+
+
+def read_mechanism(p_mechanism: Any, need: int) -> Mechanism | None:
     """A CK_MECHANISM as (registry entry, parsed parameter); NULL -> None (3.0 cancel).
+
+    ``need`` is the CKF_* capability the calling function needs: a mechanism without it is
+    CKR_MECHANISM_INVALID before its parameter is read (issue 23 item 7: C_SignInit with
+    CKM_RSA_PKCS_OAEP is "cannot sign", whatever its parameter).
 
     This runs on every C_*Init, so the mechanisms seen before skip the registry: one
     without a parameter is one shared immutable value, one with a parameter goes straight
@@ -45,12 +70,17 @@ def read_mechanism(p_mechanism: Any) -> Mechanism | None:
     if length:
         known = _WITH_PARAM.get(mech)
         if known is not None:
+            if not known[0].flags & need:
+                _capable(known[0], need)
             return tuple.__new__(Mechanism, (known[0], known[1](runtime.ffi, p_mechanism.pParameter, length)))
     else:
         plain = _PLAIN.get(mech)
         if plain is not None:
+            if not plain.entry.flags & need:
+                _capable(plain.entry, need)
             return plain
     ent = registry.lookup(mech)
+    _capable(ent, need)
     param = read_param(runtime.ffi, ent, p_mechanism.pParameter, length)
     if param is None and not length and ent.param is None:
         _PLAIN[mech] = plain = Mechanism(ent, None)
@@ -62,8 +92,8 @@ def read_mechanism(p_mechanism: Any) -> Mechanism | None:
     return tuple.__new__(Mechanism, (ent, param))
 
 
-def _mechanism(p_mechanism: Any) -> Mechanism:
-    mech = read_mechanism(p_mechanism)
+def _mechanism(p_mechanism: Any, need: int) -> Mechanism:
+    mech = read_mechanism(p_mechanism, need)
     if mech is None:
         raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "NULL mechanism")
     return mech
@@ -78,9 +108,11 @@ def _mechanism(p_mechanism: Any) -> Mechanism:
 
 
 def _init(kind: str):
+    need = _NEEDS[kind]
+
     def init(h_session: int, p_mechanism: Any, h_key: int) -> int:
         session = MODULE.sessions[h_session]
-        mech = read_mechanism(p_mechanism)
+        mech = read_mechanism(p_mechanism, need)
         with session.lock:
             session.operation_init(kind, mech, h_key)
         return CKR_OK
@@ -194,7 +226,7 @@ def C_VerifyFinal(h_session: int, p_sig: Any, sig_len: int) -> int:
 @entry("C_DigestInit", direct=True)
 def C_DigestInit(h_session: int, p_mechanism: Any) -> int:
     session = MODULE.sessions[h_session]
-    mech = read_mechanism(p_mechanism)
+    mech = read_mechanism(p_mechanism, CKF_DIGEST)
     with session.lock:
         session.digest_init(mech)
     return CKR_OK
@@ -218,8 +250,9 @@ def C_DigestKey(h_session: int, h_key: int) -> None:
 @entry("C_GenerateKey", direct=True)
 def C_GenerateKey(h_session: int, p_mechanism: Any, p_template: Any, count: int, ph_key: Any) -> int:
     session = MODULE.sessions[h_session]
-    mech = _mechanism(p_mechanism)
-    require(ph_key, "key handle pointer")
+    require(ph_key, "key handle pointer")  # argument checks before the mechanism's (item 7)
+    require_template(p_template, count)
+    mech = _mechanism(p_mechanism, CKF_GENERATE)
     template = read_template(p_template, count)
     with session.lock:
         ph_key[0] = session.generate_key(mech, template)
@@ -230,9 +263,11 @@ def C_GenerateKey(h_session: int, p_mechanism: Any, p_template: Any, count: int,
 def C_GenerateKeyPair(h_session: int, p_mechanism: Any, p_pub: Any, pub_count: int, p_priv: Any,
                       priv_count: int, ph_pub: Any, ph_priv: Any) -> int:
     session = MODULE.sessions[h_session]
-    mech = _mechanism(p_mechanism)
     require(ph_pub, "public key handle pointer")
     require(ph_priv, "private key handle pointer")
+    require_template(p_pub, pub_count)
+    require_template(p_priv, priv_count)
+    mech = _mechanism(p_mechanism, CKF_GENERATE_KEY_PAIR)
     pub, priv = read_template(p_pub, pub_count), read_template(p_priv, priv_count)
     with session.lock:
         ph_pub[0], ph_priv[0] = session.generate_key_pair(mech, pub, priv)
@@ -242,8 +277,8 @@ def C_GenerateKeyPair(h_session: int, p_mechanism: Any, p_pub: Any, pub_count: i
 @entry("C_WrapKey")
 def C_WrapKey(h_session: int, p_mechanism: Any, h_wrapping: int, h_key: int, p_out: Any, p_out_len: Any) -> None:
     session = MODULE.sessions[h_session]
-    mech = _mechanism(p_mechanism)
     require(p_out_len, "length pointer")
+    mech = _mechanism(p_mechanism, CKF_WRAP)
     with session.lock:
         wrapped = session.wrap_key(mech, h_wrapping, h_key)
     deliver(p_out, p_out_len, Fixed(wrapped))
@@ -253,9 +288,10 @@ def C_WrapKey(h_session: int, p_mechanism: Any, h_wrapping: int, h_key: int, p_o
 def C_UnwrapKey(h_session: int, p_mechanism: Any, h_unwrapping: int, p_wrapped: Any, wrapped_len: int,
                 p_template: Any, count: int, ph_key: Any) -> None:
     session = MODULE.sessions[h_session]
-    mech = _mechanism(p_mechanism)
     require(ph_key, "key handle pointer")
     wrapped = read_buffer(p_wrapped, wrapped_len, limits.WRAPPED_KEY)
+    require_template(p_template, count)
+    mech = _mechanism(p_mechanism, CKF_UNWRAP)
     template = read_template(p_template, count)
     with session.lock:
         ph_key[0] = session.unwrap_key(mech, h_unwrapping, wrapped, template)
@@ -264,8 +300,9 @@ def C_UnwrapKey(h_session: int, p_mechanism: Any, h_unwrapping: int, p_wrapped: 
 @entry("C_DeriveKey")
 def C_DeriveKey(h_session: int, p_mechanism: Any, h_base: int, p_template: Any, count: int, ph_key: Any) -> None:
     session = MODULE.sessions[h_session]
-    mech = _mechanism(p_mechanism)
     require(ph_key, "key handle pointer")
+    require_template(p_template, count)
+    mech = _mechanism(p_mechanism, CKF_DERIVE)
     template = read_template(p_template, count)
     with session.lock:
         ph_key[0] = session.derive_key(mech, h_base, template)

@@ -155,6 +155,12 @@ def _check_template(p_template: Any, count: int, limit: Limit = limits.TEMPLATE)
         raise CryptokiError(limit.null_ckr, f"NULL {limit.what} with a non-zero count")
 
 
+def require_template(p_template: Any, count: int) -> None:
+    """A template's argument checks alone (count limit, NULL with a non-zero count), for the
+    entries that make them before their mechanism's (issue 23 item 7)."""
+    _check_template(p_template, count)
+
+
 def _read_value(attr: Any, atype: int, depth: int) -> Any:
     """Decode one CK_ATTRIBUTE's value by its kind (nested templates recursively).
 
