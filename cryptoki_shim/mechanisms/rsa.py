@@ -249,8 +249,7 @@ class _Pkcs1RawSigner:
         if split is not None:  # OpenSSL builds the identical encoding, faster than Python
             algorithm, digest = split
             return self._key.sign(digest, padding.PKCS1v15(), utils.Prehashed(algorithm()))
-        encoded = b"\x00\x01" + b"\xff" * (k - 3 - len(message)) + b"\x00" + message
-        value = _raw_private(_numbers(self._view), int.from_bytes(encoded, "big"))
+        value = _raw_private(_numbers(self._view), int.from_bytes(emsa_pkcs1_encode(message, k), "big"))
         return value.to_bytes(k, "big")
 
     def verify(self, message: bytes, signature: bytes) -> None:
