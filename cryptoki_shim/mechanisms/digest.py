@@ -221,6 +221,10 @@ def digest(ckm: int, data: bytes) -> bytes:
     policy digests, EdDSA prehashes and anything else computed on a C_* path."""
     if (_LIB if _LIB is not None else native_ready()) is not None and ckm in NATIVE:
         return _oneshot(ckm, data)
+    return _pyca_digest(ckm, data)
+
+
+def _pyca_digest(ckm: int, data: bytes) -> bytes:
     h = hashes.Hash(HASHES[ckm]())
     h.update(data)
     return h.finalize()
@@ -306,9 +310,7 @@ _SHA3 = frozenset({CKM_SHA3_224, CKM_SHA3_256, CKM_SHA3_384, CKM_SHA3_512})
 
 def _oneshot(ckm: int, data: bytes) -> bytes:
     if ckm in _SHA3 and len(data) >= SHA3_PYCA_FROM:
-        h = hashes.Hash(HASHES[ckm]())
-        h.update(data)
-        return h.finalize()
+        return _pyca_digest(ckm, data)
     return _FAST.digest(ckm, data)
 
 
