@@ -12,8 +12,8 @@ The rest of what a fast-path store does is here too, so that such a store never 
 SQLAlchemy (issue 25 item 7: its import was ~130 ms of a ~345 ms process): the schema
 version and a new store's schema, the token and its PIN records, the objects, the login
 counter (`reserve_login`, `login_succeeded`), `replace_pin`, the token writes and the key
-file's sealing of PIN records; `Store` runs their Core twins (its own methods) on every
-other database. Only upgrades of an older schema stay on Core. The connections come from
+file's sealing of PIN records; `core_ops` has their Core twins, run on every other
+database. Only upgrades of an older schema stay on Core. The connections come from
 `sqlite.Pool` (same `connect`, same pragmas) until the store makes an engine (an upgrade, or
 the `engine` property of tools and tests), then from the engine's pool, so its `connect`
 events, `dispose()` and fork handling apply. JSON columns are written as SQLAlchemy's JSON
@@ -123,7 +123,7 @@ def delete_object(conn: sqlite3.Connection, slot_id: int, oid: int) -> bool:
 
 
 
-# -- the way to the first signature (Store's Core methods are the twins) ---------------------
+# -- the way to the first signature (`core_ops` has the twins) ---------------------
 
 HAS_SCHEMA_VERSION = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
 READ_SCHEMA_VERSION = "SELECT version FROM schema_version"
@@ -226,7 +226,7 @@ def login_succeeded(conn: sqlite3.Connection, slot_id: int, user_type: int, rese
                      [reserved, reserved, *args])
 
 
-# -- token writes (C_InitToken, C_InitPIN/C_SetPIN, restore): Store's Core methods are the twins
+# -- token writes (C_InitToken, C_InitPIN/C_SetPIN, restore): `core_ops` has the twins
 
 INSERT_TOKEN = "INSERT INTO tokens (slot_id, label, serial, created_at, meta) VALUES (?, ?, ?, ?, ?)"
 INSERT_PIN = "INSERT INTO pins (slot_id, user_type, kdf, params, wrapped_key, failures) VALUES (?, ?, ?, ?, ?, ?)"

@@ -13,9 +13,9 @@ media `CryptokiError(CKR_DEVICE_ERROR)`; reads keep working in both cases.
 The public methods are the one write API: every write is a named method (`init_token`,
 `replace_token`, `update_token`, `replace_pin`, `reserve_login`, `login_succeeded`,
 `add_object`, `update_object`, `delete_object`, `scrub`), used by the core and the admin
-CLI alike; nothing outside this package runs SQL on the store. The object writes and the
-generation read have two statement sets with one signature, picked once when the store
-opens: `sqlite_ops` (fixed SQL on the driver connection, SQLite's default) or `core_ops`
+CLI alike; nothing outside this package runs SQL on the store. Every method's statements
+come from one of two statement sets with one signature, picked once when the store opens
+(`_ops`, run by `_hot`): `sqlite_ops` (fixed SQL on the driver connection, SQLite's default) or `core_ops`
 (SQLAlchemy Core: every other database, and SQLite with `fast_path=False`, which is how
 the tests execute the statements PostgreSQL will run). On the fast path the schema version (and a new store's schema),
 token, PIN record and object reads, the login counter, `replace_pin`, the token writes
@@ -105,8 +105,8 @@ class Store:
         self._immutable = False
         self._engine: Engine | None = None
         self._pool: sqlite.Pool | None = None
-        #: The hot statements (object writes, generation read) and their transaction runner:
-        #: `sqlite_ops` on the driver connection, or `core_ops` on a Core connection.
+        #: The statement set (`_hot` runs its functions): `sqlite_ops` on the driver
+        #: connection, or `core_ops` on a Core connection.
         self.fast_path = self._is_sqlite and fast_path
         if self._is_sqlite:
             self._prepare_sqlite(create)
@@ -124,7 +124,6 @@ class Store:
             from . import core_ops
 
             self._ops = core_ops
-        self._hot: Callable[[Callable[[Any], Any], bool], Any] = self._run_sqlite if self.fast_path else self._run
         self._open_schema(create)
         self._key_file: key_file_mod.KeyFile | None = None
         self._key_file_error: CryptokiError | None = None
@@ -215,39 +214,12 @@ class Store:
             self._key_file_error = exc
             return
         kf = self._key_file
-        if self.fast_path:
-            unbound = self._run_sqlite(sqlite_ops.pin_params, False, True)
-            if all(key_file_mod.PARAM in p for p in unbound):
-                return
-            try:
-                n = self._run_sqlite(lambda c: sqlite_ops.seal_pins(c, kf.wrap, key_file_mod.PARAM), True)
-            except CryptokiError as exc:
-                log.warning("PIN records not yet sealed under the key file %s: %s", path, exc)
-                return
-            log.info("%d PIN record(s) sealed under the store key file %s", n, path)
-            self.scrub()  # the unsealed records must not linger in the WAL
-            return
-        from sqlalchemy import select, update
-
-        from .schema import pins
-
-        def bind(conn: Connection) -> int:
-            rows = conn.execute(select(pins.c.slot_id, pins.c.user_type, pins.c.params, pins.c.wrapped_key)).all()
-            n = 0
-            for row in rows:
-                if key_file_mod.PARAM in row.params:
-                    continue
-                rec = kf.wrap(PinRecord(kdf="", params=dict(row.params), wrapped_key=bytes(row.wrapped_key)))
-                conn.execute(update(pins).where((pins.c.slot_id == row.slot_id) & (pins.c.user_type == row.user_type))
-                             .values(params=rec.params, wrapped_key=rec.wrapped_key))
-                n += 1
-            return n
-
-        unbound = self._read(lambda c: c.execute(select(pins.c.params)).scalars().all())
+        ops = self._ops
+        unbound = self._hot(ops.pin_params, False, True)
         if all(key_file_mod.PARAM in p for p in unbound):
             return
         try:
-            n = self._write(bind)
+            n = self._hot(lambda c: ops.seal_pins(c, kf.wrap, key_file_mod.PARAM), True)
         except CryptokiError as exc:
             log.warning("PIN records not yet sealed under the key file %s: %s", path, exc)
             return
@@ -296,6 +268,13 @@ class Store:
         """`_run` for the statements of `sqlite_ops` (SQLite stores only); `snapshot`: a
         read of several statements in one transaction."""
         return self._retrying(lambda: sqlite_ops.transaction(self._checkout, fn, write, snapshot), write)
+
+    def _hot(self, fn: Callable[[Any], T], write: bool, snapshot: bool = False) -> T:
+        """Run a function of `self._ops` (`sqlite_ops` or `core_ops`) in its transaction; a
+        Core read is always one snapshot."""
+        if self.fast_path:
+            return self._run_sqlite(fn, write, snapshot)
+        return self._run(fn, write)
 
     def _core_transaction(self, fn: Callable[[Connection], T], write: bool) -> tuple[T, int | None]:
         from sqlalchemy import select, update
@@ -414,37 +393,16 @@ class Store:
 
     def token(self, slot_id: int) -> TokenRecord | None:
         """The token in `slot_id`, or None if that slot's token was never initialised."""
-        if self.fast_path:
-            found = self._run_sqlite(lambda c: sqlite_ops.read_token(c, slot_id), False, True)
-            if found is None:
-                return None
-            (slot, label, serial, created_at, meta), by_type = found
-            return TokenRecord(
-                slot_id=slot, label=bytes(label), serial=serial,
-                so_pin=by_type.get(CKU_SO), user_pin=by_type.get(CKU_USER),
-                created_at=created_at, meta=dict(meta),
-            )
-        from sqlalchemy import select
-
-        from .schema import pins, tokens
-
-        def read(conn: Connection) -> TokenRecord | None:
-            row = conn.execute(select(tokens).where(tokens.c.slot_id == slot_id)).first()
-            if row is None:
-                return None
-            pin_rows = conn.execute(select(pins).where(pins.c.slot_id == slot_id)).all()
-            by_type = {
-                p.user_type: PinRecord(kdf=p.kdf, params=dict(p.params),
-                                       wrapped_key=bytes(p.wrapped_key), failures=p.failures)
-                for p in pin_rows
-            }
-            return TokenRecord(
-                slot_id=row.slot_id, label=bytes(row.label), serial=row.serial,
-                so_pin=by_type.get(CKU_SO), user_pin=by_type.get(CKU_USER),
-                created_at=row.created_at, meta=dict(row.meta),
-            )
-
-        return self._read(read)
+        read_token = self._ops.read_token
+        found = self._hot(lambda c: read_token(c, slot_id), False, True)
+        if found is None:
+            return None
+        (slot, label, serial, created_at, meta), by_type = found
+        return TokenRecord(
+            slot_id=slot, label=bytes(label), serial=serial,
+            so_pin=by_type.get(CKU_SO), user_pin=by_type.get(CKU_USER),
+            created_at=created_at, meta=dict(meta),
+        )
 
     def init_token(self, rec: TokenRecord) -> None:
         """C_InitToken: replace the token record and destroy all its objects, atomically.
@@ -463,28 +421,8 @@ class Store:
         (IntegrityError, nothing written)."""
         bound = {u: self.bind_pin(p) for u, p in ((CKU_SO, rec.so_pin), (CKU_USER, rec.user_pin)) if p is not None}
         items = [(o, _attribute_tuples(o.attrs, o.sealed)) for o in objs]
-        if self.fast_path:
-            self._run_sqlite(lambda c: sqlite_ops.replace_token(c, rec, bound, items), True)
-            return
-        from sqlalchemy import delete, insert, select
-
-        from . import core_ops
-        from .schema import objects, pins, tokens
-
-        def write(conn: Connection) -> None:
-            core_ops.delete_objects(conn, select(objects.c.id).where(objects.c.slot_id == rec.slot_id))
-            conn.execute(delete(pins).where(pins.c.slot_id == rec.slot_id))
-            conn.execute(delete(tokens).where(tokens.c.slot_id == rec.slot_id))
-            conn.execute(insert(tokens).values(
-                slot_id=rec.slot_id, label=rec.label, serial=rec.serial,
-                created_at=rec.created_at, meta=rec.meta,
-            ))
-            for user_type, pin in bound.items():
-                _insert_pin(conn, rec.slot_id, user_type, pin)
-            for o, rows in items:
-                o.oid = core_ops.add_object(conn, rec.slot_id, o.unique_id, rows)
-
-        self._write(write)
+        replace = self._ops.replace_token
+        self._hot(lambda c: replace(c, rec, bound, items), True)
 
     def update_token(self, slot_id: int, **fields: Any) -> None:
         """Change `label`, `serial`, `meta`, `so_pin` or `user_pin` (None removes a PIN).
@@ -496,48 +434,17 @@ class Store:
             raise TypeError(f"update_token: unknown fields {sorted(unknown)}")
         columns = {k: v for k, v in fields.items() if k not in _PIN_FIELDS}
         fields = {k: (self.bind_pin(v) if k in _PIN_FIELDS and v is not None else v) for k, v in fields.items()}
-        if self.fast_path:
-            pin_fields = {u: fields[name] for name, u in _PIN_FIELDS.items() if name in fields}
-            self._run_sqlite(lambda c: sqlite_ops.update_token(c, slot_id, columns, pin_fields), True)
-            return
-        from sqlalchemy import delete, update
-
-        from .schema import pins, tokens
-
-        def write(conn: Connection) -> None:
-            found = conn.execute(
-                update(tokens).where(tokens.c.slot_id == slot_id)
-                .values(**columns or {"slot_id": slot_id})
-            ).rowcount
-            if not found:
-                raise KeyError(f"no token in slot {slot_id}")
-            for name, user_type in _PIN_FIELDS.items():
-                if name in fields:
-                    conn.execute(delete(pins).where(
-                        (pins.c.slot_id == slot_id) & (pins.c.user_type == user_type)))
-                    if fields[name] is not None:
-                        _insert_pin(conn, slot_id, user_type, fields[name])
-
-        self._write(write)
+        pin_fields = {u: fields[name] for name, u in _PIN_FIELDS.items() if name in fields}
+        update = self._ops.update_token
+        self._hot(lambda c: update(c, slot_id, columns, pin_fields), True)
 
     def replace_pin(self, slot_id: int, user_type: int, expected: bytes, rec: PinRecord) -> bool:
         """Replace a PIN record by another for the same PIN (a new outer layer), only if the
         stored one is still `expected` (its `wrapped_key`): a C_SetPIN that landed meanwhile
         must not be undone. The failure count is kept. True if replaced."""
         stored = self.bind_pin(rec)
-        if self.fast_path:
-            return self._run_sqlite(lambda c: sqlite_ops.replace_pin(c, slot_id, user_type, expected, stored), True)
-        from sqlalchemy import update
-
-        from .schema import pins
-
-        def write(conn: Connection) -> bool:
-            where = ((pins.c.slot_id == slot_id) & (pins.c.user_type == user_type)
-                     & (pins.c.wrapped_key == expected))
-            return conn.execute(update(pins).where(where).values(
-                kdf=stored.kdf, params=stored.params, wrapped_key=stored.wrapped_key)).rowcount == 1
-
-        return self._write(write)
+        replace = self._ops.replace_pin
+        return self._hot(lambda c: replace(c, slot_id, user_type, expected, stored), True)
 
     def reserve_login(self, slot_id: int, user_type: int, *, limit: int | None = None,
                       wrapped_key: bytes | None = None) -> int | None:
@@ -555,27 +462,8 @@ class Store:
         `limit=None` counts without a limit, `wrapped_key=None` whatever the record (store
         tests, admin tools).
         """
-        if self.fast_path:
-            return self._run_sqlite(
-                lambda c: sqlite_ops.reserve_login(c, slot_id, user_type, limit, wrapped_key), True)
-        from sqlalchemy import select, update
-
-        from .schema import pins
-
-        def write(conn: Connection) -> int | None:
-            where = (pins.c.slot_id == slot_id) & (pins.c.user_type == user_type)
-            if wrapped_key is not None:
-                where = where & (pins.c.wrapped_key == wrapped_key)
-            cond = where if limit is None else where & (pins.c.failures < limit)
-            row = conn.execute(update(pins).where(cond).values(failures=pins.c.failures + 1)
-                               .returning(pins.c.failures)).first()
-            if row is not None:
-                return int(row.failures)
-            if conn.execute(select(pins.c.failures).where(where)).first() is None:
-                raise KeyError(f"no such PIN record of user type {user_type} in slot {slot_id}")
-            return None
-
-        return self._write(write)
+        reserve = self._ops.reserve_login
+        return self._hot(lambda c: reserve(c, slot_id, user_type, limit, wrapped_key), True)
 
     def login_succeeded(self, slot_id: int, user_type: int, reserved: int | None = None,
                         wrapped_key: bytes | None = None) -> None:
@@ -583,43 +471,15 @@ class Store:
         (`reserved`, what `reserve_login` returned); attempts that began after it stay counted,
         as they would have in sequence. None resets the counter to 0. With `wrapped_key`, only
         if that record is still the stored one (a replaced record has its own count)."""
-        if self.fast_path:
-            self._run_sqlite(lambda c: sqlite_ops.login_succeeded(c, slot_id, user_type, reserved, wrapped_key), True)
-            return
-        from sqlalchemy import case, update
-
-        from .schema import pins
-
-        def write(conn: Connection) -> None:
-            where = (pins.c.slot_id == slot_id) & (pins.c.user_type == user_type) & (pins.c.failures != 0)
-            if wrapped_key is not None:
-                where = where & (pins.c.wrapped_key == wrapped_key)
-            value = 0 if reserved is None else case((pins.c.failures > reserved, pins.c.failures - reserved), else_=0)
-            conn.execute(update(pins).where(where).values(failures=value))
-
-        self._write(write)
+        succeeded = self._ops.login_succeeded
+        self._hot(lambda c: succeeded(c, slot_id, user_type, reserved, wrapped_key), True)
 
     # -- objects -----------------------------------------------------------------------
 
     def objects(self, slot_id: int) -> list[ObjectRecord]:
         """All token objects of the slot, in creation order, from one snapshot."""
-        if self.fast_path:
-            return _object_records(self._run_sqlite(lambda c: sqlite_ops.read_objects(c, slot_id), False, True))
-        from sqlalchemy import select
-
-        from .schema import attributes, objects
-
-        def read(conn: Connection) -> list[ObjectRecord]:
-            return _object_records(conn.execute(
-                select(objects.c.id, objects.c.unique_id, attributes.c.type,
-                       attributes.c.value, attributes.c.is_sealed)
-                .select_from(objects.outerjoin(attributes,
-                                               attributes.c.object_id == objects.c.id))
-                .where(objects.c.slot_id == slot_id)
-                .order_by(objects.c.id)
-            ))
-
-        return self._read(read)
+        read_objects = self._ops.read_objects
+        return _object_records(self._hot(lambda c: read_objects(c, slot_id), False, True))
 
     def add_object(self, slot_id: int, rec: ObjectRecord) -> int:
         """Store a new object of the slot's token; returns (and sets `rec.oid` to) its oid.
@@ -731,17 +591,6 @@ def _object_records(rows: Iterable[Any]) -> list[ObjectRecord]:
         if attr_type is not None:
             (current.sealed if is_sealed else current.attrs)[attr_type] = bytes(value)
     return result
-
-
-def _insert_pin(conn: Connection, slot_id: int, user_type: int, pin: PinRecord) -> None:
-    from sqlalchemy import insert
-
-    from .schema import pins
-
-    conn.execute(insert(pins).values(
-        slot_id=slot_id, user_type=user_type, kdf=pin.kdf, params=pin.params,
-        wrapped_key=pin.wrapped_key, failures=pin.failures,
-    ))
 
 
 def _attribute_tuples(attrs: dict[int, bytes], sealed: dict[int, bytes]) -> list[tuple[int, bytes, int]]:
