@@ -193,10 +193,9 @@ class _Sink:
         path = self.settings.get("file")
         if path:
             self.path = os.path.abspath(path)
-            self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self.fd = private_files.open_private(path, os.O_WRONLY | os.O_APPEND)
             try:
-                self.ledger_fd = os.open(ledger_path(key_file), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                                         0o600)
+                self.ledger_fd = private_files.open_private(ledger_path(key_file), os.O_WRONLY | os.O_APPEND)
             except OSError:
                 os.close(self.fd)
                 self.fd = None
