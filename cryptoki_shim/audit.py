@@ -134,9 +134,8 @@ def _create_key(path: str) -> None:
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o700, exist_ok=True)
     tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    fd = private_files.create_new(tmp)
     try:
-        os.fchmod(fd, 0o600)
         os.write(fd, (os.urandom(KEY_LEN).hex() + "\n").encode())
         os.fsync(fd)
     finally:

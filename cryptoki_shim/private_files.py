@@ -30,15 +30,10 @@ MODE = 0o600
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-def open_private(path: str | os.PathLike[str], flags: int, *, follow: bool = True) -> int:
-    """``os.open(path, flags | O_CREAT)`` with mode 0600; a file this call created is
-    ``fchmod``-ed to exactly 0600. ``follow=False``: the last component must not be a
-    symlink (a file we would truncate and overwrite)."""
-    flags |= os.O_CLOEXEC | (0 if follow else _NOFOLLOW)
-    try:
-        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, MODE)
-    except FileExistsError:
-        return os.open(path, flags)
+def create_new(path: str | os.PathLike[str], flags: int = os.O_WRONLY) -> int:
+    """``os.open(path, flags | O_CREAT | O_EXCL)`` with mode 0600, then ``fchmod``-ed to
+    exactly 0600; ``FileExistsError`` if the name exists (a symlink included)."""
+    fd = os.open(path, flags | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, MODE)
     try:
         os.fchmod(fd, MODE)
     except OSError:
@@ -47,17 +42,24 @@ def open_private(path: str | os.PathLike[str], flags: int, *, follow: bool = Tru
     return fd
 
 
+def open_private(path: str | os.PathLike[str], flags: int, *, follow: bool = True) -> int:
+    """``os.open(path, flags | O_CREAT)`` with mode 0600; a file this call created is
+    ``fchmod``-ed to exactly 0600. ``follow=False``: the last component must not be a
+    symlink (a file we would truncate and overwrite)."""
+    flags |= os.O_CLOEXEC | (0 if follow else _NOFOLLOW)
+    try:
+        return create_new(path, flags)
+    except FileExistsError:
+        return os.open(path, flags)
+
+
 def create_empty(path: str | os.PathLike[str]) -> bool:
     """Create ``path`` empty with mode 0600 if it does not exist (the store's database, so
     that SQLite's ``-wal``/``-shm``/``-journal`` inherit 0600); True if this call made it."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | _NOFOLLOW, MODE)
+        os.close(create_new(path))
     except FileExistsError:
         return False
-    try:
-        os.fchmod(fd, MODE)
-    finally:
-        os.close(fd)
     return True
 
 

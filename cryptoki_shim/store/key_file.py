@@ -102,10 +102,8 @@ def load(path: str) -> KeyFile:
 def create(path: str) -> KeyFile:
     """A new key file with 32 random bytes, mode 0600; an existing file is never replaced."""
     key = os.urandom(KEY_LEN)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0),
-                 private_files.MODE)
+    fd = private_files.create_new(path)
     try:
-        os.fchmod(fd, private_files.MODE)
         os.write(fd, key)
     finally:
         os.close(fd)
