@@ -395,21 +395,42 @@ def object_event(action: str, token: Any, obj: Any) -> None:
           token_object=obj.oid is not None)
 
 
+_BACKEND_NAMES = {spec.SHIM_BACKEND_SOFTWARE: "software", spec.SHIM_BACKEND_TPM: "tpm",
+                  spec.SHIM_BACKEND_UPSTREAM: "upstream"}
+
+
+def _key_fields(session: Any, kind: str, mechanism: int, key: Any, exc: BaseException | None) -> dict[str, Any]:
+    """The fields of every ``key.use`` record: where, which operation and key, the outcome."""
+    backend = key.attrs.get(CKA_SHIM_BACKEND, spec.SHIM_BACKEND_SOFTWARE)
+    return {"slot": session.token.slot_id, "session": session.handle, "operation": kind,
+            "mechanism": spec.ckm_name(mechanism), "key_unique_id": key.unique_id,
+            "key_label": _label(key.attrs), "backend": _BACKEND_NAMES.get(backend, str(backend)),
+            "outcome": _ckr(exc)}
+
+
 def key_use(session: Any, op: Any, exc: BaseException | None = None) -> None:
     """The end of an operation with a key (its outcome); a failed device adds ``backend.error``."""
     if _sink is None or not _key_use or op.key is None:
         return
     key = op.key
-    backend = key.attrs.get(CKA_SHIM_BACKEND, spec.SHIM_BACKEND_SOFTWARE)
-    backend_name = {spec.SHIM_BACKEND_SOFTWARE: "software", spec.SHIM_BACKEND_TPM: "tpm",
-                    spec.SHIM_BACKEND_UPSTREAM: "upstream"}.get(backend, str(backend))
-    outcome = _ckr(exc)
-    fields = {"slot": session.token.slot_id, "session": session.handle, "operation": op.kind,
-              "mechanism": spec.ckm_name(op.mechanism), "key_unique_id": key.unique_id,
-              "key_label": _label(key.attrs), "backend": backend_name, "outcome": outcome}
+    fields = _key_fields(session, op.kind, op.mechanism, key, exc)
     event("key.use", "info" if exc is None else "warning", **fields)
     if isinstance(exc, CryptokiError) and exc.ckr in BACKEND_FAILURES:
-        backend_error(backend_name, exc, slot=session.token.slot_id, key_unique_id=key.unique_id)
+        backend_error(fields["backend"], exc, slot=session.token.slot_id, key_unique_id=key.unique_id)
+
+
+def key_management(session: Any, kind: str, mechanism: int, key: Any, other: Any,
+                   exc: BaseException | None = None) -> None:
+    """C_WrapKey / C_UnwrapKey / C_DeriveKey as key uses (issue 15 item 7): one ``key.use``
+    record with the key used, the mechanism and the other key (the wrapped key, or the new
+    key); identities only, never values. Recorded whenever audit is on: these move key
+    material, so ``key_use = false`` (which quiets the per-operation records) keeps them."""
+    if _sink is None:
+        return
+    fields = _key_fields(session, kind, mechanism, key, exc)
+    fields["wrapped_key_unique_id" if kind == "wrap" else "new_key_unique_id"] = (
+        other.unique_id if other is not None else None)
+    event("key.use", "info" if exc is None else "warning", **fields)
 
 
 def backend_error(backend: str, exc: BaseException, **fields: Any) -> None:

@@ -23,7 +23,6 @@ from ..spec_ints import (
     CKA_ENCRYPT,
     CKA_EXTRACTABLE,
     CKA_KEY_TYPE,
-    CKA_LABEL,
     CKA_SIGN,
     CKA_TRUSTED,
     CKA_UNWRAP,
@@ -49,7 +48,6 @@ from ..spec_ints import (
     CKO_PUBLIC_KEY,
     CKO_SECRET_KEY,
 )
-from ..backends import backend_id_of
 from ..attributes import policy
 from ..attributes.policy import Origin
 from ..errors import CryptokiError
@@ -58,7 +56,7 @@ from ..mechanisms.registry import Mechanism, MechanismEntry
 from . import key_management
 from .object_functions import ObjectFunctions
 from .objects import Object
-from .operations import DIGEST_KEY, SessionState, Operation
+from .operations import DIGEST_KEY, Operation
 from .states import FINAL, ONESHOT
 
 A = spec
@@ -110,33 +108,6 @@ def _merge_template(base_template: dict[int, Any] | None, template: dict[int, An
         if t in template and template[t] != v:
             raise CryptokiError(A.CKR_TEMPLATE_INCONSISTENT, f"{A.cka_name(t)} contradicts the key's template")
     return {**template, **base_template}
-
-
-def _audit_key_management(session: SessionState, kind: str, entry: MechanismEntry, key: Object,
-                          other: Object | None, exc: BaseException | None = None) -> None:
-    """C_WrapKey / C_UnwrapKey / C_DeriveKey as key uses (issue 15 item 7): one ``key.use``
-    record with the key used, the mechanism and the other key (the wrapped key, or the new
-    key); identities only, never values. Recorded whenever audit is on: these move key
-    material, so ``key_use = false`` (which quiets the per-operation records) keeps them."""
-    if not audit.enabled():
-        return
-    fields: dict[str, Any] = {"slot": session.token.slot_id, "session": session.handle, "operation": kind,
-                              "mechanism": A.ckm_name(entry.mechanism), "key_unique_id": key.unique_id,
-                              "key_label": _label(key.attrs),
-                              "backend": _BACKEND_NAMES.get(backend_id_of(key.attrs), "software"),
-                              "outcome": "ok" if exc is None else A.ckr_name(getattr(exc, "ckr", A.CKR_GENERAL_ERROR))}
-    fields["wrapped_key_unique_id" if kind == "wrap" else "new_key_unique_id"] = (
-        other.unique_id if other is not None else None)
-    audit.event("key.use", "info" if exc is None else "warning", **fields)
-
-
-def _label(attrs: dict[int, Any]) -> str | None:
-    raw = attrs.get(CKA_LABEL)
-    return raw.decode("utf-8", "replace") if isinstance(raw, (bytes, bytearray)) else None
-
-
-_BACKEND_NAMES = {A.SHIM_BACKEND_SOFTWARE: "software", A.SHIM_BACKEND_TPM: "tpm",
-                  A.SHIM_BACKEND_UPSTREAM: "upstream"}
 
 
 class CryptoFunctions(ObjectFunctions):
@@ -257,9 +228,9 @@ class CryptoFunctions(ObjectFunctions):
                                     "the trusted public key's private key is in this token: it would open the blob")
             blob = self.token.backend_for(wrapping).wrap(entry, mech.param, wrapping, key)
         except CryptokiError as exc:
-            _audit_key_management(self, "wrap", entry, wrapping, key, exc)
+            audit.key_management(self, "wrap", entry.mechanism, wrapping, key, exc)
             raise
-        _audit_key_management(self, "wrap", entry, wrapping, key)
+        audit.key_management(self, "wrap", entry.mechanism, wrapping, key)
         return blob
 
     def unwrap_key(self, mech: Mechanism, unwrapping_handle: int, wrapped: bytes,
@@ -281,9 +252,9 @@ class CryptoFunctions(ObjectFunctions):
                                         base=dict(unwrapping.attrs), is_so=self.is_so)
             new = self.add(attrs)
         except CryptokiError as exc:
-            _audit_key_management(self, "unwrap", entry, unwrapping, None, exc)
+            audit.key_management(self, "unwrap", entry.mechanism, unwrapping, None, exc)
             raise
-        _audit_key_management(self, "unwrap", entry, unwrapping, new)
+        audit.key_management(self, "unwrap", entry.mechanism, unwrapping, new)
         return new.handle
 
     def derive_key(self, mech: Mechanism, base_handle: int, template: dict[int, Any]) -> int:
@@ -316,9 +287,9 @@ class CryptoFunctions(ObjectFunctions):
             new = self.add(attrs)
             new.supplied = held and not new.is_token
         except CryptokiError as exc:
-            _audit_key_management(self, "derive", entry, base, None, exc)
+            audit.key_management(self, "derive", entry.mechanism, base, None, exc)
             raise
-        _audit_key_management(self, "derive", entry, base, new)
+        audit.key_management(self, "derive", entry.mechanism, base, new)
         return new.handle
 
     def _resolve_param_keys(self, param: Any) -> tuple[Any, Object | None]:
