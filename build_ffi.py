@@ -1,16 +1,21 @@
 """Build build/libcryptoki_shim.so with cffi's embedding mode.
 
 Run with the venv's interpreter (``.venv/bin/python build_ffi.py``); the venv must be made
-from Debian's python3, whose libpython is shared. The build bakes in where that venv is, so
-the library works from any host process without environment variables (DESIGN.md §2.1-2).
+from Debian's python3, whose libpython is shared. No path of the build is baked in: the
+library finds its Python environment from where it lies (native/pyenv.c: a clone's .venv,
+the package directory of a pip install, /usr/lib/cryptoki-shim/python of the Debian package;
+CRYPTOKI_SHIM_VENV or [python] venv override), so it works from any host process without
+environment variables (DESIGN.md §2.1-2) and from a copied or moved tree (issue 18).
+``build(out)`` writes the library elsewhere (setup.py: into the package of a wheel).
 
 What is generated here, from ``native/functions.h`` (the X-macro list of every function of
-the 3.0 function list, in table order):
+the 3.2 function list, in table order):
   * ``build/gen/shim_entries.inc``: for every function that Python implements, a guarded
     exported wrapper ``C_X`` calling the cffi embedding entry ``py_C_X`` inside the fork
     gate (shim_enter/shim_leave, see shim.c) and the re-entry guard (shim_depth: a call
-    on a thread already inside is refused); the 2.40 and 3.0
-    function lists; the interface table;
+    on a thread already inside is refused); the 2.40, 3.0 and 3.2
+    function lists, each with a C_GetInfo that reports its version; the interface table
+    (3.2 first: the default);
   * the cffi ``embedding_api`` declarations of those ``py_C_X``, ``shim_py_ready`` and
     ``shim_py_reentered`` (the re-entry guard's log line);
   * the embedding init code, which attaches the Python entries (``cryptoki_shim.abi``).
@@ -44,11 +49,14 @@ C_ONLY = ("C_GetFunctionList", "C_GetInterfaceList", "C_GetInterface")
 #: each ``<name>.h`` has its implementation in ``<name>.c``, compiled into the library.
 PY_CALLABLE = ("fastsign", "digest")
 #: What shim.c itself offers to Python (``lib.<name>``).
-SHIM_CDEF = "int shim_owns_interpreter(void);"
+SHIM_CDEF = "int shim_owns_interpreter(void);\nconst char *shim_site_dir(void);"
 #: Libraries the helpers need (the system libcrypto for fastsign.c).
 HELPER_LIBRARIES = ["crypto"]
-#: How many functions the 2.40 CK_FUNCTION_LIST holds (the rest are 3.0 additions).
+#: How many functions the 2.40 CK_FUNCTION_LIST, CK_FUNCTION_LIST_3_0 and
+#: CK_FUNCTION_LIST_3_2 hold (each list is a prefix of the next).
 COUNT_2_40 = 68
+COUNT_3_0 = 92
+COUNT_3_2 = 104
 
 _FN = re.compile(r"^\s*CK_FN\(\s*(\w+)\s*,\s*\((.*)\)\s*,\s*\((.*)\)\s*\)\s*$")
 
@@ -60,8 +68,8 @@ def read_functions() -> list[tuple[str, str, str]]:
         m = _FN.match(line)
         if m:
             out.append((m.group(1), m.group(2).strip() or "void", m.group(3).strip()))
-    if len(out) != 92:
-        raise SystemExit(f"native/functions.h: expected 92 functions, found {len(out)}")
+    if len(out) != COUNT_3_2:
+        raise SystemExit(f"native/functions.h: expected {COUNT_3_2} functions, found {len(out)}")
     return out
 
 
@@ -86,24 +94,31 @@ def generate_entries(funcs: list[tuple[str, str, str]]) -> str:
             f"    shim_exit();\n"
             f"    return rv;\n}}\n"
         )
-    # The 2.40 table reports cryptokiVersion 2.40 from C_GetInfo (the caller chose 2.40).
-    lines.append(
-        "static CK_RV shim_GetInfo_2_40(CK_INFO_PTR pInfo)\n{\n"
-        "    CK_RV rv = C_GetInfo(pInfo);\n"
-        "    if (rv == CKR_OK) {\n"
-        "        pInfo->cryptokiVersion.major = 2;\n"
-        "        pInfo->cryptokiVersion.minor = 40;\n"
-        "    }\n    return rv;\n}\n"
-    )
-    names_240 = [n if n != "C_GetInfo" else "shim_GetInfo_2_40" for n, _, _ in funcs[:COUNT_2_40]]
-    lines.append("static CK_FUNCTION_LIST shim_function_list_2_40 = {\n    {2, 40},")
-    lines += [f"    {n}," for n in names_240]
-    lines.append("};\n")
-    lines.append("static CK_FUNCTION_LIST_3_0 shim_function_list_3_0 = {\n    {3, 0},")
-    lines += [f"    {n}," for n, _, _ in funcs]
-    lines.append("};\n")
+    # Each table's C_GetInfo reports the version of that table (the one the caller chose:
+    # PKCS#11 3.2 §5.4.2, CK_INFO.cryptokiVersion is the interface version in use); the
+    # Python C_GetInfo reports 3.2, the default interface.
+    tables = (("2_40", 2, 40, COUNT_2_40, "CK_FUNCTION_LIST"),
+              ("3_0", 3, 0, COUNT_3_0, "CK_FUNCTION_LIST_3_0"),
+              ("3_2", 3, 2, COUNT_3_2, "CK_FUNCTION_LIST_3_2"))
+    for suffix, major, minor, count, struct in tables:
+        getinfo = "C_GetInfo"
+        if (major, minor) != (3, 2):
+            getinfo = f"shim_GetInfo_{suffix}"
+            lines.append(
+                f"static CK_RV {getinfo}(CK_INFO_PTR pInfo)\n{{\n"
+                "    CK_RV rv = C_GetInfo(pInfo);\n"
+                "    if (rv == CKR_OK) {\n"
+                f"        pInfo->cryptokiVersion.major = {major};\n"
+                f"        pInfo->cryptokiVersion.minor = {minor};\n"
+                "    }\n    return rv;\n}\n"
+            )
+        names = [n if n != "C_GetInfo" else getinfo for n, _, _ in funcs[:count]]
+        lines.append(f"static {struct} shim_function_list_{suffix} = {{\n    {{{major}, {minor}}},")
+        lines += [f"    {n}," for n in names]
+        lines.append("};\n")
     lines.append(
         "static CK_INTERFACE shim_interfaces[] = {\n"
+        '    {(CK_CHAR_PTR)"PKCS 11", &shim_function_list_3_2, 0},\n'
         '    {(CK_CHAR_PTR)"PKCS 11", &shim_function_list_3_0, 0},\n'
         '    {(CK_CHAR_PTR)"PKCS 11", &shim_function_list_2_40, 0},\n'
         "};\n"
@@ -130,7 +145,10 @@ def shim_py_ready():
     return 0x5AFE5AFE if _ready[0] else 0
 
 
-_SITE_DIRS = {site_dirs!r}
+# Our environment's site-packages, found by the C side (native/pyenv.c); [] in a Python host
+# where none was found (its own sys.path then has to hold our package).
+_SITE_DIRS = [_d for _d in [_ffi.string(_lib.shim_site_dir()).decode(_sys.getfilesystemencoding(),
+                                                                         "surrogateescape")] if _d]
 
 
 def _own_packages_first():
@@ -172,13 +190,17 @@ except BaseException:  # the C guard answers CKR_GENERAL_ERROR; say why in our l
 '''
 
 
-def site_dirs() -> list[str]:
-    import site
+#: Directories the dynamic linker searches anyway: no RUNPATH for them (Debian policy 10.2).
+SYSTEM_LIBDIRS = ("/lib", "/usr/lib", f"/usr/lib/{sysconfig.get_config_var('MULTIARCH')}",
+                  f"/lib/{sysconfig.get_config_var('MULTIARCH')}")
 
-    return [d for d in site.getsitepackages() if os.path.isdir(d)]
+
+def rpath(libdir: str) -> list[str]:
+    """``-rpath`` to libpython's directory, unless the linker finds it there anyway."""
+    return [] if os.path.normpath(libdir) in SYSTEM_LIBDIRS else [f"-Wl,-rpath,{libdir}"]
 
 
-def build() -> Path:
+def build(out_path: Path = LIBRARY) -> Path:
     funcs = read_functions()
     GEN.mkdir(parents=True, exist_ok=True)
     (GEN / "shim_entries.inc").write_text(generate_entries(funcs))
@@ -192,14 +214,18 @@ def build() -> Path:
         ffi.cdef((NATIVE / f"{helper}.h").read_text())
     ffi.embedding_api(embedding_api(funcs))
     names = [n for n, _, _ in funcs if n not in C_ONLY]
-    ffi.embedding_init_code(INIT_CODE.format(module=MODULE_NAME, site_dirs=site_dirs(), names=names))
+    ffi.embedding_init_code(INIT_CODE.format(module=MODULE_NAME, names=names))
 
-    venv_python = str(Path(sys.prefix) / "bin" / "python")
+    # The system interpreter a site-directory environment is started as (native/pyenv.c).
+    base_python = os.path.join(sysconfig.get_config_var("BINDIR"), f"python{sysconfig.get_python_version()}")
     libdir = sysconfig.get_config_var("LIBDIR")
     ldlibrary = sysconfig.get_config_var("INSTSONAME") or sysconfig.get_config_var("LDLIBRARY")
     if not ldlibrary or not ldlibrary.endswith((".so", ".so.1.0")) and ".so" not in ldlibrary:
         raise SystemExit(f"this Python has no shared libpython ({ldlibrary}); use Debian's python3")
     py_version = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+    tmp = BUILD / "cffi"
+    tmp.mkdir(parents=True, exist_ok=True)
 
     def cstr(s: str) -> str:
         return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -209,28 +235,28 @@ def build() -> Path:
         '#include "shim.c"\n' + "".join(f'#include "{helper}.c"\n' for helper in PY_CALLABLE),
         include_dirs=[str(NATIVE), str(GEN)],
         define_macros=[
-            ("SHIM_VENV_PYTHON", cstr(venv_python)),
+            ("SHIM_BASE_PYTHON", cstr(base_python)),
             ("SHIM_LIBPYTHON", cstr(ldlibrary)),
             ("SHIM_PY_VERSION", cstr(py_version)),
         ],
-        extra_compile_args=["-fvisibility=hidden", "-O2", "-Wall", "-Wno-unused-function"],
+        # the debug information names sources relative to the tree, not where it was built
+        extra_compile_args=["-fvisibility=hidden", "-O2", "-Wall", "-Wno-unused-function",
+                            f"-ffile-prefix-map={ROOT}=.", f"-ffile-prefix-map={tmp}=build/cffi"],
         extra_link_args=[
-            f"-Wl,-rpath,{libdir}",
+            *rpath(libdir),
             "-Wl,-z,nodelete",
             "-Wl,--no-undefined",
             f"-Wl,--version-script={version_script}",
         ],
         libraries=["dl", "pthread", *HELPER_LIBRARIES],
     )
-    tmp = BUILD / "cffi"
-    tmp.mkdir(parents=True, exist_ok=True)
     out = ffi.compile(tmpdir=str(tmp), target="libcryptoki_shim.*", verbose=bool(os.environ.get("V")))
     # A new inode, never an in-place rewrite: processes that have the old library mapped
     # (a client, a benchmark, a test) would crash on the changed pages.
-    staging = LIBRARY.with_name(LIBRARY.name + ".new")
+    staging = out_path.with_name(out_path.name + ".new")
     shutil.copy2(out, staging)
-    os.replace(staging, LIBRARY)
-    return LIBRARY
+    os.replace(staging, out_path)
+    return out_path
 
 
 if __name__ == "__main__":

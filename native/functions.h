@@ -1,17 +1,18 @@
 /*
- * functions.h - the PKCS#11 3.0 function table as an X-macro.
+ * functions.h - the PKCS#11 3.2 function table as an X-macro.
  *
- * Written for cryptoki-shim from the OASIS PKCS#11 3.0 values (pkcs11f.h of
- * oasis-tcs/pkcs11, working/3-00-current): names, parameter types and
- * parameter names are the spec's; the order is the order of the pointers in
- * CK_FUNCTION_LIST (first 68) and CK_FUNCTION_LIST_3_0 (all 92), which is
- * ABI: do not reorder.
+ * Written for cryptoki-shim from the OASIS PKCS#11 values (pkcs11f.h of
+ * oasis-tcs/pkcs11: working/3-00-current for 2.40/3.0, published/3-02 for 3.2):
+ * names, parameter types and parameter names are the spec's; the order is the
+ * order of the pointers in CK_FUNCTION_LIST (first 68), CK_FUNCTION_LIST_3_0
+ * (first 92) and CK_FUNCTION_LIST_3_2 (all 104), which is ABI: do not reorder.
  *
  * Each line is
  *     CK_FN(name, (parameter declarations), (argument names))
  * with each parameter list on one line, so that scripts can read it with a
- * regular expression.  The includer defines CK_FN and CK_FN_3_0_BEGIN (the
- * latter may expand to nothing); it marks where the 3.0 additions start.
+ * regular expression.  The includer defines CK_FN, CK_FN_3_0_BEGIN and
+ * CK_FN_3_2_BEGIN (the markers may expand to nothing); they mark where the 3.0
+ * and the 3.2 additions start.
  *
  * No include guard on purpose: this file is included several times with
  * different definitions of CK_FN.
@@ -114,3 +115,21 @@ CK_FN(C_VerifyMessage, (CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_U
 CK_FN(C_VerifyMessageBegin, (CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen), (hSession, pParameter, ulParameterLen))
 CK_FN(C_VerifyMessageNext, (CK_SESSION_HANDLE hSession, CK_VOID_PTR pParameter, CK_ULONG ulParameterLen, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen), (hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen))
 CK_FN(C_MessageVerifyFinal, (CK_SESSION_HANDLE hSession), (hSession))
+
+CK_FN_3_2_BEGIN
+
+/* PKCS#11 3.2 additions to CK_FUNCTION_LIST_3_2 (12 functions; order and signatures of
+ * OASIS published/3-02/pkcs11f.h, with the two authenticated-wrap functions the 3.2
+ * CK_FUNCTION_LIST_3_2 ends with, as p11-kit's pkcs11.h declares them) */
+CK_FN(C_EncapsulateKey, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPublicKey, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext, CK_ULONG_PTR pulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey), (hSession, pMechanism, hPublicKey, pTemplate, ulAttributeCount, pCiphertext, pulCiphertextLen, phKey))
+CK_FN(C_DecapsulateKey, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hPrivateKey, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pCiphertext, CK_ULONG ulCiphertextLen, CK_OBJECT_HANDLE_PTR phKey), (hSession, pMechanism, hPrivateKey, pTemplate, ulAttributeCount, pCiphertext, ulCiphertextLen, phKey))
+CK_FN(C_VerifySignatureInit, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pSignature, CK_ULONG ulSignatureLen), (hSession, pMechanism, hKey, pSignature, ulSignatureLen))
+CK_FN(C_VerifySignature, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pData, CK_ULONG ulDataLen), (hSession, pData, ulDataLen))
+CK_FN(C_VerifySignatureUpdate, (CK_SESSION_HANDLE hSession, CK_BYTE_PTR pPart, CK_ULONG ulPartLen), (hSession, pPart, ulPartLen))
+CK_FN(C_VerifySignatureFinal, (CK_SESSION_HANDLE hSession), (hSession))
+CK_FN(C_GetSessionValidationFlags, (CK_SESSION_HANDLE hSession, CK_SESSION_VALIDATION_FLAGS_TYPE type, CK_FLAGS_PTR pFlags), (hSession, type, pFlags))
+CK_FN(C_AsyncComplete, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ASYNC_DATA_PTR pResult), (hSession, pFunctionName, pResult))
+CK_FN(C_AsyncGetID, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ULONG_PTR pulID), (hSession, pFunctionName, pulID))
+CK_FN(C_AsyncJoin, (CK_SESSION_HANDLE hSession, CK_UTF8CHAR_PTR pFunctionName, CK_ULONG ulID, CK_BYTE_PTR pData, CK_ULONG ulData), (hSession, pFunctionName, ulID, pData, ulData))
+CK_FN(C_WrapKeyAuthenticated, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hWrappingKey, CK_OBJECT_HANDLE hKey, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_BYTE_PTR pWrappedKey, CK_ULONG_PTR pulWrappedKeyLen), (hSession, pMechanism, hWrappingKey, hKey, pAssociatedData, ulAssociatedDataLen, pWrappedKey, pulWrappedKeyLen))
+CK_FN(C_UnwrapKeyAuthenticated, (CK_SESSION_HANDLE hSession, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hUnwrappingKey, CK_BYTE_PTR pWrappedKey, CK_ULONG ulWrappedKeyLen, CK_ATTRIBUTE_PTR pTemplate, CK_ULONG ulAttributeCount, CK_BYTE_PTR pAssociatedData, CK_ULONG ulAssociatedDataLen, CK_OBJECT_HANDLE_PTR phKey), (hSession, pMechanism, hUnwrappingKey, pWrappedKey, ulWrappedKeyLen, pTemplate, ulAttributeCount, pAssociatedData, ulAssociatedDataLen, phKey))

@@ -27,8 +27,13 @@
  * CKM_SHA3_*_KEY_DERIVATION spellings may be 3.1 additions (cryptoki_shim.spec lists
  * them in SINCE_3_1); they are kept because they do not conflict with any 3.0 value.
  *
+ * PKCS#11 3.2 (and the 3.1 names 3.0 lacks): one section "new in PKCS#11 3.2" from the
+ * OASIS 3.2 header (oasis-tcs/pkcs11 working/headers/pkcs11t.h: CRYPTOKI_VERSION 3.2) and
+ * published/3-02/pkcs11f.h; CK_FUNCTION_LIST_3_2 ends with the two authenticated-wrap
+ * functions as p11-kit's pkcs11.h declares them.
+ *
  * The function table lives in functions.h (an X-macro); this header derives
- * the prototypes, the CK_C_* pointer types and both function lists from it.
+ * the prototypes, the CK_C_* pointer types and the three function lists from it.
  */
 
 #ifndef CRYPTOKI_SHIM_PKCS11_H
@@ -49,7 +54,7 @@ extern "C" {
 #endif
 
 #define CRYPTOKI_VERSION_MAJOR          0x03UL
-#define CRYPTOKI_VERSION_MINOR          0x00UL
+#define CRYPTOKI_VERSION_MINOR          0x02UL
 #define CRYPTOKI_VERSION_AMENDMENT      0x00UL
 
 #define CK_TRUE                         0x01UL
@@ -72,6 +77,7 @@ typedef CK_BYTE     *CK_BYTE_PTR;
 typedef CK_CHAR     *CK_CHAR_PTR;
 typedef CK_UTF8CHAR *CK_UTF8CHAR_PTR;
 typedef CK_ULONG    *CK_ULONG_PTR;
+typedef CK_FLAGS    *CK_FLAGS_PTR;
 typedef void        *CK_VOID_PTR;
 typedef CK_VOID_PTR *CK_VOID_PTR_PTR;
 
@@ -1050,10 +1056,13 @@ typedef CK_RV (*CK_NOTIFY)(CK_SESSION_HANDLE hSession, CK_NOTIFICATION event, CK
 /* the function lists are defined at the end, from functions.h */
 typedef struct CK_FUNCTION_LIST CK_FUNCTION_LIST;
 typedef struct CK_FUNCTION_LIST_3_0 CK_FUNCTION_LIST_3_0;
+typedef struct CK_FUNCTION_LIST_3_2 CK_FUNCTION_LIST_3_2;
 typedef CK_FUNCTION_LIST *CK_FUNCTION_LIST_PTR;
 typedef CK_FUNCTION_LIST_3_0 *CK_FUNCTION_LIST_3_0_PTR;
+typedef CK_FUNCTION_LIST_3_2 *CK_FUNCTION_LIST_3_2_PTR;
 typedef CK_FUNCTION_LIST_PTR *CK_FUNCTION_LIST_PTR_PTR;
 typedef CK_FUNCTION_LIST_3_0_PTR *CK_FUNCTION_LIST_3_0_PTR_PTR;
+typedef CK_FUNCTION_LIST_3_2_PTR *CK_FUNCTION_LIST_3_2_PTR_PTR;
 
 typedef struct CK_INTERFACE {
     CK_CHAR    *pInterfaceName;
@@ -1942,44 +1951,303 @@ typedef struct CK_IKE1_EXTENDED_DERIVE_PARAMS {
 } CK_IKE1_EXTENDED_DERIVE_PARAMS;
 typedef CK_IKE1_EXTENDED_DERIVE_PARAMS *CK_IKE1_EXTENDED_DERIVE_PARAMS_PTR;
 
+/* --------------------------------- new in PKCS#11 3.2 (some since 3.1) */
+
+/* Values and types from the OASIS 3.2 header (oasis-tcs/pkcs11 working/headers/pkcs11t.h),
+ * functions from published/3-02/pkcs11f.h; cryptoki_shim.spec lists these names in SINCE_3_2. */
+
+/* CK_TOKEN_INFO.flags and CK_SESSION_INFO.flags */
+#define CKF_SEED_RANDOM_REQUIRED              0x02000000UL
+#define CKF_ASYNC_SESSION_SUPPORTED           0x04000000UL
+#define CKF_ASYNC_SESSION                     0x00000008UL
+
+/* object classes: validation and trust objects */
+#define CKO_VALIDATION                        0x0000000AUL
+#define CKO_TRUST                             0x0000000BUL
+
+/* key types */
+#define CKK_HSS                               0x00000046UL
+#define CKK_XMSS                              0x00000047UL
+#define CKK_XMSSMT                            0x00000048UL
+#define CKK_ML_KEM                            0x00000049UL
+#define CKK_ML_DSA                            0x0000004AUL
+#define CKK_SLH_DSA                           0x0000004BUL
+
+/* attributes */
+#define CKA_HSS_LEVELS                        0x00000617UL
+#define CKA_HSS_LMS_TYPE                      0x00000618UL
+#define CKA_HSS_LMOTS_TYPE                    0x00000619UL
+#define CKA_HSS_LMS_TYPES                     0x0000061AUL
+#define CKA_HSS_LMOTS_TYPES                   0x0000061BUL
+#define CKA_KEYS_REMAINING                    0x0000061CUL
+#define CKA_HSS_KEYS_REMAINING                0x0000061CUL /* = CKA_KEYS_REMAINING, deprecated */
+#define CKA_PARAMETER_SET                     0x0000061DUL
+#define CKA_OBJECT_VALIDATION_FLAGS           0x0000061EUL
+#define CKA_VALIDATION_TYPE                   0x0000061FUL
+#define CKA_VALIDATION_VERSION                0x00000620UL
+#define CKA_VALIDATION_LEVEL                  0x00000621UL
+#define CKA_VALIDATION_MODULE_ID              0x00000622UL
+#define CKA_VALIDATION_FLAG                   0x00000623UL
+#define CKA_VALIDATION_AUTHORITY_TYPE         0x00000624UL
+#define CKA_VALIDATION_COUNTRY                0x00000625UL
+#define CKA_VALIDATION_CERTIFICATE_IDENTIFIER 0x00000626UL
+#define CKA_VALIDATION_CERTIFICATE_URI        0x00000627UL
+#define CKA_VALIDATION_VENDOR_URI             0x00000628UL
+#define CKA_VALIDATION_PROFILE                0x00000629UL
+#define CKA_ENCAPSULATE_TEMPLATE              0x4000062AUL /* = (CKF_ARRAY_ATTRIBUTE|0x0000062AUL) */
+#define CKA_DECAPSULATE_TEMPLATE              0x4000062BUL /* = (CKF_ARRAY_ATTRIBUTE|0x0000062BUL) */
+#define CKA_TRUST_SERVER_AUTH                 0x0000062CUL
+#define CKA_TRUST_CLIENT_AUTH                 0x0000062DUL
+#define CKA_TRUST_CODE_SIGNING                0x0000062EUL
+#define CKA_TRUST_EMAIL_PROTECTION            0x0000062FUL
+#define CKA_TRUST_IPSEC_IKE                   0x00000630UL
+#define CKA_TRUST_TIME_STAMPING               0x00000631UL
+#define CKA_TRUST_OCSP_SIGNING                0x00000632UL
+#define CKA_ENCAPSULATE                       0x00000633UL
+#define CKA_DECAPSULATE                       0x00000634UL
+#define CKA_HASH_OF_CERTIFICATE               0x00000635UL
+#define CKA_PUBLIC_CRC64_VALUE                0x00000636UL
+#define CKA_SEED                              0x00000637UL
+
+/* mechanisms */
+#define CKM_ML_KEM_KEY_PAIR_GEN               0x0000000FUL
+#define CKM_ML_KEM                            0x00000017UL
+#define CKM_ML_DSA_KEY_PAIR_GEN               0x0000001CUL
+#define CKM_ML_DSA                            0x0000001DUL
+#define CKM_HASH_ML_DSA                       0x0000001FUL
+#define CKM_HASH_ML_DSA_SHA224                0x00000023UL
+#define CKM_HASH_ML_DSA_SHA256                0x00000024UL
+#define CKM_HASH_ML_DSA_SHA384                0x00000025UL
+#define CKM_HASH_ML_DSA_SHA512                0x00000026UL
+#define CKM_HASH_ML_DSA_SHA3_224              0x00000027UL
+#define CKM_HASH_ML_DSA_SHA3_256              0x00000028UL
+#define CKM_HASH_ML_DSA_SHA3_384              0x00000029UL
+#define CKM_HASH_ML_DSA_SHA3_512              0x0000002AUL
+#define CKM_HASH_ML_DSA_SHAKE128              0x0000002BUL
+#define CKM_HASH_ML_DSA_SHAKE256              0x0000002CUL
+#define CKM_SLH_DSA_KEY_PAIR_GEN              0x0000002DUL
+#define CKM_SLH_DSA                           0x0000002EUL
+#define CKM_HASH_SLH_DSA                      0x00000034UL
+#define CKM_HASH_SLH_DSA_SHA224               0x00000036UL
+#define CKM_HASH_SLH_DSA_SHA256               0x00000037UL
+#define CKM_HASH_SLH_DSA_SHA384               0x00000038UL
+#define CKM_HASH_SLH_DSA_SHA512               0x00000039UL
+#define CKM_HASH_SLH_DSA_SHA3_224             0x0000003AUL
+#define CKM_HASH_SLH_DSA_SHA3_256             0x0000003BUL
+#define CKM_HASH_SLH_DSA_SHA3_384             0x0000003CUL
+#define CKM_HASH_SLH_DSA_SHA3_512             0x0000003DUL
+#define CKM_HASH_SLH_DSA_SHAKE128             0x0000003EUL
+#define CKM_HASH_SLH_DSA_SHAKE256             0x0000003FUL
+#define CKM_TLS12_EXTENDED_MASTER_KEY_DERIVE  0x00000056UL
+#define CKM_TLS12_EXTENDED_MASTER_KEY_DERIVE_DH 0x00000057UL
+#define CKM_EC_KEY_PAIR_GEN_W_EXTRA_BITS      0x0000140BUL
+#define CKM_AES_KEY_WRAP_PKCS7                0x0000210CUL
+#define CKM_HSS_KEY_PAIR_GEN                  0x00004032UL
+#define CKM_HSS                               0x00004033UL
+#define CKM_XMSS_KEY_PAIR_GEN                 0x00004034UL
+#define CKM_XMSSMT_KEY_PAIR_GEN               0x00004035UL
+#define CKM_XMSS                              0x00004036UL
+#define CKM_XMSSMT                            0x00004037UL
+#define CKM_ECDH_X_AES_KEY_WRAP               0x00004038UL
+#define CKM_ECDH_COF_AES_KEY_WRAP             0x00004039UL
+#define CKM_PUB_KEY_FROM_PRIV_KEY             0x0000403AUL
+#define CKM_ML_DSA_EXTERNAL_MU_GEN            0x0000403BUL
+#define CKM_ML_DSA_EXTERNAL_MU                0x0000403CUL
+
+/* CK_MECHANISM_INFO.flags */
+#define CKF_ENCAPSULATE                       0x10000000UL
+#define CKF_DECAPSULATE                       0x20000000UL
+
+/* return values */
+#define CKR_KEY_EXHAUSTED                     0x00000203UL
+#define CKR_PENDING                           0x00000204UL
+#define CKR_SESSION_ASYNC_NOT_SUPPORTED       0x00000205UL
+#define CKR_SEED_RANDOM_REQUIRED              0x00000206UL
+#define CKR_OPERATION_NOT_VALIDATED           0x00000207UL
+#define CKR_TOKEN_NOT_INITIALIZED             0x00000208UL
+#define CKR_PARAMETER_SET_NOT_SUPPORTED       0x00000209UL
+
+/* CK_GENERATOR_FUNCTION */
+#define CKG_GENERATE_COUNTER_XOR              0x00000004UL
+
+/* CK_PRF_DATA_TYPE */
+#define CK_SP800_108_KEY_HANDLE               0x00000005UL
+
+/* asynchronous operations (C_AsyncComplete, C_AsyncJoin) */
+typedef struct CK_ASYNC_DATA {
+    CK_ULONG         ulVersion;
+    CK_BYTE_PTR      pValue;
+    CK_ULONG         ulValue;
+    CK_OBJECT_HANDLE hObject;
+    CK_OBJECT_HANDLE hAdditionalObject;
+} CK_ASYNC_DATA;
+typedef CK_ASYNC_DATA *CK_ASYNC_DATA_PTR;
+
+/* C_GetSessionValidationFlags */
+typedef CK_ULONG CK_SESSION_VALIDATION_FLAGS_TYPE;
+#define CKS_LAST_VALIDATION_OK                0x00000001UL
+
+/* validation objects (CKO_VALIDATION) */
+typedef CK_ULONG CK_VALIDATION_TYPE;
+typedef CK_VALIDATION_TYPE *CK_VALIDATION_TYPE_PTR;
+typedef CK_ULONG CK_VALIDATION_AUTHORITY_TYPE;
+typedef CK_VALIDATION_AUTHORITY_TYPE *CK_VALIDATION_AUTHORITY_TYPE_PTR;
+#define CKV_AUTHORITY_TYPE_UNSPECIFIED        0x00000000UL
+#define CKV_AUTHORITY_TYPE_NIST_CMVP          0x00000001UL
+#define CKV_AUTHORITY_TYPE_COMMON_CRITERIA    0x00000002UL
+#define CKV_TYPE_UNSPECIFIED                  0x00000000UL
+#define CKV_TYPE_SOFTWARE                     0x00000001UL
+#define CKV_TYPE_HARDWARE                     0x00000002UL
+#define CKV_TYPE_FIRMWARE                     0x00000003UL
+#define CKV_TYPE_HYBRID                       0x00000004UL
+
+/* XMSS / XMSS^MT parameter sets */
+typedef CK_ULONG CK_XMSSMT_PARAMETER_SET_TYPE;
+typedef CK_ULONG CK_XMSS_PARAMETER_SET_TYPE;
+
+/* signature parameters of ML-DSA / SLH-DSA (pure and pre-hash) */
+typedef CK_ULONG CK_HEDGE_TYPE;
+#define CKH_HEDGE_PREFERRED                   0x00000000UL
+#define CKH_HEDGE_REQUIRED                    0x00000001UL
+#define CKH_DETERMINISTIC_REQUIRED            0x00000002UL
+
+typedef struct CK_SIGN_ADDITIONAL_CONTEXT {
+    CK_HEDGE_TYPE hedgeVariant;
+    CK_BYTE_PTR   pContext;
+    CK_ULONG      ulContextLen;
+} CK_SIGN_ADDITIONAL_CONTEXT;
+typedef CK_SIGN_ADDITIONAL_CONTEXT *CK_SIGN_ADDITIONAL_CONTEXT_PTR;
+
+typedef struct CK_HASH_SIGN_ADDITIONAL_CONTEXT {
+    CK_HEDGE_TYPE     hedgeVariant;
+    CK_BYTE_PTR       pContext;
+    CK_ULONG          ulContextLen;
+    CK_MECHANISM_TYPE hash;
+} CK_HASH_SIGN_ADDITIONAL_CONTEXT;
+typedef CK_HASH_SIGN_ADDITIONAL_CONTEXT *CK_HASH_SIGN_ADDITIONAL_CONTEXT_PTR;
+
+/* CKA_PARAMETER_SET values */
+typedef CK_ULONG CK_ML_DSA_PARAMETER_SET_TYPE;
+#define CKP_ML_DSA_44                         0x00000001UL
+#define CKP_ML_DSA_65                         0x00000002UL
+#define CKP_ML_DSA_87                         0x00000003UL
+typedef CK_ULONG CK_SLH_DSA_PARAMETER_SET_TYPE;
+#define CKP_SLH_DSA_SHA2_128S                 0x00000001UL
+#define CKP_SLH_DSA_SHAKE_128S                0x00000002UL
+#define CKP_SLH_DSA_SHA2_128F                 0x00000003UL
+#define CKP_SLH_DSA_SHAKE_128F                0x00000004UL
+#define CKP_SLH_DSA_SHA2_192S                 0x00000005UL
+#define CKP_SLH_DSA_SHAKE_192S                0x00000006UL
+#define CKP_SLH_DSA_SHA2_192F                 0x00000007UL
+#define CKP_SLH_DSA_SHAKE_192F                0x00000008UL
+#define CKP_SLH_DSA_SHA2_256S                 0x00000009UL
+#define CKP_SLH_DSA_SHAKE_256S                0x0000000AUL
+#define CKP_SLH_DSA_SHA2_256F                 0x0000000BUL
+#define CKP_SLH_DSA_SHAKE_256F                0x0000000CUL
+typedef CK_ULONG CK_ML_KEM_PARAMETER_SET_TYPE;
+#define CKP_ML_KEM_512                        0x00000001UL
+#define CKP_ML_KEM_768                        0x00000002UL
+#define CKP_ML_KEM_1024                       0x00000003UL
+
+/* CKA_TRUST_* values */
+typedef CK_ULONG CK_TRUST;
+#define CKT_TRUST_UNKNOWN                     0x00000000UL
+#define CKT_TRUSTED                           0x00000001UL
+#define CKT_TRUST_ANCHOR                      0x00000002UL
+#define CKT_NOT_TRUSTED                       0x00000003UL
+#define CKT_TRUST_MUST_VERIFY_TRUST           0x00000004UL
+
+/* authenticated key wrapping with AEAD mechanisms */
+typedef struct CK_GCM_WRAP_PARAMS {
+    CK_BYTE_PTR           pIv;
+    CK_ULONG              ulIvLen;
+    CK_ULONG              ulIvFixedBits;
+    CK_GENERATOR_FUNCTION ivGenerator;
+    CK_BYTE_PTR           pAAD;
+    CK_ULONG              ulAADLen;
+    CK_ULONG              ulTagBits;
+} CK_GCM_WRAP_PARAMS;
+typedef CK_GCM_WRAP_PARAMS *CK_GCM_WRAP_PARAMS_PTR;
+
+typedef struct CK_CCM_WRAP_PARAMS {
+    CK_ULONG              ulDataLen;
+    CK_BYTE_PTR           pNonce;
+    CK_ULONG              ulNonceLen;
+    CK_ULONG              ulNonceFixedBits;
+    CK_GENERATOR_FUNCTION nonceGenerator;
+    CK_BYTE_PTR           pAAD;
+    CK_ULONG              ulAADLen;
+    CK_ULONG              ulMACLen;
+} CK_CCM_WRAP_PARAMS;
+typedef CK_CCM_WRAP_PARAMS *CK_CCM_WRAP_PARAMS_PTR;
+
+/* CKM_TLS12_EXTENDED_MASTER_KEY_DERIVE(_DH) */
+typedef struct CK_TLS12_EXTENDED_MASTER_KEY_DERIVE_PARAMS {
+    CK_MECHANISM_TYPE prfHashMechanism;
+    CK_BYTE_PTR       pSessionHash;
+    CK_ULONG          ulSessionHashLen;
+    CK_VERSION_PTR    pVersion;
+} CK_TLS12_EXTENDED_MASTER_KEY_DERIVE_PARAMS;
+typedef CK_TLS12_EXTENDED_MASTER_KEY_DERIVE_PARAMS *CK_TLS12_EXTENDED_MASTER_KEY_DERIVE_PARAMS_PTR;
+
 /* ------------------------------------------------------------ functions */
 
 /* prototypes of every C_* function */
 #define CK_FN(name, params, args) extern CK_RV name params;
 #define CK_FN_3_0_BEGIN
+#define CK_FN_3_2_BEGIN
 #include "functions.h"
 #undef CK_FN
 #undef CK_FN_3_0_BEGIN
+#undef CK_FN_3_2_BEGIN
 
 /* CK_C_<name>: pointer to each function, as held in the function lists */
 #define CK_FN(name, params, args) typedef CK_RV (*CK_##name) params;
 #define CK_FN_3_0_BEGIN
+#define CK_FN_3_2_BEGIN
 #include "functions.h"
 #undef CK_FN
 #undef CK_FN_3_0_BEGIN
+#undef CK_FN_3_2_BEGIN
 
-/* the 3.0 list: version, then all 92 pointers in functions.h order */
+/* the 3.2 list: version, then all 104 pointers in functions.h order */
+struct CK_FUNCTION_LIST_3_2 {
+    CK_VERSION version;
+#define CK_FN(name, params, args) CK_##name name;
+#define CK_FN_3_0_BEGIN
+#define CK_FN_3_2_BEGIN
+#include "functions.h"
+#undef CK_FN
+#undef CK_FN_3_0_BEGIN
+#undef CK_FN_3_2_BEGIN
+};
+
+/*
+ * The 3.0 and 2.x lists: version, then the first 92 (68) pointers.  The marker
+ * where a list ends closes the struct and moves the later additions into a
+ * struct of their own, which nothing else uses; this keeps functions.h the one
+ * source of the order.
+ */
 struct CK_FUNCTION_LIST_3_0 {
     CK_VERSION version;
 #define CK_FN(name, params, args) CK_##name name;
 #define CK_FN_3_0_BEGIN
+#define CK_FN_3_2_BEGIN }; struct ck_shim_functions_3_2_additions {
 #include "functions.h"
 #undef CK_FN
 #undef CK_FN_3_0_BEGIN
+#undef CK_FN_3_2_BEGIN
 };
 
-/*
- * The 2.x list: version, then the first 68 pointers.  CK_FN_3_0_BEGIN closes
- * the struct and moves the 3.0 additions into a struct of their own, which
- * nothing else uses; this keeps functions.h the one source of the order.
- */
 struct CK_FUNCTION_LIST {
     CK_VERSION version;
 #define CK_FN(name, params, args) CK_##name name;
 #define CK_FN_3_0_BEGIN }; struct ck_shim_functions_3_0_additions {
+#define CK_FN_3_2_BEGIN
 #include "functions.h"
 #undef CK_FN
 #undef CK_FN_3_0_BEGIN
+#undef CK_FN_3_2_BEGIN
 };
 
 #ifdef __cplusplus

@@ -1,25 +1,33 @@
 #!/usr/bin/env python3
-"""Generate ``cryptoki_shim/spec.py`` from the PKCS#11 3.0 constant definitions below.
+"""Generate ``cryptoki_shim/spec.py`` from the PKCS#11 3.2 constant definitions below.
 
-Why a generator: spec.py must hold every constant of the OASIS PKCS#11 3.0 ``pkcs11t.h``
-as plain Python, with one ``IntEnum`` per family and explicit module globals (so that
+Why a generator: spec.py must hold every constant of the OASIS PKCS#11 ``pkcs11t.h`` as
+plain Python, with one ``IntEnum`` per family and explicit module globals (so that
 ``from cryptoki_shim.spec import CKR_OK`` works for readers, greps and type checkers).
-Writing ~900 names twice by hand invites typos; here they are written once, in the
+Writing ~1000 names twice by hand invites typos; here they are written once, in the
 header's own ``#define`` form, and the module is derived from them.
 
 Source of the values (read, not downloaded at build time -- this script needs no network):
   * oasis-tcs/pkcs11 ``working/3-00-current/pkcs11t.h`` (the 3.0 working header), and
   * oasis-tcs/pkcs11 ``published/3-01/pkcs11t.h`` for the 3.0 items the working copy lacks
     or misspells (``CKR_OPERATION_CANCEL_FAILED``, ``CKF_MULTI_MESSAGE``, ``CKG_MGF1_SHA3_*``,
-    ``CKA_X2RATCHET_*``, ``CK_SP800_108_DKM_LENGTH_*``, ``CKM_SALSA20_KEY_GEN``, ...).
-    Additions that only exist since 3.1 (HSS/LMS, ``CKM_AES_KEY_WRAP_PKCS7``,
-    ``CKR_KEY_EXHAUSTED``, ...) are left out on purpose -- except the few our C header
-    ``native/pkcs11.h`` exports (the IKE PRF mechanisms and profiles 5 and 6), which are
-    kept so both agree; they are marked ``/* 3.1 */`` and listed in ``SINCE_3_1``.
-    The 3.1 spelling fixes (``*_KEY_DERIVATION``, ``CKM_DSA_PROBABILISTIC_PARAMETER_GEN``)
-    are kept as aliases of the 3.0 names.
+    ``CKA_X2RATCHET_*``, ``CK_SP800_108_DKM_LENGTH_*``, ``CKM_SALSA20_KEY_GEN``, ...);
+  * oasis-tcs/pkcs11 ``working/headers/pkcs11t.h`` (the PKCS#11 3.2 header: CRYPTOKI_VERSION
+    3.2) for everything 3.1 and 3.2 add: ML-DSA / ML-KEM / SLH-DSA key types, mechanisms
+    and parameter sets, ``CKA_PARAMETER_SET`` / ``CKA_SEED`` / ``CKA_ENCAPSULATE*``, the
+    hedge variants, validation and trust objects, HSS/XMSS, the new ``CKR_`` codes. Those
+    are written in one block at the end of DEFINES, marked ``/* 3.2 */`` and listed in
+    ``SINCE_3_2`` (some of them first appeared in 3.1; the 3.2 header is the one source).
+    The handful of 3.1 names kept earlier (the IKE PRF mechanisms, profiles 5 and 6) stay
+    marked ``/* 3.1 */`` in ``SINCE_3_1``. The 3.1 spelling fixes (``*_KEY_DERIVATION``,
+    ``CKM_DSA_PROBABILISTIC_PARAMETER_GEN``) are kept as aliases of the 3.0 names.
+  * Prefixes the 3.2 header reuses for another type stay out of the enum family:
+    ``CKS_LAST_VALIDATION_OK`` (NOT_IN_FAMILY); ``CKH_HEDGE_*`` and ``CKP_ML_DSA_*`` /
+    ``CKP_ML_KEM_*`` / ``CKP_SLH_DSA_*`` are plain ints like the rest of CKH_/CKP_.
 
-The value list was cross-checked against NSS's ``pkcs11t.h`` (every shared name agrees).
+The 3.0 value list was cross-checked against NSS's ``pkcs11t.h`` (every shared name agrees);
+the 3.2 function signatures (native/functions.h) against the published/3-02 ``pkcs11f.h``
+and p11-kit's ``pkcs11.h``.
 
 Usage:  python scripts/gen_spec.py [output]   (default: cryptoki_shim/spec.py)
 """
@@ -36,7 +44,7 @@ from pathlib import Path
 # ---------------------------------------------------------------------------------------
 DEFINES = r"""
 #define CRYPTOKI_VERSION_MAJOR          3
-#define CRYPTOKI_VERSION_MINOR          0
+#define CRYPTOKI_VERSION_MINOR          2
 #define CRYPTOKI_VERSION_AMENDMENT      0
 #define CK_TRUE         1
 #define CK_FALSE        0
@@ -954,6 +962,141 @@ DEFINES = r"""
 #define CKF_HKDF_SALT_NULL   0x00000001UL
 #define CKF_HKDF_SALT_DATA   0x00000002UL
 #define CKF_HKDF_SALT_KEY    0x00000004UL
+# ---- PKCS#11 3.2 (oasis-tcs/pkcs11 working/headers/pkcs11t.h, the 3.2 header): what 3.0 lacks
+#define CKF_SEED_RANDOM_REQUIRED     0x02000000UL /* 3.2 */
+#define CKF_ASYNC_SESSION_SUPPORTED  0x04000000UL /* 3.2 */
+#define CKF_ASYNC_SESSION            0x00000008UL /* 3.2 */
+#define CKO_VALIDATION        0x0000000AUL /* 3.2 */
+#define CKO_TRUST             0x0000000BUL /* 3.2 */
+#define CKK_HSS                 0x00000046UL /* 3.2 */
+#define CKK_XMSS                0x00000047UL /* 3.2 */
+#define CKK_XMSSMT              0x00000048UL /* 3.2 */
+#define CKK_ML_KEM              0x00000049UL /* 3.2 */
+#define CKK_ML_DSA              0x0000004AUL /* 3.2 */
+#define CKK_SLH_DSA             0x0000004BUL /* 3.2 */
+#define CKA_HSS_LEVELS                  0x00000617UL /* 3.2 */
+#define CKA_HSS_LMS_TYPE                0x00000618UL /* 3.2 */
+#define CKA_HSS_LMOTS_TYPE              0x00000619UL /* 3.2 */
+#define CKA_HSS_LMS_TYPES               0x0000061AUL /* 3.2 */
+#define CKA_HSS_LMOTS_TYPES             0x0000061BUL /* 3.2 */
+#define CKA_KEYS_REMAINING              0x0000061CUL /* 3.2 */
+#define CKA_HSS_KEYS_REMAINING          CKA_KEYS_REMAINING /* 3.2, Deprecated */
+#define CKA_PARAMETER_SET               0x0000061DUL /* 3.2 */
+#define CKA_OBJECT_VALIDATION_FLAGS     0x0000061EUL /* 3.2 */
+#define CKA_VALIDATION_TYPE             0x0000061FUL /* 3.2 */
+#define CKA_VALIDATION_VERSION          0x00000620UL /* 3.2 */
+#define CKA_VALIDATION_LEVEL            0x00000621UL /* 3.2 */
+#define CKA_VALIDATION_MODULE_ID        0x00000622UL /* 3.2 */
+#define CKA_VALIDATION_FLAG             0x00000623UL /* 3.2 */
+#define CKA_VALIDATION_AUTHORITY_TYPE   0x00000624UL /* 3.2 */
+#define CKA_VALIDATION_COUNTRY          0x00000625UL /* 3.2 */
+#define CKA_VALIDATION_CERTIFICATE_IDENTIFIER 0x00000626UL /* 3.2 */
+#define CKA_VALIDATION_CERTIFICATE_URI  0x00000627UL /* 3.2 */
+#define CKA_VALIDATION_VENDOR_URI       0x00000628UL /* 3.2 */
+#define CKA_VALIDATION_PROFILE          0x00000629UL /* 3.2 */
+#define CKA_ENCAPSULATE_TEMPLATE        (CKF_ARRAY_ATTRIBUTE|0x0000062AUL) /* 3.2 */
+#define CKA_DECAPSULATE_TEMPLATE        (CKF_ARRAY_ATTRIBUTE|0x0000062BUL) /* 3.2 */
+#define CKA_TRUST_SERVER_AUTH           0x0000062CUL /* 3.2 */
+#define CKA_TRUST_CLIENT_AUTH           0x0000062DUL /* 3.2 */
+#define CKA_TRUST_CODE_SIGNING          0x0000062EUL /* 3.2 */
+#define CKA_TRUST_EMAIL_PROTECTION      0x0000062FUL /* 3.2 */
+#define CKA_TRUST_IPSEC_IKE             0x00000630UL /* 3.2 */
+#define CKA_TRUST_TIME_STAMPING         0x00000631UL /* 3.2 */
+#define CKA_TRUST_OCSP_SIGNING          0x00000632UL /* 3.2 */
+#define CKA_ENCAPSULATE                 0x00000633UL /* 3.2 */
+#define CKA_DECAPSULATE                 0x00000634UL /* 3.2 */
+#define CKA_HASH_OF_CERTIFICATE         0x00000635UL /* 3.2 */
+#define CKA_PUBLIC_CRC64_VALUE          0x00000636UL /* 3.2 */
+#define CKA_SEED                        0x00000637UL /* 3.2 */
+#define CKM_ML_KEM_KEY_PAIR_GEN        0x0000000FUL /* 3.2 */
+#define CKM_ML_KEM                     0x00000017UL /* 3.2 */
+#define CKM_ML_DSA_KEY_PAIR_GEN        0x0000001CUL /* 3.2 */
+#define CKM_ML_DSA                     0x0000001DUL /* 3.2 */
+#define CKM_HASH_ML_DSA                0x0000001FUL /* 3.2 */
+#define CKM_HASH_ML_DSA_SHA224         0x00000023UL /* 3.2 */
+#define CKM_HASH_ML_DSA_SHA256         0x00000024UL /* 3.2 */
+#define CKM_HASH_ML_DSA_SHA384         0x00000025UL /* 3.2 */
+#define CKM_HASH_ML_DSA_SHA512         0x00000026UL /* 3.2 */
+#define CKM_HASH_ML_DSA_SHA3_224       0x00000027UL /* 3.2 */
+#define CKM_HASH_ML_DSA_SHA3_256       0x00000028UL /* 3.2 */
+#define CKM_HASH_ML_DSA_SHA3_384       0x00000029UL /* 3.2 */
+#define CKM_HASH_ML_DSA_SHA3_512       0x0000002AUL /* 3.2 */
+#define CKM_HASH_ML_DSA_SHAKE128       0x0000002BUL /* 3.2 */
+#define CKM_HASH_ML_DSA_SHAKE256       0x0000002CUL /* 3.2 */
+#define CKM_SLH_DSA_KEY_PAIR_GEN       0x0000002DUL /* 3.2 */
+#define CKM_SLH_DSA                    0x0000002EUL /* 3.2 */
+#define CKM_HASH_SLH_DSA               0x00000034UL /* 3.2 */
+#define CKM_HASH_SLH_DSA_SHA224        0x00000036UL /* 3.2 */
+#define CKM_HASH_SLH_DSA_SHA256        0x00000037UL /* 3.2 */
+#define CKM_HASH_SLH_DSA_SHA384        0x00000038UL /* 3.2 */
+#define CKM_HASH_SLH_DSA_SHA512        0x00000039UL /* 3.2 */
+#define CKM_HASH_SLH_DSA_SHA3_224      0x0000003AUL /* 3.2 */
+#define CKM_HASH_SLH_DSA_SHA3_256      0x0000003BUL /* 3.2 */
+#define CKM_HASH_SLH_DSA_SHA3_384      0x0000003CUL /* 3.2 */
+#define CKM_HASH_SLH_DSA_SHA3_512      0x0000003DUL /* 3.2 */
+#define CKM_HASH_SLH_DSA_SHAKE128      0x0000003EUL /* 3.2 */
+#define CKM_HASH_SLH_DSA_SHAKE256      0x0000003FUL /* 3.2 */
+#define CKM_TLS12_EXTENDED_MASTER_KEY_DERIVE    0x00000056UL /* 3.2 */
+#define CKM_TLS12_EXTENDED_MASTER_KEY_DERIVE_DH 0x00000057UL /* 3.2 */
+#define CKM_EC_KEY_PAIR_GEN_W_EXTRA_BITS 0x0000140BUL /* 3.2 */
+#define CKM_AES_KEY_WRAP_PKCS7         0x0000210CUL /* 3.2 */
+#define CKM_HSS_KEY_PAIR_GEN           0x00004032UL /* 3.2 */
+#define CKM_HSS                        0x00004033UL /* 3.2 */
+#define CKM_XMSS_KEY_PAIR_GEN          0x00004034UL /* 3.2 */
+#define CKM_XMSSMT_KEY_PAIR_GEN        0x00004035UL /* 3.2 */
+#define CKM_XMSS                       0x00004036UL /* 3.2 */
+#define CKM_XMSSMT                     0x00004037UL /* 3.2 */
+#define CKM_ECDH_X_AES_KEY_WRAP        0x00004038UL /* 3.2 */
+#define CKM_ECDH_COF_AES_KEY_WRAP      0x00004039UL /* 3.2 */
+#define CKM_PUB_KEY_FROM_PRIV_KEY      0x0000403AUL /* 3.2 */
+#define CKM_ML_DSA_EXTERNAL_MU_GEN     0x0000403BUL /* 3.2 */
+#define CKM_ML_DSA_EXTERNAL_MU         0x0000403CUL /* 3.2 */
+#define CKF_ENCAPSULATE        0x10000000UL /* 3.2 */
+#define CKF_DECAPSULATE        0x20000000UL /* 3.2 */
+#define CKR_KEY_EXHAUSTED                     0x00000203UL /* 3.2 */
+#define CKR_PENDING                           0x00000204UL /* 3.2 */
+#define CKR_SESSION_ASYNC_NOT_SUPPORTED       0x00000205UL /* 3.2 */
+#define CKR_SEED_RANDOM_REQUIRED              0x00000206UL /* 3.2 */
+#define CKR_OPERATION_NOT_VALIDATED           0x00000207UL /* 3.2 */
+#define CKR_TOKEN_NOT_INITIALIZED             0x00000208UL /* 3.2 */
+#define CKR_PARAMETER_SET_NOT_SUPPORTED       0x00000209UL /* 3.2 */
+#define CKG_GENERATE_COUNTER_XOR 0x00000004UL /* 3.2 */
+#define CK_SP800_108_KEY_HANDLE         0x00000005UL /* 3.2 */
+#define CKS_LAST_VALIDATION_OK 0x00000001UL /* 3.2 */
+#define CKV_AUTHORITY_TYPE_UNSPECIFIED     0x00000000UL /* 3.2 */
+#define CKV_AUTHORITY_TYPE_NIST_CMVP       0x00000001UL /* 3.2 */
+#define CKV_AUTHORITY_TYPE_COMMON_CRITERIA 0x00000002UL /* 3.2 */
+#define CKV_TYPE_UNSPECIFIED 0x00000000UL /* 3.2 */
+#define CKV_TYPE_SOFTWARE    0x00000001UL /* 3.2 */
+#define CKV_TYPE_HARDWARE    0x00000002UL /* 3.2 */
+#define CKV_TYPE_FIRMWARE    0x00000003UL /* 3.2 */
+#define CKV_TYPE_HYBRID      0x00000004UL /* 3.2 */
+#define CKH_HEDGE_PREFERRED        0x00000000UL /* 3.2 */
+#define CKH_HEDGE_REQUIRED         0x00000001UL /* 3.2 */
+#define CKH_DETERMINISTIC_REQUIRED 0x00000002UL /* 3.2 */
+#define CKP_ML_DSA_44          0x00000001UL /* 3.2 */
+#define CKP_ML_DSA_65          0x00000002UL /* 3.2 */
+#define CKP_ML_DSA_87          0x00000003UL /* 3.2 */
+#define CKP_SLH_DSA_SHA2_128S  0x00000001UL /* 3.2 */
+#define CKP_SLH_DSA_SHAKE_128S 0x00000002UL /* 3.2 */
+#define CKP_SLH_DSA_SHA2_128F  0x00000003UL /* 3.2 */
+#define CKP_SLH_DSA_SHAKE_128F 0x00000004UL /* 3.2 */
+#define CKP_SLH_DSA_SHA2_192S  0x00000005UL /* 3.2 */
+#define CKP_SLH_DSA_SHAKE_192S 0x00000006UL /* 3.2 */
+#define CKP_SLH_DSA_SHA2_192F  0x00000007UL /* 3.2 */
+#define CKP_SLH_DSA_SHAKE_192F 0x00000008UL /* 3.2 */
+#define CKP_SLH_DSA_SHA2_256S  0x00000009UL /* 3.2 */
+#define CKP_SLH_DSA_SHAKE_256S 0x0000000AUL /* 3.2 */
+#define CKP_SLH_DSA_SHA2_256F  0x0000000BUL /* 3.2 */
+#define CKP_SLH_DSA_SHAKE_256F 0x0000000CUL /* 3.2 */
+#define CKP_ML_KEM_512         0x00000001UL /* 3.2 */
+#define CKP_ML_KEM_768         0x00000002UL /* 3.2 */
+#define CKP_ML_KEM_1024        0x00000003UL /* 3.2 */
+#define CKT_TRUST_UNKNOWN           0x00000000UL /* 3.2 */
+#define CKT_TRUSTED                 0x00000001UL /* 3.2 */
+#define CKT_TRUST_ANCHOR            0x00000002UL /* 3.2 */
+#define CKT_NOT_TRUSTED             0x00000003UL /* 3.2 */
+#define CKT_TRUST_MUST_VERIFY_TRUST 0x00000004UL /* 3.2 */
 """
 
 # Families that become IntEnum classes (prefix -> docstring).
@@ -967,6 +1110,11 @@ ENUM_FAMILIES: dict[str, str] = {
     "CKU": "User types (CK_USER_TYPE), base spec section 3.4.",
     "CKS": "Session states (CK_STATE), base spec section 3.4 / 5.6.",
 }
+
+# Names that carry a family's prefix without being one of its values: 3.2 reuses CKS_ for
+# the CK_SESSION_VALIDATION_FLAGS_TYPE of C_GetSessionValidationFlags (its 1 is not the
+# session state CKS_RO_USER_FUNCTIONS). They stay plain ints.
+NOT_IN_FAMILY = frozenset({"CKS_LAST_VALIDATION_OK"})
 
 # Where the header gives two names for a value without marking either deprecated, the
 # canonical (repr / log) name is chosen here.
@@ -1134,6 +1282,43 @@ ATTR_KINDS: dict[str, str] = {
     "CKA_X2RATCHET_NS": "ULONG",
     "CKA_X2RATCHET_PNS": "ULONG",
     "CKA_X2RATCHET_RK": "BYTES",
+    # HSS (3.1/3.2 stateful hash-based signatures)
+    "CKA_HSS_LEVELS": "ULONG",
+    "CKA_HSS_LMS_TYPE": "ULONG",  # CK_LMS_TYPE
+    "CKA_HSS_LMOTS_TYPE": "ULONG",  # CK_LMOTS_TYPE
+    "CKA_HSS_LMS_TYPES": "BYTES",  # CK_LMS_TYPE array, one per level
+    "CKA_HSS_LMOTS_TYPES": "BYTES",  # CK_LMOTS_TYPE array, one per level
+    "CKA_KEYS_REMAINING": "ULONG",
+    # Post-quantum keys (3.2: ML-DSA, ML-KEM, SLH-DSA)
+    "CKA_PARAMETER_SET": "ULONG",  # CK_ML_DSA/ML_KEM/SLH_DSA_PARAMETER_SET_TYPE
+    "CKA_SEED": "BYTES",
+    "CKA_ENCAPSULATE": "BOOL",
+    "CKA_DECAPSULATE": "BOOL",
+    "CKA_ENCAPSULATE_TEMPLATE": "ATTR_ARRAY",
+    "CKA_DECAPSULATE_TEMPLATE": "ATTR_ARRAY",
+    "CKA_PUBLIC_CRC64_VALUE": "BYTES",  # 8-byte CRC64 of the public key
+    # Validation objects (3.2, CKO_VALIDATION)
+    "CKA_OBJECT_VALIDATION_FLAGS": "ULONG",  # CK_FLAGS
+    "CKA_VALIDATION_TYPE": "ULONG",  # CK_VALIDATION_TYPE
+    "CKA_VALIDATION_VERSION": "BYTES",  # CK_VERSION (2 bytes)
+    "CKA_VALIDATION_LEVEL": "ULONG",
+    "CKA_VALIDATION_MODULE_ID": "BYTES",  # RFC2279 string
+    "CKA_VALIDATION_FLAG": "ULONG",  # CK_FLAGS
+    "CKA_VALIDATION_AUTHORITY_TYPE": "ULONG",  # CK_VALIDATION_AUTHORITY_TYPE
+    "CKA_VALIDATION_COUNTRY": "BYTES",  # ISO 3166 two-letter code
+    "CKA_VALIDATION_CERTIFICATE_IDENTIFIER": "BYTES",  # RFC2279 string
+    "CKA_VALIDATION_CERTIFICATE_URI": "BYTES",  # RFC2279 string
+    "CKA_VALIDATION_VENDOR_URI": "BYTES",  # RFC2279 string
+    "CKA_VALIDATION_PROFILE": "BYTES",  # RFC2279 string
+    # Trust objects (3.2, CKO_TRUST)
+    "CKA_TRUST_SERVER_AUTH": "ULONG",  # CK_TRUST
+    "CKA_TRUST_CLIENT_AUTH": "ULONG",
+    "CKA_TRUST_CODE_SIGNING": "ULONG",
+    "CKA_TRUST_EMAIL_PROTECTION": "ULONG",
+    "CKA_TRUST_IPSEC_IKE": "ULONG",
+    "CKA_TRUST_TIME_STAMPING": "ULONG",
+    "CKA_TRUST_OCSP_SIGNING": "ULONG",
+    "CKA_HASH_OF_CERTIFICATE": "BYTES",
     # cryptoki-shim vendor-defined (SHIM_DEFINES below)
     "CKA_SHIM_BACKEND": "ULONG",
     "CKA_SHIM_TPM_KIND": "ULONG",
@@ -1190,7 +1375,7 @@ def evaluate(expr: str, known: dict[str, int]) -> int:
 
 def family(name: str) -> str | None:
     prefix = name.split("_", 1)[0]
-    return prefix if prefix in ENUM_FAMILIES else None
+    return prefix if prefix in ENUM_FAMILIES and name not in NOT_IN_FAMILY else None
 
 
 def _values() -> tuple[list[tuple[str, str, str]], dict[str, int], dict[str, bool], list[str]]:
@@ -1210,7 +1395,7 @@ def _values() -> tuple[list[tuple[str, str, str]], dict[str, int], dict[str, boo
     return entries, values, is_alias, order
 
 
-INTS_HEADER = '''"""Every PKCS#11 3.0 constant of ``spec`` as a plain ``int`` (and cryptoki-shim's own).
+INTS_HEADER = '''"""Every PKCS#11 3.2 constant of ``spec`` as a plain ``int`` (and cryptoki-shim's own).
 
 GENERATED by ``scripts/gen_spec.py`` next to ``spec.py``; edit the generator, not this file.
 
@@ -1250,6 +1435,7 @@ def build() -> str:
         canonical[(family(pref), values[pref])] = pref  # type: ignore[index]
 
     since_3_1 = sorted(n for n, _, comment in entries if comment == "3.1")
+    since_3_2 = sorted(n for n, _, comment in entries if comment.startswith("3.2"))
 
     lines: list[str] = []
     w = lines.append
@@ -1288,6 +1474,13 @@ def build() -> str:
     w("# also exports (OASIS published/3-01/pkcs11t.h values).")
     w("SINCE_3_1: frozenset[str] = frozenset({")
     for n in since_3_1:
+        w(f'    "{n}",')
+    w("})")
+    w("")
+    w("# Names above that PKCS#11 3.0 does not define, taken from the 3.2 header (some first")
+    w("# appeared in 3.1: HSS, CKR_KEY_EXHAUSTED, CKM_AES_KEY_WRAP_PKCS7, ...).")
+    w("SINCE_3_2: frozenset[str] = frozenset({")
+    for n in since_3_2:
         w(f'    "{n}",')
     w("})")
 
@@ -1339,7 +1532,7 @@ def build() -> str:
         w(f'    {k} = "{k.lower()}"')
     w("")
     w("")
-    w("# Every CKA_* attribute of PKCS#11 3.0 (plus our CKA_SHIM_*) -> its kind.  Not in it:")
+    w("# Every CKA_* attribute of PKCS#11 3.2 (plus our CKA_SHIM_*) -> its kind.  Not in it:")
     w("# CKA_VENDOR_DEFINED, which marks the start of the vendor range and names no attribute,")
     w("# so the codec rejects it (CKR_ATTRIBUTE_TYPE_INVALID) like any unknown vendor type.")
     w("ATTR_KIND: dict[int, AttrKind] = {")
@@ -1357,9 +1550,10 @@ def build() -> str:
     return "\n".join(lines) + "\n"
 
 
-HEADER = '''"""PKCS#11 3.0 constants and the attribute-kind table.
+HEADER = '''"""PKCS#11 3.2 constants and the attribute-kind table.
 
-GENERATED by ``scripts/gen_spec.py`` from the OASIS PKCS#11 3.0 ``pkcs11t.h`` values;
+GENERATED by ``scripts/gen_spec.py`` from the OASIS PKCS#11 ``pkcs11t.h`` values (3.0,
+plus the 3.1/3.2 additions of the 3.2 header, listed in ``SINCE_3_2``);
 edit the generator, not this file.
 
 * ``CKR``, ``CKA``, ``CKM``, ``CKO``, ``CKK``, ``CKC``, ``CKU``, ``CKS`` are ``IntEnum``
@@ -1381,7 +1575,10 @@ edit the generator, not this file.
   encoded in C (see docs/architecture.md, "Attribute values"); ``ATTR_KIND`` is keyed by
   plain ints (equal to the ``CKA`` members).
 * ``CKA_SHIM_*`` are cryptoki-shim's own vendor-defined attributes (all of them).
-* ``SINCE_3_1`` names the few 3.1 additions kept because native/pkcs11.h exports them.
+* ``SINCE_3_1`` names the few 3.1 additions kept earlier; ``SINCE_3_2`` every other name
+  3.0 lacks (from the 3.2 header: PQC, validation, trust, async, HSS/XMSS ...).
+* ``CKS_LAST_VALIDATION_OK`` (a CK_SESSION_VALIDATION_FLAGS_TYPE), ``CKH_HEDGE_*`` (a
+  CK_HEDGE_TYPE) and ``CKP_ML_DSA_*`` & co. (parameter sets) are plain ints.
 """
 
 from __future__ import annotations

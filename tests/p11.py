@@ -99,14 +99,14 @@ class Template:
 
 
 class P11:
-    """The library through its 3.0 function list."""
+    """The library through its default function list (PKCS#11 3.2, from C_GetInterface)."""
 
     def __init__(self, path: Path | str = LIB) -> None:
         self.lib = load(path)
         pp = ffi.new("CK_INTERFACE_PTR *")
         rv = self.lib.C_GetInterface(ffi.NULL, ffi.NULL, pp, 0)
         assert rv == 0, spec.ckr_name(rv)
-        self.fl = ffi.cast("CK_FUNCTION_LIST_3_0 *", pp[0].pFunctionList)
+        self.fl = ffi.cast("CK_FUNCTION_LIST_3_2 *", pp[0].pFunctionList)
 
     def call(self, name: str, *args: Any) -> int:
         return int(getattr(self.fl, name)(*args))

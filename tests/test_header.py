@@ -1,7 +1,7 @@
-"""Checks of our PKCS#11 3.0 header files in native/.
+"""Checks of our PKCS#11 3.2 header files in native/.
 
 native/pkcs11.h (for C), native/cdef.h (for cffi) and native/functions.h (the function
-table) are written by hand from the OASIS PKCS#11 3.0 values.  A wrong member, a
+table) are written by hand from the OASIS PKCS#11 3.0 and 3.2 values.  A wrong member, a
 swapped pointer or a mistyped constant would not show until a client crashes or reads
 a wrong value, so these tests hold the three files against each other, against gcc,
 against the spec's function order, and against the independent p11-kit header.
@@ -60,6 +60,16 @@ SPEC_FUNCTIONS_3_0_ADDED = [
     "C_VerifyMessageNext", "C_MessageVerifyFinal",
 ]
 
+# The 12 functions PKCS#11 3.2 appends in CK_FUNCTION_LIST_3_2 (OASIS published/3-02
+# pkcs11f.h, then the two authenticated-wrap functions, as p11-kit's pkcs11.h orders them).
+SPEC_FUNCTIONS_3_2_ADDED = [
+    "C_EncapsulateKey", "C_DecapsulateKey",
+    "C_VerifySignatureInit", "C_VerifySignature", "C_VerifySignatureUpdate",
+    "C_VerifySignatureFinal", "C_GetSessionValidationFlags",
+    "C_AsyncComplete", "C_AsyncGetID", "C_AsyncJoin",
+    "C_WrapKeyAuthenticated", "C_UnwrapKeyAuthenticated",
+]
+
 # Structs the ABI layer reads or writes; each must exist in both headers.
 REQUIRED_STRUCTS = [
     "CK_VERSION", "CK_INFO", "CK_SLOT_INFO", "CK_TOKEN_INFO", "CK_SESSION_INFO",
@@ -76,12 +86,16 @@ REQUIRED_STRUCTS = [
     "CK_GCM_MESSAGE_PARAMS", "CK_CCM_MESSAGE_PARAMS", "CK_CHACHA20_PARAMS",
     "CK_SALSA20_PARAMS", "CK_SALSA20_CHACHA20_POLY1305_PARAMS",
     "CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS",
+    # 3.2
+    "CK_FUNCTION_LIST_3_2", "CK_ASYNC_DATA", "CK_SIGN_ADDITIONAL_CONTEXT",
+    "CK_HASH_SIGN_ADDITIONAL_CONTEXT", "CK_GCM_WRAP_PARAMS", "CK_CCM_WRAP_PARAMS",
+    "CK_TLS12_EXTENDED_MASTER_KEY_DERIVE_PARAMS",
 ]
 
 # Macros in pkcs11.h that are C plumbing, not PKCS#11 values.
 PLUMBING_MACROS = {
     "CK_PTR", "CK_DEFINE_FUNCTION", "CK_DECLARE_FUNCTION", "CK_DECLARE_FUNCTION_POINTER",
-    "CK_CALLBACK_FUNCTION", "CK_FN", "CK_FN_3_0_BEGIN",
+    "CK_CALLBACK_FUNCTION", "CK_FN", "CK_FN_3_0_BEGIN", "CK_FN_3_2_BEGIN",
 }
 
 # Names whose value p11-kit (Debian's /usr/include/p11-kit-1/p11-kit/pkcs11.h) numbers
@@ -100,21 +114,26 @@ _CK_FN = re.compile(r"^CK_FN\((\w+), \(([^)]*)\), \(([^)]*)\)\)$")
 _DEFINE = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(CK[A-Z]?_\w+)[ \t]*([^\n]*)$", re.M)
 
 
-def read_functions() -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
-    """Parse functions.h into (2.40 entries, 3.0 additions), each (name, params, args)."""
-    before: list[tuple[str, str, str]] = []
-    after: list[tuple[str, str, str]] = []
-    seen_marker = 0
+def read_functions_by_version() -> tuple[list[tuple[str, str, str]], ...]:
+    """Parse functions.h into (2.40 entries, 3.0 additions, 3.2 additions), each (name, params, args)."""
+    parts: list[list[tuple[str, str, str]]] = [[], [], []]
+    markers: list[str] = []
     for line in FUNCTIONS_H.read_text().splitlines():
-        if line.strip() == "CK_FN_3_0_BEGIN":
-            seen_marker += 1
+        if line.strip() in ("CK_FN_3_0_BEGIN", "CK_FN_3_2_BEGIN"):
+            markers.append(line.strip())
             continue
         if line.startswith("CK_FN"):
             match = _CK_FN.match(line)
             assert match, f"functions.h line not in the one-line CK_FN form: {line!r}"
-            (after if seen_marker else before).append(match.groups())
-    assert seen_marker == 1, "functions.h must have exactly one CK_FN_3_0_BEGIN line"
-    return before, after
+            parts[len(markers)].append(match.groups())  # type: ignore[arg-type]
+    assert markers == ["CK_FN_3_0_BEGIN", "CK_FN_3_2_BEGIN"], "one marker of each, in order"
+    return tuple(parts)
+
+
+def read_functions() -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """(2.40 entries, every later addition: 3.0 then 3.2)."""
+    before, added_3_0, added_3_2 = read_functions_by_version()
+    return before, added_3_0 + added_3_2
 
 
 def param_decls(params: str) -> list[tuple[str, str]]:
@@ -157,7 +176,7 @@ def struct_names(ffi: cffi.FFI) -> list[str]:
     typedefs, _structs, _unions = ffi.list_types()
     named = [n for n in typedefs if ffi.typeof(n).kind == "struct"]
     # the function lists are declared as `struct X` with a separate typedef
-    return sorted(set(named) | {"CK_FUNCTION_LIST", "CK_FUNCTION_LIST_3_0"})
+    return sorted(set(named) | {"CK_FUNCTION_LIST", "CK_FUNCTION_LIST_3_0", "CK_FUNCTION_LIST_3_2"})
 
 
 def compile_and_run(tmp_path: Path, source: str, *flags: str) -> str:
@@ -186,9 +205,15 @@ def test_functions_h_lists_the_68_functions_of_ck_function_list_in_spec_order():
 
 
 def test_functions_h_lists_the_24_functions_3_0_adds_in_spec_order():
-    _, after = read_functions()
+    _, after, _ = read_functions_by_version()
     assert [name for name, _, _ in after] == SPEC_FUNCTIONS_3_0_ADDED
     assert len(after) == 24
+
+
+def test_functions_h_lists_the_12_functions_3_2_adds_in_spec_order():
+    _, _, after = read_functions_by_version()
+    assert [name for name, _, _ in after] == SPEC_FUNCTIONS_3_2_ADDED
+    assert len(after) == 12
 
 
 def test_functions_h_argument_names_match_parameter_names():
@@ -211,16 +236,19 @@ def test_cdef_h_declares_every_required_struct(ffi):
 
 
 def test_cdef_h_function_lists_hold_version_then_the_functions_h_pointers(ffi):
-    before, after = read_functions()
+    before, added_3_0, added_3_2 = read_functions_by_version()
     names_2_40 = [n for n, _, _ in before]
-    names_3_0 = names_2_40 + [n for n, _, _ in after]
-    for struct, names in (("CK_FUNCTION_LIST", names_2_40), ("CK_FUNCTION_LIST_3_0", names_3_0)):
+    names_3_0 = names_2_40 + [n for n, _, _ in added_3_0]
+    names_3_2 = names_3_0 + [n for n, _, _ in added_3_2]
+    for struct, names in (("CK_FUNCTION_LIST", names_2_40), ("CK_FUNCTION_LIST_3_0", names_3_0),
+                          ("CK_FUNCTION_LIST_3_2", names_3_2)):
         fields = ffi.typeof(struct).fields
         assert [f for f, _ in fields] == ["version", *names]
         assert [t.type for _, t in fields[1:]] == [ffi.typeof(f"CK_{n}") for n in names]
     pointer = ffi.sizeof("void *")
     assert ffi.sizeof("CK_FUNCTION_LIST") == 8 + 68 * pointer
     assert ffi.sizeof("CK_FUNCTION_LIST_3_0") == 8 + 92 * pointer
+    assert ffi.sizeof("CK_FUNCTION_LIST_3_2") == 8 + 104 * pointer
 
 
 def test_cdef_h_function_pointer_types_match_functions_h(ffi):
@@ -267,14 +295,18 @@ def test_pkcs11_h_layout_matches_cdef_h_for_every_struct(ffi, tmp_path):
 
 def test_pkcs11_h_prototypes_have_the_ck_c_pointer_types(tmp_path):
     """Each C_x prototype is assignable to CK_C_x and sits in both function lists."""
-    before, after = read_functions()
+    before, added_3_0, added_3_2 = read_functions_by_version()
     lines = ["#include <stdio.h>", '#include "pkcs11.h"', "int main(void) {",
-             "    CK_FUNCTION_LIST l2 = {{2, 40}, 0};", "    CK_FUNCTION_LIST_3_0 l3 = {{3, 0}, 0};"]
+             "    CK_FUNCTION_LIST l2 = {{2, 40}, 0};", "    CK_FUNCTION_LIST_3_0 l3 = {{3, 0}, 0};",
+             "    CK_FUNCTION_LIST_3_2 l32 = {{3, 2}, 0};"]
     for name, _, _ in before:
-        lines += [f"    {{ CK_{name} p = &{name}; l2.{name} = p; l3.{name} = p; }}"]
-    for name, _, _ in after:
-        lines += [f"    {{ CK_{name} p = &{name}; l3.{name} = p; }}"]
-    lines += ['    printf("%d %d\\n", l2.C_Initialize != 0, l3.C_MessageVerifyFinal != 0);',
+        lines += [f"    {{ CK_{name} p = &{name}; l2.{name} = p; l3.{name} = p; l32.{name} = p; }}"]
+    for name, _, _ in added_3_0:
+        lines += [f"    {{ CK_{name} p = &{name}; l3.{name} = p; l32.{name} = p; }}"]
+    for name, _, _ in added_3_2:
+        lines += [f"    {{ CK_{name} p = &{name}; l32.{name} = p; }}"]
+    lines += ['    printf("%d %d %d\\n", l2.C_Initialize != 0, l3.C_MessageVerifyFinal != 0,'
+              ' l32.C_UnwrapKeyAuthenticated != 0);',
               "    return 0;", "}"]
     gcc = shutil.which("gcc")
     if gcc is None:
@@ -324,6 +356,9 @@ def test_pkcs11_h_aliases_and_array_attributes_keep_the_spec_relations(tmp_path)
         "CKA_UNWRAP_TEMPLATE == (CKF_ARRAY_ATTRIBUTE | 0x212UL)",
         "CKA_DERIVE_TEMPLATE == (CKF_ARRAY_ATTRIBUTE | 0x213UL)",
         "CKA_ALLOWED_MECHANISMS == (CKF_ARRAY_ATTRIBUTE | 0x600UL)",
+        "CKA_ENCAPSULATE_TEMPLATE == (CKF_ARRAY_ATTRIBUTE | 0x62AUL)",
+        "CKA_DECAPSULATE_TEMPLATE == (CKF_ARRAY_ATTRIBUTE | 0x62BUL)",
+        "CKA_HSS_KEYS_REMAINING == CKA_KEYS_REMAINING",
         "CKA_SUB_PRIME_BITS == CKA_SUBPRIME_BITS",
         "CKF_EC_NAMEDCURVE == CKF_EC_OID",
         "CKF_MULTI_MESSGE == CKF_MULTI_MESSAGE",

@@ -1,6 +1,6 @@
-"""The general-purpose and slot functions at the C boundary (PKCS#11 3.0 §5.4, §5.5).
+"""The general-purpose and slot functions at the C boundary (PKCS#11 3.2 §5.4, §5.5).
 
-Everything goes through ``tests/p11.py``: the library's 3.0 function list called with cffi
+Everything goes through ``tests/p11.py``: the library's 3.2 function list called with cffi
 in ABI mode, so each assertion is about the exact CK_RV and the bytes a C client gets.
 Every test starts from a finalized module on its own store (``CRYPTOKI_SHIM_CONF``).
 """
@@ -152,17 +152,17 @@ def _zero_args(fn: Any) -> list[Any]:
 
 
 def test_every_function_before_initialize_is_not_initialized(raw: P11) -> None:
-    """The whole 3.0 table with NULL/0 arguments, C_Finalize included (§5.4: only the table
+    """The whole 3.2 table with NULL/0 arguments, C_Finalize included (§5.4: only the table
     functions and C_Initialize may be called first)."""
     seen = []
-    for name, _field in ffi.typeof("CK_FUNCTION_LIST_3_0").fields:
+    for name, _field in ffi.typeof("CK_FUNCTION_LIST_3_2").fields:
         if name == "version" or name in TABLE_FUNCTIONS or name == "C_Initialize":
             continue
         fn = getattr(raw.fl, name)
         got = spec.ckr_name(int(fn(*_zero_args(fn))))
         assert got == "CKR_CRYPTOKI_NOT_INITIALIZED", f"{name} -> {got}"
         seen.append(name)
-    assert len(seen) == 92 - 4
+    assert len(seen) == 104 - 4
 
 
 # ---------------------------------------------------------------------- C_GetInfo
@@ -176,7 +176,7 @@ def test_get_info_fields(p11: P11) -> None:
     info = ffi.new("CK_INFO *")
     ffi.memmove(info, b"\xff" * ffi.sizeof("CK_INFO"), ffi.sizeof("CK_INFO"))
     p11.check("C_GetInfo", info)
-    assert (info.cryptokiVersion.major, info.cryptokiVersion.minor) == (3, 0)
+    assert (info.cryptokiVersion.major, info.cryptokiVersion.minor) == (3, 2)
     assert _text(info.manufacturerID) == b"cryptoki-shim project".ljust(32, b" ")
     assert _text(info.libraryDescription).rstrip(b" ") and len(_text(info.libraryDescription)) == 32
     assert b"\x00" not in _text(info.libraryDescription) and b"\xff" not in _text(info.libraryDescription)
@@ -189,6 +189,17 @@ def test_get_info_fields(p11: P11) -> None:
 
 def test_get_info_null_is_arguments_bad(p11: P11) -> None:
     assert rv(p11, "C_GetInfo", ffi.NULL) == "CKR_ARGUMENTS_BAD"
+
+
+def test_get_info_through_the_3_0_interface_reports_3_0(p11: P11) -> None:
+    """CK_INFO.cryptokiVersion is the version of the interface the caller obtained."""
+    code, itf = _interface(p11, b"PKCS 11", (3, 0))
+    assert code == "CKR_OK"
+    fl = ffi.cast("CK_FUNCTION_LIST_3_0 *", itf.pFunctionList)
+    info = ffi.new("CK_INFO *")
+    assert fl.C_GetInfo(info) == CKR_OK
+    assert (info.cryptokiVersion.major, info.cryptokiVersion.minor) == (3, 0)
+    assert fl.C_GetInfo(ffi.NULL) == spec.CKR_ARGUMENTS_BAD
 
 
 def test_get_info_through_the_2_40_list_reports_2_40(p11: P11) -> None:
@@ -328,11 +339,11 @@ def _version_of(itf: Any) -> tuple[int, int]:
     return v.major, v.minor
 
 
-def test_get_interface_default_is_3_0(raw: P11) -> None:
+def test_get_interface_default_is_3_2(raw: P11) -> None:
     code, itf = _interface(raw, None, None)
     assert code == "CKR_OK"
     assert ffi.string(ffi.cast("char *", itf.pInterfaceName)) == b"PKCS 11"
-    assert _version_of(itf) == (3, 0)
+    assert _version_of(itf) == (3, 2)
     assert itf.flags == 0
 
 
@@ -344,14 +355,17 @@ def test_get_interface_by_name_and_version(raw: P11) -> None:
     assert ffi.cast("void *", pp[0]) == itf.pFunctionList  # the same 2.40 table
     code, itf = _interface(raw, b"PKCS 11", (3, 0))
     assert code == "CKR_OK" and _version_of(itf) == (3, 0)
+    code, itf = _interface(raw, b"PKCS 11", (3, 2))
+    assert code == "CKR_OK" and _version_of(itf) == (3, 2)
     code, itf = _interface(raw, b"PKCS 11", None)
-    assert code == "CKR_OK" and _version_of(itf) == (3, 0)
+    assert code == "CKR_OK" and _version_of(itf) == (3, 2)
 
 
 @pytest.mark.parametrize("name,version", [
     (b"Vendor thing", None),
     (b"PKCS 11 ", None),
     (b"PKCS 11", (3, 1)),
+    (b"PKCS 11", (3, 3)),
     (b"PKCS 11", (2, 20)),
     (None, (9, 9)),
 ])
@@ -370,17 +384,17 @@ def test_get_interface_null_output(raw: P11) -> None:
 def test_get_interface_list_both_passes(raw: P11) -> None:
     n = ffi.new("CK_ULONG *")
     assert raw.lib.C_GetInterfaceList(ffi.NULL, n) == CKR_OK
-    assert n[0] == 2
-    short = ffi.new("CK_INTERFACE[]", 1)
-    n[0] = 1
+    assert n[0] == 3
+    short = ffi.new("CK_INTERFACE[]", 2)
+    n[0] = 2
     assert spec.ckr_name(raw.lib.C_GetInterfaceList(short, n)) == "CKR_BUFFER_TOO_SMALL"
-    assert n[0] == 2
-    arr = ffi.new("CK_INTERFACE[]", 3)
-    n[0] = 3
+    assert n[0] == 3
+    arr = ffi.new("CK_INTERFACE[]", 4)
+    n[0] = 4
     assert raw.lib.C_GetInterfaceList(arr, n) == CKR_OK
-    assert n[0] == 2
-    got = [(ffi.string(ffi.cast("char *", arr[i].pInterfaceName)), _version_of(arr[i]), arr[i].flags) for i in range(2)]
-    assert got == [(b"PKCS 11", (3, 0), 0), (b"PKCS 11", (2, 40), 0)]
+    assert n[0] == 3
+    got = [(ffi.string(ffi.cast("char *", arr[i].pInterfaceName)), _version_of(arr[i]), arr[i].flags) for i in range(3)]
+    assert got == [(b"PKCS 11", (3, 2), 0), (b"PKCS 11", (3, 0), 0), (b"PKCS 11", (2, 40), 0)]
     assert spec.ckr_name(raw.lib.C_GetInterfaceList(arr, ffi.NULL)) == "CKR_ARGUMENTS_BAD"
 
 

@@ -1,7 +1,8 @@
 """Tests for cryptoki_shim.spec: constant values, name lookups, the attribute-kind table.
 
 Expected numbers are written here independently, as read from the OASIS PKCS#11 3.0
-``pkcs11t.h`` (oasis-tcs/pkcs11, working/3-00-current and published/3-01).
+``pkcs11t.h`` (oasis-tcs/pkcs11, working/3-00-current and published/3-01) and the 3.2
+header (working/headers/pkcs11t.h).
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ OASIS_VALUES = {
     "CK_FALSE": 0,
     "CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS": 0x2,
     "CRYPTOKI_VERSION_MAJOR": 3,
-    "CRYPTOKI_VERSION_MINOR": 0,
+    "CRYPTOKI_VERSION_MINOR": 2,
 }
 
 
@@ -122,10 +123,69 @@ def test_3_1_additions_are_listed_with_their_values() -> None:
         assert getattr(spec, name) == value, name
 
 
-def test_3_1_only_values_are_absent() -> None:
-    """HSS/LMS and the other 3.1 additions nobody here uses stay out of a 3.0 module."""
-    for name in ("CKK_HSS", "CKM_HSS", "CKR_KEY_EXHAUSTED", "CKM_AES_KEY_WRAP_PKCS7"):
-        assert not hasattr(spec, name), name
+# PKCS#11 3.2 values, as read from the OASIS 3.2 header (oasis-tcs/pkcs11
+# working/headers/pkcs11t.h, CRYPTOKI_VERSION 3.2).
+OASIS_3_2_VALUES = {
+    "CKK_ML_KEM": 0x49,
+    "CKK_ML_DSA": 0x4A,
+    "CKK_SLH_DSA": 0x4B,
+    "CKK_HSS": 0x46,
+    "CKO_VALIDATION": 0xA,
+    "CKO_TRUST": 0xB,
+    "CKA_PARAMETER_SET": 0x61D,
+    "CKA_SEED": 0x637,
+    "CKA_ENCAPSULATE": 0x633,
+    "CKA_DECAPSULATE": 0x634,
+    "CKA_ENCAPSULATE_TEMPLATE": 0x4000062A,
+    "CKA_DECAPSULATE_TEMPLATE": 0x4000062B,
+    "CKA_PUBLIC_CRC64_VALUE": 0x636,
+    "CKA_KEYS_REMAINING": 0x61C,
+    "CKM_ML_KEM_KEY_PAIR_GEN": 0x0F,
+    "CKM_ML_KEM": 0x17,
+    "CKM_ML_DSA_KEY_PAIR_GEN": 0x1C,
+    "CKM_ML_DSA": 0x1D,
+    "CKM_HASH_ML_DSA": 0x1F,
+    "CKM_HASH_ML_DSA_SHA224": 0x23,
+    "CKM_HASH_ML_DSA_SHA512": 0x26,
+    "CKM_HASH_ML_DSA_SHAKE256": 0x2C,
+    "CKM_SLH_DSA_KEY_PAIR_GEN": 0x2D,
+    "CKM_SLH_DSA": 0x2E,
+    "CKM_HASH_SLH_DSA": 0x34,
+    "CKM_HASH_SLH_DSA_SHAKE256": 0x3F,
+    "CKM_AES_KEY_WRAP_PKCS7": 0x210C,
+    "CKF_ENCAPSULATE": 0x10000000,
+    "CKF_DECAPSULATE": 0x20000000,
+    "CKF_ASYNC_SESSION": 0x8,
+    "CKR_KEY_EXHAUSTED": 0x203,
+    "CKR_PENDING": 0x204,
+    "CKR_SESSION_ASYNC_NOT_SUPPORTED": 0x205,
+    "CKR_OPERATION_NOT_VALIDATED": 0x207,
+    "CKR_PARAMETER_SET_NOT_SUPPORTED": 0x209,
+    "CKH_HEDGE_PREFERRED": 0,
+    "CKH_HEDGE_REQUIRED": 1,
+    "CKH_DETERMINISTIC_REQUIRED": 2,
+    "CKP_ML_DSA_44": 1,
+    "CKP_ML_DSA_87": 3,
+    "CKP_ML_KEM_512": 1,
+    "CKP_ML_KEM_1024": 3,
+    "CKP_SLH_DSA_SHA2_128S": 1,
+    "CKP_SLH_DSA_SHAKE_256F": 0xC,
+    "CKS_LAST_VALIDATION_OK": 1,
+}
+
+
+@pytest.mark.parametrize("name,value", sorted(OASIS_3_2_VALUES.items()))
+def test_3_2_value_matches_oasis_header(name: str, value: int) -> None:
+    assert getattr(spec, name) == value
+    assert name in spec.SINCE_3_2
+
+
+def test_3_2_names_that_reuse_a_prefix_are_not_family_members() -> None:
+    """CKS_LAST_VALIDATION_OK is a validation flag, not a session state (its 1 is not
+    CKS_RO_USER_FUNCTIONS); hedge types and parameter sets are plain ints."""
+    assert "CKS_LAST_VALIDATION_OK" not in spec.CKS.__members__
+    assert type(spec.CKS_LAST_VALIDATION_OK) is int
+    assert type(spec.CKP_ML_DSA_65) is int and type(spec.CKH_HEDGE_REQUIRED) is int
 
 
 def test_deprecated_names_are_aliases_of_current_names() -> None:
@@ -193,7 +253,8 @@ def test_name_functions_use_canonical_names_and_hex_fallback() -> None:
 
 # Every pair of names sharing a value within a family, as the header defines them.
 EXPECTED_ALIASES = {
-    "CKA": {("CKA_SUB_PRIME_BITS", "CKA_SUBPRIME_BITS"), ("CKA_ECDSA_PARAMS", "CKA_EC_PARAMS")},
+    "CKA": {("CKA_SUB_PRIME_BITS", "CKA_SUBPRIME_BITS"), ("CKA_ECDSA_PARAMS", "CKA_EC_PARAMS"),
+            ("CKA_HSS_KEYS_REMAINING", "CKA_KEYS_REMAINING")},
     "CKK": {("CKK_ECDSA", "CKK_EC"), ("CKK_CAST5", "CKK_CAST128")},
     "CKM": {
         ("CKM_CAST5_KEY_GEN", "CKM_CAST128_KEY_GEN"),
@@ -290,6 +351,14 @@ def test_vendor_range_base_is_not_an_attribute() -> None:
         (spec.CKA_UNWRAP_TEMPLATE, AttrKind.ATTR_ARRAY),
         (spec.CKA_DERIVE_TEMPLATE, AttrKind.ATTR_ARRAY),
         (spec.CKA_ALLOWED_MECHANISMS, AttrKind.MECH_ARRAY),
+        (spec.CKA_PARAMETER_SET, AttrKind.ULONG),
+        (spec.CKA_SEED, AttrKind.BYTES),
+        (spec.CKA_ENCAPSULATE, AttrKind.BOOL),
+        (spec.CKA_DECAPSULATE, AttrKind.BOOL),
+        (spec.CKA_ENCAPSULATE_TEMPLATE, AttrKind.ATTR_ARRAY),
+        (spec.CKA_DECAPSULATE_TEMPLATE, AttrKind.ATTR_ARRAY),
+        (spec.CKA_PUBLIC_CRC64_VALUE, AttrKind.BYTES),
+        (spec.CKA_TRUST_SERVER_AUTH, AttrKind.ULONG),
     ],
     ids=lambda v: v.name if hasattr(v, "name") else str(v),
 )

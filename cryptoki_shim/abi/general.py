@@ -7,6 +7,7 @@ from typing import Any
 from .. import __version__, spec
 from ..core.module import MODULE
 from ..errors import CryptokiError
+from ..spec_ints import CRYPTOKI_VERSION_MAJOR, CRYPTOKI_VERSION_MINOR
 from .. import runtime
 from .entry import entry
 from .marshal import fill_text, require
@@ -44,11 +45,13 @@ def C_Finalize(p_reserved: Any) -> None:
 
 @entry("C_GetInfo")
 def C_GetInfo(p_info: Any) -> None:
-    """cryptokiVersion 3.0 here; the 2.40 function list's C_GetInfo reports 2.40 (C side)."""
+    """cryptokiVersion 3.2 here (the default interface's table); the 3.0 and 2.40 tables'
+    C_GetInfo report their own version (C side, build_ffi.py: §5.4.2, the version of the
+    interface the caller obtained)."""
     MODULE.require()
     require(p_info, "CK_INFO pointer")
-    p_info.cryptokiVersion.major = 3
-    p_info.cryptokiVersion.minor = 0
+    p_info.cryptokiVersion.major = CRYPTOKI_VERSION_MAJOR
+    p_info.cryptokiVersion.minor = CRYPTOKI_VERSION_MINOR
     fill_text(p_info.manufacturerID, MANUFACTURER)
     p_info.flags = 0
     fill_text(p_info.libraryDescription, LIBRARY_DESCRIPTION)

@@ -42,7 +42,8 @@
 typedef struct {
     void *handle;
     CK_FUNCTION_LIST_PTR fl240;      /* from C_GetFunctionList */
-    CK_FUNCTION_LIST_3_0_PTR fl30;   /* from C_GetInterface(NULL, NULL) */
+    CK_FUNCTION_LIST_3_0_PTR fl30;   /* from C_GetInterface("PKCS 11", 3.0): a 3.0 client */
+    CK_FUNCTION_LIST_3_2_PTR fl32;   /* from C_GetInterface(NULL, NULL): the default, 3.2 */
 } host_module;
 
 static inline host_module host_load(const char *path, int flags)
@@ -50,7 +51,8 @@ static inline host_module host_load(const char *path, int flags)
     host_module m;
     CK_C_GetFunctionList get_list;
     CK_C_GetInterface get_interface;
-    CK_INTERFACE_PTR itf = NULL;
+    CK_INTERFACE_PTR itf = NULL, itf30 = NULL;
+    CK_VERSION v30 = {3, 0};
 
     memset(&m, 0, sizeof(m));
     m.handle = dlopen(path, flags);
@@ -62,9 +64,12 @@ static inline host_module host_load(const char *path, int flags)
         FAIL("dlsym: %s", dlerror());
     CHECK(get_list(&m.fl240));
     CHECK(get_interface(NULL, NULL, &itf, 0));
-    if (m.fl240 == NULL || itf == NULL || itf->pFunctionList == NULL)
+    CHECK(get_interface((CK_UTF8CHAR_PTR)"PKCS 11", &v30, &itf30, 0));
+    if (m.fl240 == NULL || itf == NULL || itf->pFunctionList == NULL || itf30 == NULL
+        || itf30->pFunctionList == NULL)
         FAIL("NULL function list");
-    m.fl30 = (CK_FUNCTION_LIST_3_0_PTR)itf->pFunctionList;
+    m.fl32 = (CK_FUNCTION_LIST_3_2_PTR)itf->pFunctionList;
+    m.fl30 = (CK_FUNCTION_LIST_3_0_PTR)itf30->pFunctionList;
     return m;
 }
 

@@ -59,6 +59,9 @@ int main(int argc, char **argv)
     CHECK(f->C_GetInfo(&info));
     if (info.cryptokiVersion.major != 3 || info.cryptokiVersion.minor != 0)
         FAIL("3.0 table: cryptokiVersion %d.%d", info.cryptokiVersion.major, info.cryptokiVersion.minor);
+    CHECK(m.fl32->C_GetInfo(&info));
+    if (info.cryptokiVersion.major != 3 || info.cryptokiVersion.minor != 2)
+        FAIL("3.2 table: cryptokiVersion %d.%d", info.cryptokiVersion.major, info.cryptokiVersion.minor);
     if (memcmp(info.manufacturerID, "cryptoki-shim", 13) != 0)
         FAIL("manufacturerID %.32s", (char *)info.manufacturerID);
 
