@@ -65,8 +65,16 @@ AUDIT_KEYS: dict[str, Key] = {
     "checkpoint_seconds": Key(int, 60, "a checkpoint after the first record written this long after the last one"),
     "key_use": Key(bool, True, "one record per key use (sign, verify, encrypt, decrypt); false keeps logins and object changes only"),
 }
+#: [python]: read by the library itself (native/pyenv.c) before Python starts, so a plain path
+#: only (no ${NAME}, no venv_file: see _python_section).
+PYTHON_KEYS: dict[str, Key] = {
+    "venv": Key(str, None, "the library's Python environment: a venv, or a directory holding the cryptoki_shim "
+                           "package and its dependencies; default: found from the library's location "
+                           "(docs/install.md); CRYPTOKI_SHIM_VENV overrides"),
+}
 #: The top-level tables (besides [[slots]]) and their keys.
-SECTIONS: dict[str, dict[str, Key]] = {"store": STORE_KEYS, "log": LOG_KEYS, "audit": AUDIT_KEYS}
+SECTIONS: dict[str, dict[str, Key]] = {"store": STORE_KEYS, "log": LOG_KEYS, "audit": AUDIT_KEYS,
+                                       "python": PYTHON_KEYS}
 SLOT_KEYS: dict[str, Key] = {
     "id": Key(int, None, "the slot ID clients see, 0 to 4294967295 (fits every client's CK_SLOT_ID); "
                        "stable across restarts and C_InitToken"),
@@ -268,6 +276,17 @@ def _section(source: str, where: str, data: Any, keys: dict[str, Key]) -> dict[s
     return out
 
 
+def _python_section(source: str, data: Any) -> None:
+    """[python] venv is read by the C side too, which knows no TOML escapes, ${NAME} or
+    <key>_file: only the form both read alike is accepted."""
+    if isinstance(data, dict):
+        venv = data.get("venv")
+        if "venv_file" in data or (isinstance(venv, str) and ("$" in venv or "\\" in venv or "\n" in venv)):
+            raise ConfigError(f"{source}: [python] venv is read by the library before Python starts: give a "
+                              "plain path on one line (no ${NAME}, no backslash, no venv_file)")
+    _section(source, "python", data, PYTHON_KEYS)
+
+
 def parse(text: str, source: str = "<config>") -> Config:
     """Validate a TOML document into a Config (ConfigError with file/key/allowed on error)."""
     try:
@@ -280,6 +299,7 @@ def parse(text: str, source: str = "<config>") -> Config:
     store = _section(source, "store", data.get("store", {}), STORE_KEYS)
     log = _section(source, "log", data.get("log", {}), LOG_KEYS)
     audit = _section(source, "audit", data.get("audit", {}), AUDIT_KEYS)
+    _python_section(source, data.get("python", {}))
     raw_slots = data.get("slots", [{"id": 0}])
     if not isinstance(raw_slots, list) or not raw_slots:
         raise ConfigError(f"{source}: [[slots]] must be a non-empty array of tables")

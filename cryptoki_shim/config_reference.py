@@ -87,6 +87,9 @@ SECTION_TEXT = {
            "(`CRYPTOKI_SHIM_LOG` and `CRYPTOKI_SHIM_LOG_LEVEL` override for one run).",
     "audit": "The audit log: JSON lines of logins, object changes, key use and backend errors "
              "(never PINs, key material, plaintexts or signatures). See docs/cli.md, `audit verify`.",
+    "python": "Where the library's Python environment is, for layouts it does not find by itself "
+              "(docs/install.md). Read by the library before Python starts: a plain path, one line, "
+              "no `${NAME}`, no `venv_file`.",
 }
 
 

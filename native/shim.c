@@ -201,6 +201,8 @@ static int shim_init_python(void)
     status = PyConfig_SetBytesString(&config, &config.executable, shim_env_python);
     if (!PyStatus_Exception(status))
         status = PyConfig_SetBytesString(&config, &config.program_name, shim_env_python);
+    if (!PyStatus_Exception(status) && shim_env_on_path)
+        status = PyConfig_SetBytesString(&config, &config.pythonpath_env, shim_env_site);
     if (!PyStatus_Exception(status) && home != NULL && *home != '\0')
         status = PyConfig_SetBytesString(&config, &config.home, home);
     if (!PyStatus_Exception(status))
