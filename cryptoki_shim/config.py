@@ -45,7 +45,18 @@ STORE_KEYS: dict[str, Key] = {
                                "guessing; losing the file loses the tokens"),
     "sqlite_fast_path": Key(bool, True, "on SQLite, run the object writes, the reads and the login counter as fixed "
                                         "SQL on the driver (~5x cheaper, no SQLAlchemy import); false runs them through SQLAlchemy Core as on any other database (tests)"),
+    # PostgreSQL (issue 19, docs/ha.md): libpq connection parameters, passed through.
+    "password": Key(str, None, "PostgreSQL password (libpq `password`)", secret=True),
+    "sslmode": Key(str, None, "PostgreSQL TLS mode (libpq `sslmode`, passed through); verify-full across hosts",
+                   ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")),
+    "sslrootcert": Key(str, None, "PostgreSQL: file of the CA certificate(s) that sign the server's (libpq `sslrootcert`)"),
+    "sslcert": Key(str, None, "PostgreSQL: file of this client's certificate (libpq `sslcert`)"),
+    "sslkey": Key(str, None, "PostgreSQL: file of this client's private key, 0600 (libpq `sslkey`)"),
+    "connect_timeout": Key(int, 5, "PostgreSQL: seconds to wait for a connection, and (TCP) for a server that stopped "
+                                   "answering, before the call fails with CKR_DEVICE_ERROR"),
 }
+#: The [store] keys passed to PostgreSQL as libpq connection parameters of the same names.
+STORE_CONNECT_KEYS = ("password", "sslmode", "sslrootcert", "sslcert", "sslkey")
 LOG_KEYS: dict[str, Key] = {
     "file": Key(str, None, 'log file, or "stderr"; no logging when absent (CRYPTOKI_SHIM_LOG overrides)'),
     "level": Key(str, "info", "log level", ("debug", "info", "warning", "error")),
@@ -182,6 +193,9 @@ def default_store_url() -> str:
 def find_config_file() -> Path | None:
     """The first file of the search order that exists (``$CRYPTOKI_SHIM_CONF`` must exist)."""
     env = os.environ.get("CRYPTOKI_SHIM_CONF")
+    #: [store] password, sslmode, sslrootcert, sslcert, sslkey: those given (store/pg.py)
+    store_connect: dict[str, Any] = field(default_factory=dict)
+    store_connect_timeout: int = STORE_KEYS["connect_timeout"].default
     if env:
         path = Path(env)
         if not path.is_file():
@@ -349,6 +363,8 @@ def load() -> Config:
         return parse("", "<defaults>")
     try:
         raw = path.read_bytes()
+        store_connect={k: store[k] for k in STORE_CONNECT_KEYS if store[k]},
+        store_connect_timeout=store["connect_timeout"],
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:

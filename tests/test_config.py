@@ -95,7 +95,7 @@ ERRORS = [
     ("a = [", "f.toml: not valid TOML: "),
     ("[bogus]\n", "f.toml: unknown section 'bogus'; allowed: store, log, audit, python, slots"),
     ("store = 3\n", "f.toml: [store] must be a table, got 3"),
-    ("[store]\nuri = 'x'\n", "f.toml: [store] unknown key 'uri'; allowed: key_file, sqlite_fast_path, url (and <key>_file for string keys)"),
+    ("[store]\nuri = 'x'\n", "f.toml: [store] unknown key 'uri'; allowed: connect_timeout, key_file, password, sqlite_fast_path, sslcert, sslkey, sslmode, sslrootcert, url (and <key>_file for string keys)"),
     ("[store]\nurl = 3\n", "f.toml: [store] url must be a string, got 3"),
     ("[store]\nurl = '${SHIM_TEST_UNSET_VAR}'\n",
      "f.toml: [store] url: environment variable SHIM_TEST_UNSET_VAR is not set (referenced as "

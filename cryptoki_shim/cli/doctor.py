@@ -95,13 +95,23 @@ def _check_store(steps: Steps, cfg: config_mod.Config) -> Any:
                           "guessing; chmod 600): " + ", ".join(exposed))
     from ..errors import CryptokiError
     from ..store import Store
+    from ..store.pg import safe_url
 
+    shown = safe_url(cfg.store_url)
     try:
-        store = Store(cfg.store_url, key_file=cfg.store_key_file)
+        store = Store(cfg.store_url, key_file=cfg.store_key_file, connect=cfg.store_connect,
+                      connect_timeout=cfg.store_connect_timeout)
     except (CryptokiError, Exception) as exc:
-        steps.add("store", "FAIL", f"{cfg.store_url}: {exc}")
+        steps.add("store", "FAIL", f"{shown}: {exc}")
         return None
-    steps.add("store", "ok", f"{cfg.store_url} opened, schema current")
+    steps.add("store", "ok", f"{shown} opened, schema current")
+    try:
+        probed = store.probe()
+    except (CryptokiError, Exception) as exc:
+        steps.add("store server", "FAIL", str(exc))
+        probed = None
+    if probed is not None:
+        steps.add("store server", "ok" if probed[0] else "FAIL", probed[1])
     if cfg.store_key_file:
         _check_key_file(steps, cfg.store_key_file)
     return store

@@ -143,7 +143,8 @@ class Module:
                 from ..store import Store
 
                 self.store = Store(self.config.store_url, key_file=self.config.store_key_file,
-                                   fast_path=self.config.store_fast_path)
+                                   fast_path=self.config.store_fast_path, connect=self.config.store_connect,
+                                   connect_timeout=self.config.store_connect_timeout)
             return self.store
 
     def open_token(self, cfg: config_mod.SlotConfig) -> Token:
@@ -157,7 +158,9 @@ class Module:
             audit.backend_error("store", exc)
             raise
         except Exception as exc:
-            _log.exception("cannot open the store %s", self.config.store_url)
+            from ..store.pg import safe_url
+
+            _log.exception("cannot open the store %s", safe_url(self.config.store_url))
             audit.backend_error("store", exc)
             raise CryptokiError(spec.CKR_DEVICE_ERROR, f"store: {exc}") from None
 

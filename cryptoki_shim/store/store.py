@@ -48,7 +48,7 @@ from .. import private_files
 from ..errors import CryptokiError
 from ..spec import CKR_DEVICE_ERROR
 from . import key_file as key_file_mod
-from . import sqlite, sqlite_ops, versions
+from . import pg, sqlite, sqlite_ops, versions
 from .failures import RETRY, classify, classify_driver, classify_sqlite
 from .records import CKU_SO, CKU_USER, ObjectRecord, PinRecord, TokenRecord
 
@@ -75,7 +75,8 @@ class Store:
     """One database (SQLite file by default) holding any number of tokens, keyed by slot id."""
 
     def __init__(self, url: str, *, create: bool = True, key_file: str | None = None,
-                 fast_path: bool = True) -> None:
+                 fast_path: bool = True, connect: dict[str, Any] | None = None,
+                 connect_timeout: int = pg.DEFAULT_CONNECT_TIMEOUT) -> None:
         """Open the store at `url` (`sqlite:///path` or any SQLAlchemy URL).
 
         With `create`, a missing SQLite file (and its directory, mode 0700) is created; an
@@ -86,6 +87,9 @@ class Store:
         `CKR_DEVICE_ERROR` (public objects stay readable). `fast_path=False` runs the object
         writes of a SQLite store through SQLAlchemy Core (`core_ops`), as on any other
         database, instead of `sqlite_ops` (the tests run both; `[store] sqlite_fast_path`).
+        `connect` (password, sslmode, sslrootcert, sslcert, sslkey) and `connect_timeout`
+        (seconds) are PostgreSQL's connection settings (`pg.py`); a server that cannot be
+        reached is CKR_DEVICE_ERROR with the reason logged.
         """
         self._url_text = url
         self._url: URL | None = None
@@ -105,6 +109,8 @@ class Store:
         self._immutable = False
         self._engine: Engine | None = None
         self._pool: sqlite.Pool | None = None
+        #: PostgreSQL's change feed (LISTEN/NOTIFY, `pg.Listener`); None elsewhere.
+        self._listener: pg.Listener | None = None
         #: The statement set (`_hot` runs its functions): `sqlite_ops` on the driver
         #: connection, or `core_ops` on a Core connection.
         self.fast_path = self._is_sqlite and fast_path
@@ -114,10 +120,17 @@ class Store:
                 self._pool = sqlite.Pool(self._path, self._immutable)
             else:  # an in-memory store is one shared connection: the engine's StaticPool
                 self._core_engine()
+        elif pg.is_postgresql(self.url):
+            args = pg.connect_args(self.url, connect or {}, connect_timeout)
+            self._engine = pg.make_engine(self.url, args)
+            self._listener = pg.Listener(self._engine, args)
         else:
             from sqlalchemy import create_engine
 
             self._engine = create_engine(self.url, pool_pre_ping=True, hide_parameters=True)
+        if connect and self._listener is None:
+            log.warning("[store] %s apply to PostgreSQL only: ignored for %s", ", ".join(sorted(connect)),
+                        pg.safe_url(self._url_text))
         if self.fast_path:
             self._ops: Any = sqlite_ops
         else:
@@ -255,6 +268,15 @@ class Store:
         return self._core_engine()
 
     # -- transactions ------------------------------------------------------------------
+    def probe(self) -> tuple[bool, str] | None:
+        """`cryptoki-shim doctor`: a PostgreSQL server's version, round trip, TLS, standby
+        and synchronous-replica settings, and whether writes can work; None on SQLite.
+        Also opens the change listener (the signing path's check)."""
+        if self._listener is None:
+            return None
+        self._listener.version()
+        return pg.probe(self.engine)
+
 
     def _check_pid(self) -> None:
         if os.getpid() != self._pid:
@@ -300,7 +322,9 @@ class Store:
         while True:
             try:
                 result, written = transaction()
-                if write:
+                if write and self._listener is not None:  # one round trip, and the listeners told
+                    written = int(conn.exec_driver_sql(pg.BUMP_SQL).first()[0])
+                elif write:
                     self._tls.generation = written
                     with self._lock:
                         self._own_commits += 1
@@ -345,10 +369,13 @@ class Store:
         elsewhere the `generation` row every write transaction bumps.
         """
         self._check_pid()
-        if self._is_sqlite:
+        if self._listener is not None:
+            probe = self._listener.version()
+        elif self._is_sqlite:
             probe = self._sqlite_data_version()
         else:
             probe = self._generation()
+        on PostgreSQL the notifications of the LISTEN connection (`pg.Listener`: no SQL);
         with self._lock:
             key = (probe, self._own_commits)
             if key != self._dv_last:
@@ -555,6 +582,8 @@ class Store:
             if self._dv_conn is not None:
                 self._dv_conn.close()
                 self._dv_conn = None
+            if self._listener is not None:
+                _ABANDONED.append(self._listener.abandon())
             if self._pool is not None:
                 self._pool.close()
             if self._engine is not None:
@@ -566,6 +595,8 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+            if self._listener is not None:
+                self._listener.close()
 
 def _classified(exc: Exception) -> tuple[int | str | None, BaseException | None]:
     """The verdict on a store exception (`failures`) and the driver's exception: a raw

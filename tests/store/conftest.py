@@ -1,4 +1,10 @@
-"""Fixtures for the store tests: real SQLite files, real processes."""
+"""Fixtures for the store tests: real SQLite files, a real PostgreSQL server, real processes.
+
+Each store test runs on three backends (`backend`): SQLite with its fixed SQL (``sqlite_ops``),
+SQLite through SQLAlchemy Core (``core``) and PostgreSQL (``pg``: Core on psycopg 3, against
+the session's throwaway cluster of ``tests/pg.py``, a fresh database per test). A test that
+is about SQLite's files themselves asks for `sqlite_backend` instead (two runs).
+"""
 
 from __future__ import annotations
 
@@ -11,35 +17,62 @@ from typing import Callable, Iterator
 import pytest
 from store_helpers import REPO, WORKER, make_token
 
+import pg
 from cryptoki_shim.store import Store, new_token_key
 from p11 import write_config
 
+BACKENDS = ["sqlite_ops", "core", "pg"]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pg.Cluster]:
+    """The session's PostgreSQL cluster, started on first use (~2 s), destroyed at the end."""
+    cluster = pg.start_cluster()
+    yield cluster
+    cluster.destroy()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
 
 @pytest.fixture
-def shim_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fast_path: bool) -> Path:
-    """The suite's configuration (conftest.py one level up), once per statement set: the
-    library's tests in this directory (at-rest hardening, the write paths) run with
-    ``[store] sqlite_fast_path`` on and off."""
-    conf = write_config(tmp_path, extra="" if fast_path else "sqlite_fast_path = false")
+def fast_path(backend: str) -> bool:
+    """The statement set: ``sqlite_ops`` (SQLite's default) or SQLAlchemy Core (``core_ops``,
+    what PostgreSQL runs, here on SQLite files or on the server)."""
+    return backend == "sqlite_ops"
+
+
+@pytest.fixture
+def pg_url(pg_cluster: pg.Cluster) -> str:
+    """A fresh PostgreSQL database of the session's cluster."""
+    return pg_cluster.url(pg_cluster.new_database())
+
+
+@pytest.fixture
+def db_url(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> str:
+    if backend == "pg":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'store' / 'tokens.db'}"
+
+
+@pytest.fixture
+def shim_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str, db_url: str) -> Path:
+    """The suite's configuration (conftest.py one level up), once per backend: the library's
+    tests in this directory run with ``[store] sqlite_fast_path`` on and off, and on PostgreSQL."""
+    conf = write_config(tmp_path, extra="" if backend == "sqlite_ops" else "sqlite_fast_path = false")
+    if backend == "pg":
+        text = conf.read_text()
+        conf.write_text(text.replace(f'url = "sqlite:///{tmp_path / "store.db"}"', f'url = "{db_url}"', 1))
+        assert db_url in conf.read_text()
     monkeypatch.setenv("CRYPTOKI_SHIM_CONF", str(conf))
     return conf
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store' / 'tokens.db'}"
-
-
-@pytest.fixture
 def token_key() -> bytes:
     return new_token_key()
-
-
-@pytest.fixture(params=[True, False], ids=["sqlite_ops", "core"])
-def fast_path(request: pytest.FixtureRequest) -> bool:
-    """Both statement sets of the store's object writes: ``sqlite_ops`` (SQLite's default)
-    and SQLAlchemy Core (``core_ops``, what PostgreSQL runs), each against a real file."""
-    return request.param
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import contextlib
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -14,6 +14,28 @@ from cryptoki_shim.store import ObjectRecord, TokenRecord, make_pin_record
 
 REPO = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("store_worker.py")
+
+#: For a test about SQLite's own machinery (its files, pragmas, lock and busy handling): the
+#: two SQLite backends only. Its PostgreSQL counterpart, where one exists, is named in the
+#: test's docstring (mostly tests/store/test_store_pg.py).
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite_ops", "core"], indirect=True)
+
+
+def query(url: str, *statements: str, **params: Any) -> Any:
+    """Statements in one transaction on the store's database from outside the store (as an
+    administrator or an attacker with database access would): the last one's rows, or its
+    row count if it is a write."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            for sql in statements:
+                result = conn.execute(text(sql), params)
+            return [tuple(r) for r in result] if result.returns_rows else result.rowcount
+    finally:
+        engine.dispose()
 
 
 def make_token(slot_id: int, token_key: bytes, serial: str = "0123456789abcdef") -> TokenRecord:

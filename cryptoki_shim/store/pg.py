@@ -1,0 +1,170 @@
+"""PostgreSQL specifics of the store (issue 19): the engine, and change detection without SQL.
+
+The store on PostgreSQL runs the `core_ops` statements through SQLAlchemy Core on psycopg 3
+(`postgresql+psycopg://`). What differs from SQLite lives here:
+
+* **The engine** (`make_engine`): `pool_pre_ping` (a connection the server dropped, by a
+  restart or a failover, is replaced before use instead of failing a call), the connect
+  timeout, and for TCP the keepalive and `tcp_user_timeout` settings that turn a server that
+  stopped answering into an error within that timeout instead of a hang. The password and
+  the TLS settings (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`) come from the
+  configuration as libpq connection parameters, never from a log line: the URL may carry
+  them too, and is only ever printed with SQLAlchemy's password masking (`safe_url`).
+
+* **Change detection** (`Listener`): every write transaction bumps the `generation` row and
+  sends `pg_notify(CHANNEL, '')` in the same statement (delivered at commit, dropped on
+  rollback). Each process keeps one extra connection that `LISTEN`s on the channel;
+  `data_version()` drains that connection's socket without blocking (libpq's
+  `PQconsumeInput` + `PQnotifies`: a `recv()`, no query, no round trip), so the check that
+  runs before every object lookup, on the signing path included, sends no SQL. Reading the
+  generation row instead would cost a round trip per C_SignInit (~0.2 ms on a local socket,
+  a network RTT across hosts); LISTEN/NOTIFY is PostgreSQL's own change feed and needs no
+  polling. What it costs: a commit is seen by another host once its notification arrived
+  (the server sends it right after the commit; well under a millisecond on one LAN), not at
+  the exact instant of the commit; a lost listener (server restart, failover, network) is
+  "changed" and is re-established on the next call (notifications sent meanwhile are not
+  needed: the caller re-reads everything it caches). While it cannot be re-established the
+  check fails with CKR_DEVICE_ERROR: a cached key is not used while the store cannot say
+  whether it still exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from ..errors import CryptokiError
+from ..spec import CKR_DEVICE_ERROR
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL, Engine
+
+log = logging.getLogger(__name__)
+
+#: The notification channel (per database: LISTEN/NOTIFY never crosses databases).
+CHANNEL = "cryptoki_shim_generation"
+
+#: One round trip for a write transaction's end: the generation bumped, its new value read,
+#: and the change announced to every listener at commit.
+BUMP_SQL = f"UPDATE generation SET value = value + 1 RETURNING value, pg_notify('{CHANNEL}', '')"
+
+#: The default of `[store] connect_timeout` (seconds).
+DEFAULT_CONNECT_TIMEOUT = 5
+
+
+def is_postgresql(url: URL) -> bool:
+    return url.get_backend_name() == "postgresql"
+
+
+def safe_url(url: URL | str) -> str:
+    """The URL as it may be logged or printed: any password masked."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True) if isinstance(url, str) else \
+            url.render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: print nothing of it
+        return "<unparsable store URL>"
+
+
+def connect_args(url: URL, options: dict[str, Any], timeout: int) -> dict[str, Any]:
+    """libpq parameters for every connection: the configured ones (`options`, which win over
+    the URL's query), the connect timeout, and on TCP keepalives and tcp_user_timeout so a
+    silent server fails a call after about `timeout` seconds (libpq's own minimum is 2)."""
+    args: dict[str, Any] = {"connect_timeout": max(2, int(timeout))}
+    host = str(url.query.get("host", url.host or ""))
+    if host and not host.startswith("/"):
+        args.update(keepalives=1, keepalives_idle=max(1, timeout), keepalives_interval=1,
+                    keepalives_count=max(1, timeout), tcp_user_timeout=max(1, timeout) * 1000)
+    args.update({k: v for k, v in options.items() if v not in (None, "")})
+    return args
+
+
+def make_engine(url: URL, args: dict[str, Any]) -> Engine:
+    """The store's engine; `args` from `connect_args`."""
+    from sqlalchemy import create_engine
+
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=args)
+
+
+def probe(engine: Engine) -> tuple[bool, str]:
+    """`cryptoki-shim doctor`'s look at the server: (usable for writes, what it found)."""
+    import time
+
+    from sqlalchemy import text
+
+    t0 = time.perf_counter()
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+        rtt_ms = (time.perf_counter() - t0) * 1e3
+        version, standby, ssl, sync = conn.execute(text(
+            "SELECT current_setting('server_version'), pg_is_in_recovery(), "
+            "coalesce((SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()), false), "
+            "current_setting('synchronous_standby_names')")).one()
+    parts = [f"PostgreSQL {version}", f"connect+query {rtt_ms:.1f} ms", "TLS" if ssl else "no TLS",
+             f"synchronous_standby_names={sync!r}" if sync else "no synchronous standby (docs/ha.md)"]
+    if standby:
+        parts.append("a standby in recovery: every write fails (point [store] url at the primary)")
+    return not standby, "; ".join(parts)
+
+
+class Listener:
+    """One LISTEN connection of a process, drained without blocking by `version()`."""
+
+    def __init__(self, engine: Engine, args: dict[str, Any]) -> None:
+        self._engine = engine
+        self._args = args  # `connect_args`: the engine keeps them in its pool's creator only
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._count = 0
+
+    def _connect(self) -> None:
+        import psycopg
+
+        cargs, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
+        conn = psycopg.connect(*cargs, **{**kwargs, **self._args, "autocommit": True})
+        conn.execute(f"LISTEN {CHANNEL}")
+        self._conn = conn
+
+    def version(self) -> int:
+        """A number that changes whenever a notification arrived or the connection was
+        (re)made; CKR_DEVICE_ERROR when no listening connection can be made."""
+        with self._lock:
+            conn = self._conn
+            if conn is not None:
+                try:
+                    pgconn = conn.pgconn
+                    pgconn.consume_input()
+                    while pgconn.notifies() is not None:
+                        self._count += 1
+                    return self._count
+                except Exception as exc:
+                    log.warning("store change listener lost (%s): reconnecting", exc)
+                    self._drop()
+            try:
+                self._connect()
+            except Exception as exc:
+                log.warning("store change listener cannot connect: %s", exc)
+                raise CryptokiError(CKR_DEVICE_ERROR, f"store unreachable: {exc}") from None
+            self._count += 1  # (re)connected: whatever happened meanwhile counts as a change
+            return self._count
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # already broken: nothing to tell the server
+                pass
+
+    def abandon(self) -> Any:
+        """In a forked child: forget the parent's connection without closing it (closing
+        would send the server a Terminate on the parent's socket); returned for keeping."""
+        conn, self._conn = self._conn, None
+        self._lock = threading.Lock()
+        return conn
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()

@@ -1,0 +1,136 @@
+"""A throwaway PostgreSQL cluster for the tests (issue 19 item 4): no mocks, a real server.
+
+`Cluster` runs Debian's `initdb` and `pg_ctl` (/usr/lib/postgresql/<ver>/bin, installed by
+`./run`) on a private directory: the data directory, a Unix socket directory and the log,
+owned by the unprivileged `postgres` user when the tests run as root (PostgreSQL refuses to
+run as root). It listens on its private socket and on a free loopback port (the password and
+TLS tests need TCP). Durability settings that cost time without protecting anything a test
+checks are off (`fsync`: the OS keeps what the server wrote, and the fault tests kill the
+server, never the machine); `synchronous_commit` stays on, so a commit acknowledged to the
+client survives `pg_ctl stop -m immediate`.
+
+A missing PostgreSQL is a failure, not a skip: `./run` installs it, and a suite that silently
+skipped the store's PostgreSQL half would prove nothing about it.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+#: The superuser the cluster is created with (trusted on the socket and on loopback).
+SUPERUSER = "shim"
+#: A role that must give a password (scram-sha-256 on loopback): the `*_file` / ${ENV} tests.
+PASSWORD_ROLE = "shim_pw"
+
+
+def bin_dir() -> Path:
+    """The newest installed server's bin directory; AssertionError if none (not a skip)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    assert found, "PostgreSQL is not installed (/usr/lib/postgresql/*/bin/initdb): run ./run, or apt-get install postgresql"
+    return Path(found[-1]).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cluster:
+    """One cluster: `start()`, `new_database()` per test, `stop()`/`start()` for fault tests."""
+
+    def __init__(self) -> None:
+        self.bin = bin_dir()
+        self.base = Path(tempfile.mkdtemp(prefix="shim-pg-"))
+        self.data = self.base / "data"
+        self.sock = self.base / "sock"
+        self.log = self.base / "server.log"
+        self.port = _free_port()
+        self._names = itertools.count(1)
+        self._user: str | None = None
+        if os.geteuid() == 0:  # the server refuses root: run it as postgres (or nobody)
+            for name in ("postgres", "nobody"):
+                try:
+                    pw = pwd.getpwnam(name)
+                except KeyError:
+                    continue
+                self._user = name
+                self.sock.mkdir()
+                for p in (self.base, self.sock):
+                    os.chown(p, pw.pw_uid, pw.pw_gid)
+                break
+            assert self._user, "running as root and no 'postgres' or 'nobody' user to run the server as"
+        else:
+            self.sock.mkdir()
+        self.base.chmod(0o755)  # the socket must be reachable by the tests' processes
+        self.sock.chmod(0o755)
+
+    def _run(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(self.bin / args[0]), *args[1:]], user=self._user, capture_output=True,
+                              text=True, check=check, timeout=timeout, cwd=self.base)
+
+    def init(self) -> None:
+        self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "-A", "trust", "--no-sync",
+                  "--no-instructions", "-E", "UTF8", "--locale=C")
+        (self.data / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n"
+            "host all all 127.0.0.1/32 trust\n")
+
+    def start(self) -> None:
+        opts = (f"-k {self.sock} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c full_page_writes=off -c max_connections=300 -c shared_buffers=32MB "
+                "-c log_min_messages=warning")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "30", "-o", opts, "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """`pg_ctl stop -m fast` (clean: open connections are cut) or `immediate` (a crash)."""
+        self._run("pg_ctl", "-D", str(self.data), "-w", "-t", "30", "-m", mode, "stop", check=False)
+
+    def destroy(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def url(self, database: str, *, user: str = SUPERUSER, tcp: bool = False) -> str:
+        """A SQLAlchemy URL of `database` on the socket (default) or on loopback."""
+        if tcp:
+            return f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/{database}"
+        return f"postgresql+psycopg://{user}@/{database}?host={self.sock}&port={self.port}"
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"host={self.sock} port={self.port} user={SUPERUSER} dbname={database}"
+
+    def sql(self, statement: str, database: str = "postgres") -> list[tuple]:
+        """Run one statement as the superuser (autocommit); its rows."""
+        import psycopg
+
+        with psycopg.connect(self.dsn(database), autocommit=True) as conn:
+            cur = conn.execute(statement)
+            return cur.fetchall() if cur.description else []
+
+    def new_database(self) -> str:
+        """A fresh empty database; its name."""
+        name = f"t{next(self._names)}"
+        self.sql(f"CREATE DATABASE {name}")
+        return name
+
+
+def start_cluster() -> Cluster:
+    c = Cluster()
+    try:
+        c.init()
+        c.start()
+        c.sql(f"CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD 'pw-of-the-tests'")
+    except BaseException:
+        log = c.log.read_text() if c.log.exists() else ""
+        c.destroy()
+        raise AssertionError(f"cannot start the test PostgreSQL cluster: {log[-2000:]}") from None
+    return c
