@@ -179,9 +179,6 @@ class Config:
     store_url: str
     store_key_file: str | None = None  # [store] key_file (store/key_file.py)
     store_fast_path: bool = True  # [store] sqlite_fast_path (store/store.py)
-    #: [store] password, sslmode, sslrootcert, sslcert, sslkey: those given (store/pg.py)
-    store_connect: dict[str, Any] = field(default_factory=dict)
-    store_connect_timeout: int = STORE_KEYS["connect_timeout"].default
     log_file: str | None = None
     log_level: str = "info"
     slots: tuple[SlotConfig, ...] = field(default_factory=tuple)
@@ -196,6 +193,9 @@ def default_store_url() -> str:
 def find_config_file() -> Path | None:
     """The first file of the search order that exists (``$CRYPTOKI_SHIM_CONF`` must exist)."""
     env = os.environ.get("CRYPTOKI_SHIM_CONF")
+    #: [store] password, sslmode, sslrootcert, sslcert, sslkey: those given (store/pg.py)
+    store_connect: dict[str, Any] = field(default_factory=dict)
+    store_connect_timeout: int = STORE_KEYS["connect_timeout"].default
     if env:
         path = Path(env)
         if not path.is_file():
@@ -349,8 +349,6 @@ def parse(text: str, source: str = "<config>") -> Config:
         store_url=store["url"] or default_store_url(),
         store_key_file=store["key_file"] or None,
         store_fast_path=store["sqlite_fast_path"],
-        store_connect={k: store[k] for k in STORE_CONNECT_KEYS if store[k]},
-        store_connect_timeout=store["connect_timeout"],
         log_file=log["file"],
         log_level=log["level"],
         slots=tuple(slots),
@@ -365,6 +363,8 @@ def load() -> Config:
         return parse("", "<defaults>")
     try:
         raw = path.read_bytes()
+        store_connect={k: store[k] for k in STORE_CONNECT_KEYS if store[k]},
+        store_connect_timeout=store["connect_timeout"],
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:

@@ -25,10 +25,12 @@ from ..mechanisms.params import (
     EcdhDeriveParams,
     EddsaParams,
     GcmParams,
+    HashSignAdditionalContext,
     HkdfParams,
     KeyDerivationStringData,
     Pbkd2Params,
     PrfDataParam,
+    SignAdditionalContext,
     RsaPkcsOaepParams,
     RsaPkcsPssParams,
     Sp800108CounterFormat,
@@ -110,6 +112,17 @@ def read_pss(ffi: Any, p: Any, length: int) -> RsaPkcsPssParams:
 def read_eddsa(ffi: Any, p: Any, length: int) -> EddsaParams:
     s = _struct(ffi, p, length, "CK_EDDSA_PARAMS")
     return EddsaParams(bool(s.phFlag), _bytes(ffi, s.pContextData, s.ulContextDataLen, "pContextData"))
+
+
+def read_sign_context(ffi: Any, p: Any, length: int) -> SignAdditionalContext:
+    s = _struct(ffi, p, length, "CK_SIGN_ADDITIONAL_CONTEXT")
+    return SignAdditionalContext(int(s.hedgeVariant), _bytes(ffi, s.pContext, s.ulContextLen, "pContext"))
+
+
+def read_hash_sign_context(ffi: Any, p: Any, length: int) -> HashSignAdditionalContext:
+    s = _struct(ffi, p, length, "CK_HASH_SIGN_ADDITIONAL_CONTEXT")
+    return HashSignAdditionalContext(int(s.hedgeVariant), _bytes(ffi, s.pContext, s.ulContextLen, "pContext"),
+                                     int(s.hash))
 
 
 def read_ecdh1(ffi: Any, p: Any, length: int) -> EcdhDeriveParams:
@@ -212,6 +225,8 @@ READERS: dict[Any, Reader] = {
     RsaPkcsOaepParams: read_oaep,
     RsaPkcsPssParams: read_pss,
     EddsaParams: read_eddsa,
+    SignAdditionalContext: read_sign_context,
+    HashSignAdditionalContext: read_hash_sign_context,
     EcdhDeriveParams: read_ecdh1,
     GcmParams: read_gcm,
     CcmParams: read_ccm,

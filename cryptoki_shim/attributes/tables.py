@@ -273,6 +273,24 @@ EC_PRIVATE = (
     Attr(spec.CKA_EC_PARAMS, R1 | X4 | X6),
     Attr(spec.CKA_VALUE, R1 | X4 | X6 | S7),
 )
+# ML-DSA (3.2 §6.67) and ML-KEM (§6.68) key objects. The private CKA_VALUE (the expanded key)
+# is computed from CKA_SEED, which this token requires instead (mechanisms/pqc_keys.py, the
+# spec's "tokens may reject creation requests that only specify one of these values").
+PQC_PUBLIC = (
+    Attr(spec.CKA_PARAMETER_SET, R1 | R3),
+    Attr(spec.CKA_VALUE, R1 | X4),
+)
+PQC_PRIVATE = (
+    Attr(spec.CKA_PARAMETER_SET, R1 | X4 | X6),
+    Attr(spec.CKA_SEED, X4 | X6 | S7),
+    Attr(spec.CKA_VALUE, X4 | X6 | S7),
+)
+# CKA_ENCAPSULATE/CKA_DECAPSULATE (3.2 §4.9/§4.10, footnotes 8, 9): on the KEM keys only, with
+# the TRUE default SoftHSM2 gives every other capability flag.
+ML_KEM_PUBLIC = (*PQC_PUBLIC, Attr(spec.CKA_ENCAPSULATE, M8 | D9, True),
+                 Attr(spec.CKA_ENCAPSULATE_TEMPLATE, F.NONE, {}))
+ML_KEM_PRIVATE = (*PQC_PRIVATE, Attr(spec.CKA_DECAPSULATE, M8 | D9, True),
+                  Attr(spec.CKA_DECAPSULATE_TEMPLATE, F.NONE, {}))
 SECRET_VALUE = (                                         # AES 6.10, generic secret, HMAC types
     Attr(spec.CKA_VALUE, R1 | X4 | X6 | S7),
     Attr(spec.CKA_VALUE_LEN, X2 | R3),                   # computed from CKA_VALUE
@@ -301,8 +319,10 @@ EC_KEY_TYPES = (spec.CKK_EC, spec.CKK_EC_EDWARDS, spec.CKK_EC_MONTGOMERY)
 FREE_LENGTH_SECRET_TYPES: tuple[int, ...] = (spec.CKK_GENERIC_SECRET, *HMAC_KEY_TYPES, *_names("CKK_HKDF"))
 
 KEY_TYPES_BY_CLASS: dict[int, dict[int, tuple[Attr, ...]]] = {
-    spec.CKO_PUBLIC_KEY: {spec.CKK_RSA: RSA_PUBLIC, **{k: EC_PUBLIC for k in EC_KEY_TYPES}},
-    spec.CKO_PRIVATE_KEY: {spec.CKK_RSA: RSA_PRIVATE, **{k: EC_PRIVATE for k in EC_KEY_TYPES}},
+    spec.CKO_PUBLIC_KEY: {spec.CKK_RSA: RSA_PUBLIC, **{k: EC_PUBLIC for k in EC_KEY_TYPES},
+                          spec.CKK_ML_DSA: PQC_PUBLIC, spec.CKK_ML_KEM: ML_KEM_PUBLIC},
+    spec.CKO_PRIVATE_KEY: {spec.CKK_RSA: RSA_PRIVATE, **{k: EC_PRIVATE for k in EC_KEY_TYPES},
+                           spec.CKK_ML_DSA: PQC_PRIVATE, spec.CKK_ML_KEM: ML_KEM_PRIVATE},
     spec.CKO_SECRET_KEY: {k: SECRET_VALUE
                           for k in (spec.CKK_AES, *FREE_LENGTH_SECRET_TYPES)},
 }

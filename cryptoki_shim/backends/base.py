@@ -58,6 +58,14 @@ class Backend(abc.ABC):
     def derive(self, entry: MechanismEntry, param: Any, base_key: Any, template: Mapping[int, Any]) -> dict[int, Any]:
         return entry.family.derive(entry, param, base_key, template)
 
+    def encapsulate(self, entry: MechanismEntry, param: Any, public_key: Any,
+                    template: Mapping[int, Any]) -> tuple[bytes, dict[int, Any]]:
+        return entry.family.encapsulate(entry, param, public_key, template)
+
+    def decapsulate(self, entry: MechanismEntry, param: Any, private_key: Any, ciphertext: bytes,
+                    template: Mapping[int, Any]) -> dict[int, Any]:
+        return entry.family.decapsulate(entry, param, private_key, ciphertext, template)
+
     def import_key(self, attrs: Mapping[int, Any]) -> dict[int, Any]:
         """C_CreateObject of a key: the material checks of the key's type (a public key on
         its curve, an RSA key's size ...) and the attributes they complete

@@ -434,6 +434,14 @@ class TpmBackend(Backend):
                                 "a TPM-sealed key is not derived from in software ([slots.tpm] software_derive)")
         return entry.family.derive(entry, param, self._software_view(base_key, "derive"), template)
 
+    def decapsulate(self, entry: Any, param: Any, private_key: Any, ciphertext: bytes,
+                    template: Mapping[int, Any]) -> dict[int, Any]:
+        """C_DecapsulateKey with a sealed ML-KEM key runs on its unsealed seed, as a signature
+        does: the shared secret reveals nothing of the key (not a derivation from it, so
+        ``software_derive`` does not apply; docs/pqc.md)."""
+        return entry.family.decapsulate(entry, param, self._software_view(private_key, "decapsulate"), ciphertext,
+                                        template)
+
     def _software_view(self, key: Any, what: str) -> Any:
         if key.attrs.get(CKA_CLASS) == CKO_PUBLIC_KEY:
             return key

@@ -59,6 +59,7 @@ from ..spec_ints import (
     CKA_VALUE_LEN,
     CKA_WRAP_WITH_TRUSTED,
     CKM_ECDH1_DERIVE,
+    CKM_ML_KEM,
     CKO_DATA,
     CKO_PRIVATE_KEY,
     CKO_PUBLIC_KEY,
@@ -71,8 +72,9 @@ from ..errors import CryptokiError
 WEAK_DERIVATIONS = frozenset(int(m) for m in (
     A.CKM_EXTRACT_KEY_FROM_KEY, A.CKM_XOR_BASE_AND_DATA, A.CKM_CONCATENATE_BASE_AND_KEY,
     A.CKM_CONCATENATE_BASE_AND_DATA, A.CKM_CONCATENATE_DATA_AND_BASE))
-#: D3: key agreement — the new key is not a function of the private key alone.
-KEY_AGREEMENT = frozenset({CKM_ECDH1_DERIVE})
+#: D3: key agreement — the new key is not a function of the private key alone (a KEM's
+#: decapsulated secret too: core/kem.py).
+KEY_AGREEMENT = frozenset({CKM_ECDH1_DERIVE, CKM_ML_KEM})
 #: D2: 128 bits, the least any key of this token offers (AES-128, SP 800-131A's floor).
 MIN_DERIVED_KEY_BYTES = 16
 

@@ -46,6 +46,23 @@ class EddsaParams(NamedTuple):
     context: bytes
 
 
+class SignAdditionalContext(NamedTuple):
+    """CK_SIGN_ADDITIONAL_CONTEXT (PKCS#11 3.2 §6.67.1): hedgeVariant (CKH_*), the FIPS 204
+    context string (CKM_ML_DSA and the CKM_HASH_ML_DSA_<hash> mechanisms)."""
+
+    hedge: int
+    context: bytes
+
+
+class HashSignAdditionalContext(NamedTuple):
+    """CK_HASH_SIGN_ADDITIONAL_CONTEXT (3.2 §6.67.1): as above plus the pre-hash (a CKM_
+    digest) of CKM_HASH_ML_DSA, whose input is that hash's output."""
+
+    hedge: int
+    context: bytes
+    hash: int
+
+
 class EcdhDeriveParams(NamedTuple):
     """CK_ECDH1_DERIVE_PARAMS (PKCS#11 3.0 §2.3.15): kdf (CKD_*), shared data, the peer's
     public value (raw or DER-wrapped EC point, or a raw Montgomery u-coordinate)."""

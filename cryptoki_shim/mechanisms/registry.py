@@ -114,6 +114,18 @@ class Family:
         """C_UnwrapKey: the material attributes of the new key (``wrapping.decode_key``)."""
         raise not_supported(entry, "unwrap")
 
+    def encapsulate(self, entry: "MechanismEntry", param: Any, public_key: KeyView,
+                    template: Mapping[int, Any]) -> tuple[bytes, dict[int, Any]]:
+        """C_EncapsulateKey (PKCS#11 3.2 §5.18): the ciphertext under ``public_key`` and the
+        material attributes of the new secret key (as ``derive``)."""
+        raise not_supported(entry, "encapsulate")
+
+    def decapsulate(self, entry: "MechanismEntry", param: Any, private_key: KeyView, ciphertext: bytes,
+                    template: Mapping[int, Any]) -> dict[int, Any]:
+        """C_DecapsulateKey (PKCS#11 3.2 §5.18): the material attributes of the secret key
+        ``ciphertext`` carries."""
+        raise not_supported(entry, "decapsulate")
+
     def context_maker(self, kind: str, entry: "MechanismEntry") -> ContextMaker:
         """What makes a ``kind`` context ("sign", "verify", "encrypt", "decrypt", "digest")
         for ``entry``: the ``*_init`` method itself, or a more direct callable a family

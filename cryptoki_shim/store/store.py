@@ -261,6 +261,13 @@ class Store:
                 "and no [store] key_file is configured")
         return self._key_file.unwrap(rec)
 
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for admin tools and tests; the core never needs it).
+        On a SQLite store it is made here on first use (see the module doc)."""
+        return self._core_engine()
+
+    # -- transactions ------------------------------------------------------------------
     def probe(self) -> tuple[bool, str] | None:
         """`cryptoki-shim doctor`: a PostgreSQL server's version, round trip, TLS, standby
         and synchronous-replica settings, and whether writes can work; None on SQLite.
@@ -270,13 +277,6 @@ class Store:
         self._listener.version()
         return pg.probe(self.engine)
 
-    @property
-    def engine(self) -> Engine:
-        """The SQLAlchemy engine (for admin tools and tests; the core never needs it).
-        On a SQLite store it is made here on first use (see the module doc)."""
-        return self._core_engine()
-
-    # -- transactions ------------------------------------------------------------------
 
     def _check_pid(self) -> None:
         if os.getpid() != self._pid:
@@ -309,9 +309,7 @@ class Store:
                 conn.execution_options(**{sqlite.BEGIN_OPTION: "IMMEDIATE"})
             with conn.begin():
                 result = fn(conn)
-                if write and self._listener is not None:  # one round trip, and the listeners told
-                    written = int(conn.exec_driver_sql(pg.BUMP_SQL).first()[0])
-                elif write:
+                if write:
                     conn.execute(update(generation).values(value=generation.c.value + 1))
                     written = int(conn.execute(select(generation.c.value)).scalar_one())
         return result, written
@@ -324,7 +322,9 @@ class Store:
         while True:
             try:
                 result, written = transaction()
-                if write:
+                if write and self._listener is not None:  # one round trip, and the listeners told
+                    written = int(conn.exec_driver_sql(pg.BUMP_SQL).first()[0])
+                elif write:
                     self._tls.generation = written
                     with self._lock:
                         self._own_commits += 1
@@ -366,7 +366,6 @@ class Store:
         next time, never as a missed one. On SQLite it is `PRAGMA data_version` of one
         dedicated connection that never writes (so every commit, this process's included,
         is "another connection's"), combined with the count of this process's own commits;
-        on PostgreSQL the notifications of the LISTEN connection (`pg.Listener`: no SQL);
         elsewhere the `generation` row every write transaction bumps.
         """
         self._check_pid()
@@ -376,6 +375,7 @@ class Store:
             probe = self._sqlite_data_version()
         else:
             probe = self._generation()
+        on PostgreSQL the notifications of the LISTEN connection (`pg.Listener`: no SQL);
         with self._lock:
             key = (probe, self._own_commits)
             if key != self._dv_last:
@@ -575,8 +575,6 @@ class Store:
             if self._engine is not None:
                 _ABANDONED.append(self._engine.pool)
                 self._engine.dispose(close=False)
-            if self._listener is not None:
-                _ABANDONED.append(self._listener.abandon())
 
     def close(self) -> None:
         """Close every connection (C_Finalize)."""
@@ -584,12 +582,12 @@ class Store:
             if self._dv_conn is not None:
                 self._dv_conn.close()
                 self._dv_conn = None
+            if self._listener is not None:
+                _ABANDONED.append(self._listener.abandon())
             if self._pool is not None:
                 self._pool.close()
             if self._engine is not None:
                 self._engine.dispose()
-            if self._listener is not None:
-                self._listener.close()
 
     def __enter__(self) -> Store:
         return self
@@ -597,6 +595,8 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+            if self._listener is not None:
+                self._listener.close()
 
 def _classified(exc: Exception) -> tuple[int | str | None, BaseException | None]:
     """The verdict on a store exception (`failures`) and the driver's exception: a raw
