@@ -66,6 +66,7 @@ class Token:
         self._unchecked: set[int] = set()
         self._unbound: list[Object] = []  # found unbound by _load, bound by _bind_legacy
         self._mark: int | None = None
+        self._public_cache: tuple[str | None, tuple[bytes, ...]] = (None, ())  # serial, `_public_keys`
         self._generation = -1  # the store generation the cache reflects
         # The profiles we implement (§4.13), as public read-only token objects with stable
         # handles; they are not stored (every token of this library has them).
@@ -141,12 +142,20 @@ class Token:
         """
         try:
             attrs = {t: codec.decode(t, v) for t, v in rec.attrs.items()}
+            public = attrs.get(CKA_PRIVATE) is False
+            opened = self._open_public(rec) if public else None
             if self.token_key is None:
                 self._unchecked.add(rec.oid)
-                locked = frozenset(rec.sealed.keys() - {at_rest.BINDING_ROW})
-                return Object(handle, attrs, rec.unique_id, oid=rec.oid, locked=locked, stored=rec)
-            self._unchecked.discard(rec.oid)
-            values, bound = at_rest.open_object(self.token_key, self.record.serial, rec.unique_id, rec.attrs, rec.sealed)
+                if opened is None:
+                    locked = frozenset(rec.sealed.keys() - {at_rest.BINDING_ROW})
+                    return Object(handle, attrs, rec.unique_id, oid=rec.oid, locked=locked, stored=rec)
+            else:
+                self._unchecked.discard(rec.oid)
+            if opened is None:
+                values, bound = at_rest.open_object(self.token_key, self.record.serial, rec.unique_id, rec.attrs, rec.sealed)
+                how = at_rest.CURRENT
+            else:
+                values, bound, how = opened
             for t, raw in values.items():
                 attrs[t] = codec.decode(t, raw)
         except CryptokiError:
@@ -159,9 +168,42 @@ class Token:
                        self.slot_id, rec.unique_id)
             return None
         obj = Object(handle, attrs, rec.unique_id, oid=rec.oid, stored=rec)
-        if not bound and (rec.sealed or attrs.get(CKA_PRIVATE) is True):
+        if self.token_key is not None and (
+            how == at_rest.TOKEN or (how == at_rest.OLDER and bound)
+            or (not bound and not public and (rec.sealed or attrs.get(CKA_PRIVATE) is True))
+        ):
+            # Rewritten at once (`_bind_legacy`): a private object found unbound; a public one
+            # whose material is still under the token key (written before issue 23 item 5) or,
+            # bound, under an older public-object key. A public object written without a login
+            # is not bound here: its rows were never vouched for by the token key.
             self._unbound.append(obj)
         return obj
+
+    def _open_public(self, rec: ObjectRecord) -> tuple[dict[int, bytes], bool, str] | None:
+        """`at_rest.open_public_object` of a non-private record (None: locked until a login)."""
+        if self.record is None:
+            return None
+        return at_rest.open_public_object(self._public_keys(), self.token_key, self.record.serial,
+                                          rec.unique_id, rec.attrs, rec.sealed)
+
+    def _public_keys(self, writing: bool = False) -> tuple[bytes, ...]:
+        """The keys that seal non-private objects' material, current first (issue 23 item 5,
+        `at_rest.open_public_object`): derived from the store key file when one is configured,
+        then the derivation of a store without one (objects written before the file was added).
+        A key file that cannot be used leaves only the latter for reading (objects under the
+        file's key stay locked); ``writing`` raises its CKR_DEVICE_ERROR instead."""
+        assert self.record is not None
+        serial = self.record.serial
+        if self._public_cache[0] != serial:
+            fileless = at_rest.fileless_public_key(serial)
+            try:
+                from_file = self.store.derive_from_key_file(at_rest.public_object_info(serial))
+            except CryptokiError:
+                if writing:
+                    raise
+                return (fileless,)
+            self._public_cache = (serial, (from_file, fileless) if from_file else (fileless,))
+        return self._public_cache[1]
 
     def _bind_legacy(self) -> None:
         """Migration to schema 2 at the first refresh with the token key: rewrite each private
@@ -429,19 +471,27 @@ class Token:
         return obj
 
     def _record_for(self, attrs: dict[int, Any], unique_id: str, oid: int | None) -> ObjectRecord:
-        """The stored form: secret values sealed, every clear row bound to them (schema 2,
-        `at_rest.seal_object`). Without the token key (a public object created with no login)
-        the object is stored unbound; one with secret values cannot be stored then."""
+        """The stored form: secret values sealed, every clear row bound to them (schema 2).
+
+        A private object's values are sealed under the token key (`at_rest.seal_object`), so
+        storing one needs a login. A non-private object's (CKA_PRIVATE FALSE, issue 23 item 5)
+        under the public-object key, which needs no PIN (`at_rest.seal_public_object`), plus a
+        binding row under the token key when someone is logged in; without a login and without
+        secret values it is stored unbound, as before."""
         sealed_types = policy.sealed_types(attrs)
         clear: dict[int, bytes] = {}
         secret: dict[int, bytes] = {}
         for t, v in attrs.items():
             (secret if t in sealed_types else clear)[t] = codec.encode(t, v)
-        if self.token_key is None or self.record is None:
-            if secret:
-                raise CryptokiError(spec.CKR_USER_NOT_LOGGED_IN, "storing key material needs a login")
-            return ObjectRecord(oid=oid, unique_id=unique_id, attrs=clear)
-        sealed = at_rest.seal_object(self.token_key, self.record.serial, unique_id, clear, secret)
+        if self.record is not None and attrs.get(CKA_PRIVATE) is False and (secret or self.token_key is not None):
+            public_key = self._public_keys(writing=True)[0]
+            sealed = at_rest.seal_public_object(public_key, self.token_key, self.record.serial, unique_id, clear, secret)
+        elif self.record is not None and self.token_key is not None:
+            sealed = at_rest.seal_object(self.token_key, self.record.serial, unique_id, clear, secret)
+        elif secret:
+            raise CryptokiError(spec.CKR_USER_NOT_LOGGED_IN, "storing a private object's key material needs a login")
+        else:
+            sealed = {}
         return ObjectRecord(oid=oid, unique_id=unique_id, attrs=clear, sealed=sealed)
 
     def update_object(self, obj: Object, attrs: dict[int, Any]) -> None:

@@ -294,3 +294,80 @@ def open_object(token_key: bytes, serial: str, unique_id: str, clear: dict[int, 
         return {t: unseal(token_key, attribute_aad(serial, unique_id, t), blob) for t, blob in sealed.items()}, False
     values.pop(BINDING_ROW, None)
     return values, True
+
+
+# --------------------------------------------------------------------------- public objects
+#
+# Issue 23 item 5: the key material of an object with CKA_PRIVATE FALSE (a token key made in
+# an R/W Public session, or a non-private key of a logged-in user) must be usable without the
+# PIN, so it cannot be sealed under the token key. It is sealed under a *public-object key*
+# that needs no PIN (docs/security.md, "Non-private keys"):
+#
+# - with a store key file: HKDF of the file key and the token serial. A copy of the database
+#   alone reads nothing; the database plus the key file reads these keys (no PIN needed:
+#   the caller chose CKA_PRIVATE FALSE), and an editor without the file cannot forge them.
+# - without: HKDF of a fixed string and the serial, which is in the database. It keeps the
+#   values out of a plain read of the file, and nothing more: for A3/A4 they are as good as
+#   clear (as SoftHSM2 stores public objects).
+#
+# The clear rows are bound into the associated data as for private objects; when the writer
+# holds the token key the object also gets a `BINDING_ROW` under the token key, the binding
+# that counts against an editor of the store (CKA_TRUSTED needs it).
+
+_PUBLIC_INFO = b"cryptoki-shim/public-objects/v1\x00"
+_NO_FILE_IKM = b"cryptoki-shim/public-objects/no-key-file/v1"
+
+
+def public_object_info(serial: str) -> bytes:
+    """The HKDF info of a token's public-object key (the key file's derivation input)."""
+    return _PUBLIC_INFO + serial.encode()
+
+
+def fileless_public_key(serial: str) -> bytes:
+    """The public-object key of a store without a key file: derived from public data only."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(hashes.SHA256(), TOKEN_KEY_LEN, salt=None, info=public_object_info(serial)).derive(_NO_FILE_IKM)
+
+
+def seal_public_object(public_key: bytes, token_key: bytes | None, serial: str, unique_id: str,
+                       clear: dict[int, bytes], secret: dict[int, bytes]) -> dict[int, bytes]:
+    """The sealed rows of a non-private object: each secret value under ``public_key``, and the
+    `BINDING_ROW` under the token key when the writer holds it."""
+    digest = clear_digest(clear)
+    rows = {t: seal(public_key, bound_aad(serial, unique_id, t, digest), v) for t, v in secret.items()}
+    if token_key is not None:
+        rows[BINDING_ROW] = seal(token_key, bound_aad(serial, unique_id, BINDING_ROW, digest), b"")
+    return rows
+
+
+#: How `open_public_object` opened the values: under the current public-object key, under an
+#: older one (the key file was added later), or under the token key (written before item 5).
+CURRENT, OLDER, TOKEN = "current", "older", "token"
+
+
+def open_public_object(public_keys: tuple[bytes, ...], token_key: bytes | None, serial: str, unique_id: str,
+                       clear: dict[int, bytes], sealed: dict[int, bytes]) -> tuple[dict[int, bytes], bool, str] | None:
+    """(plaintexts, bound to the token key?, how) of a non-private object's sealed rows.
+
+    ``public_keys``: the current public-object key first, then older ones. None when the
+    values open under none of them and there is no token key to try (the object stays
+    locked); `SealError` when a `BINDING_ROW` or the token key's attempt fails (edited).
+    """
+    digest = clear_digest(clear)
+    bound = False
+    if token_key is not None and BINDING_ROW in sealed:
+        unseal(token_key, bound_aad(serial, unique_id, BINDING_ROW, digest), sealed[BINDING_ROW])
+        bound = True
+    rows = {t: b for t, b in sealed.items() if t != BINDING_ROW}
+    for i, key in enumerate(public_keys):
+        try:
+            values = {t: unseal(key, bound_aad(serial, unique_id, t, digest), b) for t, b in rows.items()}
+        except SealError:
+            continue
+        return values, bound, CURRENT if i == 0 else OLDER
+    if token_key is None:
+        return None
+    values, bound = open_object(token_key, serial, unique_id, clear, sealed)
+    return values, bound, TOKEN

@@ -75,6 +75,14 @@ class KeyFile:
         blob = nonce + AESGCM(self.key).encrypt(nonce, rec.wrapped_key, _AAD + self.key_id.encode())
         return dataclasses.replace(rec, wrapped_key=blob, params={**rec.params, PARAM: self.key_id})
 
+    def derive(self, info: bytes) -> bytes:
+        """A 32-byte key for another purpose (HKDF-SHA256 of the file key with ``info``):
+        the sealing key of non-private objects (``crypto.public_object_key``), so a copy of
+        the database alone cannot read them either."""
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        return HKDF(hashes.SHA256(), KEY_LEN, salt=None, info=_AAD + info).derive(self.key)
+
     def unwrap(self, rec: PinRecord) -> PinRecord:
         kid = rec.params[PARAM]
         if kid != self.key_id:

@@ -245,6 +245,13 @@ class Store:
             raise self._key_file_error
         return self._key_file.wrap(rec) if self._key_file is not None else rec
 
+    def derive_from_key_file(self, info: bytes) -> bytes | None:
+        """A key derived from the key file's (`KeyFile.derive`), None without a key file;
+        the file's error (`CKR_DEVICE_ERROR`) when the configured one cannot be used."""
+        if self._key_file_error is not None:
+            raise self._key_file_error
+        return self._key_file.derive(info) if self._key_file is not None else None
+
     def unbind_pin(self, rec: PinRecord) -> PinRecord:
         """The record with the key file's layer removed (C_Login, before the PIN is tried).
 

@@ -446,3 +446,150 @@ def test_store_without_its_key_file_refuses_logins_without_counting(keyed_conf, 
     _configure(keyed_conf, key_path)
     assert _pin_records(keyed_conf)[spec.CKU_USER].failures == 0
     reopen(token)
+
+
+# ----------------------------------------------------------------------------- f. non-private keys (issue 23 item 5)
+
+
+PUBLIC_VALUE = bytes(range(100, 132))
+
+
+def _public_aes(p11: P11, s: int) -> bytes:
+    """A CKA_PRIVATE FALSE AES token key made without a login; its CKA_UNIQUE_ID."""
+    h = p11.create(s, aes_key(PUBLIC_VALUE, CKA_PRIVATE=False, CKA_LABEL=b"public-aes"))
+    return p11.get(s, h, spec.CKA_UNIQUE_ID)
+
+
+def _public_record(conf: Path, uid: bytes) -> tuple[str, Any]:
+    with Store(f"sqlite:///{db_of(conf)}") as store:
+        serial = store.token(0).serial
+        [rec] = [r for r in store.objects(0) if r.unique_id == uid.decode()]
+    return serial, rec
+
+
+def _opens_under(key: bytes, serial: str, rec: Any) -> bytes | None:
+    try:
+        values = at_rest.open_public_object((key,), None, serial, rec.unique_id, rec.attrs, rec.sealed)
+    except at_rest.SealError:
+        return None
+    return None if values is None else values[0].get(spec.CKA_VALUE)
+
+
+def _encrypts(p11: P11, s: int, uid: bytes) -> bool:
+    [h] = p11.find(s, {spec.CKA_UNIQUE_ID: uid})
+    try:
+        p11.encrypt(s, spec.CKM_AES_ECB, h, bytes(16))
+    except Exception as exc:
+        assert getattr(exc, "rv", None) == spec.CKR_USER_NOT_LOGGED_IN, exc
+        return False
+    return True
+
+
+def test_public_key_material_is_sealed_under_the_key_file(keyed_conf, key_path, token):
+    """A non-private key written without a login: its value is in no store file, it opens
+    under HKDF(file key, serial) and under nothing a copy of the database alone gives (the
+    file-less derivation, the bytes of the file); without the key file configured the key is
+    locked, with it usable again, still without a login."""
+    from cryptoki_shim.store import key_file
+
+    s = token.open(0)
+    uid = _public_aes(token, s)
+    assert _encrypts(token, s, uid)
+    assert_absent(keyed_conf, PUBLIC_VALUE)
+    serial, rec = _public_record(keyed_conf, uid)
+    assert spec.CKA_VALUE in rec.sealed and spec.CKA_VALUE not in rec.attrs
+    assert at_rest.BINDING_ROW not in rec.sealed  # nobody logged in: no token-key binding
+    file_key = key_file.load(str(key_path)).derive(at_rest.public_object_info(serial))
+    assert _opens_under(file_key, serial, rec) == PUBLIC_VALUE
+    assert _opens_under(at_rest.fileless_public_key(serial), serial, rec) is None
+    token.finalize()
+    _configure(keyed_conf, None)
+    token.initialize()
+    s = token.open(0)
+    assert not _encrypts(token, s, uid)  # locked: the values need the key file's key
+    token.finalize()
+    _configure(keyed_conf, key_path)
+    token.initialize()
+    assert _encrypts(token, token.open(0), uid)
+
+
+def test_public_key_material_without_a_key_file_is_not_in_clear(token, shim_conf):
+    """Without a key file the public-object key derives from the serial (no secret: the docs
+    say it is as good as clear for a copy of the file); the value still never appears as
+    such in the database, the WAL or the SHM."""
+    s = token.open(0)
+    uid = _public_aes(token, s)
+    token.close(s)
+    assert_absent(shim_conf, PUBLIC_VALUE)
+    serial, rec = _public_record(shim_conf, uid)
+    assert _opens_under(at_rest.fileless_public_key(serial), serial, rec) == PUBLIC_VALUE
+
+
+def test_private_key_material_is_never_under_the_public_object_key(keyed_conf, key_path, token, user_session):
+    """A private key's value is sealed under the PIN's token key only: neither public-object
+    key opens it, and the value is in no store file."""
+    from cryptoki_shim.store import key_file
+
+    h = token.create(user_session, aes_key(PUBLIC_VALUE, CKA_LABEL=b"private-aes"))
+    uid = token.get(user_session, h, spec.CKA_UNIQUE_ID)
+    assert token.get(user_session, h, spec.CKA_PRIVATE) is True
+    assert_absent(keyed_conf, PUBLIC_VALUE)
+    serial, rec = _public_record(keyed_conf, uid)
+    file_key = key_file.load(str(key_path)).derive(at_rest.public_object_info(serial))
+    for key in (file_key, at_rest.fileless_public_key(serial)):
+        assert _opens_under(key, serial, rec) is None
+
+
+def test_edited_public_key_with_a_key_file_is_refused(keyed_conf, token, user_session):
+    """An editor without the key file cannot re-seal: a flipped flag on a public key made
+    during a login leaves the key locked without a login and refused with one."""
+    h = token.create(user_session, aes_key(PUBLIC_VALUE, CKA_PRIVATE=False))
+    uid = token.get(user_session, h, spec.CKA_UNIQUE_ID)
+    token.finalize()
+    set_attr(keyed_conf, uid, spec.CKA_SENSITIVE, False)
+    token.initialize()
+    s = token.open(0)
+    assert not _encrypts(token, s, uid)
+    token.login(s, USER_PIN)
+    assert token.find(s, {spec.CKA_UNIQUE_ID: uid}) == []
+
+
+def test_public_key_sealed_before_the_key_file_opens_and_moves_at_login(token, user_session, shim_conf, key_path):
+    """A key file added to a store that holds public keys: they still open (the older,
+    file-less key), and one bound to the token key moves under the file's key at the login."""
+    from cryptoki_shim.store import key_file
+
+    h = token.create(user_session, aes_key(PUBLIC_VALUE, CKA_PRIVATE=False))
+    uid = token.get(user_session, h, spec.CKA_UNIQUE_ID)
+    token.finalize()
+    key_file.create(str(key_path))
+    _configure(shim_conf, key_path)
+    token.initialize()
+    s = token.open(0)
+    assert _encrypts(token, s, uid)
+    token.login(s, USER_PIN)
+    serial, rec = _public_record(shim_conf, uid)
+    file_key = key_file.load(str(key_path)).derive(at_rest.public_object_info(serial))
+    assert _opens_under(file_key, serial, rec) == PUBLIC_VALUE
+    assert _opens_under(at_rest.fileless_public_key(serial), serial, rec) is None
+
+
+def test_public_key_sealed_under_the_token_key_before_item_5_moves_at_login(token, user_session, shim_conf):
+    """A store of the previous release: a public key made during a login has its value under
+    the token key, so it is locked without a login; the first login re-seals it under the
+    public-object key, after which it needs no login."""
+    h = token.create(user_session, aes_key(PUBLIC_VALUE, CKA_PRIVATE=False))
+    uid = token.get(user_session, h, spec.CKA_UNIQUE_ID)
+    token.finalize()
+    serial, rec = _public_record(shim_conf, uid)
+    with Store(f"sqlite:///{db_of(shim_conf)}") as store:
+        token_key = at_rest.open_pin_record(USER_PIN, store.token(0).user_pin)
+        old = at_rest.seal_object(token_key, serial, rec.unique_id, rec.attrs, {spec.CKA_VALUE: PUBLIC_VALUE})
+        assert store.update_object(0, rec.oid, rec.attrs, old)
+    token.initialize()
+    s = token.open(0)
+    assert not _encrypts(token, s, uid)
+    token.login(s, USER_PIN)
+    token.logout(s)
+    assert _encrypts(token, s, uid)
+    assert _opens_under(at_rest.fileless_public_key(serial), serial, _public_record(shim_conf, uid)[1]) == PUBLIC_VALUE

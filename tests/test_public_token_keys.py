@@ -1,0 +1,167 @@
+"""Issue 23 item 5, through the built library: token keys with CKA_PRIVATE FALSE are made,
+stored and used without a login (PKCS#11 3.0 §5.6 session states: an R/W Public session has
+read/write access to public token objects), in this process, in another one and after a
+restart; private ones still need the user's login. The at-rest side (sealed under the
+public-object key, not the PIN's) is in tests/store/test_at_rest_hardening.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from cryptoki_shim import der, spec
+from p11 import P11, raises_ckr
+
+P256 = bytes.fromhex("06082a8648ce3d030107")
+KEY = bytes(range(32))
+IV = bytes(16)
+
+
+def aes_template(private: bool | None, extra: dict[int, Any] | None = None) -> dict[int, Any]:
+    attrs: dict[int, Any] = {spec.CKA_TOKEN: True, spec.CKA_VALUE_LEN: 32, spec.CKA_ENCRYPT: True,
+                             spec.CKA_DECRYPT: True, spec.CKA_LABEL: b"pub-aes"}
+    if private is not None:
+        attrs[spec.CKA_PRIVATE] = private
+    attrs.update(extra or {})
+    return attrs
+
+
+def ec_templates(private: bool | None) -> tuple[dict[int, Any], dict[int, Any]]:
+    pub = {spec.CKA_TOKEN: True, spec.CKA_EC_PARAMS: P256, spec.CKA_VERIFY: True, spec.CKA_PRIVATE: False,
+           spec.CKA_LABEL: b"pub-ec"}
+    priv: dict[int, Any] = {spec.CKA_TOKEN: True, spec.CKA_SIGN: True, spec.CKA_LABEL: b"pub-ec"}
+    if private is not None:
+        priv[spec.CKA_PRIVATE] = private
+    return pub, priv
+
+
+def cbc(p11: P11, s: int, key: int, data: bytes) -> bytes:
+    return p11.encrypt(s, spec.CKM_AES_CBC, key, data, IV)
+
+
+def ec_public_key(p11: P11, s: int, handle: int) -> ec.EllipticCurvePublicKey:
+    found = der.read_one(p11.get(s, handle, spec.CKA_EC_POINT))
+    assert found is not None and found[0] == 0x04  # a DER OCTET STRING around the point
+    point = found[1]
+    return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+
+
+def verify_p256(pub: ec.EllipticCurvePublicKey, data: bytes, raw_sig: bytes) -> None:
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    r, s = int.from_bytes(raw_sig[:32], "big"), int.from_bytes(raw_sig[32:], "big")
+    pub.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+
+
+CHILD = """
+import json, sys
+sys.path.insert(0, {tests!r})
+from p11 import P11
+from cryptoki_shim import spec
+p11 = P11()
+p11.initialize()
+s = p11.open(0, rw=False)
+aes = p11.find(s, {{spec.CKA_LABEL: b"pub-aes", spec.CKA_CLASS: spec.CKO_SECRET_KEY}})
+ec = p11.find(s, {{spec.CKA_LABEL: b"pub-ec", spec.CKA_CLASS: spec.CKO_PRIVATE_KEY}})
+out = {{"aes": p11.encrypt(s, spec.CKM_AES_CBC, aes[0], b"x" * 16, bytes(16)).hex(),
+        "sig": p11.sign(s, spec.CKM_ECDSA_SHA256, ec[0], b"signed").hex(),
+        "login": p11.session_info(s).state}}
+print(json.dumps(out))
+"""
+
+
+def other_process() -> dict[str, Any]:
+    """Find and use both keys in a fresh process that never logs in (R/O Public session)."""
+    tests = str(Path(__file__).resolve().parent)
+    p = subprocess.run([sys.executable, "-c", CHILD.format(tests=tests)], capture_output=True, text=True,
+                       timeout=120, env=dict(os.environ))
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout.splitlines()[-1])
+
+
+def test_public_token_keys_made_and_used_without_login(token):
+    """R/W Public session: C_GenerateKey, C_GenerateKeyPair and C_CreateObject of token keys
+    with CKA_PRIVATE FALSE succeed; another process and a restart use them with no login."""
+    s = token.open(0)
+    assert token.session_info(s).state == spec.CKS_RW_PUBLIC_SESSION
+    aes = token.generate_key(s, spec.CKM_AES_KEY_GEN, aes_template(False, {spec.CKA_EXTRACTABLE: True}))
+    pub, priv = token.generate_key_pair(s, spec.CKM_EC_KEY_PAIR_GEN, *ec_templates(False))
+    assert token.get(s, aes, spec.CKA_PRIVATE) is False and token.get(s, priv, spec.CKA_PRIVATE) is False
+    value = token.get(s, aes, spec.CKA_VALUE)
+    expect = Cipher(algorithms.AES(value), modes.CBC(IV)).encryptor().update(b"x" * 16)
+    assert cbc(token, s, aes, b"x" * 16) == expect
+    point = ec_public_key(token, s, pub)
+    verify_p256(point, b"signed", token.sign(s, spec.CKM_ECDSA_SHA256, priv, b"signed"))
+    imported = token.create(s, {spec.CKA_CLASS: spec.CKO_SECRET_KEY, spec.CKA_KEY_TYPE: spec.CKK_AES,
+                                spec.CKA_TOKEN: True, spec.CKA_PRIVATE: False, spec.CKA_VALUE: KEY,
+                                spec.CKA_ENCRYPT: True, spec.CKA_LABEL: b"imported"})
+    assert cbc(token, s, imported, b"y" * 16) == Cipher(algorithms.AES(KEY), modes.CBC(IV)).encryptor().update(b"y" * 16)
+
+    child = other_process()
+    assert child["login"] == spec.CKS_RO_PUBLIC_SESSION
+    assert bytes.fromhex(child["aes"]) == expect
+    verify_p256(point, b"signed", bytes.fromhex(child["sig"]))
+
+    token.finalize()
+    token.initialize()
+    s = token.open(0, rw=False)
+    [aes] = token.find(s, {spec.CKA_LABEL: b"pub-aes"})
+    [imported] = token.find(s, {spec.CKA_LABEL: b"imported"})
+    assert cbc(token, s, aes, b"x" * 16) == expect
+    assert len(cbc(token, s, imported, b"y" * 16)) == 16
+    [priv] = token.find(s, {spec.CKA_LABEL: b"pub-ec", spec.CKA_CLASS: spec.CKO_PRIVATE_KEY})
+    verify_p256(point, b"again", token.sign(s, spec.CKM_ECDSA_SHA256, priv, b"again"))
+
+
+def test_public_key_of_a_logged_in_user_is_usable_after_logout(token, user_session):
+    """A CKA_PRIVATE FALSE key made during a login is sealed under the public-object key too:
+    usable once the user has logged out and by a process that never logs in."""
+    token.generate_key(user_session, spec.CKM_AES_KEY_GEN, aes_template(False))
+    token.generate_key_pair(user_session, spec.CKM_EC_KEY_PAIR_GEN, *ec_templates(False))
+    token.logout(user_session)
+    [aes] = token.find(user_session, {spec.CKA_LABEL: b"pub-aes"})
+    assert len(cbc(token, user_session, aes, b"z" * 16)) == 16
+    child = other_process()
+    assert len(bytes.fromhex(child["sig"])) == 64
+
+
+@pytest.mark.parametrize("private", [True, None], ids=["explicit-true", "default"])
+def test_private_token_keys_still_need_the_login(token, private):
+    """CKA_PRIVATE TRUE, or absent (our default for keys is TRUE, whatever
+    `strict_private_default` says about session objects), still needs the user: nothing is
+    stored by the refused call."""
+    s = token.open(0)
+    with raises_ckr(spec.CKR_USER_NOT_LOGGED_IN):
+        token.generate_key(s, spec.CKM_AES_KEY_GEN, aes_template(private))
+    with raises_ckr(spec.CKR_USER_NOT_LOGGED_IN):
+        token.generate_key_pair(s, spec.CKM_EC_KEY_PAIR_GEN, *ec_templates(private))
+    with raises_ckr(spec.CKR_USER_NOT_LOGGED_IN):
+        token.create(s, {spec.CKA_CLASS: spec.CKO_SECRET_KEY, spec.CKA_KEY_TYPE: spec.CKK_AES, spec.CKA_TOKEN: True,
+                         spec.CKA_VALUE: KEY, **({spec.CKA_PRIVATE: True} if private else {})})
+    assert token.find(s, {spec.CKA_CLASS: spec.CKO_SECRET_KEY}) == []
+    assert token.find(s, {spec.CKA_LABEL: b"pub-ec"}) == []
+
+
+def test_public_token_key_needs_a_read_write_session(token):
+    s = token.open(0, rw=False)
+    with raises_ckr(spec.CKR_SESSION_READ_ONLY):
+        token.generate_key(s, spec.CKM_AES_KEY_GEN, aes_template(False))
+
+
+def test_private_session_key_still_needs_the_login_public_one_does_not(token):
+    """Session objects live in memory only; CKA_PRIVATE TRUE still means the user's."""
+    s = token.open(0)
+    h = token.generate_key(s, spec.CKM_AES_KEY_GEN, aes_template(False, {spec.CKA_TOKEN: False}))
+    assert len(cbc(token, s, h, b"s" * 16)) == 16
+    with raises_ckr(spec.CKR_USER_NOT_LOGGED_IN):
+        token.generate_key(s, spec.CKM_AES_KEY_GEN, aes_template(True, {spec.CKA_TOKEN: False}))
