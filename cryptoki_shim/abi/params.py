@@ -22,6 +22,7 @@ from ..mechanisms.params import (
     AesCbcEncryptDataParams,
     AesCtrParams,
     CcmParams,
+    ChachaPolyParams,
     EcdhDeriveParams,
     EddsaParams,
     GcmParams,
@@ -151,6 +152,16 @@ def read_ccm(ffi: Any, p: Any, length: int) -> CcmParams:
                      _bytes(ffi, s.pAAD, s.ulAADLen, "pAAD", limits.AAD), int(s.ulMACLen))
 
 
+def read_chacha_poly(ffi: Any, p: Any, length: int) -> ChachaPolyParams:
+    """CK_SALSA20_CHACHA20_POLY1305_PARAMS; ulNonceLen in bits (the spec) or bytes
+    (``mechanisms.chacha.nonce_bytes``)."""
+    from ..mechanisms.chacha import nonce_bytes
+
+    s = _struct(ffi, p, length, "CK_SALSA20_CHACHA20_POLY1305_PARAMS")
+    return ChachaPolyParams(_bytes(ffi, s.pNonce, nonce_bytes(int(s.ulNonceLen)), "pNonce"),
+                            _bytes(ffi, s.pAAD, s.ulAADLen, "pAAD", limits.AAD))
+
+
 def read_aes_ctr(ffi: Any, p: Any, length: int) -> AesCtrParams:
     s = _struct(ffi, p, length, "CK_AES_CTR_PARAMS")
     return AesCtrParams(int(s.ulCounterBits), bytes(ffi.buffer(s.cb, 16)))
@@ -230,6 +241,7 @@ READERS: dict[Any, Reader] = {
     EcdhDeriveParams: read_ecdh1,
     GcmParams: read_gcm,
     CcmParams: read_ccm,
+    ChachaPolyParams: read_chacha_poly,
     AesCtrParams: read_aes_ctr,
     AesCbcEncryptDataParams: read_aes_cbc_encrypt_data,
     HkdfParams: read_hkdf,

@@ -194,6 +194,7 @@ def _aes_kcv(value: bytes) -> bytes:
 # SHA-1 hash of CKA_VALUE" (as SoftHSM2 computes for them).
 _KCV: dict[int, Callable[[bytes], bytes]] = {
     spec.CKK_AES: _aes_kcv,
+    spec.CKK_CHACHA20: _sha1_kcv,  # §2.58: SHA-1 of CKA_VALUE, first three bytes
     spec.CKK_GENERIC_SECRET: _sha1_kcv,
     **{k: _sha1_kcv for k in HMAC_KEY_TYPES},
 }

@@ -324,13 +324,14 @@ KEY_TYPES_BY_CLASS: dict[int, dict[int, tuple[Attr, ...]]] = {
     spec.CKO_PRIVATE_KEY: {spec.CKK_RSA: RSA_PRIVATE, **{k: EC_PRIVATE for k in EC_KEY_TYPES},
                            spec.CKK_ML_DSA: PQC_PRIVATE, spec.CKK_ML_KEM: ML_KEM_PRIVATE},
     spec.CKO_SECRET_KEY: {k: SECRET_VALUE
-                          for k in (spec.CKK_AES, *FREE_LENGTH_SECRET_TYPES)},
+                          for k in (spec.CKK_AES, spec.CKK_CHACHA20, *FREE_LENGTH_SECRET_TYPES)},
 }
 CERT_TYPES: dict[int, tuple[Attr, ...]] = {spec.CKC_X_509: X509}
 
 # Allowed CKA_VALUE lengths per secret key type (None: any non-empty length).
 SECRET_VALUE_LENGTHS: dict[int, frozenset[int] | None] = {
     spec.CKK_AES: frozenset((16, 24, 32)),
+    spec.CKK_CHACHA20: frozenset((32,)),
     **{k: None for k in FREE_LENGTH_SECRET_TYPES},
 }
 

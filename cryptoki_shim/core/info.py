@@ -140,11 +140,13 @@ def mechanism_list(slot: "Slot | None" = None) -> list[int]:
 def mechanism_info(mechanism: int, slot: "Slot | None" = None) -> tuple[int, int, int]:
     from ..mechanisms import registry
 
+    from .message import message_flags
+
     entry = registry.lookup(mechanism)
     limits = _backend_limits(slot)
     if limits is None:
-        return entry.min_key_size, entry.max_key_size, entry.flags
+        return entry.min_key_size, entry.max_key_size, message_flags(entry.flags)
     info = limits(entry)
     if info is None:
         raise CryptokiError(spec.CKR_MECHANISM_INVALID, f"{spec.ckm_name(mechanism)}: not offered by this slot's backend")
-    return info
+    return info[0], info[1], message_flags(info[2])

@@ -23,6 +23,10 @@ from ..spec_ints import (
     CKF_DIGEST,
     CKF_ENCRYPT,
     CKF_FIND_OBJECTS,
+    CKF_MESSAGE_DECRYPT,
+    CKF_MESSAGE_ENCRYPT,
+    CKF_MESSAGE_SIGN,
+    CKF_MESSAGE_VERIFY,
     CKF_SIGN,
     CKF_SIGN_RECOVER,
     CKF_VERIFY,
@@ -183,4 +187,9 @@ KINDS: dict[str, tuple[int, tuple[str, ...]]] = {
     "verify": (CKF_VERIFY, (ONESHOT, UPDATE, FINAL)),
     "verify_recover": (CKF_VERIFY_RECOVER, ()),
     "find": (CKF_FIND_OBJECTS, (UPDATE, FINAL)),
+    # the message-based processes (core/message.py keeps their own steps)
+    "message_encrypt": (CKF_MESSAGE_ENCRYPT, ()),
+    "message_decrypt": (CKF_MESSAGE_DECRYPT, ()),
+    "message_sign": (CKF_MESSAGE_SIGN, ()),
+    "message_verify": (CKF_MESSAGE_VERIFY, ()),
 }

@@ -30,6 +30,8 @@ from ..spec import (
     CKF_DECRYPT,
     CKF_ENCRYPT,
     CKF_GENERATE,
+    CKF_MESSAGE_DECRYPT,
+    CKF_MESSAGE_ENCRYPT,
     CKF_SIGN,
     CKF_UNWRAP,
     CKF_VERIFY,
@@ -572,6 +574,8 @@ AES = AesFamily()
 
 _CIPHER_FLAGS = CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP
 _MAC_FLAGS = CKF_SIGN | CKF_VERIFY
+#: The AEAD modes also run the message-based functions (3.0 §5.9, §5.11; core/message.py).
+_MESSAGE_FLAGS = CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT
 
 # mechanism -> (flags, parameter kind, entry data)
 _AES_MECHANISMS: dict[int, tuple[int, Any, EntryData]] = {
@@ -580,9 +584,9 @@ _AES_MECHANISMS: dict[int, tuple[int, Any, EntryData]] = {
     CKM_AES_CBC: (_CIPHER_FLAGS, bytes, EntryData()),
     CKM_AES_CBC_PAD: (_CIPHER_FLAGS, bytes, EntryData()),
     CKM_AES_CTR: (_CIPHER_FLAGS, AesCtrParams, EntryData()),
-    CKM_AES_GCM: (_CIPHER_FLAGS, GcmParams, EntryData()),
+    CKM_AES_GCM: (_CIPHER_FLAGS | _MESSAGE_FLAGS, GcmParams, EntryData()),
     # encrypt/decrypt only: a wrapped key would have to be ulDataLen long, known in advance
-    CKM_AES_CCM: (CKF_ENCRYPT | CKF_DECRYPT, CcmParams, EntryData()),
+    CKM_AES_CCM: (CKF_ENCRYPT | CKF_DECRYPT | _MESSAGE_FLAGS, CcmParams, EntryData()),
     CKM_AES_MAC: (_MAC_FLAGS, None, AesMacData(False, BLOCK // 2)),
     CKM_AES_MAC_GENERAL: (_MAC_FLAGS, MacGeneralParams, AesMacData(False, 0)),
     CKM_AES_CMAC: (_MAC_FLAGS, None, AesMacData(True, BLOCK)),

@@ -20,6 +20,7 @@ from ..spec import (
     CKA_VALUE_LEN,
     CKF_GENERATE,
     CKK_AES,
+    CKK_CHACHA20,
     CKK_GENERIC_SECRET,
     CKK_HKDF,
     CKK_SHA224_HMAC,
@@ -64,7 +65,7 @@ GENERIC_MAX_BYTES = 65536
 AES_KEY_SIZES = (16, 24, 32)
 
 # Key types whose value must have one of a few lengths (checked on generate/derive/unwrap).
-FIXED_SIZES: dict[int, tuple[int, ...]] = {CKK_AES: AES_KEY_SIZES}
+FIXED_SIZES: dict[int, tuple[int, ...]] = {CKK_AES: AES_KEY_SIZES, CKK_CHACHA20: (32,)}
 
 
 def secret_value(key: KeyView) -> bytes:

@@ -93,6 +93,13 @@ class CcmParams(NamedTuple):
     mac_len: int
 
 
+class ChachaPolyParams(NamedTuple):
+    """CK_SALSA20_CHACHA20_POLY1305_PARAMS (PKCS#11 3.0 §2.61): pNonce/ulNonceLen, pAAD/ulAADLen."""
+
+    nonce: bytes
+    aad: bytes
+
+
 class AesCtrParams(NamedTuple):
     """CK_AES_CTR_PARAMS (PKCS#11 3.0 §2.12.2): ulCounterBits and the 16-byte counter block."""
 
