@@ -39,7 +39,6 @@ import cffi
 ROOT = Path(__file__).resolve().parent
 NATIVE = ROOT / "native"
 BUILD = ROOT / "build"
-GEN = BUILD / "gen"
 MODULE_NAME = "_cryptoki_shim"
 LIBRARY = BUILD / "libcryptoki_shim.so"
 
@@ -200,11 +199,15 @@ def rpath(libdir: str) -> list[str]:
     return [] if os.path.normpath(libdir) in SYSTEM_LIBDIRS else [f"-Wl,-rpath,{libdir}"]
 
 
-def build(out_path: Path = LIBRARY) -> Path:
+def build(out_path: Path = LIBRARY, work: Path = BUILD) -> Path:
+    """Compile the library into ``out_path``; generated sources and objects go under ``work``
+    (setup.py gives its own build directory: a pip build never touches the tree's build/)."""
+    work = work.resolve()
+    gen = work / "gen"
     funcs = read_functions()
-    GEN.mkdir(parents=True, exist_ok=True)
-    (GEN / "shim_entries.inc").write_text(generate_entries(funcs))
-    version_script = GEN / "exports.map"
+    gen.mkdir(parents=True, exist_ok=True)
+    (gen / "shim_entries.inc").write_text(generate_entries(funcs))
+    version_script = gen / "exports.map"
     version_script.write_text("{\n  global:\n    C_*;\n  local:\n    *;\n};\n")
 
     ffi = cffi.FFI()
@@ -224,7 +227,7 @@ def build(out_path: Path = LIBRARY) -> Path:
         raise SystemExit(f"this Python has no shared libpython ({ldlibrary}); use Debian's python3")
     py_version = f"{sys.version_info.major}.{sys.version_info.minor}"
 
-    tmp = BUILD / "cffi"
+    tmp = work / "cffi"
     tmp.mkdir(parents=True, exist_ok=True)
 
     def cstr(s: str) -> str:
@@ -233,7 +236,7 @@ def build(out_path: Path = LIBRARY) -> Path:
     ffi.set_source(
         MODULE_NAME,
         '#include "shim.c"\n' + "".join(f'#include "{helper}.c"\n' for helper in PY_CALLABLE),
-        include_dirs=[str(NATIVE), str(GEN)],
+        include_dirs=[str(NATIVE), str(gen)],
         define_macros=[
             ("SHIM_BASE_PYTHON", cstr(base_python)),
             ("SHIM_LIBPYTHON", cstr(ldlibrary)),

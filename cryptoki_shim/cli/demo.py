@@ -16,7 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from .installed import default_library
+
 SO_PIN, USER_PIN = "12345678", "1234"
 
 
@@ -44,7 +45,7 @@ class Step:
 
 
 def run(library: str | None = None, keep: bool = False) -> int:
-    lib = str(Path(library or ROOT / "build" / "libcryptoki_shim.so").resolve())
+    lib = str(Path(library or default_library()).resolve())
     work = Path(tempfile.mkdtemp(prefix="cryptoki-shim-demo-"))
     conf = work / "config.toml"
     conf.write_text(f'[store]\nurl = "sqlite:///{work / "store.db"}"\n\n'

@@ -19,12 +19,7 @@ from typing import Any
 
 from .. import config as config_mod
 from .common import CliError, EXIT_CHECK, EXIT_USAGE, emit, table
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def default_library() -> Path:
-    return Path(os.environ.get("CRYPTOKI_SHIM_LIB") or ROOT / "build" / "libcryptoki_shim.so")
+from .installed import default_library
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
