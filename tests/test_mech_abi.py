@@ -70,7 +70,8 @@ def test_every_listed_mechanism_has_info_with_flags(token: P11, user_session: in
         info = mech_info(token, m)
         assert info.flags, S.ckm_name(m)
         assert info.ulMinKeySize <= info.ulMaxKeySize, S.ckm_name(m)
-    assert S.CKM_DSA not in mechs and S.CKM_DES3_CBC not in mechs
+    # DSA and PKCS#3 DH are served, X9.42 DH is not
+    assert S.CKM_X9_42_DH_DERIVE not in mechs and S.CKM_DES3_CBC not in mechs
 
 
 def test_every_listed_mechanism_is_exercised_here(token: P11) -> None:
@@ -342,6 +343,61 @@ def test_ecdh1_derive_kdfs_raw_and_der_public(token: P11, user_session: int, kdf
     z = peer.exchange(ec.ECDH(), pub)
     want = z if h is None else X963KDF(h, 32, shared_info).derive(z)
     assert token.get(s, hk, S.CKA_VALUE) == want[:32]
+
+
+# ============================================================================ DSA, PKCS#3 DH
+# (tests/test_dsa_dh.py has the sizes, the import path and the refusals)
+
+DSA_SIGNATURES = {S.CKM_DSA_SHA1: hashes.SHA1(), S.CKM_DSA_SHA224: hashes.SHA224(),
+                  S.CKM_DSA_SHA256: hashes.SHA256(), S.CKM_DSA_SHA384: hashes.SHA384(),
+                  S.CKM_DSA_SHA512: hashes.SHA512(), S.CKM_DSA_SHA3_224: hashes.SHA3_224(),
+                  S.CKM_DSA_SHA3_256: hashes.SHA3_256(), S.CKM_DSA_SHA3_384: hashes.SHA3_384(),
+                  S.CKM_DSA_SHA3_512: hashes.SHA3_512(),
+                  S.CKM_DSA: utils.Prehashed(hashes.SHA256())}  # raw: the caller's SHA-256
+
+
+def test_dsa_parameter_gen_key_pair_and_every_signature(token: P11, user_session: int) -> None:
+    from cryptography.hazmat.primitives.asymmetric import dsa
+    s = user_session
+    h = token.generate_key(s, S.CKM_DSA_PARAMETER_GEN, {S.CKA_CLASS: S.CKO_DOMAIN_PARAMETERS, S.CKA_TOKEN: False,
+                                                          S.CKA_PRIME_BITS: 1024})
+    params = {t: token.get(s, h, t) for t in (S.CKA_PRIME, S.CKA_SUBPRIME, S.CKA_BASE)}
+    hpub, hpriv = token.generate_key_pair(s, S.CKM_DSA_KEY_PAIR_GEN, usage("verify") | params,
+                                          usage("sign", sensitive=True))
+    p, q, g, y = (int.from_bytes(token.get(s, hpub, t), "big")
+                  for t in (S.CKA_PRIME, S.CKA_SUBPRIME, S.CKA_BASE, S.CKA_VALUE))
+    pub = dsa.DSAPublicNumbers(y, dsa.DSAParameterNumbers(p, q, g)).public_key()
+    for mech, algorithm in DSA_SIGNATURES.items():
+        data = hashlib.sha256(MSG).digest() if mech == S.CKM_DSA else MSG
+        sig = token.sign(s, mech, hpriv, data)
+        assert len(sig) == 40
+        pub.verify(utils.encode_dss_signature(int.from_bytes(sig[:20], "big"), int.from_bytes(sig[20:], "big")),
+                   data, algorithm)
+        token.verify(s, mech, hpub, data, sig)
+        if mech != S.CKM_DSA:
+            verify_multipart(token, s, mech, hpub, data, multipart(token, s, "Sign", mech, hpriv, data))
+
+
+def test_dh_parameter_gen_key_pairs_and_derive(token: P11, user_session: int) -> None:
+    import warnings
+
+    from cryptography.hazmat.primitives.asymmetric import dh
+    s = user_session
+    h = token.generate_key(s, S.CKM_DH_PKCS_PARAMETER_GEN, {S.CKA_CLASS: S.CKO_DOMAIN_PARAMETERS, S.CKA_TOKEN: False,
+                                                              S.CKA_PRIME_BITS: 512})
+    params = {t: token.get(s, h, t) for t in (S.CKA_PRIME, S.CKA_BASE)}
+    hpub, hpriv = token.generate_key_pair(s, S.CKM_DH_PKCS_KEY_PAIR_GEN, usage("derive") | params, usage("derive"))
+    with warnings.catch_warnings():  # pyca deprecates finite-field DH
+        warnings.simplefilter("ignore")
+        group = dh.DHParameterNumbers(*(int.from_bytes(v, "big") for v in params.values()))
+        peer = group.parameters().generate_private_key()
+        ours = dh.DHPublicNumbers(int.from_bytes(token.get(s, hpub, S.CKA_VALUE), "big"), group).public_key()
+        z = peer.exchange(ours).rjust(64, b"\0")
+        peer_y = peer.public_key().public_numbers().y.to_bytes(64, "big")
+    hk = derive(token, s, S.CKM_DH_PKCS_DERIVE, hpriv,
+                {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: S.CKK_AES, S.CKA_VALUE_LEN: 32, S.CKA_TOKEN: False,
+                 S.CKA_SENSITIVE: False, S.CKA_EXTRACTABLE: True}, peer_y)
+    assert token.get(s, hk, S.CKA_VALUE) == z[-32:]
 
 
 # ============================================================================ AES

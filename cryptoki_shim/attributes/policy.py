@@ -94,6 +94,7 @@ _SUBTYPE_ATTR: dict[int, int] = {
     spec.CKO_PUBLIC_KEY: spec.CKA_KEY_TYPE,
     spec.CKO_PRIVATE_KEY: spec.CKA_KEY_TYPE,
     spec.CKO_SECRET_KEY: spec.CKA_KEY_TYPE,
+    spec.CKO_DOMAIN_PARAMETERS: spec.CKA_KEY_TYPE,
     spec.CKO_CERTIFICATE: spec.CKA_CERTIFICATE_TYPE,
 }
 
@@ -161,6 +162,9 @@ _VALUE_RULES: dict[tuple[int, int], Callable[[Mapping[int, Any], Any], None]] = 
        for c in (spec.CKO_PUBLIC_KEY, spec.CKO_PRIVATE_KEY)
        for t in (spec.CKA_MODULUS, spec.CKA_PUBLIC_EXPONENT, spec.CKA_PRIVATE_EXPONENT,
                  spec.CKA_EC_PARAMS, spec.CKA_EC_POINT, spec.CKA_VALUE)},
+    **{(c, t): _check_nonempty(t)  # DSA/DH keys and domain parameters: big integers
+       for c in (spec.CKO_PUBLIC_KEY, spec.CKO_PRIVATE_KEY, spec.CKO_DOMAIN_PARAMETERS)
+       for t in (spec.CKA_PRIME, spec.CKA_SUBPRIME, spec.CKA_BASE)},
 }
 
 
@@ -310,6 +314,7 @@ def _derived_flags(obj: dict[int, Any], schema: Schema, origin: Origin,
     if spec.CKA_LOCAL in attrs:
         local = origin is Origin.GENERATE
         obj[spec.CKA_LOCAL] = local
+    if spec.CKA_KEY_GEN_MECHANISM in attrs:  # keys; domain parameters have CKA_LOCAL only
         obj[spec.CKA_KEY_GEN_MECHANISM] = (
             key_gen_mechanism if local and key_gen_mechanism is not None
             else spec.CK_UNAVAILABLE_INFORMATION)

@@ -296,6 +296,55 @@ SECRET_VALUE = (                                         # AES 6.10, generic sec
     Attr(spec.CKA_VALUE_LEN, X2 | R3),                   # computed from CKA_VALUE
 )
 
+# DSA (§2.2) and PKCS#3 Diffie-Hellman (§2.5) keys: every value a big integer. The public
+# template names the domain parameters at generation (footnote 3); the private key gets them
+# from the mechanism. CKA_VALUE_BITS of a DH private key: the length of x, which a generate
+# template may ask for and the token otherwise contributes (footnotes 2, 6).
+DSA_PUBLIC = (
+    Attr(spec.CKA_PRIME, R1 | R3),
+    Attr(spec.CKA_SUBPRIME, R1 | R3),
+    Attr(spec.CKA_BASE, R1 | R3),
+    Attr(spec.CKA_VALUE, R1 | X4),
+)
+DSA_PRIVATE = (
+    Attr(spec.CKA_PRIME, R1 | X4 | X6),
+    Attr(spec.CKA_SUBPRIME, R1 | X4 | X6),
+    Attr(spec.CKA_BASE, R1 | X4 | X6),
+    Attr(spec.CKA_VALUE, R1 | X4 | X6 | S7),
+)
+DH_PUBLIC = (
+    Attr(spec.CKA_PRIME, R1 | R3),
+    Attr(spec.CKA_BASE, R1 | R3),
+    Attr(spec.CKA_VALUE, R1 | X4),
+)
+DH_PRIVATE = (
+    Attr(spec.CKA_PRIME, R1 | X4 | X6),
+    Attr(spec.CKA_BASE, R1 | X4 | X6),
+    Attr(spec.CKA_VALUE, R1 | X4 | X6 | S7),
+    Attr(spec.CKA_VALUE_BITS, X2 | X6),
+)
+
+# ------------------------------------------------------------------ domain parameters (4.7)
+
+# "Common domain parameter attributes": CKA_KEY_TYPE (1), CKA_LOCAL (2, 4: the token's).
+DOMAIN_PARAMETERS = (
+    Attr(spec.CKA_KEY_TYPE, R1),
+    Attr(spec.CKA_LOCAL, TOKEN_MAINTAINED),
+)
+# CKM_*_PARAMETER_GEN takes CKA_PRIME_BITS (3) and contributes the rest (4); C_CreateObject
+# takes the values (1) and the token computes CKA_PRIME_BITS (2).
+DSA_DOMAIN = (
+    Attr(spec.CKA_PRIME, R1 | X4),
+    Attr(spec.CKA_SUBPRIME, R1 | X4),
+    Attr(spec.CKA_BASE, R1 | X4),
+    Attr(spec.CKA_PRIME_BITS, X2 | R3),
+)
+DH_DOMAIN = (
+    Attr(spec.CKA_PRIME, R1 | X4),
+    Attr(spec.CKA_BASE, R1 | X4),
+    Attr(spec.CKA_PRIME_BITS, X2 | R3),
+)
+
 # ------------------------------------------------------------------ profiles (4.13)
 
 PROFILE = (
@@ -326,6 +375,10 @@ KEY_TYPES_BY_CLASS: dict[int, dict[int, tuple[Attr, ...]]] = {
     spec.CKO_SECRET_KEY: {k: SECRET_VALUE
                           for k in (spec.CKK_AES, spec.CKK_CHACHA20, *FREE_LENGTH_SECRET_TYPES)},
 }
+# DSA and DH: key objects and their domain parameters objects (sub-type CKA_KEY_TYPE too)
+KEY_TYPES_BY_CLASS[spec.CKO_PUBLIC_KEY].update({spec.CKK_DSA: DSA_PUBLIC, spec.CKK_DH: DH_PUBLIC})
+KEY_TYPES_BY_CLASS[spec.CKO_PRIVATE_KEY].update({spec.CKK_DSA: DSA_PRIVATE, spec.CKK_DH: DH_PRIVATE})
+KEY_TYPES_BY_CLASS[spec.CKO_DOMAIN_PARAMETERS] = {spec.CKK_DSA: DSA_DOMAIN, spec.CKK_DH: DH_DOMAIN}
 CERT_TYPES: dict[int, tuple[Attr, ...]] = {spec.CKC_X_509: X509}
 
 # Allowed CKA_VALUE lengths per secret key type (None: any non-empty length).
@@ -342,6 +395,7 @@ _CLASS_LAYERS: dict[int, tuple[tuple[Attr, ...], ...]] = {
     spec.CKO_PRIVATE_KEY: (COMMON, STORAGE, KEY, PRIVATE_KEY),
     spec.CKO_SECRET_KEY: (COMMON, STORAGE, KEY, SECRET_KEY),
     spec.CKO_PROFILE: (COMMON, STORAGE, PROFILE),
+    spec.CKO_DOMAIN_PARAMETERS: (COMMON, STORAGE, DOMAIN_PARAMETERS),
 }
 SUPPORTED_CLASSES = frozenset(_CLASS_LAYERS)
 KEY_CLASSES = frozenset(KEY_TYPES_BY_CLASS)

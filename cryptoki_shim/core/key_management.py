@@ -19,9 +19,9 @@ D2  From a protected base no secret key shorter than ``MIN_DERIVED_KEY_BYTES`` i
 D3  A derived key is never weaker than its base(s) (the base key and an HKDF salt key): it
     inherits CKA_WRAP_WITH_TRUSTED TRUE; from a secret-key base also CKA_SENSITIVE TRUE and
     CKA_EXTRACTABLE FALSE. A template that asks otherwise is CKR_TEMPLATE_INCONSISTENT (the
-    §2.43 wording for XOR/extraction, applied to every KDF). ECDH is exempt from the
-    SENSITIVE/EXTRACTABLE part: the agreed secret does not reveal the private key, and real
-    clients (OpenSSL's pkcs11-provider, pkcs11-tool --derive) read it. ALWAYS_SENSITIVE and
+    §2.43 wording for XOR/extraction, applied to every KDF). Key agreement (ECDH, PKCS#3 DH)
+    is exempt from the SENSITIVE/EXTRACTABLE part: the agreed secret does not reveal the
+    private key, and real clients (OpenSSL's pkcs11-provider, pkcs11-tool --derive) read it. ALWAYS_SENSITIVE and
     NEVER_EXTRACTABLE follow §5.18.5 (``policy._derived_flags``).
 W1  A key is not wrapped under itself or a key of the same value: CKR_KEY_NOT_WRAPPABLE.
 T1  A trusted key (CKA_TRUSTED, set by the SO only, and cleared by the SO only:
@@ -58,6 +58,7 @@ from ..spec_ints import (
     CKA_VALUE,
     CKA_VALUE_LEN,
     CKA_WRAP_WITH_TRUSTED,
+    CKM_DH_PKCS_DERIVE,
     CKM_ECDH1_DERIVE,
     CKM_ML_KEM,
     CKO_DATA,
@@ -74,7 +75,7 @@ WEAK_DERIVATIONS = frozenset(int(m) for m in (
     A.CKM_CONCATENATE_BASE_AND_DATA, A.CKM_CONCATENATE_DATA_AND_BASE))
 #: D3: key agreement — the new key is not a function of the private key alone (a KEM's
 #: decapsulated secret too: core/kem.py).
-KEY_AGREEMENT = frozenset({CKM_ECDH1_DERIVE, CKM_ML_KEM})
+KEY_AGREEMENT = frozenset({CKM_ECDH1_DERIVE, CKM_DH_PKCS_DERIVE, CKM_ML_KEM})
 #: D2: 128 bits, the least any key of this token offers (AES-128, SP 800-131A's floor).
 MIN_DERIVED_KEY_BYTES = 16
 

@@ -17,6 +17,7 @@ from ..spec_ints import (
     CKA_PRIVATE,
     CKA_SHIM_BACKEND,
     CKA_TOKEN,
+    CKO_DOMAIN_PARAMETERS,
     CKO_PRIVATE_KEY,
     CKO_PUBLIC_KEY,
     CKO_SECRET_KEY,
@@ -31,6 +32,8 @@ from .states import OPERATION
 from .token import CKU_SO, CKU_USER
 
 KEY_CLASSES = (CKO_PRIVATE_KEY, CKO_SECRET_KEY, CKO_PUBLIC_KEY)
+#: Objects whose values C_CreateObject checks as material (DSA/DH domain parameters too).
+MATERIAL_CLASSES = (*KEY_CLASSES, CKO_DOMAIN_PARAMETERS)
 FIND_BATCH_MAX = 1 << 20
 
 
@@ -108,7 +111,7 @@ class ObjectFunctions(SessionState):
     def create_object(self, template: dict[int, Any]) -> int:
         template = self.held_by_caller(template, True)
         attrs = policy.build_object(template, Origin.CREATE, is_so=self.is_so)
-        if attrs.get(CKA_CLASS) in KEY_CLASSES:  # created keys are software keys (CKA_SHIM_BACKEND: X2)
+        if attrs.get(CKA_CLASS) in MATERIAL_CLASSES:  # created keys are software keys (CKA_SHIM_BACKEND: X2)
             attrs.update(self.token.backends[backends.SOFTWARE].import_key(attrs))
         obj = self.add(attrs)
         obj.supplied = not obj.is_token

@@ -219,6 +219,17 @@ def ecdh_shared_secret(base_key: KeyView, public_data: bytes) -> bytes:
         raise _bad_param("key agreement produced an invalid shared secret") from None
 
 
+def agreed_key(template: Mapping[int, Any], secret: bytes) -> dict[int, Any]:
+    """The key of a raw key agreement, CKM_ECDH1_DERIVE with CKD_NULL and CKM_DH_PKCS_DERIVE:
+    CKA_VALUE_LEN bytes (or the key type's length; without either, the whole secret) taken by
+    removing bytes from the secret's leading end (§2.3 "ECDH key derivation"; SoftHSM2 cuts a
+    DH secret the same way); longer than the secret is CKR_TEMPLATE_INCONSISTENT."""
+    length = generic.derived_length(template, len(secret))
+    if length > len(secret):
+        raise CryptokiError(CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN longer than the shared secret")
+    return _result(template, secret[len(secret) - length :])
+
+
 def ecdh_derive(entry: MechanismEntry, param: Any, base_key: KeyView, template: Mapping[int, Any]) -> dict[int, Any]:
     """CKM_ECDH1_DERIVE. With CKD_NULL the secret is truncated by removing bytes from its
     leading end (§2.3 "ECDH key derivation"); with a KDF the KDF yields exactly the length."""
@@ -230,11 +241,9 @@ def ecdh_derive(entry: MechanismEntry, param: Any, base_key: KeyView, template: 
     if kind == "null" and param.shared_data:
         raise _bad_param("CKD_NULL takes no shared data")
     secret = ecdh_shared_secret(base_key, param.public_data)
-    length = generic.derived_length(template, len(secret))
     if kind == "null":
-        if length > len(secret):
-            raise CryptokiError(CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN longer than the shared secret")
-        return _result(template, secret[len(secret) - length :])
+        return agreed_key(template, secret)
+    length = generic.derived_length(template, len(secret))
     shared = bytes(param.shared_data) or None
     kdf = X963KDF(algo(), length, shared) if kind == "x963" else ConcatKDFHash(algo(), length, shared)
     try:

@@ -59,6 +59,7 @@ from ..spec import (
     CKR_TEMPLATE_INCOMPLETE,
     CKR_WRAPPED_KEY_INVALID,
 )
+from . import ffc
 from . import pqc_keys
 
 _log = logging.getLogger(__name__)
@@ -393,6 +394,7 @@ _PRIVATE_LOADERS = {
     CKK_EC: lambda a: _ec_private(a, CKK_EC),
     CKK_EC_EDWARDS: lambda a: _ec_private(a, CKK_EC_EDWARDS),
     CKK_EC_MONTGOMERY: lambda a: _ec_private(a, CKK_EC_MONTGOMERY),
+    **{kt: ffc.parse_private for kt in ffc.KEY_TYPES},  # DSA, DH (finite-field material: ffc.py)
     **{kt: pqc_keys.parse_private for kt in pqc_keys.KEY_TYPES},  # ML-DSA, ML-KEM (3.2)
 }
 _PUBLIC_LOADERS = {
@@ -400,6 +402,7 @@ _PUBLIC_LOADERS = {
     CKK_EC: lambda a: _ec_public(a, CKK_EC),
     CKK_EC_EDWARDS: lambda a: _ec_public(a, CKK_EC_EDWARDS),
     CKK_EC_MONTGOMERY: lambda a: _ec_public(a, CKK_EC_MONTGOMERY),
+    **{kt: ffc.parse_public for kt in ffc.KEY_TYPES},  # DSA, DH (finite-field material: ffc.py)
     **{kt: pqc_keys.parse_public for kt in pqc_keys.KEY_TYPES},  # ML-DSA, ML-KEM (3.2)
 }
 
@@ -514,6 +517,8 @@ def key_pair_material(key: Any) -> tuple[dict[int, Any], dict[int, Any]]:
 def public_material(key: Any) -> dict[int, Any]:
     """The attributes of a public key object holding ``key`` (private or public pyca key)."""
     public = key.public_key() if hasattr(key, "public_key") else key
+    if isinstance(public, ffc.PUBLIC_TYPES):
+        return ffc.public_material(public)
     if pqc_keys.is_pqc_key(public):
         return pqc_keys.public_material(public)
     if isinstance(public, ec.EllipticCurvePublicKey):
@@ -541,6 +546,8 @@ def public_material(key: Any) -> dict[int, Any]:
 
 def private_material(key: Any) -> dict[int, Any]:
     """The attributes of a private key object holding ``key`` (generate, unwrap, import)."""
+    if isinstance(key, ffc.PRIVATE_TYPES):
+        return ffc.private_material(key)
     if pqc_keys.is_pqc_key(key):
         return pqc_keys.private_material(key)
     if isinstance(key, rsa.RSAPrivateKey):
@@ -587,6 +594,8 @@ def check_import(attrs: Mapping[int, Any]) -> dict[int, Any]:
     """
     cls = attrs.get(CKA_CLASS)
     key_type = attrs.get(CKA_KEY_TYPE)
+    if key_type in ffc.KEY_TYPES:  # DSA, DH: keys and domain parameters (ffc.py)
+        return ffc.check_import(attrs)
     if cls in (CKO_PUBLIC_KEY, CKO_PRIVATE_KEY) and key_type in pqc_keys.KEY_TYPES:
         return pqc_keys.check_import(attrs, cls == CKO_PUBLIC_KEY)
     if cls not in (CKO_PUBLIC_KEY, CKO_PRIVATE_KEY) or key_type not in _ASYMMETRIC:
@@ -629,6 +638,8 @@ def from_pkcs8(der: bytes) -> dict[int, Any]:
             key = serialization.load_der_private_key(bytes(der), password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise _error(CKR_WRAPPED_KEY_INVALID, f"unwrapped data is not a PKCS#8 key: {exc}") from None
+    if isinstance(key, ffc.PRIVATE_TYPES):
+        return ffc.unwrapped(key)
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey,
                             ed448.Ed448PrivateKey, x25519.X25519PrivateKey, x448.X448PrivateKey)) \
             and not pqc_keys.is_pqc_key(key):
@@ -649,6 +660,8 @@ def key_size(view: Any) -> int:
         return int.from_bytes(bytes(modulus), "big").bit_length() if modulus else 0
     if key_type in pqc_keys.KEY_TYPES:  # 3.2 §6.67/§6.68: the public key's length in bytes
         return pqc_keys.of_attrs(attrs).public_len
+    if key_type in ffc.KEY_TYPES:
+        return ffc.key_size(attrs)
     if key_type in (CKK_EC, CKK_EC_EDWARDS, CKK_EC_MONTGOMERY):
         return curve_from_params(attrs.get(CKA_EC_PARAMS) or b"").bits
     value = attrs.get(CKA_VALUE)
