@@ -36,7 +36,7 @@ DIRECT: set[str] = set()
 #: Modules that define entries with @entry: imported by install() ...
 EAGER_MODULES = ("general", "slots", "sessions")
 #: ... and on the first call of an entry none of those defines.
-LAZY_MODULES = ("objects", "crypto", "message", "kem")
+LAZY_MODULES = ("objects", "crypto", "message", "kem", "verify_signature", "wrap_authenticated")
 #: Every module that defines entries.
 ENTRY_MODULES = EAGER_MODULES + LAZY_MODULES
 

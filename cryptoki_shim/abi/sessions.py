@@ -1,4 +1,5 @@
-"""Session management (§5.6): open/close, session info, login/logout, cancel."""
+"""Session management (§5.6): open/close, session info, login/logout, cancel; the legacy
+parallel functions (§5.16), 3.2's validation flags and asynchronous functions."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from ..core.states import KINDS
 from ..errors import CryptokiError
 from .entry import CKR_OK, entry
 from . import limits
-from .marshal import read_optional_buffer
+from ..spec_ints import CKS_LAST_VALIDATION_OK
+from .marshal import read_optional_buffer, require
 
 
 # The three entries below are the per-call floor p11bench measures (open-close-session,
@@ -89,3 +91,42 @@ def C_CancelFunction(h_session: int) -> None:
     """Legacy (§5.16): as C_GetFunctionStatus."""
     MODULE.sessions[h_session]
     raise CryptokiError(spec.CKR_FUNCTION_NOT_PARALLEL, "legacy function: nothing runs in parallel")
+
+
+@entry("C_GetSessionValidationFlags")
+def C_GetSessionValidationFlags(h_session: int, flags_type: int, p_flags: Any) -> None:
+    """3.2 session management: the validation flags (the CKA_VALIDATION_FLAG bits of
+    CKO_VALIDATION objects) that the session's last operation met. This token holds no
+    validation object (no FIPS 140 / Common Criteria certificate to name), so no operation
+    meets one: 0 for every valid session. CKS_LAST_VALIDATION_OK is the one type 3.2
+    defines; another is CKR_ARGUMENTS_BAD."""
+    MODULE.sessions[h_session]  # CKR_CRYPTOKI_NOT_INITIALIZED, CKR_SESSION_HANDLE_INVALID ...
+    require(p_flags, "CK_FLAGS pointer")
+    if flags_type != CKS_LAST_VALIDATION_OK:
+        raise CryptokiError(spec.CKR_ARGUMENTS_BAD, f"unknown validation flags type {flags_type}")
+    p_flags[0] = 0
+
+
+def _no_async(h_session: int) -> None:
+    """3.2 asynchronous function management: the functions continue operations of a
+    session opened with CKF_ASYNC_SESSION. This token opens none (CKF_ASYNC_SESSION_SUPPORTED
+    is not in its CK_TOKEN_INFO flags; C_OpenSession answers CKR_SESSION_ASYNC_NOT_SUPPORTED),
+    so no call can be pending: after the initialized and session-handle checks, the
+    functions are not supported (docs/conformance.md)."""
+    MODULE.sessions[h_session]
+    raise CryptokiError(spec.CKR_FUNCTION_NOT_SUPPORTED, "no asynchronous sessions on this token")
+
+
+@entry("C_AsyncComplete")
+def C_AsyncComplete(h_session: int, *_pFunctionName_pResult: Any) -> None:
+    _no_async(h_session)
+
+
+@entry("C_AsyncGetID")
+def C_AsyncGetID(h_session: int, *_pFunctionName_pulID: Any) -> None:
+    _no_async(h_session)
+
+
+@entry("C_AsyncJoin")
+def C_AsyncJoin(h_session: int, *_pFunctionName_ulID_pData_ulData: Any) -> None:
+    _no_async(h_session)

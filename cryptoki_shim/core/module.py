@@ -23,7 +23,7 @@ from .. import audit
 from .. import config as config_mod
 from .. import log as log_mod
 from .. import spec
-from ..spec_ints import CKF_RW_SESSION, CKF_SERIAL_SESSION, CKU_CONTEXT_SPECIFIC, CKU_SO, CKU_USER
+from ..spec_ints import CKF_ASYNC_SESSION, CKF_RW_SESSION, CKF_SERIAL_SESSION, CKU_CONTEXT_SPECIFIC, CKU_SO, CKU_USER
 from ..errors import CryptokiError
 from . import states
 from .states import LOGIN_CONTEXT, LOGIN_EVENT, LOGOUT, OPENED, SESSION, IllegalMove, Refused
@@ -215,6 +215,8 @@ class Module:
         """C_OpenSession once the slot is known (``slot()``): the hot path of session churn."""
         if not flags & CKF_SERIAL_SESSION:
             raise CryptokiError(spec.CKR_SESSION_PARALLEL_NOT_SUPPORTED)
+        if flags & CKF_ASYNC_SESSION:  # 3.2: this token has no asynchronous sessions
+            raise CryptokiError(spec.CKR_SESSION_ASYNC_NOT_SUPPORTED)
         token = slot._token or slot.token
         if not token.initialized:  # an initialized token stays so until C_InitToken, which re-checks
             token.refresh()

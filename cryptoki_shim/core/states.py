@@ -186,6 +186,9 @@ KINDS: dict[str, tuple[int, tuple[str, ...]]] = {
     "sign_recover": (CKF_SIGN_RECOVER, ()),
     "verify": (CKF_VERIFY, (ONESHOT, UPDATE, FINAL)),
     "verify_recover": (CKF_VERIFY_RECOVER, ()),
+    # 3.2 C_VerifySignature*: the signature given at init (core/verify_signature.py); its own
+    # operation, which C_SessionCancel(CKF_VERIFY) ends with the C_VerifyInit one
+    "verify_signature": (CKF_VERIFY, (ONESHOT, UPDATE, FINAL)),
     "find": (CKF_FIND_OBJECTS, (UPDATE, FINAL)),
     # the message-based processes (core/message.py keeps their own steps)
     "message_encrypt": (CKF_MESSAGE_ENCRYPT, ()),
