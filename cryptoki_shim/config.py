@@ -102,6 +102,10 @@ SLOT_KEYS: dict[str, Key] = {
     "strict_private_default": Key(bool, False, "CKA_PRIVATE defaults to TRUE for every object; off: FALSE for a "
                                                "session object whose value the caller supplied (C_CreateObject, "
                                                "or derived only from such) in a session without a user login"),
+    "rsa_implicit_rejection": Key(bool, True, "CKM_RSA_PKCS decryption of a malformed block answers CKR_OK with a "
+                                              "pseudo-random message (implicit rejection, against Bleichenbacher/Marvin "
+                                              "padding oracles); false: CKR_ENCRYPTED_DATA_INVALID as PKCS#11 names it, "
+                                              "which is that oracle (software keys; docs/security.md)"),
 }
 
 
@@ -169,6 +173,9 @@ class SlotConfig:
     #: Issue 25 item 4 (core/object_functions.held_by_caller): TRUE restores CKA_PRIVATE=TRUE
     #: as the default of caller-supplied session objects in a public session.
     strict_private_default: bool = _slot_default("strict_private_default")
+    #: Issue 23 (decide and document): false answers CKR_ENCRYPTED_DATA_INVALID for a bad
+    #: PKCS#1 v1.5 block (mechanisms/rsa_rejection.py) instead of OpenSSL's implicit rejection.
+    rsa_implicit_rejection: bool = _slot_default("rsa_implicit_rejection")
     tpm: dict[str, Any] | None = None
     upstream: dict[str, Any] | None = None
 
