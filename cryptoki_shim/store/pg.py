@@ -11,21 +11,22 @@ The store on PostgreSQL runs the `core_ops` statements through SQLAlchemy Core o
   configuration as libpq connection parameters, never from a log line: the URL may carry
   them too, and is only ever printed with SQLAlchemy's password masking (`safe_url`).
 
-* **Change detection** (`Listener`): every write transaction bumps the `generation` row and
-  sends `pg_notify(CHANNEL, '')` in the same statement (delivered at commit, dropped on
-  rollback). Each process keeps one extra connection that `LISTEN`s on the channel;
-  `data_version()` drains that connection's socket without blocking (libpq's
-  `PQconsumeInput` + `PQnotifies`: a `recv()`, no query, no round trip), so the check that
-  runs before every object lookup, on the signing path included, sends no SQL. Reading the
-  generation row instead would cost a round trip per C_SignInit (~0.2 ms on a local socket,
-  a network RTT across hosts); LISTEN/NOTIFY is PostgreSQL's own change feed and needs no
-  polling. What it costs: a commit is seen by another host once its notification arrived
-  (the server sends it right after the commit; well under a millisecond on one LAN), not at
-  the exact instant of the commit; a lost listener (server restart, failover, network) is
-  "changed" and is re-established on the next call (notifications sent meanwhile are not
-  needed: the caller re-reads everything it caches). While it cannot be re-established the
-  check fails with CKR_DEVICE_ERROR: a cached key is not used while the store cannot say
-  whether it still exists.
+* **Change detection**: both a generation row and LISTEN/NOTIFY. Every write transaction
+  bumps the `generation` row and sends `pg_notify(CHANNEL, <new value>)` in the same
+  statement (delivered at commit, dropped on rollback). Object management calls
+  (C_FindObjectsInit, C_GetAttributeValue, C_CreateObject, C_Login ...) read the generation
+  row: exact, one round trip, so a commit on another host is seen by the next such call.
+  The use of a cached key (C_SignInit, C_VerifyInit, C_EncryptInit ..., `Store.data_version
+  (exact=False)`) reads no row: each process keeps one extra connection that `LISTEN`s on
+  the channel (`Listener`), and the check drains its socket without blocking (libpq's
+  `PQconsumeInput` + `PQnotifies`: a `recv()`, no query, no round trip), taking the highest
+  generation announced. A notification arrives right after the other host's commit (well
+  under a millisecond on one LAN), so a key destroyed on host A can still be used on host B
+  in that window, and never after; reading the row on every C_SignInit would cost a network
+  round trip per signature for that window. A listener (re)connected (server restart,
+  failover) knows nothing yet: that check reads the row once. While no listener can be
+  made the check fails with CKR_DEVICE_ERROR: a cached key is not used while the store
+  cannot say whether it still exists.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ CHANNEL = "cryptoki_shim_generation"
 
 #: One round trip for a write transaction's end: the generation bumped, its new value read,
 #: and the change announced to every listener at commit.
-BUMP_SQL = f"UPDATE generation SET value = value + 1 RETURNING value, pg_notify('{CHANNEL}', '')"
+BUMP_SQL = f"UPDATE generation SET value = value + 1 RETURNING value, pg_notify('{CHANNEL}', value::text)"
 
 #: The default of `[store] connect_timeout` (seconds).
 DEFAULT_CONNECT_TIMEOUT = 5
@@ -117,7 +118,7 @@ class Listener:
         self._args = args  # `connect_args`: the engine keeps them in its pool's creator only
         self._lock = threading.Lock()
         self._conn: Any = None
-        self._count = 0
+        self._latest = -1
 
     def _connect(self) -> None:
         import psycopg
@@ -127,18 +128,22 @@ class Listener:
         conn.execute(f"LISTEN {CHANNEL}")
         self._conn = conn
 
-    def version(self) -> int:
-        """A number that changes whenever a notification arrived or the connection was
-        (re)made; CKR_DEVICE_ERROR when no listening connection can be made."""
+    def latest(self) -> int | None:
+        """The highest generation announced since the listener connected, or None right
+        after it (re)connected (the caller reads the row: commits meanwhile were not
+        announced to it); CKR_DEVICE_ERROR when no listening connection can be made."""
         with self._lock:
             conn = self._conn
             if conn is not None:
                 try:
                     pgconn = conn.pgconn
                     pgconn.consume_input()
-                    while pgconn.notifies() is not None:
-                        self._count += 1
-                    return self._count
+                    while (n := pgconn.notifies()) is not None:
+                        try:
+                            self._latest = max(self._latest, int(n.extra))
+                        except ValueError:  # not ours (someone NOTIFYing on the channel by hand)
+                            pass
+                    return self._latest if self._latest >= 0 else None
                 except Exception as exc:
                     log.warning("store change listener lost (%s): reconnecting", exc)
                     self._drop()
@@ -147,8 +152,8 @@ class Listener:
             except Exception as exc:
                 log.warning("store change listener cannot connect: %s", exc)
                 raise CryptokiError(CKR_DEVICE_ERROR, f"store unreachable: {exc}") from None
-            self._count += 1  # (re)connected: whatever happened meanwhile counts as a change
-            return self._count
+            self._latest = -1
+            return None
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None

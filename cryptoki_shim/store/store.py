@@ -111,6 +111,7 @@ class Store:
         self._pool: sqlite.Pool | None = None
         #: PostgreSQL's change feed (LISTEN/NOTIFY, `pg.Listener`); None elsewhere.
         self._listener: pg.Listener | None = None
+        self._pg_known = -1  # the highest generation seen (read or announced)
         #: The statement set (`_hot` runs its functions): `sqlite_ops` on the driver
         #: connection, or `core_ops` on a Core connection.
         self.fast_path = self._is_sqlite and fast_path
@@ -268,13 +269,6 @@ class Store:
                 "and no [store] key_file is configured")
         return self._key_file.unwrap(rec)
 
-    @property
-    def engine(self) -> Engine:
-        """The SQLAlchemy engine (for admin tools and tests; the core never needs it).
-        On a SQLite store it is made here on first use (see the module doc)."""
-        return self._core_engine()
-
-    # -- transactions ------------------------------------------------------------------
     def probe(self) -> tuple[bool, str] | None:
         """`cryptoki-shim doctor`: a PostgreSQL server's version, round trip, TLS, standby
         and synchronous-replica settings, and whether writes can work; None on SQLite.
@@ -284,6 +278,13 @@ class Store:
         self._listener.version()
         return pg.probe(self.engine)
 
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for admin tools and tests; the core never needs it).
+        On a SQLite store it is made here on first use (see the module doc)."""
+        return self._core_engine()
+
+    # -- transactions ------------------------------------------------------------------
 
     def _check_pid(self) -> None:
         if os.getpid() != self._pid:
@@ -316,7 +317,9 @@ class Store:
                 conn.execution_options(**{sqlite.BEGIN_OPTION: "IMMEDIATE"})
             with conn.begin():
                 result = fn(conn)
-                if write:
+                if write and self._listener is not None:  # one round trip, and the listeners told
+                    written = int(conn.exec_driver_sql(pg.BUMP_SQL).first()[0])
+                elif write:
                     conn.execute(update(generation).values(value=generation.c.value + 1))
                     written = int(conn.execute(select(generation.c.value)).scalar_one())
         return result, written
@@ -329,9 +332,7 @@ class Store:
         while True:
             try:
                 result, written = transaction()
-                if write and self._listener is not None:  # one round trip, and the listeners told
-                    written = int(conn.exec_driver_sql(pg.BUMP_SQL).first()[0])
-                elif write:
+                if write:
                     self._tls.generation = written
                     with self._lock:
                         self._own_commits += 1
@@ -366,23 +367,28 @@ class Store:
 
     # -- change detection --------------------------------------------------------------
 
-    def data_version(self) -> int:
+    def data_version(self, exact: bool = True) -> int:
         """A number that changes whenever any connection or process committed to the store.
 
         Call it *before* reading: a commit landing between the two then shows as a change
         next time, never as a missed one. On SQLite it is `PRAGMA data_version` of one
         dedicated connection that never writes (so every commit, this process's included,
         is "another connection's"), combined with the count of this process's own commits;
-        elsewhere the `generation` row every write transaction bumps.
+        on PostgreSQL the `generation` row, or with `exact=False` (the use of a cached key)
+        the highest generation the LISTEN connection was told of (`pg.py`: no SQL, and a
+        commit elsewhere is seen once its notification arrived); elsewhere the `generation`
+        row every write transaction bumps.
         """
         self._check_pid()
         if self._listener is not None:
-            probe = self._listener.version()
+            announced = self._listener.latest()
+            probe = announced if announced is not None and not exact else self._generation()
+            with self._lock:
+                probe = self._pg_known = max(self._pg_known, probe)
         elif self._is_sqlite:
             probe = self._sqlite_data_version()
         else:
             probe = self._generation()
-        on PostgreSQL the notifications of the LISTEN connection (`pg.Listener`: no SQL);
         with self._lock:
             key = (probe, self._own_commits)
             if key != self._dv_last:
@@ -582,6 +588,8 @@ class Store:
             if self._engine is not None:
                 _ABANDONED.append(self._engine.pool)
                 self._engine.dispose(close=False)
+            if self._listener is not None:
+                _ABANDONED.append(self._listener.abandon())
 
     def close(self) -> None:
         """Close every connection (C_Finalize)."""
@@ -589,12 +597,12 @@ class Store:
             if self._dv_conn is not None:
                 self._dv_conn.close()
                 self._dv_conn = None
-            if self._listener is not None:
-                _ABANDONED.append(self._listener.abandon())
             if self._pool is not None:
                 self._pool.close()
             if self._engine is not None:
                 self._engine.dispose()
+            if self._listener is not None:
+                self._listener.close()
 
     def __enter__(self) -> Store:
         return self
@@ -602,8 +610,6 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-            if self._listener is not None:
-                self._listener.close()
 
 def _classified(exc: Exception) -> tuple[int | str | None, BaseException | None]:
     """The verdict on a store exception (`failures`) and the driver's exception: a raw
