@@ -53,6 +53,15 @@ def _ec(p11: P11, s: int) -> tuple[int, int]:
                                  {A.CKA_SIGN: True, A.CKA_TOKEN: False})
 
 
+def _dsa(p11: P11, s: int) -> tuple[int, int]:
+    """A DSA key pair in domain parameters the token makes (1024 bits: the fastest)."""
+    h = p11.generate_key(s, A.CKM_DSA_PARAMETER_GEN, {A.CKA_CLASS: A.CKO_DOMAIN_PARAMETERS, A.CKA_TOKEN: False,
+                                                        A.CKA_PRIME_BITS: 1024})
+    params = {t: p11.get(s, h, t) for t in (A.CKA_PRIME, A.CKA_SUBPRIME, A.CKA_BASE)}
+    return p11.generate_key_pair(s, A.CKM_DSA_KEY_PAIR_GEN, {**params, A.CKA_VERIFY: True, A.CKA_TOKEN: False},
+                                 {A.CKA_SIGN: True, A.CKA_TOKEN: False})
+
+
 def _init(p11: P11, fn: str, s: int, mech: int, *key: int, param: Any = None) -> None:
     m, _keep = p11.mechanism(mech, param)
     p11.check(fn, s, m, *key)
@@ -301,6 +310,7 @@ def test_final_length_protocol_every_mechanism(p11: P11, token: P11, user_sessio
     aes, mac = _aes(p11, s), _hmac(p11, s)
     rsa_pub, rsa_priv = _rsa(p11, s)
     ec_pub, ec_priv = _ec(p11, s)
+    dsa_pub, dsa_priv = _dsa(p11, s)
     covered: set[str] = set()
     single_part: set[str] = set()
     for mech, name, flags in _mechanisms(p11):
@@ -315,6 +325,8 @@ def test_final_length_protocol_every_mechanism(p11: P11, token: P11, user_sessio
             keys = (rsa_priv, rsa_pub)
         elif "ECDSA" in name:
             keys = (ec_priv, ec_pub)
+        elif name.startswith("CKM_DSA"):
+            keys = (dsa_priv, dsa_pub)
         else:
             keys = (0, 0)
         if flags & A.CKF_DIGEST:
@@ -339,7 +351,7 @@ def test_final_length_protocol_every_mechanism(p11: P11, token: P11, user_sessio
             p11.check("C_SignUpdate", s, DATA, len(DATA))
             sig2 = _final_too_small_first(p11, "C_SignFinal", s)
             _verify_ok(p11, s, mech, keys[1], param, DATA, sig2)
-            if "ECDSA" not in name and "PSS" not in name:  # deterministic: equal to the one-shot
+            if "DSA" not in name and "PSS" not in name:  # deterministic: equal to the one-shot
                 assert sig == sig2 == p11.sign(s, mech, keys[0], DATA, param), name
             covered.add(name)
         if flags & A.CKF_ENCRYPT and keys[0]:
@@ -369,7 +381,7 @@ def test_final_length_protocol_every_mechanism(p11: P11, token: P11, user_sessio
     # the mechanisms of the issue are covered, every family
     for name in ("CKM_ECDSA_SHA256", "CKM_SHA256_RSA_PKCS", "CKM_SHA256_HMAC", "CKM_SHA256_RSA_PKCS_PSS",
                  "CKM_AES_CMAC", "CKM_AES_CBC_PAD", "CKM_AES_ECB", "CKM_AES_CTR", "CKM_SHA256",
-                 "CKM_SHA3_512_HMAC_GENERAL", "CKM_ECDSA_SHA3_256"):
+                 "CKM_SHA3_512_HMAC_GENERAL", "CKM_ECDSA_SHA3_256", "CKM_DSA_SHA256", "CKM_DSA_SHA3_512"):
         assert name in covered, name
 
 

@@ -50,6 +50,7 @@ from ..spec_ints import (
 )
 from ..attributes import policy
 from ..attributes.policy import Origin
+from ..mechanisms.registry import ParameterGenData
 from ..errors import CryptokiError
 from ..mechanisms.params import HkdfParams
 from ..mechanisms.registry import Mechanism, MechanismEntry
@@ -181,7 +182,10 @@ class CryptoFunctions(ObjectFunctions):
     def generate_key(self, mech: Mechanism, template: dict[int, Any]) -> int:
         entry = mech.entry
         _require_flag(entry, CKF_GENERATE)
-        backend = self.token.backend_for_new(template)
+        if isinstance(entry.data, ParameterGenData):  # public values: software on every token
+            backend = self.token.backends[backends.SOFTWARE]
+        else:
+            backend = self.token.backend_for_new(template)
         material = {CKA_CLASS: CKO_SECRET_KEY, **backend.generate_key(entry, mech.param, template)}
         attrs = policy.build_object(template, Origin.GENERATE, material=material,
                                     key_gen_mechanism=entry.mechanism, is_so=self.is_so)

@@ -44,7 +44,7 @@ from ..spec_ints import (
 )
 from . import ffc, keys
 from .derive import agreed_key
-from .registry import Family, KeyGenData, KeyView, MechanismEntry, register
+from .registry import Family, KeyGenData, KeyView, MechanismEntry, ParameterGenData, register
 
 #: The generator of the groups CKM_DH_PKCS_PARAMETER_GEN makes (pyca offers 2 and 5).
 GENERATOR = 2
@@ -84,7 +84,7 @@ def shared_secret(base_key: KeyView, public_value: Any) -> bytes:
 class DhFamily(Family):
     __slots__ = ()
 
-    def generate_key(self, entry: MechanismEntry[KeyGenData], param: Any, template: Mapping[int, Any]) -> dict[int, Any]:
+    def generate_key(self, entry: MechanismEntry[ParameterGenData], param: Any, template: Mapping[int, Any]) -> dict[int, Any]:
         """CKM_DH_PKCS_PARAMETER_GEN (§2.5.6): a safe-prime group of CKA_PRIME_BITS bits."""
         bits = ffc.parameter_bits(template, CKK_DH)
         return ffc.domain_material(CKK_DH, dh.generate_parameters(GENERATOR, bits).parameter_numbers())
@@ -106,7 +106,7 @@ class DhFamily(Family):
 FAMILY = DhFamily()
 
 register(MechanismEntry(CKM_DH_PKCS_PARAMETER_GEN, CKF_GENERATE, ffc.DH_MIN_BITS, ffc.DH_MAX_BITS, FAMILY,
-                        data=KeyGenData(CKK_DH)))
+                        data=ParameterGenData(CKK_DH)))
 register(MechanismEntry(CKM_DH_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, ffc.DH_MIN_BITS, ffc.DH_MAX_BITS, FAMILY,
                         data=KeyGenData(CKK_DH)))
 register(MechanismEntry(CKM_DH_PKCS_DERIVE, CKF_DERIVE, ffc.DH_MIN_BITS, ffc.DH_MAX_BITS, FAMILY,

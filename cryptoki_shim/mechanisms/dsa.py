@@ -59,7 +59,7 @@ from ..spec_ints import (
 )
 from . import ffc, keys
 from .digest import HASHES
-from .registry import EntryData, Family, KeyGenData, MechanismEntry, register
+from .registry import EntryData, Family, KeyGenData, MechanismEntry, ParameterGenData, register
 from .signing import SignContext, VerifyContext, hash_accumulator
 
 #: CKM_DSA's prehashed carrier per bit length of q: a digest exactly as long as q, so that
@@ -136,7 +136,7 @@ class DsaFamily(Family):
         algorithm = entry.data.hash
         return VerifyContext(_signer(key, False, algorithm), hash_accumulator(algorithm)() if algorithm else None)
 
-    def generate_key(self, entry: MechanismEntry[KeyGenData], param: Any, template: Mapping[int, Any]) -> dict[int, Any]:
+    def generate_key(self, entry: MechanismEntry[ParameterGenData], param: Any, template: Mapping[int, Any]) -> dict[int, Any]:
         """CKM_DSA_PARAMETER_GEN (§2.2.11): domain parameters of CKA_PRIME_BITS bits, one of
         FIPS 186-4's L values (another size within the range: CKR_ATTRIBUTE_VALUE_INVALID)."""
         bits = ffc.parameter_bits(template, CKK_DSA)
@@ -159,7 +159,7 @@ FAMILY = DsaFamily()
 _TYPES = frozenset({CKK_DSA})
 
 register(MechanismEntry(CKM_DSA_PARAMETER_GEN, CKF_GENERATE, ffc.DSA_MIN_BITS, ffc.DSA_MAX_BITS, FAMILY,
-                        data=KeyGenData(CKK_DSA)))
+                        data=ParameterGenData(CKK_DSA)))
 register(MechanismEntry(CKM_DSA_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, ffc.DSA_MIN_BITS, ffc.DSA_MAX_BITS, FAMILY,
                         data=KeyGenData(CKK_DSA)))
 register(MechanismEntry(CKM_DSA, CKF_SIGN | CKF_VERIFY, ffc.DSA_MIN_BITS, ffc.DSA_MAX_BITS, FAMILY, _TYPES,

@@ -152,6 +152,13 @@ class KeyGenData(EntryData):
     key_type: int
 
 
+@dataclass(frozen=True)
+class ParameterGenData(KeyGenData):
+    """A domain parameter generation mechanism (CKM_DSA_PARAMETER_GEN, CKM_DH_PKCS_PARAMETER_GEN):
+    C_GenerateKey makes a CKO_DOMAIN_PARAMETERS object of ``key_type``. Public values, no key:
+    the core makes them in software whichever backend holds the token's keys."""
+
+
 D = TypeVar("D", bound=EntryData)
 
 
