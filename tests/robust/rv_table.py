@@ -1,4 +1,5 @@
-"""Which CK_RV each function may return: the "Return values" lists of PKCS#11 3.0 §5.
+"""Which CK_RV each function may return: the "Return values" lists of PKCS#11 3.0 §5 (and 3.2
+for its functions).
 
 Transcribed from the base specification's per-function lists (§5.4 general purpose through
 §5.15 random numbers), grouped because the spec's lists share large common parts. §5.1 lets
@@ -94,6 +95,22 @@ for _kind, _step in (("Encrypt", CRYPT_STEP), ("Decrypt", DECRYPT_STEP), ("Sign"
     for _suffix in ("", "Update", "Final"):
         ALLOWED[f"C_{_kind}{_suffix}"] = _step
 
+# PKCS#11 3.2 functions (their return value lists in the 3.2 base specification)
+ALLOWED["C_VerifySignatureInit"] = CRYPT_INIT | _codes("SIGNATURE_LEN_RANGE")
+for _suffix in ("", "Update", "Final"):
+    ALLOWED[f"C_VerifySignature{_suffix}"] = VERIFY_STEP | _codes("USER_NOT_LOGGED_IN")
+ALLOWED["C_GetSessionValidationFlags"] = SESSION
+for _fn in ("C_AsyncComplete", "C_AsyncGetID", "C_AsyncJoin"):
+    ALLOWED[_fn] = SESSION | _codes("FUNCTION_NOT_SUPPORTED")
+_WRAP_COMMON = _codes("KEY_FUNCTION_NOT_PERMITTED", "MECHANISM_INVALID", "MECHANISM_PARAM_INVALID",
+                      "OPERATION_ACTIVE", "PIN_EXPIRED", "USER_NOT_LOGGED_IN", "DATA_LEN_RANGE")
+ALLOWED["C_WrapKeyAuthenticated"] = SESSION | _WRAP_COMMON | _codes(
+    "BUFFER_TOO_SMALL", "KEY_HANDLE_INVALID", "KEY_NOT_WRAPPABLE", "KEY_SIZE_RANGE", "KEY_UNEXTRACTABLE",
+    "WRAPPING_KEY_HANDLE_INVALID", "WRAPPING_KEY_SIZE_RANGE", "WRAPPING_KEY_TYPE_INCONSISTENT")
+ALLOWED["C_UnwrapKeyAuthenticated"] = SESSION | ATTRS_IN | WRITE | _WRAP_COMMON | _codes(
+    "UNWRAPPING_KEY_HANDLE_INVALID", "UNWRAPPING_KEY_SIZE_RANGE", "UNWRAPPING_KEY_TYPE_INCONSISTENT",
+    "WRAPPED_KEY_INVALID", "WRAPPED_KEY_LEN_RANGE")
+
 #: Codes we accept beyond the spec's lists, with the reason (keep this short).
 EXTRA: dict[str, frozenset[int]] = {
     # §5.15 says nothing about a key too short/long for HMAC key generation; §5.13 lists it for Init.
@@ -102,6 +119,7 @@ EXTRA: dict[str, frozenset[int]] = {
     # multi-part calls on a single-part-only mechanism (§5.2 lets a token refuse with this)
     "C_SignUpdate": _codes("FUNCTION_NOT_SUPPORTED"),
     "C_VerifyUpdate": _codes("FUNCTION_NOT_SUPPORTED"),
+    "C_VerifySignatureUpdate": _codes("FUNCTION_NOT_SUPPORTED"),
     "C_EncryptUpdate": _codes("FUNCTION_NOT_SUPPORTED"),
     "C_DecryptUpdate": _codes("FUNCTION_NOT_SUPPORTED"),
 }

@@ -703,6 +703,68 @@ class AbiMachine(RuleBasedStateMachine):
             elif rv == OK and out != "null":
                 assert n <= cap, f"{fn}: wrote {n} bytes into {cap}"
 
+    # ----------------------------------------------------- the PKCS#11 3.2 functions
+
+    @rule(i=st.integers(0, 7), j=st.integers(0, 15), raw=st.one_of(st.none(), st.none(), handles),
+          data=st.data(), null_mech=st.integers(0, 9), sig=st.one_of(st.just(None), blobs),
+          step=st.sampled_from(["Init", "Init", "", "Update", "Final"]), payload=datas)
+    def c_verify_signature(self, i: int, j: int, raw: int | None, data: st.DataObject, null_mech: int,
+                           sig: bytes | None, step: str, payload: bytes) -> None:
+        """C_VerifySignatureInit (any mechanism, key, signature or NULL) and its steps."""
+        h = self.pick_session(i)
+        if step == "Init":
+            if null_mech == 0:
+                mech: tuple = ("null",)
+            else:
+                ent = data.draw(st.sampled_from(MECHS))
+                ckm = int(ent.mechanism) if null_mech > 1 else data.draw(ulongs)
+                mech = ("mech", ckm, data.draw(mechanism_params(ent.param)))
+            signature = ("null",) if sig is None else ("bytes", sig)
+            self.call("C_VerifySignatureInit", h, mech, self.pick_object(j, raw), signature,
+                      0 if sig is None else len(sig), expect=self.session_codes(h))
+        elif step == "Final":
+            self.call("C_VerifySignatureFinal", h, expect=self.session_codes(h))
+        else:
+            self.call(f"C_VerifySignature{step}", h, ("bytes", payload), len(payload), expect=self.session_codes(h))
+
+    @rule(i=st.integers(0, 7), raw=st.one_of(st.none(), handles), kind=st.sampled_from([1, 1, 0, 7, 2**64 - 1]),
+          null=st.booleans(), name=st.sampled_from([None, b"C_Sign", b""]), ident=ulongs)
+    def c_session_functions_3_2(self, i: int, raw: int | None, kind: int, null: bool, name: bytes | None,
+                                ident: int) -> None:
+        """C_GetSessionValidationFlags and the asynchronous functions, NULLs included."""
+        h = self.pick_session(i, raw)
+        codes = self.session_codes(h)
+        out = ("null",) if null else ("ulong", 0xFFFF)
+        rv, outs = self.call("C_GetSessionValidationFlags", h, kind, out, expect=codes)
+        if rv == OK:
+            assert outs[-1] == 0, "a token without validation objects reports no validation flag"
+        fname = ("null",) if name is None else ("bytes", name + b"\x00")
+        async_codes = codes if codes is not None else {R["FUNCTION_NOT_SUPPORTED"]}
+        self.call("C_AsyncComplete", h, fname, ("null",) if null else ("struct", "CK_ASYNC_DATA"), expect=async_codes)
+        self.call("C_AsyncGetID", h, fname, ("null",) if null else ("ulong", 0), expect=async_codes)
+        self.call("C_AsyncJoin", h, fname, ident, ("null",), 0, expect=async_codes)
+
+    @rule(i=st.integers(0, 7), j=st.integers(0, 15), k=st.integers(0, 15), raw=st.one_of(st.none(), handles),
+          data=st.data(), aad=st.one_of(st.just(None), blobs), wrapped=blobs, out=st.sampled_from(["null", "small", "big"]))
+    def c_wrap_key_authenticated(self, i: int, j: int, k: int, raw: int | None, data: st.DataObject,
+                                 aad: bytes | None, wrapped: bytes, out: str) -> None:
+        """C_WrapKeyAuthenticated / C_UnwrapKeyAuthenticated with any mechanism and key."""
+        h = self.pick_session(i)
+        ent = data.draw(st.one_of(st.just(registry.lookup(int(spec.CKM_AES_GCM))), st.sampled_from(MECHS)))
+        mech = ("mech", int(ent.mechanism), data.draw(mechanism_params(ent.param)))
+        assoc = (("null",), 0) if aad is None else (("bytes", aad), len(aad))
+        cap = {"null": 0, "small": 1, "big": 2048}[out]
+        buf = ("null",) if out == "null" else ("out", cap)
+        rv, outs = self.call("C_WrapKeyAuthenticated", h, mech, self.pick_object(j, raw), self.pick_object(k, None),
+                             *assoc, buf, ("ulong", cap), expect=self.session_codes(h))
+        if rv == R["BUFFER_TOO_SMALL"]:
+            assert outs[-1] > cap
+        t = [(int(CKA.CKA_CLASS), u(int(spec.CKO_SECRET_KEY)), 8)]
+        rv, outs = self.call("C_UnwrapKeyAuthenticated", h, mech, self.pick_object(j, raw), ("bytes", wrapped),
+                             len(wrapped), ("tmpl", t), 1, *assoc, ("ulong", 0), expect=self.session_codes(h))
+        if rv == OK:
+            self.learn_object(outs[-1], h, None)
+
     @rule(i=st.integers(0, 7), flags=st.sampled_from([0, 1, 2, 0xFFFF]))
     def c_session_cancel(self, i: int, flags: int) -> None:
         h = self.pick_session(i)
