@@ -99,6 +99,10 @@ SLOT_KEYS: dict[str, Key] = {
     "weak_derivation": Key(bool, False, "allow CKM_EXTRACT_KEY_FROM_KEY, CKM_XOR_BASE_AND_DATA, CKM_CONCATENATE_* and keys under 16 bytes "
                                         "derived from a sensitive or non-extractable key (they reveal it byte by byte); "
                                         "legacy protocols only"),
+    "legacy_mechanisms": Key(bool, False, "offer the insecure legacy mechanisms: single DES (CKM_DES_KEY_GEN, "
+                                          "CKM_DES_ECB/CBC/CBC_PAD: 56-bit keys) and MD5 (CKM_MD5, CKM_MD5_HMAC, "
+                                          "CKM_MD5_RSA_PKCS: broken collision resistance); off: absent from "
+                                          "C_GetMechanismList and CKR_MECHANISM_INVALID. Old data and protocols only"),
     "strict_private_default": Key(bool, False, "CKA_PRIVATE defaults to TRUE for every object; off: FALSE for a "
                                                "session object whose value the caller supplied (C_CreateObject, "
                                                "or derived only from such) in a session without a user login"),
@@ -170,6 +174,9 @@ class SlotConfig:
     #: Issue 15 item 2 (core/key_management.py rules D1/D2): the derivations that copy bits of
     #: a protected base key, and short keys from one, are refused unless this is set.
     weak_derivation: bool = _slot_default("weak_derivation")
+    #: Issue 23 item 9 (registry ``MechanismEntry.legacy``, ``registry.check_offered``): single
+    #: DES and MD5 exist in this slot only when set.
+    legacy_mechanisms: bool = _slot_default("legacy_mechanisms")
     #: Issue 25 item 4 (core/object_functions.held_by_caller): TRUE restores CKA_PRIVATE=TRUE
     #: as the default of caller-supplied session objects in a public session.
     strict_private_default: bool = _slot_default("strict_private_default")

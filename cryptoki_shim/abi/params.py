@@ -22,6 +22,7 @@ from ..mechanisms.params import (
     AesCbcEncryptDataParams,
     AesCtrParams,
     CcmParams,
+    DesCbcEncryptDataParams,
     ChachaPolyParams,
     EcdhDeriveParams,
     EddsaParams,
@@ -29,6 +30,7 @@ from ..mechanisms.params import (
     HashSignAdditionalContext,
     HkdfParams,
     KeyDerivationStringData,
+    KeyHandleParam,
     Pbkd2Params,
     PrfDataParam,
     SignAdditionalContext,
@@ -172,6 +174,16 @@ def read_aes_cbc_encrypt_data(ffi: Any, p: Any, length: int) -> AesCbcEncryptDat
     return AesCbcEncryptDataParams(bytes(ffi.buffer(s.iv, 16)), _bytes(ffi, s.pData, s.length, "pData"))
 
 
+def read_des_cbc_encrypt_data(ffi: Any, p: Any, length: int) -> DesCbcEncryptDataParams:
+    s = _struct(ffi, p, length, "CK_DES_CBC_ENCRYPT_DATA_PARAMS")
+    return DesCbcEncryptDataParams(bytes(ffi.buffer(s.iv, 8)), _bytes(ffi, s.pData, s.length, "pData"))
+
+
+def read_key_handle(ffi: Any, p: Any, length: int) -> KeyHandleParam:
+    """CKM_CONCATENATE_BASE_AND_KEY: a CK_OBJECT_HANDLE."""
+    return KeyHandleParam(int(_struct(ffi, p, length, "CK_OBJECT_HANDLE")))
+
+
 def read_hkdf(ffi: Any, p: Any, length: int) -> HkdfParams:
     s = _struct(ffi, p, length, "CK_HKDF_PARAMS")
     return HkdfParams(bool(s.bExtract), bool(s.bExpand), int(s.prfHashMechanism), int(s.ulSaltType),
@@ -244,6 +256,8 @@ READERS: dict[Any, Reader] = {
     ChachaPolyParams: read_chacha_poly,
     AesCtrParams: read_aes_ctr,
     AesCbcEncryptDataParams: read_aes_cbc_encrypt_data,
+    DesCbcEncryptDataParams: read_des_cbc_encrypt_data,
+    KeyHandleParam: read_key_handle,
     HkdfParams: read_hkdf,
     Sp800108Params: read_sp800_108,
     Pbkd2Params: read_pbkd2,

@@ -36,7 +36,7 @@ from .. import der, spec
 from ..errors import CryptokiError
 from . import codec
 from .tables import (
-    F, FOOTNOTE_TEXT, NO_DEFAULT, SECRET_VALUE_LENGTHS, HMAC_KEY_TYPES, KEY_CLASSES,
+    F, FOOTNOTE_TEXT, NO_DEFAULT, SECRET_VALUE_LENGTHS, HMAC_KEY_TYPES, KEY_CLASSES, DES_KEY_TYPES,
     KEY_TYPES_BY_CLASS, Schema, schema_for,
 )
 
@@ -193,6 +193,17 @@ def _aes_kcv(value: bytes) -> bytes:
     return (enc.update(bytes(16)) + enc.finalize())[:3]
 
 
+def _des_kcv(value: bytes) -> bytes:
+    """DES/DES2/DES3: the first three bytes of the ECB encryption of a zero block, on pyca's
+    three-key TripleDES with the key spread over K1 K2 K3 (K1=K2=K3 is single DES)."""
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    key = (value * 3)[:24] if len(value) == 8 else value + value[:8] if len(value) == 16 else value
+    enc = Cipher(TripleDES(key), modes.ECB()).encryptor()
+    return (enc.update(bytes(8)) + enc.finalize())[:3]
+
+
 # Key check value per secret key type: AES "first three bytes of the ECB encryption of a
 # single block of null bytes"; generic secret and HMAC key types "first three bytes of the
 # SHA-1 hash of CKA_VALUE" (as SoftHSM2 computes for them).
@@ -202,6 +213,7 @@ _KCV: dict[int, Callable[[bytes], bytes]] = {
     spec.CKK_GENERIC_SECRET: _sha1_kcv,
     **{k: _sha1_kcv for k in HMAC_KEY_TYPES},
 }
+_KCV.update({k: _des_kcv for k in DES_KEY_TYPES})
 
 
 def _fill_certificate(obj: dict[int, Any], template: Mapping[int, Any]) -> None:
@@ -260,6 +272,15 @@ def _fill_secret(obj: dict[int, Any], template: Mapping[int, Any]) -> None:
         raise _fail(spec.CKR_TEMPLATE_INCONSISTENT, spec.CKA_VALUE_LEN,
                     f"{want_len} but the key value has {len(value)} bytes")
     obj[spec.CKA_VALUE_LEN] = len(value)
+    _fill_check_value(obj, template)
+
+
+def _fill_check_value(obj: dict[int, Any], template: Mapping[int, Any]) -> None:
+    """CKA_CHECK_VALUE of a secret key: computed, checked if given, suppressed if empty (4.10);
+    alone for the DES key types, which have no CKA_VALUE_LEN."""
+    value = obj.get(spec.CKA_VALUE)
+    if value is None:
+        return
     kcv_fn = _KCV.get(obj[spec.CKA_KEY_TYPE])
     given = template.get(spec.CKA_CHECK_VALUE)
     if given == b"" or kcv_fn is None:
@@ -299,6 +320,7 @@ _FILLERS: dict[tuple[int, int | None], tuple[Callable[[dict[int, Any], Mapping[i
     **{(spec.CKO_SECRET_KEY, k): (_fill_secret,)
        for k in KEY_TYPES_BY_CLASS[spec.CKO_SECRET_KEY]},
 }
+_FILLERS.update({(spec.CKO_SECRET_KEY, k): (_fill_check_value,) for k in DES_KEY_TYPES})
 
 
 def _derived_flags(obj: dict[int, Any], schema: Schema, origin: Origin,

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 from .. import spec
 
 __all__ = ["F", "Attr", "NO_DEFAULT", "Schema", "schema_for", "SUPPORTED_CLASSES",
-           "KEY_TYPES_BY_CLASS", "SECRET_VALUE_LENGTHS", "HMAC_KEY_TYPES"]
+           "KEY_TYPES_BY_CLASS", "SECRET_VALUE_LENGTHS", "HMAC_KEY_TYPES", "DES_KEY_TYPES"]
 
 
 class F(enum.IntFlag):
@@ -295,6 +295,9 @@ SECRET_VALUE = (                                         # AES 6.10, generic sec
     Attr(spec.CKA_VALUE, R1 | X4 | X6 | S7),
     Attr(spec.CKA_VALUE_LEN, X2 | R3),                   # computed from CKA_VALUE
 )
+DES_VALUE = (                                            # DES, DES2, DES3: fixed length, no CKA_VALUE_LEN
+    Attr(spec.CKA_VALUE, R1 | X4 | X6 | S7),
+)
 
 # DSA (§2.2) and PKCS#3 Diffie-Hellman (§2.5) keys: every value a big integer. The public
 # template names the domain parameters at generation (footnote 3); the private key gets them
@@ -379,6 +382,10 @@ KEY_TYPES_BY_CLASS: dict[int, dict[int, tuple[Attr, ...]]] = {
 KEY_TYPES_BY_CLASS[spec.CKO_PUBLIC_KEY].update({spec.CKK_DSA: DSA_PUBLIC, spec.CKK_DH: DH_PUBLIC})
 KEY_TYPES_BY_CLASS[spec.CKO_PRIVATE_KEY].update({spec.CKK_DSA: DSA_PRIVATE, spec.CKK_DH: DH_PRIVATE})
 KEY_TYPES_BY_CLASS[spec.CKO_DOMAIN_PARAMETERS] = {spec.CKK_DSA: DSA_DOMAIN, spec.CKK_DH: DH_DOMAIN}
+#: The DES key types (issue 23 item 9): single DES is used only where a slot allows the
+#: legacy mechanisms, but its objects are secret keys like any other.
+DES_KEY_TYPES: dict[int, int] = {spec.CKK_DES: 8, spec.CKK_DES2: 16, spec.CKK_DES3: 24}
+KEY_TYPES_BY_CLASS[spec.CKO_SECRET_KEY].update({k: DES_VALUE for k in DES_KEY_TYPES})
 CERT_TYPES: dict[int, tuple[Attr, ...]] = {spec.CKC_X_509: X509}
 
 # Allowed CKA_VALUE lengths per secret key type (None: any non-empty length).
@@ -387,6 +394,7 @@ SECRET_VALUE_LENGTHS: dict[int, frozenset[int] | None] = {
     spec.CKK_CHACHA20: frozenset((32,)),
     **{k: None for k in FREE_LENGTH_SECRET_TYPES},
 }
+SECRET_VALUE_LENGTHS.update({k: frozenset((n,)) for k, n in DES_KEY_TYPES.items()})
 
 _CLASS_LAYERS: dict[int, tuple[tuple[Attr, ...], ...]] = {
     spec.CKO_DATA: (COMMON, STORAGE, DATA),

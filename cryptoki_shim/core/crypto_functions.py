@@ -52,8 +52,8 @@ from ..attributes import policy
 from ..attributes.policy import Origin
 from ..mechanisms.registry import ParameterGenData
 from ..errors import CryptokiError
-from ..mechanisms.params import HkdfParams
-from ..mechanisms.registry import Mechanism, MechanismEntry
+from ..mechanisms.params import HkdfParams, KeyHandleParam
+from ..mechanisms.registry import Mechanism, MechanismEntry, check_offered
 from . import key_management
 from .object_functions import ObjectFunctions
 from .objects import Object
@@ -131,6 +131,8 @@ class CryptoFunctions(ObjectFunctions):
         flag, usage, context_login = OPERATIONS[kind]
         if not entry.flags & flag:
             _require_flag(entry, flag)  # raises
+        if entry.legacy:
+            check_offered(entry, self.token.cfg.legacy_mechanisms)
         key = self.key(key_handle)
         slot = (kind, entry.mechanism)
         verdict = key.cache.get(slot)
@@ -156,6 +158,8 @@ class CryptoFunctions(ObjectFunctions):
         entry = mech.entry
         if not entry.flags & CKF_DIGEST:
             _require_flag(entry, CKF_DIGEST)  # raises
+        if entry.legacy:
+            check_offered(entry, self.token.cfg.legacy_mechanisms)
         maker = _KEYLESS.get(entry.mechanism)
         if maker is None:
             maker = _KEYLESS[entry.mechanism] = backends.keyless_context_maker("digest", entry)
@@ -182,6 +186,7 @@ class CryptoFunctions(ObjectFunctions):
     def generate_key(self, mech: Mechanism, template: dict[int, Any]) -> int:
         entry = mech.entry
         _require_flag(entry, CKF_GENERATE)
+        check_offered(entry, self.token.cfg.legacy_mechanisms)
         if isinstance(entry.data, ParameterGenData):  # public values: software on every token
             backend = self.token.backends[backends.SOFTWARE]
         else:
@@ -214,6 +219,7 @@ class CryptoFunctions(ObjectFunctions):
     def wrap_key(self, mech: Mechanism, wrapping_handle: int, key_handle: int) -> bytes:
         entry = mech.entry
         _require_flag(entry, CKF_WRAP)
+        check_offered(entry, self.token.cfg.legacy_mechanisms)
         wrapping = self._key_or(wrapping_handle, A.CKR_WRAPPING_KEY_HANDLE_INVALID)
         key = None
         try:
@@ -241,6 +247,7 @@ class CryptoFunctions(ObjectFunctions):
                    template: dict[int, Any]) -> int:
         entry = mech.entry
         _require_flag(entry, CKF_UNWRAP)
+        check_offered(entry, self.token.cfg.legacy_mechanisms)
         unwrapping = self._key_or(unwrapping_handle, A.CKR_UNWRAPPING_KEY_HANDLE_INVALID)
         new = None
         try:
@@ -264,6 +271,7 @@ class CryptoFunctions(ObjectFunctions):
     def derive_key(self, mech: Mechanism, base_handle: int, template: dict[int, Any]) -> int:
         entry = mech.entry
         _require_flag(entry, CKF_DERIVE)
+        check_offered(entry, self.token.cfg.legacy_mechanisms)
         base = self.key(base_handle)
         new = None
         try:
@@ -297,7 +305,8 @@ class CryptoFunctions(ObjectFunctions):
         return new.handle
 
     def _resolve_param_keys(self, param: Any) -> tuple[Any, Object | None]:
-        """Parameters that name a key by handle (HKDF salt key) get that key's value here:
+        """Parameters that name a key by handle (HKDF salt key, CKM_CONCATENATE_BASE_AND_KEY's
+        other key) get that key's value here:
         mechanisms never see handles. Returns the parameter and that key (a second base for
         the key-management rules: its protection passes to the new key too)."""
         if isinstance(param, HkdfParams) and param.salt_type == A.CKF_HKDF_SALT_KEY:
@@ -305,6 +314,11 @@ class CryptoFunctions(ObjectFunctions):
             if salt_key.attrs.get(CKA_CLASS) != CKO_SECRET_KEY or salt_key.attrs.get(CKA_DERIVE) is not True:
                 raise CryptokiError(A.CKR_MECHANISM_PARAM_INVALID, "HKDF salt key must be a secret key with CKA_DERIVE")
             return param._replace(salt=salt_key.attrs.get(CKA_VALUE, b"")), salt_key
+        if isinstance(param, KeyHandleParam):  # CKM_CONCATENATE_BASE_AND_KEY's other key
+            other = self._key_or(param.handle, A.CKR_KEY_HANDLE_INVALID)
+            if other.attrs.get(CKA_CLASS) != CKO_SECRET_KEY or not other.attrs.get(CKA_VALUE):
+                raise CryptokiError(A.CKR_MECHANISM_PARAM_INVALID, "the other key must be a secret key")
+            return param._replace(value=other.attrs[CKA_VALUE]), other
         return param, None
 
     def _key_or(self, handle: int, ckr: int) -> Object:

@@ -134,7 +134,9 @@ def mechanism_list(slot: "Slot | None" = None) -> list[int]:
     from ..mechanisms import registry
 
     limits = _backend_limits(slot)
-    return [e.mechanism for e in registry.all_entries() if limits is None or limits(e) is not None]
+    legacy = slot is not None and slot.cfg.legacy_mechanisms
+    return [e.mechanism for e in registry.all_entries()
+            if (legacy or not e.legacy) and (limits is None or limits(e) is not None)]
 
 
 def mechanism_info(mechanism: int, slot: "Slot | None" = None) -> tuple[int, int, int]:
@@ -143,6 +145,8 @@ def mechanism_info(mechanism: int, slot: "Slot | None" = None) -> tuple[int, int
     from .message import message_flags
 
     entry = registry.lookup(mechanism)
+    if entry.legacy:
+        registry.check_offered(entry, slot is not None and slot.cfg.legacy_mechanisms)
     limits = _backend_limits(slot)
     if limits is None:
         return entry.min_key_size, entry.max_key_size, message_flags(entry.flags)

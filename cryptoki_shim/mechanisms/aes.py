@@ -110,8 +110,8 @@ def _iv16(param: Any) -> bytes:
     return bytes(param)
 
 
-def _round_down(n: int) -> int:
-    return n - n % BLOCK
+def _round_down(n: int, block: int = BLOCK) -> int:
+    return n - n % block
 
 
 # --- unpadded block modes: ECB, CBC ----------------------------------------------------
@@ -125,28 +125,29 @@ class BlockContext:
     CKR_ENCRYPTED_DATA_LEN_RANGE (decrypt) at final, or at once for one-shot.
     """
 
-    def __init__(self, ctx: Any, len_error: int) -> None:
+    def __init__(self, ctx: Any, len_error: int, block: int = BLOCK) -> None:
         self._ctx = ctx
         self._len_error = len_error
         self._total = 0
+        self._block = block  # 8 for the DES family (``des.py``)
 
     def update(self, data: bytes) -> bytes:
         self._total += len(data)
         return self._ctx.update(data)
 
     def final(self) -> bytes:
-        if self._total % BLOCK:
+        if self._total % self._block:
             raise CryptokiError(self._len_error, "input is not a multiple of the block size")
         return self._ctx.finalize()
 
     def oneshot(self, data: bytes) -> bytes:
-        if len(data) % BLOCK:
+        if len(data) % self._block:
             raise CryptokiError(self._len_error, "input is not a multiple of the block size")
         return self._ctx.update(data) + self._ctx.finalize()
 
     def length_hint(self, step: str, data_len: int) -> int | None:
         if step == "update":
-            return _round_down(self._total % BLOCK + data_len)
+            return _round_down(self._total % self._block + data_len, self._block)
         if step == "final":
             return 0
         return data_len
@@ -156,10 +157,11 @@ class CbcPadEncrypt:
     """CBC with PKCS#7 padding, encrypting: the output is always a whole number of blocks,
     1..16 bytes longer than the input (§2.10 table "AES-CBC with PKCS padding")."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Any, block: int = BLOCK) -> None:
         self._ctx = ctx
-        self._pad = padding.PKCS7(128).padder()
+        self._pad = padding.PKCS7(8 * block).padder()
         self._total = 0
+        self._block = block
 
     def update(self, data: bytes) -> bytes:
         self._total += len(data)
@@ -172,11 +174,12 @@ class CbcPadEncrypt:
         return self.update(data) + self.final()
 
     def length_hint(self, step: str, data_len: int) -> int | None:
+        block = self._block
         if step == "update":
-            return _round_down(self._total % BLOCK + data_len)
+            return _round_down(self._total % block + data_len, block)
         if step == "final":
-            return BLOCK
-        return _round_down(data_len) + BLOCK
+            return block
+        return _round_down(data_len, block) + block
 
 
 class CbcPadDecrypt:
@@ -184,17 +187,18 @@ class CbcPadDecrypt:
     the padding is checked (bad padding -> CKR_ENCRYPTED_DATA_INVALID; a length that is not
     a positive block multiple -> CKR_ENCRYPTED_DATA_LEN_RANGE)."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Any, block: int = BLOCK) -> None:
         self._ctx = ctx
-        self._unpad = padding.PKCS7(128).unpadder()
+        self._unpad = padding.PKCS7(8 * block).unpadder()
         self._total = 0
+        self._block = block
 
     def update(self, data: bytes) -> bytes:
         self._total += len(data)
         return self._unpad.update(self._ctx.update(data))
 
     def final(self) -> bytes:
-        if self._total == 0 or self._total % BLOCK:
+        if self._total == 0 or self._total % self._block:
             raise CryptokiError(CKR_ENCRYPTED_DATA_LEN_RANGE, "ciphertext is not a positive block multiple")
         tail = self._unpad.update(self._ctx.finalize())
         try:
@@ -203,15 +207,16 @@ class CbcPadDecrypt:
             raise CryptokiError(CKR_ENCRYPTED_DATA_INVALID, "bad PKCS#7 padding") from None
 
     def oneshot(self, data: bytes) -> bytes:
-        if not data or len(data) % BLOCK:
+        if not data or len(data) % self._block:
             raise CryptokiError(CKR_ENCRYPTED_DATA_LEN_RANGE, "ciphertext is not a positive block multiple")
         return self.update(data) + self.final()
 
     def length_hint(self, step: str, data_len: int) -> int | None:
+        block = self._block
         if step == "update":
-            return _round_down(self._total % BLOCK + data_len)
+            return _round_down(self._total % block + data_len, block)
         if step == "final":
-            return BLOCK
+            return block
         return data_len
 
 
@@ -361,21 +366,24 @@ class CbcMac:
     """FIPS 113 data authentication with AES (§2.10 AES-MAC): CBC with a zero IV over the
     data zero-padded to a block multiple; the MAC is the start of the last block."""
 
-    def __init__(self, algo: algorithms.AES) -> None:
-        self._ctx = Cipher(algo, modes.CBC(bytes(BLOCK))).encryptor()
+    def __init__(self, algo: Any, block: int = BLOCK) -> None:
+        self._ctx = Cipher(algo, modes.CBC(bytes(block))).encryptor()
         self._pending = b""
         self._last = b""
+        self._block = block  # 8: DES3-MAC (``des.py``)
 
     def update(self, data: bytes) -> None:
+        block = self._block
         data = self._pending + data
-        cut = _round_down(len(data))
+        cut = _round_down(len(data), block)
         self._pending = data[cut:]
         if cut:
-            self._last = self._ctx.update(data[:cut])[-BLOCK:]
+            self._last = self._ctx.update(data[:cut])[-block:]
 
     def finalize(self) -> bytes:
+        block = self._block
         if self._pending or not self._last:
-            self._last = self._ctx.update(self._pending.ljust(BLOCK, b"\0"))[-BLOCK:]
+            self._last = self._ctx.update(self._pending.ljust(block, b"\0"))[-block:]
         return self._last
 
 
@@ -425,10 +433,10 @@ class MacVerify:
         return None
 
 
-def _general_length(param: Any) -> int:
-    """CK_MAC_GENERAL_PARAMS: 1..block size bytes (§2.10, §2.14)."""
-    if not isinstance(param, int) or isinstance(param, bool) or not 1 <= param <= BLOCK:
-        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, "MAC length must be 1..16")
+def general_length(param: Any, block: int = BLOCK) -> int:
+    """CK_MAC_GENERAL_PARAMS: 1..block size bytes (§2.10, §2.14; DES3 §2.x: 1..8)."""
+    if not isinstance(param, int) or isinstance(param, bool) or not 1 <= param <= block:
+        raise CryptokiError(CKR_MECHANISM_PARAM_INVALID, f"MAC length must be 1..{block}")
     return param
 
 
@@ -534,7 +542,7 @@ def _mac(entry: MechanismEntry[AesMacData], param: Any, key: KeyView) -> tuple[C
     """(factory of a fresh MAC object, output length) for an AES MAC mechanism."""
     algo = aes_algorithm(key)
     data = entry.data
-    length = data.length if data.length else _general_length(param)
+    length = data.length if data.length else general_length(param)
     if data.cmac:
         return (lambda: cmac.CMAC(algo)), length
     return (lambda: CbcMac(algo)), length

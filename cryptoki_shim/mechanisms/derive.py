@@ -4,8 +4,9 @@ Spec: PKCS#11 3.0 §2.3.x CKM_ECDH1_DERIVE with CK_ECDH1_DERIVE_PARAMS (KDFs CKD
 CKD_SHA*_KDF = ANSI X9.63, CKD_SHA*_KDF_SP800 = SP 800-56A concatenation KDF); §2.62
 CKM_HKDF_DERIVE / CKM_HKDF_DATA; §2.42 CKM_SP800_108_COUNTER_KDF / _FEEDBACK_KDF;
 §2.37 CKM_PKCS5_PBKD2 (a key *generation* mechanism: the key comes from a password);
-§2.43 "Miscellaneous simple key derivation mechanisms": CKM_XOR_BASE_AND_DATA and
-CKM_EXTRACT_KEY_FROM_KEY.
+§2.43 "Miscellaneous simple key derivation mechanisms": CKM_XOR_BASE_AND_DATA,
+CKM_EXTRACT_KEY_FROM_KEY and the CKM_CONCATENATE_* family; "Key derivation by data
+encryption - DES & AES": CKM_AES_ECB/CBC_ENCRYPT_DATA and CKM_DES3_ECB/CBC_ENCRYPT_DATA.
 
 ``derive(entry, param, base_key, template) -> material`` returns CKA_VALUE (+CKA_VALUE_LEN
 for secret keys); the core adds class, key type and the derived flags. ``template`` decides
@@ -19,10 +20,12 @@ mechanism at once (``core/key_management.py``, issue 15 item 2), not each functi
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from cryptography.hazmat.primitives import cmac, hashes, hmac
 from cryptography.hazmat.primitives.asymmetric import ec, x448, x25519
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
 from cryptography.hazmat.primitives.kdf.concatkdf import ConcatKDFHash
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
@@ -67,6 +70,8 @@ from ..spec import (
     CKF_HKDF_SALT_KEY,
     CKF_HKDF_SALT_NULL,
     CKK_AES,
+    CKK_DES2,
+    CKK_DES3,
     CKK_EC,
     CKK_EC_MONTGOMERY,
     CKK_GENERIC_SECRET,
@@ -80,7 +85,14 @@ from ..spec import (
     CKK_SHA3_512_HMAC,
     CKK_SHA512_HMAC,
     CKK_SHA_1_HMAC,
+    CKM_AES_CBC_ENCRYPT_DATA,
     CKM_AES_CMAC,
+    CKM_AES_ECB_ENCRYPT_DATA,
+    CKM_CONCATENATE_BASE_AND_DATA,
+    CKM_CONCATENATE_BASE_AND_KEY,
+    CKM_CONCATENATE_DATA_AND_BASE,
+    CKM_DES3_CBC_ENCRYPT_DATA,
+    CKM_DES3_ECB_ENCRYPT_DATA,
     CKM_ECDH1_DERIVE,
     CKM_EXTRACT_KEY_FROM_KEY,
     CKM_HKDF_DATA,
@@ -111,10 +123,12 @@ from ..spec import (
     CKR_TEMPLATE_INCONSISTENT,
     CKZ_SALT_SPECIFIED,
 )
-from . import aes, generic
-from .params import EcdhDeriveParams, HkdfParams, KeyDerivationStringData, Pbkd2Params, Sp800108CounterFormat, Sp800108DkmLengthFormat, Sp800108Params
+from . import aes, des, generic
+from .params import (AesCbcEncryptDataParams, DesCbcEncryptDataParams, EcdhDeriveParams, HkdfParams,
+                     KeyDerivationStringData, KeyHandleParam, Pbkd2Params, Sp800108CounterFormat,
+                     Sp800108DkmLengthFormat, Sp800108Params)
 from .digest import HASHES
-from .registry import Family, KeyView, MechanismEntry, register
+from .registry import EntryData, Family, KeyView, MechanismEntry, register
 
 _log = logging.getLogger(__name__)
 
@@ -177,7 +191,12 @@ PBKD2_PRF: dict[int, type[hashes.HashAlgorithm]] = {
 
 
 def _result(template: Mapping[int, Any], value: bytes) -> dict[int, Any]:
-    return generic.secret_material(value)
+    """The new key's material; a DES key gets odd parity in every byte (FIPS 46-3), as
+    SoftHSM2 sets it on derived DES keys."""
+    key_type = template.get(CKA_KEY_TYPE)
+    if key_type in generic.DES_KEY_SIZES:
+        value = des.odd_parity(value)
+    return generic.secret_material(value, key_type=key_type)
 
 
 # --- ECDH ------------------------------------------------------------------------------
@@ -447,6 +466,73 @@ def extract_derive(entry: MechanismEntry, param: Any, base_key: KeyView, templat
     return _result(template, extract_bits(value, param, length))
 
 
+def concatenate_derive(entry: MechanismEntry, param: Any, base_key: KeyView,
+                       template: Mapping[int, Any]) -> dict[int, Any]:
+    """CKM_CONCATENATE_BASE_AND_KEY (base || other key), _BASE_AND_DATA (base || data) and
+    _DATA_AND_BASE (data || base), §2.43. Without CKA_VALUE_LEN (and a key type of no fixed
+    length) the key is the whole concatenation; a shorter length keeps its leading bytes, a
+    longer one is CKR_TEMPLATE_INCONSISTENT. The other key of _BASE_AND_KEY is resolved by
+    the core (``KeyHandleParam.value``) and is a base for the key-management rules too."""
+    value = generic.secret_value(base_key)
+    if entry.mechanism == CKM_CONCATENATE_BASE_AND_KEY:
+        if not isinstance(param, KeyHandleParam) or not param.value:
+            raise _bad_param("CKM_CONCATENATE_BASE_AND_KEY needs the handle of a secret key")
+        joined = value + bytes(param.value)
+    else:
+        if not isinstance(param, KeyDerivationStringData):
+            raise _bad_param("CK_KEY_DERIVATION_STRING_DATA required")
+        data = bytes(param.data)
+        joined = value + data if entry.mechanism == CKM_CONCATENATE_BASE_AND_DATA else data + value
+    length = generic.derived_length(template, len(joined))
+    if length > len(joined):
+        raise CryptokiError(CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN longer than the concatenation")
+    return _result(template, joined[:length])
+
+
+# --- derivation by data encryption ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EncryptDataData(EntryData):
+    """CKM_<cipher>_ECB/CBC_ENCRYPT_DATA: the cipher's block, its pyca algorithm for a key,
+    and the CBC parameter struct (None: ECB, CK_KEY_DERIVATION_STRING_DATA)."""
+
+    block: int
+    algorithm: Callable[[KeyView], Any]
+    cbc_params: type | None
+
+
+def encrypt_data_derive(entry: MechanismEntry[EncryptDataData], param: Any, base_key: KeyView,
+                        template: Mapping[int, Any]) -> dict[int, Any]:
+    """The new key's value is the encryption of the parameter's data under the base key
+    (ECB, or CBC with the parameter's IV; no padding), cut to the key's length: CKA_VALUE_LEN,
+    else the key type's one length, else the whole ciphertext. Data that is empty or not a
+    block multiple, or shorter than the key, is CKR_MECHANISM_PARAM_INVALID (the parameter
+    cannot make the key; python-pkcs11's suite expects that code, as SoftHSM2 answers).
+
+    The data is the caller's: the derived key is an encryption-oracle output of the base, so
+    it inherits the base's protection (D3, ``core/key_management.py``); never a D1 weak
+    derivation, since each output byte depends on the whole base key."""
+    spec_ = entry.data
+    if spec_.cbc_params is None:
+        if not isinstance(param, KeyDerivationStringData):
+            raise _bad_param("CK_KEY_DERIVATION_STRING_DATA required")
+        mode: Any = modes.ECB()
+    else:
+        if not isinstance(param, spec_.cbc_params) or len(param.iv) != spec_.block:
+            raise _bad_param(f"a CBC_ENCRYPT_DATA parameter with a {spec_.block}-byte IV required")
+        mode = modes.CBC(bytes(param.iv))
+    data = bytes(param.data)
+    if not data or len(data) % spec_.block:
+        raise _bad_param(f"the data must be a positive multiple of {spec_.block} bytes")
+    enc = Cipher(spec_.algorithm(base_key), mode).encryptor()
+    out = enc.update(data) + enc.finalize()
+    length = generic.derived_length(template, len(out))
+    if length > len(out):
+        raise _bad_param("the data is shorter than the key to derive")
+    return _result(template, out[:length])
+
+
 # --- PBKDF2 ----------------------------------------------------------------------------
 
 
@@ -489,6 +575,13 @@ class DeriveFamily(Family):
         CKM_SP800_108_FEEDBACK_KDF: sp800_108_derive,
         CKM_XOR_BASE_AND_DATA: xor_derive,
         CKM_EXTRACT_KEY_FROM_KEY: extract_derive,
+        CKM_CONCATENATE_BASE_AND_KEY: concatenate_derive,
+        CKM_CONCATENATE_BASE_AND_DATA: concatenate_derive,
+        CKM_CONCATENATE_DATA_AND_BASE: concatenate_derive,
+        CKM_AES_ECB_ENCRYPT_DATA: encrypt_data_derive,
+        CKM_AES_CBC_ENCRYPT_DATA: encrypt_data_derive,
+        CKM_DES3_ECB_ENCRYPT_DATA: encrypt_data_derive,
+        CKM_DES3_CBC_ENCRYPT_DATA: encrypt_data_derive,
     }
 
     def derive(self, entry: MechanismEntry, param: Any, base_key: KeyView, template: Mapping[int, Any]) -> dict[int, Any]:
@@ -514,6 +607,10 @@ _SECRET_BASES = frozenset(
         CKK_SHA3_512_HMAC,
     }
 )
+
+#: The bases of the §2.43 mechanisms: the secret types above and the DES types (payment key
+#: components are XORed and concatenated), so the D1 rules meet DES keys as they meet AES keys.
+_SIMPLE_BASES = _SECRET_BASES | frozenset(generic.DES_KEY_SIZES)
 
 # ECDH: key sizes in bits (field size, 192 for P-192 .. 521 for P-521)
 register(
@@ -561,8 +658,43 @@ for _mech, _param in ((CKM_XOR_BASE_AND_DATA, KeyDerivationStringData), (CKM_EXT
             min_key_size=1,
             max_key_size=generic.GENERIC_MAX_BYTES,
             family=DERIVE,
-            key_types=_SECRET_BASES,
+            key_types=_SIMPLE_BASES,
             param=_param,
+        )
+    )
+for _mech, _param in ((CKM_CONCATENATE_BASE_AND_KEY, KeyHandleParam),
+                      (CKM_CONCATENATE_BASE_AND_DATA, KeyDerivationStringData),
+                      (CKM_CONCATENATE_DATA_AND_BASE, KeyDerivationStringData)):
+    register(
+        MechanismEntry(
+            mechanism=_mech,
+            flags=CKF_DERIVE,
+            min_key_size=1,
+            max_key_size=generic.GENERIC_MAX_BYTES,
+            family=DERIVE,
+            key_types=_SIMPLE_BASES,
+            param=_param,
+        )
+    )
+# Key sizes as the cipher's own mechanisms report them (bytes).
+for _mech, _data, _types, _min, _max in (
+    (CKM_AES_ECB_ENCRYPT_DATA, EncryptDataData(aes.BLOCK, aes.aes_algorithm, None), {CKK_AES}, 16, 32),
+    (CKM_AES_CBC_ENCRYPT_DATA, EncryptDataData(aes.BLOCK, aes.aes_algorithm, AesCbcEncryptDataParams), {CKK_AES},
+     16, 32),
+    (CKM_DES3_ECB_ENCRYPT_DATA, EncryptDataData(des.BLOCK, des.des_algorithm, None), {CKK_DES2, CKK_DES3}, 16, 24),
+    (CKM_DES3_CBC_ENCRYPT_DATA, EncryptDataData(des.BLOCK, des.des_algorithm, DesCbcEncryptDataParams),
+     {CKK_DES2, CKK_DES3}, 16, 24),
+):
+    register(
+        MechanismEntry(
+            mechanism=_mech,
+            flags=CKF_DERIVE,
+            min_key_size=_min,
+            max_key_size=_max,
+            family=DERIVE,
+            key_types=frozenset(_types),
+            param=_data.cbc_params or KeyDerivationStringData,
+            data=_data,
         )
     )
 register(

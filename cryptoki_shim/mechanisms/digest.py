@@ -26,6 +26,7 @@ from .. import runtime
 from ..errors import CryptokiError
 from ..spec import (
     CKF_DIGEST,
+    CKM_MD5,
     CKM_SHA3_224,
     CKM_SHA3_256,
     CKM_SHA3_384,
@@ -57,8 +58,13 @@ HASHES: dict[int, type[hashes.HashAlgorithm]] = {
     CKM_SHA3_384: hashes.SHA3_384,
     CKM_SHA3_512: hashes.SHA3_512,
 }
+#: The broken hashes (MD5: collisions in seconds): their mechanisms (CKM_MD5, CKM_MD5_HMAC,
+#: CKM_MD5_RSA_PKCS) are ``legacy`` entries, offered only where a slot sets
+#: ``legacy_mechanisms = true``; kept out of ``HASHES`` so that no parameter (an HKDF PRF, an
+#: OAEP or PSS hash) can name them in any slot.
+LEGACY_HASHES: dict[int, type[hashes.HashAlgorithm]] = {CKM_MD5: hashes.MD5}
 #: pyca algorithm class -> CKM (the signature families name their hash by pyca class).
-CKM_OF: dict[type[hashes.HashAlgorithm], int] = {alg: ckm for ckm, alg in HASHES.items()}
+CKM_OF: dict[type[hashes.HashAlgorithm], int] = {alg: ckm for ckm, alg in {**HASHES, **LEGACY_HASHES}.items()}
 #: The digests native/digest.c serves, filled when the library binds (``native_ready``):
 #: SHA-1/SHA-2 on libcrypto's low-level functions, SHA-3 on its own Keccak (libcrypto has
 #: no low-level SHA-3; a big-endian build leaves it to pyca). Empty without the library.
@@ -225,7 +231,7 @@ def digest(ckm: int, data: bytes) -> bytes:
 
 
 def _pyca_digest(ckm: int, data: bytes) -> bytes:
-    h = hashes.Hash(HASHES[ckm]())
+    h = hashes.Hash((HASHES.get(ckm) or LEGACY_HASHES[ckm])())
     h.update(data)
     return h.finalize()
 
@@ -374,8 +380,11 @@ def native_ready() -> Any | None:
 CONTEXTS: dict[int, type[DigestContext]] = {}
 native_ready()
 CONTEXTS.update((_ckm, context_class(_ckm, _hash)) for _ckm, _hash in HASHES.items() if _ckm not in CONTEXTS)
+CONTEXTS.update((_ckm, context_class(_ckm, _hash)) for _ckm, _hash in LEGACY_HASHES.items())
 
 FAMILY = DigestFamily()
 
 for _ckm, _hash in HASHES.items():
     register(MechanismEntry(_ckm, CKF_DIGEST, 0, 0, FAMILY, data=DigestData(_hash)))
+for _ckm, _hash in LEGACY_HASHES.items():
+    register(MechanismEntry(_ckm, CKF_DIGEST, 0, 0, FAMILY, data=DigestData(_hash), legacy=True))

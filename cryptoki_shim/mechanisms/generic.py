@@ -21,6 +21,9 @@ from ..spec import (
     CKF_GENERATE,
     CKK_AES,
     CKK_CHACHA20,
+    CKK_DES,
+    CKK_DES2,
+    CKK_DES3,
     CKK_GENERIC_SECRET,
     CKK_HKDF,
     CKK_SHA224_HMAC,
@@ -63,9 +66,13 @@ GENERIC_MIN_BYTES = 1
 GENERIC_MAX_BYTES = 65536
 
 AES_KEY_SIZES = (16, 24, 32)
+#: DES, two-key and three-key triple DES (§2.x "DES secret key objects"): the length is the
+#: key type's; these objects have CKA_VALUE and no CKA_VALUE_LEN (as SoftHSM2's).
+DES_KEY_SIZES: dict[int, int] = {CKK_DES: 8, CKK_DES2: 16, CKK_DES3: 24}
 
 # Key types whose value must have one of a few lengths (checked on generate/derive/unwrap).
 FIXED_SIZES: dict[int, tuple[int, ...]] = {CKK_AES: AES_KEY_SIZES, CKK_CHACHA20: (32,)}
+FIXED_SIZES.update({_type: (_size,) for _type, _size in DES_KEY_SIZES.items()})
 
 
 def secret_value(key: KeyView) -> bytes:
@@ -95,10 +102,11 @@ def check_length_for_type(key_type: int, length: int, *, ckr: int = CKR_ATTRIBUT
         raise CryptokiError(ckr, "a secret key needs at least one byte")
 
 
-def secret_material(value: bytes, *, with_value_len: bool = True) -> dict[int, Any]:
-    """The material attributes a family hands back for a new secret key."""
+def secret_material(value: bytes, *, with_value_len: bool = True, key_type: int | None = None) -> dict[int, Any]:
+    """The material attributes a family hands back for a new secret key (a DES key type has
+    no CKA_VALUE_LEN)."""
     material: dict[int, Any] = {CKA_VALUE: value}
-    if with_value_len:
+    if with_value_len and key_type not in DES_KEY_SIZES:
         material[CKA_VALUE_LEN] = len(value)
     return material
 
@@ -112,7 +120,10 @@ def derived_length(template: Mapping[int, Any], natural: int | None, *, default_
     """
     key_type = template.get(CKA_KEY_TYPE, default_type)
     length = template_value_len(template)
-    if length is None:
+    single = FIXED_SIZES.get(key_type, ())
+    if length is None and len(single) == 1 and (natural is None or natural >= single[0]):
+        length = single[0]  # a key type of one length (DES3): that length, cut from the output
+    elif length is None:
         if natural is None:
             raise CryptokiError(CKR_TEMPLATE_INCOMPLETE, "CKA_VALUE_LEN is required")
         length = natural

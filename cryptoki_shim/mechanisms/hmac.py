@@ -38,6 +38,9 @@ from ..spec import (
     CKK_SHA512_256_HMAC,
     CKK_SHA512_HMAC,
     CKK_SHA_1_HMAC,
+    CKK_MD5_HMAC,
+    CKM_MD5_HMAC,
+    CKM_MD5_HMAC_GENERAL,
     CKM_SHA3_224_HMAC,
     CKM_SHA3_224_HMAC_GENERAL,
     CKM_SHA3_256_HMAC,
@@ -88,6 +91,8 @@ _TABLE = (
     (CKM_SHA3_384_HMAC, CKM_SHA3_384_HMAC_GENERAL, hashes.SHA3_384, CKK_SHA3_384_HMAC),
     (CKM_SHA3_512_HMAC, CKM_SHA3_512_HMAC_GENERAL, hashes.SHA3_512, CKK_SHA3_512_HMAC),
 )
+#: HMAC-MD5: offered only by a slot with ``legacy_mechanisms = true`` (``digest.LEGACY_HASHES``).
+_LEGACY_TABLE = ((CKM_MD5_HMAC, CKM_MD5_HMAC_GENERAL, hashes.MD5, CKK_MD5_HMAC),)
 
 
 @dataclass(frozen=True)
@@ -231,9 +236,10 @@ class HmacFamily(Family):
 
 FAMILY = HmacFamily()
 
-for _plain, _general, _hash, _ckk in _TABLE:
-    _types = frozenset({CKK_GENERIC_SECRET, _ckk})
-    register(MechanismEntry(_plain, CKF_SIGN | CKF_VERIFY, MIN_KEY_BYTES, MAX_KEY_BYTES, FAMILY, _types,
-                            data=HmacData(_hash, False)))
-    register(MechanismEntry(_general, CKF_SIGN | CKF_VERIFY, MIN_KEY_BYTES, MAX_KEY_BYTES, FAMILY, _types,
-                            param=MacGeneralParams, data=HmacData(_hash, True)))
+for _legacy, _table in ((False, _TABLE), (True, _LEGACY_TABLE)):
+    for _plain, _general, _hash, _ckk in _table:
+        _types = frozenset({CKK_GENERIC_SECRET, _ckk})
+        register(MechanismEntry(_plain, CKF_SIGN | CKF_VERIFY, MIN_KEY_BYTES, MAX_KEY_BYTES, FAMILY, _types,
+                                data=HmacData(_hash, False), legacy=_legacy))
+        register(MechanismEntry(_general, CKF_SIGN | CKF_VERIFY, MIN_KEY_BYTES, MAX_KEY_BYTES, FAMILY, _types,
+                                param=MacGeneralParams, data=HmacData(_hash, True), legacy=_legacy))

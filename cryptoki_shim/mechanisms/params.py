@@ -183,3 +183,19 @@ class KeyDerivationStringData(NamedTuple):
     """CK_KEY_DERIVATION_STRING_DATA: pData/ulLen (CKM_CONCATENATE_BASE_AND_DATA etc.)."""
 
     data: bytes
+
+
+class DesCbcEncryptDataParams(NamedTuple):
+    """CK_DES_CBC_ENCRYPT_DATA_PARAMS (CKM_DES3_CBC_ENCRYPT_DATA): an 8-byte IV and the data."""
+
+    iv: bytes
+    data: bytes
+
+
+class KeyHandleParam(NamedTuple):
+    """A CK_OBJECT_HANDLE parameter (CKM_CONCATENATE_BASE_AND_KEY, §2.43): the other key's
+    handle; the core resolves it and passes that key's value in ``value`` (mechanisms never
+    see handles)."""
+
+    handle: int
+    value: bytes = b""

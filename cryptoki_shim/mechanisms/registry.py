@@ -184,6 +184,10 @@ class MechanismEntry(Generic[D]):
     param: Any = None
     param_optional: bool = False
     data: D = NO_DATA
+    #: An insecure mechanism (single DES, MD5) a slot offers only with ``legacy_mechanisms =
+    #: true``: elsewhere it is absent from C_GetMechanismList and CKR_MECHANISM_INVALID
+    #: (the core's ``offered`` check, issue 23 item 9).
+    legacy: bool = False
 
 
 _REGISTRY: dict[int, MechanismEntry] = {}
@@ -204,6 +208,15 @@ def lookup(mechanism: int) -> MechanismEntry:
         return _REGISTRY[mechanism]
     except KeyError:
         raise CryptokiError(CKR_MECHANISM_INVALID, f"mechanism {mechanism:#x} not supported") from None
+
+
+def check_offered(entry: MechanismEntry, legacy_allowed: bool) -> None:
+    """A legacy entry (single DES, MD5) in a slot without ``legacy_mechanisms``: the slot
+    does not offer it, so every function that takes it answers CKR_MECHANISM_INVALID, as for
+    a mechanism we do not have (§5.2; C_GetMechanismList leaves it out). Issue 23 item 9."""
+    if entry.legacy and not legacy_allowed:
+        raise CryptokiError(CKR_MECHANISM_INVALID,
+                            f"mechanism {entry.mechanism:#x} is a legacy mechanism: the slot's legacy_mechanisms is off")
 
 
 def all_entries() -> list[MechanismEntry]:

@@ -52,6 +52,8 @@ from ..spec import (
     CKG_MGF1_SHA384,
     CKG_MGF1_SHA512,
     CKK_RSA,
+    CKM_MD5,
+    CKM_MD5_RSA_PKCS,
     CKM_RSA_PKCS,
     CKM_RSA_PKCS_KEY_PAIR_GEN,
     CKM_RSA_PKCS_OAEP,
@@ -98,7 +100,7 @@ from ..spec import (
     CKZ_DATA_SPECIFIED,
 )
 from . import keys
-from .digest import HASHES, hash_of
+from .digest import HASHES, LEGACY_HASHES, hash_of
 from .params import RsaPkcsOaepParams, RsaPkcsPssParams
 from .registry import EntryData, KeyGenData, MechanismEntry, not_supported, register
 from .signing import CipherContext, SignContext, VerifyContext, hash_accumulator
@@ -150,6 +152,7 @@ class RsaData(EntryData):
 # DER of DigestInfo.digestAlgorithm + OCTET STRING header, per hash (RFC 8017 §9.2 note 1),
 # so a caller-supplied DigestInfo for CKM_RSA_PKCS can be signed by OpenSSL as Prehashed.
 _DIGEST_OIDS = {
+    hashes.MD5: "1.2.840.113549.2.5",  # CKM_MD5_RSA_PKCS (legacy slots); HASHES has no MD5 for OAEP/PSS
     hashes.SHA1: "1.3.14.3.2.26",
     hashes.SHA224: "2.16.840.1.101.3.4.2.4",
     hashes.SHA256: "2.16.840.1.101.3.4.2.1",
@@ -651,8 +654,10 @@ _WRAP = CKF_WRAP | CKF_UNWRAP
 
 
 def _reg(ckm: int, flags: int, scheme: RsaScheme, param: Any = None, hash_ckm: int | None = None) -> None:
-    data = RsaData(scheme, HASHES[hash_ckm] if hash_ckm is not None else None)
-    register(MechanismEntry(ckm, flags, USE_MIN_BITS, USE_MAX_BITS, FAMILY, _TYPES, param=param, data=data))
+    legacy = hash_ckm in LEGACY_HASHES  # CKM_MD5_RSA_PKCS: legacy_mechanisms slots only
+    data = RsaData(scheme, {**HASHES, **LEGACY_HASHES}[hash_ckm] if hash_ckm is not None else None)
+    register(MechanismEntry(ckm, flags, USE_MIN_BITS, USE_MAX_BITS, FAMILY, _TYPES, param=param, data=data,
+                            legacy=legacy))
 
 
 register(MechanismEntry(CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, GEN_MIN_BITS, GEN_MAX_BITS, FAMILY,
@@ -661,6 +666,7 @@ _reg(CKM_RSA_PKCS, _SIG | _CIPHER | _WRAP, RsaScheme.PKCS)
 _reg(CKM_RSA_X_509, _SIG | _CIPHER, RsaScheme.X509)
 _reg(CKM_RSA_PKCS_OAEP, _CIPHER | _WRAP, RsaScheme.OAEP, RsaPkcsOaepParams)
 _reg(CKM_RSA_PKCS_PSS, _SIG, RsaScheme.PSS, RsaPkcsPssParams)
+_reg(CKM_MD5_RSA_PKCS, _SIG, RsaScheme.PKCS_HASH, hash_ckm=CKM_MD5)
 for _pkcs, _pss, _hash in (
     (CKM_SHA1_RSA_PKCS, CKM_SHA1_RSA_PKCS_PSS, CKM_SHA_1),
     (CKM_SHA224_RSA_PKCS, CKM_SHA224_RSA_PKCS_PSS, CKM_SHA224),

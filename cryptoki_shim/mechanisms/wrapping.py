@@ -25,6 +25,10 @@ from ..spec import (
     CKM_AES_CBC,
     CKM_AES_ECB,
     CKM_AES_KEY_WRAP,
+    CKM_DES3_CBC,
+    CKM_DES3_ECB,
+    CKM_DES_CBC,
+    CKM_DES_ECB,
     CKO_PRIVATE_KEY,
     CKO_SECRET_KEY,
     CKR_DATA_LEN_RANGE,
@@ -44,7 +48,8 @@ SEMIBLOCK = 8   # RFC 3394's unit
 
 # Mechanisms that cannot carry the length: the key is zero padded to their block size and
 # the unwrapper truncates by CKA_VALUE_LEN (§2.10 ECB/CBC wrap, §2.16 CKM_AES_KEY_WRAP).
-_ZERO_PAD_BLOCK = {CKM_AES_ECB: BLOCK, CKM_AES_CBC: BLOCK, CKM_AES_KEY_WRAP: SEMIBLOCK}
+_ZERO_PAD_BLOCK = {CKM_AES_ECB: BLOCK, CKM_AES_CBC: BLOCK, CKM_AES_KEY_WRAP: SEMIBLOCK,
+                   CKM_DES3_ECB: SEMIBLOCK, CKM_DES3_CBC: SEMIBLOCK, CKM_DES_ECB: SEMIBLOCK, CKM_DES_CBC: SEMIBLOCK}
 
 
 # --- what is wrapped -------------------------------------------------------------------
@@ -83,13 +88,16 @@ def decode_key(plain: bytes, key_class: int, key_type: int | None, value_len: in
     template is inconsistent. Private: PKCS#8 DER, trailing zero padding ignored (§2.16).
     """
     if key_class == CKO_SECRET_KEY:
+        fixed = generic.DES_KEY_SIZES.get(key_type) if key_type is not None else None
+        if value_len is None and fixed is not None and len(plain) > fixed:
+            value_len = fixed  # a DES key type has no CKA_VALUE_LEN: its length cuts the padding
         if value_len is not None:
             if value_len > len(plain):
                 raise CryptokiError(CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN longer than the wrapped key")
             plain = plain[:value_len]
         if key_type is not None:
             generic.check_length_for_type(key_type, len(plain), ckr=CKR_WRAPPED_KEY_INVALID)
-        return generic.secret_material(plain)
+        return generic.secret_material(plain, key_type=key_type)
     if key_class == CKO_PRIVATE_KEY:
         from . import keys
 
