@@ -1013,3 +1013,33 @@ def test_aes_ccm_sp800_38c_examples(token: P11, user_session: int) -> None:
                 _ccm(pr, 1 << 24, bytes(12), b"", 4)):
         m, _keep = token.mechanism(S.CKM_AES_CCM, bad)
         assert token.call("C_EncryptInit", s, m, h) == S.CKR_MECHANISM_PARAM_INVALID
+
+
+# ============================================================================ ML-DSA, ML-KEM (3.2)
+
+def test_pqc_mechanisms_round_trip(token: P11, user_session: int) -> None:
+    """Every PQC mechanism once, cross-checked with pyca (the full tests: tests/test_pqc_*.py)."""
+    from cryptography.hazmat.primitives.asymmetric import mldsa, mlkem
+    from pqc_util import decapsulate, encapsulate, hash_sign_context
+
+    s = user_session
+    hpub, hpriv = token.generate_key_pair(s, S.CKM_ML_DSA_KEY_PAIR_GEN,
+                                          {S.CKA_TOKEN: False, S.CKA_PARAMETER_SET: S.CKP_ML_DSA_44},
+                                          {S.CKA_TOKEN: False})
+    pub = mldsa.MLDSA44PublicKey.from_public_bytes(token.get(s, hpub, S.CKA_VALUE))
+    pub.verify(token.sign(s, S.CKM_ML_DSA, hpriv, MSG), MSG)
+    for mech in (S.CKM_HASH_ML_DSA_SHA224, S.CKM_HASH_ML_DSA_SHA256, S.CKM_HASH_ML_DSA_SHA384,
+                 S.CKM_HASH_ML_DSA_SHA512, S.CKM_HASH_ML_DSA_SHA3_224, S.CKM_HASH_ML_DSA_SHA3_256,
+                 S.CKM_HASH_ML_DSA_SHA3_384, S.CKM_HASH_ML_DSA_SHA3_512, S.CKM_HASH_ML_DSA_SHAKE128,
+                 S.CKM_HASH_ML_DSA_SHAKE256):
+        token.verify(s, mech, hpub, MSG, token.sign(s, mech, hpriv, MSG))
+    digest = hashlib.sha256(MSG).digest()
+    sig = token.sign(s, S.CKM_HASH_ML_DSA, hpriv, digest, hash_sign_context(S.CKM_SHA256))
+    token.verify(s, S.CKM_HASH_ML_DSA_SHA256, hpub, MSG, sig)
+    kpub, kpriv = token.generate_key_pair(s, S.CKM_ML_KEM_KEY_PAIR_GEN,
+                                          {S.CKA_TOKEN: False, S.CKA_PARAMETER_SET: S.CKP_ML_KEM_768},
+                                          {S.CKA_TOKEN: False})
+    secret, ct = mlkem.MLKEM768PublicKey.from_public_bytes(token.get(s, kpub, S.CKA_VALUE)).encapsulate()
+    assert token.get(s, decapsulate(token, s, kpriv, ct, mech=S.CKM_ML_KEM), S.CKA_VALUE) == secret
+    ct2, h2 = encapsulate(token, s, kpub)
+    assert token.get(s, decapsulate(token, s, kpriv, ct2), S.CKA_VALUE) == token.get(s, h2, S.CKA_VALUE)
