@@ -31,6 +31,7 @@ _.writable  # abi/isolation.py _LogSink
 _.raiseExceptions  # abi/isolation.py sets logging.raiseExceptions (read by logging)
 _.handleError  # log.py: logging.Handler's hook, called by logging on an emit error
 _.__getattr__  # attributes/__init__.py, store/__init__.py: PEP 562 module attributes
+_.verify_recover_init  # mechanisms/registry.py INIT_METHODS: Family methods looked up by name
 
 # --- decoded C parameters kept whole (the struct's layout), not read by any mechanism yet
 _.prf_data  # mechanisms/params.py Pkcs5Pbkd2Params: CK_PKCS5_PBKD2_PARAMS2.pPrfData

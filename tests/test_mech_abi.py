@@ -1043,3 +1043,29 @@ def test_pqc_mechanisms_round_trip(token: P11, user_session: int) -> None:
     assert token.get(s, decapsulate(token, s, kpriv, ct, mech=S.CKM_ML_KEM), S.CKA_VALUE) == secret
     ct2, h2 = encapsulate(token, s, kpub)
     assert token.get(s, decapsulate(token, s, kpriv, ct2), S.CKA_VALUE) == token.get(s, h2, S.CKA_VALUE)
+
+
+def test_chacha20_poly1305_rfc8439_vector(token: P11, user_session: int) -> None:
+    """CKM_CHACHA20_KEY_GEN and CKM_CHACHA20_POLY1305 (§2.58, §2.61; mechanisms/chacha.py): the
+    RFC 8439 §2.8.2 AEAD example, one-shot and multi-part, and the generated 256-bit key."""
+    from p11 import ffi
+
+    s = user_session
+    generated = token.generate_key(s, S.CKM_CHACHA20_KEY_GEN, {S.CKA_TOKEN: False, S.CKA_ENCRYPT: True})
+    assert token.get(s, generated, S.CKA_VALUE_LEN) == 32
+    key = token.create(s, {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: S.CKK_CHACHA20, S.CKA_TOKEN: False,
+                           S.CKA_ENCRYPT: True, S.CKA_DECRYPT: True, S.CKA_VALUE: bytes(range(0x80, 0xA0))})
+    pr = Params()
+    p = ffi.new("CK_SALSA20_CHACHA20_POLY1305_PARAMS *")
+    nonce, aad = bytes.fromhex("070000004041424344454647"), bytes.fromhex("50515253c0c1c2c3c4c5c6c7")
+    p.pNonce, p.ulNonceLen, p.pAAD, p.ulAADLen = pr.buf(nonce), 96, pr.buf(aad), len(aad)
+    pt = (b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, "
+          b"sunscreen would be it.")
+    ct = token.encrypt(s, S.CKM_CHACHA20_POLY1305, key, pt, p)
+    assert ct[-16:] == bytes.fromhex("1ae10b594f09e26a7e902ecbd0600691")  # the RFC's tag
+    assert ct[:16] == bytes.fromhex("d31a8d34648e60db7b86afbc53ef7ec2")  # the RFC's first ciphertext block
+    assert multipart(token, s, "Encrypt", S.CKM_CHACHA20_POLY1305, key, pt, p) == ct
+    assert token.decrypt(s, S.CKM_CHACHA20_POLY1305, key, ct, p) == pt
+    assert multipart(token, s, "Decrypt", S.CKM_CHACHA20_POLY1305, key, ct, p) == pt
+    with raises_ckr(S.CKR_ENCRYPTED_DATA_INVALID):
+        token.decrypt(s, S.CKM_CHACHA20_POLY1305, key, ct[:-1] + bytes([ct[-1] ^ 1]), p)

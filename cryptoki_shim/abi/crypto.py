@@ -17,13 +17,16 @@ from ..spec_ints import (
     CKF_GENERATE,
     CKF_GENERATE_KEY_PAIR,
     CKF_SIGN,
+    CKF_SIGN_RECOVER,
     CKF_UNWRAP,
     CKF_VERIFY,
+    CKF_VERIFY_RECOVER,
     CKF_WRAP,
     CKR_ARGUMENTS_BAD,
     CKR_MECHANISM_INVALID,
     CKR_SAVED_STATE_INVALID,
 )
+from ..core.crypto_functions import DUAL
 from ..core.module import MODULE
 from ..core.states import FINAL, ONESHOT, UPDATE
 from ..errors import CryptokiError
@@ -42,9 +45,10 @@ CKR_OK = 0
 
 #: The limit of each operation kind's input (decrypt reads ciphertext: its own CKR).
 _INPUT = {"sign": limits.DATA, "verify": limits.DATA, "encrypt": limits.DATA, "digest": limits.DATA,
-          "decrypt": limits.ENCRYPTED_DATA}
+          "decrypt": limits.ENCRYPTED_DATA, "sign_recover": limits.DATA, "verify_recover": limits.SIGNATURE}
 #: The capability flag each operation kind needs of its mechanism.
-_NEEDS = {"sign": CKF_SIGN, "verify": CKF_VERIFY, "encrypt": CKF_ENCRYPT, "decrypt": CKF_DECRYPT}
+_NEEDS = {"sign": CKF_SIGN, "verify": CKF_VERIFY, "encrypt": CKF_ENCRYPT, "decrypt": CKF_DECRYPT,
+          "sign_recover": CKF_SIGN_RECOVER, "verify_recover": CKF_VERIFY_RECOVER}
 
 
 def _capable(entry: MechanismEntry, need: int) -> None:
@@ -193,6 +197,11 @@ for _kind, _names in {
     entry(_names[3], direct=True)(_final(_kind))
 
 entry("C_VerifyInit", direct=True)(_init("verify"))
+# §5.13.7 / §5.15.6: single-part only; C_VerifyRecover's input is the signature, its output the data
+entry("C_SignRecoverInit", direct=True)(_init("sign_recover"))
+entry("C_SignRecover", direct=True)(_oneshot("sign_recover"))
+entry("C_VerifyRecoverInit", direct=True)(_init("verify_recover"))
+entry("C_VerifyRecover", direct=True)(_oneshot("verify_recover"))
 entry("C_VerifyUpdate", direct=True)(_update("verify"))
 
 
@@ -242,6 +251,43 @@ def C_DigestKey(h_session: int, h_key: int) -> None:
     session = MODULE.sessions[h_session]
     with session.lock:
         session.digest_key(h_key)
+
+
+# ---------------------------------------------------------------------- dual-function updates
+
+
+class _Dual:
+    """``deliver``'s producer for a dual-function update (``Session.dual_update``)."""
+
+    __slots__ = ("session", "name")
+
+    def __init__(self, session: Any, name: str) -> None:
+        self.session, self.name = session, name
+
+    def produce(self, capacity: int | None, kind: str, step: str, data: bytes) -> bytes | int:
+        return self.session.dual_update(self.name, capacity, data)
+
+
+def _dual(name: str):
+    producer, consumer, _takes_input = DUAL[name]
+    limit = _INPUT[producer]
+
+    def dual(h_session: int, p_in: Any, in_len: int, p_out: Any, p_out_len: Any) -> None:
+        """Any error but CKR_BUFFER_TOO_SMALL ends both operations (§5.2, each one's step)."""
+        session = MODULE.sessions[h_session]
+        with session.lock:
+            try:
+                deliver(p_out, p_out_len, _Dual(session, name), "", UPDATE, read_buffer(p_in, in_len, limit))
+            except BaseException as exc:
+                session.failed(producer, exc)
+                session.failed(consumer, exc)
+                raise
+
+    return dual
+
+
+for _name in DUAL:
+    entry(_name)(_dual(_name))
 
 
 # ---------------------------------------------------------------------- keys

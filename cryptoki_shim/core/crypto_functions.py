@@ -23,13 +23,16 @@ from ..spec_ints import (
     CKA_ENCRYPT,
     CKA_EXTRACTABLE,
     CKA_KEY_TYPE,
+    CKA_SENSITIVE,
     CKA_SIGN,
+    CKA_SIGN_RECOVER,
     CKA_TRUSTED,
     CKA_UNWRAP,
     CKA_UNWRAP_TEMPLATE,
     CKA_VALUE,
     CKA_VALUE_LEN,
     CKA_VERIFY,
+    CKA_VERIFY_RECOVER,
     CKA_WRAP,
     CKA_WRAP_TEMPLATE,
     CKA_WRAP_WITH_TRUSTED,
@@ -40,9 +43,22 @@ from ..spec_ints import (
     CKF_GENERATE,
     CKF_GENERATE_KEY_PAIR,
     CKF_SIGN,
+    CKF_SIGN_RECOVER,
     CKF_UNWRAP,
     CKF_VERIFY,
+    CKF_VERIFY_RECOVER,
     CKF_WRAP,
+    CKM_SHA224,
+    CKM_SHA256,
+    CKM_SHA384,
+    CKM_SHA3_224,
+    CKM_SHA3_256,
+    CKM_SHA3_384,
+    CKM_SHA3_512,
+    CKM_SHA512,
+    CKM_SHA512_224,
+    CKM_SHA512_256,
+    CKM_SHA_1,
     CKO_DATA,
     CKO_PRIVATE_KEY,
     CKO_PUBLIC_KEY,
@@ -58,7 +74,7 @@ from . import key_management
 from .object_functions import ObjectFunctions
 from .objects import Object
 from .operations import DIGEST_KEY, Operation
-from .states import FINAL, ONESHOT
+from .states import FINAL, ONESHOT, UPDATE
 
 A = spec
 
@@ -68,8 +84,22 @@ OPERATIONS: dict[str, tuple[int, int, bool]] = {
     "verify": (CKF_VERIFY, CKA_VERIFY, False),
     "encrypt": (CKF_ENCRYPT, CKA_ENCRYPT, False),
     "decrypt": (CKF_DECRYPT, CKA_DECRYPT, True),
+    "sign_recover": (CKF_SIGN_RECOVER, CKA_SIGN_RECOVER, True),
+    "verify_recover": (CKF_VERIFY_RECOVER, CKA_VERIFY_RECOVER, False),
 }
 MAX_RANDOM = 1 << 20
+#: dual function -> (the operation whose update makes the output, the one that takes the
+#: plaintext, does it take the call's input (else the output)?)
+DUAL: dict[str, tuple[str, str, bool]] = {
+    "C_DigestEncryptUpdate": ("encrypt", "digest", True),
+    "C_DecryptDigestUpdate": ("decrypt", "digest", False),
+    "C_SignEncryptUpdate": ("encrypt", "sign", True),
+    "C_DecryptVerifyUpdate": ("decrypt", "verify", False),
+}
+#: The digests C_DigestKey runs on a protected key (``digest_key``), and the shortest such key.
+KEY_DIGESTS = frozenset({CKM_SHA_1, CKM_SHA224, CKM_SHA256, CKM_SHA384, CKM_SHA512, CKM_SHA512_224, CKM_SHA512_256,
+                         CKM_SHA3_224, CKM_SHA3_256, CKM_SHA3_384, CKM_SHA3_512})
+MIN_PROTECTED_DIGEST_BYTES = 16
 
 
 def check_key(entry: MechanismEntry, key: Object, usage: int, *, handle_error: int | None = None) -> None:
@@ -115,7 +145,8 @@ class CryptoFunctions(ObjectFunctions):
     # ------------------------------------------------------------------ init/cancel
 
     def operation_init(self, kind: str, mech: Mechanism | None, key_handle: int) -> None:
-        """C_SignInit, C_VerifyInit, C_EncryptInit, C_DecryptInit. NULL mechanism cancels (3.0).
+        """C_SignInit, C_VerifyInit, C_EncryptInit, C_DecryptInit, C_SignRecoverInit,
+        C_VerifyRecoverInit. NULL mechanism cancels (3.0).
 
         The key checks depend only on the key's attributes, and a key's ``cache`` is emptied
         whenever they change (``Token.update_object``; a reload makes a new ``Object``): so
@@ -174,12 +205,46 @@ class CryptoFunctions(ObjectFunctions):
         self.consume("verify", FINAL, signature)
 
     def digest_key(self, key_handle: int) -> None:
-        """C_DigestKey: digest a secret key's value without revealing it (§5.12.4)."""
-        key = self.key(key_handle)
-        if key.attrs.get(CKA_CLASS) != CKO_SECRET_KEY:
-            raise CryptokiError(A.CKR_KEY_INDIGESTIBLE, "only secret keys can be digested")
-        value = key.attrs.get(CKA_VALUE)
-        self.consume("digest", DIGEST_KEY, value)
+        """C_DigestKey: digest a secret key's value inside the module (§5.12.4).
+
+        A protected key (CKA_SENSITIVE, or not CKA_EXTRACTABLE) is digested only by a
+        one-way hash of the SHA-1/SHA-2/SHA-3 families and only if its value has at least
+        128 bits: a shorter value could be found from its digest by search, and a legacy
+        digest is no one-way function to rely on (docs/security.md; SoftHSM2 has the same
+        hash whitelist). A key without a value here (held upstream or in the TPM) is
+        indigestible. Any error ends the digest (§5.2), as a failed C_DigestUpdate does.
+        """
+        op = self._active("digest", UPDATE)
+        try:
+            key = self.key(key_handle)
+            attrs = key.attrs
+            if attrs.get(CKA_CLASS) != CKO_SECRET_KEY:
+                raise CryptokiError(A.CKR_KEY_INDIGESTIBLE, "only secret keys can be digested")
+            value = attrs.get(CKA_VALUE)
+            if not isinstance(value, (bytes, bytearray)) or not value:
+                raise CryptokiError(A.CKR_KEY_INDIGESTIBLE, "the key's value is not held by this module")
+            if attrs.get(CKA_SENSITIVE) is not False or attrs.get(CKA_EXTRACTABLE) is not True:
+                if op.mechanism not in KEY_DIGESTS:
+                    raise CryptokiError(A.CKR_KEY_INDIGESTIBLE, "a protected key is digested by SHA-1/2/3 only")
+                if len(value) < MIN_PROTECTED_DIGEST_BYTES:
+                    raise CryptokiError(A.CKR_KEY_INDIGESTIBLE, "a protected key under 128 bits is not digested")
+        except CryptokiError:
+            self.ops.pop("digest", None)
+            raise
+        self.consume("digest", DIGEST_KEY, bytes(value))
+
+    def dual_update(self, name: str, capacity: int | None, data: bytes) -> bytes | int:
+        """The dual-function updates (§5.13: C_DigestEncryptUpdate, C_DecryptDigestUpdate,
+        C_SignEncryptUpdate, C_DecryptVerifyUpdate): the cipher's update by the buffer
+        protocol, then the digest/sign/verify update of the plaintext, only once the output
+        is delivered (a length query or CKR_BUFFER_TOO_SMALL feeds nothing). Both operations
+        must be active and multi-part capable; the caller ends both on an error (``DUAL``)."""
+        producer, consumer, takes_input = DUAL[name]
+        self._active(consumer, UPDATE)  # CKR_OPERATION_NOT_INITIALIZED before any work
+        out = self.produce(capacity, producer, UPDATE, data)
+        if out.__class__ is not int:
+            self.consume(consumer, UPDATE, data if takes_input else out)
+        return out
 
     # ------------------------------------------------------------------ keys
 

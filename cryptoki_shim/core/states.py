@@ -176,16 +176,16 @@ MIXED = Refused(_ACTIVE, IDLE)
 
 #: The operation kinds: the CKF_* flag C_SessionCancel names them by (3.0 §5.6), and the
 #: steps their calls take. Find has no one-shot: C_FindObjects is its update, C_FindObjectsFinal
-#: its final. C_DigestKey is a digest update. Sign/verify with recovery are never started here
-#: (no mechanism offers them); cancelling them is a no-op.
+#: its final. C_DigestKey is a digest update. Sign/verify with recovery are single-part
+#: (C_SignRecover, C_VerifyRecover: the RSA raw mechanisms).
 KINDS: dict[str, tuple[int, tuple[str, ...]]] = {
     "encrypt": (CKF_ENCRYPT, (ONESHOT, UPDATE, FINAL)),
     "decrypt": (CKF_DECRYPT, (ONESHOT, UPDATE, FINAL)),
     "digest": (CKF_DIGEST, (ONESHOT, UPDATE, FINAL)),
     "sign": (CKF_SIGN, (ONESHOT, UPDATE, FINAL)),
-    "sign_recover": (CKF_SIGN_RECOVER, ()),
+    "sign_recover": (CKF_SIGN_RECOVER, (ONESHOT,)),
     "verify": (CKF_VERIFY, (ONESHOT, UPDATE, FINAL)),
-    "verify_recover": (CKF_VERIFY_RECOVER, ()),
+    "verify_recover": (CKF_VERIFY_RECOVER, (ONESHOT,)),
     # 3.2 C_VerifySignature*: the signature given at init (core/verify_signature.py); its own
     # operation, which C_SessionCancel(CKF_VERIFY) ends with the C_VerifyInit one
     "verify_signature": (CKF_VERIFY, (ONESHOT, UPDATE, FINAL)),

@@ -43,6 +43,9 @@ INIT_METHODS: dict[str, str] = {
     "encrypt": "encrypt_init",
     "decrypt": "decrypt_init",
     "digest": "digest_init",
+    # C_SignRecover's output is the signature C_Sign makes (§5.13.7): the same context
+    "sign_recover": "sign_init",
+    "verify_recover": "verify_recover_init",
 }
 
 #: ``maker(entry, param, key) -> context``: what ``Family.context_maker`` and
@@ -71,6 +74,7 @@ class Family:
                (raise CKR_SIGNATURE_INVALID / CKR_SIGNATURE_LEN_RANGE)
       encrypt/decrypt: update(data) -> bytes; final() -> bytes; oneshot(data) -> bytes
       digest:  update(data) -> None; final() -> bytes; oneshot(data) -> bytes
+      verify_recover: oneshot(signature) -> bytes (the recovered data)
     and every context has ``length_hint(step: str, data_len: int) -> int | None`` (step is
     "update", "final" or "oneshot"): an upper bound of the output, so that a NULL-buffer
     length query is answered without doing the work; ``None`` means "compute to know".
@@ -92,6 +96,10 @@ class Family:
 
     def digest_init(self, entry: "MechanismEntry", param: Any, key: KeyView | None = None) -> Any:
         raise not_supported(entry, "digest")
+
+    def verify_recover_init(self, entry: "MechanismEntry", param: Any, key: KeyView) -> Any:
+        """C_VerifyRecoverInit: a context whose ``oneshot(signature)`` returns the data."""
+        raise not_supported(entry, "verify with recovery")
 
     def generate_key(self, entry: "MechanismEntry", param: Any, template: Mapping[int, Any]) -> dict[int, Any]:
         raise not_supported(entry, "generate a key")

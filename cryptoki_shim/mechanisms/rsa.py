@@ -39,8 +39,10 @@ from ..spec import (
     CKF_ENCRYPT,
     CKF_GENERATE_KEY_PAIR,
     CKF_SIGN,
+    CKF_SIGN_RECOVER,
     CKF_UNWRAP,
     CKF_VERIFY,
+    CKF_VERIFY_RECOVER,
     CKF_WRAP,
     CKG_MGF1_SHA1,
     CKG_MGF1_SHA3_224,
@@ -605,6 +607,31 @@ def external_decrypt_context(entry: MechanismEntry[RsaData], param: Any, public:
     return CipherContext(decrypt, k)
 
 
+def _recoverer(entry: MechanismEntry[RsaData], view: Any) -> CipherContext:
+    """C_VerifyRecover (§5.15.6) for CKM_RSA_PKCS (the data inside the EMSA-PKCS1-v1_5 block,
+    at most k-11 bytes) and CKM_RSA_X_509 (the whole k-byte block, as C_Sign took it
+    left-padded): a signature not k bytes is CKR_SIGNATURE_LEN_RANGE, a bad one
+    CKR_SIGNATURE_INVALID."""
+    key = _public(view)
+    k = _k(key)
+    numbers = key.public_numbers()
+
+    def recover(signature: bytes) -> bytes:
+        if len(signature) != k:
+            raise CryptokiError(CKR_SIGNATURE_LEN_RANGE, "signature is not k bytes")
+        if entry.data.scheme is RsaScheme.X509:
+            s = int.from_bytes(signature, "big")
+            if s >= numbers.n:
+                raise CryptokiError(CKR_SIGNATURE_INVALID, "signature not below the modulus")
+            return pow(s, numbers.e, numbers.n).to_bytes(k, "big")
+        try:
+            return key.recover_data_from_signature(signature, padding.PKCS1v15(), None)
+        except (InvalidSignature, ValueError):
+            raise CryptokiError(CKR_SIGNATURE_INVALID, "bad PKCS#1 v1.5 signature") from None
+
+    return CipherContext(recover, k)
+
+
 # --------------------------------------------------------------------------- family
 
 
@@ -621,6 +648,9 @@ class RsaFamily(EncryptionWrap):
 
     def encrypt_init(self, entry: MechanismEntry[RsaData], param: Any, key: Any) -> CipherContext:
         return _encryptor(entry, param, key)
+
+    def verify_recover_init(self, entry: MechanismEntry[RsaData], param: Any, key: Any) -> CipherContext:
+        return _recoverer(entry, key)
 
     def decrypt_init(self, entry: MechanismEntry[RsaData], param: Any, key: Any) -> CipherContext:
         return _decryptor(entry, param, key)
@@ -662,8 +692,10 @@ def _reg(ckm: int, flags: int, scheme: RsaScheme, param: Any = None, hash_ckm: i
 
 register(MechanismEntry(CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR, GEN_MIN_BITS, GEN_MAX_BITS, FAMILY,
                         data=KeyGenData(CKK_RSA)))
-_reg(CKM_RSA_PKCS, _SIG | _CIPHER | _WRAP, RsaScheme.PKCS)
-_reg(CKM_RSA_X_509, _SIG | _CIPHER, RsaScheme.X509)
+#: sign/verify with message recovery (§2.1.6, §2.1.9: the two raw mechanisms only)
+_RECOVER = CKF_SIGN_RECOVER | CKF_VERIFY_RECOVER
+_reg(CKM_RSA_PKCS, _SIG | _RECOVER | _CIPHER | _WRAP, RsaScheme.PKCS)
+_reg(CKM_RSA_X_509, _SIG | _RECOVER | _CIPHER, RsaScheme.X509)
 _reg(CKM_RSA_PKCS_OAEP, _CIPHER | _WRAP, RsaScheme.OAEP, RsaPkcsOaepParams)
 _reg(CKM_RSA_PKCS_PSS, _SIG, RsaScheme.PSS, RsaPkcsPssParams)
 _reg(CKM_MD5_RSA_PKCS, _SIG, RsaScheme.PKCS_HASH, hash_ckm=CKM_MD5)
