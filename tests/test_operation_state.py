@@ -275,3 +275,30 @@ def test_restore_repeats_the_key_checks(token: P11, user_session: int) -> None:
     other = token.open(0)
     assert set_state(token, other, state, auth=key) == A.CKR_KEY_FUNCTION_NOT_PERMITTED
     assert token.call("C_SignUpdate", other, b"x", 1) == A.CKR_OPERATION_NOT_INITIALIZED
+
+
+def test_rsa_verify_and_digest_saved_together(token: P11, user_session: int) -> None:
+    """Issue 17 item 5: a multi-part asymmetric verify and a digest in one state (pkcs11-provider
+    duplicates DigestVerify contexts too), restored in another session; a recovery operation
+    is unsaveable."""
+    pub, priv = _rsa_pair(token, user_session)
+    sig = token.sign(user_session, A.CKM_SHA256_RSA_PKCS, priv, MSG)
+    _init(token, "C_VerifyInit", user_session, A.CKM_SHA256_RSA_PKCS, pub)
+    _update(token, "C_VerifyUpdate", user_session, MSG[:123])
+    _init(token, "C_DigestInit", user_session, A.CKM_SHA384)
+    _update(token, "C_DigestUpdate", user_session, MSG[:5])
+    state = get_state(token, user_session)
+    other = token.open(0)
+    assert set_state(token, other, state, auth=pub) == A.CKR_OK
+    _update(token, "C_VerifyUpdate", other, MSG[123:])
+    token.check("C_VerifyFinal", other, sig, len(sig))
+    _update(token, "C_DigestUpdate", other, MSG[5:])
+    assert token._two_pass("C_DigestFinal", other) == __import__("hashlib").sha384(MSG).digest()
+    # a wrong signature after a restore is still refused
+    assert set_state(token, other, state, auth=pub) == A.CKR_OK
+    _update(token, "C_VerifyUpdate", other, MSG[123:] + b"x")
+    assert token.call("C_VerifyFinal", other, sig, len(sig)) == A.CKR_SIGNATURE_INVALID
+    token.call("C_VerifyInit", user_session, ffi.NULL, 0)
+    token.call("C_DigestInit", user_session, ffi.NULL)
+    _init(token, "C_SignRecoverInit", user_session, A.CKM_RSA_PKCS, priv)
+    assert token.call("C_GetOperationState", user_session, ffi.NULL, ffi.new("CK_ULONG *")) == A.CKR_STATE_UNSAVEABLE
