@@ -17,6 +17,9 @@ The rules these tests pin (docs/security.md, "Key management"):
 * T1 a trusted key never decrypts (CKR_KEY_FUNCTION_NOT_PERMITTED), and only the SO clears
   CKA_TRUSTED; T2 what a trusted key unwraps is SENSITIVE and WRAP_WITH_TRUSTED; T3 no key is
   wrapped under a trusted RSA public key whose private key is in this token.
+
+Every attack on a secret-key cipher runs on AES and on triple-DES keys alike (issue 23 item 9:
+``KINDS``), through each type's own ECB, wrapping mechanism and key generation.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from __future__ import annotations
 import hmac as std_hmac
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from cryptoki_shim import spec as S
@@ -76,17 +81,57 @@ def xor_attack(p: P11, s: int, base: int) -> int:
     return brute_force_byte(p, s, derive(p, s, S.CKM_XOR_BASE_AND_DATA, base, no_len, string_data(b"\x00")))
 
 
+@dataclass(frozen=True)
+class Kind:
+    """A secret-key cipher the attacks run on: its key type, generation mechanism, value
+    length, ECB mechanism and block, a wrapping mechanism with its parameter, and its
+    ENCRYPT_DATA derivation."""
+
+    name: str
+    key_type: int
+    gen: int
+    length: int
+    ecb: int
+    block: int
+    wrap: int
+    wrap_param: bytes | None
+    encrypt_data: int
+
+    def gen_template(self) -> dict[int, Any]:
+        """AES needs CKA_VALUE_LEN; a DES key has none (the type fixes the length)."""
+        return {S.CKA_VALUE_LEN: self.length} if self.key_type == S.CKK_AES else {}
+
+    def ecb_block(self, key: bytes) -> bytes:
+        algo = algorithms.AES(key) if self.key_type == S.CKK_AES else TripleDES(key)
+        enc = Cipher(algo, modes.ECB()).encryptor()
+        return enc.update(bytes(self.block)) + enc.finalize()
+
+    def template(self) -> dict[int, Any]:
+        return {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: self.key_type, S.CKA_TOKEN: False}
+
+
+AES_KIND = Kind("aes", S.CKK_AES, S.CKM_AES_KEY_GEN, 32, S.CKM_AES_ECB, 16, S.CKM_AES_KEY_WRAP, None,
+                S.CKM_AES_ECB_ENCRYPT_DATA)
+DES3_KIND = Kind("des3", S.CKK_DES3, S.CKM_DES3_KEY_GEN, 24, S.CKM_DES3_ECB, 8, S.CKM_DES3_CBC_PAD, bytes(8),
+                 S.CKM_DES3_ECB_ENCRYPT_DATA)
+KINDS = pytest.mark.parametrize("kind", [AES_KIND, DES3_KIND], ids=lambda k: k.name)
+
+
 def aes_block(key: bytes) -> bytes:
-    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-    return enc.update(bytes(16)) + enc.finalize()
+    return AES_KIND.ecb_block(key)
+
+
+def protected_key(p: P11, s: int, kind: Kind, **extra: Any) -> int:
+    """A generated key of ``kind``: sensitive, never extractable, CKA_DERIVE TRUE."""
+    attrs = {**kind.gen_template(), S.CKA_TOKEN: False, S.CKA_SENSITIVE: True, S.CKA_EXTRACTABLE: False,
+             S.CKA_DERIVE: True, S.CKA_ENCRYPT: True}
+    attrs.update({getattr(S, f"CKA_{k.upper()}"): v for k, v in extra.items()})
+    return p.generate_key(s, kind.gen, attrs)
 
 
 def protected_aes(p: P11, s: int, **extra: Any) -> int:
     """A generated AES-256 key: sensitive, never extractable, CKA_DERIVE TRUE."""
-    attrs = {S.CKA_VALUE_LEN: 32, S.CKA_TOKEN: False, S.CKA_SENSITIVE: True, S.CKA_EXTRACTABLE: False,
-             S.CKA_DERIVE: True, S.CKA_ENCRYPT: True}
-    attrs.update({getattr(S, f"CKA_{k.upper()}"): v for k, v in extra.items()})
-    return p.generate_key(s, S.CKM_AES_KEY_GEN, attrs)
+    return protected_key(p, s, AES_KIND, **extra)
 
 
 def protected_generic(p: P11, s: int, **extra: Any) -> int:
@@ -106,19 +151,21 @@ AES_TEMPLATE = {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: S.CKK_AES, S.CKA_
 
 # ----------------------------------------------------------------------------- derivation
 
-def test_extract_key_from_key_byte_by_byte_fails(token: P11, user_session: int) -> None:
+@KINDS
+def test_extract_key_from_key_byte_by_byte_fails(token: P11, user_session: int, kind: Kind) -> None:
     """Issue 15 item 2 verbatim: before the fix the 32 bytes came back and encrypted like the
     key (so this test failed on the old code); now the first derivation is refused."""
     s = user_session
-    key = protected_aes(token, s)
+    key = protected_key(token, s, kind)
     with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
-        recovered = extract_attack(token, s, key, 32)
-        assert aes_block(recovered) == encrypt_zero_block(token, s, key)  # the attack worked
+        recovered = extract_attack(token, s, key, kind.length)
+        assert kind.ecb_block(recovered) == token.encrypt(s, kind.ecb, key, bytes(kind.block))  # it worked
 
 
-def test_xor_base_and_data_one_byte_fails(token: P11, user_session: int) -> None:
+@KINDS
+def test_xor_base_and_data_one_byte_fails(token: P11, user_session: int, kind: Kind) -> None:
     s = user_session
-    key = protected_aes(token, s)
+    key = protected_key(token, s, kind)
     with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
         xor_attack(token, s, key)
 
@@ -174,12 +221,13 @@ def test_derived_keys_keep_the_base_protection(token: P11, user_session: int) ->
                    S.CKA_NEVER_EXTRACTABLE: False}
 
 
-def test_full_length_extract_cannot_drop_wrap_with_trusted(token: P11, user_session: int) -> None:
+@KINDS
+def test_full_length_extract_cannot_drop_wrap_with_trusted(token: P11, user_session: int, kind: Kind) -> None:
     """The issue's second half: a full-length extract of a WRAP_WITH_TRUSTED key used to be a
     copy without it, wrapped under an untrusted known key and decrypted offline."""
     s = user_session
-    value = os.urandom(32)
-    key = token.create(s, secret(S.CKK_AES, value, derive=True, sensitive=True, extractable=True,
+    value = os.urandom(kind.length)
+    key = token.create(s, secret(kind.key_type, value, derive=True, sensitive=True, extractable=True,
                                  wrap_with_trusted=True))
     known = os.urandom(32)
     kek = token.create(s, secret(S.CKK_AES, known, wrap=True))
@@ -212,14 +260,14 @@ def test_hkdf_salt_key_protection_is_inherited(token: P11, user_session: int) ->
 
 # ----------------------------------------------------------------------------- wrap / unwrap
 
-def trusted_key(p: P11, s: int) -> int:
-    """The SO's trusted AES-256 key, default usages (CKA_DECRYPT too), as a token object
-    the user then sees; ``s`` is the user's session, logged in again afterwards."""
+def trusted_key(p: P11, s: int, kind: Kind = AES_KIND) -> int:
+    """The SO's trusted key of ``kind`` (AES-256, DES3), default usages (CKA_DECRYPT too), as
+    a token object the user then sees; ``s`` is the user's session, logged in again afterwards."""
     so = p.open(0)
     p.logout(s)
     p.login(so, SO_PIN, user=S.CKU_SO)
-    h = p.generate_key(so, S.CKM_AES_KEY_GEN, {S.CKA_VALUE_LEN: 32, S.CKA_TOKEN: True, S.CKA_PRIVATE: False,
-                                               S.CKA_TRUSTED: True, S.CKA_SENSITIVE: True})
+    h = p.generate_key(so, kind.gen, {**kind.gen_template(), S.CKA_TOKEN: True, S.CKA_PRIVATE: False,
+                                      S.CKA_TRUSTED: True, S.CKA_SENSITIVE: True})
     p.logout(so)
     p.close(so)
     p.login(s, USER_PIN)
@@ -231,42 +279,46 @@ def wwt_target(p: P11, s: int) -> tuple[int, bytes]:
     return p.create(s, secret(S.CKK_AES, value, sensitive=True, extractable=True, wrap_with_trusted=True)), value
 
 
-def test_wrap_under_a_trusted_key_then_decrypt_fails(token: P11, user_session: int) -> None:
+@KINDS
+def test_wrap_under_a_trusted_key_then_decrypt_fails(token: P11, user_session: int, kind: Kind) -> None:
     """Clulow's first attack where it matters: a WRAP_WITH_TRUSTED key may be wrapped under
     a trusted key only, and that key (made with the default usages, CKA_DECRYPT TRUE) used
     to decrypt the blob. Rule T1: a trusted key never decrypts."""
     p, s = token, user_session
-    kek = trusted_key(p, s)
+    kek = trusted_key(p, s, kind)
     target, value = wwt_target(p, s)
-    blob = wrap(p, s, S.CKM_AES_ECB, kek, target)
+    blob = wrap(p, s, kind.ecb, kek, target)
     with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
-        assert p.decrypt(s, S.CKM_AES_ECB, kek, blob) == value  # the attack worked
+        assert p.decrypt(s, kind.ecb, kek, blob) == value  # the attack worked
 
 
-def test_wrap_with_trusted_needs_a_trusted_key(token: P11, user_session: int) -> None:
+@KINDS
+def test_wrap_with_trusted_needs_a_trusted_key(token: P11, user_session: int, kind: Kind) -> None:
     s = user_session
     target, _ = wwt_target(token, s)
-    kek = token.create(s, secret(S.CKK_AES, os.urandom(32), wrap=True))
+    kek = token.create(s, secret(kind.key_type, os.urandom(kind.length), wrap=True))
     with raises_ckr(S.CKR_KEY_NOT_WRAPPABLE):
-        wrap(token, s, S.CKM_AES_KEY_WRAP, kek, target)
+        wrap(token, s, kind.wrap, kek, target, kind.wrap_param)
 
 
-def test_unwrap_under_a_trusted_key_into_weaker_attributes_fails(token: P11, user_session: int) -> None:
+@KINDS
+def test_unwrap_under_a_trusted_key_into_weaker_attributes_fails(token: P11, user_session: int,
+                                                                 kind: Kind) -> None:
     """Wrap a WRAP_WITH_TRUSTED key under the trusted key, unwrap the blob as non-sensitive
     (read CKA_VALUE) or without WRAP_WITH_TRUSTED (wrap it again under a known key). Rule
     T2: what a trusted key unwraps is sensitive and WRAP_WITH_TRUSTED."""
     p, s = token, user_session
-    kek = trusted_key(p, s)
+    kek = trusted_key(p, s, kind)
     target, value = wwt_target(p, s)
-    blob = wrap(p, s, S.CKM_AES_KEY_WRAP, kek, target)
+    blob = wrap(p, s, kind.wrap, kek, target, kind.wrap_param)
     with raises_ckr(S.CKR_TEMPLATE_INCONSISTENT):
-        h = unwrap(p, s, S.CKM_AES_KEY_WRAP, kek, blob,
-                   {**AES_TEMPLATE, S.CKA_SENSITIVE: False, S.CKA_EXTRACTABLE: True})
+        h = unwrap(p, s, kind.wrap, kek, blob,
+                   {**AES_TEMPLATE, S.CKA_SENSITIVE: False, S.CKA_EXTRACTABLE: True}, kind.wrap_param)
         assert p.get(s, h, S.CKA_VALUE) == value  # the attack worked
     with raises_ckr(S.CKR_TEMPLATE_INCONSISTENT):
-        unwrap(p, s, S.CKM_AES_KEY_WRAP, kek, blob,
-               {**AES_TEMPLATE, S.CKA_EXTRACTABLE: True, S.CKA_WRAP_WITH_TRUSTED: False})
-    h = unwrap(p, s, S.CKM_AES_KEY_WRAP, kek, blob, {**AES_TEMPLATE, S.CKA_EXTRACTABLE: True})
+        unwrap(p, s, kind.wrap, kek, blob,
+               {**AES_TEMPLATE, S.CKA_EXTRACTABLE: True, S.CKA_WRAP_WITH_TRUSTED: False}, kind.wrap_param)
+    h = unwrap(p, s, kind.wrap, kek, blob, {**AES_TEMPLATE, S.CKA_EXTRACTABLE: True}, kind.wrap_param)
     assert p.get(s, h, S.CKA_SENSITIVE) is True and p.get(s, h, S.CKA_WRAP_WITH_TRUSTED) is True
     with raises_ckr(S.CKR_ATTRIBUTE_SENSITIVE):
         p.get(s, h, S.CKA_VALUE)
@@ -303,46 +355,102 @@ def test_wrap_under_a_trusted_public_key_whose_private_key_is_here_fails(token: 
     assert len(wrap(p, s, S.CKM_RSA_PKCS_OAEP, pub, target, oaep)) == 256
 
 
-def test_a_trusted_key_keeps_its_rules_through_set_and_copy(token: P11, user_session: int) -> None:
+@KINDS
+def test_a_trusted_key_keeps_its_rules_through_set_and_copy(token: P11, user_session: int, kind: Kind) -> None:
     """T1 holds whatever the user does to the trusted key afterwards: C_SetAttributeValue
     cannot clear CKA_TRUSTED (SO only), and a copy is trusted too."""
     p, s = token, user_session
-    kek = trusted_key(p, s)
+    kek = trusted_key(p, s, kind)
     with raises_ckr(S.CKR_ATTRIBUTE_READ_ONLY):
         p.set(s, kek, {S.CKA_TRUSTED: False})
     twin = p.copy(s, kek, {S.CKA_TOKEN: False})
     assert p.get(s, twin, S.CKA_TRUSTED) is True
     with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
-        p.decrypt(s, S.CKM_AES_ECB, twin, bytes(16))
+        p.decrypt(s, kind.ecb, twin, bytes(kind.block))
 
 
-def test_wrap_a_key_under_itself_fails(token: P11, user_session: int) -> None:
+@KINDS
+def test_wrap_a_key_under_itself_fails(token: P11, user_session: int, kind: Kind) -> None:
     s = user_session
-    key = token.create(s, secret(S.CKK_AES, os.urandom(32), sensitive=True, extractable=True, wrap=True,
-                                 unwrap=True))
+    key = token.create(s, secret(kind.key_type, os.urandom(kind.length), sensitive=True, extractable=True,
+                                 wrap=True, unwrap=True))
     with raises_ckr(S.CKR_KEY_NOT_WRAPPABLE):
-        wrap(token, s, S.CKM_AES_KEY_WRAP, key, key)
+        wrap(token, s, kind.wrap, key, key, kind.wrap_param)
     twin = token.copy(s, key, {})  # the same value under another handle
     with raises_ckr(S.CKR_KEY_NOT_WRAPPABLE):
-        wrap(token, s, S.CKM_AES_KEY_WRAP, twin, key)
+        wrap(token, s, kind.wrap, twin, key, kind.wrap_param)
 
 
-def test_wrap_under_a_derived_weak_key_fails(token: P11, user_session: int) -> None:
+@KINDS
+def test_wrap_under_a_derived_weak_key_fails(token: P11, user_session: int, kind: Kind) -> None:
     """A wrapping key made from the target's own bits (XOR with zeros = the value) is
     refused at derivation."""
     s = user_session
-    target = token.create(s, secret(S.CKK_AES, os.urandom(16), sensitive=True, extractable=True, derive=True))
+    target = token.create(s, secret(kind.key_type, os.urandom(kind.length), sensitive=True, extractable=True,
+                                    derive=True))
     with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
-        derive(token, s, S.CKM_XOR_BASE_AND_DATA, target, {**AES_TEMPLATE, S.CKA_WRAP: True}, string_data(bytes(16)))
+        derive(token, s, S.CKM_XOR_BASE_AND_DATA, target, {**kind.template(), S.CKA_WRAP: True},
+               string_data(bytes(kind.length)))
+
+
+@KINDS
+def test_concatenations_refuse_a_protected_key(token: P11, user_session: int, kind: Kind) -> None:
+    """D1 for the CKM_CONCATENATE_* family: the new key would hold the protected key's bytes
+    next to known ones (then CKM_EXTRACT_KEY_FROM_KEY-style guessing, or a key of known
+    structure). The other key of _BASE_AND_KEY is a base too: a readable base with a
+    protected other key is refused the same way."""
+    s = user_session
+    key = protected_key(token, s, kind)
+    readable = token.create(s, secret(S.CKK_GENERIC_SECRET, os.urandom(16), derive=True, extractable=True))
+    generic = {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: S.CKK_GENERIC_SECRET, S.CKA_TOKEN: False}
+    for mech in (S.CKM_CONCATENATE_BASE_AND_DATA, S.CKM_CONCATENATE_DATA_AND_BASE):
+        with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
+            derive(token, s, mech, key, generic, string_data(b"\x00"))
+    with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
+        derive(token, s, S.CKM_CONCATENATE_BASE_AND_KEY, readable, generic, key.to_bytes(8, "little"))
+
+
+@KINDS
+def test_encrypt_data_derivation_keeps_the_base_protection(token: P11, user_session: int, kind: Kind) -> None:
+    """CKM_<cipher>_ECB_ENCRYPT_DATA with data the caller chooses makes the new key an
+    encryption-oracle output of the base (E_K(data)): readable, it would hand out
+    encryptions under a key that may not even have CKA_ENCRYPT. So it is no D1 weak
+    derivation (every output byte depends on the whole key), but D2 and D3 hold: the new key
+    inherits SENSITIVE / EXTRACTABLE FALSE and is at least 16 bytes."""
+    s = user_session
+    base = protected_key(token, s, kind, encrypt=False)
+    data = string_data(bytes(range(32)))
+    child = {**AES_TEMPLATE, S.CKA_VALUE_LEN: 16, S.CKA_ENCRYPT: True}
+    for weaker in ({S.CKA_SENSITIVE: False}, {S.CKA_EXTRACTABLE: True}):
+        with raises_ckr(S.CKR_TEMPLATE_INCONSISTENT):
+            derive(token, s, kind.encrypt_data, base, {**child, **weaker}, data)
+    with raises_ckr(S.CKR_ATTRIBUTE_VALUE_INVALID):  # D2: no short key from a protected base
+        derive(token, s, kind.encrypt_data, base, {**ONE_BYTE_HMAC_KEY, S.CKA_VALUE_LEN: 8}, data)
+    h = derive(token, s, kind.encrypt_data, base, child, data)
+    assert token.get(s, h, S.CKA_SENSITIVE) is True and token.get(s, h, S.CKA_EXTRACTABLE) is False
+    with raises_ckr(S.CKR_ATTRIBUTE_SENSITIVE):
+        token.get(s, h, S.CKA_VALUE)
+
+
+def test_wrap_strength_is_not_compared(token: P11, user_session: int) -> None:
+    """Decided, not a rule (docs/security.md): an AES-256 key may be wrapped under a two-key
+    triple-DES key (~80-bit security by SP 800-57, against 256). A key that must not leave
+    under weaker keys is CKA_EXTRACTABLE FALSE or CKA_WRAP_WITH_TRUSTED TRUE, whose
+    trusted wrapping keys the SO chooses."""
+    s = user_session
+    target = token.create(s, secret(S.CKK_AES, os.urandom(32), sensitive=True, extractable=True))
+    kek = token.generate_key(s, S.CKM_DES2_KEY_GEN, {S.CKA_TOKEN: False, S.CKA_WRAP: True})
+    assert len(wrap(token, s, S.CKM_DES3_CBC_PAD, kek, target, bytes(8))) == 40
 
 
 # ----------------------------------------------------------------------------- copy / set
 
+@KINDS
 @pytest.mark.parametrize("weaker", [{S.CKA_SENSITIVE: False}, {S.CKA_EXTRACTABLE: True},
                                     {S.CKA_WRAP_WITH_TRUSTED: False}])
-def test_copy_and_set_cannot_weaken_a_key(token: P11, user_session: int, weaker: dict[int, Any]) -> None:
+def test_copy_and_set_cannot_weaken_a_key(token: P11, user_session: int, weaker: dict[int, Any], kind: Kind) -> None:
     s = user_session
-    key = token.create(s, secret(S.CKK_AES, os.urandom(32), sensitive=True, extractable=False,
+    key = token.create(s, secret(kind.key_type, os.urandom(kind.length), sensitive=True, extractable=False,
                                  wrap_with_trusted=True))
     with raises_ckr(S.CKR_ATTRIBUTE_READ_ONLY):
         token.copy(s, key, weaker)

@@ -222,9 +222,11 @@ _MGF_OF = {A.CKM_SHA_1: A.CKG_MGF1_SHA1, A.CKM_SHA224: A.CKG_MGF1_SHA224, A.CKM_
 def _param(name: str) -> Any:
     """A parameter for the mechanism, or None (none needed); "skip" for what is not covered here."""
     if name.endswith("_GENERAL"):
-        return bytes(ffi.buffer(ffi.new("CK_ULONG *", 10)))
+        return bytes(ffi.buffer(ffi.new("CK_ULONG *", 6 if "DES3" in name else 10)))  # DES3 MACs: 1..8
     if name in ("CKM_AES_CBC", "CKM_AES_CBC_PAD"):
         return IV
+    if name in ("CKM_DES3_CBC", "CKM_DES3_CBC_PAD"):
+        return IV[:8]
     if name == "CKM_AES_CTR":
         p = ffi.new("CK_AES_CTR_PARAMS *")
         p.ulCounterBits = 128
@@ -311,6 +313,9 @@ def test_final_length_protocol_every_mechanism(p11: P11, token: P11, user_sessio
     rsa_pub, rsa_priv = _rsa(p11, s)
     ec_pub, ec_priv = _ec(p11, s)
     dsa_pub, dsa_priv = _dsa(p11, s)
+    des3 = p11.create(s, {A.CKA_CLASS: A.CKO_SECRET_KEY, A.CKA_KEY_TYPE: A.CKK_DES3, A.CKA_VALUE: b"d" * 24,
+                          A.CKA_ENCRYPT: True, A.CKA_DECRYPT: True, A.CKA_SIGN: True, A.CKA_VERIFY: True,
+                          A.CKA_TOKEN: False})
     covered: set[str] = set()
     single_part: set[str] = set()
     for mech, name, flags in _mechanisms(p11):
@@ -321,6 +326,8 @@ def test_final_length_protocol_every_mechanism(p11: P11, token: P11, user_sessio
             keys = (mac, mac)
         elif "AES" in name:
             keys = (aes, aes)
+        elif "DES3" in name:
+            keys = (des3, des3)
         elif "RSA" in name:
             keys = (rsa_priv, rsa_pub)
         elif "ECDSA" in name:
@@ -358,7 +365,7 @@ def test_final_length_protocol_every_mechanism(p11: P11, token: P11, user_sessio
             if name in ("CKM_AES_KEY_WRAP", "CKM_AES_KEY_WRAP_PAD", "CKM_AES_KEY_WRAP_KWP") or param == "skip" \
                     or name in ("CKM_AES_GCM", "CKM_AES_CCM") or "RSA" in name:
                 continue
-            data = DATA[:-5] if name == "CKM_AES_CBC_PAD" or name == "CKM_AES_CTR" else DATA
+            data = DATA[:-5] if name in ("CKM_AES_CBC_PAD", "CKM_AES_CTR", "CKM_DES3_CBC_PAD") else DATA
             enc_key, dec_key = (keys[1], keys[0]) if "RSA" in name else keys
             one = p11.encrypt(s, mech, enc_key, data, param)
             _init(p11, "C_EncryptInit", s, mech, enc_key, param=param)
@@ -381,7 +388,9 @@ def test_final_length_protocol_every_mechanism(p11: P11, token: P11, user_sessio
     # the mechanisms of the issue are covered, every family
     for name in ("CKM_ECDSA_SHA256", "CKM_SHA256_RSA_PKCS", "CKM_SHA256_HMAC", "CKM_SHA256_RSA_PKCS_PSS",
                  "CKM_AES_CMAC", "CKM_AES_CBC_PAD", "CKM_AES_ECB", "CKM_AES_CTR", "CKM_SHA256",
-                 "CKM_SHA3_512_HMAC_GENERAL", "CKM_ECDSA_SHA3_256", "CKM_DSA_SHA256", "CKM_DSA_SHA3_512"):
+                 "CKM_SHA3_512_HMAC_GENERAL", "CKM_ECDSA_SHA3_256", "CKM_DSA_SHA256", "CKM_DSA_SHA3_512",
+                 "CKM_DES3_ECB", "CKM_DES3_CBC", "CKM_DES3_CBC_PAD", "CKM_DES3_MAC", "CKM_DES3_MAC_GENERAL",
+                 "CKM_DES3_CMAC", "CKM_DES3_CMAC_GENERAL"):
         assert name in covered, name
 
 
