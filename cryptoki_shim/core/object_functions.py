@@ -69,7 +69,7 @@ class ObjectFunctions(SessionState):
         return obj
 
     def key(self, handle: int) -> Object:
-        obj = self.token.find_object(handle)
+        obj = self.token.find_object(handle, exact=False)  # the operation path: no SQL (store/pg.py)
         if obj is None or obj.attrs.get(CKA_CLASS) not in KEY_CLASSES:
             raise CryptokiError(spec.CKR_KEY_HANDLE_INVALID, f"key {handle}")
         if obj.locked:

@@ -83,9 +83,11 @@ class Token:
 
     # ------------------------------------------------------------------ store sync
 
-    def refresh(self, force: bool = False) -> None:
-        """Reload the record and objects if the store changed since the last load."""
-        version = self.store.data_version()
+    def refresh(self, force: bool = False, exact: bool = True) -> None:
+        """Reload the record and objects if the store changed since the last load.
+        `exact=False` (the use of a cached key) lets a PostgreSQL store answer from its
+        change notifications instead of a query (`Store.data_version`, store/pg.py)."""
+        version = self.store.data_version(exact)
         if not force and version == self._mark:
             return
         with self.lock:
@@ -249,10 +251,10 @@ class Token:
         readable = policy.readable
         return [o.handle for o in pool if self.visible(o) and o.matches(template, readable)]
 
-    def find_object(self, handle: int) -> Object | None:
+    def find_object(self, handle: int, exact: bool = True) -> Object | None:
         obj = self.session_objects.get(handle)
         if obj is None:
-            self.refresh()
+            self.refresh(exact=exact)
             obj = self.objects.get(handle) or self.profile_objects.get(handle)
         return obj if obj is not None and self.visible(obj) else None
 

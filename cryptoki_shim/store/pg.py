@@ -155,6 +155,12 @@ class Listener:
             self._latest = -1
             return None
 
+    def seen(self, generation: int) -> None:
+        """The generation row as just read: the baseline of later announcements."""
+        with self._lock:
+            if self._conn is not None:
+                self._latest = max(self._latest, generation)
+
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:

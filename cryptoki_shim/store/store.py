@@ -275,7 +275,7 @@ class Store:
         Also opens the change listener (the signing path's check)."""
         if self._listener is None:
             return None
-        self._listener.version()
+        self.data_version(exact=False)
         return pg.probe(self.engine)
 
     @property
@@ -382,7 +382,11 @@ class Store:
         self._check_pid()
         if self._listener is not None:
             announced = self._listener.latest()
-            probe = announced if announced is not None and not exact else self._generation()
+            if announced is None or exact:
+                probe = self._generation()
+                self._listener.seen(probe)
+            else:
+                probe = announced
             with self._lock:
                 probe = self._pg_known = max(self._pg_known, probe)
         elif self._is_sqlite:
