@@ -51,40 +51,11 @@ UNCLAIMED = {
     33: "CKM_DH_PKCS_DERIVE",
     8192: "CKM_DSA_PARAMETER_GEN",
     8193: "CKM_DH_PKCS_PARAMETER_GEN",
-    304: "CKM_DES2_KEY_GEN (DES is not served)",
-    305: "CKM_DES3_KEY_GEN",
-    310: "CKM_DES3_CBC_PAD",
-    4356: "CKM_AES_ECB_ENCRYPT_DATA (not implemented yet)",
-    4357: "CKM_AES_CBC_ENCRYPT_DATA (not implemented yet)",
 }
 
 #: test id (module.Class.test) | the suite's skip message; every "Requires N" names only
 #: mechanisms of UNCLAIMED (checked against our C_GetMechanismList below)
 _SKIP_TABLE = """
-    test_aes.AESTests.test_derive_using_cbc_encrypt_0_POSITIVE_128_BIT | Requires 4357
-    test_aes.AESTests.test_derive_using_cbc_encrypt_1_POSITIVE_128_BIT_LONG_DATA | Requires 4357
-    test_aes.AESTests.test_derive_using_cbc_encrypt_2_NEGATIVE_128_BIT_BAD_IV | Requires 4357
-    test_aes.AESTests.test_derive_using_cbc_encrypt_3_NEGATIVE_128_BIT_BAD_DATA | Requires 4357
-    test_aes.AESTests.test_derive_using_cbc_encrypt_4_POSITIVE_256_BIT | Requires 4357
-    test_aes.AESTests.test_derive_using_cbc_encrypt_5_POSITIVE_256_BIT_LONG_DATA | Requires 4357
-    test_aes.AESTests.test_derive_using_cbc_encrypt_6_NEGATIVE_256_BIT_BAD_IV | Requires 4357
-    test_aes.AESTests.test_derive_using_cbc_encrypt_7_NEGATIVE_256_BIT_BAD_DATA | Requires 4357
-    test_aes.AESTests.test_derive_using_cbc_encrypt_8_NEGATIVE_256_BIT_SHORT_DATA | Requires 4357
-    test_aes.AESTests.test_derive_using_ecb_encrypt_0_POSITIVE_128_BIT | Requires 4356
-    test_aes.AESTests.test_derive_using_ecb_encrypt_1_POSITIVE_128_BIT_LONG_IV | Requires 4356
-    test_aes.AESTests.test_derive_using_ecb_encrypt_2_NEGATIVE_128_BIT_BAD_IV | Requires 4356
-    test_aes.AESTests.test_derive_using_ecb_encrypt_3_POSITIVE_256_BIT_LONG_IV | Requires 4356
-    test_aes.AESTests.test_derive_using_ecb_encrypt_4_NEGATIVE_256_BIT_SHORT_IV | Requires 4356
-    test_aes.AESTests.test_derive_using_ecb_encrypt_5_NEGATIVE_256_BIT_BAD_IV | Requires 4356
-    test_aes.AESTests.test_encrypt_with_key_derived_using_cbc_encrypt_0_POSITIVE_128_BIT | Requires 4357
-    test_aes.AESTests.test_encrypt_with_key_derived_using_cbc_encrypt_1_POSITIVE_256_BIT | Requires 4357
-    test_aes.AESTests.test_encrypt_with_key_derived_using_cbc_encrypt_2_POSITIVE_256_BIT_LONG_DATA | Requires 4357
-    test_aes.AESTests.test_encrypt_with_key_derived_using_ecb_encrypt_0_POSITIVE_128_BIT | Requires 4356
-    test_aes.AESTests.test_encrypt_with_key_derived_using_ecb_encrypt_1_POSITIVE_256_BIT_LONG_IV | Requires 4356
-    test_des.DESTests.test_encrypt_des2 | Requires 304, 310
-    test_des.DESTests.test_encrypt_des3 | Requires 305, 310
-    test_des.DESTests.test_generate_des2_key | Requires 304
-    test_des.DESTests.test_generate_des3_key | Requires 305
     test_dh.DHTests.test_derive_key | Requires 32, 33
     test_dh.DHTests.test_generate_params | Requires 32, 8193
     test_dsa.DSATests.test_generate_keypair_and_sign | Requires 16, 18
