@@ -263,6 +263,13 @@ def test_dsa_wrong_keys_and_templates(token: P11, user_session: int, dsa_params:
     with raises_ckr(A.CKR_ATTRIBUTE_VALUE_INVALID):  # y not in the group's range
         token.create(s, {A.CKA_CLASS: A.CKO_PUBLIC_KEY, A.CKA_KEY_TYPE: A.CKK_DSA, A.CKA_TOKEN: False, **full,
                          A.CKA_VALUE: _b(params.p)})
+    for x in (0, params.q, params.q + 1):  # x in [1, q-1]
+        with raises_ckr(A.CKR_ATTRIBUTE_VALUE_INVALID):
+            token.create(s, {A.CKA_CLASS: A.CKO_PRIVATE_KEY, A.CKA_KEY_TYPE: A.CKK_DSA, A.CKA_TOKEN: False, **full,
+                             A.CKA_VALUE: _b(x)})
+    with raises_ckr(A.CKR_ATTRIBUTE_VALUE_INVALID):  # 4096 bits: pyca takes it, FIPS 186-4 has no such size
+        token.create(s, {A.CKA_CLASS: A.CKO_PUBLIC_KEY, A.CKA_KEY_TYPE: A.CKK_DSA, A.CKA_TOKEN: False, **full,
+                         A.CKA_PRIME: _b((1 << 4095) | params.p), A.CKA_VALUE: b"\x02"})
     with raises_ckr(A.CKR_KEY_FUNCTION_NOT_PERMITTED):
         pub2, priv2 = _dsa_pair(token, s, params, extra={A.CKA_SIGN: False})
         token.sign(s, A.CKM_DSA_SHA256, priv2, MESSAGE)
@@ -380,6 +387,28 @@ def test_dh_imported_private_key_derives(token: P11, user_session: int) -> None:
     with raises_ckr(A.CKR_ATTRIBUTE_READ_ONLY):  # footnote 2: the token computes it
         token.create(s, {A.CKA_CLASS: A.CKO_PRIVATE_KEY, A.CKA_KEY_TYPE: A.CKK_DH, A.CKA_TOKEN: False,
                          A.CKA_PRIME: _b(MODP_2048), A.CKA_BASE: b"\x02", A.CKA_VALUE: _b(x), A.CKA_VALUE_BITS: 256})
+
+
+def test_dh_private_key_wraps_and_unwraps(token: P11, user_session: int) -> None:
+    """A DH private key leaves as PKCS#8 and, unwrapped, agrees as before."""
+    s = user_session
+    pub, priv = _dh_pair(token, s, extra={A.CKA_EXTRACTABLE: True})
+    kek = token.create(s, {A.CKA_CLASS: A.CKO_SECRET_KEY, A.CKA_KEY_TYPE: A.CKK_AES, A.CKA_VALUE: b"w" * 32,
+                           A.CKA_TOKEN: False, A.CKA_WRAP: True, A.CKA_UNWRAP: True})
+    m, _keep = token.mechanism(A.CKM_AES_KEY_WRAP_PAD)
+    n = ffi.new("CK_ULONG *")
+    token.check("C_WrapKey", s, m, kek, priv, NULL, n)
+    buf = ffi.new("unsigned char[]", n[0])
+    token.check("C_WrapKey", s, m, kek, priv, buf, n)
+    t = Template({A.CKA_CLASS: A.CKO_PRIVATE_KEY, A.CKA_KEY_TYPE: A.CKK_DH, A.CKA_TOKEN: False, A.CKA_DERIVE: True})
+    h = ffi.new("CK_OBJECT_HANDLE *")
+    token.check("C_UnwrapKey", s, m, kek, buf, n[0], t.array, t.count, h)
+    peer = GROUP.parameters().generate_private_key()
+    y = _b(peer.public_key().public_numbers().y)
+    before = _derive(token, s, priv, y, {**READABLE, A.CKA_VALUE_LEN: 32})
+    after = _derive(token, s, h[0], y, {**READABLE, A.CKA_VALUE_LEN: 32})
+    assert token.get(s, before, A.CKA_VALUE) == token.get(s, after, A.CKA_VALUE)
+    assert token.get(s, h[0], A.CKA_VALUE_BITS) == token.get(s, priv, A.CKA_VALUE_BITS)
 
 
 def test_dh_value_bits(token: P11, user_session: int) -> None:
