@@ -310,3 +310,21 @@ def test_wrap_key_authenticated_refusals(token: P11, user_session: int) -> None:
     assert rv(token, "C_UnwrapKeyAuthenticated", s, g, kek, b"x" * 48, 48, t.array, t.count, b"", 0, NULL) \
         == "CKR_ARGUMENTS_BAD"
 
+
+
+# ---------------------------------------------------------------------- the documented tables
+
+
+def test_conformance_doc_lists_every_function_with_its_interfaces() -> None:
+    """docs/conformance.md's function table is functions.h's order, with the lists each is in."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    functions = re.findall(r"^CK_FN\((\w+),", (root / "native" / "functions.h").read_text(), re.M)
+    rows = re.findall(r"^\| (\d+) \| `(C_\w+)` \| (✓?) \| (✓?) \| ✓ \|", (root / "docs" / "conformance.md").read_text(),
+                      re.M)
+    assert [name for _i, name, _a, _b in rows] == functions and len(functions) == 104
+    for i, name, in_240, in_30 in rows:
+        assert int(i) == functions.index(name)
+        assert (in_240 == "✓", in_30 == "✓") == (int(i) < 68, int(i) < 92), name

@@ -6,6 +6,8 @@
  * really mapped afterwards, so a run that never reached them cannot pass.
  * Usage: host_basic <library>; prints "OK" on success.
  */
+#include <stddef.h>
+
 #include "host.h"
 
 static int mapped(const char *needle)
@@ -50,6 +52,40 @@ int main(int argc, char **argv)
         FAIL("usage: %s <library>", argv[0]);
     m = host_load(argv[1], RTLD_NOW | RTLD_LOCAL);
     f = m.fl30;
+
+    /* C_GetInterfaceList: 3.2 (the default C_GetInterface gave), 3.0, 2.40, in that order;
+     * each list's version is its interface's, and every list holds its version's count of
+     * non-NULL pointers (104, 92, 68). */
+    {
+        static const CK_BYTE want[3][2] = {{3, 2}, {3, 0}, {2, 40}};
+        static const size_t count[3] = {104, 92, 68};
+        CK_C_GetInterfaceList get_list = (CK_C_GetInterfaceList)dlsym(m.handle, "C_GetInterfaceList");
+        CK_INTERFACE itfs[4];
+        CK_ULONG n_itf = 0;
+        size_t k, p;
+        if (get_list == NULL)
+            FAIL("dlsym C_GetInterfaceList: %s", dlerror());
+        CHECK(get_list(NULL, &n_itf));
+        if (n_itf != 3)
+            FAIL("C_GetInterfaceList: %lu interfaces", (unsigned long)n_itf);
+        n_itf = 4;
+        CHECK(get_list(itfs, &n_itf));
+        for (k = 0; k < 3; k++) {
+            const CK_VERSION *v = (const CK_VERSION *)itfs[k].pFunctionList;
+            void **fp = (void **)((char *)itfs[k].pFunctionList + offsetof(CK_FUNCTION_LIST, C_Initialize));
+            if (strcmp((const char *)itfs[k].pInterfaceName, "PKCS 11") != 0 || itfs[k].flags != 0)
+                FAIL("interface %zu: %s flags %lu", k, (const char *)itfs[k].pInterfaceName,
+                     (unsigned long)itfs[k].flags);
+            if (v->major != want[k][0] || v->minor != want[k][1])
+                FAIL("interface %zu: version %d.%d", k, v->major, v->minor);
+            for (p = 0; p < count[k]; p++)
+                if (fp[p] == NULL)
+                    FAIL("interface %zu: NULL function pointer %zu", k, p);
+        }
+        if (itfs[0].pFunctionList != (void *)m.fl32 || itfs[1].pFunctionList != (void *)m.fl30
+            || itfs[2].pFunctionList != (void *)m.fl240)
+            FAIL("C_GetInterfaceList and C_GetInterface / C_GetFunctionList disagree");
+    }
 
     CHECK(m.fl240->C_Initialize(NULL));
 
