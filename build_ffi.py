@@ -94,7 +94,7 @@ def generate_entries(funcs: list[tuple[str, str, str]]) -> str:
             f"    return rv;\n}}\n"
         )
     # Each table's C_GetInfo reports the version of that table (the one the caller chose:
-    # PKCS#11 3.2 §5.4.2, CK_INFO.cryptokiVersion is the interface version in use); the
+    # CK_INFO.cryptokiVersion is the version of the interface in use, our rule); the
     # Python C_GetInfo reports 3.2, the default interface.
     tables = (("2_40", 2, 40, COUNT_2_40, "CK_FUNCTION_LIST"),
               ("3_0", 3, 0, COUNT_3_0, "CK_FUNCTION_LIST_3_0"),

@@ -1,7 +1,7 @@
 """A thin PKCS#11 client over the built library, for tests that check exact return codes.
 
 It loads ``build/libcryptoki_shim.so`` (or ``$CRYPTOKI_SHIM_LIB``) with cffi in ABI mode,
-takes the 3.0 function list from ``C_GetInterface`` and calls through it, exactly as a C
+takes the default (3.2) function list from ``C_GetInterface`` and calls through it, as a C
 client does. ``call`` returns the raw CK_RV; the convenience methods raise ``P11Error``
 carrying the CKR on failure, so tests can say ``with raises_ckr(CKR_X): ...``.
 Attribute values are encoded with the package's own codec (``attributes.codec``): the test
