@@ -512,6 +512,137 @@ def test_des3_modes_and_macs_vs_pyca(token: P11, user_session: int, n: int, ktyp
                                  encrypt=True))
     assert token.encrypt(s, S.CKM_DES3_ECB, kat, b"The qufck brown fox jump").hex() == \
         "a826fd8ce53b855fcce21c8112256fe668d5c05dd9b6b900"  # SP 800-67 rev. 1, appendix B
+    # SP 800-38B appendix D.2, three-key TDEA CMAC: examples 5 (empty), 6 (64 bits), 7 (160 bits)
+    mac = token.create(s, secret(S.CKK_DES3, bytes.fromhex("8aa83bf8cbda10620bc1bf19fbb6cd58bc313d4a371ca8b5"),
+                                 sign=True))
+    for msg, tag in (("", "b7a688e122ffaf95"), ("6bc1bee22e409f96", "8e8f293136283797"),
+                     ("6bc1bee22e409f96e93d7e117393172aae2d8a57", "743ddbe0ce2dc2ed")):
+        assert token.sign(s, S.CKM_DES3_CMAC, mac, bytes.fromhex(msg)).hex() == tag
+
+
+def test_des2_des3_keygen_and_wrap(token: P11, user_session: int) -> None:
+    """Generated DES keys have odd parity; a DES3 key wraps an AES key (CBC_PAD, read back
+    with pyca) and is wrapped itself (AES key wrap, no CKA_VALUE_LEN to unwrap)."""
+    s = user_session
+    for mech, n in ((S.CKM_DES2_KEY_GEN, 16), (S.CKM_DES3_KEY_GEN, 24)):
+        h = token.generate_key(s, mech, usage("encrypt", "wrap", "unwrap", extractable=True))
+        value = token.get(s, h, S.CKA_VALUE)
+        assert len(value) == n and all(bin(b).count("1") % 2 for b in value)
+    kek_value = token.get(s, h, S.CKA_VALUE)
+    target_value = os.urandom(32)
+    target = token.create(s, secret(S.CKK_AES, target_value, extractable=True))
+    iv = os.urandom(8)
+    blob = wrap(token, s, S.CKM_DES3_CBC_PAD, h, target, iv)
+    dec = Cipher(_tdes(kek_value), modes.CBC(iv)).decryptor()
+    unpad = sympad.PKCS7(64).unpadder()
+    assert unpad.update(dec.update(blob) + dec.finalize()) + unpad.finalize() == target_value
+    aes_kek = token.create(s, secret(S.CKK_AES, os.urandom(32), wrap=True, unwrap=True))
+    blob = wrap(token, s, S.CKM_AES_KEY_WRAP, aes_kek, h)
+    back = unwrap(token, s, S.CKM_AES_KEY_WRAP, aes_kek, blob,
+                  {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: S.CKK_DES3, S.CKA_TOKEN: False,
+                   S.CKA_EXTRACTABLE: True})
+    assert token.get(s, back, S.CKA_VALUE) == kek_value
+
+
+def _derivation_data(data: bytes) -> Any:
+    """CK_KEY_DERIVATION_STRING_DATA (its buffer kept alive by ``Params``)."""
+    from p11 import ffi
+
+    return ffi.new("CK_KEY_DERIVATION_STRING_DATA *", {"pData": Params().buf(data), "ulLen": len(data)})
+
+
+def _cbc_encrypt_data(iv: bytes, data: bytes) -> Any:
+    """CK_AES_CBC_ENCRYPT_DATA_PARAMS (16-byte IV) or CK_DES_CBC_ENCRYPT_DATA_PARAMS (8)."""
+    from p11 import ffi
+
+    p = ffi.new(("CK_AES_CBC_ENCRYPT_DATA_PARAMS" if len(iv) == 16 else "CK_DES_CBC_ENCRYPT_DATA_PARAMS") + " *")
+    ffi.memmove(p.iv, iv, len(iv))
+    p.pData, p.length = Params().buf(data), len(data)
+    return p
+
+
+@pytest.mark.parametrize("mech, ktype, n, block", [(S.CKM_AES_ECB_ENCRYPT_DATA, S.CKK_AES, 32, 16),
+                                                   (S.CKM_AES_CBC_ENCRYPT_DATA, S.CKK_AES, 16, 16),
+                                                   (S.CKM_DES3_ECB_ENCRYPT_DATA, S.CKK_DES3, 24, 8),
+                                                   (S.CKM_DES3_CBC_ENCRYPT_DATA, S.CKK_DES2, 16, 8)])
+def test_encrypt_data_derivation_vs_pyca(token: P11, user_session: int, mech: int, ktype: int, n: int,
+                                         block: int) -> None:
+    """The new key is the base's ECB/CBC encryption of the data, cut to its length."""
+    s = user_session
+    value, data, iv = os.urandom(n), os.urandom(48), os.urandom(block)
+    base = token.create(s, secret(ktype, value, derive=True, extractable=True))  # readable: no D3 forcing
+    algo = algorithms.AES(value) if ktype == S.CKK_AES else _tdes(value)
+    cbc = mech in (S.CKM_AES_CBC_ENCRYPT_DATA, S.CKM_DES3_CBC_ENCRYPT_DATA)
+    enc = Cipher(algo, modes.CBC(iv) if cbc else modes.ECB()).encryptor()
+    want = enc.update(data) + enc.finalize()
+    param = _cbc_encrypt_data(iv, data) if cbc else _derivation_data(data)
+    h = derive(token, s, mech, base, {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: S.CKK_GENERIC_SECRET,
+                                      S.CKA_VALUE_LEN: 40, S.CKA_TOKEN: False, S.CKA_EXTRACTABLE: True}, param)
+    assert token.get(s, h, S.CKA_VALUE) == want[:40]
+
+
+def test_concatenate_derivations(token: P11, user_session: int) -> None:
+    """CKM_CONCATENATE_BASE_AND_KEY / _BASE_AND_DATA / _DATA_AND_BASE on readable keys (on a
+    protected base they are refused: tests/test_key_management_attacks.py)."""
+    s = user_session
+    a, b, data = os.urandom(16), os.urandom(16), os.urandom(8)
+    base = token.create(s, secret(S.CKK_GENERIC_SECRET, a, derive=True, extractable=True))
+    other = token.create(s, secret(S.CKK_GENERIC_SECRET, b, extractable=True))
+    template = {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: S.CKK_GENERIC_SECRET, S.CKA_TOKEN: False,
+                S.CKA_EXTRACTABLE: True}
+    handle = other.to_bytes(8, "little")  # CK_OBJECT_HANDLE
+    h = derive(token, s, S.CKM_CONCATENATE_BASE_AND_KEY, base, template, handle)
+    assert token.get(s, h, S.CKA_VALUE) == a + b
+    h = derive(token, s, S.CKM_CONCATENATE_BASE_AND_DATA, base, template, _derivation_data(data))
+    assert token.get(s, h, S.CKA_VALUE) == a + data
+    h = derive(token, s, S.CKM_CONCATENATE_DATA_AND_BASE, base, {**template, S.CKA_VALUE_LEN: 20},
+               _derivation_data(data))
+    assert token.get(s, h, S.CKA_VALUE) == (data + a)[:20]
+
+
+# ============================================================================ DES3 (issue 23 item 9)
+
+def _tdes(key: bytes) -> Any:
+    """pyca's decrepit TripleDES with the 24-byte K1 K2 K3 of a DES2 (K1 K2 K1) or DES3 key."""
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+
+    return TripleDES(key + key[:8] if len(key) == 16 else key)
+
+
+@pytest.mark.parametrize("n, ktype", [(16, S.CKK_DES2), (24, S.CKK_DES3)])
+def test_des3_modes_and_macs_vs_pyca(token: P11, user_session: int, n: int, ktype: int) -> None:
+    """ECB, CBC, CBC_PAD (single- and multi-part, both directions) and the four MACs, each
+    against pyca on the same key; the SP 800-67 TDES example as a known answer."""
+    s = user_session
+    value = os.urandom(n)
+    h = token.create(s, secret(ktype, value, encrypt=True, decrypt=True, sign=True, verify=True))
+    iv, block = os.urandom(8), MSG[:64]
+    for mech, mode, data, param in ((S.CKM_DES3_ECB, modes.ECB(), block, None),
+                                    (S.CKM_DES3_CBC, modes.CBC(iv), block, iv)):
+        enc = Cipher(_tdes(value), mode).encryptor()
+        want = enc.update(data) + enc.finalize()
+        assert token.encrypt(s, mech, h, data, param) == want
+        assert multipart(token, s, "Encrypt", mech, h, data, param) == want
+        assert token.decrypt(s, mech, h, want, param) == data
+    padder = sympad.PKCS7(64).padder()
+    enc = Cipher(_tdes(value), modes.CBC(iv)).encryptor()
+    want = enc.update(padder.update(MSG) + padder.finalize()) + enc.finalize()
+    assert token.encrypt(s, S.CKM_DES3_CBC_PAD, h, MSG, iv) == want
+    assert multipart(token, s, "Decrypt", S.CKM_DES3_CBC_PAD, h, want, iv) == MSG
+    c = cmac.CMAC(_tdes(value))
+    c.update(MSG)
+    tag = c.finalize()
+    assert token.sign(s, S.CKM_DES3_CMAC, h, MSG) == tag
+    assert token.sign(s, S.CKM_DES3_CMAC_GENERAL, h, MSG, (5).to_bytes(8, "little")) == tag[:5]
+    enc = Cipher(_tdes(value), modes.CBC(bytes(8))).encryptor()
+    cbc_mac = (enc.update(MSG + bytes(-len(MSG) % 8)) + enc.finalize())[-8:]
+    assert token.sign(s, S.CKM_DES3_MAC, h, MSG) == cbc_mac[:4]
+    assert token.sign(s, S.CKM_DES3_MAC_GENERAL, h, MSG, (7).to_bytes(8, "little")) == cbc_mac[:7]
+    token.verify(s, S.CKM_DES3_MAC, h, MSG, cbc_mac[:4])
+    kat = token.create(s, secret(S.CKK_DES3, bytes.fromhex("0123456789ABCDEF23456789ABCDEF01456789ABCDEF0123"),
+                                 encrypt=True))
+    assert token.encrypt(s, S.CKM_DES3_ECB, kat, b"The qufck brown fox jump").hex() == \
+        "a826fd8ce53b855fcce21c8112256fe668d5c05dd9b6b900"  # SP 800-67 rev. 1, appendix B
 
 
 def test_des2_des3_keygen_and_wrap(token: P11, user_session: int) -> None:

@@ -12,7 +12,11 @@ D1  The weak derivations (§2.43 CKM_EXTRACT_KEY_FROM_KEY, CKM_XOR_BASE_AND_DATA
     tries. On a protected base they are CKR_KEY_FUNCTION_NOT_PERMITTED (the mechanism is
     valid and listed; the *key's* protection forbids this use — §5.1 definition of that
     code; CKR_MECHANISM_INVALID would tell the client the mechanism does not exist), unless
-    the slot sets ``weak_derivation = true``.
+    the slot sets ``weak_derivation = true``. The derivations by encryption
+    (CKM_AES/DES3_ECB/CBC_ENCRYPT_DATA) are not among them: every byte of E_K(data) depends on
+    the whole key. But the caller chooses the data, so the new key is an encryption-oracle
+    output of the base, one the base may not even allow (no CKA_ENCRYPT): D2 and D3 keep it
+    unreadable from a protected base (issue 23 item 10).
 D2  From a protected base no secret key shorter than ``MIN_DERIVED_KEY_BYTES`` is made (a
     short key is brute-forced whatever KDF made it): CKR_ATTRIBUTE_VALUE_INVALID on
     CKA_VALUE_LEN; ``weak_derivation = true`` lifts this too.
