@@ -289,6 +289,14 @@ def test_dsa_big_integers_normalised(token: P11, user_session: int, dsa_params: 
     assert token.get(s, pub, A.CKA_SUBPRIME) == _b(params.q)
     assert token.get(s, pub, A.CKA_VALUE) == _b(y)
     assert pub in token.find(s, {A.CKA_KEY_TYPE: A.CKK_DSA, A.CKA_VALUE: _b(y)})
+    assert pub in token.find(s, {A.CKA_VALUE: b"\0\0" + _b(y)})  # compared as a number
+    assert pub not in token.find(s, {A.CKA_VALUE: b"\1" + _b(y)})
+    # an octet string elsewhere: a secret key's leading zero byte is part of its value
+    secret = token.create(s, {A.CKA_CLASS: A.CKO_SECRET_KEY, A.CKA_KEY_TYPE: A.CKK_GENERIC_SECRET, A.CKA_TOKEN: False,
+                              A.CKA_VALUE: b"\0" + b"k" * 31, A.CKA_SENSITIVE: False, A.CKA_EXTRACTABLE: True})
+    assert token.get(s, secret, A.CKA_VALUE) == b"\0" + b"k" * 31
+    assert secret not in token.find(s, {A.CKA_VALUE: b"k" * 31})
+    assert secret in token.find(s, {A.CKA_VALUE: b"\0" + b"k" * 31})
     assert pub in token.find(s, {A.CKA_KEY_TYPE: A.CKK_DSA, A.CKA_PRIME: b"\0" + _b(params.p)})
 
 

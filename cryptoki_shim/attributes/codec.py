@@ -255,6 +255,17 @@ BIG_INTEGERS: frozenset[int] = frozenset({
 })
 
 
+#: Key types whose CKA_VALUE is a big integer (CKK_DSA, CKK_DH: y or x): their material gets
+#: the normal form below where it enters (mechanisms/ffc.py), and a search compares a value
+#: given for it in that form (core/objects.py); the codec alone cannot tell (see above).
+BIG_INTEGER_VALUE_KEY_TYPES: frozenset[int] = frozenset({0x1, 0x2})
+
+
+def big_integer(raw: bytes) -> bytes:
+    """The normal form of a big integer given as bytes (for values only their object types)."""
+    return _big_integer(bytes(raw))
+
+
 def _big_integer(raw: bytes) -> bytes:
     """The normal form of a big integer: leading zero bytes stripped, one byte kept (an
     empty value stays empty: the policy treats it as absent)."""

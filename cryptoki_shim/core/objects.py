@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .. import spec
-from ..spec_ints import CKA_PRIVATE, CKA_TOKEN
+from ..attributes import codec
+from ..spec_ints import CKA_KEY_TYPE, CKA_PRIVATE, CKA_TOKEN, CKA_VALUE
 
 
 _handles = itertools.count(1)
@@ -54,11 +55,17 @@ class Object:
         """
         attrs = self.attrs
         for atype, value in template:
-            if atype not in attrs or attrs[atype] != value:
+            if atype not in attrs or attrs[atype] != value and not self._same_number(atype, value):
                 return False
             if atype in self.locked or not readable(attrs, atype):
                 return False
         return True
+
+    def _same_number(self, atype: int, value: Any) -> bool:
+        """CKA_VALUE of a DSA/DH key is a big integer: ``00 01`` is ``01`` (issue 23 item 6).
+        Asked only when the bytes differ, so other searches pay nothing."""
+        return (atype == CKA_VALUE and self.attrs.get(CKA_KEY_TYPE) in codec.BIG_INTEGER_VALUE_KEY_TYPES
+                and isinstance(value, bytes) and codec.big_integer(value) == self.attrs[atype])
 
 
 #: Attributes searches name most (pkcs11-tool, OpenSSL, NSS look keys up by these).
