@@ -153,7 +153,9 @@ class Module:
         from .token import Token
 
         try:
-            return Token(cfg, self.open_store())
+            token = Token(cfg, self.open_store())
+            token.replaced = lambda: self._token_replaced(token)
+            return token
         except CryptokiError as exc:
             audit.backend_error("store", exc)
             raise
@@ -252,7 +254,21 @@ class Module:
 
     def close_all_sessions(self, slot_id: int) -> None:
         with self.lock:
-            token = self.slot(slot_id).token
+            self._end_sessions(self.slot(slot_id).token)
+
+    def _token_replaced(self, token: Token) -> None:
+        """C_InitToken in another process or on another host (seen by `Token.refresh`): as
+        if the token had been removed and a new one inserted (§5.6), this application's
+        sessions on it end and its login is gone; their handles answer
+        CKR_SESSION_HANDLE_INVALID from now on, the call that found it included."""
+        with self.lock:
+            ended = len(token.session_handles)
+            self._end_sessions(token)
+        if ended:
+            _log.warning("slot %d: the token was re-initialized elsewhere: %d session(s) ended", token.slot_id, ended)
+
+    def _end_sessions(self, token: Token) -> None:
+        with self.lock:
             for s in self.sessions_of(token):
                 del self.sessions[s.handle]
             token.session_handles.clear()

@@ -62,14 +62,22 @@ class ObjectFunctions(SessionState):
         if attrs.get(CKA_PRIVATE) is True and self.token.login_user != CKU_USER:
             raise CryptokiError(spec.CKR_USER_NOT_LOGGED_IN, "private object needs the user logged in")
 
+    def _still_open(self) -> None:
+        """After a store refresh: the token may have been re-initialized elsewhere, which
+        ends this session (`Module._token_replaced`)."""
+        if self.handle not in self.token.session_handles:
+            raise CryptokiError(spec.CKR_SESSION_HANDLE_INVALID, "the token was re-initialized elsewhere")
+
     def object(self, handle: int) -> Object:
         obj = self.token.find_object(handle)
+        self._still_open()
         if obj is None:
             raise CryptokiError(spec.CKR_OBJECT_HANDLE_INVALID, f"object {handle}")
         return obj
 
     def key(self, handle: int) -> Object:
         obj = self.token.find_object(handle, exact=False)  # the operation path: no SQL (store/pg.py)
+        self._still_open()
         if obj is None or obj.attrs.get(CKA_CLASS) not in KEY_CLASSES:
             raise CryptokiError(spec.CKR_KEY_HANDLE_INVALID, f"key {handle}")
         if obj.locked:
@@ -165,6 +173,7 @@ class ObjectFunctions(SessionState):
             self.busy("find")
         token = self.token
         handles = [] if template is None else token.search(template)
+        self._still_open()
         self.ops["find"] = Operation("find", FindCursor(handles))
 
     def find(self, max_count: int) -> list[int]:

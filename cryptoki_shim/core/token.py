@@ -14,7 +14,7 @@ import logging
 import os
 import threading
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from .. import audit, backends, spec
 from ..spec_ints import (
@@ -68,6 +68,10 @@ class Token:
         self._mark: int | None = None
         self._public_cache: tuple[str | None, tuple[bytes, ...]] = (None, ())  # serial, `_public_keys`
         self._generation = -1  # the store generation the cache reflects
+        #: Called (outside `lock`) when a refresh finds the token re-initialized by another
+        #: process or host (a new serial): the module ends this application's sessions on it.
+        self.replaced: Callable[[], None] | None = None
+        self._serial_made_here: str | None = None
         # The profiles we implement (§4.13), as public read-only token objects with stable
         # handles; they are not stored (every token of this library has them).
         self.backends = backends.make_backends(cfg)
@@ -86,10 +90,19 @@ class Token:
     def refresh(self, force: bool = False, exact: bool = True) -> None:
         """Reload the record and objects if the store changed since the last load.
         `exact=False` (the use of a cached key) lets a PostgreSQL store answer from its
-        change notifications instead of a query (`Store.data_version`, store/pg.py)."""
+        change notifications instead of a query (`Store.data_version`, store/pg.py).
+        A token found re-initialized elsewhere (C_InitToken in another process or on another
+        host: a new serial, or no token) calls `replaced`."""
         version = self.store.data_version(exact)
         if not force and version == self._mark:
             return
+        before = self.record.serial if self.record is not None else None
+        self._reload(force, version)
+        after = self.record.serial if self.record is not None else None
+        if before is not None and after not in (before, self._serial_made_here) and self.replaced is not None:
+            self.replaced()
+
+    def _reload(self, force: bool, version: int) -> None:
         with self.lock:
             generation = self.store.generation()
             if not force and generation == self._generation:
@@ -396,6 +409,7 @@ class Token:
         self.store.init_token(rec)
         audit.token_event("token.init.forced" if forced else "token.init", self)
         with self.lock:
+            self._serial_made_here = serial  # the refresh below must not take it for one made elsewhere
             self.session_objects = {}
             self.objects = {}
             self.index.rebuild(())

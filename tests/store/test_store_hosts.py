@@ -6,7 +6,7 @@ the other process at its next call, PIN changes, the shared failure counter, C_I
 elsewhere) are collected here again with this directory's `shim_conf`, i.e. on every backend
 of `backend` (the PostgreSQL run is the new one). The tests below add what a fleet needs:
 lockout exact under concurrent wrong PINs from several processes, 2 x 1000 concurrent
-creates, and no SQL on the signing path.
+creates, the other applications' sessions after C_InitToken, and no SQL on the signing path.
 """
 
 from __future__ import annotations
@@ -100,6 +100,29 @@ def test_two_processes_create_1000_objects_each(token) -> None:
     for tag in (b"a", b"b"):
         found = token.find(s, {spec.CKA_LABEL: tag}, batch=512)
         assert sorted(int(token.get(s, h, spec.CKA_VALUE)) for h in found) == list(range(n))
+
+
+def test_init_token_elsewhere_ends_this_applications_sessions(token, worker: Worker) -> None:
+    """C_InitToken in another process (host): the worker's session and login end at its next
+    call that consults the token, as if the token had been removed and a new one inserted;
+    that call and every later one on the old handle answer CKR_SESSION_HANDLE_INVALID, and
+    a new session sees the new, empty token."""
+    worker.run("s = p.open(0); p.login(s, b'1234')")
+    s = token.open(0)
+    token.login(s, USER_PIN)
+    token.create(s, {spec.CKA_CLASS: spec.CKO_DATA, spec.CKA_TOKEN: True, spec.CKA_LABEL: b"old"})
+    assert len(worker.run("result = p.find(s, {spec.CKA_LABEL: b'old'})")) == 1
+    token.close(s)
+    token.init_token(0, b"12345678", "fresh")  # no session of ours is left, so it is allowed
+    with raises_ckr(spec.CKR_SESSION_HANDLE_INVALID):
+        worker.run("p.find(s, {spec.CKA_LABEL: b'old'})")
+    with raises_ckr(spec.CKR_SESSION_HANDLE_INVALID):
+        worker.run("p.session_info(s)")
+    worker.run("s = p.open(0)")
+    assert worker.run("result = p.find(s, {spec.CKA_LABEL: b'old'})") == []
+    with raises_ckr(spec.CKR_USER_PIN_NOT_INITIALIZED):
+        worker.run("p.login(s, b'1234')")
+    assert bytes(token.token_info(0).label).rstrip() == b"fresh"
 
 
 def test_sign_with_a_cached_key_runs_no_sql(token, user_session: int, backend: str) -> None:
