@@ -167,6 +167,31 @@ def test_verify_signature_null_data_is_arguments_bad_and_ends(token: P11, user_s
     assert rv(token, "C_VerifySignatureFinal", user_session) == "CKR_OPERATION_NOT_INITIALIZED"
 
 
+def test_verify_signature_with_ml_dsa_and_its_context(token: P11, user_session: int) -> None:
+    """The 3.2 pairing: a FIPS 204 signature made by pyca, verified with the signature first,
+    single- and multi-part, with its context string in CK_SIGN_ADDITIONAL_CONTEXT."""
+    from cryptography.hazmat.primitives.asymmetric import mldsa
+    from pqc_util import sign_context
+
+    s = user_session
+    ours = mldsa.MLDSA65PrivateKey.generate()
+    pub = token.create(s, {spec.CKA_CLASS: spec.CKO_PUBLIC_KEY, spec.CKA_KEY_TYPE: spec.CKK_ML_DSA,
+                           spec.CKA_PARAMETER_SET: spec.CKP_ML_DSA_65, spec.CKA_VERIFY: True, spec.CKA_TOKEN: False,
+                           spec.CKA_VALUE: ours.public_key().public_bytes_raw()})
+    sig = ours.sign(DATA, b"ctx")
+    param = sign_context(b"ctx")
+    m, _keep = token.mechanism(spec.CKM_ML_DSA, param)
+    token.check("C_VerifySignatureInit", s, m, pub, sig, len(sig))
+    token.check("C_VerifySignature", s, DATA, len(DATA))
+    token.check("C_VerifySignatureInit", s, m, pub, sig, len(sig))
+    for part in (DATA[:7], DATA[7:]):
+        token.check("C_VerifySignatureUpdate", s, part, len(part))
+    token.check("C_VerifySignatureFinal", s)
+    other, _keep2 = token.mechanism(spec.CKM_ML_DSA, sign_context(b"other"))
+    token.check("C_VerifySignatureInit", s, other, pub, sig, len(sig))
+    assert rv(token, "C_VerifySignature", s, DATA, len(DATA)) == "CKR_SIGNATURE_INVALID"
+
+
 def test_verify_signature_bad_handles(p11: P11) -> None:
     assert rv(p11, "C_VerifySignature", 0xBAD, NULL, 0) == "CKR_SESSION_HANDLE_INVALID"
     assert rv(p11, "C_VerifySignatureUpdate", 0xBAD, NULL, 0) == "CKR_SESSION_HANDLE_INVALID"
