@@ -98,6 +98,9 @@ def test_every_function_refuses_a_legacy_mechanism_when_off(two_slots: tuple[P11
                                      usage("sign"))
     m, _keep = p.mechanism(S.CKM_MD5_RSA_PKCS)
     assert p.call("C_SignInit", s, m, priv) == S.CKR_MECHANISM_INVALID
+    assert p.call("C_MessageSignInit", s, m, priv) == S.CKR_MECHANISM_INVALID  # 3.0 message signing
+    m, _keep = p.mechanism(S.CKM_MD5_HMAC)
+    assert p.call("C_MessageVerifyInit", s, m, mac_key) == S.CKR_MECHANISM_INVALID
     target = p.create(s, secret(S.CKK_AES, os.urandom(16), extractable=True))
     with raises_ckr(S.CKR_MECHANISM_INVALID):
         wrap(p, s, S.CKM_DES_CBC_PAD, des, target, bytes(8))
@@ -119,6 +122,13 @@ def test_md5_digest_hmac_and_rsa(two_slots: tuple[P11, int, int]) -> None:
     assert multipart(p, s, "Sign", S.CKM_MD5_HMAC, key, MSG) == want
     assert p.sign(s, S.CKM_MD5_HMAC_GENERAL, key, MSG, (10).to_bytes(8, "little")) == want[:10]
     p.verify(s, S.CKM_MD5_HMAC, key, MSG, want)
+    m, _keep = p.mechanism(S.CKM_MD5_HMAC)
+    p.check("C_MessageSignInit", s, m, key)  # a message is one C_Sign's worth (3.0 §5.14)
+    n = ffi.new("CK_ULONG *", 16)
+    out = ffi.new("unsigned char[]", 16)
+    p.check("C_SignMessage", s, ffi.NULL, 0, MSG, len(MSG), out, n)
+    assert ffi.buffer(out, n[0])[:] == want
+    p.check("C_MessageSignFinal", s)
     with raises_ckr(S.CKR_SIGNATURE_INVALID):
         p.verify(s, S.CKM_MD5_HMAC, key, MSG, bytes(16))
     hpub, hpriv = p.generate_key_pair(s, S.CKM_RSA_PKCS_KEY_PAIR_GEN, usage("verify", modulus_bits=2048),

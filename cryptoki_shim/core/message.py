@@ -34,7 +34,7 @@ from typing import Any, Callable, NamedTuple
 from .. import audit
 from ..errors import BufferTooSmall, CryptokiError
 from ..mechanisms.params import CcmParams, ChachaPolyParams, GcmParams
-from ..mechanisms.registry import Mechanism, MechanismEntry
+from ..mechanisms.registry import Mechanism, MechanismEntry, check_offered
 from ..spec_ints import (
     CKA_ALWAYS_AUTHENTICATE,
     CKA_DECRYPT,
@@ -211,6 +211,8 @@ class MessageFunctions(CryptoFunctions):
         flag, usage, ctx_kind, context_login = KINDS[kind]
         if not entry.flags & flag:
             raise CryptokiError(CKR_MECHANISM_INVALID, f"mechanism {entry.mechanism:#x} has no message-based {ctx_kind}")
+        if entry.legacy:  # CKM_MD5_HMAC, CKM_MD5_RSA_PKCS: only where the slot offers them
+            check_offered(entry, self.token.cfg.legacy_mechanisms)
         key = self.key(key_handle)
         try:
             check_key(entry, key, usage)
