@@ -86,7 +86,11 @@ class Target:
                       "--so-pin", SO_PIN, "--pin", PIN])
         else:
             conf = work / "config.toml"
+            # [python] venv: the environment named as an installed configuration names it, so a
+            # copy of the library loaded from elsewhere (PyKCS11's test_load copies it to a
+            # temporary directory) finds it too (native/pyenv.c, docs/install.md).
             conf.write_text(f'[store]\nurl = "sqlite:///{work / "store.db"}"\n\n'
+                            f'[python]\nvenv = "{ROOT / ".venv"}"\n\n'
                             '[[slots]]\nid = 0\nkdf_cost = "test"\n' + slot_options)
             env["CRYPTOKI_SHIM_CONF"] = str(conf)
             ctx.init_token_with_pkcs11_tool()

@@ -45,6 +45,8 @@ def public_key(ctx: Context, key_id: str):
         der = bytes.fromhex(point.group(1))
         if der[0] == 0x04 and der[1] == len(der) - 2:  # DER OCTET STRING (short form) around the point
             der = der[2:]
+        elif der[:2] == b"\x04\x81" and der[2] == len(der) - 3:  # long form (P-521: 133 bytes)
+            der = der[3:]
         return ec.EllipticCurvePublicKey.from_encoded_point(EC_CURVES[params.group(1)], der)
     out = ctx.path(f"pub-{key_id}.der")
     ctx.tool("--read-object", "--type", "pubkey", "--id", key_id, "-o", str(out))

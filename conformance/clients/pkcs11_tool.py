@@ -8,10 +8,11 @@ keys compared with values computed here from key bytes we chose and imported.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives import hashes, hmac, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
 
@@ -229,6 +230,179 @@ def random(ctx: Context) -> None:
     assert len(out.read_bytes()) == 64 and len(set(out.read_bytes())) > 16
 
 
+# ---------------------------------------------------------------- issue 23: more of pkcs11-tool
+
+
+@check("list-interfaces", "C_GetInterfaceList (3.0 §5.2): the 3.0 interface is offered")
+def list_interfaces(ctx: Context) -> None:
+    out = ctx.tool("--list-interfaces").out
+    assert "Interface 'PKCS 11'" in out and "version: 3.0" in out, out
+
+
+keygen_p384 = Check("keygen-ec-p384", _keygen("EC:secp384r1", "0a", "--usage-sign"), "C_GenerateKeyPair P-384")
+keygen_p521 = Check("keygen-ec-p521", _keygen("EC:secp521r1", "0b", "--usage-sign"), "C_GenerateKeyPair P-521")
+sign_p384 = Check("sign-ecdsa-sha384", _sign("0a", "ECDSA-SHA384", "keygen-ec-p384", hash="sha384"), "pyca verifies")
+sign_p521 = Check("sign-ecdsa-sha512", _sign("0b", "ECDSA-SHA512", "keygen-ec-p521", hash="sha512"), "pyca verifies")
+sign_rsa384 = Check("sign-rsa-pkcs1-sha384", _sign("01", "SHA384-RSA-PKCS", "keygen-rsa-2048", hash="sha384"),
+                    "pyca verifies")
+sign_rsa512 = Check("sign-rsa-pkcs1-sha512", _sign("01", "SHA512-RSA-PKCS", "keygen-rsa-2048", hash="sha512"),
+                    "pyca verifies")
+sign_pss512 = Check("sign-rsa-pss-sha512", _sign("01", "SHA512-RSA-PKCS-PSS", "keygen-rsa-2048", hash="sha512",
+                                                 scheme="pss", extra=("--mgf", "MGF1-SHA512")), "pyca verifies")
+
+
+@check("sign-ecdsa-raw", "C_Sign CKM_ECDSA on a SHA-256 digest; pyca verifies it as prehashed")
+def sign_ecdsa_raw(ctx: Context) -> None:
+    ctx.need("keygen-ec-p256")
+    h = hashes.Hash(hashes.SHA256())
+    h.update(MSG)
+    digest = h.finalize()
+    f, sig = ctx.path("digest.bin"), ctx.path("sig-ecdsa-raw")
+    f.write_bytes(digest)
+    ctx.tool("--sign", "-m", "ECDSA", "--id", "02", "-i", str(f), "-o", str(sig), login=True)
+    raw = sig.read_bytes()
+    n = len(raw) // 2
+    der = utils.encode_dss_signature(int.from_bytes(raw[:n], "big"), int.from_bytes(raw[n:], "big"))
+    public_key(ctx, "02").verify(der, digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+
+
+@check("verify-rejects-tampered", "C_Verify of a signature with one bit flipped: CKR_SIGNATURE_INVALID")
+def verify_tampered(ctx: Context) -> None:
+    ctx.need("sign-ecdsa-sha256")
+    sig = ctx.path("sig-ECDSA-SHA256")
+    bad = bytearray(sig.read_bytes())
+    bad[5] ^= 0x01
+    tampered = ctx.path("sig-tampered")
+    tampered.write_bytes(bytes(bad))
+    p = ctx.run(["pkcs11-tool", "--module", ctx.module, "--token-label", ctx.label, "--login", "--pin", ctx.pin,
+                 "--verify", "-m", "ECDSA-SHA256", "--id", "02", "-i", str(_msg(ctx)), "--signature-file", str(tampered)])
+    assert p.rc != 0 or "Invalid signature" in p.out + p.err, p.text()
+    assert "Signature is valid" not in p.out, p.text()
+
+
+@check("decrypt-rsa-x509", "C_Decrypt CKM_RSA_X_509: the raw block pyca's public numbers encrypted")
+def decrypt_x509(ctx: Context) -> None:
+    ctx.need("keygen-rsa-2048")
+    numbers = public_key(ctx, "01").public_numbers()
+    k = (numbers.n.bit_length() + 7) // 8
+    m = int.from_bytes(b"\x00" + os.urandom(k - 1), "big")
+    ct, out = ctx.path("x509.bin"), ctx.path("x509.out")
+    ct.write_bytes(pow(m, numbers.e, numbers.n).to_bytes(k, "big"))
+    ctx.tool("--decrypt", "-m", "RSA-X-509", "--id", "01", "-i", str(ct), "-o", str(out), login=True)
+    assert int.from_bytes(out.read_bytes(), "big") == m, "raw RSA plaintext differs"
+
+
+#: pkcs11-tool's mechanism names (or the CKM_ value in hex, for SHA-3) -> pyca's hash
+DIGESTS = {"SHA-1": hashes.SHA1, "SHA224": hashes.SHA224, "SHA256": hashes.SHA256, "SHA384": hashes.SHA384,
+           "SHA512": hashes.SHA512, "0x2b0": hashes.SHA3_256, "0x2c0": hashes.SHA3_384, "0x2d0": hashes.SHA3_512}
+
+
+@check("hash-sha1-sha2-sha3", "C_Digest SHA-1, SHA-2 and SHA-3 (CKM_SHA3_256/384/512 by value); pyca hashes")
+def digests(ctx: Context) -> None:
+    for mech, algorithm in DIGESTS.items():
+        out = ctx.path(f"hash-{mech}")
+        ctx.tool("--hash", "-m", mech, "-i", str(_msg(ctx)), "-o", str(out))
+        h = hashes.Hash(algorithm())
+        h.update(MSG)
+        assert out.read_bytes() == h.finalize(), f"{mech} digest differs"
+
+
+def _aes_mode(mech: str, mode):
+    def fn(ctx: Context) -> None:
+        ctx.need("object-write-secret-keys")
+        data = MSG[:96]
+        f, out, back = ctx.path(f"{mech}.in"), ctx.path(f"{mech}.out"), ctx.path(f"{mech}.back")
+        f.write_bytes(data)
+        iv = os.urandom(16)
+        extra = ("--iv", iv.hex()) if mech != "AES-ECB" else ()
+        ctx.tool("--encrypt", "-m", mech, *extra, "--id", "07", "-i", str(f), "-o", str(out), login=True)
+        e = Cipher(algorithms.AES(DATA_KEY), mode(iv) if mech != "AES-ECB" else mode()).encryptor()
+        assert out.read_bytes() == e.update(data) + e.finalize(), f"{mech} ciphertext differs from pyca's"
+        ctx.tool("--decrypt", "-m", mech, *extra, "--id", "07", "-i", str(out), "-o", str(back), login=True)
+        assert back.read_bytes() == data, f"{mech} decryption differs"
+    return fn
+
+
+encrypt_ecb = Check("encrypt-aes-ecb", _aes_mode("AES-ECB", modes.ECB), "C_Encrypt/C_Decrypt CKM_AES_ECB; pyca")
+encrypt_cbc = Check("encrypt-aes-cbc", _aes_mode("AES-CBC", modes.CBC), "C_Encrypt/C_Decrypt CKM_AES_CBC; pyca")
+
+
+@check("sign-hmac-sha256", "C_GenerateKey GENERIC extractable, C_GetAttributeValue(CKA_VALUE), C_Sign "
+       "CKM_SHA256_HMAC; pyca computes the same MAC")
+def sign_hmac(ctx: Context) -> None:
+    ctx.tool("--keygen", "--key-type", "GENERIC:32", "--id", "0d", "--label", "k0d", "--usage-sign", "--extractable",
+             login=True)
+    value, mac = ctx.path("k0d.bin"), ctx.path("hmac.bin")
+    ctx.tool("--read-object", "--type", "secrkey", "--id", "0d", "-o", str(value), login=True)
+    ctx.tool("--sign", "-m", "SHA256-HMAC", "--id", "0d", "-i", str(_msg(ctx)), "-o", str(mac), login=True)
+    h = hmac.HMAC(value.read_bytes(), hashes.SHA256())
+    h.update(MSG)
+    assert len(value.read_bytes()) == 32 and mac.read_bytes() == h.finalize(), "HMAC differs from pyca's"
+
+
+@check("allowed-mechanisms", "CKA_ALLOWED_MECHANISMS set at generation: ECDSA-SHA384 refused "
+       "(CKR_MECHANISM_INVALID), ECDSA-SHA256 signs (pyca verifies)")
+def allowed_mechanisms(ctx: Context) -> None:
+    ctx.tool("--keypairgen", "--key-type", "EC:prime256v1", "--id", "0e", "--label", "k0e", "--usage-sign",
+             "--allowed-mechanisms", "ECDSA-SHA256", login=True)
+    sig = ctx.path("sig-allowed")
+    p = ctx.run(["pkcs11-tool", "--module", ctx.module, "--token-label", ctx.label, "--login", "--pin", ctx.pin,
+                 "--sign", "-m", "ECDSA-SHA384", "--id", "0e", "-i", str(_msg(ctx)), "-o", str(sig)])
+    assert p.rc != 0 and "CKR_MECHANISM_INVALID" in p.out + p.err, p.text()
+    ctx.tool("--sign", "-m", "ECDSA-SHA256", "--id", "0e", "-i", str(_msg(ctx)), "-o", str(sig), login=True)
+    crosscheck.verify(public_key(ctx, "0e"), sig.read_bytes(), MSG)
+
+
+@check("set-id", "C_SetAttributeValue(CKA_ID) of a private key (--set-id)")
+def set_id(ctx: Context) -> None:
+    ctx.need("allowed-mechanisms")
+    ctx.tool("--set-id", "11", "--id", "0e", "--type", "privkey", login=True)
+    listed = ctx.tool("-O", "--type", "privkey", login=True).out
+    ids = re.findall(r"ID:\s+([0-9a-f]+)", listed)
+    assert "11" in ids and "0e" not in ids, listed
+
+
+PUBLIC_KEY_VALUE = bytes(range(200, 232))
+
+
+@check("object-write-public-key-no-login", "C_CreateObject of a token AES key with CKA_PRIVATE FALSE in an "
+       "R/W Public session (issue 23 item 5), listed without a login; pyca checks its ciphertext")
+def public_key_no_login(ctx: Context) -> None:
+    f = ctx.path("public-aes.bin")
+    f.write_bytes(PUBLIC_KEY_VALUE)
+    ctx.tool("--write-object", str(f), "--type", "secrkey", "--key-type", "AES:32", "--id", "0f", "--label", "k0f",
+             "--usage-decrypt")
+    listed = ctx.tool("-O", "--type", "secrkey").out
+    assert re.search(r"ID:\s+0f\n", listed), listed
+    data, out = ctx.path("pub-ecb.in"), ctx.path("pub-ecb.out")
+    data.write_bytes(MSG[:32])
+    ctx.tool("--encrypt", "-m", "AES-ECB", "--id", "0f", "-i", str(data), "-o", str(out), login=True)
+    e = Cipher(algorithms.AES(PUBLIC_KEY_VALUE), modes.ECB()).encryptor()
+    assert out.read_bytes() == e.update(MSG[:32]) + e.finalize(), "the public key's ciphertext differs"
+
+
+@check("keypairgen-private-needs-login", "C_GenerateKeyPair of a private key (pkcs11-tool sets CKA_PRIVATE TRUE) "
+       "without a login: CKR_USER_NOT_LOGGED_IN, nothing stored")
+def keypairgen_no_login(ctx: Context) -> None:
+    p = ctx.run(["pkcs11-tool", "--module", ctx.module, "--token-label", ctx.label, "--keypairgen",
+                 "--key-type", "EC:prime256v1", "--id", "12", "--label", "k12"], input="")
+    assert p.rc != 0 and "CKR_USER_NOT_LOGGED_IN" in p.out + p.err, p.text()
+    listed = ctx.tool("-O", login=True).out
+    assert not re.search(r"ID:\s+12\n", listed), listed
+
+
+@check("object-write-private-key", "C_CreateObject of an RSA private key (PKCS#8 from pyca), C_Sign "
+       "SHA256-RSA-PKCS with it; pyca verifies with its own public key")
+def write_private_key(ctx: Context) -> None:
+    key = rsa.generate_private_key(65537, 2048)
+    f, sig = ctx.path("imported.der"), ctx.path("sig-imported")
+    f.write_bytes(key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    ctx.tool("--write-object", str(f), "--type", "privkey", "--id", "0c", "--label", "k0c", "--usage-sign", login=True)
+    ctx.tool("--sign", "-m", "SHA256-RSA-PKCS", "--id", "0c", "-i", str(_msg(ctx)), "-o", str(sig), login=True)
+    crosscheck.verify(key.public_key(), sig.read_bytes(), MSG)
+
+
 def _builtin(flag: str, need: str | None, *extra: str, timeout: float = 240, ok: str = ""):
     """pkcs11-tool's own tests: exit status 0, and its summary line when it prints one."""
     def fn(ctx: Context) -> None:
@@ -245,7 +419,11 @@ test_fork = Check("--test-fork", _builtin("--test-fork", None, timeout=60), "C_I
 
 CHECKS = [info, slots, mechanisms, init_token, change_pin, keygen_rsa, keygen_ec, keygen_ed, keygen_aes,
           keygen_generic, sign_rsa, sign_pss, sign_ec, sign_ed, decrypt_oaep, decrypt_pkcs1, write_keys,
-          encrypt_aes, wrap, unwrap, derive, data_objects, random, test_builtin, test_ec, test_fork]
+          encrypt_aes, wrap, unwrap, derive, data_objects, random,
+          list_interfaces, keygen_p384, keygen_p521, sign_p384, sign_p521, sign_rsa384, sign_rsa512, sign_pss512,
+          sign_ecdsa_raw, verify_tampered, decrypt_x509, digests, encrypt_ecb, encrypt_cbc, sign_hmac,
+          allowed_mechanisms, set_id, public_key_no_login, keypairgen_no_login, write_private_key,
+          test_builtin, test_ec, test_fork]
 
 
 def checks(target: Target) -> list[Check]:
