@@ -247,12 +247,23 @@ def _prehash(entry: MechanismEntry[MlDsaData], param: Any) -> PreHash | None:
     return None if which is None else PREHASHES[which]
 
 
+_CACHE = ("mldsa.public", "mldsa.private")
+
+
+def _dsa_key(view: Any, private: bool) -> tuple[Any, int]:
+    """The pyca key and its signature length, checked once per key object (``view.cache``)."""
+    found = view.cache.get(_CACHE[private])
+    if found is None:
+        key = keys.load_private(view) if private else keys.load_public(view)
+        if not pqc_keys.is_pqc_key(key) or pqc_keys.of_key(key).key_type != CKK_ML_DSA:
+            raise CryptokiError(CKR_KEY_TYPE_INCONSISTENT, "not a CKK_ML_DSA key")
+        found = view.cache[_CACHE[private]] = (key, pqc_keys.of_key(key).output_len)
+    return found
+
+
 def _context_init(entry: MechanismEntry[MlDsaData], param: Any, view: Any, signing: bool) -> tuple[Any, Any]:
     """(signer, accumulator) for a sign or verify operation."""
-    key = keys.load_private(view) if signing else keys.load_public(view)
-    if not pqc_keys.is_pqc_key(key) or pqc_keys.of_key(key).key_type != CKK_ML_DSA:
-        raise CryptokiError(CKR_KEY_TYPE_INCONSISTENT, "not a CKK_ML_DSA key")
-    size = pqc_keys.of_key(key).output_len
+    key, size = _dsa_key(view, signing)
     context = _context(param, signing)
     prehash = _prehash(entry, param)
     if prehash is None:

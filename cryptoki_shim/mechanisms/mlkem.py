@@ -37,12 +37,19 @@ from .pqc_keys import ML_KEM
 from .registry import Family, KeyGenData, MechanismEntry, register
 
 
+_CACHE = ("mlkem.private", "mlkem.public")
+
+
 def _kem_key(view: Any, private: bool) -> tuple[Any, pqc_keys.ParameterSet]:
-    key = keys.load_private(view) if private else keys.load_public(view)
-    ps = pqc_keys.of_key(key) if pqc_keys.is_pqc_key(key) else None
-    if ps is None or ps.key_type != CKK_ML_KEM:
-        raise CryptokiError(CKR_KEY_TYPE_INCONSISTENT, "not a CKK_ML_KEM key")
-    return key, ps
+    """The pyca key and its parameter set, checked once per key object (``view.cache``)."""
+    found = view.cache.get(_CACHE[private])
+    if found is None:
+        key = keys.load_private(view) if private else keys.load_public(view)
+        ps = pqc_keys.of_key(key) if pqc_keys.is_pqc_key(key) else None
+        if ps is None or ps.key_type != CKK_ML_KEM:
+            raise CryptokiError(CKR_KEY_TYPE_INCONSISTENT, "not a CKK_ML_KEM key")
+        found = view.cache[_CACHE[private]] = (key, ps)
+    return found
 
 
 class MlKemFamily(Family):
