@@ -69,9 +69,10 @@ LABEL_PREFIX = b"cryptoki-shim:"
 PASSED: dict[int, tuple[int, ...]] = {
     CKO_PUBLIC_KEY: tuple(int(t) for t in (A.CKA_KEY_TYPE, A.CKA_ID, A.CKA_MODULUS_BITS, A.CKA_PUBLIC_EXPONENT,
                                            A.CKA_EC_PARAMS, A.CKA_ENCRYPT, A.CKA_VERIFY, A.CKA_VERIFY_RECOVER,
-                                           A.CKA_WRAP, A.CKA_DERIVE)),
+                                           A.CKA_WRAP, A.CKA_DERIVE, A.CKA_PRIME, A.CKA_SUBPRIME, A.CKA_BASE)),
     CKO_PRIVATE_KEY: tuple(int(t) for t in (A.CKA_KEY_TYPE, A.CKA_ID, A.CKA_DECRYPT, A.CKA_SIGN, A.CKA_SIGN_RECOVER,
-                                            A.CKA_UNWRAP, A.CKA_DERIVE, A.CKA_SENSITIVE, A.CKA_EXTRACTABLE)),
+                                            A.CKA_UNWRAP, A.CKA_DERIVE, A.CKA_SENSITIVE, A.CKA_EXTRACTABLE,
+                                            A.CKA_VALUE_BITS)),
     CKO_SECRET_KEY: tuple(int(t) for t in (A.CKA_KEY_TYPE, A.CKA_ID, A.CKA_VALUE_LEN, A.CKA_ENCRYPT, A.CKA_DECRYPT,
                                            A.CKA_SIGN, A.CKA_VERIFY, A.CKA_WRAP, A.CKA_UNWRAP, A.CKA_DERIVE,
                                            A.CKA_SENSITIVE, A.CKA_EXTRACTABLE)),
@@ -79,8 +80,9 @@ PASSED: dict[int, tuple[int, ...]] = {
 #: public attributes read back into our store after the upstream made a key
 READ_BACK: dict[int, tuple[int, ...]] = {
     CKO_PUBLIC_KEY: tuple(int(t) for t in (A.CKA_KEY_TYPE, A.CKA_MODULUS, A.CKA_PUBLIC_EXPONENT, A.CKA_EC_PARAMS,
-                                           A.CKA_EC_POINT)),
-    CKO_PRIVATE_KEY: tuple(int(t) for t in (A.CKA_KEY_TYPE, A.CKA_MODULUS, A.CKA_PUBLIC_EXPONENT, A.CKA_EC_PARAMS)),
+                                           A.CKA_EC_POINT, A.CKA_PRIME, A.CKA_SUBPRIME, A.CKA_BASE, A.CKA_VALUE)),
+    CKO_PRIVATE_KEY: tuple(int(t) for t in (A.CKA_KEY_TYPE, A.CKA_MODULUS, A.CKA_PUBLIC_EXPONENT, A.CKA_EC_PARAMS,
+                                            A.CKA_PRIME, A.CKA_SUBPRIME, A.CKA_BASE)),
     CKO_SECRET_KEY: (CKA_KEY_TYPE, CKA_VALUE_LEN),
 }
 #: flags of our mechanism entries that need a key (a digest runs in software anyway)
