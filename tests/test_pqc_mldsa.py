@@ -285,3 +285,31 @@ def test_mechanism_info(token: P11) -> None:
         assert (info.ulMinKeySize, info.ulMaxKeySize) == (1312, 2592)
         assert info.flags & (S.CKF_SIGN | S.CKF_VERIFY) == S.CKF_SIGN | S.CKF_VERIFY
         assert not info.flags & (S.CKF_ENCRYPT | S.CKF_DECRYPT | S.CKF_DERIVE | S.CKF_WRAP | S.CKF_GENERATE_KEY_PAIR)
+
+
+def test_operation_state_of_multipart_signing(token: P11, user_session: int) -> None:
+    """C_GetOperationState saves a CKM_ML_DSA signing (its buffered message) and a SHA-2
+    HashML-DSA one (its running hash); the SHAKE pre-hash is pyca's: CKR_STATE_UNSAVEABLE."""
+    s = user_session
+    hpub, hpriv, pub = pair(token, s)
+    for mech, saveable in ((S.CKM_ML_DSA, True), (S.CKM_HASH_ML_DSA_SHA256, True),
+                           (S.CKM_HASH_ML_DSA_SHAKE256, False)):
+        m, _keep = token.mechanism(mech)
+        token.check("C_SignInit", s, m, hpriv)
+        token.check("C_SignUpdate", s, MSG[:10], 10)
+        n = ffi.new("CK_ULONG *")
+        rv = token.call("C_GetOperationState", s, ffi.NULL, n)
+        if not saveable:
+            assert rv == S.CKR_STATE_UNSAVEABLE
+            token.check("C_SignUpdate", s, MSG[10:], len(MSG) - 10)  # the operation goes on
+            token.verify(s, mech, hpub, MSG, token._two_pass("C_SignFinal", s))
+            continue
+        assert rv == 0
+        state = ffi.new("unsigned char[]", n[0])
+        token.check("C_GetOperationState", s, state, n)
+        saved = ffi.buffer(state, n[0])[:]
+        token.check("C_SignUpdate", s, b"something else", 14)
+        token.check("C_SetOperationState", s, saved, len(saved), 0, hpriv)
+        token.check("C_SignUpdate", s, MSG[10:], len(MSG) - 10)
+        sig = token._two_pass("C_SignFinal", s)
+        token.verify(s, mech, hpub, MSG, sig)
