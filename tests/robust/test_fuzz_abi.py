@@ -179,6 +179,7 @@ _POINTER_STRUCTS = {
                                       "pInfo": ("p", "ulInfoLen")}),
     "KeyDerivationStringData": ("CK_KEY_DERIVATION_STRING_DATA", {"pData": ("p", "ulLen")}),
     "AesCbcEncryptDataParams": ("CK_AES_CBC_ENCRYPT_DATA_PARAMS", {"pData": ("p", "length")}),
+    "DesCbcEncryptDataParams": ("CK_DES_CBC_ENCRYPT_DATA_PARAMS", {"pData": ("p", "length")}),
 }
 _STRUCT_SIZES = sorted({ffi.sizeof(c) for c, _ in _POINTER_STRUCTS.values()} |
                        {ffi.sizeof("CK_SP800_108_KDF_PARAMS"), ffi.sizeof("CK_SP800_108_FEEDBACK_KDF_PARAMS"),

@@ -41,6 +41,7 @@ PARAM_CTYPES = {
     "EddsaParams": "CK_EDDSA_PARAMS", "EcdhDeriveParams": "CK_ECDH1_DERIVE_PARAMS", "GcmParams": "CK_GCM_PARAMS",
     "CcmParams": "CK_CCM_PARAMS", "AesCtrParams": "CK_AES_CTR_PARAMS",
     "AesCbcEncryptDataParams": "CK_AES_CBC_ENCRYPT_DATA_PARAMS", "HkdfParams": "CK_HKDF_PARAMS",
+    "DesCbcEncryptDataParams": "CK_DES_CBC_ENCRYPT_DATA_PARAMS",
     "KeyDerivationStringData": "CK_KEY_DERIVATION_STRING_DATA", "Sp800108Params": "CK_SP800_108_KDF_PARAMS",
     "Pbkd2Params": "CK_PKCS5_PBKD2_PARAMS2", "int": "CK_ULONG",
 }
