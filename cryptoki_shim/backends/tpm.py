@@ -373,7 +373,8 @@ class TpmBackend(Backend):
         material, blob, extra = self._seal_material({CKA_CLASS: CKO_SECRET_KEY, **full}, auth)
         material.update(extra)
         material.update(self._tpm_attrs(TPM_KIND_SEALED, blob, auth))
-        material[CKA_VALUE_LEN] = len(value)
+        if CKA_VALUE_LEN in full:  # a DES key type has none (its type fixes the length)
+            material[CKA_VALUE_LEN] = len(value)
         material.setdefault(CKA_CHECK_VALUE, b"")
         return material
 
