@@ -49,5 +49,11 @@ bench-process: build
 conformance: build
 	$(PY) -m conformance
 
+# The Debian package (issue 18, docs/install.md): build/deb/cryptoki-shim_<version>_<arch>.deb,
+# lintian's report in build/deb/lintian.txt.
+.PHONY: deb
+deb: build
+	$(PY) scripts/build_deb.py
+
 clean:
 	rm -rf build

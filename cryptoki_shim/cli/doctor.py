@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import config as config_mod
 from .common import CliError, EXIT_CHECK, EXIT_USAGE, emit, table
-from .installed import default_library
+from .installed import check_installation, default_library
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:
@@ -212,7 +212,9 @@ def doctor(args: argparse.Namespace) -> int:
             _check_tokens(steps, cfg, store)
             store.close()
         _check_backends(steps, cfg)
-    _check_library(steps, args.library or default_library())
+    lib = args.library or default_library()
+    _check_library(steps, lib)
+    check_installation(steps, lib)
     emit(args, {"ok": not steps.failed, "steps": steps.rows},
          lambda: table(steps.rows, ["step", "status", "detail"]) + ("\n\nproblems found" if steps.failed else "\n\nall good"))
     return EXIT_CHECK if steps.failed else 0
