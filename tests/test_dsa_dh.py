@@ -419,6 +419,25 @@ def test_dh_private_key_wraps_and_unwraps(token: P11, user_session: int) -> None
     assert token.get(s, h[0], A.CKA_VALUE_BITS) == token.get(s, priv, A.CKA_VALUE_BITS)
 
 
+def test_x942_dh_key_is_not_unwrapped(token: P11, user_session: int, dsa_params: Any) -> None:
+    """An X9.42 DH private key (a group with q, no safe prime) in PKCS#8 is refused at
+    C_UnwrapKey, not at its first use: PKCS#3 DH is what this token serves."""
+    from cryptography.hazmat.primitives import keywrap, serialization
+
+    s = user_session
+    n = dsa_params[1024]
+    key = dh.DHParameterNumbers(n.p, n.g, n.q).parameters().generate_private_key()
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    blob = keywrap.aes_key_wrap_with_padding(b"w" * 32, der)
+    kek = token.create(s, {A.CKA_CLASS: A.CKO_SECRET_KEY, A.CKA_KEY_TYPE: A.CKK_AES, A.CKA_VALUE: b"w" * 32,
+                           A.CKA_TOKEN: False, A.CKA_UNWRAP: True})
+    m, _keep = token.mechanism(A.CKM_AES_KEY_WRAP_PAD)
+    t = Template({A.CKA_CLASS: A.CKO_PRIVATE_KEY, A.CKA_KEY_TYPE: A.CKK_DH, A.CKA_TOKEN: False})
+    h = ffi.new("CK_OBJECT_HANDLE *")
+    assert token.call("C_UnwrapKey", s, m, kek, blob, len(blob), t.array, t.count, h) == A.CKR_ATTRIBUTE_VALUE_INVALID
+
+
 def test_dh_value_bits(token: P11, user_session: int) -> None:
     s = user_session
     _pub, priv = _dh_pair(token, s, extra={A.CKA_VALUE_BITS: 300, A.CKA_SENSITIVE: False, A.CKA_EXTRACTABLE: True})

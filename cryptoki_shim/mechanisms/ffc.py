@@ -208,12 +208,11 @@ def private_material(key: Any) -> dict[int, Any]:
 
 
 def unwrapped(key: Any) -> dict[int, Any]:
-    """The private key attributes of a DSA/DH key from PKCS#8 (C_UnwrapKey), within the sizes
-    C_CreateObject accepts (CKR_ATTRIBUTE_VALUE_INVALID, as ``keys.from_pkcs8`` for RSA)."""
+    """The private key attributes of a DSA/DH key from PKCS#8 (C_UnwrapKey), checked as
+    C_CreateObject checks them (CKR_ATTRIBUTE_VALUE_INVALID, as ``keys.from_pkcs8`` for RSA):
+    an X9.42 key's group, which is no safe prime, is refused here rather than at its use."""
     material = private_material(key)
-    check_prime_bits(material[CKA_KEY_TYPE], key_size(material), CKR_ATTRIBUTE_VALUE_INVALID)
-    if material[CKA_KEY_TYPE] == CKK_DSA:
-        dsa_parameters(material, CKR_ATTRIBUTE_VALUE_INVALID)
+    _parameters_of(material, CKR_ATTRIBUTE_VALUE_INVALID)  # sizes first, then the group's checks
     return material
 
 
