@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from cryptoki_shim import spec as S
-from p11 import P11, Template, ffi, raises_ckr
+from p11 import USER_PIN, P11, Template, ffi, raises_ckr
 from vectors_abi import Params, derive, mech_info, secret, unwrap, wrap
 
 GENERIC = {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: S.CKK_GENERIC_SECRET, S.CKA_TOKEN: False,
@@ -187,3 +187,19 @@ def test_concatenate_handles_templates_and_parameters(token: P11, user_session: 
     no_derive = p.create(s, secret(S.CKK_GENERIC_SECRET, os.urandom(16), derive=False, extractable=True))
     with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
         derive(p, s, S.CKM_CONCATENATE_DATA_AND_BASE, no_derive, GENERIC, string_data(b"x"))
+
+
+def test_a_des3_token_key_survives_a_restart(token: P11, user_session: int) -> None:
+    """Stored without CKA_VALUE_LEN, sealed, and the same key after C_Finalize/C_Initialize
+    (its check value is the first bytes of ECB(0), what the key computes)."""
+    p, s = token, user_session
+    k = p.generate_key(s, S.CKM_DES3_KEY_GEN, {S.CKA_TOKEN: True, S.CKA_LABEL: b"des3 kept"})
+    block = p.encrypt(s, S.CKM_DES3_ECB, k, bytes(8))
+    assert p.get(s, k, S.CKA_CHECK_VALUE) == block[:3]
+    p.finalize()
+    p.initialize()
+    s = p.open(0)
+    p.login(s, USER_PIN)
+    (h,) = p.find(s, {S.CKA_LABEL: b"des3 kept"})
+    assert p.get(s, h, S.CKA_KEY_TYPE) == S.CKK_DES3
+    assert p.encrypt(s, S.CKM_DES3_ECB, h, bytes(8)) == block
