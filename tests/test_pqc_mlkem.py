@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptoki_shim import spec as S
 from p11 import P11, Template, ffi, raises_ckr
 from pqc_util import decapsulate, encapsulate, secret_template
-from vectors_abi import mech_info
+from vectors_abi import mech_info, unwrap, wrap
 
 SETS = {S.CKP_ML_KEM_768: (mlkem.MLKEM768PrivateKey, mlkem.MLKEM768PublicKey, 1184, 1088),
         S.CKP_ML_KEM_1024: (mlkem.MLKEM1024PrivateKey, mlkem.MLKEM1024PublicKey, 1568, 1568)}
@@ -57,9 +57,38 @@ def test_encapsulation_both_ways_with_pyca(token: P11, user_session: int, ckp: i
     assert value(token, s, decapsulate(token, s, hpriv, ct3)) == value(token, s, h3)
 
 
-def test_ml_kem_512_is_not_offered(token: P11, user_session: int) -> None:
-    with raises_ckr(S.CKR_PARAMETER_SET_NOT_SUPPORTED):
-        pair(token, user_session, S.CKP_ML_KEM_512)
+def test_ml_kem_512_on_pqcrypto(token: P11, user_session: int) -> None:
+    """ML-KEM-512 (not in pyca) runs on the pqcrypto package from keys the module expands from
+    their seed: every encapsulation decapsulated by pqcrypto on the token's own dk, pqcrypto's
+    decapsulated by the token; the SPKI is the one pyca writes for 768/1024 with 512's OID; the key wraps and unwraps (PKCS#8)."""
+    from pqcrypto.kem import ml_kem_512
+
+    s = user_session
+    hpub, hpriv = pair(token, s, S.CKP_ML_KEM_512, extractable=True)
+    ek, dk = value(token, s, hpub), value(token, s, hpriv)
+    assert len(ek) == 800 and len(dk) == 1632 and len(token.get(s, hpriv, S.CKA_SEED)) == 64
+    spki = token.get(s, hpub, S.CKA_PUBLIC_KEY_INFO)
+    assert spki == bytes.fromhex("30820332300b060960864801650304040103820321") + b"\x00" + ek
+    ct, h = encapsulate(token, s, hpub)
+    assert len(ct) == 768 and ml_kem_512.decaps(dk, ct) == value(token, s, h)
+    ct2, secret = ml_kem_512.encaps(ek)
+    assert value(token, s, decapsulate(token, s, hpriv, ct2)) == secret
+    with raises_ckr(S.CKR_WRAPPED_KEY_LEN_RANGE):
+        decapsulate(token, s, hpriv, ct2[:-1])
+    kek = token.create(s, {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: S.CKK_AES, S.CKA_TOKEN: False,
+                           S.CKA_WRAP: True, S.CKA_UNWRAP: True, S.CKA_VALUE: bytes(range(16))})
+    blob = wrap(token, s, S.CKM_AES_KEY_WRAP_PAD, kek, hpriv)
+    back = unwrap(token, s, S.CKM_AES_KEY_WRAP_PAD, kek, blob,
+                  {S.CKA_CLASS: S.CKO_PRIVATE_KEY, S.CKA_KEY_TYPE: S.CKK_ML_KEM, S.CKA_TOKEN: False,
+                   S.CKA_EXTRACTABLE: True})
+    assert token.get(s, back, S.CKA_PARAMETER_SET) == S.CKP_ML_KEM_512 and value(token, s, back) == dk
+    bad_ek = bytes([0xFF, 0xFF]) + ek[2:]  # a coefficient >= q: FIPS 203's modulus check
+    with raises_ckr(S.CKR_ATTRIBUTE_VALUE_INVALID):
+        token.create(s, {S.CKA_CLASS: S.CKO_PUBLIC_KEY, S.CKA_KEY_TYPE: S.CKK_ML_KEM, S.CKA_TOKEN: False,
+                         S.CKA_PARAMETER_SET: S.CKP_ML_KEM_512, S.CKA_VALUE: bad_ek})
+
+
+def test_parameter_set_rules(token: P11, user_session: int) -> None:
     with raises_ckr(S.CKR_ATTRIBUTE_VALUE_INVALID):
         pair(token, user_session, 4)
     with raises_ckr(S.CKR_TEMPLATE_INCOMPLETE):
@@ -235,8 +264,6 @@ def test_import_by_seed(token: P11, user_session: int) -> None:
         token.create(s, {**base, S.CKA_SEED: seed, S.CKA_VALUE: bytes(3168)})
     with raises_ckr(S.CKR_TEMPLATE_INCOMPLETE):
         token.create(s, {**base, S.CKA_VALUE: dk})
-    with raises_ckr(S.CKR_PARAMETER_SET_NOT_SUPPORTED):
-        token.create(s, {**base, S.CKA_PARAMETER_SET: S.CKP_ML_KEM_512, S.CKA_SEED: seed})
     hpub = token.create(s, {S.CKA_CLASS: S.CKO_PUBLIC_KEY, S.CKA_KEY_TYPE: S.CKK_ML_KEM, S.CKA_TOKEN: False,
                             S.CKA_PARAMETER_SET: S.CKP_ML_KEM_1024, S.CKA_VALUE: ek})
     ct2, h2 = encapsulate(token, s, hpub)
@@ -245,6 +272,6 @@ def test_import_by_seed(token: P11, user_session: int) -> None:
 
 def test_mechanism_info(token: P11) -> None:
     info = mech_info(token, S.CKM_ML_KEM_KEY_PAIR_GEN)
-    assert (info.ulMinKeySize, info.ulMaxKeySize, info.flags) == (1184, 1568, S.CKF_GENERATE_KEY_PAIR)
+    assert (info.ulMinKeySize, info.ulMaxKeySize, info.flags) == (800, 1568, S.CKF_GENERATE_KEY_PAIR)
     info = mech_info(token, S.CKM_ML_KEM)
-    assert (info.ulMinKeySize, info.ulMaxKeySize, info.flags) == (1184, 1568, S.CKF_ENCAPSULATE | S.CKF_DECAPSULATE)
+    assert (info.ulMinKeySize, info.ulMaxKeySize, info.flags) == (800, 1568, S.CKF_ENCAPSULATE | S.CKF_DECAPSULATE)

@@ -637,7 +637,9 @@ def from_pkcs8(der: bytes) -> dict[int, Any]:
             check_rsa_bits(key.key_size, CKR_ATTRIBUTE_VALUE_INVALID)
             key = serialization.load_der_private_key(bytes(der), password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        raise _error(CKR_WRAPPED_KEY_INVALID, f"unwrapped data is not a PKCS#8 key: {exc}") from None
+        key = pqc_keys.from_pkcs8(der)  # ML-KEM-512: not pyca's
+        if key is None:
+            raise _error(CKR_WRAPPED_KEY_INVALID, f"unwrapped data is not a PKCS#8 key: {exc}") from None
     if isinstance(key, ffc.PRIVATE_TYPES):
         return ffc.unwrapped(key)
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey,

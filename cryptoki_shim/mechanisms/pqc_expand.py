@@ -194,11 +194,61 @@ def _cbd(data: bytes, eta: int) -> list[int]:
     return out
 
 
+_KEM_GAMMAS = [pow(17, 2 * _bitrev(i, 7) + 1, _KQ) for i in range(128)]
+
+
+def _sample_ntt(seed: bytes) -> list[int]:
+    """SampleNTT (Algorithm 7): rejection sampling of 12-bit values below q from SHAKE128."""
+    xof = _xof(hashes.SHAKE128, seed)
+    out: list[int] = []
+    while len(out) < 256:
+        block = xof.squeeze(168)
+        for i in range(0, 168, 3):
+            d1 = block[i] | ((block[i + 1] & 0x0F) << 8)
+            d2 = (block[i + 1] >> 4) | (block[i + 2] << 4)
+            for d in (d1, d2):
+                if d < _KQ and len(out) < 256:
+                    out.append(d)
+    return out
+
+
+def _multiply_ntts(f: list[int], g: list[int]) -> list[int]:
+    """MultiplyNTTs (Algorithm 11): 128 products of degree-one polynomials."""
+    h = [0] * 256
+    for i in range(128):
+        a0, a1, b0, b1 = f[2 * i], f[2 * i + 1], g[2 * i], g[2 * i + 1]
+        h[2 * i] = (a0 * b0 + a1 * b1 * _KEM_GAMMAS[i]) % _KQ
+        h[2 * i + 1] = (a0 * b1 + a1 * b0) % _KQ
+    return h
+
+
+def _kem_s_hat(sigma: bytes, k: int, first: int) -> list[list[int]]:
+    eta1 = 3 if k == 2 else 2
+    return [_kem_ntt(_cbd(_shake256(sigma + bytes([first + n]), 64 * eta1), eta1)) for n in range(k)]
+
+
+def ml_kem_keygen(seed: bytes, k: int) -> tuple[bytes, bytes]:
+    """(ek, dk) of ML-KEM.KeyGen_internal(d, z) (FIPS 203 Algorithms 13 and 16), for a
+    parameter set whose library builds keys only from their expanded form (ML-KEM-512)."""
+    d = seed[:32]
+    expanded = _sha3(hashes.SHA3_512, d + bytes([k]))
+    rho, sigma = expanded[:32], expanded[32:]
+    s_hat = _kem_s_hat(sigma, k, 0)
+    e_hat = _kem_s_hat(sigma, k, k)
+    t_hat = []
+    for i in range(k):
+        acc = e_hat[i]
+        for j in range(k):
+            product = _multiply_ntts(_sample_ntt(rho + bytes([j, i])), s_hat[j])
+            acc = [(x + y) % _KQ for x, y in zip(acc, product)]
+        t_hat.append(acc)
+    ek = b"".join(_bit_pack(p, 12) for p in t_hat) + rho
+    return ek, ml_kem_dk(seed, ek, k)
+
+
 def ml_kem_dk(seed: bytes, ek: bytes, k: int) -> bytes:
     """dk of ML-KEM.KeyGen_internal(d, z) (FIPS 203 Algorithm 16): dk_PKE ‖ ek ‖ H(ek) ‖ z."""
     d, z = seed[:32], seed[32:]
     sigma = _sha3(hashes.SHA3_512, d + bytes([k]))[32:]
-    eta1 = 3 if k == 2 else 2
-    s_hat = [_kem_ntt(_cbd(_shake256(sigma + bytes([n]), 64 * eta1), eta1)) for n in range(k)]
-    dk_pke = b"".join(_bit_pack(p, 12) for p in s_hat)
+    dk_pke = b"".join(_bit_pack(p, 12) for p in _kem_s_hat(sigma, k, 0))
     return dk_pke + ek + _sha3(hashes.SHA3_256, ek) + z

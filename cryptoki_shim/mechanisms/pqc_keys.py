@@ -15,8 +15,8 @@ the seed is what this token keeps and uses: a private key without ``CKA_SEED`` i
 (``pqc_expand``) for generated and imported keys; one given on C_CreateObject must equal it
 (CKR_ATTRIBUTE_VALUE_INVALID otherwise). docs/pqc.md says so.
 
-Parameter sets served: ML-DSA-44/65/87, ML-KEM-768/1024. CKP_ML_KEM_512 is a defined value
-pyca does not implement: CKR_PARAMETER_SET_NOT_SUPPORTED (3.2 §5.1).
+Parameter sets served: ML-DSA-44/65/87, ML-KEM-768/1024 (pyca), ML-KEM-512 (``mlkem512``, on
+the optional `pqcrypto` package; without it CKR_PARAMETER_SET_NOT_SUPPORTED, 3.2 §5.1).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from ..spec_ints import (
     CKR_PARAMETER_SET_NOT_SUPPORTED,
     CKR_TEMPLATE_INCOMPLETE,
 )
-from . import pqc_expand
+from . import mlkem512, pqc_expand
 
 
 @dataclass(frozen=True)
@@ -79,13 +79,17 @@ ML_DSA: dict[int, ParameterSet] = {
                                 2592, 4896, 32, 4627, 8, 7),
 }
 ML_KEM: dict[int, ParameterSet] = {
+    **({CKP_ML_KEM_512: ParameterSet(CKK_ML_KEM, CKP_ML_KEM_512, "ML-KEM-512", mlkem512.MLKEM512PrivateKey,
+                                     mlkem512.MLKEM512PublicKey, 800, 1632, 64, 768, 2)}
+       if mlkem512.AVAILABLE else {}),
     CKP_ML_KEM_768: ParameterSet(CKK_ML_KEM, CKP_ML_KEM_768, "ML-KEM-768", mlkem.MLKEM768PrivateKey,
                                  mlkem.MLKEM768PublicKey, 1184, 2400, 64, 1088, 3),
     CKP_ML_KEM_1024: ParameterSet(CKK_ML_KEM, CKP_ML_KEM_1024, "ML-KEM-1024", mlkem.MLKEM1024PrivateKey,
                                   mlkem.MLKEM1024PublicKey, 1568, 3168, 64, 1568, 4),
 }
 #: CKP values the spec defines that this token does not serve (CKR_PARAMETER_SET_NOT_SUPPORTED).
-NOT_SERVED: dict[int, frozenset[int]] = {CKK_ML_KEM: frozenset({CKP_ML_KEM_512}), CKK_ML_DSA: frozenset()}
+NOT_SERVED: dict[int, frozenset[int]] = {CKK_ML_KEM: frozenset({CKP_ML_KEM_512} - set(ML_KEM)),
+                                         CKK_ML_DSA: frozenset()}
 SETS: dict[int, dict[int, ParameterSet]] = {CKK_ML_DSA: ML_DSA, CKK_ML_KEM: ML_KEM}
 KEY_TYPES = frozenset(SETS)
 #: The shared secret of every ML-KEM parameter set (FIPS 203 §7: 32 bytes).
@@ -144,6 +148,11 @@ def parse_private(attrs: Mapping[int, Any]) -> Any:
         return ps.private_cls.from_seed_bytes(bytes(seed))
     except ValueError as exc:
         raise _error(CKR_ATTRIBUTE_VALUE_INVALID, f"{ps.name} seed refused: {exc}") from None
+
+
+def from_pkcs8(data: bytes) -> Any | None:
+    """A private key of a PrivateKeyInfo pyca cannot read (ML-KEM-512), or None."""
+    return mlkem512.from_pkcs8(data) if mlkem512.AVAILABLE else None
 
 
 def parse_public(attrs: Mapping[int, Any]) -> Any:
