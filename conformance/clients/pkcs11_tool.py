@@ -268,14 +268,15 @@ def sign_ecdsa_raw(ctx: Context) -> None:
 
 @check("verify-rejects-tampered", "C_Verify of a signature with one bit flipped: CKR_SIGNATURE_INVALID")
 def verify_tampered(ctx: Context) -> None:
-    ctx.need("sign-ecdsa-sha256")
-    sig = ctx.path("sig-ECDSA-SHA256")
+    ctx.need("sign-rsa-pkcs1-sha256")
+    sig = ctx.path("sig-SHA256-RSA-PKCS")
     bad = bytearray(sig.read_bytes())
     bad[5] ^= 0x01
     tampered = ctx.path("sig-tampered")
     tampered.write_bytes(bytes(bad))
     p = ctx.run(["pkcs11-tool", "--module", ctx.module, "--token-label", ctx.label, "--login", "--pin", ctx.pin,
-                 "--verify", "-m", "ECDSA-SHA256", "--id", "02", "-i", str(_msg(ctx)), "--signature-file", str(tampered)])
+                 "--verify", "-m", "SHA256-RSA-PKCS", "--id", "01", "-i", str(_msg(ctx)), "--signature-file",
+                 str(tampered)])
     assert p.rc != 0 or "Invalid signature" in p.out + p.err, p.text()
     assert "Signature is valid" not in p.out, p.text()
 
@@ -340,16 +341,16 @@ def sign_hmac(ctx: Context) -> None:
     assert len(value.read_bytes()) == 32 and mac.read_bytes() == h.finalize(), "HMAC differs from pyca's"
 
 
-@check("allowed-mechanisms", "CKA_ALLOWED_MECHANISMS set at generation: ECDSA-SHA384 refused "
-       "(CKR_MECHANISM_INVALID), ECDSA-SHA256 signs (pyca verifies)")
+@check("allowed-mechanisms", "CKA_ALLOWED_MECHANISMS set at generation: SHA384-RSA-PKCS refused "
+       "(CKR_MECHANISM_INVALID), SHA256-RSA-PKCS signs (pyca verifies)")
 def allowed_mechanisms(ctx: Context) -> None:
-    ctx.tool("--keypairgen", "--key-type", "EC:prime256v1", "--id", "0e", "--label", "k0e", "--usage-sign",
-             "--allowed-mechanisms", "ECDSA-SHA256", login=True)
+    ctx.tool("--keypairgen", "--key-type", "rsa:2048", "--id", "0e", "--label", "k0e", "--usage-sign",
+             "--allowed-mechanisms", "SHA256-RSA-PKCS", login=True)
     sig = ctx.path("sig-allowed")
     p = ctx.run(["pkcs11-tool", "--module", ctx.module, "--token-label", ctx.label, "--login", "--pin", ctx.pin,
-                 "--sign", "-m", "ECDSA-SHA384", "--id", "0e", "-i", str(_msg(ctx)), "-o", str(sig)])
+                 "--sign", "-m", "SHA384-RSA-PKCS", "--id", "0e", "-i", str(_msg(ctx)), "-o", str(sig)])
     assert p.rc != 0 and "CKR_MECHANISM_INVALID" in p.out + p.err, p.text()
-    ctx.tool("--sign", "-m", "ECDSA-SHA256", "--id", "0e", "-i", str(_msg(ctx)), "-o", str(sig), login=True)
+    ctx.tool("--sign", "-m", "SHA256-RSA-PKCS", "--id", "0e", "-i", str(_msg(ctx)), "-o", str(sig), login=True)
     crosscheck.verify(public_key(ctx, "0e"), sig.read_bytes(), MSG)
 
 
