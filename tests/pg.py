@@ -116,11 +116,38 @@ class Cluster:
             cur = conn.execute(statement)
             return cur.fetchall() if cur.description else []
 
+    def sql_fails(self) -> bool:
+        """True if the server does not answer (stopped by a fault test)."""
+        try:
+            self.sql("SELECT 1")
+            return False
+        except Exception:
+            return True
+
+    def files_of(self, database: str) -> bytes:
+        """What the server wrote of `database` to disk, after a CHECKPOINT: its heap and
+        index files and the newest WAL segments (where this test's writes are), for the
+        tests that look for plaintext at rest."""
+        self.sql("CHECKPOINT")
+        [(oid,)] = self.sql(f"SELECT oid FROM pg_database WHERE datname = '{database}'")
+        heap = sorted(p for p in (self.data / "base" / str(oid)).iterdir() if p.is_file())
+        wal = sorted((p for p in (self.data / "pg_wal").iterdir() if p.is_file()), key=lambda p: p.stat().st_mtime)
+        return b"".join(p.read_bytes() for p in [*heap, *wal[-2:]])
+
     def new_database(self) -> str:
         """A fresh empty database; its name."""
         name = f"t{next(self._names)}"
         self.sql(f"CREATE DATABASE {name}")
         return name
+
+
+#: The session's cluster once started (tests/store/conftest.py), for helpers that get a URL.
+ACTIVE: Cluster | None = None
+
+
+def database_of(url: str) -> str:
+    """The database name of one of `Cluster.url`'s URLs."""
+    return url.split("/")[3].split("?")[0]
 
 
 def start_cluster() -> Cluster:

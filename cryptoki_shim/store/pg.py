@@ -32,6 +32,7 @@ The store on PostgreSQL runs the `core_ops` statements through SQLAlchemy Core o
 from __future__ import annotations
 
 import logging
+import select
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,13 @@ BUMP_SQL = f"UPDATE generation SET value = value + 1 RETURNING value, pg_notify(
 #: The default of `[store] connect_timeout` (seconds).
 DEFAULT_CONNECT_TIMEOUT = 5
 
+#: How long one statement waits for a row lock another transaction holds (the twin of
+#: SQLite's busy timeout): then SQLSTATE 55P03, which `Store` retries with back-off for up to
+#: `store.RETRY_FOR_S` before CKR_DEVICE_ERROR. A host that died holding a lock cannot make
+#: the others wait for ever (the server ends its session when TCP notices, and this bounds
+#: the wait until then).
+LOCK_TIMEOUT_S = 10.0
+
 
 def is_postgresql(url: URL) -> bool:
     return url.get_backend_name() == "postgresql"
@@ -73,7 +81,9 @@ def connect_args(url: URL, options: dict[str, Any], timeout: int) -> dict[str, A
     """libpq parameters for every connection: the configured ones (`options`, which win over
     the URL's query), the connect timeout, and on TCP keepalives and tcp_user_timeout so a
     silent server fails a call after about `timeout` seconds (libpq's own minimum is 2)."""
-    args: dict[str, Any] = {"connect_timeout": max(2, int(timeout))}
+    given = str(url.query.get("options", ""))  # the URL's own server options are kept
+    args: dict[str, Any] = {"connect_timeout": max(2, int(timeout)),
+                            "options": f"{given} -c lock_timeout={int(LOCK_TIMEOUT_S * 1000)}".strip()}
     host = str(url.query.get("host", url.host or ""))
     if host and not host.startswith("/"):
         args.update(keepalives=1, keepalives_idle=max(1, timeout), keepalives_interval=1,
@@ -110,6 +120,10 @@ def probe(engine: Engine) -> tuple[bool, str]:
     return not standby, "; ".join(parts)
 
 
+#: libpq's CONNECTION_OK (psycopg.pq.ConnStatus.OK), without importing psycopg for it.
+_CONNECTION_OK = 0
+
+
 class Listener:
     """One LISTEN connection of a process, drained without blocking by `version()`."""
 
@@ -137,12 +151,19 @@ class Listener:
             if conn is not None:
                 try:
                     pgconn = conn.pgconn
-                    pgconn.consume_input()
-                    while (n := pgconn.notifies()) is not None:
-                        try:
-                            self._latest = max(self._latest, int(n.extra))
-                        except ValueError:  # not ours (someone NOTIFYing on the channel by hand)
-                            pass
+                    # Until the socket has nothing more: a server that shut down sent its
+                    # notice and then closed, and only the read after the notice sees the end.
+                    for _ in range(8):
+                        pgconn.consume_input()
+                        if pgconn.status != _CONNECTION_OK:
+                            raise ConnectionError(pgconn.error_message.decode(errors="replace").strip() or "closed")
+                        while (n := pgconn.notifies()) is not None:
+                            try:
+                                self._latest = max(self._latest, int(n.extra))
+                            except ValueError:  # not ours (someone NOTIFYing on the channel by hand)
+                                pass
+                        if not select.select([pgconn.socket], [], [], 0)[0]:
+                            break
                     return self._latest if self._latest >= 0 else None
                 except Exception as exc:
                     log.warning("store change listener lost (%s): reconnecting", exc)

@@ -27,8 +27,9 @@ BACKENDS = ["sqlite_ops", "core", "pg"]
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[pg.Cluster]:
     """The session's PostgreSQL cluster, started on first use (~2 s), destroyed at the end."""
-    cluster = pg.start_cluster()
+    cluster = pg.ACTIVE = pg.start_cluster()
     yield cluster
+    pg.ACTIVE = None
     cluster.destroy()
 
 

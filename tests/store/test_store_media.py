@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import event
+import pg
 from store_helpers import SQLITE_ONLY, make_token, remount, sample_object, tmpfs
 
 from cryptoki_shim import spec
@@ -48,14 +49,8 @@ def expect_ckr(ckrs: tuple[int, ...], fn, *args) -> None:
 
 
 def _pg_files(request: pytest.FixtureRequest, db_url: str) -> bytes:
-    """A PostgreSQL database's files and the cluster's WAL, as found on disk (after a
-    CHECKPOINT: what the server wrote, WAL and heap)."""
-    cluster = request.getfixturevalue("pg_cluster")
-    dbname = db_url.split("/")[3].split("?")[0]
-    cluster.sql("CHECKPOINT")
-    [(oid,)] = cluster.sql(f"SELECT oid FROM pg_database WHERE datname = '{dbname}'")
-    dirs = [cluster.data / "base" / str(oid), cluster.data / "pg_wal"]
-    return b"".join(p.read_bytes() for d in dirs for p in sorted(d.iterdir()) if p.is_file())
+    """A PostgreSQL database's files and the newest WAL, as the server wrote them."""
+    return request.getfixturevalue("pg_cluster").files_of(pg.database_of(db_url))
 
 
 def test_sealed_secret_never_on_disk(store: Store, db_url: str, token_key: bytes, backend: str,
