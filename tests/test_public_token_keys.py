@@ -165,3 +165,26 @@ def test_private_session_key_still_needs_the_login_public_one_does_not(token):
     assert len(cbc(token, s, h, b"s" * 16)) == 16
     with raises_ckr(spec.CKR_USER_NOT_LOGGED_IN):
         token.generate_key(s, spec.CKM_AES_KEY_GEN, aes_template(True, {spec.CKA_TOKEN: False}))
+
+
+def test_strict_private_default_leaves_an_explicit_false(tmp_path, monkeypatch, lib_path):
+    """``strict_private_default = true`` governs the *default* only: an explicit
+    CKA_PRIVATE FALSE token key is still made and used without a login."""
+    from p11 import SO_PIN, USER_PIN, write_config
+
+    conf = write_config(tmp_path, slots='[[slots]]\nid = 0\nkdf_cost = "test"\nstrict_private_default = true\n')
+    monkeypatch.setenv("CRYPTOKI_SHIM_CONF", str(conf))
+    p11 = P11(lib_path)
+    p11.initialize()
+    try:
+        p11.init_token(0, SO_PIN, "strict")
+        s = p11.open(0)
+        p11.login(s, SO_PIN, user=spec.CKU_SO)
+        p11.init_pin(s, USER_PIN)
+        p11.logout(s)
+        h = p11.generate_key(s, spec.CKM_AES_KEY_GEN, aes_template(False))
+        assert len(cbc(p11, s, h, b"q" * 16)) == 16
+        with raises_ckr(spec.CKR_USER_NOT_LOGGED_IN):  # the option's own effect: a supplied session key
+            p11.create(s, {spec.CKA_CLASS: spec.CKO_SECRET_KEY, spec.CKA_KEY_TYPE: spec.CKK_AES, spec.CKA_VALUE: KEY})
+    finally:
+        p11.finalize()
