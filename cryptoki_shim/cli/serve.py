@@ -90,5 +90,5 @@ def serve(args: argparse.Namespace) -> int:
     export = (f"setenv CRYPTOKI_SHIM_CLIENT_MODULE {client};" if args.csh
               else f"CRYPTOKI_SHIM_CLIENT_MODULE={client}; export CRYPTOKI_SHIM_CLIENT_MODULE;")
     sys.stdout.write(printed + export + "\n"
-                     + f"# hosts load $CRYPTOKI_SHIM_CLIENT_MODULE; stop with: kill $P11_KIT_SERVER_PID\n")
+                     + "# hosts load $CRYPTOKI_SHIM_CLIENT_MODULE; stop with: kill $P11_KIT_SERVER_PID\n")
     return 0
