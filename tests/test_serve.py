@@ -92,8 +92,8 @@ def test_mechanisms_over_the_rpc_are_a_subset(served: dict[str, str]) -> None:
     local = mechanisms(["pkcs11-tool", "--module", str(LIB)], served)
     assert remote < local
     assert {"ECDSA", "ECDSA-KEY-PAIR-GEN", "RSA-PKCS", "RSA-PKCS-PSS", "RSA-PKCS-OAEP", "SHA256-RSA-PKCS"} <= remote
-    version = subprocess.run(["p11-kit", "--version"], capture_output=True, text=True).stdout
-    if "0.24." in version:  # p11-kit 0.24 cannot marshal these parameters (docs/install.md)
+    version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "p11-kit"], capture_output=True, text=True).stdout
+    if version.startswith("0.24."):  # p11-kit 0.24 cannot marshal these parameters (docs/install.md)
         assert not {"AES-GCM", "AES-CBC", "AES-CBC-PAD"} & remote
 
 
