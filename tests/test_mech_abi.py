@@ -1049,6 +1049,14 @@ def test_pqc_mechanisms_round_trip(token: P11, user_session: int) -> None:
     assert token.get(s, decapsulate(token, s, kpriv, ct, mech=S.CKM_ML_KEM), S.CKA_VALUE) == secret
     ct2, h2 = encapsulate(token, s, kpub)
     assert token.get(s, decapsulate(token, s, kpriv, ct2), S.CKA_VALUE) == token.get(s, h2, S.CKA_VALUE)
+    spub, spriv = token.generate_key_pair(s, S.CKM_SLH_DSA_KEY_PAIR_GEN,
+                                          {S.CKA_TOKEN: False, S.CKA_PARAMETER_SET: S.CKP_SLH_DSA_SHAKE_128F},
+                                          {S.CKA_TOKEN: False})
+    for mech in (S.CKM_SLH_DSA, S.CKM_HASH_SLH_DSA_SHA224, S.CKM_HASH_SLH_DSA_SHA256, S.CKM_HASH_SLH_DSA_SHA384,
+                 S.CKM_HASH_SLH_DSA_SHA512, S.CKM_HASH_SLH_DSA_SHA3_224, S.CKM_HASH_SLH_DSA_SHA3_256,
+                 S.CKM_HASH_SLH_DSA_SHA3_384, S.CKM_HASH_SLH_DSA_SHA3_512, S.CKM_HASH_SLH_DSA_SHAKE128,
+                 S.CKM_HASH_SLH_DSA_SHAKE256):
+        token.verify(s, mech, spub, MSG, token.sign(s, mech, spriv, MSG))
 
 
 def test_chacha20_poly1305_rfc8439_vector(token: P11, user_session: int) -> None:

@@ -287,6 +287,11 @@ PQC_PRIVATE = (
 )
 # CKA_ENCAPSULATE/CKA_DECAPSULATE (3.2 §4.9/§4.10, footnotes 8, 9): on the KEM keys only, with
 # the TRUE default SoftHSM2 gives every other capability flag.
+# SLH-DSA (§6.69): the private key is its 4n-byte value alone (SK.seed ‖ SK.prf ‖ PK.seed ‖ PK.root).
+SLH_DSA_PRIVATE = (
+    Attr(spec.CKA_PARAMETER_SET, R1 | X4 | X6),
+    Attr(spec.CKA_VALUE, R1 | X4 | X6 | S7),
+)
 ML_KEM_PUBLIC = (*PQC_PUBLIC, Attr(spec.CKA_ENCAPSULATE, M8 | D9, True),
                  Attr(spec.CKA_ENCAPSULATE_TEMPLATE, F.NONE, {}))
 ML_KEM_PRIVATE = (*PQC_PRIVATE, Attr(spec.CKA_DECAPSULATE, M8 | D9, True),
@@ -372,9 +377,10 @@ FREE_LENGTH_SECRET_TYPES: tuple[int, ...] = (spec.CKK_GENERIC_SECRET, *HMAC_KEY_
 
 KEY_TYPES_BY_CLASS: dict[int, dict[int, tuple[Attr, ...]]] = {
     spec.CKO_PUBLIC_KEY: {spec.CKK_RSA: RSA_PUBLIC, **{k: EC_PUBLIC for k in EC_KEY_TYPES},
-                          spec.CKK_ML_DSA: PQC_PUBLIC, spec.CKK_ML_KEM: ML_KEM_PUBLIC},
+                          spec.CKK_ML_DSA: PQC_PUBLIC, spec.CKK_ML_KEM: ML_KEM_PUBLIC, spec.CKK_SLH_DSA: PQC_PUBLIC},
     spec.CKO_PRIVATE_KEY: {spec.CKK_RSA: RSA_PRIVATE, **{k: EC_PRIVATE for k in EC_KEY_TYPES},
-                           spec.CKK_ML_DSA: PQC_PRIVATE, spec.CKK_ML_KEM: ML_KEM_PRIVATE},
+                           spec.CKK_ML_DSA: PQC_PRIVATE, spec.CKK_ML_KEM: ML_KEM_PRIVATE,
+                           spec.CKK_SLH_DSA: SLH_DSA_PRIVATE},
     spec.CKO_SECRET_KEY: {k: SECRET_VALUE
                           for k in (spec.CKK_AES, spec.CKK_CHACHA20, *FREE_LENGTH_SECRET_TYPES)},
 }

@@ -9,7 +9,7 @@ import logging
 
 _log = logging.getLogger(__name__)
 
-FAMILY_MODULES = ("digest", "hmac", "rsa", "ec", "eddsa", "dsa", "dh", "aes", "des", "chacha", "wrap", "derive", "generic", "mldsa", "mlkem")
+FAMILY_MODULES = ("digest", "hmac", "rsa", "ec", "eddsa", "dsa", "dh", "aes", "des", "chacha", "wrap", "derive", "generic", "mldsa", "mlkem", "slhdsa")
 
 for _name in FAMILY_MODULES:
     try:

@@ -60,7 +60,7 @@ from ..spec import (
     CKR_WRAPPED_KEY_INVALID,
 )
 from . import ffc
-from . import pqc_keys
+from . import pqc_keys, slhdsa_keys
 
 _log = logging.getLogger(__name__)
 
@@ -396,6 +396,7 @@ _PRIVATE_LOADERS = {
     CKK_EC_MONTGOMERY: lambda a: _ec_private(a, CKK_EC_MONTGOMERY),
     **{kt: ffc.parse_private for kt in ffc.KEY_TYPES},  # DSA, DH (finite-field material: ffc.py)
     **{kt: pqc_keys.parse_private for kt in pqc_keys.KEY_TYPES},  # ML-DSA, ML-KEM (3.2)
+    **{kt: slhdsa_keys.parse_private for kt in slhdsa_keys.KEY_TYPES},  # SLH-DSA (3.2, pqcrypto)
 }
 _PUBLIC_LOADERS = {
     CKK_RSA: lambda a: _rsa_public(a),
@@ -404,6 +405,7 @@ _PUBLIC_LOADERS = {
     CKK_EC_MONTGOMERY: lambda a: _ec_public(a, CKK_EC_MONTGOMERY),
     **{kt: ffc.parse_public for kt in ffc.KEY_TYPES},  # DSA, DH (finite-field material: ffc.py)
     **{kt: pqc_keys.parse_public for kt in pqc_keys.KEY_TYPES},  # ML-DSA, ML-KEM (3.2)
+    **{kt: slhdsa_keys.parse_public for kt in slhdsa_keys.KEY_TYPES},  # SLH-DSA (3.2, pqcrypto)
 }
 
 
@@ -521,6 +523,8 @@ def public_material(key: Any) -> dict[int, Any]:
         return ffc.public_material(public)
     if pqc_keys.is_pqc_key(public):
         return pqc_keys.public_material(public)
+    if slhdsa_keys.is_slh_key(public):
+        return slhdsa_keys.public_material(public)
     if isinstance(public, ec.EllipticCurvePublicKey):
         curve = curve_of_key(public)
         point, spki = _ec_public_parts(public, curve)
@@ -550,6 +554,8 @@ def private_material(key: Any) -> dict[int, Any]:
         return ffc.private_material(key)
     if pqc_keys.is_pqc_key(key):
         return pqc_keys.private_material(key)
+    if slhdsa_keys.is_slh_key(key):
+        return slhdsa_keys.private_material(key)
     if isinstance(key, rsa.RSAPrivateKey):
         numbers = key.private_numbers()
         pub = numbers.public_numbers
@@ -598,6 +604,8 @@ def check_import(attrs: Mapping[int, Any]) -> dict[int, Any]:
         return ffc.check_import(attrs)
     if cls in (CKO_PUBLIC_KEY, CKO_PRIVATE_KEY) and key_type in pqc_keys.KEY_TYPES:
         return pqc_keys.check_import(attrs, cls == CKO_PUBLIC_KEY)
+    if cls in (CKO_PUBLIC_KEY, CKO_PRIVATE_KEY) and key_type in slhdsa_keys.KEY_TYPES:
+        return slhdsa_keys.check_import(attrs, cls == CKO_PUBLIC_KEY)
     if cls not in (CKO_PUBLIC_KEY, CKO_PRIVATE_KEY) or key_type not in _ASYMMETRIC:
         return {}
     if key_type == CKK_RSA and attrs.get(CKA_MODULUS):
@@ -637,14 +645,14 @@ def from_pkcs8(der: bytes) -> dict[int, Any]:
             check_rsa_bits(key.key_size, CKR_ATTRIBUTE_VALUE_INVALID)
             key = serialization.load_der_private_key(bytes(der), password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
-        key = pqc_keys.from_pkcs8(der)  # ML-KEM-512: not pyca's
+        key = pqc_keys.from_pkcs8(der) or slhdsa_keys.from_pkcs8(der)  # ML-KEM-512, SLH-DSA: not pyca's
         if key is None:
             raise _error(CKR_WRAPPED_KEY_INVALID, f"unwrapped data is not a PKCS#8 key: {exc}") from None
     if isinstance(key, ffc.PRIVATE_TYPES):
         return ffc.unwrapped(key)
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey,
                             ed448.Ed448PrivateKey, x25519.X25519PrivateKey, x448.X448PrivateKey)) \
-            and not pqc_keys.is_pqc_key(key):
+            and not pqc_keys.is_pqc_key(key) and not slhdsa_keys.is_slh_key(key):
         raise _error(CKR_WRAPPED_KEY_INVALID, f"unwrapped key type {type(key).__name__} not supported")
     return private_material(key)  # an EC key on another curve: CKR_CURVE_NOT_SUPPORTED (spec §2.3)
 
@@ -662,6 +670,8 @@ def key_size(view: Any) -> int:
         return int.from_bytes(bytes(modulus), "big").bit_length() if modulus else 0
     if key_type in pqc_keys.KEY_TYPES:  # 3.2 §6.67/§6.68: the public key's length in bytes
         return pqc_keys.of_attrs(attrs).public_len
+    if key_type in slhdsa_keys.KEY_TYPES:  # §6.69 likewise
+        return slhdsa_keys.parameter_set(attrs.get(slhdsa_keys.CKA_PARAMETER_SET)).public_len
     if key_type in ffc.KEY_TYPES:
         return ffc.key_size(attrs)
     if key_type in (CKK_EC, CKK_EC_EDWARDS, CKK_EC_MONTGOMERY):

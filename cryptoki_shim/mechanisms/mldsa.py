@@ -222,8 +222,9 @@ def _invalid(why: str) -> CryptokiError:
     return CryptokiError(CKR_MECHANISM_PARAM_INVALID, why)
 
 
-def _context(param: Any, signing: bool) -> bytes:
-    """The context string of the parameter; the hedge variant checked (module docstring)."""
+def context_string(param: Any, signing: bool) -> bytes:
+    """The context string of a CK_SIGN_ADDITIONAL_CONTEXT (or CK_HASH_SIGN_...) parameter, its
+    hedge variant checked (module docstring); SLH-DSA takes the same rules (``slhdsa``)."""
     if param is None:
         return b""
     if param.hedge not in (CKH_HEDGE_PREFERRED, CKH_HEDGE_REQUIRED, CKH_DETERMINISTIC_REQUIRED):
@@ -264,7 +265,7 @@ def _dsa_key(view: Any, private: bool) -> tuple[Any, int]:
 def _context_init(entry: MechanismEntry[MlDsaData], param: Any, view: Any, signing: bool) -> tuple[Any, Any]:
     """(signer, accumulator) for a sign or verify operation."""
     key, size = _dsa_key(view, signing)
-    context = _context(param, signing)
+    context = context_string(param, signing)
     prehash = _prehash(entry, param)
     if prehash is None:
         return _PureSigner(key, context or None, size), Buffer()
