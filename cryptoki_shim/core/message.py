@@ -239,9 +239,10 @@ class MessageFunctions(CryptoFunctions):
         return op.ctx
 
     def message_final(self, kind: str) -> None:
-        """C_MessageEncryptFinal ...: the process ends (an unfinished message with it)."""
-        self.message_process(kind)
-        del self.ops[kind]
+        """C_MessageEncryptFinal ...: the process ends (an unfinished message with it; a key
+        still waiting for its context login does not keep it)."""
+        if self.ops.pop(kind, None) is None:
+            raise CryptokiError(CKR_OPERATION_NOT_INITIALIZED, f"no {kind.replace('_', ' ')} process")
 
     def _idle(self, process: MessageProcess) -> None:
         if process.current is not None:

@@ -19,6 +19,8 @@ allocated, except the deliberate ``huge`` attribute lengths the library must ref
 * ``("mech", ckm, param)`` a CK_MECHANISM*; param is None, ``(blob, declared_len)`` or
   ``("pstruct", ctype, {field: int | bytes | None})`` (bytes: a pointer to a copy; the
   generator keeps the paired length fields <= POINTED)
+* ``("pstruct", ctype, fields)`` alone: such a struct as a plain pointer argument (the
+  message-based functions' pParameter)
 * ``("initargs", flags, n_mutex_fns, reserved_non_null)`` a CK_C_INITIALIZE_ARGS*
 """
 
@@ -101,6 +103,8 @@ class Marshal:
             return self.template(a[1])
         if tag == "mech":
             return self.mechanism(a[1], a[2])
+        if tag == "pstruct":  # a message-based function's pParameter (its length is the next argument)
+            return self.pstruct(a[1], a[2])
         if tag == "initargs":
             return self.initargs(*a[1:])
         raise ValueError(a)
@@ -130,20 +134,7 @@ class Marshal:
         if param is None:
             m.pParameter, m.ulParameterLen = ffi.NULL, 0
         elif param[0] == "pstruct":
-            _, ctype, fields = param
-            s = ffi.new(ctype + " *")
-            for name, value in fields.items():
-                if isinstance(value, bytes):  # a pointer field: backed by >= POINTED bytes
-                    buf = ffi.new("unsigned char[]", max(POINTED, len(value)))
-                    ffi.memmove(buf, value, len(value))
-                    self.keep.append(buf)
-                    setattr(s, name, ffi.cast(ffi.typeof(getattr(s, name)), buf))
-                elif value is None:
-                    setattr(s, name, ffi.NULL)
-                else:
-                    setattr(s, name, value)
-            self.keep.append(s)
-            m.pParameter, m.ulParameterLen = s, ffi.sizeof(ctype)
+            m.pParameter, m.ulParameterLen = self.pstruct(param[1], param[2]), ffi.sizeof(param[1])
         else:
             blob, declared = param
             buf = ffi.new("unsigned char[]", max(1, len(blob), min(declared, HUGE_LIMIT)))
@@ -152,6 +143,22 @@ class Marshal:
             m.pParameter, m.ulParameterLen = buf, declared
         self.keep.append(m)
         return m
+
+    def pstruct(self, ctype: str, fields: dict[str, Any]) -> Any:
+        """A parameter struct whose pointer fields point at real buffers (>= POINTED bytes)."""
+        s = ffi.new(ctype + " *")
+        for name, value in fields.items():
+            if isinstance(value, bytes):  # a pointer field: backed by >= POINTED bytes
+                buf = ffi.new("unsigned char[]", max(POINTED, len(value)))
+                ffi.memmove(buf, value, len(value))
+                self.keep.append(buf)
+                setattr(s, name, ffi.cast(ffi.typeof(getattr(s, name)), buf))
+            elif value is None:
+                setattr(s, name, ffi.NULL)
+            else:
+                setattr(s, name, value)
+        self.keep.append(s)
+        return s
 
     def initargs(self, flags: int, n_fns: int, reserved: bool) -> Any:
         a = ffi.new("CK_C_INITIALIZE_ARGS *")

@@ -111,6 +111,26 @@ ALLOWED["C_UnwrapKeyAuthenticated"] = SESSION | ATTRS_IN | WRITE | _WRAP_COMMON 
     "UNWRAPPING_KEY_HANDLE_INVALID", "UNWRAPPING_KEY_SIZE_RANGE", "UNWRAPPING_KEY_TYPE_INCONSISTENT",
     "WRAPPED_KEY_INVALID", "WRAPPED_KEY_LEN_RANGE")
 
+# PKCS#11 3.0 message-based functions (§5.9, §5.11, §5.14, §5.15)
+_MSG_PARAM = _codes("MECHANISM_PARAM_INVALID", "OPERATION_ACTIVE", "OPERATION_NOT_INITIALIZED")
+for _kind, _step in (("Encrypt", CRYPT_STEP), ("Decrypt", DECRYPT_STEP), ("Sign", SIGN_STEP), ("Verify", VERIFY_STEP)):
+    ALLOWED[f"C_Message{_kind}Init"] = CRYPT_INIT | _codes("OPERATION_CANCEL_FAILED")
+    ALLOWED[f"C_{_kind}Message"] = _step | _MSG_PARAM | _codes("USER_NOT_LOGGED_IN", "TOKEN_RESOURCE_EXCEEDED")
+    ALLOWED[f"C_{_kind}MessageNext"] = ALLOWED[f"C_{_kind}Message"]
+    ALLOWED[f"C_{_kind}MessageBegin"] = SESSION | _MSG_PARAM | _codes("PIN_EXPIRED", "USER_NOT_LOGGED_IN",
+                                                                      "TOKEN_RESOURCE_EXCEEDED")
+    ALLOWED[f"C_Message{_kind}Final"] = SESSION | _codes("OPERATION_ACTIVE", "OPERATION_NOT_INITIALIZED",
+                                                         "USER_NOT_LOGGED_IN")
+# recovery (§5.13.7, §5.15.6), C_DigestKey (§5.12.4), the dual-function updates (§5.13)
+ALLOWED["C_SignRecoverInit"] = ALLOWED["C_VerifyRecoverInit"] = CRYPT_INIT
+ALLOWED["C_SignRecover"] = SIGN_STEP
+ALLOWED["C_VerifyRecover"] = VERIFY_STEP | _codes("BUFFER_TOO_SMALL", "USER_NOT_LOGGED_IN")
+ALLOWED["C_DigestKey"] = SESSION | _codes("KEY_HANDLE_INVALID", "KEY_INDIGESTIBLE", "KEY_SIZE_RANGE",
+                                          "OPERATION_ACTIVE", "OPERATION_NOT_INITIALIZED")
+for _fn, _step in (("C_DigestEncryptUpdate", CRYPT_STEP), ("C_SignEncryptUpdate", CRYPT_STEP),
+                   ("C_DecryptDigestUpdate", DECRYPT_STEP), ("C_DecryptVerifyUpdate", DECRYPT_STEP)):
+    ALLOWED[_fn] = _step | _codes("OPERATION_ACTIVE")
+
 #: Codes we accept beyond the spec's lists, with the reason (keep this short).
 EXTRA: dict[str, frozenset[int]] = {
     # §5.15 says nothing about a key too short/long for HMAC key generation; §5.13 lists it for Init.
@@ -122,6 +142,12 @@ EXTRA: dict[str, frozenset[int]] = {
     "C_VerifySignatureUpdate": _codes("FUNCTION_NOT_SUPPORTED"),
     "C_EncryptUpdate": _codes("FUNCTION_NOT_SUPPORTED"),
     "C_DecryptUpdate": _codes("FUNCTION_NOT_SUPPORTED"),
+    "C_SignMessageNext": _codes("FUNCTION_NOT_SUPPORTED"),
+    "C_VerifyMessageNext": _codes("FUNCTION_NOT_SUPPORTED"),
+    "C_DigestEncryptUpdate": _codes("FUNCTION_NOT_SUPPORTED"),
+    "C_SignEncryptUpdate": _codes("FUNCTION_NOT_SUPPORTED"),
+    "C_DecryptDigestUpdate": _codes("FUNCTION_NOT_SUPPORTED"),
+    "C_DecryptVerifyUpdate": _codes("FUNCTION_NOT_SUPPORTED"),
 }
 
 

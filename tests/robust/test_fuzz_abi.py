@@ -180,6 +180,8 @@ _POINTER_STRUCTS = {
     "KeyDerivationStringData": ("CK_KEY_DERIVATION_STRING_DATA", {"pData": ("p", "ulLen")}),
     "AesCbcEncryptDataParams": ("CK_AES_CBC_ENCRYPT_DATA_PARAMS", {"pData": ("p", "length")}),
     "DesCbcEncryptDataParams": ("CK_DES_CBC_ENCRYPT_DATA_PARAMS", {"pData": ("p", "length")}),
+    "ChachaPolyParams": ("CK_SALSA20_CHACHA20_POLY1305_PARAMS", {"pNonce": ("p", "ulNonceLen"),
+                                                                 "pAAD": ("p", "ulAADLen")}),
 }
 _STRUCT_SIZES = sorted({ffi.sizeof(c) for c, _ in _POINTER_STRUCTS.values()} |
                        {ffi.sizeof("CK_SP800_108_KDF_PARAMS"), ffi.sizeof("CK_SP800_108_FEEDBACK_KDF_PARAMS"),
@@ -219,6 +221,75 @@ def mechanism_params(draw: st.DrawFn, kind: object) -> object:
 
 MECHS = [e for e in registry.all_entries()]
 OP_KINDS = ["Sign", "Verify", "Encrypt", "Decrypt", "Digest"]
+MESSAGE_KINDS = ["Encrypt", "Decrypt", "Sign", "Verify"]
+AEAD_MECHS = [registry.lookup(int(m)) for m in (spec.CKM_AES_GCM, spec.CKM_AES_CCM, spec.CKM_CHACHA20_POLY1305)]
+DUAL_FNS = ["C_DigestEncryptUpdate", "C_DecryptDigestUpdate", "C_SignEncryptUpdate", "C_DecryptVerifyUpdate"]
+END_OF_MESSAGE = int(spec.CKF_END_OF_MESSAGE)
+_MESSAGE_STRUCTS = ["CK_GCM_MESSAGE_PARAMS", "CK_CCM_MESSAGE_PARAMS", "CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS"]
+_fixed_bits = st.sampled_from([0, 0, 8, 32, 96, 97, 2**64 - 1])
+_generators = st.sampled_from([0, 0, 1, 2, 3, 4, 99])
+
+
+@st.composite
+def _pointer(draw: st.DrawFn) -> bytes | None:
+    """A pointer field: NULL or a buffer (the worker backs it with >= 4096 bytes)."""
+    return draw(st.one_of(st.none(), st.binary(min_size=0, max_size=32)))
+
+
+@st.composite
+def message_params(draw: st.DrawFn) -> tuple[tuple, int]:
+    """A message-based function's (pParameter, ulParameterLen): NULL, a blob of no struct's size
+    (a struct-sized blob would be followed as garbage pointers: a caller bug in C), or one of
+    the three message structs with in-bounds lengths (it may not be the process's)."""
+    how = draw(st.sampled_from(["null", "blob", "struct", "struct", "struct"]))
+    if how == "null":
+        return ("null",), draw(st.sampled_from([0, 0, 48]))
+    if how == "blob":
+        blob = draw(blobs)
+        assume(len(blob) not in {ffi.sizeof(c) for c in _MESSAGE_STRUCTS})
+        return ("bytes", blob), len(blob)
+    ctype = draw(st.sampled_from(_MESSAGE_STRUCTS))
+    lens = st.integers(0, 4096)
+    if ctype == "CK_GCM_MESSAGE_PARAMS":
+        iv = draw(_pointer())
+        fields = {"pIv": iv, "ulIvLen": draw(st.one_of(st.just(len(iv or b"")), st.sampled_from([12, 16]), lens)),
+                  "ulIvFixedBits": draw(_fixed_bits), "ivGenerator": draw(_generators), "pTag": draw(_pointer()),
+                  "ulTagBits": draw(st.sampled_from([0, 96, 100, 128, 128, 4096 * 8]))}
+    elif ctype == "CK_CCM_MESSAGE_PARAMS":
+        nonce = draw(_pointer())
+        fields = {"ulDataLen": draw(st.one_of(st.integers(0, 80), small_ulongs)), "pNonce": nonce,
+                  "ulNonceLen": draw(st.one_of(st.just(len(nonce or b"")), st.sampled_from([7, 13]), lens)),
+                  "ulNonceFixedBits": draw(_fixed_bits), "nonceGenerator": draw(_generators),
+                  "pMAC": draw(_pointer()), "ulMACLen": draw(st.sampled_from([0, 4, 5, 12, 16, 4096]))}
+    else:
+        fields = {"pNonce": draw(_pointer()), "ulNonceLen": draw(st.sampled_from([96, 96, 12, 64, 192, 2**64 - 1])),
+                  "pTag": draw(_pointer())}
+    return ("pstruct", ctype, fields), ffi.sizeof(ctype)
+
+
+#: the message struct of each AEAD mechanism
+_MESSAGE_STRUCT_OF = {int(spec.CKM_AES_GCM): "CK_GCM_MESSAGE_PARAMS", int(spec.CKM_AES_CCM): "CK_CCM_MESSAGE_PARAMS",
+                      int(spec.CKM_CHACHA20_POLY1305): "CK_SALSA20_CHACHA20_POLY1305_MSG_PARAMS"}
+
+
+@st.composite
+def valid_message_params(draw: st.DrawFn, ckm: int, data_len: int) -> tuple[tuple, int]:
+    """A well-formed message struct for ``ckm`` (a data length for CCM), with a generator
+    that may repeat an IV: the messages of a process then really run."""
+    ctype = _MESSAGE_STRUCT_OF.get(ckm)
+    if ctype is None:
+        return ("null",), 0
+    iv = draw(st.sampled_from([b"\x01" * 13, b"\x02" * 13, draw(st.binary(min_size=13, max_size=13))]))
+    gen, fixed = draw(st.sampled_from([0, 1, 2, 3])), draw(st.sampled_from([0, 32]))
+    if ctype == "CK_GCM_MESSAGE_PARAMS":
+        fields = {"pIv": iv[:12], "ulIvLen": 12, "ulIvFixedBits": fixed, "ivGenerator": gen,
+                  "pTag": draw(st.binary(min_size=16, max_size=16)), "ulTagBits": draw(st.sampled_from([128, 96]))}
+    elif ctype == "CK_CCM_MESSAGE_PARAMS":
+        fields = {"ulDataLen": data_len, "pNonce": iv, "ulNonceLen": 13, "ulNonceFixedBits": fixed,
+                  "nonceGenerator": gen, "pMAC": draw(st.binary(min_size=16, max_size=16)), "ulMACLen": 16}
+    else:
+        fields = {"pNonce": iv[:12], "ulNonceLen": 96, "pTag": draw(st.binary(min_size=16, max_size=16))}
+    return ("pstruct", ctype, fields), ffi.sizeof(ctype)
 
 
 # ------------------------------------------------------------------ the model
@@ -704,6 +775,129 @@ class AbiMachine(RuleBasedStateMachine):
             elif rv == OK and out != "null":
                 assert n <= cap, f"{fn}: wrote {n} bytes into {cap}"
 
+    # ------------------------- message-based functions, recovery, C_DigestKey, dual functions
+
+    @rule(kind=st.sampled_from(MESSAGE_KINDS), i=st.integers(0, 7), j=st.integers(0, 15),
+          raw=st.one_of(st.none(), st.none(), st.none(), handles), data=st.data(), null_mech=st.integers(0, 9),
+          fresh=st.booleans())
+    def c_message_init(self, kind: str, i: int, j: int, raw: int | None, data: st.DataObject, null_mech: int,
+                       fresh: bool) -> None:
+        """C_Message*Init with the AEAD mechanisms (often) or any, any key, NULL to end; ``fresh``:
+        with a new session key that fits (AES, ChaCha20, an HMAC secret), so processes start."""
+        h, o = self.pick_session(i), self.pick_object(j, raw)
+        if fresh and h in self.m.sessions:
+            if kind in ("Encrypt", "Decrypt"):
+                ent = data.draw(st.sampled_from(AEAD_MECHS))
+                gen = spec.CKM_CHACHA20_KEY_GEN if ent.mechanism == spec.CKM_CHACHA20_POLY1305 else spec.CKM_AES_KEY_GEN
+            else:
+                ent, gen = registry.lookup(int(spec.CKM_SHA256_HMAC)), spec.CKM_GENERIC_SECRET_KEY_GEN
+            t = [(int(a), b(True), 1) for a in (CKA.CKA_ENCRYPT, CKA.CKA_DECRYPT, CKA.CKA_SIGN, CKA.CKA_VERIFY)]
+            t += [(int(CKA.CKA_TOKEN), b(False), 1), (int(CKA.CKA_PRIVATE), b(False), 1), (int(CKA.CKA_VALUE_LEN), u(32), 8)]
+            rv, (_, oh) = self.call("C_GenerateKey", h, ("mech", int(gen), None), ("tmpl", t), len(t), ("ulong", 0),
+                                    expect=None)
+            if rv == OK:
+                self.learn_object(oh, h, None)
+                o = oh
+            mech: tuple = ("mech", int(ent.mechanism), None)
+        elif null_mech == 0:
+            mech = ("null",)
+        else:
+            ent = data.draw(st.one_of(st.sampled_from(AEAD_MECHS), st.sampled_from(MECHS)))
+            mech = ("mech", int(ent.mechanism), data.draw(mechanism_params(ent.param)))
+        rv, _ = self.call(f"C_Message{kind}Init", h, mech, o, expect=self.session_codes(h))
+        if rv == OK and mech[0] == "mech":
+            self.message_sessions[kind] = h  # the steps go there most of the time
+            for _ in range(data.draw(st.integers(1, 6))):  # and some follow at once, mostly well-formed
+                payload = data.draw(datas)
+                param = data.draw(st.one_of(valid_message_params(mech[1], len(payload)),
+                                            valid_message_params(mech[1], len(payload)), message_params()))
+                self._message_step(kind, h, data.draw(st.sampled_from(["", "", "Begin", "Next", "Next", "Final"])),
+                                   param, payload, data.draw(st.one_of(st.none(), blobs)),
+                                   data.draw(st.sampled_from(["null", "small", "big", "big"])), data.draw(st.booleans()),
+                                   data.draw(st.sampled_from([0, 0, 0x80])))
+
+    @property
+    def message_sessions(self) -> dict[str, int]:
+        """kind -> the session of the last successful C_Message*Init (steps aim there)."""
+        if not hasattr(self, "_message_sessions"):
+            self._message_sessions: dict[str, int] = {}
+        return self._message_sessions
+
+    @rule(kind=st.sampled_from(MESSAGE_KINDS), i=st.integers(0, 7), step=st.sampled_from(["", "", "Begin", "Next", "Final"]),
+          param=message_params(), payload=datas, aad=st.one_of(st.none(), blobs),
+          out=st.sampled_from(["null", "small", "big"]), last=st.booleans(), flags=st.sampled_from([0, 0x80]))
+    def c_message_step(self, kind: str, i: int, step: str, param: tuple, payload: bytes, aad: bytes | None, out: str,
+                       last: bool, flags: int) -> None:
+        """Every message step with NULL, garbage-sized or real (maybe mismatched) parameter structs,
+        NULL/short/large output buffers; the last part by CKF_END_OF_MESSAGE, a non-NULL
+        pulSignatureLen or pSignature."""
+        h = self.message_sessions.get(kind, -1) if i < 6 else -1
+        if h not in self.m.sessions:
+            h = self.pick_session(i)
+        self._message_step(kind, h, step, param, payload, aad, out, last, flags)
+
+    def _message_step(self, kind: str, h: int, step: str, param: tuple, payload: bytes, aad: bytes | None, out: str,
+                      last: bool, flags: int) -> None:
+        if step == "Final":
+            self.call(f"C_Message{kind}Final", h, expect=self.session_codes(h))
+            return
+        p, plen = param
+        cap = {"null": 0, "small": 1, "big": 2048}[out]
+        buf, n = (("null",) if out == "null" else ("out", cap)), ("ulong", cap)
+        data = (("bytes", payload), len(payload))
+        sig = payload[:16]
+        if kind in ("Encrypt", "Decrypt"):
+            assoc = (("null",), 0) if aad is None else (("bytes", aad), len(aad))
+            args = {"": (h, p, plen, *assoc, *data, buf, n), "Begin": (h, p, plen, *assoc),
+                    "Next": (h, p, plen, *data, buf, n, END_OF_MESSAGE if last else flags)}[step]
+        elif kind == "Sign":
+            args = {"": (h, p, plen, *data, buf, n), "Begin": (h, p, plen),
+                    "Next": (h, p, plen, *data, buf, n if last else ("null",))}[step]
+        else:
+            args = {"": (h, p, plen, *data, ("bytes", sig), len(sig)), "Begin": (h, p, plen),
+                    "Next": (h, p, plen, *data, ("bytes", sig) if last else ("null",), len(sig) if last else 0)}[step]
+        rv, outs = self.call(f"C_{kind}Message{step}", *args, expect=self.session_codes(h))
+        if n in args:
+            if rv == R["BUFFER_TOO_SMALL"]:
+                assert out != "null" and outs[-1] > cap, f"C_{kind}Message{step}: BUFFER_TOO_SMALL, {outs[-1]} <= {cap}"
+            elif rv == OK and out != "null":
+                assert outs[-1] <= cap, f"C_{kind}Message{step}: wrote {outs[-1]} bytes into {cap}"
+
+    @rule(kind=st.sampled_from(["SignRecover", "VerifyRecover"]), i=st.integers(0, 7), j=st.integers(0, 15),
+          raw=st.one_of(st.none(), st.none(), handles), data=st.data(), init=st.booleans(), payload=datas,
+          out=st.sampled_from(["null", "small", "big"]))
+    def c_recover(self, kind: str, i: int, j: int, raw: int | None, data: st.DataObject, init: bool, payload: bytes,
+                  out: str) -> None:
+        h = self.pick_session(i)
+        if init:
+            ent = data.draw(st.one_of(st.sampled_from([registry.lookup(int(spec.CKM_RSA_PKCS)),
+                                                       registry.lookup(int(spec.CKM_RSA_X_509))]),
+                                      st.sampled_from(MECHS)))
+            mech = ("mech", int(ent.mechanism), data.draw(mechanism_params(ent.param)))
+            self.call(f"C_{kind}Init", h, mech, self.pick_object(j, raw), expect=self.session_codes(h))
+            return
+        cap = {"null": 0, "small": 1, "big": 2048}[out]
+        rv, outs = self.call(f"C_{kind}", h, ("bytes", payload), len(payload),
+                             ("null",) if out == "null" else ("out", cap), ("ulong", cap),
+                             expect=self.session_codes(h))
+        if rv == R["BUFFER_TOO_SMALL"]:
+            assert out != "null" and outs[-1] > cap
+
+    @rule(fn=st.sampled_from(["C_DigestKey", *DUAL_FNS]), i=st.integers(0, 7), j=st.integers(0, 15),
+          raw=st.one_of(st.none(), st.none(), handles), payload=datas, out=st.sampled_from(["null", "small", "big"]))
+    def c_digest_key_and_dual(self, fn: str, i: int, j: int, raw: int | None, payload: bytes, out: str) -> None:
+        """C_DigestKey on any object (a sensitive key's digest must not leak it: checked as any
+        output) and the dual-function updates over whatever operations the session has."""
+        h = self.pick_session(i)
+        if fn == "C_DigestKey":
+            self.call(fn, h, self.pick_object(j, raw), expect=self.session_codes(h))
+            return
+        cap = {"null": 0, "small": 1, "big": 2048}[out]
+        rv, outs = self.call(fn, h, ("bytes", payload), len(payload), ("null",) if out == "null" else ("out", cap),
+                             ("ulong", cap), expect=self.session_codes(h))
+        if rv == R["BUFFER_TOO_SMALL"]:
+            assert out != "null" and outs[-1] > cap
+
     # ----------------------------------------------------- the PKCS#11 3.2 functions
 
     @rule(i=st.integers(0, 7), j=st.integers(0, 15), raw=st.one_of(st.none(), st.none(), handles),
@@ -766,7 +960,7 @@ class AbiMachine(RuleBasedStateMachine):
         if rv == OK:
             self.learn_object(outs[-1], h, None)
 
-    @rule(i=st.integers(0, 7), flags=st.sampled_from([0, 1, 2, 0xFFFF]))
+    @rule(i=st.integers(0, 7), flags=st.sampled_from([0, 1, 2, 0x1E, 0xFFFF]))
     def c_session_cancel(self, i: int, flags: int) -> None:
         h = self.pick_session(i)
         rv, _ = self.call("C_SessionCancel", h, flags, expect=self.session_codes(h))
