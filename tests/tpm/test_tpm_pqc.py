@@ -1,6 +1,6 @@
-"""ML-DSA and ML-KEM keys on a TPM slot (issue 17 item 6), through the built library on a real
+"""ML-DSA, ML-KEM and SLH-DSA keys on a TPM slot (issue 17 item 6), through the built library on a real
 swtpm. The TPM has no PQC algorithm; its sealed path takes any algorithm: the private key's
-secret attributes (CKA_SEED, the expanded CKA_VALUE) are encrypted under a data key sealed by
+secret attributes (CKA_SEED, the expanded CKA_VALUE; SLH-DSA's CKA_VALUE) are encrypted under a data key sealed by
 the TPM to its PCR policy and the user's auth value, and unsealed for each use (the unseal
 cache is off here, so every operation goes through the TPM). docs/pqc.md "Hybrid tokens"."""
 
@@ -19,6 +19,7 @@ from test_tpm_backend import user_token  # noqa: E402
 from test_tpm_derive_policy import tpm_slot  # noqa: E402
 
 from cryptography.hazmat.primitives.asymmetric import mldsa, mlkem  # noqa: E402
+from pqcrypto.sign import slh_dsa_sha2_128f  # noqa: E402
 
 from cryptoki_shim import spec as S  # noqa: E402
 from cryptoki_shim.backends.tpm_attrs import CKA_SHIM_TPM_KIND, TPM_KIND_SEALED  # noqa: E402
@@ -69,3 +70,14 @@ def test_ml_kem_key_sealed_by_the_tpm_decapsulates(swtpm, lib_path, tmp_path):
         assert client.get(s, h, S.CKA_VALUE) == secret
         ct2, h2 = encapsulate(client, s, pub)
         assert client.get(s, decapsulate(client, s, priv, ct2), S.CKA_VALUE) == client.get(s, h2, S.CKA_VALUE)
+
+
+def test_slh_dsa_key_sealed_by_the_tpm(swtpm, lib_path, tmp_path):
+    conf = write_config(tmp_path, slots=tpm_slot(swtpm.tcti, software_derive=False))
+    with user_token(lib_path, conf, "tpm-slhdsa") as (client, s):
+        pub, priv = client.generate_key_pair(s, S.CKM_SLH_DSA_KEY_PAIR_GEN,
+                                             {S.CKA_TOKEN: True, S.CKA_PARAMETER_SET: S.CKP_SLH_DSA_SHA2_128F},
+                                             {S.CKA_TOKEN: True, S.CKA_SIGN: True})
+        assert client.get(s, priv, CKA_SHIM_TPM_KIND) == TPM_KIND_SEALED
+        sig = client.sign(s, S.CKM_SLH_DSA, priv, MSG)
+        slh_dsa_sha2_128f.verify(client.get(s, pub, S.CKA_VALUE), MSG, sig)
