@@ -313,3 +313,23 @@ def test_operation_state_of_multipart_signing(token: P11, user_session: int) -> 
         token.check("C_SignUpdate", s, MSG[10:], len(MSG) - 10)
         sig = token._two_pass("C_SignFinal", s)
         token.verify(s, mech, hpub, MSG, sig)
+
+
+def test_verify_signature_functions(token: P11, user_session: int) -> None:
+    """3.2 §5.15: C_VerifySignatureInit/Update/Final and C_VerifySignature, the interface 3.2
+    names for multi-part ML-DSA verification (the signature comes first)."""
+    s = user_session
+    hpub, hpriv, _ = pair(token, s)
+    for mech in (S.CKM_ML_DSA, S.CKM_HASH_ML_DSA_SHA256):
+        sig = token.sign(s, mech, hpriv, MSG)
+        m, _keep = token.mechanism(mech)
+        token.check("C_VerifySignatureInit", s, m, hpub, sig, len(sig))
+        for i in range(0, len(MSG), 17):
+            token.check("C_VerifySignatureUpdate", s, MSG[i:i + 17], len(MSG[i:i + 17]))
+        token.check("C_VerifySignatureFinal", s)
+        token.check("C_VerifySignatureInit", s, m, hpub, sig, len(sig))
+        token.check("C_VerifySignature", s, MSG, len(MSG))
+        token.check("C_VerifySignatureInit", s, m, hpub, sig, len(sig))
+        assert token.call("C_VerifySignature", s, MSG[:-1], len(MSG) - 1) == S.CKR_SIGNATURE_INVALID
+        token.check("C_VerifySignatureInit", s, m, hpub, sig[:-1], len(sig) - 1)
+        assert token.call("C_VerifySignature", s, MSG, len(MSG)) == S.CKR_SIGNATURE_LEN_RANGE
