@@ -333,3 +333,19 @@ def test_verify_signature_functions(token: P11, user_session: int) -> None:
         assert token.call("C_VerifySignature", s, MSG[:-1], len(MSG) - 1) == S.CKR_SIGNATURE_INVALID
         token.check("C_VerifySignatureInit", s, m, hpub, sig[:-1], len(sig) - 1)
         assert token.call("C_VerifySignature", s, MSG, len(MSG)) == S.CKR_SIGNATURE_LEN_RANGE
+
+
+def test_private_material_is_sealed_at_rest(token: P11, user_session: int, shim_conf: Any) -> None:
+    """CKA_SEED and the expanded CKA_VALUE are footnote-7 attributes: the store keeps them only
+    encrypted under the token key (docs/architecture.md "At rest"), never as clear rows."""
+    import sqlite3
+
+    s = user_session
+    hpub, hpriv, _ = pair(token, s, token=True)
+    seed_and_value = {S.CKA_SEED, S.CKA_VALUE}
+    db = sqlite3.connect(shim_conf.parent / "store.db")
+    rows = db.execute("select object_id, type, is_sealed from attributes where type in (?, ?)",
+                      tuple(seed_and_value)).fetchall()
+    sealed = {(t, bool(flag)) for _, t, flag in rows}
+    assert (S.CKA_SEED, True) in sealed and (S.CKA_SEED, False) not in sealed
+    assert (S.CKA_VALUE, True) in sealed  # the private key's expanded form; the public key's is clear
