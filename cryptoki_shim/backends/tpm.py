@@ -288,6 +288,8 @@ class TpmBackend(Backend):
         encodings and running hash are its family's (``ec.external_sign_context``,
         ``rsa.external_sign_context`` / ``external_decrypt_context``), the private
         operation the TPM's."""
+        if kind not in ("sign", "decrypt"):  # verify_recover: a public-key operation, never the TPM's private one
+            raise CryptokiError(S.CKR_KEY_FUNCTION_NOT_PERMITTED, f"a TPM-resident key does not {kind}")
         public = serialization.load_der_public_key(key.attrs[CKA_PUBLIC_KEY_INFO])
         if isinstance(public, ec.EllipticCurvePublicKey):
             if kind != "sign":

@@ -154,7 +154,7 @@ class UpstreamOperation:
                 lib.call("C_VerifyInit", session, mech.ptr, handle)
                 lib.call("C_Verify", session, data, len(data), sig, len(sig))
                 return None
-            name = {"sign": "Sign", "encrypt": "Encrypt", "decrypt": "Decrypt"}[kind]
+            name = {"sign": "Sign", "encrypt": "Encrypt", "decrypt": "Decrypt", "verify_recover": "VerifyRecover"}[kind]
             lib.call(f"C_{name}Init", session, mech.ptr, handle)
             return lib.two_pass(f"C_{name}", session, data, len(data))
 

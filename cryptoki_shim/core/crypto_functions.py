@@ -87,6 +87,9 @@ OPERATIONS: dict[str, tuple[int, int, bool]] = {
     "sign_recover": (CKF_SIGN_RECOVER, CKA_SIGN_RECOVER, True),
     "verify_recover": (CKF_VERIFY_RECOVER, CKA_VERIFY_RECOVER, False),
 }
+#: C_SignRecover's output is the signature C_Sign makes (§5.13.7): backends make a "sign"
+#: context for it (a backend never sees "sign_recover", so none can mistake it for another use).
+CONTEXT_KIND = {"sign_recover": "sign"}
 MAX_RANDOM = 1 << 20
 #: dual function -> (the operation whose update makes the output, the one that takes the
 #: plaintext, does it take the call's input (else the output)?)
@@ -173,7 +176,8 @@ class CryptoFunctions(ObjectFunctions):
                 if kind == "decrypt":
                     key_management.check_decrypt(key.attrs)
                 needs_login = context_login and key.attrs.get(CKA_ALWAYS_AUTHENTICATE) is True
-                verdict = key.cache[slot] = (self.token.backend_for(key).context_maker(kind, entry), needs_login)
+                maker = self.token.backend_for(key).context_maker(CONTEXT_KIND.get(kind, kind), entry)
+                verdict = key.cache[slot] = (maker, needs_login)
             ctx = verdict[0](entry, mech.param, key)
         except CryptokiError as exc:  # a refused use of a key is audited like a failed one
             audit.key_use(self, Operation(kind, None, entry.mechanism, key), exc)

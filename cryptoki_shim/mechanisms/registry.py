@@ -43,8 +43,6 @@ INIT_METHODS: dict[str, str] = {
     "encrypt": "encrypt_init",
     "decrypt": "decrypt_init",
     "digest": "digest_init",
-    # C_SignRecover's output is the signature C_Sign makes (§5.13.7): the same context
-    "sign_recover": "sign_init",
     "verify_recover": "verify_recover_init",
 }
 
