@@ -499,3 +499,26 @@ def test_hmac_messages_and_refusals(token: P11, user_session: int) -> None:
                                                                    S.CKA_TOKEN: False})
     with raises_ckr(S.CKR_KEY_FUNCTION_NOT_PERMITTED):
         init(token, s, "C_MessageVerifyInit", S.CKM_SHA256_HMAC, no_sign)
+
+
+def test_always_authenticate_key_needs_a_context_login_per_message(token: P11, user_session: int) -> None:
+    """CKA_ALWAYS_AUTHENTICATE: each signed message is a use of the key (a context login each)."""
+    s = user_session
+    _pub, priv = token.generate_key_pair(
+        s, S.CKM_EC_KEY_PAIR_GEN, {S.CKA_EC_PARAMS: bytes.fromhex("06082a8648ce3d030107"), S.CKA_TOKEN: False},
+        {S.CKA_SIGN: True, S.CKA_TOKEN: False, S.CKA_ALWAYS_AUTHENTICATE: True})
+    init(token, s, "C_MessageSignInit", S.CKM_ECDSA_SHA256, priv)
+    n = ffi.new("CK_ULONG *", 64)
+    buf = ffi.new("unsigned char[]", 64)
+    with raises_ckr(S.CKR_USER_NOT_LOGGED_IN):
+        token.check("C_SignMessage", s, ffi.NULL, 0, b"one", 3, buf, n)
+    token.check("C_Login", s, S.CKU_CONTEXT_SPECIFIC, b"1234", 4)
+    n[0] = 64
+    token.check("C_SignMessage", s, ffi.NULL, 0, b"one", 3, buf, n)
+    assert n[0] == 64
+    n[0] = 64
+    with raises_ckr(S.CKR_USER_NOT_LOGGED_IN):  # the next message needs its own login
+        token.check("C_SignMessage", s, ffi.NULL, 0, b"two", 3, buf, n)
+    token.check("C_Login", s, S.CKU_CONTEXT_SPECIFIC, b"1234", 4)
+    token.check("C_SignMessage", s, ffi.NULL, 0, b"two", 3, buf, n)
+    token.check("C_MessageSignFinal", s)  # the process ends even while waiting

@@ -24,6 +24,8 @@ Rules decided here (docs/conformance.md "Message-based functions"):
   duty). The full IV is written back to the caller's ``pIv``/``pNonce``. Within one encrypt
   process an IV is never used twice: a caller-supplied IV already used (by the caller or the
   generator) is CKR_MECHANISM_PARAM_INVALID, and so is an exhausted counter.
+* A CKA_ALWAYS_AUTHENTICATE key (sign, decrypt) needs C_Login(CKU_CONTEXT_SPECIFIC) before
+  each message, not once per process: each message is a use of the key.
 """
 
 from __future__ import annotations
@@ -133,7 +135,8 @@ class MessageProcess:
     """The context of a message process (``Operation.ctx``): how to make each message's
     context, the IVs used (encrypt), the generator's counter, the message in progress."""
 
-    __slots__ = ("kind", "entry", "key", "maker", "param", "used", "counter", "current", "prepared", "pending")
+    __slots__ = ("kind", "entry", "key", "maker", "param", "used", "counter", "current", "prepared", "pending",
+                 "always_authenticate")
 
     def __init__(self, kind: str, entry: MechanismEntry, key: Any, maker: Any, param: Any) -> None:
         self.kind = kind
@@ -146,6 +149,7 @@ class MessageProcess:
         self.current: Message | None = None
         self.prepared: Any = None               # a signature context made by Init, for the first message
         self.pending: tuple[bytes, bytes] | None = None  # a single-part signature kept for the retry
+        self.always_authenticate = False        # each message needs C_Login(CKU_CONTEXT_SPECIFIC)
 
     # ------------------------------------------------------------------ contexts
 
@@ -226,7 +230,16 @@ class MessageFunctions(CryptoFunctions):
             audit.key_use(self, Operation(kind, None, entry.mechanism, key), exc)
             raise
         needs_login = context_login and key.attrs.get(CKA_ALWAYS_AUTHENTICATE) is True
+        process.always_authenticate = needs_login
         self.ops[kind] = Operation(kind, process, entry.mechanism, key, needs_login, mech.param)
+
+    def _message_done(self, kind: str) -> None:
+        """A message was signed or decrypted: with a CKA_ALWAYS_AUTHENTICATE key the next one
+        waits for its own context login (§4.9: "the user must supply the PIN for each use";
+        a message is a use, the process is not)."""
+        op = self.ops.get(kind)
+        if op is not None and op.ctx.always_authenticate:
+            op.needs_context_login = True
 
     def message_process(self, kind: str) -> MessageProcess:
         """The active process of ``kind``: none is CKR_OPERATION_NOT_INITIALIZED; a key
@@ -270,7 +283,9 @@ class MessageFunctions(CryptoFunctions):
             iv = process.iv_for(p)
             out = process.aead_context(p, iv, aad).oneshot(data)
             return out[:len(data)], iv, out[len(data):]
-        return process.aead_context(p, p.iv, aad).oneshot(data + p.tag), None, None
+        out = process.aead_context(p, p.iv, aad).oneshot(data + p.tag)
+        self._message_done(kind)
+        return out, None, None
 
     def crypt_message_begin(self, kind: str, p: AeadMessageParams, aad: bytes) -> bytes | None:
         """C_EncryptMessageBegin / C_DecryptMessageBegin: the IV to write back (encrypt)."""
@@ -311,6 +326,7 @@ class MessageFunctions(CryptoFunctions):
         message.total_out += len(out)
         if last:
             process.current = None
+            self._message_done(kind)
         return out, tag
 
     # ------------------------------------------------------------------ signature messages
@@ -330,7 +346,10 @@ class MessageFunctions(CryptoFunctions):
                 if hint is not None:
                     return hint
             out = process.signature_context().oneshot(data)
-        return self._deliver_signature(process, data, out, capacity)
+        result = self._deliver_signature(process, data, out, capacity)
+        if result.__class__ is not int:
+            self._message_done(SIGN)
+        return result
 
     def _deliver_signature(self, holder: Any, data: bytes, out: bytes, capacity: int | None) -> bytes | int:
         if capacity is None or capacity < len(out):
@@ -378,6 +397,7 @@ class MessageFunctions(CryptoFunctions):
             raise
         if result.__class__ is not int:
             process.current = None
+            self._message_done(SIGN)
         return result
 
     def verify_message(self, data: bytes, signature: bytes) -> None:
