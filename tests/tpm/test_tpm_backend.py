@@ -411,3 +411,20 @@ def test_escrow_migrates_a_sealed_key_to_another_tpm(env, swtpm):
         recovered.public_key().verify(ctx.oneshot(b"on the new TPM"), b"on the new TPM")
     finally:
         other.remove()
+
+
+def test_resident_rsa_sign_recover_signs_in_the_tpm(env):
+    """C_SignRecover with a TPM-resident RSA key is the C_Sign signature made in the TPM (the
+    backend is asked for a sign context), never a private operation of another kind: the key
+    has no CKA_DECRYPT. C_VerifyRecover gives the data back from the public key."""
+    client, s, _, _ = env
+    pub, priv = client.generate_key_pair(
+        s, S.CKM_RSA_PKCS_KEY_PAIR_GEN, {S.CKA_TOKEN: False, S.CKA_MODULUS_BITS: 2048, S.CKA_VERIFY_RECOVER: True},
+        {S.CKA_TOKEN: False, S.CKA_SIGN: True, S.CKA_SIGN_RECOVER: True, S.CKA_DECRYPT: False})
+    assert client.get(s, priv, CKA_SHIM_TPM_KIND) == TPM_KIND_RESIDENT
+    m, _keep = client.mechanism(S.CKM_RSA_PKCS)
+    client.check("C_SignRecoverInit", s, m, priv)
+    sig = client._two_pass("C_SignRecover", s, b"recover me", 10)
+    assert public_key(client, s, pub).recover_data_from_signature(sig, padding.PKCS1v15(), None) == b"recover me"
+    client.check("C_VerifyRecoverInit", s, m, pub)
+    assert client._two_pass("C_VerifyRecover", s, sig, len(sig)) == b"recover me"
