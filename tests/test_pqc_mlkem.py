@@ -275,3 +275,21 @@ def test_mechanism_info(token: P11) -> None:
     assert (info.ulMinKeySize, info.ulMaxKeySize, info.flags) == (800, 1568, S.CKF_GENERATE_KEY_PAIR)
     info = mech_info(token, S.CKM_ML_KEM)
     assert (info.ulMinKeySize, info.ulMaxKeySize, info.flags) == (800, 1568, S.CKF_ENCAPSULATE | S.CKF_DECAPSULATE)
+
+
+@pytest.mark.parametrize("ckp", list(SETS))
+def test_wrap_and_unwrap_a_private_key(token: P11, user_session: int, ckp: int) -> None:
+    """The existing PKCS#8 wrapping carries ML-KEM keys (pyca's seed form); the unwrapped key
+    decapsulates what the original's public key encapsulates."""
+    s = user_session
+    hpub, hpriv = pair(token, s, ckp, extractable=True)
+    kek = token.create(s, {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: S.CKK_AES, S.CKA_TOKEN: False,
+                           S.CKA_WRAP: True, S.CKA_UNWRAP: True, S.CKA_VALUE: bytes(range(32))})
+    blob = wrap(token, s, S.CKM_AES_KEY_WRAP_PAD, kek, hpriv)
+    back = unwrap(token, s, S.CKM_AES_KEY_WRAP_PAD, kek, blob,
+                  {S.CKA_CLASS: S.CKO_PRIVATE_KEY, S.CKA_KEY_TYPE: S.CKK_ML_KEM, S.CKA_TOKEN: False,
+                   S.CKA_EXTRACTABLE: True})
+    assert token.get(s, back, S.CKA_SEED) == token.get(s, hpriv, S.CKA_SEED)
+    assert token.get(s, back, S.CKA_DECAPSULATE) is True
+    ct, h = encapsulate(token, s, hpub)
+    assert value(token, s, decapsulate(token, s, back, ct)) == value(token, s, h)
