@@ -222,6 +222,15 @@ def test_gcm_multi_part_message(token: P11, user_session: int) -> None:
     pt += next_part(token, s, "C_DecryptMessageNext", dprm, ct[7:], END)
     assert pt == PT
 
+    # a last part whose tag length differs from the Begin's is refused, and ends the message
+    init(token, s, "C_MessageEncryptInit", S.CKM_AES_GCM, key)
+    begun = Gcm(b"\x0b" * 12)
+    token.check("C_EncryptMessageBegin", s, begun.p, begun.size, ffi.NULL, 0)
+    with raises_ckr(S.CKR_MECHANISM_PARAM_INVALID):
+        next_part(token, s, "C_EncryptMessageNext", Gcm(b"\x0b" * 12, tag_bits=96), PT, END)
+    with raises_ckr(S.CKR_OPERATION_NOT_INITIALIZED):
+        next_part(token, s, "C_EncryptMessageNext", begun, PT, END)
+
 
 # ---------------------------------------------------------------------- CCM, ChaCha20-Poly1305
 

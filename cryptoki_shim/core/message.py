@@ -302,6 +302,9 @@ class MessageFunctions(CryptoFunctions):
         ciphertext is as long as the plaintext, and an update answers its context's bound."""
         process = self.message_process(kind)
         message = self._current(process)
+        if last and p.tag_bits != message.tag_len * 8:
+            process.current = None
+            raise _invalid("the last part's tag length is not the one the message began with")
         ctx = message.ctx
         needed = (message.total_in + len(data) - message.total_out) if last else ctx.length_hint("update", len(data))
         if capacity is None:
