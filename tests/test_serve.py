@@ -22,6 +22,7 @@ from typing import Iterator
 
 import pytest
 
+from cryptoki_shim.cli.serve import client_module
 from p11 import LIB, ROOT, write_config
 
 CLI = str(ROOT / ".venv" / "bin" / "cryptoki-shim")
@@ -130,3 +131,26 @@ def test_python_of_another_version_signs_through_it(served: dict[str, str], tmp_
     out = run([str(venv / "bin" / "python"), "-c", HOST, served["CRYPTOKI_SHIM_CLIENT_MODULE"]], served)
     length, version = out.split(" ", 1)
     assert length == "64" and not version.startswith("(3, 11)"), out
+
+
+def test_foreground_server_for_a_unit(tmp_path: Path) -> None:
+    """``serve --foreground`` (the systemd user unit's ExecStart) stays attached: the socket
+    answers while it runs and is gone once it is stopped."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRYPTOKI_SHIM", "PYTHON", "P11_KIT"))}
+    env.update(CRYPTOKI_SHIM_CONF=str(write_config(tmp_path)), CRYPTOKI_SHIM_LIB=str(LIB))
+    sock = tmp_path / "run" / "pkcs11"
+    proc = subprocess.Popen([CLI, "serve", "--foreground", "--socket", str(sock)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if sock.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None and sock.exists(), "the foreground server exited or made no socket"
+        env.update(P11_KIT_SERVER_ADDRESS=f"unix:path={sock}")
+        slots = run(["pkcs11-tool", "--module", str(client_module()), "-L"], env)
+        assert "cryptoki-shim" in slots
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert not sock.exists()
