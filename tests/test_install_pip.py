@@ -1,7 +1,7 @@
 """``pip install .`` builds the library into the package (issue 18 item 2).
 
-A fresh venv made from the system Python (shared libpython), pip run with this tree's pip
-(``--python``), no index: the build dependencies (setuptools, wheel, cffi) and the runtime
+An sdist made from this tree, installed into a fresh venv made from the system Python (shared
+libpython), pip run with this tree's pip (``--python``), no index: the build dependencies (setuptools, wheel, cffi) and the runtime
 ones come from this tree's venv through a ``.pth`` line, so the test needs no network and
 takes seconds. What is checked: the installed package holds the library, ``cryptoki-shim
 module-path`` prints it, it names no build path, a C client (pkcs11-tool) makes a token and
@@ -46,9 +46,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(venv)])
     (venv / "lib" / "python3.11" / "site-packages" / "dependencies.pth").write_text(
         "".join(f"{d}\n" for d in site.getsitepackages() if os.path.isdir(d)))
-    pip = [str(ROOT / ".venv" / "bin" / "python"), "-m", "pip", "--python", str(venv / "bin" / "python")]
-    run([*pip, "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", str(src)])
-    shutil.rmtree(src)  # the installed package must not need its source
+    # the sdist made from the tree (MANIFEST.in must bring build_ffi.py, setup.py and native/)
+    python = str(ROOT / ".venv" / "bin" / "python")
+    subprocess.run([python, "setup.py", "-q", "sdist", "-d", str(tmp / "dist")], cwd=src, check=True,
+                   capture_output=True, timeout=120)
+    (sdist,) = (tmp / "dist").glob("cryptoki[-_]shim-*.tar.gz")
+    shutil.rmtree(src)  # neither the build nor the installed package may need the tree
+    pip = [python, "-m", "pip", "--python", str(venv / "bin" / "python")]
+    run([*pip, "install", "-q", "--no-deps", "--no-build-isolation", "--no-index", str(sdist)])
     return venv
 
 
