@@ -44,12 +44,15 @@ FLAG_METHODS = {
     S.CKF_DERIVE: "derive",
     S.CKF_WRAP: "wrap",
     S.CKF_UNWRAP: "unwrap",
+    S.CKF_ENCAPSULATE: "encapsulate",
+    S.CKF_DECAPSULATE: "decapsulate",
 }
 #: each operation's arguments after (entry, param)
 ARGS = {
     "sign_init": (None,), "verify_init": (None,), "encrypt_init": (None,), "decrypt_init": (None,),
     "digest_init": (None,), "generate_key": ({},), "generate_key_pair": ({}, {}), "derive": (None, {}),
     "wrap": (None, {}), "unwrap": (None, b"", S.CKO_SECRET_KEY, None, None),
+    "encapsulate": (None, {}), "decapsulate": (None, b"", {}),
 }
 ENTRIES = registry.all_entries()
 
