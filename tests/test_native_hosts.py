@@ -571,3 +571,15 @@ def test_python_host_with_unwritable_log_prints_nothing(conf: Path, tmp_path: Pa
     assert res.returncode == 0 and res.stderr == "", f"{res.stdout}\n{res.stderr}"
     assert res.stdout.splitlines()[:7] == [f"{n} 0" for n in ("C_Initialize", "C_InitToken", "C_OpenSession",
                                                               "C_Login", "C_InitPIN", "C_Logout", "C_Login")]
+
+
+# ---------------------------------------------------------------------- (m) message-based functions
+
+
+def test_c_host_message_based_functions(build_dir: Path, conf: Path) -> None:
+    """Issue 17 item 5, a 3.0 C client: C_EncryptMessage gives GCM test case 2 with the tag in
+    pTag, CKG_GENERATE_COUNTER writes the IV back, a multi-part message decrypts, IV reuse is
+    refused, C_SignMessage/C_VerifyMessage give and accept RFC 4231 case 2
+    (tests/native/host_message.c)."""
+    host = compile_host(build_dir, "host_message")
+    assert_ok(run([str(host), str(LIB)], host_env(conf)))
