@@ -125,62 +125,88 @@ _CONNECTION_OK = 0
 
 
 class Listener:
-    """One LISTEN connection of a process, drained without blocking by `version()`."""
+    """One connection of a process for change detection: it LISTENs on `CHANNEL`, answers
+    the exact generation read (`generation`: one round trip on a connection of its own,
+    autocommit, no pool check-out and no pre-ping), and is drained without blocking by
+    `latest` (no round trip at all)."""
 
     def __init__(self, engine: Engine, args: dict[str, Any]) -> None:
         self._engine = engine
         self._args = args  # `connect_args`: the engine keeps them in its pool's creator only
         self._lock = threading.Lock()
         self._conn: Any = None
-        self._latest = -1
+        self._latest = -1  # the highest generation read or announced since the connection was made
 
-    def _connect(self) -> None:
+    def _connect(self) -> Any:
         import psycopg
 
         cargs, kwargs = self._engine.dialect.create_connect_args(self._engine.url)
-        conn = psycopg.connect(*cargs, **{**kwargs, **self._args, "autocommit": True})
-        conn.execute(f"LISTEN {CHANNEL}")
-        self._conn = conn
+        try:
+            conn = psycopg.connect(*cargs, **{**kwargs, **self._args, "autocommit": True})
+            # Notifications psycopg itself reads while a statement runs reach us here.
+            conn.add_notify_handler(lambda n: self._announced(n.payload))
+            conn.execute(f"LISTEN {CHANNEL}")
+        except Exception as exc:
+            log.warning("store change listener cannot connect: %s", exc)
+            raise CryptokiError(CKR_DEVICE_ERROR, f"store unreachable: {exc}") from None
+        self._conn, self._latest = conn, -1
+        return conn
+
+    def _announced(self, payload: str) -> None:
+        try:
+            self._latest = max(self._latest, int(payload))
+        except ValueError:  # not ours (someone NOTIFYing on the channel by hand)
+            pass
+
+    def _drain(self, conn: Any) -> None:
+        """Read what the socket holds, without blocking: notifications, or the end of a
+        connection the server closed (ConnectionError)."""
+        pgconn = conn.pgconn
+        # Until the socket has nothing more: a server that shuts down sends a notice and then
+        # closes, and only the read after the notice sees the end.
+        for _ in range(8):
+            pgconn.consume_input()
+            if pgconn.status != _CONNECTION_OK:
+                raise ConnectionError(pgconn.error_message.decode(errors="replace").strip() or "closed")
+            while (n := pgconn.notifies()) is not None:
+                self._announced(n.extra.decode(errors="replace"))
+            if not select.select([pgconn.socket], [], [], 0)[0]:
+                break
 
     def latest(self) -> int | None:
-        """The highest generation announced since the listener connected, or None right
-        after it (re)connected (the caller reads the row: commits meanwhile were not
-        announced to it); CKR_DEVICE_ERROR when no listening connection can be made."""
+        """The highest generation read or announced since the listener connected; None if
+        nothing is known since it (re)connected (the caller reads the row: commits meanwhile
+        were announced to nobody); CKR_DEVICE_ERROR when no connection can be made."""
         with self._lock:
             conn = self._conn
             if conn is not None:
                 try:
-                    pgconn = conn.pgconn
-                    # Until the socket has nothing more: a server that shut down sent its
-                    # notice and then closed, and only the read after the notice sees the end.
-                    for _ in range(8):
-                        pgconn.consume_input()
-                        if pgconn.status != _CONNECTION_OK:
-                            raise ConnectionError(pgconn.error_message.decode(errors="replace").strip() or "closed")
-                        while (n := pgconn.notifies()) is not None:
-                            try:
-                                self._latest = max(self._latest, int(n.extra))
-                            except ValueError:  # not ours (someone NOTIFYing on the channel by hand)
-                                pass
-                        if not select.select([pgconn.socket], [], [], 0)[0]:
-                            break
+                    self._drain(conn)
                     return self._latest if self._latest >= 0 else None
                 except Exception as exc:
                     log.warning("store change listener lost (%s): reconnecting", exc)
                     self._drop()
-            try:
-                self._connect()
-            except Exception as exc:
-                log.warning("store change listener cannot connect: %s", exc)
-                raise CryptokiError(CKR_DEVICE_ERROR, f"store unreachable: {exc}") from None
-            self._latest = -1
+            self._connect()
             return None
 
-    def seen(self, generation: int) -> None:
-        """The generation row as just read: the baseline of later announcements."""
+    def generation(self) -> int:
+        """The generation row, read now (exact). A connection found dead is replaced once
+        (a read is safe to repeat); CKR_DEVICE_ERROR if that fails too."""
         with self._lock:
-            if self._conn is not None:
-                self._latest = max(self._latest, generation)
+            for attempt in (1, 2):
+                conn = self._conn if self._conn is not None else self._connect()
+                try:
+                    value = int(conn.execute("SELECT value FROM generation").fetchone()[0])
+                    self._drain(conn)
+                except Exception as exc:
+                    self._drop()
+                    if attempt == 2:
+                        log.warning("store generation read failed: %s", exc)
+                        raise CryptokiError(CKR_DEVICE_ERROR, f"store read failed: {exc}") from None
+                    continue
+                self._latest = max(self._latest, value)
+                return value
+            raise AssertionError("unreachable")
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None

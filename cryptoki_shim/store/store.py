@@ -381,12 +381,8 @@ class Store:
         """
         self._check_pid()
         if self._listener is not None:
-            announced = self._listener.latest()
-            if announced is None or exact:
-                probe = self._generation()
-                self._listener.seen(probe)
-            else:
-                probe = announced
+            announced = None if exact else self._listener.latest()
+            probe = announced if announced is not None else self._listener.generation()
             with self._lock:
                 probe = self._pg_known = max(self._pg_known, probe)
         elif self._is_sqlite:
@@ -418,7 +414,11 @@ class Store:
                 return -(self._dv_counter + 1)
 
     def _generation(self) -> int:
-        """The generation counter row (bumped by every write transaction)."""
+        """The generation counter row (bumped by every write transaction); on PostgreSQL
+        read on the change listener's own connection (one round trip, `pg.Listener`)."""
+        self._check_pid()
+        if self._listener is not None:
+            return self._listener.generation()
         return self._hot(self._ops.read_generation, False)
 
     def generation(self) -> int:

@@ -46,7 +46,7 @@ def spy(monkeypatch: pytest.MonkeyPatch, fast_path: bool) -> collections.Counter
     return calls
 
 
-def test_object_writes_run_on_one_statement_set(store: Store, spy: collections.Counter[str]) -> None:
+def test_object_writes_run_on_one_statement_set(store: Store, spy: collections.Counter[str], backend: str) -> None:
     before = store.generation()
     oid = store.add_object(1, sample_object("a"))
     assert store.update_object(1, oid, {3: b"new"}, {0x11: b"s"}) is True
@@ -57,7 +57,9 @@ def test_object_writes_run_on_one_statement_set(store: Store, spy: collections.C
     assert store.update_object(1, oid, {}, {}) is False
     assert store.objects(1) == []
     assert store.generation() == before + 5
-    assert spy == {"add_object": 1, "replace_attributes": 2, "delete_object": 2, "read_generation": 2}
+    # PostgreSQL reads the generation on its change listener's connection (store/pg.py)
+    reads = {} if backend == "pg" else {"read_generation": 2}
+    assert spy == {"add_object": 1, "replace_attributes": 2, "delete_object": 2, **reads}
 
 
 def test_object_with_no_attribute_rows(store: Store, spy: collections.Counter[str]) -> None:
