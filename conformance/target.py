@@ -86,15 +86,22 @@ class Target:
                       "--so-pin", SO_PIN, "--pin", PIN])
         else:
             conf = work / "config.toml"
-            # [python] venv: the environment named as an installed configuration names it, so a
-            # copy of the library loaded from elsewhere (PyKCS11's test_load copies it to a
-            # temporary directory) finds it too (native/pyenv.c, docs/install.md).
-            conf.write_text(f'[store]\nurl = "sqlite:///{work / "store.db"}"\n\n'
-                            f'[python]\nvenv = "{ROOT / ".venv"}"\n\n'
+            conf.write_text(f'[store]\nurl = "sqlite:///{work / "store.db"}"\n\n{self._python_table()}'
                             '[[slots]]\nid = 0\nkdf_cost = "test"\n' + slot_options)
             env["CRYPTOKI_SHIM_CONF"] = str(conf)
             ctx.init_token_with_pkcs11_tool()
         return ctx
+
+
+    def _python_table(self) -> str:
+        """[python] venv for the library built in this tree: its environment named as an
+        installed configuration names it, so a copy of the library loaded from elsewhere
+        (PyKCS11's test_load copies it to a temporary directory) finds it too
+        (native/pyenv.c, docs/install.md). Another module finds its own."""
+        venv = ROOT / ".venv"
+        if self.module.resolve() != (BUILD / "libcryptoki_shim.so").resolve() or not (venv / "pyvenv.cfg").exists():
+            return ""
+        return f'[python]\nvenv = "{venv}"\n\n'
 
 
 @dataclass
