@@ -27,6 +27,9 @@ from pathlib import Path
 
 #: The superuser the cluster is created with (trusted on the socket and on loopback).
 SUPERUSER = "shim"
+#: The database holding the per-test schemas (`Cluster.new_schema`), and their prefix.
+SCHEMAS_DB = "shim_tests"
+SCHEMA_PREFIX = "s_"
 #: A role that must give a password (scram-sha-256 on loopback): the `*_file` / ${ENV} tests.
 PASSWORD_ROLE = "shim_pw"
 
@@ -45,7 +48,8 @@ def _free_port() -> int:
 
 
 class Cluster:
-    """One cluster: `start()`, `new_database()` per test, `stop()`/`start()` for fault tests."""
+    """One cluster: `start()`, `new_schema()` per test (`new_database()` where a test changes
+    database-wide settings), `stop()`/`start()` for the fault tests."""
 
     def __init__(self) -> None:
         self.bin = bin_dir()
@@ -100,12 +104,22 @@ class Cluster:
         shutil.rmtree(self.base, ignore_errors=True)
 
     def url(self, database: str, *, user: str = SUPERUSER, tcp: bool = False) -> str:
-        """A SQLAlchemy URL of `database` on the socket (default) or on loopback."""
+        """A SQLAlchemy URL of `database` (or of a `new_schema()` name: the tests' database
+        with that schema as search_path) on the socket (default) or on loopback."""
+        query = []
+        if database.startswith(SCHEMA_PREFIX):
+            query.append(f"options=-csearch_path%3D{database}")
+            database = SCHEMAS_DB
         if tcp:
-            return f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/{database}"
-        return f"postgresql+psycopg://{user}@/{database}?host={self.sock}&port={self.port}"
+            return f"postgresql+psycopg://{user}@127.0.0.1:{self.port}/{database}" + "".join(f"?{q}" for q in query)
+        query[:0] = [f"host={self.sock}", f"port={self.port}"]
+        return f"postgresql+psycopg://{user}@/{database}?" + "&".join(query)
 
     def dsn(self, database: str = "postgres") -> str:
+        """A libpq connection string of `database` (or of a `new_schema()` name)."""
+        if database.startswith(SCHEMA_PREFIX):
+            return f"host={self.sock} port={self.port} user={SUPERUSER} dbname={SCHEMAS_DB} " \
+                   f"options='-c search_path={database}'"
         return f"host={self.sock} port={self.port} user={SUPERUSER} dbname={database}"
 
     def sql(self, statement: str, database: str = "postgres") -> list[tuple]:
@@ -125,14 +139,28 @@ class Cluster:
             return True
 
     def files_of(self, database: str) -> bytes:
-        """What the server wrote of `database` to disk, after a CHECKPOINT: its heap and
-        index files and the newest WAL segments (where this test's writes are), for the
-        tests that look for plaintext at rest."""
+        """What the server wrote of `database` (or of a `new_schema()`) to disk, after a
+        CHECKPOINT: its tables' and indexes' files (TOAST included) and the newest WAL
+        segments (where this test's writes are), for the tests that look for plaintext at
+        rest."""
         self.sql("CHECKPOINT")
-        [(oid,)] = self.sql(f"SELECT oid FROM pg_database WHERE datname = '{database}'")
-        heap = sorted(p for p in (self.data / "base" / str(oid)).iterdir() if p.is_file())
+        if database.startswith(SCHEMA_PREFIX):
+            paths = self.sql("SELECT pg_relation_filepath(c.oid) FROM pg_class c JOIN pg_namespace n "
+                             f"ON n.oid = c.relnamespace WHERE n.nspname IN ('{database}', 'pg_toast') "
+                             "AND pg_relation_filepath(c.oid) IS NOT NULL", SCHEMAS_DB)
+            heap = sorted(p for (rel,) in paths for p in self.data.glob(f"{rel}*") if p.is_file())
+        else:
+            [(oid,)] = self.sql(f"SELECT oid FROM pg_database WHERE datname = '{database}'")
+            heap = sorted(p for p in (self.data / "base" / str(oid)).iterdir() if p.is_file())
         wal = sorted((p for p in (self.data / "pg_wal").iterdir() if p.is_file()), key=lambda p: p.stat().st_mtime)
         return b"".join(p.read_bytes() for p in [*heap, *wal[-2:]])
+
+    def new_schema(self) -> str:
+        """A fresh empty schema of the tests' database (cheaper than a database: no copy of
+        template1); its name, which `url`, `dsn` and `files_of` take like a database's."""
+        name = f"{SCHEMA_PREFIX}{next(self._names)}"
+        self.sql(f"CREATE SCHEMA {name}", SCHEMAS_DB)
+        return name
 
     def new_database(self) -> str:
         """A fresh empty database; its name."""
@@ -146,7 +174,9 @@ ACTIVE: Cluster | None = None
 
 
 def database_of(url: str) -> str:
-    """The database name of one of `Cluster.url`'s URLs."""
+    """The database (or `new_schema()`) name of one of `Cluster.url`'s URLs."""
+    if "search_path%3D" in url:
+        return url.split("search_path%3D")[1].split("&")[0]
     return url.split("/")[3].split("?")[0]
 
 
@@ -156,6 +186,7 @@ def start_cluster() -> Cluster:
         c.init()
         c.start()
         c.sql(f"CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD 'pw-of-the-tests'")
+        c.sql(f"CREATE DATABASE {SCHEMAS_DB}")
     except BaseException:
         log = c.log.read_text() if c.log.exists() else ""
         c.destroy()

@@ -12,10 +12,11 @@ The store on PostgreSQL runs the `core_ops` statements through SQLAlchemy Core o
   them too, and is only ever printed with SQLAlchemy's password masking (`safe_url`).
 
 * **Change detection**: both a generation row and LISTEN/NOTIFY. Every write transaction
-  bumps the `generation` row and sends `pg_notify(CHANNEL, <new value>)` in the same
+  bumps the `generation` row and sends `pg_notify(<channel>, <new value>)` in the same
   statement (delivered at commit, dropped on rollback). Object management calls
   (C_FindObjectsInit, C_GetAttributeValue, C_CreateObject, C_Login ...) read the generation
-  row: exact, one round trip, so a commit on another host is seen by the next such call.
+  row on the listener's own connection: exact, one round trip, so a commit on another host
+  is seen by the next such call.
   The use of a cached key (C_SignInit, C_VerifyInit, C_EncryptInit ..., `Store.data_version
   (exact=False)`) reads no row: each process keeps one extra connection that `LISTEN`s on
   the channel (`Listener`), and the check drains its socket without blocking (libpq's
@@ -44,12 +45,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The notification channel (per database: LISTEN/NOTIFY never crosses databases).
-CHANNEL = "cryptoki_shim_generation"
+#: The notification channel of a store: per schema (LISTEN/NOTIFY is per database, and two
+#: stores may share one in two schemas), of fixed length (a channel name is an identifier:
+#: at most 63 bytes), computed by the server on both sides.
+CHANNEL_SQL = "'cryptoki_shim.' || md5(current_schema())"
 
 #: One round trip for a write transaction's end: the generation bumped, its new value read,
 #: and the change announced to every listener at commit.
-BUMP_SQL = f"UPDATE generation SET value = value + 1 RETURNING value, pg_notify('{CHANNEL}', value::text)"
+BUMP_SQL = f"UPDATE generation SET value = value + 1 RETURNING value, pg_notify({CHANNEL_SQL}, value::text)"
 
 #: The default of `[store] connect_timeout` (seconds).
 DEFAULT_CONNECT_TIMEOUT = 5
@@ -125,7 +128,7 @@ _CONNECTION_OK = 0
 
 
 class Listener:
-    """One connection of a process for change detection: it LISTENs on `CHANNEL`, answers
+    """One connection of a process for change detection: it LISTENs on the store's channel, answers
     the exact generation read (`generation`: one round trip on a connection of its own,
     autocommit, no pool check-out and no pre-ping), and is drained without blocking by
     `latest` (no round trip at all)."""
@@ -145,7 +148,10 @@ class Listener:
             conn = psycopg.connect(*cargs, **{**kwargs, **self._args, "autocommit": True})
             # Notifications psycopg itself reads while a statement runs reach us here.
             conn.add_notify_handler(lambda n: self._announced(n.payload))
-            conn.execute(f"LISTEN {CHANNEL}")
+            from psycopg import sql
+
+            channel = str(conn.execute(f"SELECT {CHANNEL_SQL}").fetchone()[0])  # type: ignore[index]
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         except Exception as exc:
             log.warning("store change listener cannot connect: %s", exc)
             raise CryptokiError(CKR_DEVICE_ERROR, f"store unreachable: {exc}") from None

@@ -47,8 +47,8 @@ def fast_path(backend: str) -> bool:
 
 @pytest.fixture
 def pg_url(pg_cluster: pg.Cluster) -> str:
-    """A fresh PostgreSQL database of the session's cluster."""
-    return pg_cluster.url(pg_cluster.new_database())
+    """A fresh PostgreSQL store of the session's cluster: an empty schema of its own."""
+    return pg_cluster.url(pg_cluster.new_schema())
 
 
 @pytest.fixture

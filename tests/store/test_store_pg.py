@@ -137,15 +137,11 @@ def _hold_generation_lock(url_db: str, cluster: pg.Cluster) -> psycopg.Connectio
     return conn
 
 
-def _dbname(url: str) -> str:
-    return url.split("/")[3].split("?")[0]
-
-
 def test_write_waits_for_a_row_lock(store: Store, db_url: str, pg_cluster: pg.Cluster,
                                     backend: str) -> None:
     if backend != "pg":
         return
-    raw = _hold_generation_lock(_dbname(db_url), pg_cluster)
+    raw = _hold_generation_lock(pg.database_of(db_url), pg_cluster)
     threading.Timer(1.0, raw.commit).start()
     t0 = time.monotonic()
     assert store.objects(1) == []  # reads are not blocked
@@ -161,7 +157,7 @@ def test_row_lock_never_released_is_device_error(db_url: str, pg_cluster: pg.Clu
     monkeypatch.setattr(store_module, "RETRY_FOR_S", 0.5)
     with Store(db_url) as s:
         s.init_token(make_token(1, token_key))
-        raw = _hold_generation_lock(_dbname(db_url), pg_cluster)
+        raw = _hold_generation_lock(pg.database_of(db_url), pg_cluster)
         try:
             t0 = time.monotonic()
             err = _device_error(s.add_object, 1, sample_object("never"))
@@ -173,12 +169,15 @@ def test_row_lock_never_released_is_device_error(db_url: str, pg_cluster: pg.Clu
         s.add_object(1, sample_object("after"))
 
 
-@pytest.mark.parametrize("backend", ["pg"], indirect=True)
-def test_read_only_database(store: Store, db_url: str, pg_cluster: pg.Cluster, token_key: bytes) -> None:
+def test_read_only_database(pg_cluster: pg.Cluster, token_key: bytes) -> None:
     """A database that takes no writes (a standby, default_transaction_read_only): every
     write is CKR_DEVICE_ERROR, reads keep working."""
-    oid = store.add_object(1, sample_object("u1"))
-    pg_cluster.sql(f"ALTER DATABASE {_dbname(db_url)} SET default_transaction_read_only = on")
+    name = pg_cluster.new_database()
+    db_url = pg_cluster.url(name)
+    with Store(db_url) as s:
+        s.init_token(make_token(1, token_key))
+        oid = s.add_object(1, sample_object("u1"))
+    pg_cluster.sql(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
     with Store(db_url) as s:  # new sessions get the setting
         _device_error(s.add_object, 1, sample_object("u2"))
         _device_error(s.reserve_login, 1, 2)
