@@ -55,5 +55,10 @@ conformance: build
 deb: build
 	$(PY) scripts/build_deb.py
 
+# Debian 13 (Python 3.13) in a debootstrap chroot: build, sign, part of the suite (docs/install.md).
+.PHONY: check-trixie
+check-trixie:
+	scripts/check_trixie.sh
+
 clean:
 	rm -rf build

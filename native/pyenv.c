@@ -33,10 +33,6 @@
  * sys.path (read by the embedding init code through shim_site_dir()). */
 static char shim_env_python[PATH_MAX];
 static char shim_env_site[PATH_MAX];
-/* 1 when Python is started as the system interpreter: shim_env_site is then put on its path
- * from the start (PyConfig.pythonpath_env), so that what Python imports before our init code
- * runs (cffi's _cffi_backend) is ours too, not a system package of another version. */
-static int shim_env_on_path;
 /* The directory this library was loaded from, as loaded and resolved (set at load time: a
  * relative dlopen path is relative to the working directory of that moment). */
 static char shim_lib_dir[PATH_MAX];
@@ -73,7 +69,6 @@ static int shim_try_env(const char *dir)
     size_t n;
     if (!shim_joinf(path, "%s/pyvenv.cfg", dir))
         return 0;
-    shim_env_on_path = 0;
     if (shim_is_file(path)) {
         if (!shim_joinf(shim_env_python, "%s/bin/python", dir)
             || !shim_joinf(shim_env_site, "%s/lib/python%s/site-packages", dir, SHIM_PY_VERSION))
@@ -98,7 +93,6 @@ static int shim_try_env(const char *dir)
             && shim_joinf(shim_env_python, "%s/bin/python", root) && access(shim_env_python, X_OK) == 0)
             return 1;
     }
-    shim_env_on_path = 1;
     return shim_joinf(shim_env_python, "%s", SHIM_BASE_PYTHON);
 }
 
@@ -228,6 +222,37 @@ static int shim_locate_env(void)
               "[python] venv", *shim_lib_dir ? shim_lib_dir : "(unknown: dladdr failed)");
     shim_env_site[0] = '\0';
     return -1;
+}
+
+/* Imports _cffi_backend from the environment before the first call into cffi: cffi's start-up
+ * imports it before our init code runs (which then puts the environment on sys.path, with its
+ * .pth entries), and it must be ours, the version that compiled us, not a system package of
+ * another version nor missing (a site directory started on the system interpreter, a Python
+ * host of another environment). The site directory is on sys.path for that import only; a
+ * host that already imported _cffi_backend keeps its own. */
+static void shim_import_cffi_backend(void)
+{
+    PyGILState_STATE gil;
+    PyObject *path, *dir, *mod;
+    int inserted = 0;
+    Py_ssize_t at;
+    if (shim_env_site[0] == '\0')
+        return;
+    gil = PyGILState_Ensure();
+    path = PySys_GetObject("path"); /* borrowed */
+    dir = PyUnicode_DecodeFSDefault(shim_env_site);
+    if (path != NULL && dir != NULL && PyList_Check(path) && PySequence_Contains(path, dir) == 0)
+        inserted = PyList_Insert(path, 0, dir) == 0;
+    mod = PyImport_ImportModule("_cffi_backend");
+    if (mod == NULL)
+        shim_clog("_cffi_backend is not in %s", shim_env_site);
+    Py_XDECREF(mod);
+    PyErr_Clear();
+    if (inserted && (at = PySequence_Index(path, dir)) >= 0)
+        PySequence_DelItem(path, at);
+    Py_XDECREF(dir);
+    PyErr_Clear();
+    PyGILState_Release(gil);
 }
 
 /* For the embedding init code (SHIM_CDEF in build_ffi.py): the site directory to put first on

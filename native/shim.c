@@ -201,8 +201,6 @@ static int shim_init_python(void)
     status = PyConfig_SetBytesString(&config, &config.executable, shim_env_python);
     if (!PyStatus_Exception(status))
         status = PyConfig_SetBytesString(&config, &config.program_name, shim_env_python);
-    if (!PyStatus_Exception(status) && shim_env_on_path)
-        status = PyConfig_SetBytesString(&config, &config.pythonpath_env, shim_env_site);
     if (!PyStatus_Exception(status) && home != NULL && *home != '\0')
         status = PyConfig_SetBytesString(&config, &config.home, home);
     if (!PyStatus_Exception(status))
@@ -241,6 +239,7 @@ static void shim_start(void)
         shim_gate_init();
         pthread_atfork(shim_fork_prepare, shim_fork_parent, shim_fork_child);
     }
+    shim_import_cffi_backend();
     /* The first call into cffi runs the embedding init code, which attaches our entries. */
     if (shim_py_ready() != SHIM_READY_MAGIC) {
         shim_clog("the Python side did not attach its entry points");

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# make check-trixie: the module built and used on Debian 13 (trixie, Python 3.13) in a
+# debootstrap chroot (issue 18 item 4). Needs root, debootstrap and the Debian mirror (and PyPI
+# for the Python dependencies). The chroot is kept between runs in $TRIXIE_ROOT.
+#
+# In the chroot, from a copy of this tree (its tracked and new files, no build products):
+#   1. a clone's flow: python3 -m venv .venv, pip install -e '.[test]' (as ./run), make build, then pkcs11-tool
+#      makes a token and an EC key and signs with build/libcryptoki_shim.so (which finds ../.venv),
+#      and tests/test_smoke.py, test_native_hosts.py, test_install_relocatable.py run;
+#   2. pip: pip install . into another venv, module-path, a signature with that module.
+# Prints "check-trixie: OK (Python 3.13.x)" at the end, or stops at the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROOTFS=${TRIXIE_ROOT:-/var/tmp/cryptoki-shim-trixie}
+MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+PACKAGES=python3,python3-venv,python3-dev,libpython3-dev,gcc,make,pkg-config,libssl-dev,libtss2-dev,libffi-dev,p11-kit,opensc,ca-certificates
+
+if [ ! -x "$ROOTFS/usr/bin/python3" ]; then
+  debootstrap --variant=minbase --include="$PACKAGES" trixie "$ROOTFS" "$MIRROR"
+fi
+
+rm -rf "$ROOTFS/src"
+mkdir -p "$ROOTFS/src"
+git ls-files -co --exclude-standard | grep -v '^build/' | tar -cf - -T - | tar -C "$ROOTFS/src" -xf -
+cp /etc/resolv.conf "$ROOTFS/etc/resolv.conf"
+# this machine's CA bundle for pip (a TLS-inspecting proxy's CA, if it has one)
+ca=${PIP_CERT:-${SSL_CERT_FILE:-}}
+pip_cert=
+if [ -n "$ca" ] && [ -f "$ca" ]; then
+  cp "$ca" "$ROOTFS/etc/ssl/certs/host-ca-bundle.crt"
+  pip_cert=/etc/ssl/certs/host-ca-bundle.crt
+fi
+
+mounted=()
+cleanup() { for m in "${mounted[@]}"; do umount "$m" || true; done; }
+trap cleanup EXIT
+for d in proc dev; do
+  mount --bind "/$d" "$ROOTFS/$d"
+  mounted=("$ROOTFS/$d" "${mounted[@]}")
+done
+
+chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root ${pip_cert:+PIP_CERT=$pip_cert} \
+  /bin/bash -euo pipefail -c '
+cd /src
+version=$(python3 -c "import sys; print(sys.version.split()[0])")
+sign() {   # sign MODULE: a token, an EC P-256 key, a signature of 64 bytes
+  local work; work=$(mktemp -d)
+  printf "[store]\nurl = \"sqlite:///%s/store.db\"\n[[slots]]\nid = 0\nkdf_cost = \"test\"\n" "$work" > "$work/c.toml"
+  export CRYPTOKI_SHIM_CONF=$work/c.toml CRYPTOKI_SHIM_LOG=$work/log
+  local tool=(pkcs11-tool --module "$1")
+  "${tool[@]}" --init-token --label trixie --so-pin 12345678 >/dev/null
+  "${tool[@]}" --init-pin --so-pin 12345678 --pin 1234 >/dev/null
+  "${tool[@]}" -l --pin 1234 --keypairgen --key-type EC:prime256v1 --id 01 >/dev/null
+  echo "signed on trixie" > "$work/msg"
+  "${tool[@]}" -l --pin 1234 --sign -m ECDSA-SHA256 --id 01 -i "$work/msg" -o "$work/sig" >/dev/null 2>&1 \
+    || { cat "$work/log" 2>/dev/null; exit 1; }
+  test "$(stat -c %s "$work/sig")" = 64
+  echo "check-trixie: $1 signed (Python $version)"
+}
+rm -rf .venv build
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[test]'     # what ./run does
+make -s build PY=.venv/bin/python
+sign "$PWD/build/libcryptoki_shim.so"
+# a share of the suite on this Python: the library in C hosts, relocation, the smoke test
+.venv/bin/python -m pytest -q -p no:cacheprovider tests/test_smoke.py tests/test_native_hosts.py \
+  tests/test_install_relocatable.py
+
+rm -rf /opt/cs && python3 -m venv /opt/cs
+/opt/cs/bin/pip install -q .
+sign "$(/opt/cs/bin/cryptoki-shim module-path)"
+echo "check-trixie: OK (Python $version)"
+'
