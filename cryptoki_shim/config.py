@@ -89,7 +89,7 @@ SECTIONS: dict[str, dict[str, Key]] = {"store": STORE_KEYS, "log": LOG_KEYS, "au
 SLOT_KEYS: dict[str, Key] = {
     "id": Key(int, None, "the slot ID clients see, 0 to 4294967295 (fits every client's CK_SLOT_ID); "
                        "stable across restarts and C_InitToken"),
-    "description": Key(str, "cryptoki-shim software slot", "CK_SLOT_INFO.slotDescription (64 chars max)"),
+    "description": Key(str, "cryptoki-shim software slot", "CK_SLOT_INFO.slotDescription (64 chars max); default by backend: this, \"cryptoki-shim TPM slot (TCTI)\" or \"cryptoki-shim upstream slot (TOKEN in MODULE.so)\""),
     "backend": Key(str, "software", "where new keys live", ("software", "tpm", "upstream")),
     "kdf_cost": Key(str, "default", "cost of the PIN key derivation (Argon2id)", ("default", "high", "test")),
     "max_pin_failures": Key(int, 10, "consecutive wrong PINs before the PIN is locked"),
@@ -132,6 +132,10 @@ TPM_KEYS: dict[str, Key] = {
                                         "software and the new key is a software key, no longer bound to the TPM"),
     "lockout_auth_file": Key(str, "", "file holding the TPM lockout hierarchy's auth (text, or hex:...) for "
                                       "`cryptoki-shim tpm-reset-lockout`; empty = the empty auth"),
+    # issue 20, docs/tpm.md "Performance"
+    "srk_handle": Key(str, "0x81000001", "persistent handle of the storage root key: made there once when free, used "
+                                         "only while it holds this TPM's SRK (checked by name); \"none\" = re-create "
+                                         "the SRK per operation"),
 }
 UPSTREAM_KEYS: dict[str, Key] = {
     # issue 6, see docs/upstream.md "Configuration"
@@ -193,6 +197,9 @@ class Config:
     store_url: str
     store_key_file: str | None = None  # [store] key_file (store/key_file.py)
     store_fast_path: bool = True  # [store] sqlite_fast_path (store/store.py)
+    #: [store] password, sslmode, sslrootcert, sslcert, sslkey: those given (store/pg.py)
+    store_connect: dict[str, Any] = field(default_factory=dict)
+    store_connect_timeout: int = STORE_KEYS["connect_timeout"].default
     log_file: str | None = None
     log_level: str = "info"
     slots: tuple[SlotConfig, ...] = field(default_factory=tuple)
@@ -207,19 +214,39 @@ def default_store_url() -> str:
 def find_config_file() -> Path | None:
     """The first file of the search order that exists (``$CRYPTOKI_SHIM_CONF`` must exist)."""
     env = os.environ.get("CRYPTOKI_SHIM_CONF")
-    #: [store] password, sslmode, sslrootcert, sslcert, sslkey: those given (store/pg.py)
-    store_connect: dict[str, Any] = field(default_factory=dict)
-    store_connect_timeout: int = STORE_KEYS["connect_timeout"].default
     if env:
         path = Path(env)
         if not path.is_file():
             raise ConfigError(f"CRYPTOKI_SHIM_CONF={env}: no such file")
         return path
-    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    for candidate in (Path(xdg) / "cryptoki-shim" / "config.toml", Path("/etc/cryptoki-shim/config.toml")):
+    for candidate in search_paths():
         if candidate.is_file():
             return candidate
     return None
+
+
+def search_paths() -> tuple[Path, Path]:
+    """The files looked for when ``$CRYPTOKI_SHIM_CONF`` is unset, in order:
+    ``$XDG_CONFIG_HOME/cryptoki-shim/config.toml`` (``~/.config/...`` when unset), then
+    ``/etc/cryptoki-shim/config.toml``."""
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(xdg) / "cryptoki-shim" / "config.toml", Path("/etc/cryptoki-shim/config.toml")
+
+
+def slot_description(values: dict[str, Any]) -> str:
+    """The default ``CK_SLOT_INFO.slotDescription``: what the slot is (issue 21: TPM and
+    upstream slots called themselves "software slot"). The backend new keys go to, and for a
+    TPM its TCTI, for an upstream its token and module; cut to the field's 64 bytes."""
+    backend = values.get("backend", "software")
+    if backend == "tpm":
+        text = f"cryptoki-shim TPM slot ({(values.get('tpm') or {}).get('tcti') or TPM_KEYS['tcti'].default})"
+    elif backend == "upstream":
+        up = values.get("upstream") or {}
+        token = up.get("token_label") or up.get("token_serial") or "?"
+        text = f"cryptoki-shim upstream slot ({token} in {os.path.basename(up.get('library') or '?')})"
+    else:
+        text = str(SLOT_KEYS["description"].default)
+    return text.encode()[:64].decode("utf-8", "ignore")
 
 
 _ENV_REF = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)\})")
@@ -336,10 +363,13 @@ def parse(text: str, source: str = "<config>") -> Config:
         if not isinstance(raw, dict):
             raise ConfigError(f"{source}: [[slots]] entry {i} must be a table")
         raw = dict(raw)
+        described = "description" in raw or f"description{FILE_SUFFIX}" in raw
         subtables = {name: _section(source, f"slots[{i}].{name}", raw.pop(name), keys)
                      for name, keys in SUBTABLES.items() if name in raw}
         values = _section(source, f"slots[{i}]", raw, SLOT_KEYS)
         values.update(subtables)
+        if not described:
+            values["description"] = slot_description(values)
         if values["id"] is None:
             raise ConfigError(f"{source}: [slots[{i}]] id is required; allowed: an integer from 0 to {MAX_SLOT_ID}")
         if not 0 <= values["id"] <= MAX_SLOT_ID:
@@ -363,6 +393,8 @@ def parse(text: str, source: str = "<config>") -> Config:
         store_url=store["url"] or default_store_url(),
         store_key_file=store["key_file"] or None,
         store_fast_path=store["sqlite_fast_path"],
+        store_connect={k: store[k] for k in STORE_CONNECT_KEYS if store[k]},
+        store_connect_timeout=store["connect_timeout"],
         log_file=log["file"],
         log_level=log["level"],
         slots=tuple(slots),
@@ -377,8 +409,6 @@ def load() -> Config:
         return parse("", "<defaults>")
     try:
         raw = path.read_bytes()
-        store_connect={k: store[k] for k in STORE_CONNECT_KEYS if store[k]},
-        store_connect_timeout=store["connect_timeout"],
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     try:

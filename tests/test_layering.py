@@ -33,7 +33,7 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (4, "attributes", ("cryptoki_shim.attributes",)),  # codec, tables, the one validator
     (3, "store", ("cryptoki_shim.store",)),          # persistence and at-rest crypto
     (2, "services", ("cryptoki_shim.audit", "cryptoki_shim.config", "cryptoki_shim.config_reference",
-                     "cryptoki_shim.log")),
+                     "cryptoki_shim.diagnostics", "cryptoki_shim.log", "cryptoki_shim.metrics")),
     (1, "base", ("cryptoki_shim", "cryptoki_shim.spec", "cryptoki_shim.spec_ints", "cryptoki_shim.der",
                  "cryptoki_shim.errors", "cryptoki_shim.private_files", "cryptoki_shim.runtime")),
 )

@@ -182,6 +182,15 @@ class UpstreamBackend(Backend):
             self._pool = Pool(self.cfg)
         return self._pool
 
+    def probe(self) -> str:
+        """``doctor``'s check, for real: load the module, find the token, log in, count the
+        mechanisms; any failure raises with the reason (the same path a key operation takes)."""
+        pool = self.pool
+        mechanisms = pool.mechanisms()
+        token = self.cfg.get("token_label") or self.cfg.get("token_serial")
+        return (f"{self.cfg['library']}: token {token!r} in upstream slot {pool.slot}, logged in, "
+                f"{len(mechanisms)} mechanisms")
+
     # ------------------------------------------------------------------ handles
 
     def _handle(self, lib: client.Library, session: int, key: Any) -> int:

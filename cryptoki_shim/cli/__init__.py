@@ -25,7 +25,8 @@ GROUPS = ("tokens", "objects", "backup", "doctor", "auditing", "configuration", 
 def build_parser() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--config", metavar="FILE", help="configuration file (default: $CRYPTOKI_SHIM_CONF, "
-                                                         "~/.config/cryptoki-shim/config.toml, /etc/cryptoki-shim/)")
+                                                         "${XDG_CONFIG_HOME:-~/.config}/cryptoki-shim/config.toml, "
+                                                         "/etc/cryptoki-shim/config.toml)")
     parent.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     parser = argparse.ArgumentParser(prog="cryptoki-shim", description="cryptoki-shim administration")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")

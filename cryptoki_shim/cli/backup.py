@@ -80,8 +80,8 @@ def _pin(args: argparse.Namespace) -> tuple[int, bytes]:
     if args.so_pin_env or args.so_pin_file:
         if args.pin_env or args.pin_file:
             raise CliError("give the user PIN or the SO PIN, not both", EXIT_USAGE)
-        return CKU_SO, secret(args, "so-pin", "SO PIN")
-    return CKU_USER, secret(args, "pin", "user PIN")
+        return CKU_SO, secret(args, "so-pin", "SO PIN of the backed-up token")
+    return CKU_USER, secret(args, "pin", "user PIN of the backed-up token")
 
 
 def _mac(token_key: bytes, payload: Any) -> str:

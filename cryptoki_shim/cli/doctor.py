@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config as config_mod
+from .. import diagnostics
 from .common import CliError, EXIT_CHECK, EXIT_USAGE, emit, table
 from .installed import check_installation, default_library
 
@@ -51,6 +52,19 @@ class Steps:
     def failed(self) -> bool:
         return any(r["status"] == "FAIL" for r in self.rows)
 
+    def count(self, status: str) -> int:
+        return sum(r["status"] == status for r in self.rows)
+
+    @property
+    def clean(self) -> bool:
+        """No failure and no warning: doctor's exit 0 (issue 21: it warned, then said "all good")."""
+        return not self.failed and not self.count("warn")
+
+    def verdict(self) -> str:
+        if self.clean:
+            return "all good"
+        return f"problems found: {self.count('FAIL')} failure(s), {self.count('warn')} warning(s)"
+
 
 def _check_config(steps: Steps) -> config_mod.Config | None:
     try:
@@ -59,7 +73,10 @@ def _check_config(steps: Steps) -> config_mod.Config | None:
     except config_mod.ConfigError as exc:
         steps.add("config", "FAIL", str(exc))
         return None
-    steps.add("config", "ok", f"{path or 'no file: built-in defaults'}; slots {[s.id for s in cfg.slots]}")
+    searched = " or ".join(str(p) for p in config_mod.search_paths())
+    steps.add("config", "ok", f"{path or f'no file ({searched}): built-in defaults'}; slots {[s.id for s in cfg.slots]}")
+    for problem in diagnostics.problems(cfg):  # what config-check reports: each one fails clients later
+        steps.add(f"config: {problem.key}", "warn", str(problem))
     return cfg
 
 
@@ -70,7 +87,7 @@ def _check_store(steps: Steps, cfg: config_mod.Config) -> Any:
     if url.get_backend_name() == "sqlite" and url.database:
         path = Path(url.database)
         if not path.exists():
-            steps.add("store", "warn", f"{path} does not exist yet (created at the first C_Initialize)")
+            steps.add("store", "info", f"{path} does not exist yet (created at the first use)")
         else:
             st = path.stat()
             mode = stat.S_IMODE(st.st_mode)
@@ -160,6 +177,9 @@ def _check_tokens(steps: Steps, cfg: config_mod.Config, store: Any) -> None:
 
 
 def _check_backends(steps: Steps, cfg: config_mod.Config) -> None:
+    """Each TPM / upstream backend a slot configures, probed for real: the upstream module
+    loaded, its token found and logged in to (``UpstreamBackend.probe``); the TPM opened
+    through its TCTI and asked for a primary key (``_probe_tpm``)."""
     from .. import backends
 
     for slot in cfg.slots:
@@ -170,25 +190,50 @@ def _check_backends(steps: Steps, cfg: config_mod.Config) -> None:
                 made = backends.make_backends(slot)
                 backend = made.get(backends.BY_NAME[name])
                 probe = getattr(backend, "probe", None)
-                detail = probe() if callable(probe) else "backend built (it has no probe() to test reachability)"
-                steps.add(f"slot {slot.id} {name}", "ok", str(detail or "reachable"))
+                detail = probe() if callable(probe) else _probe_tpm(slot)
+                steps.add(f"slot {slot.id} {name}", "ok", str(detail))
             except Exception as exc:  # an unreachable TPM / upstream library is the finding
                 steps.add(f"slot {slot.id} {name}", "FAIL", f"{type(exc).__name__}: {exc}")
+
+
+def _probe_tpm(slot: config_mod.SlotConfig) -> str:
+    """Open the slot's TPM as an operation does (its lock, its TCTI) and create the storage
+    primary key: reachable, and answering commands."""
+    from ..backends import tpm_conn
+
+    tpm = slot.tpm or {}
+    tcti = tpm.get("tcti") or config_mod.TPM_KEYS["tcti"].default
+    with tpm_conn.open_tpm(tcti, "doctor probe", lock_file=tpm.get("lock_file") or ""):
+        pass
+    return f"{tcti}: reachable, storage primary key created"
 
 
 PROBE = Path(__file__).with_name("probe.py")
 
 
 def _check_library(steps: Steps, lib: Path) -> None:
+    """The probe child runs with the module's log at warning level in a temporary file: a step
+    that fails is shown with its CKR name and the module's own reason (issue 21: a bare
+    ``rv 0x5``)."""
+    import re
+    import tempfile
+
+    from .. import spec
+
     if not lib.is_file():
         steps.add("library", "FAIL", f"{lib} not found (./run build, or --library)")
         return
-    try:
-        proc = subprocess.run([sys.executable, str(PROBE), str(lib)], capture_output=True, text=True, timeout=60,
-                              env=os.environ.copy())
-    except subprocess.TimeoutExpired:
-        steps.add("library", "FAIL", f"{lib}: no answer within 60 s (hang at load?)")
-        return
+    with tempfile.TemporaryDirectory(prefix="cryptoki-shim-doctor-") as tmp:
+        log_file = Path(tmp) / "module.log"
+        env = {**os.environ, "CRYPTOKI_SHIM_LOG": str(log_file), "CRYPTOKI_SHIM_LOG_LEVEL": "WARNING"}
+        try:
+            proc = subprocess.run([sys.executable, str(PROBE), str(lib)], capture_output=True, text=True,
+                                  timeout=60, env=env)
+        except subprocess.TimeoutExpired:
+            steps.add("library", "FAIL", f"{lib}: no answer within 60 s (hang at load?)")
+            return
+        logged = [ln.split(": ", 1)[-1] for ln in (log_file.read_text(errors="replace").splitlines()
+                                                    if log_file.exists() else [])]
     got = 0
     for line in proc.stdout.splitlines():
         try:
@@ -196,9 +241,14 @@ def _check_library(steps: Steps, lib: Path) -> None:
         except ValueError:
             continue
         got += 1
-        steps.add(f"library: {r['step']}", "ok" if r["ok"] else "FAIL", r["detail"])
+        detail = re.sub(r"rv (0x[0-9a-f]+)", lambda m: spec.ckr_name(int(m.group(1), 16)), r["detail"])
+        if not r["ok"] and logged:
+            detail = f"{detail}; the module logged: {' | '.join(logged[-3:])}"
+        steps.add(f"library: {r['step']}", "ok" if r["ok"] else "FAIL", detail)
     if proc.returncode != 0 and not got:
         steps.add("library", "FAIL", f"probe exited {proc.returncode}: {proc.stderr.strip()[-300:]}")
+    elif proc.returncode == 0 and logged:
+        steps.add("library log", "warn", " | ".join(logged[-3:]))
 
 
 def doctor(args: argparse.Namespace) -> int:
@@ -215,9 +265,9 @@ def doctor(args: argparse.Namespace) -> int:
     lib = args.library or default_library()
     _check_library(steps, lib)
     check_installation(steps, lib)
-    emit(args, {"ok": not steps.failed, "steps": steps.rows},
-         lambda: table(steps.rows, ["step", "status", "detail"]) + ("\n\nproblems found" if steps.failed else "\n\nall good"))
-    return EXIT_CHECK if steps.failed else 0
+    emit(args, {"ok": steps.clean, "steps": steps.rows},
+         lambda: table(steps.rows, ["step", "status", "detail"]) + "\n\n" + steps.verdict())
+    return 0 if steps.clean else EXIT_CHECK
 
 
 def store_key_create(args: argparse.Namespace) -> int:

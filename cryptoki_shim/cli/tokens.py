@@ -7,6 +7,7 @@ C_FindObjects), done through the core's own functions.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from .. import spec
@@ -37,7 +38,9 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--slot", type=int, default=0)
     p.add_argument("--label", required=True, help="token label (at most 32 bytes of UTF-8)")
     add_secret_options(p, "so-pin", "SO PIN")
-    add_secret_options(p, "pin", "user PIN (optional: sets the user PIN as well)")
+    add_secret_options(p, "pin", "user PIN (sets the user PIN as well; asked at a terminal)")
+    p.add_argument("--no-user-pin", action="store_true",
+                   help="set no user PIN now (at a terminal the user PIN is asked otherwise)")
     p.add_argument("--force", action="store_true",
                    help="wipe an initialized token without its old SO PIN (a locked or lost SO PIN): "
                         "every key is destroyed")
@@ -73,7 +76,7 @@ def _label32(label: str) -> bytes:
 
 def init_token(args: argparse.Namespace) -> int:
     so_pin = secret(args, "so-pin", "SO PIN", confirm=True)
-    user_pin = secret(args, "pin", "user PIN", required=False)
+    user_pin = _init_user_pin(args)
     with Admin(args) as adm:
         with Progress("initializing the token (Argon2id)"):
             adm.module.init_token(args.slot, so_pin, _label32(args.label), force=args.force)
@@ -84,9 +87,23 @@ def init_token(args: argparse.Namespace) -> int:
         rec = adm.token(args.slot).record
         data = {"ok": True, "slot": args.slot, "label": args.label, "serial": rec.serial,
                 "user_pin_set": user_pin is not None}
-    emit(args, data, f"slot {args.slot}: token {args.label!r} initialized (serial {data['serial']})"
-         + ("" if user_pin is not None else "; no user PIN yet (cryptoki-shim unlock-pin sets one)"))
+    emit(args, data, f"slot {args.slot}: token {args.label!r} initialized (serial {data['serial']}); PINs now: "
+         + ("SO PIN and user PIN" if user_pin is not None
+            else "SO PIN only, no user PIN yet: keys cannot be used until `cryptoki-shim unlock-pin` sets one"))
     return 0
+
+
+def _init_user_pin(args: argparse.Namespace) -> bytes | None:
+    """The user PIN that init-token sets: from ``--pin-*``; else typed at a terminal (issue 21:
+    only the SO PIN was asked, and the next step failed with CKR_USER_PIN_NOT_INITIALIZED);
+    none with ``--no-user-pin`` or without a terminal (scripts keep the two steps apart)."""
+    if args.no_user_pin:
+        if args.pin_env or args.pin_file:
+            raise CliError("--no-user-pin and --pin-* contradict each other", EXIT_USAGE)
+        return None
+    if args.pin_env or args.pin_file or sys.stdin.isatty():
+        return secret(args, "pin", "user PIN", confirm=True)
+    return None
 
 
 def set_pin(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .. import audit
+from .. import audit, diagnostics
 from .. import config as config_mod
 from .. import log as log_mod
 from .. import spec
@@ -127,6 +127,8 @@ class Module:
                 raise CryptokiError(spec.CKR_GENERAL_ERROR, str(exc)) from None
             if cfg.log_file and not os.environ.get("CRYPTOKI_SHIM_LOG"):
                 log_mod.configure(cfg.log_file, cfg.log_level)
+            for problem in diagnostics.problems(cfg):  # what will fail, at the default level (issue 21)
+                _log.warning("%s (cryptoki-shim config-check reports it)", problem)
             audit.configure(cfg.audit, cfg.store_url)  # the default audit key sits next to the store
             slots = {s.id: Slot(s, self) for s in cfg.slots}
             self.config, self.store, self.slots = cfg, None, slots

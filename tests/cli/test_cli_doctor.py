@@ -7,7 +7,17 @@ from pathlib import Path
 LIB = Path(__file__).resolve().parents[2] / "build" / "libcryptoki_shim.so"
 
 
+def registered(cli):
+    """The library registered with p11-kit in a private config home: doctor warns otherwise,
+    and any warning is exit 4."""
+    cli.env["XDG_CONFIG_HOME"] = str(cli.work / "xdg")
+    cli.run("p11-kit-module", "--library", str(LIB))
+    return cli
+
+
 def test_doctor_all_good(ready):
+    registered(ready)
+    assert ready.run("doctor").stdout.rstrip().endswith("all good")
     data = ready.json("doctor")
     steps = {s["step"]: s for s in data["steps"]}
     assert data["ok"] is True
@@ -33,7 +43,20 @@ def test_doctor_reports_invalid_config_and_the_library_refuses_to_initialize(cli
     assert steps["config"]["status"] == "FAIL"
     assert "level = 'loud' is not allowed; allowed: debug, info, warning, error" in steps["config"]["detail"]
     assert steps["library: C_Initialize"]["status"] == "FAIL"
-    assert "0x5" in steps["library: C_Initialize"]["detail"]  # CKR_GENERAL_ERROR
+    # issue 21: the CKR's name and the module's own reason, not a bare "rv 0x5"
+    detail = steps["library: C_Initialize"]["detail"]
+    assert "CKR_GENERAL_ERROR" in detail and "level = 'loud' is not allowed" in detail, detail
+
+
+def test_doctor_exits_4_on_a_warning_alone(cli):
+    """Issue 21: doctor warned (here: no token yet) and then said "all good", exit 0."""
+    registered(cli)
+    proc = cli.run("doctor", rc=4)
+    assert "problems found: 0 failure(s), 1 warning(s)" in proc.stdout
+    assert "all good" not in proc.stdout
+    data = cli.json("doctor", rc=4)
+    assert data["ok"] is False
+    assert [s["step"] for s in data["steps"] if s["status"] != "ok"] == ["slot 0 token"]
 
 
 def test_config_check_exit_codes(cli):
@@ -84,6 +107,7 @@ def test_store_key_create_and_doctor_checks_the_key_file(new_cli):
     probe.run("store-key-create", str(key), rc=2)  # never replaced
     cli = new_cli(extra=f'key_file = "{key}"')
     cli.run("init-token", "--label", "keyed", "--so-pin-env", "SO", "--pin-env", "UP")
+    registered(cli)
     steps = {s["step"]: s for s in cli.json("doctor")["steps"]}
     assert steps["store key file"]["status"] == "ok" and data["key_id"] in steps["store key file"]["detail"]
     os.chmod(key, 0o640)
