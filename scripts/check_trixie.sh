@@ -7,7 +7,9 @@
 #   1. a clone's flow: python3 -m venv .venv, pip install -e '.[test]' (as ./run), make build, then pkcs11-tool
 #      makes a token and an EC key and signs with build/libcryptoki_shim.so (which finds ../.venv),
 #      and tests/test_smoke.py, test_native_hosts.py, test_install_relocatable.py run;
-#   2. pip: pip install . into another venv, module-path, a signature with that module.
+#   2. cryptoki-shim serve: p11-kit's server and client module, a key and an ECDSA-SHA256 signature
+#      through them (p11-kit 0.25 forwards it; 0.24 does not);
+#   3. pip: pip install . into another venv, module-path, a signature with that module.
 # Prints "check-trixie: OK (Python 3.13.x)" at the end, or stops at the first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +69,21 @@ sign "$PWD/build/libcryptoki_shim.so"
 # a share of the suite on this Python: the library in C hosts, relocation, the smoke test
 .venv/bin/python -m pytest -q -p no:cacheprovider tests/test_smoke.py tests/test_native_hosts.py \
   tests/test_install_relocatable.py
+
+# serve: p11-kit 0.25 server and client, the token in another process
+work=$(mktemp -d)
+printf "[store]\nurl = \"sqlite:///%s/store.db\"\n[[slots]]\nid = 0\nkdf_cost = \"test\"\n" "$work" > "$work/c.toml"
+export CRYPTOKI_SHIM_CONF=$work/c.toml
+pkcs11-tool --module "$PWD/build/libcryptoki_shim.so" --init-token --label served --so-pin 12345678 >/dev/null
+pkcs11-tool --module "$PWD/build/libcryptoki_shim.so" --init-pin --so-pin 12345678 --pin 1234 >/dev/null
+eval "$(.venv/bin/cryptoki-shim serve --socket "$work/sock")"
+client=(pkcs11-tool --module "$CRYPTOKI_SHIM_CLIENT_MODULE" -l --pin 1234)
+"${client[@]}" --keypairgen --key-type EC:prime256v1 --id 02 >/dev/null
+echo "through p11-kit" > "$work/msg"
+"${client[@]}" --sign -m ECDSA-SHA256 --id 02 -i "$work/msg" -o "$work/sig" >/dev/null 2>&1
+kill "$P11_KIT_SERVER_PID"
+test "$(stat -c %s "$work/sig")" = 64
+echo "check-trixie: signed through cryptoki-shim serve (p11-kit $(dpkg-query -W -f="\${Version}" p11-kit))"
 
 rm -rf /opt/cs && python3 -m venv /opt/cs
 /opt/cs/bin/pip install -q .
