@@ -28,6 +28,7 @@ from cryptoki_shim.errors import CryptokiError
 from cryptoki_shim.store import Store
 from cryptoki_shim.store import pg as store_pg
 from cryptoki_shim.store import store as store_module
+from p11 import raises_ckr
 
 PASSWORD = "pw-of-the-tests"
 
@@ -248,3 +249,32 @@ def test_server_stopped_clean_errors_then_recovery(store: Store, running: pg.Clu
     assert [o.oid for o in store.objects(1)] == [oid]
     store.add_object(1, sample_object("again"))
     store.data_version(exact=False)
+
+
+@pytest.mark.parametrize("backend", ["pg"], indirect=True)
+def test_library_recovers_from_a_restart_without_reinitializing(token, user_session: int,
+                                                                running: pg.Cluster) -> None:
+    """Through the library: a restart between calls is invisible to the next call (a fresh
+    pooled connection, a new listener); while the server is down a cached key is not used
+    (CKR_DEVICE_ERROR at once, fail closed), and after it is back the same session signs."""
+    s = user_session
+    pub, priv = token.generate_key_pair(
+        s, spec.CKM_EC_KEY_PAIR_GEN,
+        {spec.CKA_TOKEN: True, spec.CKA_EC_PARAMS: bytes.fromhex("06082a8648ce3d030107"), spec.CKA_VERIFY: True},
+        {spec.CKA_TOKEN: True, spec.CKA_SIGN: True, spec.CKA_SENSITIVE: True, spec.CKA_LABEL: b"k"})
+    token.sign(s, spec.CKM_ECDSA_SHA256, priv, b"before")
+    running.stop("fast")
+    running.start()
+    token.verify(s, spec.CKM_ECDSA_SHA256, pub, b"after", token.sign(s, spec.CKM_ECDSA_SHA256, priv, b"after"))
+    assert token.find(s, {spec.CKA_LABEL: b"k"}) == [priv]
+    running.stop("fast")
+    t0 = time.monotonic()
+    with raises_ckr(spec.CKR_DEVICE_ERROR):
+        token.sign(s, spec.CKM_ECDSA_SHA256, priv, b"down")
+    with raises_ckr(spec.CKR_DEVICE_ERROR):
+        token.find(s, {spec.CKA_LABEL: b"k"})
+    assert time.monotonic() - t0 < 5
+    running.start()
+    token.sign(s, spec.CKM_ECDSA_SHA256, priv, b"back")
+    h = token.create(s, {spec.CKA_CLASS: spec.CKO_DATA, spec.CKA_TOKEN: True, spec.CKA_LABEL: b"after the outage"})
+    assert token.find(s, {spec.CKA_LABEL: b"after the outage"}) == [h]
