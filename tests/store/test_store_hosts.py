@@ -3,40 +3,47 @@
 
 The two-process tests of tests/test_token_processes.py (creates, changes and destroys seen by
 the other process at its next call, PIN changes, the shared failure counter, C_InitToken
-elsewhere) are collected here again with this directory's `shim_conf`, i.e. on every backend
-of `backend` (the PostgreSQL run is the new one). The tests below add what a fleet needs:
+elsewhere) run there on SQLite and are collected here again on PostgreSQL, with this
+directory's `shim_conf`. The tests below, on both, add what a fleet needs:
 lockout exact under concurrent wrong PINs from several processes, 2 x 1000 concurrent
 creates, the other applications' sessions after C_InitToken, and no SQL on the signing path.
 """
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
 from cryptoki_shim import spec
 from p11 import raises_ckr
-from test_token_processes import (  # noqa: F401  (collected here on every backend)
-    CREATOR,
-    TESTS,
-    USER_PIN,
-    Worker,
-    test_failure_counter_shared_between_processes,
-    test_other_process_reinit_token,
-    test_other_process_sees_creates_and_destroys,
-    test_other_process_sees_pin_change,
-    worker,
-)
+import test_token_processes as on_sqlite
+from test_token_processes import CREATOR, TESTS, USER_PIN, Worker, worker  # noqa: F401  (the fixture)
 
 
 @pytest.fixture(params=["sqlite_ops", "pg"])
 def backend(request: pytest.FixtureRequest) -> str:
     """SQLite's default and PostgreSQL (the library's Core-on-SQLite path adds nothing here)."""
     return request.param
+
+
+def _on_pg(test: Callable[..., None]) -> Callable[..., None]:
+    """`test` of test_token_processes.py (which runs it on SQLite) again, on PostgreSQL."""
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        test(*args, **kwargs)
+    return pytest.mark.parametrize("backend", ["pg"], indirect=True)(run)
+
+
+test_other_process_sees_creates_and_destroys = _on_pg(on_sqlite.test_other_process_sees_creates_and_destroys)
+test_other_process_sees_pin_change = _on_pg(on_sqlite.test_other_process_sees_pin_change)
+test_failure_counter_shared_between_processes = _on_pg(on_sqlite.test_failure_counter_shared_between_processes)
+test_other_process_reinit_token = _on_pg(on_sqlite.test_other_process_reinit_token)
 
 
 GUESSER = r"""
