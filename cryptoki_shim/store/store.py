@@ -26,6 +26,12 @@ item 7: its import was ~130 ms of a process's way to its first signature). The r
 (upgrading an older schema, and the `engine` property) is Core on every database; on the fast path it makes the engine on first
 use, whose pool then serves the fast path's connections too.
 
+PostgreSQL (`postgresql+psycopg://`, docs/ha.md) runs `core_ops`; what differs lives in
+`pg.py`: the engine (connect timeout, keepalives, lock_timeout, password and TLS settings),
+and change detection, where `data_version(exact=True)` reads the generation row on the
+process's LISTEN connection and `exact=False` (the use of a cached key) only drains that
+connection's notifications (no SQL; ~2.6 µs, as SQLite's pragma).
+
 Measured on the development machine (2 vCPUs, ext4, SQLite 3.40, WAL, synchronous=NORMAL):
 `data_version()` ~3 µs; `add_object` with 3 attributes ~0.12 ms (0.27 ms through SQLAlchemy
 Core; object writes on SQLite run through `sqlite_ops`); `objects()` of 200 objects
