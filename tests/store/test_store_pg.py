@@ -278,3 +278,30 @@ def test_library_recovers_from_a_restart_without_reinitializing(token, user_sess
     token.sign(s, spec.CKM_ECDSA_SHA256, priv, b"back")
     h = token.create(s, {spec.CKA_CLASS: spec.CKO_DATA, spec.CKA_TOKEN: True, spec.CKA_LABEL: b"after the outage"})
     assert token.find(s, {spec.CKA_LABEL: b"after the outage"}) == [h]
+
+
+def test_library_answers_device_error_and_logs_why_when_the_server_is_down(lib_path: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the library: C_Initialize succeeds (the store opens at first use), the first
+    call that needs the token answers CKR_DEVICE_ERROR, and the log says why (a warning)."""
+    from p11 import P11
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "shim.log"
+    conf = tmp_path / "config.toml"
+    conf.write_text(f'[store]\nurl = "postgresql+psycopg://shim@127.0.0.1:{port}/tokens"\npassword = "secret-pw"\n'
+                    f'[log]\nfile = "{log}"\nlevel = "warning"\n[[slots]]\nid = 0\n')
+    monkeypatch.setenv("CRYPTOKI_SHIM_CONF", str(conf))
+    monkeypatch.delenv("CRYPTOKI_SHIM_LOG", raising=False)
+    p = P11(lib_path)
+    p.initialize()
+    try:
+        with raises_ckr(spec.CKR_DEVICE_ERROR):
+            p.token_info(0)
+    finally:
+        p.finalize()
+    text = log.read_text()
+    assert "WARNING" in text and "refused" in text.lower(), text
+    assert "secret-pw" not in text
