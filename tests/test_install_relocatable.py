@@ -166,3 +166,14 @@ def test_wrong_override_is_an_error_not_a_fallback(build_dir: Path, tmp_path: Pa
         env["CRYPTOKI_SHIM_VENV"] = str(wrong)
     _general_error_everywhere(_calls(build_dir, tmp_path, LIB, env))
     assert f"{wrong}: not a venv nor a directory holding the cryptoki_shim package" in log.read_text()
+
+
+@pytest.mark.parametrize("table", ['venv = "${HOME}/env"', 'venv = "C:\\\\env"', 'venv_file = "/run/secrets/env"'])
+def test_config_refuses_what_the_library_would_read_differently(table: str) -> None:
+    """The library reads [python] venv itself, before Python: no ${NAME}, escapes or venv_file
+    (config-check then says so, instead of the two sides reading two different paths)."""
+    from cryptoki_shim import config
+
+    with pytest.raises(config.ConfigError, match=r"\[python\] venv is read by the library before Python starts"):
+        config.parse(f"[python]\n{table}\n", "f.toml")
+    assert config.parse('[python]\nvenv = "/opt/cs/python"\n', "f.toml")
