@@ -25,6 +25,8 @@ from cryptoki_shim.spec import (
     CKF_DECRYPT,
     CKF_ENCRYPT,
     CKF_GENERATE,
+    CKF_MESSAGE_DECRYPT,
+    CKF_MESSAGE_ENCRYPT,
     CKF_SIGN,
     CKF_UNWRAP,
     CKF_VERIFY,
@@ -117,7 +119,9 @@ def run_parts(mech: int, key: bytes, param, chunks: list[bytes], encrypt: bool =
 def test_entries_flags_and_sizes():
     for mech in (CKM_AES_ECB, CKM_AES_CBC, CKM_AES_CBC_PAD, CKM_AES_CTR, CKM_AES_GCM):
         e = registry.lookup(mech)
-        assert e.flags == CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP
+        # the AEAD mode also runs the message-based functions (3.0 §5.9, §5.11)
+        aead = CKF_MESSAGE_ENCRYPT | CKF_MESSAGE_DECRYPT if mech == CKM_AES_GCM else 0
+        assert e.flags == CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP | aead
         assert (e.min_key_size, e.max_key_size) == (16, 32)
         assert e.key_types == {CKK_AES}
     for mech in (CKM_AES_CMAC, CKM_AES_CMAC_GENERAL, CKM_AES_MAC, CKM_AES_MAC_GENERAL):

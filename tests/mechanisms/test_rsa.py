@@ -24,9 +24,11 @@ from cryptoki_shim.spec import (
     CKF_ENCRYPT,
     CKF_GENERATE_KEY_PAIR,
     CKF_SIGN,
+    CKF_SIGN_RECOVER,
     CKF_UNWRAP,
     CKF_WRAP,
     CKF_VERIFY,
+    CKF_VERIFY_RECOVER,
     CKG_MGF1_SHA1,
     CKG_MGF1_SHA224,
     CKG_MGF1_SHA256,
@@ -306,7 +308,10 @@ def test_keygen_material_and_entries(pair):
     assert keys.key_size(pub) == 2048
     gen = registry.lookup(CKM_RSA_PKCS_KEY_PAIR_GEN)
     assert gen.flags == CKF_GENERATE_KEY_PAIR and (gen.min_key_size, gen.max_key_size) == (1024, 4096)
-    assert registry.lookup(CKM_RSA_PKCS).flags == CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP
+    # with message recovery too (§2.1.6: the raw mechanisms only)
+    assert registry.lookup(CKM_RSA_PKCS).flags == (CKF_SIGN | CKF_VERIFY | CKF_SIGN_RECOVER | CKF_VERIFY_RECOVER
+                                                   | CKF_ENCRYPT | CKF_DECRYPT | CKF_WRAP | CKF_UNWRAP)
+    assert not registry.lookup(CKM_RSA_PKCS_PSS).flags & (CKF_SIGN_RECOVER | CKF_VERIFY_RECOVER)
     assert registry.lookup(CKM_RSA_PKCS_OAEP).param is RsaPkcsOaepParams
 
 
