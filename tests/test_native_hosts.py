@@ -487,8 +487,8 @@ _PY_HOST = r'''
 import ctypes, os, sys
 stub, lib_path, mode = sys.argv[1:4]
 sys.path.insert(0, stub)
-if mode == "preimported":
-    import cryptography
+if mode.startswith("preimported"):  # preimported[:<package>], cryptography by default
+    __import__(mode.partition(":")[2] or "cryptography")
 lib = ctypes.CDLL(lib_path)
 u = ctypes.c_ulong
 def call(name, *args):
@@ -549,17 +549,23 @@ def test_python_host_packages_do_not_shadow_ours(conf: Path, tmp_path: Path, old
     assert str(old_cryptography) not in lines[7]
 
 
+@pytest.mark.parametrize("package, version", [("cryptography", "38.0.4"), ("pqcrypto", "0.3.4")])
 def test_python_host_that_imported_another_version_is_refused_clearly(conf: Path, tmp_path: Path,
                                                                       old_cryptography: Path,
-                                                                      lib_path: Path) -> None:
-    """The host imported its old cryptography before loading us: we cannot have ours, so
-    every call answers CKR_GENERAL_ERROR from the start (not a failing C_Login later), and
-    the log says which package, which version, from where, and what to do."""
-    res, log = _python_host("preimported", conf, tmp_path, old_cryptography)
+                                                                      lib_path: Path, package: str,
+                                                                      version: str) -> None:
+    """The host imported its old cryptography (or pqcrypto, an optional dependency our venv
+    has) before loading us: we cannot have ours, so every call answers CKR_GENERAL_ERROR from
+    the start (not a failing C_Login later), and the log says which package, which version,
+    from where, and what to do."""
+    if package != "cryptography":
+        (old_cryptography / package).mkdir()
+        (old_cryptography / package / "__init__.py").write_text(f'__version__ = "{version}"\n')
+    res, log = _python_host(f"preimported:{package}", conf, tmp_path, old_cryptography)
     assert res.returncode == 0 and res.stderr == "", f"{res.stdout}\n{res.stderr}"
     assert res.stdout.splitlines()[0] == f"C_Initialize {CKR_GENERAL_ERROR}"
     text = log.read_text()
-    assert "already imported cryptography 38.0.4" in text and str(old_cryptography) in text
+    assert f"already imported {package} {version}" in text and str(old_cryptography / package) in text
 
 
 def test_python_host_with_unwritable_log_prints_nothing(conf: Path, tmp_path: Path, old_cryptography: Path,

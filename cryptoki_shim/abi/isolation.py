@@ -78,7 +78,12 @@ DEPENDENCIES = {
     "tpm2_pytss": "tpm2-pytss",
     "argon2": "argon2-cffi",  # the PIN KDF (store/crypto.py)
     "_argon2_cffi_bindings": "argon2-cffi-bindings",
+    # the optional ones (pyproject extras): checked where our venv has them
+    "pqcrypto": "pqcrypto",  # extra 'pqc': ML-KEM-512, SLH-DSA (PQClean; links libc only, no OpenSSL)
+    "psycopg": "psycopg",  # extra 'postgresql': the store on PostgreSQL (store/pg.py)
 }
+#: Those a venv may lack: a host's copy of one of them is then no conflict (nothing of ours to prefer).
+OPTIONAL_DEPENDENCIES = frozenset({"pqcrypto", "psycopg"})
 
 
 class DependencyConflict(RuntimeError):
@@ -133,7 +138,7 @@ def check_dependencies(site_dirs: list[str]) -> None:
             continue
         ours = _our_version(dist, site_dirs)
         theirs = getattr(loaded, "__version__", None)
-        if ours is not None and theirs == ours:
+        if ours is not None and theirs == ours or ours is None and module in OPTIONAL_DEPENDENCIES:
             continue
         raise DependencyConflict(
             f"the host process already imported {module} {theirs or '(unknown version)'} from "
