@@ -32,6 +32,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/provider.h>
 #include <openssl/x509.h>
 #include <pthread.h>
@@ -47,6 +48,7 @@ typedef struct shim_sign_key {
 #define SHIM_ECDSA_DER_MAX 160
 
 static unsigned long shim_fastsign_signed;
+static unsigned long shim_ec_generated;
 
 /* The private library context (NULL if it could not be made: then no key is accepted and
  * pyca signs). Made once; never freed (the library is never unloaded: -z nodelete). */
@@ -147,6 +149,93 @@ done:
     if (!ok) {
         if (out != NULL && n != 0 && n <= 0x7fffffff)
             memset(out, 0, 2 * n);
+        ERR_clear_error();
+    }
+    return ok;
+}
+
+unsigned long shim_ec_generate_count(void)
+{
+    return __atomic_load_n(&shim_ec_generated, __ATOMIC_RELAXED);
+}
+
+/* Key pair generation (issue #22): pyca's ec.generate_private_key keeps the GIL for the
+ * whole scalar multiplication, so a second client thread waits for it; here it runs with
+ * the GIL released, on the private library context (its DRBG, its default provider; nothing
+ * of the host's configuration). Each group's parameters are made once (a template key:
+ * making the group from its name each time costs as much as the generation) and only read
+ * afterwards, so threads share them. Nothing of a new key outlives the call but what is
+ * written to the caller's buffers: the EVP_PKEY and the BIGNUM are cleared on free. */
+static const char *const shim_ec_groups[] = {"P-256", "P-384", "P-521"};
+#define SHIM_EC_GROUPS (sizeof(shim_ec_groups) / sizeof(shim_ec_groups[0]))
+static EVP_PKEY *shim_ec_templates[SHIM_EC_GROUPS];
+static pthread_mutex_t shim_ec_templates_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static EVP_PKEY *shim_ec_template(OSSL_LIB_CTX *libctx, const char *group)
+{
+    EVP_PKEY *tmpl;
+    EVP_PKEY_CTX *ctx;
+    OSSL_PARAM params[2];
+    size_t i;
+
+    for (i = 0; i < SHIM_EC_GROUPS && strcmp(group, shim_ec_groups[i]) != 0; i++)
+        ;
+    if (i == SHIM_EC_GROUPS)
+        return NULL;
+    tmpl = __atomic_load_n(&shim_ec_templates[i], __ATOMIC_ACQUIRE);
+    if (tmpl != NULL)
+        return tmpl;
+    pthread_mutex_lock(&shim_ec_templates_lock);
+    tmpl = shim_ec_templates[i];
+    if (tmpl == NULL) {
+        ctx = EVP_PKEY_CTX_new_from_name(libctx, "EC", NULL);
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)shim_ec_groups[i], 0);
+        params[1] = OSSL_PARAM_construct_end();
+        if (ctx == NULL || EVP_PKEY_paramgen_init(ctx) <= 0 || EVP_PKEY_CTX_set_params(ctx, params) <= 0
+            || EVP_PKEY_paramgen(ctx, &tmpl) <= 0)
+            tmpl = NULL;
+        EVP_PKEY_CTX_free(ctx);
+        __atomic_store_n(&shim_ec_templates[i], tmpl, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&shim_ec_templates_lock);
+    return tmpl;
+}
+
+int shim_ec_generate(const char *group, unsigned char *priv, size_t n, unsigned char *point, size_t point_len)
+{
+    OSSL_LIB_CTX *libctx = shim_fastsign_libctx();
+    EVP_PKEY *tmpl;
+    EVP_PKEY_CTX *ctx = NULL;
+    EVP_PKEY *pkey = NULL;
+    BIGNUM *d = NULL;
+    size_t len = 0;
+    int ok = 0;
+
+    if (libctx == NULL || group == NULL || priv == NULL || point == NULL || n == 0 || n > 0x7fffffff
+        || point_len != 2 * n + 1)
+        goto done;
+    tmpl = shim_ec_template(libctx, group);
+    if (tmpl == NULL)
+        goto done;
+    ctx = EVP_PKEY_CTX_new_from_pkey(libctx, tmpl, NULL);
+    if (ctx == NULL || EVP_PKEY_keygen_init(ctx) <= 0 || EVP_PKEY_generate(ctx, &pkey) <= 0)
+        goto done;
+    if (!EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_PRIV_KEY, &d) || BN_bn2binpad(d, priv, (int)n) < 0)
+        goto done;
+    /* the encoded public key: uncompressed (the provider's default point format) */
+    if (!EVP_PKEY_get_octet_string_param(pkey, OSSL_PKEY_PARAM_PUB_KEY, point, point_len, &len)
+        || len != point_len || point[0] != 0x04)
+        goto done;
+    ok = 1;
+    __atomic_add_fetch(&shim_ec_generated, 1, __ATOMIC_RELAXED);
+
+done:
+    BN_clear_free(d);
+    EVP_PKEY_free(pkey);
+    EVP_PKEY_CTX_free(ctx);
+    if (!ok) {
+        if (priv != NULL && n != 0 && n <= 0x7fffffff)
+            OPENSSL_cleanse(priv, n);
         ERR_clear_error();
     }
     return ok;

@@ -12,9 +12,15 @@
  *                     out[2n]. 1 on success; 0 on failure, with out zeroed.
  * shim_fastsign_count: how many signatures the helpers produced in this process (a
  *                     diagnostic the tests read to see that this path is taken).
+ * shim_ec_generate:   a new EC key pair on the OpenSSL group `group` ("P-256"): the private
+ *                     scalar left-padded to n bytes in priv[n], the uncompressed point in
+ *                     point[point_len = 2n + 1]. 1 on success; 0 on failure, priv cleared.
+ * shim_ec_generate_count: how many key pairs shim_ec_generate made in this process.
  */
 
 void *shim_pkey_from_der(const unsigned char *der, size_t len);
 void shim_pkey_free(void *key);
 int shim_ecdsa_sign(void *key, const unsigned char *dgst, size_t dlen, unsigned char *out, size_t n);
 unsigned long shim_fastsign_count(void);
+int shim_ec_generate(const char *group, unsigned char *priv, size_t n, unsigned char *point, size_t point_len);
+unsigned long shim_ec_generate_count(void);

@@ -505,15 +505,21 @@ def key_pair_material(key: Any) -> tuple[dict[int, Any], dict[int, Any]]:
     SubjectPublicKeyInfo (which both objects carry) computed once."""
     if isinstance(key, ec.EllipticCurvePrivateKey):
         curve = curve_of_key(key)
-        point, spki = _ec_public_parts(key.public_key(), curve)
-        params = ec_params_der(curve)
-        public = {CKA_KEY_TYPE: CKK_EC, CKA_EC_PARAMS: params, CKA_EC_POINT: der.tlv(der.OCTET_STRING, point),
-                  CKA_PUBLIC_KEY_INFO: spki}
-        private = {CKA_KEY_TYPE: CKK_EC, CKA_EC_PARAMS: params,
-                   CKA_VALUE: int_bytes(key.private_numbers().private_value, curve.size),
-                   CKA_PUBLIC_KEY_INFO: spki}
-        return public, private
+        point = key.public_key().public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+        return ec_pair_material(curve, int_bytes(key.private_numbers().private_value, curve.size), point)
     return public_material(key), private_material(key)
+
+
+def ec_pair_material(curve: Curve, scalar: bytes, point: bytes) -> tuple[dict[int, Any], dict[int, Any]]:
+    """(public, private) attributes of a Weierstrass key pair from its raw parts: the
+    private scalar (``curve.size`` bytes) and the uncompressed point, whichever generator
+    made them (pyca, or the library's C helper: mechanisms/native.py)."""
+    spki = _ec_spki_prefix(curve, len(point)) + point
+    params = ec_params_der(curve)
+    public = {CKA_KEY_TYPE: CKK_EC, CKA_EC_PARAMS: params, CKA_EC_POINT: der.tlv(der.OCTET_STRING, point),
+              CKA_PUBLIC_KEY_INFO: spki}
+    private = {CKA_KEY_TYPE: CKK_EC, CKA_EC_PARAMS: params, CKA_VALUE: scalar, CKA_PUBLIC_KEY_INFO: spki}
+    return public, private
 
 
 def public_material(key: Any) -> dict[int, Any]:

@@ -1,4 +1,5 @@
-"""Signing through the C helpers compiled into the library (native/fastsign.c, issue #9).
+"""Signing and EC key generation through the C helpers compiled into the library
+(native/fastsign.c, issues #9 and #22).
 
 cffi releases the GIL around calls into the embedded module's ``lib``, so the scalar
 multiplication of one client thread runs while others run Python; a pyca call would keep
@@ -77,6 +78,36 @@ def ecdsa_signer(private_key: Any, n: int) -> EcdsaSign | None:
 
     _log.debug("native ECDSA signer ready (%d-byte order)", n)
     return sign
+
+
+#: pyca's curve name -> the OpenSSL group the helper generates on (the others stay on pyca).
+_GROUPS = {"secp256r1": b"P-256", "secp384r1": b"P-384", "secp521r1": b"P-521"}
+
+
+def ec_generate(curve_name: str, n: int) -> tuple[bytes, bytes] | None:
+    """(private scalar of ``n`` bytes, uncompressed point) of a new key pair made by the C
+    helper with the GIL released (pyca's generation keeps it: issue #22), or None when the
+    helpers are unavailable or do not make this curve (pyca is then the path)."""
+    lib = _helpers()
+    group = _GROUPS.get(curve_name)
+    if lib is None or group is None or getattr(lib, "shim_ec_generate", None) is None:
+        return None
+    ffi = runtime.ffi
+    priv = ffi.new("unsigned char[]", n)
+    point = ffi.new("unsigned char[]", 2 * n + 1)
+    if not lib.shim_ec_generate(group, priv, n, point, 2 * n + 1):
+        raise CryptokiError(CKR_FUNCTION_FAILED, "native EC key generation failed")
+    try:
+        return ffi.buffer(priv, n)[:], ffi.buffer(point, 2 * n + 1)[:]
+    finally:
+        ffi.memmove(priv, bytes(n), n)  # the only other copy of the scalar
+
+
+def keys_generated() -> int:
+    """How many EC key pairs the C helper made in this process (0 without it)."""
+    lib = _helpers()
+    count = getattr(lib, "shim_ec_generate_count", None) if lib is not None else None
+    return int(count()) if count is not None else 0
 
 
 def signatures_made() -> int:

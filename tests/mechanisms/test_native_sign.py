@@ -153,3 +153,43 @@ def test_without_the_library_pyca_signs(token: P11, monkeypatch: pytest.MonkeyPa
     sig = ecdsa.family.sign_init(ecdsa, None, view).oneshot(b"\x42" * 32)
     assert lib.shim_fastsign_count() == before
     key.public_key().verify(_der(sig, 32), b"\x42" * 32, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+
+
+# ----------------------------------------------------------------------------- key generation (issue #22)
+
+
+@pytest.mark.parametrize("curve", sorted(SIZES))
+def test_generated_key_pair_takes_the_native_path_and_is_consistent(token: P11, user_session: int,
+                                                                   curve: str) -> None:
+    """C_GenerateKeyPair on P-256/384/521 runs in the C helper (GIL released); the scalar and
+    the point it returns belong together (pyca derives the same point from CKA_VALUE), the
+    SPKI is pyca's encoding of that point, and the pair signs and verifies."""
+    s, n = user_session, SIZES[curve]
+    params, pyca_curve = CURVE_OIDS[curve]
+    before = native.keys_generated()
+    hpub, hpriv = token.generate_key_pair(s, S.CKM_EC_KEY_PAIR_GEN, usage("verify", ec_params=params),
+                                          usage("sign", sensitive=False, extractable=True))
+    assert native.keys_generated() == before + 1
+    point = strip_octet(token.get(s, hpub, S.CKA_EC_POINT))
+    value = token.get(s, hpriv, S.CKA_VALUE)
+    assert len(value) == n and len(point) == 2 * n + 1
+    derived = ec.derive_private_key(int.from_bytes(value, "big"), pyca_curve)
+    assert derived.public_key().public_bytes(serialization.Encoding.X962,
+                                             serialization.PublicFormat.UncompressedPoint) == point
+    spki = derived.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    assert token.get(s, hpub, S.CKA_PUBLIC_KEY_INFO) == spki == token.get(s, hpriv, S.CKA_PUBLIC_KEY_INFO)
+    sig = token.sign(s, S.CKM_ECDSA_SHA256, hpriv, MSG)
+    derived.public_key().verify(_der(sig, n), MSG, ec.ECDSA(hashes.SHA256()))
+    token.verify(s, S.CKM_ECDSA_SHA256, hpub, MSG, sig)
+
+
+def test_generation_on_other_curves_stays_on_pyca(token: P11, user_session: int) -> None:
+    """secp256k1 has no helper group here: pyca generates, and the pair is still usable."""
+    before = native.keys_generated()
+    hpub, hpriv = token.generate_key_pair(user_session, S.CKM_EC_KEY_PAIR_GEN,
+                                          usage("verify", ec_params=CURVE_OIDS["secp256k1"][0]), usage("sign"))
+    assert native.keys_generated() == before
+    point = strip_octet(token.get(user_session, hpub, S.CKA_EC_POINT))
+    pub = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), point)
+    sig = token.sign(user_session, S.CKM_ECDSA_SHA256, hpriv, MSG)
+    pub.verify(_der(sig, 32), MSG, ec.ECDSA(hashes.SHA256()))
