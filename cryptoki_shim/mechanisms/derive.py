@@ -650,19 +650,8 @@ for _mech in (CKM_SP800_108_COUNTER_KDF, CKM_SP800_108_FEEDBACK_KDF):
         )
     )
 # §2.43 gives no key sizes; like HKDF, bytes of the base key's value.
-for _mech, _param in ((CKM_XOR_BASE_AND_DATA, KeyDerivationStringData), (CKM_EXTRACT_KEY_FROM_KEY, int)):
-    register(
-        MechanismEntry(
-            mechanism=_mech,
-            flags=CKF_DERIVE,
-            min_key_size=1,
-            max_key_size=generic.GENERIC_MAX_BYTES,
-            family=DERIVE,
-            key_types=_SIMPLE_BASES,
-            param=_param,
-        )
-    )
-for _mech, _param in ((CKM_CONCATENATE_BASE_AND_KEY, KeyHandleParam),
+for _mech, _param in ((CKM_XOR_BASE_AND_DATA, KeyDerivationStringData), (CKM_EXTRACT_KEY_FROM_KEY, int),
+                      (CKM_CONCATENATE_BASE_AND_KEY, KeyHandleParam),
                       (CKM_CONCATENATE_BASE_AND_DATA, KeyDerivationStringData),
                       (CKM_CONCATENATE_DATA_AND_BASE, KeyDerivationStringData)):
     register(

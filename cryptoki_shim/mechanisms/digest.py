@@ -180,12 +180,13 @@ class RunningDigest:
 
 class _PycaAccumulator:
     """A running pyca hash with the accumulator interface; its state cannot be copied out
-    (SHA-3, and every hash when the package runs without the library)."""
+    (SHA-3, SHAKE, and every hash when the package runs without the library). ``args``: an
+    extendable-output function's output length."""
 
     __slots__ = ("_hash",)
 
-    def __init__(self, algorithm: type[hashes.HashAlgorithm]) -> None:
-        self._hash = hashes.Hash(algorithm())
+    def __init__(self, algorithm: type[hashes.HashAlgorithm], *args: int) -> None:
+        self._hash = hashes.Hash(algorithm(*args))
 
     def update(self, data: bytes) -> None:
         self._hash.update(data)
@@ -210,6 +211,12 @@ def accumulator(algorithm: type[hashes.HashAlgorithm]) -> Callable[[], Any]:
     if (_LIB if _LIB is not None else native_ready()) is not None and ckm in NATIVE:
         return functools.partial(RunningDigest.new, ckm)
     return functools.partial(_PycaAccumulator, algorithm)
+
+
+def xof_accumulator(algorithm: type[hashes.HashAlgorithm], size: int) -> Callable[[], Any]:
+    """A factory of running SHAKE128/SHAKE256 hashes of ``size`` output bytes (pyca's: no
+    saved state)."""
+    return functools.partial(_PycaAccumulator, algorithm, size)
 
 
 def sha256(data: bytes) -> bytes:

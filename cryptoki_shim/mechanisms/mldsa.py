@@ -68,7 +68,7 @@ from ..spec_ints import (
     CKR_SIGNATURE_LEN_RANGE,
 )
 from . import keys, pqc_keys
-from .digest import HASHES, accumulator
+from .digest import HASHES, accumulator, xof_accumulator
 from .params import HashSignAdditionalContext, SignAdditionalContext
 from .pqc_keys import ML_DSA
 from .registry import EntryData, Family, KeyGenData, MechanismEntry, register
@@ -92,35 +92,6 @@ def _nist_hash_oid(last: int) -> bytes:
     return bytes.fromhex("0609608648016503040201")[:-1] + bytes([last])  # 2.16.840.1.101.3.4.2.<last>
 
 
-class _ShakeAccumulator:
-    """A running SHAKE of the HashML-DSA output length (32 bytes for SHAKE128, 64 for
-    SHAKE256: FIPS 204 §5.4.1); pyca's, so no saved state (CKR_STATE_UNSAVEABLE)."""
-
-    __slots__ = ("_hash",)
-
-    def __init__(self, algorithm: type, size: int) -> None:
-        self._hash = hashes.Hash(algorithm(size))
-
-    def update(self, data: bytes) -> None:
-        self._hash.update(data)
-
-    def finalize(self) -> bytes:
-        return self._hash.finalize()
-
-    def oneshot(self, data: bytes) -> bytes:
-        self._hash.update(data)
-        return self._hash.finalize()
-
-    def save(self) -> bytes:
-        from .digest import unsaveable
-
-        raise unsaveable("SHAKE pre-hash")
-
-
-def _shake(algorithm: type, size: int) -> Any:
-    return lambda: _ShakeAccumulator(algorithm, size)
-
-
 def _running(ckm: int) -> Any:
     """A running SHA-2/SHA-3 (``digest.accumulator``: native inside the library, chosen
     when the operation starts, after the library bound)."""
@@ -136,8 +107,8 @@ PREHASHES: dict[int, PreHash] = {
     CKM_SHA3_256: PreHash(_nist_hash_oid(8), 32, _running(CKM_SHA3_256)),
     CKM_SHA3_384: PreHash(_nist_hash_oid(9), 48, _running(CKM_SHA3_384)),
     CKM_SHA3_512: PreHash(_nist_hash_oid(10), 64, _running(CKM_SHA3_512)),
-    _SHAKE128: PreHash(_nist_hash_oid(11), 32, _shake(hashes.SHAKE128, 32)),
-    _SHAKE256: PreHash(_nist_hash_oid(12), 64, _shake(hashes.SHAKE256, 64)),
+    _SHAKE128: PreHash(_nist_hash_oid(11), 32, xof_accumulator(hashes.SHAKE128, 32)),
+    _SHAKE256: PreHash(_nist_hash_oid(12), 64, xof_accumulator(hashes.SHAKE256, 64)),
 }
 
 
