@@ -304,6 +304,14 @@ def test_dsa_key_wraps_and_unwraps(token: P11, user_session: int, dsa_params: An
     """A DSA private key leaves as PKCS#8 under an AES key and comes back signing."""
     s = user_session
     pub, priv = _dsa_pair(token, s, dsa_params[1024], extra={A.CKA_EXTRACTABLE: True})
+    h = _rewrapped(token, s, priv, {A.CKA_KEY_TYPE: A.CKK_DSA, A.CKA_SIGN: True})
+    assert token.get(s, h, A.CKA_PRIME) == token.get(s, pub, A.CKA_PRIME)
+    token.verify(s, A.CKM_DSA_SHA256, pub, MESSAGE, token.sign(s, A.CKM_DSA_SHA256, h, MESSAGE))
+
+
+def _rewrapped(token: P11, s: int, priv: int, attrs: dict[int, Any]) -> int:
+    """``priv`` wrapped (PKCS#8 under CKM_AES_KEY_WRAP_PAD, by the two-call length protocol)
+    and unwrapped as a session private key with ``attrs``: the new handle."""
     kek = token.create(s, {A.CKA_CLASS: A.CKO_SECRET_KEY, A.CKA_KEY_TYPE: A.CKK_AES, A.CKA_VALUE: b"w" * 32,
                            A.CKA_TOKEN: False, A.CKA_WRAP: True, A.CKA_UNWRAP: True})
     m, _keep = token.mechanism(A.CKM_AES_KEY_WRAP_PAD)
@@ -311,11 +319,10 @@ def test_dsa_key_wraps_and_unwraps(token: P11, user_session: int, dsa_params: An
     token.check("C_WrapKey", s, m, kek, priv, NULL, n)
     buf = ffi.new("unsigned char[]", n[0])
     token.check("C_WrapKey", s, m, kek, priv, buf, n)
-    t = Template({A.CKA_CLASS: A.CKO_PRIVATE_KEY, A.CKA_KEY_TYPE: A.CKK_DSA, A.CKA_TOKEN: False, A.CKA_SIGN: True})
+    t = Template({A.CKA_CLASS: A.CKO_PRIVATE_KEY, A.CKA_TOKEN: False, **attrs})
     h = ffi.new("CK_OBJECT_HANDLE *")
     token.check("C_UnwrapKey", s, m, kek, buf, n[0], t.array, t.count, h)
-    assert token.get(s, h[0], A.CKA_PRIME) == token.get(s, pub, A.CKA_PRIME)
-    token.verify(s, A.CKM_DSA_SHA256, pub, MESSAGE, token.sign(s, A.CKM_DSA_SHA256, h[0], MESSAGE))
+    return int(h[0])
 
 
 # ------------------------------------------------------------------ DH
@@ -401,22 +408,13 @@ def test_dh_private_key_wraps_and_unwraps(token: P11, user_session: int) -> None
     """A DH private key leaves as PKCS#8 and, unwrapped, agrees as before."""
     s = user_session
     pub, priv = _dh_pair(token, s, extra={A.CKA_EXTRACTABLE: True})
-    kek = token.create(s, {A.CKA_CLASS: A.CKO_SECRET_KEY, A.CKA_KEY_TYPE: A.CKK_AES, A.CKA_VALUE: b"w" * 32,
-                           A.CKA_TOKEN: False, A.CKA_WRAP: True, A.CKA_UNWRAP: True})
-    m, _keep = token.mechanism(A.CKM_AES_KEY_WRAP_PAD)
-    n = ffi.new("CK_ULONG *")
-    token.check("C_WrapKey", s, m, kek, priv, NULL, n)
-    buf = ffi.new("unsigned char[]", n[0])
-    token.check("C_WrapKey", s, m, kek, priv, buf, n)
-    t = Template({A.CKA_CLASS: A.CKO_PRIVATE_KEY, A.CKA_KEY_TYPE: A.CKK_DH, A.CKA_TOKEN: False, A.CKA_DERIVE: True})
-    h = ffi.new("CK_OBJECT_HANDLE *")
-    token.check("C_UnwrapKey", s, m, kek, buf, n[0], t.array, t.count, h)
+    h = _rewrapped(token, s, priv, {A.CKA_KEY_TYPE: A.CKK_DH, A.CKA_DERIVE: True})
     peer = GROUP.parameters().generate_private_key()
     y = _b(peer.public_key().public_numbers().y)
     before = _derive(token, s, priv, y, {**READABLE, A.CKA_VALUE_LEN: 32})
-    after = _derive(token, s, h[0], y, {**READABLE, A.CKA_VALUE_LEN: 32})
+    after = _derive(token, s, h, y, {**READABLE, A.CKA_VALUE_LEN: 32})
     assert token.get(s, before, A.CKA_VALUE) == token.get(s, after, A.CKA_VALUE)
-    assert token.get(s, h[0], A.CKA_VALUE_BITS) == token.get(s, priv, A.CKA_VALUE_BITS)
+    assert token.get(s, h, A.CKA_VALUE_BITS) == token.get(s, priv, A.CKA_VALUE_BITS)
 
 
 def test_x942_dh_key_is_not_unwrapped(token: P11, user_session: int, dsa_params: Any) -> None:
