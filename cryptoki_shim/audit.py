@@ -51,7 +51,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
-from . import private_files, spec
+from . import metrics, private_files, spec
 from .spec_ints import CKA_CLASS, CKA_LABEL, CKA_SHIM_BACKEND, CKU_CONTEXT_SPECIFIC, CKU_SO, CKU_USER
 from .errors import CryptokiError
 
@@ -363,6 +363,8 @@ def _label(attrs: dict[int, Any]) -> str | None:
 
 def login(token: Any, user: int, exc: BaseException | None = None, failures: int | None = None) -> None:
     """A PIN check of ``user`` on ``token``: ``login.ok`` / ``login.failed``."""
+    if metrics.ON:
+        metrics.login(token.slot_id, USERS.get(user, str(user)), exc)
     if _sink is None:
         return
     fields: dict[str, Any] = {"slot": token.slot_id, "user": USERS.get(user, user), "outcome": _ckr(exc)}
@@ -374,6 +376,8 @@ def login(token: Any, user: int, exc: BaseException | None = None, failures: int
 
 def token_event(name: str, token: Any, user: int | None = None) -> None:
     """``login.locked``, ``logout``, ``token.init``, ``pin.set`` of one token."""
+    if name == "login.locked" and metrics.ON:
+        metrics.lockout(token.slot_id, USERS.get(user, str(user)) if user is not None else "?")
     if _sink is None:
         return
     fields: dict[str, Any] = {"slot": token.slot_id}

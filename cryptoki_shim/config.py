@@ -83,9 +83,18 @@ PYTHON_KEYS: dict[str, Key] = {
                            "package and its dependencies; default: found from the library's location "
                            "(docs/install.md); CRYPTOKI_SHIM_VENV overrides"),
 }
+#: [metrics] (issue 21 item 3, metrics.py): counters and latency histograms in the OpenMetrics
+#: text format, to a file for node_exporter's textfile collector; a module in client
+#: processes opens no port.
+METRICS_KEYS: dict[str, Key] = {
+    "file": Key(str, None, "write metrics (OpenMetrics text) to this file, replaced atomically; {pid} in the name "
+                           "becomes the process id (one file per process, as node_exporter's textfile collector "
+                           "needs when several processes use the module); off when absent"),
+    "interval": Key(int, 15, "seconds between two writes of the file (also written at C_Finalize and at exit)"),
+}
 #: The top-level tables (besides [[slots]]) and their keys.
 SECTIONS: dict[str, dict[str, Key]] = {"store": STORE_KEYS, "log": LOG_KEYS, "audit": AUDIT_KEYS,
-                                       "python": PYTHON_KEYS}
+                                       "python": PYTHON_KEYS, "metrics": METRICS_KEYS}
 SLOT_KEYS: dict[str, Key] = {
     "id": Key(int, None, "the slot ID clients see, 0 to 4294967295 (fits every client's CK_SLOT_ID); "
                        "stable across restarts and C_InitToken"),
@@ -204,6 +213,7 @@ class Config:
     log_level: str = "info"
     slots: tuple[SlotConfig, ...] = field(default_factory=tuple)
     audit: dict[str, Any] = field(default_factory=lambda: {k: v.default for k, v in AUDIT_KEYS.items()})
+    metrics: dict[str, Any] = field(default_factory=lambda: {k: v.default for k, v in METRICS_KEYS.items()})
 
 
 def default_store_url() -> str:
@@ -354,6 +364,9 @@ def parse(text: str, source: str = "<config>") -> Config:
     store = _section(source, "store", data.get("store", {}), STORE_KEYS)
     log = _section(source, "log", data.get("log", {}), LOG_KEYS)
     audit = _section(source, "audit", data.get("audit", {}), AUDIT_KEYS)
+    metrics = _section(source, "metrics", data.get("metrics", {}), METRICS_KEYS)
+    if metrics["interval"] < 1:
+        raise ConfigError(f"{source}: [metrics] interval = {metrics['interval']}; allowed: an integer >= 1")
     _python_section(source, data.get("python", {}))
     raw_slots = data.get("slots", [{"id": 0}])
     if not isinstance(raw_slots, list) or not raw_slots:
@@ -399,6 +412,7 @@ def parse(text: str, source: str = "<config>") -> Config:
         log_level=log["level"],
         slots=tuple(slots),
         audit=audit,
+        metrics=metrics,
     )
 
 

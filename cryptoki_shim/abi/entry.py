@@ -25,7 +25,7 @@ from typing import Any, Callable
 from .. import spec
 from ..spec_ints import CKR_CRYPTOKI_NOT_INITIALIZED, CKR_FUNCTION_NOT_SUPPORTED, CKR_GENERAL_ERROR
 from ..errors import CryptokiError
-from .. import runtime
+from .. import metrics, runtime
 
 _log = logging.getLogger("cryptoki_shim.abi")
 
@@ -75,9 +75,13 @@ def _wrap(name: str, fn: Callable[..., Any]) -> Callable[..., int]:
         except CryptokiError as exc:
             if _log.isEnabledFor(logging.DEBUG):
                 _log.debug("%s -> %s: %s", name, spec.ckr_name(exc.ckr), exc)
+            if metrics.ON:
+                metrics.call_failed(name, exc.ckr)
             return exc.ckr
         except Exception:
             _log.exception("%s: unexpected error (answered CKR_GENERAL_ERROR)", name)
+            if metrics.ON:
+                metrics.call_failed(name, CKR_GENERAL_ERROR)
             return CKR_GENERAL_ERROR
 
     call.__name__ = name
@@ -96,6 +100,8 @@ def _direct_onerror(name: str) -> Callable[[Any, Any, Any], int]:
             if isinstance(exc_value, CryptokiError):
                 if _log.isEnabledFor(logging.DEBUG):
                     _log.debug("%s -> %s: %s", name, spec.ckr_name(exc_value.ckr), exc_value)
+                if metrics.ON:
+                    metrics.call_failed(name, exc_value.ckr)
                 return exc_value.ckr
             if isinstance(exc_value, Exception):
                 _log.error("%s: unexpected error (answered CKR_GENERAL_ERROR)", name,

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
-from .. import spec
+from .. import metrics, spec
 from ..errors import CryptokiError
 from . import upstream_client as client
 from .upstream_errors import PIN_REJECTED, SUSPECT, ObjectMissing, Unavailable, UpstreamError
@@ -180,9 +180,14 @@ class Pool:
                 _log.error("upstream %s: %s", self.cfg.get("library"), exc)
                 raise
             generation = self.generation
+            started = metrics.now() if metrics.ON else 0.0
             try:
                 result = step(lib, session)
+                if metrics.ON:
+                    metrics.round_trip("upstream", os.path.basename(self.cfg.get("library") or "?"), started)
             except UpstreamError as exc:
+                if metrics.ON:
+                    metrics.round_trip("upstream", os.path.basename(self.cfg.get("library") or "?"), started, exc)
                 if exc.lost_session:
                     lib.close_session(session)
                     with self.lock:

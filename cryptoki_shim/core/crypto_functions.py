@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from .. import audit, backends, spec
+from .. import audit, backends, metrics, spec
 from ..spec_ints import (
     CKA_ALLOWED_MECHANISMS,
     CKA_ALWAYS_AUTHENTICATE,
@@ -181,6 +181,8 @@ class CryptoFunctions(ObjectFunctions):
             ctx = verdict[0](entry, mech.param, key)
         except CryptokiError as exc:  # a refused use of a key is audited like a failed one
             audit.key_use(self, Operation(kind, None, entry.mechanism, key), exc)
+            if metrics.ON:
+                metrics.operation_ended(self.token.slot_id, entry.mechanism, kind, 0.0, exc)
             raise
         self.ops[kind] = Operation(kind, ctx, entry.mechanism, key, verdict[1], mech.param)
 

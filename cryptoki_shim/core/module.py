@@ -19,7 +19,7 @@ import os
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .. import audit, diagnostics
+from .. import audit, diagnostics, metrics
 from .. import config as config_mod
 from .. import log as log_mod
 from .. import spec
@@ -130,6 +130,7 @@ class Module:
             for problem in diagnostics.problems(cfg):  # what will fail, at the default level (issue 21)
                 _log.warning("%s (cryptoki-shim config-check reports it)", problem)
             audit.configure(cfg.audit, cfg.store_url)  # the default audit key sits next to the store
+            metrics.configure(cfg.metrics)
             slots = {s.id: Slot(s, self) for s in cfg.slots}
             self.config, self.store, self.slots = cfg, None, slots
             self.sessions = Sessions(self)
@@ -175,6 +176,7 @@ class Module:
                 if slot.opened is not None:
                     slot.opened.logout()
             audit.checkpoint("finalize")  # the run so far is covered (issue 15 item 4)
+            metrics.flush()
             if self.store is not None:
                 self.store.close()
             self._reset()

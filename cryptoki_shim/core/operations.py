@@ -20,7 +20,9 @@ from __future__ import annotations
 import _thread
 from typing import TYPE_CHECKING, Any
 
-from .. import audit
+from time import monotonic as _monotonic
+
+from .. import audit, metrics
 from ..spec_ints import CKF_RW_SESSION, CKR_USER_NOT_LOGGED_IN
 from ..errors import BufferTooSmall, CryptokiError
 from . import states
@@ -37,7 +39,7 @@ DIGEST_KEY = "digest_key"
 class Operation:
     """One active operation. A plain class with slots: one is made per C_*Init."""
 
-    __slots__ = ("kind", "ctx", "mechanism", "key", "mode", "pending", "needs_context_login", "param")
+    __slots__ = ("kind", "ctx", "mechanism", "key", "mode", "pending", "needs_context_login", "param", "started")
 
     def __init__(self, kind: str, ctx: Any, mechanism: int = 0, key: Object | None = None,
                  needs_context_login: bool = False, param: Any = None) -> None:
@@ -51,6 +53,7 @@ class Operation:
         self.pending: tuple[str, bytes, bytes | None] | None = None
         self.needs_context_login = needs_context_login  # CKA_ALWAYS_AUTHENTICATE: context login first
         self.param = param                  # the mechanism parameter (C_GetOperationState saves it)
+        self.started = _monotonic() if metrics.ON else 0.0  # metrics: the operation's duration
 
 
 class SessionState:
@@ -65,6 +68,9 @@ class SessionState:
         self.flags = flags
         self.rw = bool(flags & CKF_RW_SESSION)
         self.lock = _thread.RLock()  # threading.RLock() is a Python-level factory of the same type
+        #: C_GetSessionInfo's answer for one login state, kept by the ABI layer (abi.sessions):
+        #: (login user, packed CK_SESSION_INFO); the state is the only part that changes.
+        self.info: Any = None
         self.ops: dict[str, Operation] = {}
 
     @property
@@ -180,6 +186,8 @@ class SessionState:
             except BaseException as exc:
                 self.ops.pop(kind, None)  # FAILED -> IDLE
                 audit.key_use(self, op, exc)
+                if metrics.ON:
+                    metrics.operation_ended(self.token.slot_id, op.mechanism, kind, op.started, exc)
                 raise
         if capacity is None or len(out) > capacity:
             op.pending = (step, data, out)  # TOO_SMALL: the state stays
@@ -193,6 +201,8 @@ class SessionState:
             del self.ops[kind]
             if audit.KEY_USE and op.key is not None:
                 audit.key_use(self, op)
+            if metrics.ON:
+                metrics.operation_ended(self.token.slot_id, op.mechanism, kind, op.started)
         else:
             op.mode = after
         return out
@@ -208,9 +218,14 @@ class SessionState:
         except BaseException as exc:
             self.ops.pop(kind, None)  # FAILED -> IDLE
             audit.key_use(self, op, exc)
+            if metrics.ON:
+                metrics.operation_ended(self.token.slot_id, op.mechanism, kind, op.started, exc)
             raise
-        if self.advance(op, move) is IDLE and audit.KEY_USE:
-            audit.key_use(self, op)
+        if self.advance(op, move) is IDLE:
+            if audit.KEY_USE:
+                audit.key_use(self, op)
+            if metrics.ON:
+                metrics.operation_ended(self.token.slot_id, op.mechanism, kind, op.started)
 
     def advance(self, op: Operation, step: str) -> str:
         """The move of a delivered step (``_active`` allowed it): IDLE ends the operation."""

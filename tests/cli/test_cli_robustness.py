@@ -108,7 +108,7 @@ def test_audit_key_the_module_would_refuse_fails_config_check(cli) -> None:
     assert in_memory != conf
     cli.conf.write_text(in_memory + f'\n[audit]\nfile = "{cli.work / "audit.log"}"\n')
     proc = cli.run("config-check", rc=EXIT_CONFIG)
-    assert "key_file is not set" in proc.stderr
+    assert "[audit] key_file: not set" in proc.stderr
 
 
 def test_log_file_in_a_missing_directory_fails_config_check_by_name(cli) -> None:
