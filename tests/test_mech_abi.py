@@ -70,8 +70,7 @@ def test_every_listed_mechanism_has_info_with_flags(token: P11, user_session: in
         info = mech_info(token, m)
         assert info.flags, S.ckm_name(m)
         assert info.ulMinKeySize <= info.ulMaxKeySize, S.ckm_name(m)
-    # DSA and PKCS#3 DH are served, X9.42 DH is not
-    assert S.CKM_X9_42_DH_DERIVE not in mechs
+    assert S.CKM_X9_42_DH_DERIVE not in mechs  # DSA and PKCS#3 DH are served, X9.42 DH is not
     # single DES and MD5 are legacy mechanisms: off unless the slot sets legacy_mechanisms
     # (tests/test_legacy_mechanisms.py drives them in such a slot)
     assert not {S.CKM_DES_KEY_GEN, S.CKM_DES_ECB, S.CKM_MD5, S.CKM_MD5_HMAC, S.CKM_MD5_RSA_PKCS} & set(mechs)
@@ -611,9 +610,11 @@ def test_concatenate_derivations(token: P11, user_session: int) -> None:
 def test_digests_and_digest_key(token: P11, user_session: int, mech: int, name: str) -> None:
     s = user_session
     if mech == S.CKM_MD5:  # a legacy mechanism: not offered by this (default) slot
+        # (tests/test_legacy_mechanisms.py runs it in a slot with legacy_mechanisms = true)
         assert mech not in mech_list(token)
-        pytest.skip("CKM_MD5 is a legacy mechanism, off unless the slot sets legacy_mechanisms = true; "
-                    "tests/test_legacy_mechanisms.py runs it in such a slot")
+        m, _k = token.mechanism(mech)
+        assert token.call("C_DigestInit", s, m) == S.CKR_MECHANISM_INVALID
+        return
     want = hashlib.new(name, MSG).digest()
     assert token.digest(s, mech, MSG) == want
     assert multipart(token, s, "Digest", mech, 0, MSG) == want
@@ -1021,6 +1022,32 @@ def test_aes_ccm_sp800_38c_examples(token: P11, user_session: int) -> None:
         assert token.call("C_EncryptInit", s, m, h) == S.CKR_MECHANISM_PARAM_INVALID
 
 
+def test_chacha20_poly1305_rfc8439_vector(token: P11, user_session: int) -> None:
+    """CKM_CHACHA20_KEY_GEN and CKM_CHACHA20_POLY1305 (§2.58, §2.61; mechanisms/chacha.py): the
+    RFC 8439 §2.8.2 AEAD example, one-shot and multi-part, and the generated 256-bit key."""
+    from p11 import ffi
+
+    s = user_session
+    generated = token.generate_key(s, S.CKM_CHACHA20_KEY_GEN, {S.CKA_TOKEN: False, S.CKA_ENCRYPT: True})
+    assert token.get(s, generated, S.CKA_VALUE_LEN) == 32
+    key = token.create(s, {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: S.CKK_CHACHA20, S.CKA_TOKEN: False,
+                           S.CKA_ENCRYPT: True, S.CKA_DECRYPT: True, S.CKA_VALUE: bytes(range(0x80, 0xA0))})
+    pr = Params()
+    p = ffi.new("CK_SALSA20_CHACHA20_POLY1305_PARAMS *")
+    nonce, aad = bytes.fromhex("070000004041424344454647"), bytes.fromhex("50515253c0c1c2c3c4c5c6c7")
+    p.pNonce, p.ulNonceLen, p.pAAD, p.ulAADLen = pr.buf(nonce), 96, pr.buf(aad), len(aad)
+    pt = (b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, "
+          b"sunscreen would be it.")
+    ct = token.encrypt(s, S.CKM_CHACHA20_POLY1305, key, pt, p)
+    assert ct[-16:] == bytes.fromhex("1ae10b594f09e26a7e902ecbd0600691")  # the RFC's tag
+    assert ct[:16] == bytes.fromhex("d31a8d34648e60db7b86afbc53ef7ec2")  # the RFC's first ciphertext block
+    assert multipart(token, s, "Encrypt", S.CKM_CHACHA20_POLY1305, key, pt, p) == ct
+    assert token.decrypt(s, S.CKM_CHACHA20_POLY1305, key, ct, p) == pt
+    assert multipart(token, s, "Decrypt", S.CKM_CHACHA20_POLY1305, key, ct, p) == pt
+    with raises_ckr(S.CKR_ENCRYPTED_DATA_INVALID):
+        token.decrypt(s, S.CKM_CHACHA20_POLY1305, key, ct[:-1] + bytes([ct[-1] ^ 1]), p)
+
+
 # ============================================================================ ML-DSA, ML-KEM (3.2)
 
 def test_pqc_mechanisms_round_trip(token: P11, user_session: int) -> None:
@@ -1057,29 +1084,3 @@ def test_pqc_mechanisms_round_trip(token: P11, user_session: int) -> None:
                  S.CKM_HASH_SLH_DSA_SHA3_384, S.CKM_HASH_SLH_DSA_SHA3_512, S.CKM_HASH_SLH_DSA_SHAKE128,
                  S.CKM_HASH_SLH_DSA_SHAKE256):
         token.verify(s, mech, spub, MSG, token.sign(s, mech, spriv, MSG))
-
-
-def test_chacha20_poly1305_rfc8439_vector(token: P11, user_session: int) -> None:
-    """CKM_CHACHA20_KEY_GEN and CKM_CHACHA20_POLY1305 (§2.58, §2.61; mechanisms/chacha.py): the
-    RFC 8439 §2.8.2 AEAD example, one-shot and multi-part, and the generated 256-bit key."""
-    from p11 import ffi
-
-    s = user_session
-    generated = token.generate_key(s, S.CKM_CHACHA20_KEY_GEN, {S.CKA_TOKEN: False, S.CKA_ENCRYPT: True})
-    assert token.get(s, generated, S.CKA_VALUE_LEN) == 32
-    key = token.create(s, {S.CKA_CLASS: S.CKO_SECRET_KEY, S.CKA_KEY_TYPE: S.CKK_CHACHA20, S.CKA_TOKEN: False,
-                           S.CKA_ENCRYPT: True, S.CKA_DECRYPT: True, S.CKA_VALUE: bytes(range(0x80, 0xA0))})
-    pr = Params()
-    p = ffi.new("CK_SALSA20_CHACHA20_POLY1305_PARAMS *")
-    nonce, aad = bytes.fromhex("070000004041424344454647"), bytes.fromhex("50515253c0c1c2c3c4c5c6c7")
-    p.pNonce, p.ulNonceLen, p.pAAD, p.ulAADLen = pr.buf(nonce), 96, pr.buf(aad), len(aad)
-    pt = (b"Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, "
-          b"sunscreen would be it.")
-    ct = token.encrypt(s, S.CKM_CHACHA20_POLY1305, key, pt, p)
-    assert ct[-16:] == bytes.fromhex("1ae10b594f09e26a7e902ecbd0600691")  # the RFC's tag
-    assert ct[:16] == bytes.fromhex("d31a8d34648e60db7b86afbc53ef7ec2")  # the RFC's first ciphertext block
-    assert multipart(token, s, "Encrypt", S.CKM_CHACHA20_POLY1305, key, pt, p) == ct
-    assert token.decrypt(s, S.CKM_CHACHA20_POLY1305, key, ct, p) == pt
-    assert multipart(token, s, "Decrypt", S.CKM_CHACHA20_POLY1305, key, ct, p) == pt
-    with raises_ckr(S.CKR_ENCRYPTED_DATA_INVALID):
-        token.decrypt(s, S.CKM_CHACHA20_POLY1305, key, ct[:-1] + bytes([ct[-1] ^ 1]), p)
