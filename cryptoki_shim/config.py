@@ -155,6 +155,15 @@ UPSTREAM_KEYS: dict[str, Key] = {
     "pin_file": Key(str, None, "file holding the upstream user PIN (read at each upstream login, so a fix needs no restart)"),
     "kek": Key(str, "off", "wrap this token's key store key with an AES key in the upstream (KEK mode)", ("off", "wrap")),
     "kek_label": Key(str, "cryptoki-shim-kek", "label of the upstream AES key used as KEK (made at C_InitToken if absent)"),
+    # issue 21 item 4, docs/upstream.md "Timeouts and the circuit breaker"
+    "call_timeout": Key(int, 30, "seconds an upstream call may take before our caller gets CKR_DEVICE_ERROR "
+                                 "(the stuck call is left to finish on its own thread); 0 = wait forever"),
+    "breaker_failures": Key(int, 3, "consecutive device failures (timeouts, CKR_DEVICE_ERROR/REMOVED) that open the "
+                                    "circuit breaker: calls then fail at once; 0 = no breaker"),
+    "breaker_seconds": Key(int, 30, "how long an open breaker fails calls at once before letting one trial call through"),
+    "quirks": Key(str, "", "vendor behaviours to work around, comma-separated (docs/upstream.md \"Quirks\"): "
+                           "no_reinitialize (never C_Finalize/C_Initialize the module again to rescan or recover), "
+                           "no_os_locking (C_Initialize without CKF_OS_LOCKING_OK; every call serialised)"),
 }
 SUBTABLES = {"tpm": TPM_KEYS, "upstream": UPSTREAM_KEYS}
 

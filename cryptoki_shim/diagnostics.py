@@ -192,6 +192,11 @@ def _upstream(source: str, i: int, slot: config_mod.SlotConfig) -> list[Problem]
     if not (cfg.get("token_label") or cfg.get("token_serial")):
         out.append(Problem(source, f"{where} token_label", None, "neither token_label nor token_serial is set: the "
                            "first token found is used", "name the upstream token"))
+    known = ("no_reinitialize", "no_os_locking")  # backends/upstream_client.QUIRKS
+    unknown = [q.strip() for q in (cfg.get("quirks") or "").split(",") if q.strip() and q.strip() not in known]
+    if unknown:
+        out.append(Problem(source, f"{where} quirks", cfg.get("quirks"), f"unknown quirk {unknown[0]!r}: ignored",
+                           f"allowed: {', '.join(known)} (docs/upstream.md \"Quirks\")"))
     pin_env, pin_file = cfg.get("pin_env"), cfg.get("pin_file")
     if pin_env and pin_env not in os.environ:
         out.append(Problem(source, f"{where} pin_env", pin_env, "not set in this environment: the upstream login "

@@ -53,9 +53,12 @@ def ffi() -> Any:
 class Library:
     """One loaded upstream module and its function list."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, quirks: frozenset[str] = frozenset()) -> None:
         self.path = path
         self.lock = threading.RLock()
+        self.quirks = quirks
+        #: no_os_locking: initialized without CKF_OS_LOCKING_OK, so no two calls may overlap
+        self.serial = "no_os_locking" in quirks
         self.generation = 0          # bumped by reinitialize(): every handle is void
         self.owned = False           # did our C_Initialize succeed (may we C_Finalize)?
         f = ffi()
@@ -79,7 +82,14 @@ class Library:
         f = ffi()
         init = f.new("CK_C_INITIALIZE_ARGS *")
         init.flags = CKF_OS_LOCKING_OK
-        rv = int(self.fl.C_Initialize(init))
+        rv = int(self.fl.C_Initialize(f.NULL if self.serial else init))
+        if rv == spec.CKR_CANT_LOCK and not self.serial:
+            # PKCS#11 §5.4: the module cannot use the OS's locking; NULL arguments promise it
+            # one caller at a time, which self.serial then keeps (the no_os_locking quirk)
+            _log.warning("upstream %s: C_Initialize -> CKR_CANT_LOCK with OS locking; using the no_os_locking "
+                         "quirk (calls serialised)", self.path)
+            self.serial = True
+            rv = int(self.fl.C_Initialize(f.NULL))
         if rv == spec.CKR_CRYPTOKI_ALREADY_INITIALIZED:
             _log.info("upstream %s was already initialized in this process; shared", self.path)
             return
@@ -88,9 +98,11 @@ class Library:
         self.owned = True
 
     def reinitialize(self) -> None:
-        """C_Finalize + C_Initialize: some modules (SoftHSM2) only rescan tokens then."""
+        """C_Finalize + C_Initialize: some modules (SoftHSM2) only rescan tokens then. Never
+        with the no_reinitialize quirk (a module shared with other code of the process, whose
+        sessions our C_Finalize would close, or one that fails a second C_Initialize)."""
         with self.lock:
-            if not self.owned:
+            if not self.owned or "no_reinitialize" in self.quirks:
                 return
             self.fl.C_Finalize(ffi().NULL)
             self.owned = False
@@ -324,12 +336,22 @@ _libraries: dict[tuple[str, int], Library] = {}
 _lib_lock = threading.Lock()
 
 
-def library(path: str) -> Library:
-    """The loaded upstream module at ``path`` for this process (loaded on first use)."""
+#: [slots.upstream] quirks names (docs/upstream.md "Quirks")
+QUIRKS = ("no_reinitialize", "no_os_locking")
+
+
+def parse_quirks(text: str | None) -> frozenset[str]:
+    """The known quirk names of a ``quirks`` value (config-check reports unknown ones)."""
+    return frozenset(q.strip() for q in (text or "").split(",") if q.strip() in QUIRKS)
+
+
+def library(path: str, quirks: frozenset[str] = frozenset()) -> Library:
+    """The loaded upstream module at ``path`` for this process (loaded on first use, with the
+    quirks of the first slot that uses it)."""
     key = (path, os.getpid())
     with _lib_lock:
         lib = _libraries.get(key)
         if lib is None:
-            lib = Library(path)
+            lib = Library(path, quirks)
             _libraries[key] = lib
         return lib

@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping, TypeVar
 from .. import metrics, spec
 from ..errors import CryptokiError
 from . import upstream_client as client
+from . import upstream_guard
 from .upstream_errors import PIN_REJECTED, SUSPECT, ObjectMissing, Unavailable, UpstreamError
 
 _log = logging.getLogger(__name__)
@@ -75,6 +76,10 @@ class Pool:
         self._bad_pin: bytes | None = None
         self._mechanisms: dict[int, tuple[int, int, int]] | None = None
         self._last_reinit = 0.0
+        self.name = os.path.basename(str(self.cfg.get("library") or "?"))
+        self.timeout = float(self.cfg.get("call_timeout") or 0)
+        self.breaker = upstream_guard.Breaker(self.name, int(self.cfg.get("breaker_failures") or 0),
+                                              float(self.cfg.get("breaker_seconds") or 0))
 
     # ------------------------------------------------------------------ connection
 
@@ -83,7 +88,7 @@ class Pool:
         lib = self.lib
         if lib is not None and self.slot is not None and lib.generation == self._lib_generation:
             return lib
-        lib = client.library(self.cfg["library"])
+        lib = client.library(self.cfg["library"], client.parse_quirks(self.cfg.get("quirks")))
         label, serial = self.cfg.get("token_label"), self.cfg.get("token_serial")
         try:
             slot = lib.find_slot(label, serial)
@@ -159,6 +164,10 @@ class Pool:
             self.lib.close_session(session)
 
     def run(self, step: Callable[[client.Library, int], T]) -> T:
+        """``_run`` within ``call_timeout`` and behind the circuit breaker (upstream_guard)."""
+        return upstream_guard.call(self.name, self.breaker, self.timeout, lambda: self._run(step))
+
+    def _run(self, step: Callable[[client.Library, int], T]) -> T:
         """Run ``step(lib, session)`` on a pooled, logged-in session.
 
         A lost session is replaced and the step retried once; a removed token disconnects
@@ -182,7 +191,11 @@ class Pool:
             generation = self.generation
             started = metrics.now() if metrics.ON else 0.0
             try:
-                result = step(lib, session)
+                if lib.serial:
+                    with lib.lock:
+                        result = step(lib, session)
+                else:
+                    result = step(lib, session)
                 if metrics.ON:
                     metrics.round_trip("upstream", os.path.basename(self.cfg.get("library") or "?"), started)
             except UpstreamError as exc:

@@ -45,8 +45,9 @@ def test_audit_file_in_a_missing_directory(cli, tmp_path):
 
 def test_upstream_module_path_and_pin_variable(cli, tmp_path):
     cli.conf.write_text(cli.conf.read_text() + '[slots.upstream]\nlibrary = "/usr/lib/nope/libvendor.so"\n'
-                        'token_label = "hsm"\npin_env = "NO_SUCH_PIN_VARIABLE"\n')
+                        'token_label = "hsm"\npin_env = "NO_SUCH_PIN_VARIABLE"\nquirks = "no_reinitialize, bogus"\n')
     err = cli.run("config-check", rc=3).stderr
+    assert "[slots[0].upstream] quirks = 'no_reinitialize, bogus': unknown quirk 'bogus'" in err
     assert "[slots[0].upstream] library = '/usr/lib/nope/libvendor.so': no such file" in err
     assert "[slots[0].upstream] pin_env = 'NO_SUCH_PIN_VARIABLE': not set in this environment" in err
     data = cli.json("doctor", rc=4)
