@@ -35,3 +35,22 @@ _.verify_recover_init  # mechanisms/registry.py INIT_METHODS: Family methods loo
 
 # --- decoded C parameters kept whole (the struct's layout), not read by any mechanism yet
 _.prf_data  # mechanisms/params.py Pkcs5Pbkd2Params: CK_PKCS5_PBKD2_PARAMS2.pPrfData
+
+# --- Textual's protocol (cli/tui_app.py): class attributes and handlers Textual looks up by name
+_.BINDINGS
+_.TITLE
+_.CSS
+_.compose
+_.on_mount
+_.on_button_pressed
+_.on_input_submitted
+_.on_data_table_row_highlighted
+_.on_data_table_row_selected
+_.action_cancel
+_.action_close
+_.action_show_tab
+_.action_login
+_.action_init
+_.action_set_pin
+_.action_import
+_.action_backup

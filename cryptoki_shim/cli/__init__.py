@@ -4,7 +4,7 @@ One module per command group registers its sub-commands (``register(sub, parent)
 ``tokens`` (init-token, set-pin, unlock-pin, list), ``objects`` (import, export-public,
 delete), ``backup`` (backup, restore), ``doctor`` (doctor, p11-kit-module, store-key-create), ``auditing``
 (audit verify), ``configuration`` (config-reference, config-check), ``attestation`` (attest,
-verify-attestation: TPM keys), ``tpm_admin`` (tpm-reset-lockout), ``upstream`` (adopt: upstream HSM keys), ``installed`` (module-path), ``store_admin`` (store migrate), ``serve`` (p11-kit server), ``stats`` (the module's metrics file), and ``demo``.
+verify-attestation: TPM keys), ``tpm_admin`` (tpm-reset-lockout), ``upstream`` (adopt: upstream HSM keys), ``installed`` (module-path), ``store_admin`` (store migrate), ``serve`` (p11-kit server), ``stats`` (the module's metrics file), ``tui`` (Textual), and ``demo``.
 
 Exit codes: 0 success, 1 a PKCS#11 operation failed, 2 bad usage, 3 invalid configuration,
 4 a check found problems (doctor, audit verify, a backup that fails its integrity check),
@@ -19,7 +19,7 @@ import os
 import sys
 
 GROUPS = ("tokens", "objects", "backup", "doctor", "auditing", "configuration", "attestation", "tpm_admin",
-          "upstream", "installed", "store_admin", "serve", "stats")
+          "upstream", "installed", "store_admin", "serve", "stats", "tui")
 
 
 def build_parser() -> argparse.ArgumentParser:
