@@ -46,6 +46,7 @@ def problems(cfg: config_mod.Config) -> list[Problem]:
     out += _shadowed_config(cfg)
     out += _files_written(cfg)
     out += _audit_key(cfg)
+    out += _syslog(cfg)
     out += _store(cfg)
     for i, slot in enumerate(cfg.slots):
         if slot.upstream is not None or slot.backend == "upstream":
@@ -131,6 +132,16 @@ def _audit_key(cfg: config_mod.Config) -> list[Problem]:
         return [Problem(cfg.source, "[audit] key_file", path, f"mode {mode & 0o777:04o}: group/others have access, "
                         "so the module refuses the key and writes no audit records", f"chmod 600 {path}")]
     return []
+
+
+def _syslog(cfg: config_mod.Config) -> list[Problem]:
+    """``[audit] syslog``: records go to a datagram socket that must exist (else each is an
+    error line in our log, and the collector never sees them)."""
+    address = cfg.audit.get("syslog_address") or "/dev/log"
+    if not cfg.audit.get("syslog") or os.path.exists(address):
+        return []
+    return [Problem(cfg.source, "[audit] syslog_address", address, "no such socket: audit records sent to syslog "
+                    "are lost", "start the syslog daemon (rsyslog, systemd-journald), or set syslog_address")]
 
 
 # --------------------------------------------------------------------------- the store

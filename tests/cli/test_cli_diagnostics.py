@@ -108,3 +108,32 @@ def test_slot_description_says_what_the_slot_is(cli, tmp_path, slot, shown):
     out = subprocess.run(["pkcs11-tool", "--module", str(LIB), "-L"], env=cli.env, capture_output=True,
                          text=True, timeout=60).stdout
     assert f"Slot 0 (0x0): {shown}\n" in out, out
+
+
+def test_audit_syslog_socket_missing(cli, tmp_path):
+    cli.conf.write_text(cli.conf.read_text() + f'\n[audit]\nsyslog = true\nsyslog_address = "{tmp_path / "log"}"\n')
+    err = cli.run("config-check", rc=3).stderr
+    assert f"[audit] syslog_address = '{tmp_path / 'log'}': no such socket" in err
+
+
+def test_doctor_probes_a_real_upstream(cli, tmp_path):
+    """Issue 21: doctor said the upstream backend "has no probe()"; now it loads the module,
+    finds the token and logs in (SoftHSM2 as the HSM)."""
+    import shutil
+
+    if shutil.which("softhsm2-util") is None or not Path("/usr/lib/softhsm/libsofthsm2.so").exists():
+        pytest.skip("SoftHSM2 is not installed")
+    (tmp_path / "tokens").mkdir()
+    hsm_conf = tmp_path / "softhsm2.conf"
+    hsm_conf.write_text(f"directories.tokendir = {tmp_path / 'tokens'}\nobjectstore.backend = file\n")
+    cli.env.update(SOFTHSM2_CONF=str(hsm_conf), HSM_PIN="87654321")
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "doctor-hsm", "--so-pin", "12345678",
+                    "--pin", "87654321"], env=cli.env, check=True, capture_output=True)
+    cli.conf.write_text(cli.conf.read_text() + '[slots.upstream]\nlibrary = "/usr/lib/softhsm/libsofthsm2.so"\n'
+                        'token_label = "doctor-hsm"\npin_env = "HSM_PIN"\n')
+    steps = {s["step"]: s for s in cli.json("doctor", rc=4)["steps"]}  # rc 4: no token of ours yet
+    up = steps["slot 0 upstream"]
+    assert up["status"] == "ok" and "token 'doctor-hsm'" in up["detail"] and "logged in" in up["detail"], up
+    cli.env["HSM_PIN"] = "00000000"  # a wrong upstream PIN is a failure doctor names
+    steps = {s["step"]: s for s in cli.json("doctor", rc=4)["steps"]}
+    assert steps["slot 0 upstream"]["status"] == "FAIL" and "login rejected" in steps["slot 0 upstream"]["detail"]
