@@ -160,12 +160,15 @@ class Token:
             public = attrs.get(CKA_PRIVATE) is False
             opened = self._open_public(rec) if public else None
             if self.token_key is None:
+                # Unchecked until a login (the binding needs the token key), as before issue 23
+                # item 5; a public object's values are open, a private one's locked.
                 self._unchecked.add(rec.oid)
                 if opened is None:
                     locked = frozenset(rec.sealed.keys() - {at_rest.BINDING_ROW})
                     return Object(handle, attrs, rec.unique_id, oid=rec.oid, locked=locked, stored=rec)
-            else:
-                self._unchecked.discard(rec.oid)
+                attrs.update({t: codec.decode(t, raw) for t, raw in opened[0].items()})
+                return Object(handle, attrs, rec.unique_id, oid=rec.oid, stored=rec)
+            self._unchecked.discard(rec.oid)
             if opened is None:
                 values, bound = at_rest.open_object(self.token_key, self.record.serial, rec.unique_id, rec.attrs, rec.sealed)
                 how = at_rest.CURRENT
@@ -183,10 +186,8 @@ class Token:
                        self.slot_id, rec.unique_id)
             return None
         obj = Object(handle, attrs, rec.unique_id, oid=rec.oid, stored=rec)
-        if self.token_key is not None and (
-            how == at_rest.TOKEN or (how == at_rest.OLDER and bound)
-            or (not bound and not public and (rec.sealed or attrs.get(CKA_PRIVATE) is True))
-        ):
+        if (how == at_rest.TOKEN or (how == at_rest.OLDER and bound)
+                or (not bound and not public and (rec.sealed or attrs.get(CKA_PRIVATE) is True))):
             # Rewritten at once (`_bind_legacy`): a private object found unbound; a public one
             # whose material is still under the token key (written before issue 23 item 5) or,
             # bound, under an older public-object key. A public object written without a login

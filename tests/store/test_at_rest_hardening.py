@@ -643,3 +643,21 @@ def test_public_key_sealed_under_the_token_key_before_item_5_moves_at_login(toke
     token.logout(s)
     assert _encrypts(token, s, uid)
     assert _opens_under(at_rest.fileless_public_key(serial), serial, _public_record(shim_conf, uid)[1]) == PUBLIC_VALUE
+
+
+def test_trusted_public_key_of_the_so_is_served_without_a_login_and_bound_with_one(token, shim_conf):
+    """The SO's trusted key with CKA_PRIVATE FALSE: its value under the public-object key, its
+    rows bound under the token key. Without a login it is served (nothing can be checked
+    then, as before) and usable; with a login its binding holds, so CKA_TRUSTED is kept."""
+    so = token.open(0)
+    token.login(so, SO_PIN, user=spec.CKU_SO)
+    h = token.generate_key(so, spec.CKM_AES_KEY_GEN, {spec.CKA_VALUE_LEN: 32, spec.CKA_TOKEN: True, spec.CKA_PRIVATE: False,
+                                                      spec.CKA_TRUSTED: True, spec.CKA_WRAP: True, spec.CKA_ENCRYPT: True})
+    uid = token.get(so, h, spec.CKA_UNIQUE_ID)
+    token.finalize()
+    token.initialize()
+    s = token.open(0)
+    assert token.find(s, {spec.CKA_UNIQUE_ID: uid, spec.CKA_TRUSTED: True}) != []
+    assert _encrypts(token, s, uid)
+    token.login(s, USER_PIN)
+    assert token.find(s, {spec.CKA_UNIQUE_ID: uid, spec.CKA_TRUSTED: True}) != []
