@@ -214,13 +214,14 @@ class TpmBackend(Backend):
         self.key_kind: str = cfg["key_kind"]
         self.escrow_recipient: str = cfg["escrow_recipient"]
         self.lock_file: str = cfg["lock_file"]
+        self.srk_handle = tpm_conn.parse_srk_handle(str(cfg.get("srk_handle", "0x81000001")))
         self.software_derive: bool = bool(cfg["software_derive"])
         self.cache = UnsealCache(int(cfg["unseal_cache_seconds"]))
 
     # ---------------------------------------------------------------- plumbing
 
     def open(self, what: str, **kw: Any) -> Any:
-        return tpm_conn.open_tpm(self.tcti, what, lock_file=self.lock_file, **kw)
+        return tpm_conn.open_tpm(self.tcti, what, lock_file=self.lock_file, srk_handle=self.srk_handle, **kw)
 
     @staticmethod
     def _blob(attrs: Mapping[int, Any]) -> tuple[Blob, bytes, str]:

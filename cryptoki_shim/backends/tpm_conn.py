@@ -34,7 +34,7 @@ from typing import Any
 # Must be set before libtss2 is loaded: the library reads it once at load time.
 os.environ.setdefault("TSS2_LOG", "all+NONE")
 
-from tpm2_pytss import ESAPI, TSS2_Exception
+from tpm2_pytss import ESAPI, TCTILdr, TSS2_Exception
 from tpm2_pytss.constants import (
     ESYS_TR,
     TPM2_ALG,
@@ -44,6 +44,7 @@ from tpm2_pytss.constants import (
     TPMA_SESSION,
 )
 from tpm2_pytss.types import (
+    TPM2B_PRIVATE,
     TPM2B_PUBLIC,
     TPM2B_SENSITIVE_CREATE,
     TPMT_SYM_DEF,
@@ -54,6 +55,7 @@ from tpm2_pytss.types import (
 from .. import private_files, spec
 from ..errors import CryptokiError
 from ..mechanisms.digest import sha256
+from . import tpm_wire
 
 _log = logging.getLogger(__name__)
 audit = logging.getLogger("cryptoki_shim.audit.tpm")
@@ -159,20 +161,128 @@ def lock_path(tcti: str) -> str:
     return os.path.join(base, f"cryptoki-shim-tpm-{tag}.lock")
 
 
-class Connection:
-    """An ESAPI context plus the storage root key, valid inside ``open_tpm`` only.
-    ``track`` registers a transient handle to flush when the unit ends."""
+#: The storage root key's persistent handle (TCG "TPM v2.0 Provisioning Guidance": the SRK
+#: at 0x81000001). Used only while the object there has the name of *our* SRK.
+PERSISTENT_SRK = 0x81000001
+def parse_srk_handle(text: str) -> int | None:
+    """``[slots.tpm] srk_handle``: a handle in the owner's persistent range, or None ("none")."""
+    if text.strip().lower() in ("none", "", "0"):
+        return None
+    try:
+        handle = int(text, 0)
+    except ValueError:
+        handle = 0
+    if not 0x81000000 <= handle <= 0x817FFFFF:
+        raise CryptokiError(spec.CKR_ARGUMENTS_BAD, f"srk_handle {text!r}: want 0x81000000-0x817FFFFF or none")
+    return handle
 
-    def __init__(self, ectx: ESAPI, srk: Any) -> None:
-        self.ectx = ectx
-        self.srk = srk
-        self._flush: list[Any] = [srk]
+
+#: TCTI -> name of the SRK, learnt from a TPM2_CreatePrimary in this process (the name only
+#: depends on the TPM's owner seed and the template; it changes after TPM2_Clear).
+_srk_names: dict[str, bytes] = {}
+#: (TCTI, handle) whose persistent object is not our SRK: warned once, never used.
+_foreign_srk_warned: set[tuple[str, int]] = set()
+
+
+class Connection:
+    """One open TCTI for the duration of ``open_tpm``: raw commands (``wire``), an ESAPI
+    context made on first use (``ectx``) and the storage root key on first use (``srk``).
+    ``track`` registers an ESAPI handle, ``track_raw`` a TPM handle, to flush when the
+    unit ends."""
+
+    def __init__(self, tcti_name: str, tcti: Any, *, with_srk: bool = True,
+                 srk_handle: int | None = PERSISTENT_SRK) -> None:
+        self.tcti_name = tcti_name
+        self.srk_handle = srk_handle
+        self.tcti = tcti
+        self.wire = tpm_wire.Wire(tcti)
+        self._ectx: ESAPI | None = None
+        self._with_srk = with_srk
+        self._srk: Any = None
+        self._flush: list[Any] = []
+        self._raw_flush: list[int] = []
+
+    @property
+    def ectx(self) -> ESAPI:
+        if self._ectx is None:
+            self._ectx = ESAPI(self.tcti)
+        return self._ectx
+
+    @property
+    def srk(self) -> Any:
+        """The SRK as an ESAPI handle: the persistent one when it is ours, else created from
+        the template (and made persistent when 0x81000001 is free)."""
+        if self._srk is None and self._with_srk:
+            self._srk = self._find_srk()
+        return self._srk
+
+    def persistent_srk(self) -> int | None:
+        """``srk_handle`` when the object there has our SRK's name (TPM2_ReadPublic), else
+        None (nothing there, another object, none configured, or the name not learnt yet)."""
+        expected = _srk_names.get(self.tcti_name)
+        if expected is None or self.srk_handle is None:
+            return None
+        try:
+            name = self.wire.read_public_name(self.srk_handle)
+        except TSS2_Exception as exc:
+            if (int(exc.rc) >> 16) & 0xFF != _TPM_LAYER:
+                raise
+            return None
+        return self.srk_handle if name == expected else None
+
+    def _find_srk(self) -> Any:
+        persistent = self.persistent_srk()
+        if persistent is not None:
+            return self.ectx.tr_from_tpmpublic(persistent)
+        transient = self.track(self.ectx.create_primary(TPM2B_SENSITIVE_CREATE(), srk_template(), ESYS_TR.OWNER)[0])
+        name = bytes(self.ectx.tr_get_name(transient))
+        _srk_names[self.tcti_name] = name
+        handle = self.srk_handle
+        if handle is None:
+            return transient
+        try:
+            there = self.wire.read_public_name(handle)
+        except TSS2_Exception as exc:
+            if (int(exc.rc) >> 16) & 0xFF != _TPM_LAYER:
+                raise
+            there = None
+        if there is None:
+            try:
+                made = self.ectx.evict_control(ESYS_TR.OWNER, transient, handle)
+            except TSS2_Exception as exc:  # owner auth set, NV full: keep re-creating it
+                _log.info("tpm: SRK not made persistent at 0x%08x: %s", handle, exc)
+                return transient
+            _log.info("tpm: SRK made persistent at 0x%08x", handle)
+            self._drop(transient)  # one object slot less for the rest of the unit
+            return made
+        if there == name:
+            self._drop(transient)
+            return self.ectx.tr_from_tpmpublic(handle)
+        if (self.tcti_name, handle) not in _foreign_srk_warned:
+            _foreign_srk_warned.add((self.tcti_name, handle))
+            audit.warning("tpm: 0x%08x holds an object that is not this TPM's SRK: not used, the SRK is "
+                          "re-created per operation ([slots.tpm] srk_handle)", handle)
+        return transient
+
+    def load_blob(self, public: bytes, private: bytes) -> int:
+        """A stored blob loaded under the SRK, as a TPM handle flushed when the unit ends:
+        TPM2_Load under the verified persistent SRK in command bytes (no ESAPI), else through
+        ESAPI under ``srk``. A damaged or foreign blob fails here (TPM_RC_INTEGRITY etc.)."""
+        parent = self.persistent_srk()
+        if parent is not None:
+            return self.track_raw(self.wire.load(parent, public, private))
+        pub, _ = TPM2B_PUBLIC.unmarshal(public)
+        priv, _ = TPM2B_PRIVATE.unmarshal(private)
+        handle = self.ectx.load(self.srk, priv, pub)
+        tpm_handle = int(self.ectx.tr_get_tpm_handle(handle))
+        self.ectx.tr_close(handle)  # flushed by its TPM handle below, like the raw ones
+        return self.track_raw(tpm_handle)
 
     def start_session(self, session_type: Any, attributes: int = 0, *, salted: bool = True) -> Any:
         """A session for this unit: salted to the SRK with AES-128-CFB parameter encryption
         (``attributes``: ``SECRET_IN`` / ``SECRET_OUT`` or none), or plain (``salted=False``,
         no SRK in the unit, or encryption switched off). Flushed when the unit ends."""
-        salted = salted and self.srk is not None and _PARAM_ENCRYPTION
+        salted = salted and _PARAM_ENCRYPTION and self.srk is not None
         session = self.track(self.ectx.start_auth_session(
             self.srk if salted else ESYS_TR.NONE, ESYS_TR.NONE, session_type,
             AES128_CFB if salted else NO_SYMMETRIC, TPM2_ALG.SHA256))
@@ -193,44 +303,60 @@ class Connection:
         self._flush.append(handle)
         return handle
 
+    def _drop(self, handle: Any) -> None:
+        self._flush.remove(handle)
+        self.ectx.flush_context(handle)
+
+    def track_raw(self, handle: int) -> int:
+        self._raw_flush.append(handle)
+        return handle
+
+    def untrack_raw(self, handle: int) -> None:
+        """The TPM flushed it itself (a session used with continueSession clear)."""
+        self._raw_flush.remove(handle)
+
     def flush_all(self) -> None:
         for handle in reversed(self._flush):
             with contextlib.suppress(Exception):
                 self.ectx.flush_context(handle)
+        for raw in reversed(self._raw_flush):
+            with contextlib.suppress(Exception):
+                self.wire.flush(raw)
         self._flush.clear()
+        self._raw_flush.clear()
+
+    def close(self) -> None:
+        if self._ectx is not None:
+            with contextlib.suppress(Exception):
+                self._ectx.close()
+        with contextlib.suppress(Exception):
+            self.tcti.close()
 
 
 @contextlib.contextmanager
-def open_tpm(tcti: str, what: str, *, with_srk: bool = True, lock_file: str = "") -> Iterator[Connection]:
+def open_tpm(tcti: str, what: str, *, with_srk: bool = True, lock_file: str = "",
+             srk_handle: int | None = PERSISTENT_SRK) -> Iterator[Connection]:
     """The locked unit: every TPM command of one operation runs inside this block.
+    ``with_srk=False``: the unit never needs the storage root key (attestation, PCR admin).
 
     TSS failures leave as ``CryptokiError`` with the mapped CKR (see ``fail``)."""
     path = lock_file or lock_path(tcti)
     with _thread_lock, os.fdopen(private_files.open_private(path, os.O_RDWR | os.O_APPEND), "a+") as lockfile:  # 0600
         fcntl.flock(lockfile, fcntl.LOCK_EX)
-        ectx = None
         conn = None
         try:
             try:
-                ectx = ESAPI(tcti)
-                srk = None
-                if with_srk:
-                    srk = ectx.create_primary(TPM2B_SENSITIVE_CREATE(), srk_template(), ESYS_TR.OWNER)[0]
-                conn = Connection(ectx, srk)
-                if srk is None:
-                    conn._flush.clear()
+                conn = Connection(tcti, TCTILdr.parse(tcti), with_srk=with_srk, srk_handle=srk_handle)
             except (TSS2_Exception, OSError) as exc:
                 raise fail(exc, what) from None
             try:
                 yield conn
-            except (TSS2_Exception, OSError) as exc:
+            except (TSS2_Exception, OSError, tpm_wire.ResponseTampered) as exc:
                 raise fail(exc, what) from None
         finally:
             if conn is not None:
                 conn.flush_all()
-            if ectx is not None:
-                with contextlib.suppress(Exception):
-                    ectx.close()
+                conn.close()
             fcntl.flock(lockfile, fcntl.LOCK_UN)
 
 

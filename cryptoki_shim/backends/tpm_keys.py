@@ -19,9 +19,7 @@ from typing import Any
 from tpm2_pytss.constants import (
     TPM2_ALG,
     TPM2_ECC,
-    TPM2_RH,
     TPM2_SE,
-    TPM2_ST,
     TPMA_OBJECT,
 )
 from tpm2_pytss.types import (
@@ -35,8 +33,6 @@ from tpm2_pytss.types import (
     TPML_PCR_SELECTION,
     TPMS_SENSITIVE_CREATE,
     TPMT_RSA_DECRYPT,
-    TPMT_SIG_SCHEME,
-    TPMT_TK_HASHCHECK,
 )
 
 from .. import spec
@@ -123,16 +119,27 @@ def _create(conn: Connection, template: TPM2B_PUBLIC, auth: bytes, data: bytes =
     return Blob(public.marshal(), private.marshal()), public
 
 
-def load(conn: Connection, blob: Blob, auth: bytes) -> Any:
-    """Load a stored blob under the SRK; a damaged blob fails here (TPM_RC_INTEGRITY etc.)."""
+def _parsed(blob: Blob) -> None:
+    """A blob that does not even parse is CORRUPTED (before the TPM sees it)."""
     try:
-        public, _ = TPM2B_PUBLIC.unmarshal(blob.public)
-        private, _ = TPM2B_PRIVATE.unmarshal(blob.private)
+        TPM2B_PUBLIC.unmarshal(blob.public)
+        TPM2B_PRIVATE.unmarshal(blob.private)
     except Exception:
         from .tpm_conn import CORRUPTED, audit
         audit.warning("tpm: key blob does not parse: %s", CORRUPTED.name)
         raise CryptokiError(CORRUPTED.ckr, CORRUPTED.name) from None
-    handle = conn.track(conn.ectx.load(conn.srk, private, public))
+
+
+def load_handle(conn: Connection, blob: Blob) -> int:
+    """Load a stored blob under the SRK: its TPM handle (flushed when the unit ends). A
+    damaged blob fails here (TPM_RC_INTEGRITY etc.)."""
+    _parsed(blob)
+    return conn.load_blob(blob.public, blob.private)
+
+
+def load(conn: Connection, blob: Blob, auth: bytes) -> Any:
+    """``load_handle`` as an ESAPI handle carrying the key's auth value."""
+    handle = conn.ectx.tr_from_tpmpublic(load_handle(conn, blob))
     conn.ectx.tr_set_auth(handle, auth)
     return handle
 
@@ -184,15 +191,18 @@ def create_rsa(conn: Connection, bits: int, auth: bytes, pcrs: str) -> tuple[Blo
 
 
 def sign_ecdsa(conn: Connection, blob: Blob, auth: bytes, pcrs: str, digest: bytes, hash_alg: Any) -> tuple[int, int]:
-    """ECDSA over ``digest`` (already the scheme hash's length); returns (r, s)."""
-    handle = load(conn, blob, auth)
-    session = policy_session(conn, pcrs)
-    scheme = TPMT_SIG_SCHEME(scheme=TPM2_ALG.ECDSA)
-    scheme.details.any.hashAlg = hash_alg
-    ticket = TPMT_TK_HASHCHECK(tag=TPM2_ST.HASHCHECK, hierarchy=TPM2_RH.NULL)
-    sig = conn.ectx.sign(handle, TPM2B_DIGEST(digest), scheme, ticket, session1=session)
-    return int.from_bytes(bytes(sig.signature.ecdsa.signatureR), "big"), int.from_bytes(
-        bytes(sig.signature.ecdsa.signatureS), "big")
+    """ECDSA over ``digest`` (already the scheme hash's length); returns (r, s). The hot path
+    of a resident key, in command bytes (``tpm_wire``: ESAPI's session HMAC costs more than
+    the TPM's signature): load, policy session, PolicyPCR, PolicyAuthValue, sign; the TPM
+    drops the session with the signature."""
+    handle = load_handle(conn, blob)
+    started = conn.wire.start_policy_session()
+    session = conn.track_raw(started[0])
+    conn.wire.policy_pcr(session, pcr_selection(pcrs).marshal())
+    conn.wire.policy_auth_value(session)
+    signature = conn.wire.sign_ecdsa(handle, blob_name(blob), auth, started, digest, int(hash_alg))
+    conn.untrack_raw(session)
+    return signature
 
 
 def rsa_raw(conn: Connection, blob: Blob, auth: bytes, pcrs: str, value: bytes, secret_out: bool = False) -> bytes:
@@ -235,6 +245,7 @@ __all__ = [
     "create_ec",
     "create_rsa",
     "load",
+    "load_handle",
     "parse_pcrs",
     "pcr_selection",
     "policy_digest",
