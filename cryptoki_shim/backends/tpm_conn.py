@@ -52,7 +52,7 @@ from tpm2_pytss.types import (
     TPMU_SYM_MODE,
 )
 
-from .. import private_files, spec
+from .. import metrics, private_files, spec
 from ..errors import CryptokiError
 from ..mechanisms.digest import sha256
 from . import tpm_wire
@@ -180,6 +180,8 @@ def parse_srk_handle(text: str) -> int | None:
 #: TCTI -> name of the SRK, learnt from a TPM2_CreatePrimary in this process (the name only
 #: depends on the TPM's owner seed and the template; it changes after TPM2_Clear).
 _srk_names: dict[str, bytes] = {}
+#: (TCTI, handle) whose object this process found to be our SRK (by name) and loaded under.
+_srk_checked: set[tuple[str, int | None]] = set()
 #: (TCTI, handle) whose persistent object is not our SRK: warned once, never used.
 _foreign_srk_warned: set[tuple[str, int]] = set()
 
@@ -265,12 +267,27 @@ class Connection:
         return transient
 
     def load_blob(self, public: bytes, private: bytes) -> int:
-        """A stored blob loaded under the SRK, as a TPM handle flushed when the unit ends:
-        TPM2_Load under the verified persistent SRK in command bytes (no ESAPI), else through
-        ESAPI under ``srk``. A damaged or foreign blob fails here (TPM_RC_INTEGRITY etc.)."""
+        """A stored blob loaded under the SRK, as a TPM handle flushed when the unit ends.
+
+        Fast: TPM2_Load in command bytes under the persistent SRK this process has already
+        checked by name (``_srk_checked``); the TPM itself checks at every Load that the blob
+        was made under that parent (integrity HMAC keyed from the parent's seed). On any TPM
+        error there the check is dropped and the load retried the slow way: ESAPI under
+        ``srk`` (found and checked again). A damaged or foreign blob fails there as well
+        (TPM_RC_INTEGRITY etc.)."""
+        checked = (self.tcti_name, self.srk_handle)
+        if checked in _srk_checked and self.srk_handle is not None:
+            try:
+                return self.track_raw(self.wire.load(self.srk_handle, public, private))
+            except TSS2_Exception as exc:
+                if (int(exc.rc) >> 16) & 0xFF != _TPM_LAYER:
+                    raise
+                _srk_checked.discard(checked)
         parent = self.persistent_srk()
         if parent is not None:
-            return self.track_raw(self.wire.load(parent, public, private))
+            handle = self.track_raw(self.wire.load(parent, public, private))
+            _srk_checked.add(checked)
+            return handle
         pub, _ = TPM2B_PUBLIC.unmarshal(public)
         priv, _ = TPM2B_PRIVATE.unmarshal(private)
         handle = self.ectx.load(self.srk, priv, pub)
@@ -344,20 +361,26 @@ def open_tpm(tcti: str, what: str, *, with_srk: bool = True, lock_file: str = ""
     with _thread_lock, os.fdopen(private_files.open_private(path, os.O_RDWR | os.O_APPEND), "a+") as lockfile:  # 0600
         fcntl.flock(lockfile, fcntl.LOCK_EX)
         conn = None
+        started = metrics.now() if metrics.ON else 0.0  # a TPM round trip (issue 21 metrics)
+        failure: CryptokiError | None = None
         try:
             try:
                 conn = Connection(tcti, TCTILdr.parse(tcti), with_srk=with_srk, srk_handle=srk_handle)
             except (TSS2_Exception, OSError) as exc:
-                raise fail(exc, what) from None
+                failure = fail(exc, what)
+                raise failure from None
             try:
                 yield conn
             except (TSS2_Exception, OSError, tpm_wire.ResponseTampered) as exc:
-                raise fail(exc, what) from None
+                failure = fail(exc, what)
+                raise failure from None
         finally:
             if conn is not None:
                 conn.flush_all()
                 conn.close()
             fcntl.flock(lockfile, fcntl.LOCK_UN)
+            if metrics.ON:
+                metrics.round_trip("tpm", tcti, started, failure)
 
 
 # --------------------------------------------------------------------------- admin helpers
