@@ -175,3 +175,50 @@ def test_screenshots_are_committed_and_shown():
         svg = docs / "tui" / f"{name}.svg"
         assert svg.exists() and svg.read_text().lstrip().startswith("<svg"), svg
         assert f"(tui/{name}.svg)" in page
+
+
+def test_import_and_backup_through_the_tui(audited, tmp_path):
+    import pyrage
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    import datetime
+
+    cli = audited
+    key = ec.generate_private_key(ec.SECP384R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "tui-import")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    p12 = tmp_path / "in.p12"
+    p12.write_bytes(pkcs12.serialize_key_and_certificates(
+        b"x", key, cert, None, serialization.BestAvailableEncryption(b"p12-pass")))
+    identity = pyrage.x25519.Identity.generate()
+    out = tmp_path / "tui-backup.age"
+
+    async def go():
+        app = ShimApp(Backend(str(cli.conf)))
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await pilot.press("m")
+            await fill(pilot, app, {"file": str(p12), "password": "p12-pass", "pin": cli.USER_PIN})
+            assert isinstance(app.screen, ConfirmScreen) and "non-extractable" in app.screen.message
+            await pilot.click("#confirm")
+            await pilot.pause()
+            assert "import: done" in str(app.query_one("#status", Static).render())
+            assert ["CERTIFICATE", "tui-import"] in [r[1:3] for r in rows(app, "objects")]
+            await pilot.press("b")
+            await fill(pilot, app, {"output": str(out), "recipient": str(identity.to_public()),
+                                    "pin": cli.USER_PIN})
+            await pilot.click("#confirm")
+            await pilot.pause()
+            assert "backup: done" in str(app.query_one("#status", Static).render())
+            shown = screen_text(app)
+            assert "p12-pass" not in shown and cli.USER_PIN not in shown
+
+    run(go())
+    labels = {o["label"] for o in cli.objects()}
+    assert "tui-import" in labels
+    assert out.stat().st_mode & 0o777 == 0o600 and pyrage.decrypt(out.read_bytes(), [identity])
