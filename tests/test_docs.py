@@ -1,10 +1,11 @@
-"""Every documented command runs (issue 21 item 1): docs/quickstart.md, then docs/cli.md.
+"""Every documented command runs (issue 21 item 1): README.md, docs/quickstart.md, docs/cli.md.
 
 A shell block whose info string is ``sh test`` is executed as written, by bash, in a fresh
 home directory (no configuration, no store, no XDG variables), from a directory where
 ``build/`` and ``.venv/`` are the tree's, as a reader in a clone runs them. The blocks of a
 page run in order in one shell (a later block may use an earlier one's files and variables),
-the quickstart's before cli.md's, and the shell (``set -eu``) stops at the first failing command.
+README's first, then the quickstart's, then cli.md's; the shell (``set -eu``) stops at the
+first failing command.
 
 Prompts are answered as a person would: the script runs on a pseudo-terminal, and a line
 ending in ``SO PIN...:``, ``user PIN...:`` (pkcs11-tool's ``User PIN:`` too) or
@@ -28,7 +29,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = (ROOT / "docs" / "quickstart.md", ROOT / "docs" / "cli.md")
+PAGES = (ROOT / "README.md", ROOT / "docs" / "quickstart.md", ROOT / "docs" / "cli.md")
 FENCE = re.compile(r"^```(\S*)(?:[ \t]+(.*))?$")
 SO_PIN, USER_PIN, PASSPHRASE = "so-Pin-5531", "user-Pin-8842", "backup words 73"
 #: (prompt at the end of the output, answer): the first that matches is typed
