@@ -84,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         # A private copy: a rebuild during the run must not change the mapped library.
         lib = work / "libcryptoki_shim.so"
         shutil.copy2(LIB, lib)
+        # The copy lies outside the tree, where it would look for its Python environment
+        # (native/pyenv.c): name the tree's venv.
+        if (ROOT / ".venv").is_dir():
+            env["CRYPTOKI_SHIM_VENV"] = str(ROOT / ".venv")
         print("cold start (dlopen -> first C_Initialize, median of 7 fresh processes) and RSS after it:")
         for name, module in (("SoftHSM2", SOFTHSM), ("cryptoki-shim", lib)):
             ms, rss = coldstart(cold, module, env)
