@@ -285,13 +285,13 @@ PQC_PRIVATE = (
     Attr(spec.CKA_SEED, X4 | X6 | S7),
     Attr(spec.CKA_VALUE, X4 | X6 | S7),
 )
-# CKA_ENCAPSULATE/CKA_DECAPSULATE (3.2 §4.9/§4.10, footnotes 8, 9): on the KEM keys only, with
-# the TRUE default SoftHSM2 gives every other capability flag.
 # SLH-DSA (§6.69): the private key is its 4n-byte value alone (SK.seed ‖ SK.prf ‖ PK.seed ‖ PK.root).
 SLH_DSA_PRIVATE = (
     Attr(spec.CKA_PARAMETER_SET, R1 | X4 | X6),
     Attr(spec.CKA_VALUE, R1 | X4 | X6 | S7),
 )
+# CKA_ENCAPSULATE/CKA_DECAPSULATE (3.2 §4.9/§4.10, footnotes 8, 9): on the KEM keys only, with
+# the TRUE default SoftHSM2 gives every other capability flag.
 ML_KEM_PUBLIC = (*PQC_PUBLIC, Attr(spec.CKA_ENCAPSULATE, M8 | D9, True),
                  Attr(spec.CKA_ENCAPSULATE_TEMPLATE, F.NONE, {}))
 ML_KEM_PRIVATE = (*PQC_PRIVATE, Attr(spec.CKA_DECAPSULATE, M8 | D9, True),
@@ -384,14 +384,14 @@ KEY_TYPES_BY_CLASS: dict[int, dict[int, tuple[Attr, ...]]] = {
     spec.CKO_SECRET_KEY: {k: SECRET_VALUE
                           for k in (spec.CKK_AES, spec.CKK_CHACHA20, *FREE_LENGTH_SECRET_TYPES)},
 }
-# DSA and DH: key objects and their domain parameters objects (sub-type CKA_KEY_TYPE too)
-KEY_TYPES_BY_CLASS[spec.CKO_PUBLIC_KEY].update({spec.CKK_DSA: DSA_PUBLIC, spec.CKK_DH: DH_PUBLIC})
-KEY_TYPES_BY_CLASS[spec.CKO_PRIVATE_KEY].update({spec.CKK_DSA: DSA_PRIVATE, spec.CKK_DH: DH_PRIVATE})
-KEY_TYPES_BY_CLASS[spec.CKO_DOMAIN_PARAMETERS] = {spec.CKK_DSA: DSA_DOMAIN, spec.CKK_DH: DH_DOMAIN}
 #: The DES key types (issue 23 item 9): single DES is used only where a slot allows the
 #: legacy mechanisms, but its objects are secret keys like any other.
 DES_KEY_TYPES: dict[int, int] = {spec.CKK_DES: 8, spec.CKK_DES2: 16, spec.CKK_DES3: 24}
 KEY_TYPES_BY_CLASS[spec.CKO_SECRET_KEY].update({k: DES_VALUE for k in DES_KEY_TYPES})
+# DSA and DH: key objects and their domain parameters objects (sub-type CKA_KEY_TYPE too)
+KEY_TYPES_BY_CLASS[spec.CKO_PUBLIC_KEY].update({spec.CKK_DSA: DSA_PUBLIC, spec.CKK_DH: DH_PUBLIC})
+KEY_TYPES_BY_CLASS[spec.CKO_PRIVATE_KEY].update({spec.CKK_DSA: DSA_PRIVATE, spec.CKK_DH: DH_PRIVATE})
+KEY_TYPES_BY_CLASS[spec.CKO_DOMAIN_PARAMETERS] = {spec.CKK_DSA: DSA_DOMAIN, spec.CKK_DH: DH_DOMAIN}
 CERT_TYPES: dict[int, tuple[Attr, ...]] = {spec.CKC_X_509: X509}
 
 # Allowed CKA_VALUE lengths per secret key type (None: any non-empty length).
