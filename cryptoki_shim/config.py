@@ -145,6 +145,12 @@ TPM_KEYS: dict[str, Key] = {
     "srk_handle": Key(str, "0x81000001", "persistent handle of the storage root key: made there once when free, used "
                                          "only while it holds this TPM's SRK (checked by name); \"none\" = re-create "
                                          "the SRK per operation"),
+    "policy_authority": Key(str, "", "PEM file of the administrator's policy-signing public key (ECDSA P-256): new "
+                                     "keys get PolicyAuthorize(it) + PolicyAuthValue, so the PCR values they accept "
+                                     "are the ones the administrator signed (`cryptoki-shim tpm authorize-pcrs`); "
+                                     "empty = bound to the PCR values at creation"),
+    "pcr_authorizations": Key(str, "", "file of the PCR values the policy authority signed (written by "
+                                       "`cryptoki-shim tpm authorize-pcrs`, read at each use)"),
 }
 UPSTREAM_KEYS: dict[str, Key] = {
     # issue 6, see docs/upstream.md "Configuration"

@@ -61,6 +61,7 @@ from ..mechanisms import rsa as rsa_family
 from ..mechanisms.digest import sha256
 from . import tpm_conn, tpm_keys
 from .base import Backend
+from .tpm_authority import Authority
 from .tpm_escrow import decode_secret, encode_secret, escrow_encrypt
 from .tpm_attrs import (
     CKA_SHIM_TPM_AUTH,
@@ -215,13 +216,15 @@ class TpmBackend(Backend):
         self.escrow_recipient: str = cfg["escrow_recipient"]
         self.lock_file: str = cfg["lock_file"]
         self.srk_handle = tpm_conn.parse_srk_handle(str(cfg.get("srk_handle", "0x81000001")))
+        self.authority = Authority.from_config(cfg)
         self.software_derive: bool = bool(cfg["software_derive"])
         self.cache = UnsealCache(int(cfg["unseal_cache_seconds"]))
 
     # ---------------------------------------------------------------- plumbing
 
     def open(self, what: str, **kw: Any) -> Any:
-        return tpm_conn.open_tpm(self.tcti, what, lock_file=self.lock_file, srk_handle=self.srk_handle, **kw)
+        return tpm_conn.open_tpm(self.tcti, what, lock_file=self.lock_file, srk_handle=self.srk_handle,
+                                 authority=self.authority, **kw)
 
     @staticmethod
     def _blob(attrs: Mapping[int, Any]) -> tuple[Blob, bytes, str]:
@@ -416,6 +419,16 @@ class TpmBackend(Backend):
         out.update(extra)
         out.update(self._tpm_attrs(TPM_KIND_SEALED, blob, auth))
         out[CKA_SENSITIVE] = attrs.get(CKA_SENSITIVE, True)
+        return out
+
+    def reseal_key(self, key: Any) -> dict[int, Any]:
+        """A stored sealed key unsealed under its present policy and sealed again under the
+        slot's policy now (``cryptoki-shim tpm reseal``): the complete new attribute set."""
+        view = self._unsealed(key)
+        secret = {t: v for t, v in view.attrs.items() if t not in key.attrs}
+        out = self.reseal(key.attrs, secret)
+        out[CKA_UNIQUE_ID] = key.attrs[CKA_UNIQUE_ID]
+        self.cache.wipe()
         return out
 
     # ---------------------------------------------------------------- wrap / unwrap / derive with a TPM key

@@ -193,8 +193,10 @@ class Connection:
     unit ends."""
 
     def __init__(self, tcti_name: str, tcti: Any, *, with_srk: bool = True,
-                 srk_handle: int | None = PERSISTENT_SRK) -> None:
+                 srk_handle: int | None = PERSISTENT_SRK, authority: Any = None) -> None:
         self.tcti_name = tcti_name
+        #: the slot's ``tpm_authority.Authority`` (PolicyAuthorize), or None
+        self.authority = authority
         self.srk_handle = srk_handle
         self.tcti = tcti
         self.wire = tpm_wire.Wire(tcti)
@@ -352,7 +354,7 @@ class Connection:
 
 @contextlib.contextmanager
 def open_tpm(tcti: str, what: str, *, with_srk: bool = True, lock_file: str = "",
-             srk_handle: int | None = PERSISTENT_SRK) -> Iterator[Connection]:
+             srk_handle: int | None = PERSISTENT_SRK, authority: Any = None) -> Iterator[Connection]:
     """The locked unit: every TPM command of one operation runs inside this block.
     ``with_srk=False``: the unit never needs the storage root key (attestation, PCR admin).
 
@@ -365,7 +367,8 @@ def open_tpm(tcti: str, what: str, *, with_srk: bool = True, lock_file: str = ""
         failure: CryptokiError | None = None
         try:
             try:
-                conn = Connection(tcti, TCTILdr.parse(tcti), with_srk=with_srk, srk_handle=srk_handle)
+                conn = Connection(tcti, TCTILdr.parse(tcti), with_srk=with_srk, srk_handle=srk_handle,
+                                  authority=authority)
             except (TSS2_Exception, OSError) as exc:
                 failure = fail(exc, what)
                 raise failure from None

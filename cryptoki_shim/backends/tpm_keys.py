@@ -24,7 +24,6 @@ from tpm2_pytss.constants import (
 )
 from tpm2_pytss.types import (
     TPM2B_DATA,
-    TPM2B_DIGEST,
     TPM2B_PRIVATE,
     TPM2B_PUBLIC,
     TPM2B_PUBLIC_KEY_RSA,
@@ -76,27 +75,65 @@ def read_pcrs(conn: Connection, text: str) -> list[bytes]:
     return [bytes(v) for v in values]
 
 
+def pcr_policy_digest(text: str, pcr_values: list[bytes]) -> bytes:
+    """The digest of PolicyPCR(pcrs = values) alone (TPM 2.0 Part 3 §23.7): what an
+    administrator authorises for keys under a policy authority (``tpm_authority``)."""
+    selection = pcr_selection(text).marshal()
+    return sha256(bytes(32) + struct.pack(">I", TPM_CC_POLICY_PCR) + selection + sha256(b"".join(pcr_values)))
+
+
 def policy_digest(text: str, pcr_values: list[bytes]) -> bytes:
     """The policy digest of PolicyPCR(pcrs = values) then PolicyAuthValue, computed offline
     (TPM 2.0 Part 3 §23.7 and §23.18). Given expected future PCR values, this is what a key
     must be sealed to for the platform after an update."""
-    selection = pcr_selection(text).marshal()
-    pcr_digest = sha256(b"".join(pcr_values))
-    digest = bytes(32)
-    digest = sha256(digest + struct.pack(">I", TPM_CC_POLICY_PCR) + selection + pcr_digest)
-    digest = sha256(digest + struct.pack(">I", TPM_CC_POLICY_AUTH_VALUE))
-    return digest
+    return sha256(pcr_policy_digest(text, pcr_values) + struct.pack(">I", TPM_CC_POLICY_AUTH_VALUE))
 
 
-def policy_session(conn: Connection, pcrs: str, *, secret_out: bool = False) -> Any:
-    """A policy session satisfied for the current PCRs (the TPM checks them at use).
+def new_key_policy(conn: Connection, pcrs: str, pcr_values: list[bytes] | None = None) -> bytes:
+    """authPolicy of a new object: authorised by the slot's policy authority when it has one
+    (``conn.authority``), else bound to the PCR values (current ones unless given)."""
+    if conn.authority is not None:
+        return bytes(conn.authority.key_policy)
+    return policy_digest(pcrs, pcr_values if pcr_values is not None else read_pcrs(conn, pcrs))
+
+
+def _pcr_part(conn: Connection, session: int, pcrs: str, blob: Blob | None) -> None:
+    """PolicyPCR over the current values, then, for a key under the policy authority,
+    PolicyAuthorize with the administrator's authorisation of exactly that digest. No
+    authorisation for the current values is the same failure as a PCR mismatch."""
+    conn.wire.policy_pcr(session, pcr_selection(pcrs).marshal())
+    authority = conn.authority
+    if authority is None or blob is None or auth_policy(blob) != authority.key_policy:
+        return
+    approved = conn.wire.policy_get_digest(session)
+    entry = authority.find(approved)
+    if entry is None:
+        from .tpm_conn import audit, audit_event, Cause
+        cause = Cause(spec.CKR_FUNCTION_REJECTED, "PCR policy mismatch: no authorization for the current PCR values")
+        audit.warning("tpm: %s", cause.name)
+        audit_event("policy authorize", cause)
+        raise CryptokiError(cause.ckr, cause.name)
+    key, name = conn.wire.load_external_public(authority.public)
+    conn.track_raw(key)
+    ticket = conn.wire.verify_ecdsa(key, sha256(approved + b""), entry.r, entry.s)
+    conn.wire.policy_authorize(session, approved, b"", name, ticket)
+
+
+def auth_policy(blob: Blob) -> bytes:
+    public, _ = TPM2B_PUBLIC.unmarshal(blob.public)
+    return bytes(public.publicArea.authPolicy)
+
+
+def policy_session(conn: Connection, pcrs: str, *, secret_out: bool = False, blob: Blob | None = None) -> Any:
+    """A policy session satisfied for the current PCRs (the TPM checks them at use) and,
+    for ``blob`` under a policy authority, authorised (``_pcr_part``).
 
     ``secret_out``: the command answers a secret (unsealed data, RSA plaintext), so the
     session is salted to the SRK and encrypts the response (key: session key ‖ the object's
     auth value). Signing answers nothing secret and skips the salt's ECDH."""
     session = conn.start_session(TPM2_SE.POLICY, SECRET_OUT if secret_out else 0, salted=secret_out)
-    conn.ectx.policy_pcr(session, TPM2B_DIGEST(), pcr_selection(pcrs))
-    conn.ectx.policy_auth_value(session)
+    _pcr_part(conn, int(conn.ectx.tr_get_tpm_handle(session)), pcrs, blob)
+    conn.ectx.policy_auth_value(session)  # through ESAPI: it then keys the HMAC with the auth value
     return session
 
 
@@ -149,15 +186,14 @@ def seal(conn: Connection, data: bytes, auth: bytes, pcrs: str, pcr_values: list
     the current PCR values unless ``pcr_values`` gives expected ones."""
     if len(data) > 128:
         raise CryptokiError(spec.CKR_DATA_LEN_RANGE, "a TPM seals at most 128 bytes")
-    values = pcr_values if pcr_values is not None else read_pcrs(conn, pcrs)
     template = TPM2B_PUBLIC.parse("keyedhash", objectAttributes=SEAL_ATTRS,
-                                  authPolicy=policy_digest(pcrs, values))
+                                  authPolicy=new_key_policy(conn, pcrs, pcr_values))
     return _create(conn, template, auth, data)[0]
 
 
 def unseal(conn: Connection, blob: Blob, auth: bytes, pcrs: str) -> bytes:
     handle = load(conn, blob, auth)
-    session = policy_session(conn, pcrs, secret_out=True)
+    session = policy_session(conn, pcrs, secret_out=True, blob=blob)
     return bytes(conn.ectx.unseal(handle, session1=session))
 
 
@@ -174,7 +210,7 @@ def create_ec(conn: Connection, curve: str, auth: bytes, pcrs: str) -> tuple[Blo
     """An ECDSA key of ``curve`` made inside the TPM; returns the blob and the uncompressed point."""
     alg = RESIDENT_EC[curve][0]
     template = TPM2B_PUBLIC.parse(f"{alg.replace('ecc_nist_p', 'ecc')}:null", objectAttributes=KEY_ATTRS,
-                                  authPolicy=policy_digest(pcrs, read_pcrs(conn, pcrs)))
+                                  authPolicy=new_key_policy(conn, pcrs))
     blob, public = _create(conn, template, auth)
     point = public.publicArea.unique.ecc
     return blob, b"\x04" + bytes(point.x) + bytes(point.y)
@@ -183,7 +219,7 @@ def create_ec(conn: Connection, curve: str, auth: bytes, pcrs: str) -> tuple[Blo
 def create_rsa(conn: Connection, bits: int, auth: bytes, pcrs: str) -> tuple[Blob, int, int]:
     """An RSA key made inside the TPM; returns the blob, modulus and public exponent."""
     template = TPM2B_PUBLIC.parse(f"rsa{bits}:null", objectAttributes=KEY_ATTRS,
-                                  authPolicy=policy_digest(pcrs, read_pcrs(conn, pcrs)))
+                                  authPolicy=new_key_policy(conn, pcrs))
     blob, public = _create(conn, template, auth)
     area = public.publicArea
     exponent = area.parameters.rsaDetail.exponent or 65537
@@ -198,7 +234,7 @@ def sign_ecdsa(conn: Connection, blob: Blob, auth: bytes, pcrs: str, digest: byt
     handle = load_handle(conn, blob)
     started = conn.wire.start_policy_session()
     session = conn.track_raw(started[0])
-    conn.wire.policy_pcr(session, pcr_selection(pcrs).marshal())
+    _pcr_part(conn, session, pcrs, blob)
     conn.wire.policy_auth_value(session)
     signature = conn.wire.sign_ecdsa(handle, blob_name(blob), auth, started, digest, int(hash_alg))
     conn.untrack_raw(session)
@@ -210,7 +246,7 @@ def rsa_raw(conn: Connection, blob: Blob, auth: bytes, pcrs: str, value: bytes, 
     every PKCS#11 RSA signature mechanism (v1.5, PSS with any salt, X.509) maps onto it.
     ``secret_out`` for CKM_RSA_X_509 decryption (the answer is plaintext, not a signature)."""
     handle = load(conn, blob, auth)
-    session = policy_session(conn, pcrs, secret_out=secret_out)
+    session = policy_session(conn, pcrs, secret_out=secret_out, blob=blob)
     out = conn.ectx.rsa_decrypt(handle, TPM2B_PUBLIC_KEY_RSA(value), TPMT_RSA_DECRYPT(scheme=TPM2_ALG.NULL),
                                 TPM2B_DATA(), session1=session)
     return bytes(out)
@@ -221,7 +257,7 @@ def rsa_decrypt(conn: Connection, blob: Blob, auth: bytes, pcrs: str, ciphertext
     """PKCS#1 v1.5 (RSAES) or OAEP decryption inside the TPM: the padding check happens there,
     not in our code (no padding oracle of ours)."""
     handle = load(conn, blob, auth)
-    session = policy_session(conn, pcrs, secret_out=True)
+    session = policy_session(conn, pcrs, secret_out=True, blob=blob)
     in_scheme = TPMT_RSA_DECRYPT(scheme=scheme)
     if hash_alg is not None:
         in_scheme.details.anySig.hashAlg = hash_alg
@@ -248,6 +284,8 @@ __all__ = [
     "load_handle",
     "parse_pcrs",
     "pcr_selection",
+    "new_key_policy",
+    "pcr_policy_digest",
     "policy_digest",
     "policy_session",
     "read_pcrs",

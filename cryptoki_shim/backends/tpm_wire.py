@@ -43,6 +43,11 @@ CC_LOAD = 0x157
 CC_FLUSH_CONTEXT = 0x165
 CC_READ_PUBLIC = 0x173
 CC_GET_CAPABILITY = 0x17A
+CC_POLICY_GET_DIGEST = 0x189
+CC_LOAD_EXTERNAL = 0x167
+CC_VERIFY_SIGNATURE = 0x177
+CC_POLICY_AUTHORIZE = 0x16A
+RH_OWNER = 0x40000001
 CAP_HANDLES = 0x00000001
 #: TPMA_SESSION.continueSession
 CONTINUE = 0x01
@@ -151,6 +156,31 @@ class Wire:
 
     def policy_auth_value(self, session: int) -> None:
         self.call(CC_POLICY_AUTH_VALUE, (session,))
+
+    def policy_get_digest(self, session: int) -> bytes:
+        rest = self.call(CC_POLICY_GET_DIGEST, (session,))
+        return _take_b(rest, 0)[0]
+
+    def load_external_public(self, public: bytes) -> tuple[int, bytes]:
+        """TPM2_LoadExternal of a public key alone (marshalled TPM2B_PUBLIC) in the owner
+        hierarchy (a NULL-hierarchy key gives NULL tickets, which PolicyAuthorize refuses):
+        (handle, name)."""
+        rest = self.call(CC_LOAD_EXTERNAL, params=_b(b"") + public + struct.pack(">I", RH_OWNER))
+        handle = int(struct.unpack_from(">I", rest, 0)[0])
+        return handle, _take_b(rest, 4)[0]
+
+    def verify_ecdsa(self, key: int, digest: bytes, r: bytes, s: bytes) -> bytes:
+        """TPM2_VerifySignature (ECDSA-SHA256): the marshalled TPMT_TK_VERIFIED ticket."""
+        rest = self.call(CC_VERIFY_SIGNATURE, (key,),
+                         _b(digest) + struct.pack(">HH", ALG_ECDSA, ALG_SHA256) + _b(r) + _b(s))
+        _, end = _take_b(rest, 6)  # tag (2) hierarchy (4) digest
+        return rest[:end]
+
+    def policy_authorize(self, session: int, approved: bytes, policy_ref: bytes, key_name: bytes,
+                         ticket: bytes) -> None:
+        """TPM2_PolicyAuthorize: the session's digest so far (``approved``) was signed by the
+        key named ``key_name`` (the ticket proves it); the digest becomes the authority's."""
+        self.call(CC_POLICY_AUTHORIZE, (session,), _b(approved) + _b(policy_ref) + _b(key_name) + ticket)
 
     # ------------------------------------------------------------------ signing
 

@@ -1,4 +1,5 @@
-"""TPM administration: ``tpm-reset-lockout`` (issue 5, docs/tpm.md "Dictionary attack").
+"""TPM administration: ``tpm-reset-lockout`` (issue 5, docs/tpm.md "Dictionary attack"),
+``tpm authorize-pcrs`` and ``tpm reseal`` (issue 20, docs/tpm.md "Firmware updates").
 
 After too many wrong auth values (someone guessing against a key blob, or a client with a
 stale store) the TPM refuses every DA-protected object: our keys answer ``CKR_PIN_LOCKED``.
@@ -16,6 +17,7 @@ import argparse
 
 from ..backends import BY_NAME
 from .common import EXIT_USAGE, Admin, CliError, add_secret_options, emit, secret
+from ..spec_ints import CKU_USER
 
 TPM = BY_NAME["tpm"]
 
@@ -26,6 +28,21 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     p.add_argument("--slot", type=int, default=0, help="the TPM slot (default 0)")
     add_secret_options(p, "lockout-auth", "TPM lockout auth")
     p.set_defaults(func=reset_lockout)
+    group = sub.add_parser("tpm", help="TPM slot: PCR policies after firmware updates")
+    tsub = group.add_subparsers(dest="tpm_command", required=True, metavar="COMMAND")
+    a = tsub.add_parser("authorize-pcrs", parents=[parent],
+                        help="sign PCR values for keys under the slot's policy_authority")
+    a.add_argument("--slot", type=int, default=0, help="the TPM slot (default 0)")
+    a.add_argument("--signing-key", required=True, metavar="PEM",
+                   help="the policy authority's private key (ECDSA P-256, unencrypted PEM; keep it offline)")
+    a.add_argument("--pcr-values", metavar="HEX,HEX",
+                   help="the values to authorise, in the order of the slot's pcrs (default: the TPM's current ones)")
+    a.set_defaults(func=authorize_pcrs)
+    r = tsub.add_parser("reseal", parents=[parent],
+                        help="re-seal the token's sealed keys to the slot's policy now (current PCRs or the authority)")
+    r.add_argument("--slot", type=int, default=0, help="the TPM slot (default 0)")
+    add_secret_options(r, "pin", "user PIN")
+    r.set_defaults(func=reseal)
 
 
 def decode_auth(raw: bytes) -> bytes:
@@ -61,4 +78,78 @@ def reset_lockout(args: argparse.Namespace) -> int:
         tpm_conn.reset_lockout(backend.tcti, decode_auth(raw), lock_file=backend.lock_file)
     emit(args, {"ok": True, "slot": args.slot, "tcti": backend.tcti, "auth_from": source},
          f"slot {args.slot}: TPM dictionary-attack lockout reset ({backend.tcti}; auth from {source})")
+    return 0
+
+
+def _tpm_backend(adm: Admin, slot_id: int):
+    slot = adm.module.slot(slot_id)
+    backend = slot.token.backends.get(TPM)
+    if backend is None:
+        raise CliError(f"slot {slot_id} has no TPM backend ([slots.tpm] or backend = \"tpm\")", EXIT_USAGE)
+    return slot, backend
+
+
+def authorize_pcrs(args: argparse.Namespace) -> int:
+    """Sign the PolicyPCR digest of the given (or current) PCR values with the policy
+    authority's key and add it to the slot's ``pcr_authorizations`` file."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from ..backends import tpm_authority, tpm_conn, tpm_keys
+
+    try:
+        private = serialization.load_pem_private_key(open(args.signing_key, "rb").read(), None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise CliError(f"--signing-key {args.signing_key}: {exc}", EXIT_USAGE) from None
+    if not isinstance(private, ec.EllipticCurvePrivateKey):
+        raise CliError("--signing-key: want an ECDSA P-256 private key", EXIT_USAGE)
+    with Admin(args) as adm:
+        _, backend = _tpm_backend(adm, args.slot)
+        authority = backend.authority
+        if authority is None or not authority.path:
+            raise CliError(f"slot {args.slot}: set [slots.tpm] policy_authority and pcr_authorizations first",
+                           EXIT_USAGE)
+        if authority.key.public_numbers() != private.public_key().public_numbers():
+            raise CliError("--signing-key is not the slot's policy_authority", EXIT_USAGE)
+        bank, ids = tpm_keys.parse_pcrs(backend.pcrs)
+        if args.pcr_values:
+            try:
+                values = [bytes.fromhex(v) for v in args.pcr_values.split(",")]
+            except ValueError:
+                raise CliError("--pcr-values: comma-separated hex values", EXIT_USAGE) from None
+            size = {"sha1": 20, "sha256": 32, "sha384": 48}[bank]
+            if len(values) != len(ids) or any(len(v) != size for v in values):
+                raise CliError(f"--pcr-values: {len(ids)} values of {size} bytes for {backend.pcrs}", EXIT_USAGE)
+        else:
+            with tpm_conn.open_tpm(backend.tcti, "read PCRs", with_srk=False, lock_file=backend.lock_file) as conn:
+                values = tpm_keys.read_pcrs(conn, backend.pcrs)
+        entry = tpm_authority.sign_authorization(private, backend.pcrs, values)
+        count = tpm_authority.add_authorization(authority.path, entry)
+    emit(args, {"ok": True, "slot": args.slot, "pcrs": backend.pcrs, "values": [v.hex() for v in values],
+                "policy": entry.policy.hex(), "file": authority.path, "authorizations": count},
+         f"slot {args.slot}: authorised {backend.pcrs} = {','.join(v.hex() for v in values)} "
+         f"({authority.path}: {count} authorisation(s))")
+    return 0
+
+
+def reseal(args: argparse.Namespace) -> int:
+    """Every sealed key of the token, unsealed under its present policy and sealed again
+    under the slot's policy now: the current PCR values, or the policy authority when the
+    slot has one (moves keys made before ``policy_authority`` was set under it)."""
+    from ..backends.tpm_attrs import CKA_SHIM_TPM_KIND, TPM_KIND_SEALED
+
+    pin = secret(args, "pin", "user PIN")
+    done = []
+    with Admin(args) as adm:
+        slot, backend = _tpm_backend(adm, args.slot)
+        adm.session(args.slot, login=CKU_USER, pin=pin)
+        token = slot.token
+        token.refresh(force=True)
+        for obj in list(token.objects.values()):
+            if obj.attrs.get(CKA_SHIM_TPM_KIND) != TPM_KIND_SEALED:
+                continue
+            token.update_object(obj, backend.reseal_key(obj))
+            done.append(obj.unique_id)
+    emit(args, {"ok": True, "slot": args.slot, "resealed": len(done)},
+         f"slot {args.slot}: {len(done)} sealed key(s) re-sealed to the slot's policy")
     return 0
