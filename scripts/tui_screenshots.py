@@ -29,7 +29,7 @@ def cli(conf: Path, *args: str) -> None:
 async def shoot(conf: Path) -> None:
     from textual.widgets import DataTable, Input
 
-    from cryptoki_shim.cli.tui import Backend
+    from cryptoki_shim.cli.tui_backend import Backend
     from cryptoki_shim.cli.tui_app import ShimApp
 
     app = ShimApp(Backend(str(conf)))

@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Static, TabbedContent, TabPane
 
-from .tui import Backend
+from .tui_backend import Backend
 
 #: (field id, label, masked, required) of each action's form
 FORMS: dict[str, tuple[str, list[tuple[str, str, bool, bool]]]] = {

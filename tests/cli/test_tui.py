@@ -16,7 +16,7 @@ import pytest
 
 textual = pytest.importorskip("textual", reason="the tui extra (textual) is not installed")
 
-from cryptoki_shim.cli.tui import Backend  # noqa: E402
+from cryptoki_shim.cli.tui_backend import Backend  # noqa: E402
 from cryptoki_shim.cli.tui_app import ConfirmScreen, FormScreen, ObjectScreen, ShimApp  # noqa: E402
 from textual.widgets import DataTable, Input, Static  # noqa: E402
 
