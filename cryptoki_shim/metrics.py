@@ -197,7 +197,8 @@ def render() -> str:
     """The OpenMetrics text exposition of everything counted so far (ends with ``# EOF``)."""
     ckr_name, ckm_name = _names()
     with _lock:
-        op_hist = {k: list(v) for k, v in _op_hist.items()}
+        # list(items()) is one C call: the hot path inserts into _op_hist without the lock
+        op_hist = {k: list(v) for k, v in list(_op_hist.items())}
         op_outcomes, errors = dict(_op_outcomes), dict(_errors)
         logins, lockouts = dict(_logins), dict(_lockouts)
         rt_hist, rt_outcomes = {k: list(v) for k, v in _rt_hist.items()}, dict(_rt_outcomes)
