@@ -431,6 +431,32 @@ class TpmBackend(Backend):
         self.cache.wipe()
         return out
 
+    def seal_software_key(self, attrs: Mapping[int, Any]) -> dict[int, Any]:
+        """A software private or secret key's complete attribute set turned into a sealed TPM
+        key's (``cryptoki-shim import`` into a TPM slot, ``cryptoki-shim tpm migrate``): its
+        secret attributes (the schema's sensitive ones) go under a sealed data key, the
+        object becomes sensitive and unextractable; CKA_ALWAYS_SENSITIVE / CKA_NEVER_EXTRACTABLE
+        keep telling its history. Same unique id (the caller replaces the object)."""
+        secret_types = policy.schema_of({CKA_CLASS: attrs[CKA_CLASS], CKA_KEY_TYPE: attrs[CKA_KEY_TYPE]}).sensitive
+        secret = {t: v for t, v in attrs.items() if t in secret_types}
+        rest = {t: v for t, v in attrs.items() if t not in secret_types}
+        out = self.reseal(rest, secret)
+        out[CKA_SENSITIVE] = True
+        out[CKA_UNIQUE_ID] = attrs[CKA_UNIQUE_ID]
+        return out
+
+    def restore_from_escrow(self, key: Any, identity: str) -> dict[int, Any]:
+        """A sealed key re-sealed under this TPM and the slot's policy now from its escrow copy
+        (``cryptoki-shim tpm restore-escrow``): after PCRs changed for good, or on a new TPM
+        (TPM-to-TPM migration: the store copied or restored there). The escrow copy stays."""
+        from .tpm_escrow import escrow_decrypt
+        secret = escrow_decrypt(key.attrs, identity)
+        out = self.reseal(key.attrs, secret)
+        out[CKA_UNIQUE_ID] = key.attrs[CKA_UNIQUE_ID]
+        if CKA_SHIM_TPM_ESCROW not in out and self.escrow_recipient == "":
+            out[CKA_SHIM_TPM_ESCROW] = key.attrs[CKA_SHIM_TPM_ESCROW]
+        return out
+
     # ---------------------------------------------------------------- wrap / unwrap / derive with a TPM key
 
     def wrap(self, entry: Any, param: Any, wrapping_key: Any, key: Any) -> bytes:

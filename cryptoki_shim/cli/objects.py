@@ -25,6 +25,7 @@ from .. import spec
 from ..spec_ints import CKA_CLASS, CKA_ID, CKA_LABEL, CKA_MODULUS_BITS, CKA_PUBLIC_KEY_INFO, CKA_VALUE
 from ..mechanisms import keys
 from ..spec_ints import CKU_USER
+from . import tpm_admin
 from .common import (Admin, CliError, EXIT_USAGE, add_secret_options, emit, secret, table)
 from .tokens import describe_object
 
@@ -205,6 +206,7 @@ def import_file(args: argparse.Namespace) -> int:
         try:
             for t in templates(m, label, cka_id, args.extractable):
                 made.append(s.create_object(t))
+            tpm_admin.seal_created(adm, args.slot, s, made)  # a TPM slot seals imported keys (docs/tpm.md)
         except BaseException:
             for h in made:  # all or nothing: no key without its public half
                 s.destroy_object(h)

@@ -43,6 +43,19 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     r.add_argument("--slot", type=int, default=0, help="the TPM slot (default 0)")
     add_secret_options(r, "pin", "user PIN")
     r.set_defaults(func=reseal)
+    m = tsub.add_parser("migrate", parents=[parent],
+                        help="turn the token's software private and secret keys into TPM-sealed keys")
+    m.add_argument("--slot", type=int, default=0, help="the TPM slot (default 0)")
+    m.add_argument("--label", help="only keys with this CKA_LABEL")
+    add_secret_options(m, "pin", "user PIN")
+    m.set_defaults(func=migrate)
+    e = tsub.add_parser("restore-escrow", parents=[parent],
+                        help="re-seal sealed keys from their escrow copies (PCRs changed for good, or a new TPM)")
+    e.add_argument("--slot", type=int, default=0, help="the TPM slot (default 0)")
+    e.add_argument("--label", help="only keys with this CKA_LABEL")
+    add_secret_options(e, "identity", "age identity (AGE-SECRET-KEY-1...) of the escrow recipient")
+    add_secret_options(e, "pin", "user PIN")
+    e.set_defaults(func=restore_escrow)
 
 
 def decode_auth(raw: bytes) -> bytes:
@@ -152,4 +165,63 @@ def reseal(args: argparse.Namespace) -> int:
             done.append(obj.unique_id)
     emit(args, {"ok": True, "slot": args.slot, "resealed": len(done)},
          f"slot {args.slot}: {len(done)} sealed key(s) re-sealed to the slot's policy")
+    return 0
+
+
+def _keys(token, label: str | None, want) -> list:
+    from ..spec_ints import CKA_CLASS, CKA_LABEL, CKO_PRIVATE_KEY, CKO_SECRET_KEY
+    token.refresh(force=True)
+    return [o for o in list(token.objects.values())
+            if o.attrs.get(CKA_CLASS) in (CKO_PRIVATE_KEY, CKO_SECRET_KEY) and want(o.attrs)
+            and (label is None or o.attrs.get(CKA_LABEL) == label.encode())]
+
+
+def is_software_key(attrs) -> bool:
+    from .. import spec
+    from ..spec_ints import CKA_SHIM_BACKEND
+    return attrs.get(CKA_SHIM_BACKEND, spec.SHIM_BACKEND_SOFTWARE) == spec.SHIM_BACKEND_SOFTWARE
+
+
+def seal_created(adm: Admin, slot_id: int, session, handles: list[int]) -> None:
+    """``cryptoki-shim import`` into a TPM slot: the private or secret keys just created
+    (software keys, as C_CreateObject makes them) become TPM-sealed keys in place."""
+    from ..spec_ints import CKA_CLASS, CKO_PRIVATE_KEY, CKO_SECRET_KEY
+    slot = adm.module.slot(slot_id)
+    backend = slot.token.backends.get(TPM)
+    if backend is None:
+        return
+    from ..spec_ints import CKA_EXTRACTABLE
+    keys = [o for o in map(session.object, handles) if o.attrs.get(CKA_CLASS) in (CKO_PRIVATE_KEY, CKO_SECRET_KEY)]
+    if any(o.attrs.get(CKA_EXTRACTABLE) for o in keys):
+        raise CliError(f"--extractable: slot {slot_id} seals imported keys in its TPM, never extractable", EXIT_USAGE)
+    for obj in keys:
+        slot.token.update_object(obj, backend.seal_software_key(obj.attrs))
+
+
+def migrate(args: argparse.Namespace) -> int:
+    pin = secret(args, "pin", "user PIN")
+    with Admin(args) as adm:
+        slot, backend = _tpm_backend(adm, args.slot)
+        adm.session(args.slot, login=CKU_USER, pin=pin)
+        moved = _keys(slot.token, args.label, is_software_key)
+        for obj in moved:
+            slot.token.update_object(obj, backend.seal_software_key(obj.attrs))
+    emit(args, {"ok": True, "slot": args.slot, "sealed": len(moved)},
+         f"slot {args.slot}: {len(moved)} software key(s) now sealed to the TPM")
+    return 0
+
+
+def restore_escrow(args: argparse.Namespace) -> int:
+    from ..backends.tpm_attrs import CKA_SHIM_TPM_ESCROW
+
+    identity = (secret(args, "identity", "age identity") or b"").decode().strip()
+    pin = secret(args, "pin", "user PIN")
+    with Admin(args) as adm:
+        slot, backend = _tpm_backend(adm, args.slot)
+        adm.session(args.slot, login=CKU_USER, pin=pin)
+        keys = _keys(slot.token, args.label, lambda a: bool(a.get(CKA_SHIM_TPM_ESCROW)))
+        for obj in keys:
+            slot.token.update_object(obj, backend.restore_from_escrow(obj, identity))
+    emit(args, {"ok": True, "slot": args.slot, "restored": len(keys)},
+         f"slot {args.slot}: {len(keys)} key(s) re-sealed from escrow to this TPM")
     return 0
