@@ -167,3 +167,30 @@ def only_file_mode(cli: Cli) -> int:
 def test_stats_without_metrics_configured_says_how(cli):
     err = cli.run("stats", rc=2).stderr
     assert "[metrics] file is not set" in err
+
+
+def test_counts_are_exact_under_threads(measured):
+    """The hot path counts without a lock (metrics.operation_ended): 4 client threads on their
+    own sessions, 400 HMAC signatures each, must give exactly 1600 in the file."""
+    cli = measured
+    script = (f"import sys, threading; sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
+              "from p11 import P11, ffi\n"
+              "from cryptoki_shim import spec\n"
+              "p = P11(); p.initialize(); s0 = p.open(0); p.login(s0, b'" + cli.USER_PIN + "')\n"
+              "k = p.generate_key(s0, spec.CKM_GENERIC_SECRET_KEY_GEN, {spec.CKA_CLASS: spec.CKO_SECRET_KEY, "
+              "spec.CKA_KEY_TYPE: spec.CKK_GENERIC_SECRET, spec.CKA_VALUE_LEN: 32, spec.CKA_SIGN: True, "
+              "spec.CKA_TOKEN: False})\n"
+              "def work():\n"
+              "    s = p.open(0); m, keep = P11.mechanism(spec.CKM_SHA256_HMAC)\n"
+              "    out = ffi.new('CK_BYTE[]', 64); n = ffi.new('CK_ULONG *')\n"
+              "    for _ in range(400):\n"
+              "        assert p.call('C_SignInit', s, m, k) == 0\n"
+              "        n[0] = 64; assert p.call('C_Sign', s, b'data', 4, out, n) == 0\n"
+              "ts = [threading.Thread(target=work) for _ in range(4)]\n"
+              "[t.start() for t in ts]; [t.join() for t in ts]\n"
+              "p.finalize()\n")
+    subprocess.run([sys.executable, "-c", script], env=cli.env, check=True, timeout=300)
+    found = samples(only_file(cli))
+    op = {"slot": "0", "mechanism": "CKM_SHA256_HMAC", "operation": "sign"}
+    assert value(found, "operations_total", **op, outcome="CKR_OK") == 1600
+    assert value(found, "operation_seconds_count", **op) == 1600
