@@ -59,6 +59,7 @@ _logins: dict[tuple[int, str, int], int] = {}
 _lockouts: dict[tuple[int, str], int] = {}
 _rt_hist: dict[tuple[str, str], list[float]] = {}
 _rt_outcomes: dict[tuple[str, str, int], int] = {}
+_events: dict[tuple[str, int, str], int] = {}
 
 _path: str | None = None
 _interval = 15.0
@@ -87,7 +88,7 @@ def configure(settings: dict[str, Any]) -> None:
 
 def reset() -> None:
     with _lock:
-        for table in (_op_hist, _op_outcomes, _errors, _logins, _lockouts, _rt_hist, _rt_outcomes):
+        for table in (_op_hist, _op_outcomes, _errors, _logins, _lockouts, _rt_hist, _rt_outcomes, _events):
             table.clear()
 
 
@@ -161,6 +162,14 @@ def round_trip(backend: str, target: str, started: float, exc: BaseException | N
         flush()
 
 
+def backend_event(backend: str, slot: int, event: str, n: int = 1) -> None:
+    """A backend's own count (the TPM's seals, unseals, unseal-cache hits, commands sent,
+    dictionary-attack lockouts: issue 20 item 6)."""
+    key = (backend, slot, event)
+    with _lock:
+        _events[key] = _events.get(key, 0) + n
+
+
 def now() -> float:
     """The clock the durations use (for a caller that starts one)."""
     return _now()
@@ -202,6 +211,7 @@ def render() -> str:
         op_outcomes, errors = dict(_op_outcomes), dict(_errors)
         logins, lockouts = dict(_logins), dict(_lockouts)
         rt_hist, rt_outcomes = {k: list(v) for k, v in _rt_hist.items()}, dict(_rt_outcomes)
+        events = dict(_events)
     out: list[str] = []
 
     def family(name: str, kind: str, help_: str, unit: str = "") -> str:
@@ -239,6 +249,10 @@ def render() -> str:
                   "seconds")
     for (backend, target), h in sorted(rt_hist.items()):
         out += _hist_lines(name, {"backend": backend, "target": target}, h)
+    name = family("backend_events", "counter", "Backend events by slot: TPM seal, unseal, unseal_cache_hit, "
+                  "wire_commands (TPM commands sent in bytes), da_lockout.")
+    for (backend, slot, event), n in sorted(events.items()):
+        out.append(f"{name}_total{_labels(backend=backend, slot=slot, event=event)} {n}")
     out.append("# EOF")
     return "\n".join(out) + "\n"
 

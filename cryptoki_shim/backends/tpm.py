@@ -20,12 +20,13 @@ disk plus the TPM still needs the PIN, and no PIN is kept in memory.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -33,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric import rsa as pyca_rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .. import config, spec
+from .. import config, metrics, spec
 from ..spec_ints import (
     CKA_CHECK_VALUE,
     CKA_CLASS,
@@ -83,6 +84,8 @@ S = spec
 DEFAULTS = {name: key.default for name, key in config.TPM_KEYS.items()}
 KIND_BY_NAME = {"sealed": TPM_KIND_SEALED, "resident": TPM_KIND_RESIDENT}
 _SEALED_AAD = b"cryptoki-shim tpm sealed v1"
+#: TPM_PT_PERMANENT (its bit 9: inLockout), TPM_PT_LOCKOUT_COUNTER, TPM_PT_MAX_AUTH_FAIL (Part 2 §6.13)
+PT_PERMANENT, PT_LOCKOUT_COUNTER, PT_MAX_AUTH_FAIL, IN_LOCKOUT = 0x200, 0x20E, 0x20F, 1 << 9
 _RESIDENT_CURVES = {"1.2.840.10045.3.1.7": "secp256r1", "1.3.132.0.34": "secp384r1"}
 
 
@@ -219,12 +222,43 @@ class TpmBackend(Backend):
         self.authority = Authority.from_config(cfg)
         self.software_derive: bool = bool(cfg["software_derive"])
         self.cache = UnsealCache(int(cfg["unseal_cache_seconds"]))
+        self.slot_id: int = getattr(slot_cfg, "id", 0) or 0
 
     # ---------------------------------------------------------------- plumbing
 
-    def open(self, what: str, **kw: Any) -> Any:
-        return tpm_conn.open_tpm(self.tcti, what, lock_file=self.lock_file, srk_handle=self.srk_handle,
-                                 authority=self.authority, **kw)
+    @contextlib.contextmanager
+    def open(self, what: str, **kw: Any) -> Iterator[tpm_conn.Connection]:
+        """One locked TPM unit (``tpm_conn.open_tpm``) of this slot; with metrics on, the
+        commands it sent in bytes and a dictionary-attack lockout are counted."""
+        try:
+            with tpm_conn.open_tpm(self.tcti, what, lock_file=self.lock_file, srk_handle=self.srk_handle,
+                                   authority=self.authority, **kw) as conn:
+                try:
+                    yield conn
+                finally:
+                    if metrics.ON and conn.wire.commands:
+                        metrics.backend_event("tpm", self.slot_id, "wire_commands", conn.wire.commands)
+        except CryptokiError as exc:
+            if metrics.ON and exc.ckr == S.CKR_PIN_LOCKED:
+                metrics.backend_event("tpm", self.slot_id, "da_lockout")
+            raise
+
+    def probe(self) -> str:
+        """``cryptoki-shim doctor``: the TPM answers, the SRK is at its persistent handle (made
+        there if free), the policy PCRs read, and the dictionary-attack state; lockout fails."""
+        with self.open("doctor probe") as conn:
+            conn.srk  # noqa: B018  (finds, checks or makes the SRK)
+            persistent = conn.persistent_srk()
+            values = tpm_keys.read_pcrs(conn, self.pcrs)
+            props = conn.wire.properties(PT_PERMANENT, 1)
+            props.update(conn.wire.properties(PT_LOCKOUT_COUNTER, 4))
+        srk = (f"SRK at 0x{persistent:08x}" if persistent is not None
+               else "SRK re-created per operation (srk_handle none or held by another object)")
+        tries = f"{props.get(PT_LOCKOUT_COUNTER, 0)}/{props.get(PT_MAX_AUTH_FAIL, 0)} failed auths"
+        if props.get(PT_PERMANENT, 0) & IN_LOCKOUT:
+            raise CryptokiError(S.CKR_PIN_LOCKED, f"{self.tcti}: in dictionary-attack lockout ({tries}; "
+                                                  "cryptoki-shim tpm-reset-lockout)")
+        return f"{self.tcti}: reachable, {srk}, PCRs {self.pcrs} read ({len(values)}), {tries}, not locked out"
 
     @staticmethod
     def _blob(attrs: Mapping[int, Any]) -> tuple[Blob, bytes, str]:
@@ -249,6 +283,8 @@ class TpmBackend(Backend):
         blob, auth, pcrs = self._blob(key.attrs)
         tag = sha256(key.unique_id.encode() + blob.public + blob.private)
         hit = self.cache.get(tag)
+        if metrics.ON:
+            metrics.backend_event("tpm", self.slot_id, "unseal" if hit is None else "unseal_cache_hit")
         if hit is None:
             with self.open("unseal") as conn:
                 dek = bytearray(tpm_keys.unseal(conn, blob, auth, pcrs))
@@ -398,6 +434,8 @@ class TpmBackend(Backend):
             started = time.perf_counter()
             with self.open("seal") as conn:
                 blob = tpm_keys.seal(conn, bytes(dek), auth, self.pcrs)
+            if metrics.ON:
+                metrics.backend_event("tpm", self.slot_id, "seal")
             _log.debug("tpm: sealed in %.1f ms", 1000 * (time.perf_counter() - started))
             nonce = os.urandom(12)
             extra = {CKA_SHIM_TPM_SEALED: nonce + AESGCM(bytes(dek)).encrypt(nonce, bytes(raw), _SEALED_AAD + blob.public)}

@@ -49,6 +49,7 @@ CC_VERIFY_SIGNATURE = 0x177
 CC_POLICY_AUTHORIZE = 0x16A
 RH_OWNER = 0x40000001
 CAP_HANDLES = 0x00000001
+CAP_TPM_PROPERTIES = 0x00000006
 #: TPMA_SESSION.continueSession
 CONTINUE = 0x01
 #: TPM_RC_RETRY, _YIELDED, _TESTING: send the same command again (as ESAPI does)
@@ -136,6 +137,13 @@ class Wire:
                 break
             first = batch[-1] + 1
         return found
+
+    def properties(self, first: int, count: int) -> dict[int, int]:
+        """TPM2_GetCapability(TPM_CAP_TPM_PROPERTIES): property -> value (Part 2 §6.13)."""
+        rest = self.call(CC_GET_CAPABILITY, params=struct.pack(">III", CAP_TPM_PROPERTIES, first, count))
+        (n,) = struct.unpack_from(">I", rest, 5)
+        values = struct.unpack_from(f">{2 * n}I", rest, 9)
+        return dict(zip(values[::2], values[1::2]))
 
     # ------------------------------------------------------------------ policy sessions
 

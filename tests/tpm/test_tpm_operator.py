@@ -33,7 +33,9 @@ def test_doctor_description_and_tpm_round_trips(swtpm, tmp_path):
     cli(conf, "init-token", "--label", "tpm-op", "--so-pin-env", "SO", "--pin-env", "UP")
     steps = {s["step"]: s for s in cli(conf, "doctor", rc=None)["steps"]}  # 0 or 4: p11-kit registration
     assert steps["slot 0 tpm"]["status"] == "ok", steps["slot 0 tpm"]
-    assert f"{swtpm.tcti}: reachable, storage primary key created" == steps["slot 0 tpm"]["detail"]
+    detail = steps["slot 0 tpm"]["detail"]  # TpmBackend.probe (issue 20 item 6)
+    assert detail.startswith(f"{swtpm.tcti}: reachable, SRK at 0x81000001, PCRs sha256:16 read (1)"), detail
+    assert detail.endswith("failed auths, not locked out"), detail
 
     env = dict(os.environ, CRYPTOKI_SHIM_CONF=str(conf))
     out = subprocess.run(["pkcs11-tool", "--module", str(LIB), "-L"], env=env, capture_output=True, text=True,
