@@ -151,6 +151,9 @@ TPM_KEYS: dict[str, Key] = {
                                      "empty = bound to the PCR values at creation"),
     "pcr_authorizations": Key(str, "", "file of the PCR values the policy authority signed (written by "
                                        "`cryptoki-shim tpm authorize-pcrs`, read at each use)"),
+    "ek_ca_bundle": Key(str, "", "PEM file of the CAs the TPM's EK certificate must chain to; set: salted "
+                                 "sessions are salted to that verified EK (not the SRK) and a TPM without such "
+                                 "a certificate gets no secret; empty = salt to the SRK"),
 }
 UPSTREAM_KEYS: dict[str, Key] = {
     # issue 6, see docs/upstream.md "Configuration"

@@ -60,7 +60,7 @@ from ..mechanisms import ec as ec_family
 from ..mechanisms import keys
 from ..mechanisms import rsa as rsa_family
 from ..mechanisms.digest import sha256
-from . import tpm_conn, tpm_keys
+from . import tpm_conn, tpm_ek, tpm_keys
 from .base import Backend
 from .tpm_authority import Authority
 from .tpm_escrow import decode_secret, encode_secret, escrow_encrypt
@@ -220,6 +220,8 @@ class TpmBackend(Backend):
         self.lock_file: str = cfg["lock_file"]
         self.srk_handle = tpm_conn.parse_srk_handle(str(cfg.get("srk_handle", "0x81000001")))
         self.authority = Authority.from_config(cfg)
+        bundle = cfg.get("ek_ca_bundle") or ""
+        self.ek_bundle = tpm_ek.load_bundle(bundle) if bundle else None
         self.software_derive: bool = bool(cfg["software_derive"])
         self.cache = UnsealCache(int(cfg["unseal_cache_seconds"]))
         self.slot_id: int = getattr(slot_cfg, "id", 0) or 0
@@ -232,7 +234,7 @@ class TpmBackend(Backend):
         commands it sent in bytes and a dictionary-attack lockout are counted."""
         try:
             with tpm_conn.open_tpm(self.tcti, what, lock_file=self.lock_file, srk_handle=self.srk_handle,
-                                   authority=self.authority, **kw) as conn:
+                                   authority=self.authority, ek_bundle=self.ek_bundle, **kw) as conn:
                 try:
                     yield conn
                 finally:
@@ -249,6 +251,8 @@ class TpmBackend(Backend):
         with self.open("doctor probe") as conn:
             conn.srk  # noqa: B018  (finds, checks or makes the SRK)
             persistent = conn.persistent_srk()
+            ek = (f", EK certificate trusted (issued by {tpm_ek.find_ek(conn, self.ek_bundle).certificate.issuer.rfc4514_string()})"
+                  if self.ek_bundle else "")
             values = tpm_keys.read_pcrs(conn, self.pcrs)
             props = conn.wire.properties(PT_PERMANENT, 1)
             props.update(conn.wire.properties(PT_LOCKOUT_COUNTER, 4))
@@ -258,7 +262,7 @@ class TpmBackend(Backend):
         if props.get(PT_PERMANENT, 0) & IN_LOCKOUT:
             raise CryptokiError(S.CKR_PIN_LOCKED, f"{self.tcti}: in dictionary-attack lockout ({tries}; "
                                                   "cryptoki-shim tpm-reset-lockout)")
-        return f"{self.tcti}: reachable, {srk}, PCRs {self.pcrs} read ({len(values)}), {tries}, not locked out"
+        return f"{self.tcti}: reachable, {srk}{ek}, PCRs {self.pcrs} read ({len(values)}), {tries}, not locked out"
 
     @staticmethod
     def _blob(attrs: Mapping[int, Any]) -> tuple[Blob, bytes, str]:

@@ -193,8 +193,12 @@ class Connection:
     unit ends."""
 
     def __init__(self, tcti_name: str, tcti: Any, *, with_srk: bool = True,
-                 srk_handle: int | None = PERSISTENT_SRK, authority: Any = None) -> None:
+                 srk_handle: int | None = PERSISTENT_SRK, authority: Any = None,
+                 ek_bundle: list[Any] | None = None) -> None:
         self.tcti_name = tcti_name
+        #: CA certificates the EK's must chain to (``[slots.tpm] ek_ca_bundle``): salt to the EK
+        self.ek_bundle = ek_bundle
+        self._ek: Any = None
         #: the slot's ``tpm_authority.Authority`` (PolicyAuthorize), or None
         self.authority = authority
         self.srk_handle = srk_handle
@@ -219,6 +223,22 @@ class Connection:
         if self._srk is None and self._with_srk:
             self._srk = self._find_srk()
         return self._srk
+
+    @property
+    def salt_key(self) -> Any:
+        """The key salted sessions encrypt their seed to: the EK whose certificate chains to
+        ``ek_bundle`` when the slot has one (``tpm_ek``), else the SRK."""
+        if not self.ek_bundle:
+            return self.srk
+        if self._ek is None:
+            from . import tpm_ek
+            try:
+                self._ek = tpm_ek.find_ek(self, self.ek_bundle).handle
+            except tpm_ek.UntrustedEK as exc:
+                audit.warning("tpm: %s", exc)
+                audit_event("salt key", Cause(exc.ckr, "EK certificate not trusted"))
+                raise
+        return self._ek
 
     def persistent_srk(self) -> int | None:
         """``srk_handle`` when the object there has our SRK's name (TPM2_ReadPublic), else
@@ -301,9 +321,9 @@ class Connection:
         """A session for this unit: salted to the SRK with AES-128-CFB parameter encryption
         (``attributes``: ``SECRET_IN`` / ``SECRET_OUT`` or none), or plain (``salted=False``,
         no SRK in the unit, or encryption switched off). Flushed when the unit ends."""
-        salted = salted and _PARAM_ENCRYPTION and self.srk is not None
+        salted = salted and _PARAM_ENCRYPTION and self._with_srk
         session = self.track(self.ectx.start_auth_session(
-            self.srk if salted else ESYS_TR.NONE, ESYS_TR.NONE, session_type,
+            self.salt_key if salted else ESYS_TR.NONE, ESYS_TR.NONE, session_type,
             AES128_CFB if salted else NO_SYMMETRIC, TPM2_ALG.SHA256))
         flags = TPMA_SESSION.CONTINUESESSION | (attributes if salted else 0)
         self.ectx.trsess_set_attributes(session, flags, 0xFF)
@@ -354,7 +374,8 @@ class Connection:
 
 @contextlib.contextmanager
 def open_tpm(tcti: str, what: str, *, with_srk: bool = True, lock_file: str = "",
-             srk_handle: int | None = PERSISTENT_SRK, authority: Any = None) -> Iterator[Connection]:
+             srk_handle: int | None = PERSISTENT_SRK, authority: Any = None,
+             ek_bundle: list[Any] | None = None) -> Iterator[Connection]:
     """The locked unit: every TPM command of one operation runs inside this block.
     ``with_srk=False``: the unit never needs the storage root key (attestation, PCR admin).
 
@@ -368,7 +389,7 @@ def open_tpm(tcti: str, what: str, *, with_srk: bool = True, lock_file: str = ""
         try:
             try:
                 conn = Connection(tcti, TCTILdr.parse(tcti), with_srk=with_srk, srk_handle=srk_handle,
-                                  authority=authority)
+                                  authority=authority, ek_bundle=ek_bundle)
             except (TSS2_Exception, OSError) as exc:
                 failure = fail(exc, what)
                 raise failure from None
