@@ -265,3 +265,37 @@ def test_under_tpm2_abrmd_signs_and_leaves_nothing(abrmd, lib_path, tmp_path):
     broker.wait(10)
     assert handles(tpm.tcti, PERSISTENT) == [tpm_conn.PERSISTENT_SRK]
     assert leftovers(tpm.tcti) == {"transient": [], "loaded sessions": [], "saved sessions": []}
+
+
+def test_srk_replaced_between_operations_is_noticed(swtpm, caplog):
+    """Someone with the owner auth evicts our SRK and puts a DA-protected object with an auth
+    value at its handle while this process signs: the next Load fails there (costing at most
+    one dictionary-attack try, once), the handle is checked by name again, found foreign,
+    left alone, and signing goes on with the SRK re-created per operation."""
+    from tpm2_pytss.constants import ESYS_TR, TPMA_OBJECT
+    from tpm2_pytss.types import TPM2B_PUBLIC, TPM2B_SENSITIVE_CREATE, TPMS_SENSITIVE_CREATE
+    handle = 0x81000020
+    b = backend(swtpm.tcti, hex(handle))
+    key = resident_key(b)
+    for i in range(2):  # the SRK is persistent and checked by this process
+        digest = hashlib.sha256(b"before %d" % i).digest()
+        verify(key, digest, sign_with(b, key, digest))
+    attrs = tpm_conn.SRK_ATTRS & ~TPMA_OBJECT.NODA
+    with tpm_conn.open_tpm(swtpm.tcti, "test replace", with_srk=False) as conn:
+        conn.ectx.evict_control(ESYS_TR.OWNER, conn.ectx.tr_from_tpmpublic(handle), handle)
+        h = conn.track(conn.ectx.create_primary(TPM2B_SENSITIVE_CREATE(TPMS_SENSITIVE_CREATE(userAuth=b"other")),
+                                                TPM2B_PUBLIC.parse("ecc256:aes128cfb", objectAttributes=attrs),
+                                                ESYS_TR.OWNER)[0])
+        conn.ectx.evict_control(ESYS_TR.OWNER, h, handle)
+        foreign = conn.wire.read_public_name(handle)
+        tries = conn.wire.properties(0x20E, 1).get(0x20E, 0)
+    with caplog.at_level(logging.WARNING, logger="cryptoki_shim.audit.tpm"):
+        for i in range(3):
+            digest = hashlib.sha256(b"after %d" % i).digest()
+            verify(key, digest, sign_with(b, key, digest))
+    assert f"0x{handle:08x} holds an object that is not this TPM's SRK" in caplog.text
+    with tpm_conn.open_tpm(swtpm.tcti, "test after", with_srk=False) as conn:
+        assert conn.wire.read_public_name(handle) == foreign
+        assert conn.wire.properties(0x20E, 1).get(0x20E, 0) <= tries + 1
+        conn.ectx.evict_control(ESYS_TR.OWNER, conn.ectx.tr_from_tpmpublic(handle), handle)
+    assert leftovers(swtpm.tcti)["transient"] == []
