@@ -163,3 +163,103 @@ def _blob_spki(public: Any) -> bytes:
     else:  # a sealed key's data object: the key itself is in software
         return b""
     return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+# --------------------------------------------------------------------------- AK certified by the EK
+
+ENROL_FORMAT = "cryptoki-shim-ak-enrolment/1"
+#: the EK credential activation uses: the TCG low-range RSA 2048 EK (template L-1, policy
+#: PolicySecret(endorsement) in SHA-256), which every TPM with an EK certificate has
+RSA_EK = (0x01C00002, 0x81010001, "EK-RSA2048")
+
+
+def _rsa_ek(conn: Any) -> Any:
+    """The attester's RSA EK and its certificate (whether it is trusted is the verifier's
+    call, in ``ak_challenge``): at its persistent handle when that holds the certificate's
+    key, else re-created from the template."""
+    from . import tpm_ek
+    cert = tpm_ek.read_certificate(conn, RSA_EK[0])
+    if cert is None:
+        raise tpm_ek.UntrustedEK("the TPM has no RSA EK certificate (NV 0x01c00002)")
+    return _find_self(conn, cert)
+
+
+def _find_self(conn: Any, cert: Any) -> Any:
+    from . import tpm_ek
+    from tpm2_pytss.constants import ESYS_TR
+    from tpm2_pytss.internal.templates import ek_template
+    from tpm2_pytss.types import TPM2B_SENSITIVE_CREATE
+    from tpm2_pytss import TSS2_Exception
+    try:
+        handle = conn.ectx.tr_from_tpmpublic(RSA_EK[1])
+        found = tpm_ek._same(tpm_ek._public_key_of(conn, handle), cert.public_key())
+    except TSS2_Exception:
+        found = False
+    if not found:
+        handle = conn.track(conn.ectx.create_primary(TPM2B_SENSITIVE_CREATE(), ek_template.lookup("EK-RSA2048").template,
+                                                     ESYS_TR.ENDORSEMENT)[0])
+    return tpm_ek.TrustedEK(handle, cert)
+
+
+def ak_request(tcti: str, *, lock_file: str = "") -> dict[str, Any]:
+    """Attester, step 1: the TPM's RSA EK certificate and public area, and the AK's public area."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from tpm2_pytss.constants import ESYS_TR
+    from tpm2_pytss.types import TPM2B_SENSITIVE_CREATE
+    with tpm_conn.open_tpm(tcti, "AK request", with_srk=False, lock_file=lock_file) as conn:
+        ek = _rsa_ek(conn)
+        ek_public, _, _ = conn.ectx.read_public(ek.handle)
+        ak, ak_public, *_ = conn.ectx.create_primary(TPM2B_SENSITIVE_CREATE(), _ak_template(), ESYS_TR.ENDORSEMENT)
+        conn.track(ak)
+    return {"format": ENROL_FORMAT, "ek_certificate": ek.certificate.public_bytes(Encoding.DER).hex(),
+            "ek_public": ek_public.marshal().hex(), "ak_public": ak_public.marshal().hex()}
+
+
+def ak_challenge(request: Mapping[str, Any], ca_bundle: list[Any]) -> tuple[dict[str, Any], bytes]:
+    """Verifier, step 2 (no TPM): the EK certificate chains to ``ca_bundle``, the EK public area
+    carries the certificate's key, the AK is a restricted, fixed signing key; then a secret is
+    encrypted to the EK bound to the AK's name (TPM2_MakeCredential in software). Returns the
+    challenge and the secret (keep it; the answer must equal it)."""
+    from cryptography import x509
+    from tpm2_pytss.constants import TPMA_OBJECT as A
+    from tpm2_pytss.types import TPM2B_PUBLIC
+    from tpm2_pytss.utils import make_credential
+
+    from . import tpm_ek
+    _check(request.get("format") == ENROL_FORMAT, "unknown format")
+    cert = x509.load_der_x509_certificate(bytes.fromhex(request["ek_certificate"]))
+    try:
+        tpm_ek.verify_chain(cert, ca_bundle)
+    except tpm_ek.UntrustedEK as exc:
+        raise AttestationError(str(exc)) from None
+    ek_public, _ = TPM2B_PUBLIC.unmarshal(bytes.fromhex(request["ek_public"]))
+    _check(tpm_ek._same(serialization.load_der_public_key(ek_public.to_der()), cert.public_key()),
+           "EK public area does not carry the certificate's key")
+    ak_public, _ = TPM2B_PUBLIC.unmarshal(bytes.fromhex(request["ak_public"]))
+    need = A.RESTRICTED | A.SIGN_ENCRYPT | A.FIXEDTPM | A.FIXEDPARENT | A.SENSITIVEDATAORIGIN
+    _check(int(ak_public.publicArea.objectAttributes) & int(need) == int(need)
+           and not int(ak_public.publicArea.objectAttributes) & int(A.DECRYPT), "AK is not a restricted TPM signing key")
+    secret = os.urandom(32)
+    blob, encrypted = make_credential(ek_public, secret, ak_public.get_name())
+    return ({"format": ENROL_FORMAT, "ak_name": bytes(ak_public.get_name()).hex(),
+             "credential_blob": blob.marshal().hex(), "encrypted_secret": encrypted.marshal().hex()}, secret)
+
+
+def ak_activate(tcti: str, challenge: Mapping[str, Any], *, lock_file: str = "") -> bytes:
+    """Attester, step 3: TPM2_ActivateCredential with the AK and the EK (PolicySecret of the
+    endorsement hierarchy): only the TPM holding both gets the secret out."""
+    from tpm2_pytss.constants import ESYS_TR, TPM2_ALG, TPM2_SE
+    from tpm2_pytss.types import (TPM2B_DIGEST, TPM2B_ENCRYPTED_SECRET, TPM2B_ID_OBJECT, TPM2B_NONCE,
+                                  TPM2B_SENSITIVE_CREATE, TPMT_SYM_DEF)
+    _check(challenge.get("format") == ENROL_FORMAT, "unknown format")
+    blob, _ = TPM2B_ID_OBJECT.unmarshal(bytes.fromhex(challenge["credential_blob"]))
+    encrypted, _ = TPM2B_ENCRYPTED_SECRET.unmarshal(bytes.fromhex(challenge["encrypted_secret"]))
+    with tpm_conn.open_tpm(tcti, "AK activation", with_srk=False, lock_file=lock_file) as conn:
+        ek = _rsa_ek(conn)
+        ak, *_ = conn.ectx.create_primary(TPM2B_SENSITIVE_CREATE(), _ak_template(), ESYS_TR.ENDORSEMENT)
+        conn.track(ak)
+        session = conn.track(conn.ectx.start_auth_session(ESYS_TR.NONE, ESYS_TR.NONE, TPM2_SE.POLICY,
+                                                          TPMT_SYM_DEF(algorithm=TPM2_ALG.NULL), TPM2_ALG.SHA256))
+        conn.ectx.policy_secret(ESYS_TR.ENDORSEMENT, session, TPM2B_NONCE(), TPM2B_DIGEST(), b"", 0)
+        return bytes(conn.ectx.activate_credential(ak, ek.handle, blob, encrypted, session1=ESYS_TR.PASSWORD,
+                                                   session2=session))

@@ -14,6 +14,9 @@ the empty auth (what a TPM has until someone sets one). Values are text, or ``he
 from __future__ import annotations
 
 import argparse
+import hmac
+import json
+from pathlib import Path
 
 from ..backends import BY_NAME
 from .common import EXIT_USAGE, Admin, CliError, add_secret_options, emit, secret
@@ -56,6 +59,30 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     add_secret_options(e, "identity", "age identity (AGE-SECRET-KEY-1...) of the escrow recipient")
     add_secret_options(e, "pin", "user PIN")
     e.set_defaults(func=restore_escrow)
+    q = tsub.add_parser("ak-request", parents=[parent],
+                        help="attester: the TPM's EK certificate and attestation key, for a verifier's ak-challenge")
+    q.add_argument("--slot", type=int, default=0, help="the TPM slot (default 0)")
+    q.add_argument("-o", "--output", type=Path, required=True, help="request file (JSON)")
+    q.set_defaults(func=ak_request)
+    c = tsub.add_parser("ak-challenge", parents=[parent],
+                        help="verifier (no TPM): check the EK chain, encrypt a secret to the EK bound to the AK")
+    c.add_argument("request", type=Path)
+    c.add_argument("--ca-bundle", type=Path, required=True, help="PEM CAs the EK certificate must chain to")
+    c.add_argument("-o", "--output", type=Path, required=True, help="challenge file (JSON) for ak-activate")
+    c.add_argument("--secret-out", type=Path, required=True, help="where the verifier keeps the secret (0600)")
+    c.set_defaults(func=ak_challenge)
+    v = tsub.add_parser("ak-activate", parents=[parent],
+                        help="attester: TPM2_ActivateCredential; prints the secret only this TPM can recover")
+    v.add_argument("challenge", type=Path)
+    v.add_argument("--slot", type=int, default=0, help="the TPM slot (default 0)")
+    v.set_defaults(func=ak_activate)
+    k = tsub.add_parser("ak-verify", parents=[parent],
+                        help="verifier: the answer equals the secret: write the AK to pin (--ak-public-file)")
+    k.add_argument("request", type=Path)
+    k.add_argument("--secret-file", type=Path, required=True)
+    k.add_argument("--answer", required=True, help="the hex ak-activate printed")
+    k.add_argument("-o", "--output", type=Path, required=True, help="the certified AK (hex TPM2B_PUBLIC)")
+    k.set_defaults(func=ak_verify)
 
 
 def decode_auth(raw: bytes) -> bytes:
@@ -224,4 +251,63 @@ def restore_escrow(args: argparse.Namespace) -> int:
             slot.token.update_object(obj, backend.restore_from_escrow(obj, identity))
     emit(args, {"ok": True, "slot": args.slot, "restored": len(keys)},
          f"slot {args.slot}: {len(keys)} key(s) re-sealed from escrow to this TPM")
+    return 0
+
+
+# --------------------------------------------------------------------------- AK certified by the EK
+
+def _read(path: Path, what: str) -> dict:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError) as exc:
+        raise CliError(f"{path}: not a readable {what} ({exc})", EXIT_USAGE) from None
+
+
+def ak_request(args: argparse.Namespace) -> int:
+    from ..backends import tpm_attest
+    with Admin(args) as adm:
+        _, backend = _tpm_backend(adm, args.slot)
+        request = tpm_attest.ak_request(backend.tcti, lock_file=backend.lock_file)
+    args.output.write_text(json.dumps(request, indent=1) + "\n")
+    emit(args, {"ok": True, "slot": args.slot, "request": str(args.output)}, f"wrote {args.output}")
+    return 0
+
+
+def ak_challenge(args: argparse.Namespace) -> int:
+    from ..backends import tpm_attest, tpm_ek
+    from .common import EXIT_CHECK, write_private_output
+    try:
+        challenge, secret_value = tpm_attest.ak_challenge(_read(args.request, "AK request"),
+                                                          tpm_ek.load_bundle(str(args.ca_bundle)))
+    except tpm_attest.AttestationError as exc:
+        raise CliError(f"{args.request}: {exc}", EXIT_CHECK) from None
+    write_private_output(args.secret_out, secret_value.hex().encode() + b"\n")
+    args.output.write_text(json.dumps(challenge, indent=1) + "\n")
+    emit(args, {"ok": True, "challenge": str(args.output)}, f"EK certificate chains to {args.ca_bundle}; wrote "
+         f"{args.output} (secret in {args.secret_out})")
+    return 0
+
+
+def ak_activate(args: argparse.Namespace) -> int:
+    from ..backends import tpm_attest
+    with Admin(args) as adm:
+        _, backend = _tpm_backend(adm, args.slot)
+        answer = tpm_attest.ak_activate(backend.tcti, _read(args.challenge, "AK challenge"), lock_file=backend.lock_file)
+    emit(args, {"ok": True, "answer": answer.hex()}, answer.hex())
+    return 0
+
+
+def ak_verify(args: argparse.Namespace) -> int:
+    from .common import EXIT_CHECK
+    request = _read(args.request, "AK request")
+    try:
+        expected = bytes.fromhex(args.secret_file.read_text().strip())
+        answer = bytes.fromhex(args.answer)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"secret / answer: {exc}", EXIT_USAGE) from None
+    if not hmac.compare_digest(expected, answer):
+        raise CliError("the answer is not the secret: this AK is not in the TPM of that EK", EXIT_CHECK)
+    args.output.write_text(request["ak_public"] + "\n")
+    emit(args, {"ok": True, "ak_public": request["ak_public"], "output": str(args.output)},
+         f"AK certified by the EK (credential activation); pin {args.output} with verify-attestation --ak-public-file")
     return 0

@@ -140,3 +140,32 @@ def test_chain_check(ek_tpm, tmp_path):
         tpm_ek.verify_chain(intermediate, [root], now=intermediate.not_valid_before_utc - datetime.timedelta(days=1))
     with pytest.raises(tpm_ek.UntrustedEK):
         tpm_ek.verify_chain(intermediate, tpm_ek.load_bundle(str(other_ca(tmp_path / "x.pem"))))
+
+
+def test_ak_certified_by_the_ek_then_pinned_for_verify_attestation(ek_tpm, swtpm, lib_path, tmp_path):
+    """Enrolment by credential activation (issue 20 item 3): request (attester) -> challenge
+    (verifier: EK chain, secret encrypted to the EK for the AK's name) -> activate (only this
+    TPM answers) -> verify (answer == secret: the AK is certified) -> attest a key, and
+    verify-attestation with that AK pinned."""
+    from test_tpm_lockout_cli import cli
+    tpm, bundle = ek_tpm
+    conf = write_config(tmp_path, slots=slot_config(tpm.tcti))
+    with user_token(lib_path, conf, "enrol") as (client, s):
+        gen_ec(client, s, P256, label=b"web")
+    req, ch, secret, ak = (tmp_path / n for n in ("req.json", "ch.json", "secret", "ak.hex"))
+    cli(conf, "tpm", "ak-request", "-o", str(req))
+    cli(conf, "tpm", "ak-challenge", str(req), "--ca-bundle", str(other_ca(tmp_path / "o.pem")), "-o", str(ch),
+        "--secret-out", str(secret), rc=4)  # an EK the verifier's CAs did not issue
+    cli(conf, "tpm", "ak-challenge", str(req), "--ca-bundle", str(bundle), "-o", str(ch), "--secret-out", str(secret))
+    answer = cli(conf, "tpm", "ak-activate", str(ch))["answer"]
+    cli(conf, "tpm", "ak-verify", str(req), "--secret-file", str(secret), "--answer", "00" * 32, "-o", str(ak), rc=4)
+    cli(conf, "tpm", "ak-verify", str(req), "--secret-file", str(secret), "--answer", answer, "-o", str(ak))
+    # another TPM cannot answer the challenge (no such EK there)
+    (tmp_path / "o").mkdir()
+    other = write_config(tmp_path / "o", slots=slot_config(swtpm.tcti))
+    cli(other, "tpm", "ak-activate", str(ch), rc=1)
+    nonce = "11" * 16
+    att = tmp_path / "web.att.json"
+    cli(conf, "attest", "--label", "web", "--nonce", nonce, "-o", str(att), "--pin-env", "PIN",
+        env={"PIN": "1234"})
+    cli(conf, "verify-attestation", str(att), "--nonce", nonce, "--ak-public-file", str(ak))
