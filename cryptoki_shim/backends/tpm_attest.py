@@ -4,8 +4,8 @@ Called by the admin CLI (``attest`` / ``verify-attestation``).
 
 The AK is a primary restricted ECDSA P-256 signing key in the endorsement hierarchy, made
 from a fixed template: the same TPM always yields the same AK, so nothing is stored, and a
-verifier pins ``ak_public`` once (enrolment) — or checks it against the TPM's EK
-certificate by its own means (out of scope here).
+verifier pins ``ak_public`` once (enrolment: ``ak_request`` / ``ak_challenge`` /
+``ak_activate`` below certify it by the TPM's EK certificate through credential activation).
 
 What ``verify_attestation`` establishes, given a pinned AK: the quote was made by that TPM
 for this nonce and this key name; the PCR values in the document are the quoted ones; the

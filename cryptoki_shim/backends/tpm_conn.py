@@ -409,14 +409,15 @@ def open_tpm(tcti: str, what: str, *, with_srk: bool = True, lock_file: str = ""
 
 # --------------------------------------------------------------------------- admin helpers
 
-def reset_lockout(tcti: str, lockout_auth: bytes = b"", *, lock_file: str = "") -> None:
+def reset_lockout(tcti: str, lockout_auth: bytes = b"", *, lock_file: str = "", srk_handle: int | None = PERSISTENT_SRK,
+                  ek_bundle: list[Any] | None = None) -> None:
     """Leave dictionary-attack lockout (TPM2_DictionaryAttackLockReset with the lockout
     hierarchy's auth, HMAC in a salted session: the auth value is not sent). Called by the
     admin CLI (``tpm-reset-lockout``) after an operator checked why it happened.
 
     A wrong lockout auth is ``CKR_PIN_INCORRECT``; the lockout hierarchy then locks itself
     for its own recovery time (``lockout_recovery_s``: a reboot of a hardware TPM)."""
-    with open_tpm(tcti, "lockout reset", lock_file=lock_file) as conn:
+    with open_tpm(tcti, "lockout reset", lock_file=lock_file, srk_handle=srk_handle, ek_bundle=ek_bundle) as conn:
         conn.ectx.tr_set_auth(ESYS_TR.LOCKOUT, lockout_auth)
         conn.ectx.dictionary_attack_lock_reset(ESYS_TR.LOCKOUT, session1=conn.secret_session())
 

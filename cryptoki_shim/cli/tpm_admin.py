@@ -115,7 +115,8 @@ def reset_lockout(args: argparse.Namespace) -> int:
         path = (slot.cfg.tpm or {}).get("lockout_auth_file") or ""
         source = "--lockout-auth" if given is not None else ("lockout_auth_file" if path else "empty auth")
         raw = given if given is not None else (_configured_auth(path) if path else b"")
-        tpm_conn.reset_lockout(backend.tcti, decode_auth(raw), lock_file=backend.lock_file)
+        tpm_conn.reset_lockout(backend.tcti, decode_auth(raw), lock_file=backend.lock_file,
+                               srk_handle=backend.srk_handle, ek_bundle=backend.ek_bundle)  # the slot's salt key
     emit(args, {"ok": True, "slot": args.slot, "tcti": backend.tcti, "auth_from": source},
          f"slot {args.slot}: TPM dictionary-attack lockout reset ({backend.tcti}; auth from {source})")
     return 0
