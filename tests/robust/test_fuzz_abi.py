@@ -710,17 +710,26 @@ class AbiMachine(RuleBasedStateMachine):
 
     # --------------------------------------------------------------- keys and operations
 
-    @rule(i=st.integers(0, 7), which=st.sampled_from(["aes", "generic", "ec"]), n=st.sampled_from([16, 32, 7, 0]),
+    @rule(i=st.integers(0, 7), which=st.sampled_from(["aes", "generic", "ec", "mlkem"]), n=st.sampled_from([16, 32, 7, 0]),
           token=st.booleans(), sensitive=st.booleans(), mutate=st.booleans(), data=st.data())
     def c_generate(self, i: int, which: str, n: int, token: bool, sensitive: bool, mutate: bool, data: st.DataObject) -> None:
         h = self.pick_session(i)
         flags = {int(CKA.CKA_TOKEN): b(token), int(CKA.CKA_SENSITIVE): b(sensitive),
                  int(CKA.CKA_SIGN): b(True), int(CKA.CKA_ENCRYPT): b(True)}
-        if which == "ec":
-            pub = {int(CKA.CKA_EC_PARAMS): P256, int(CKA.CKA_TOKEN): b(token), int(CKA.CKA_VERIFY): b(True)}
+        if which in ("ec", "mlkem"):
+            if which == "ec":
+                gen = int(spec.CKM_EC_KEY_PAIR_GEN)
+                pub = {int(CKA.CKA_EC_PARAMS): P256, int(CKA.CKA_TOKEN): b(token), int(CKA.CKA_VERIFY): b(True)}
+                tpriv = [(k, v, len(v)) for k, v in flags.items() if k != int(CKA.CKA_ENCRYPT)]
+            else:  # an ML-KEM-768 pair for c_kem (PKCS#11 3.2)
+                gen = int(spec.CKM_ML_KEM_KEY_PAIR_GEN)
+                pub = {int(spec.CKA_PARAMETER_SET): u(int(spec.CKP_ML_KEM_768)), int(CKA.CKA_TOKEN): b(token),
+                       int(spec.CKA_ENCAPSULATE): b(True)}
+                tpriv = [(k, v, len(v)) for k, v in ((int(CKA.CKA_TOKEN), b(token)),
+                                                     (int(CKA.CKA_SENSITIVE), b(sensitive)),
+                                                     (int(spec.CKA_DECAPSULATE), b(True)))]
             tpub = data.draw(attribute_items(pub)) if mutate else [(k, v, len(v)) for k, v in pub.items()]
-            tpriv = [(k, v, len(v)) for k, v in flags.items() if k != int(CKA.CKA_ENCRYPT)]
-            rv, (_, _, hp, hq) = self.call("C_GenerateKeyPair", h, ("mech", int(spec.CKM_EC_KEY_PAIR_GEN), None),
+            rv, (_, _, hp, hq) = self.call("C_GenerateKeyPair", h, ("mech", gen, None),
                                            ("tmpl", tpub), len(tpub), ("tmpl", tpriv), len(tpriv),
                                            ("ulong", 0), ("ulong", 0), expect=self.session_codes(h))
             if rv == OK:
@@ -958,6 +967,30 @@ class AbiMachine(RuleBasedStateMachine):
         rv, outs = self.call("C_UnwrapKeyAuthenticated", h, mech, self.pick_object(j, raw), ("bytes", wrapped),
                              len(wrapped), ("tmpl", t), 1, *assoc, ("ulong", 0), expect=self.session_codes(h))
         if rv == OK:
+            self.learn_object(outs[-1], h, None)
+
+    @rule(i=st.integers(0, 7), j=st.integers(0, 15), raw=st.one_of(st.none(), st.none(), handles), data=st.data(),
+          encapsulate=st.booleans(), ct=blobs, mutate=st.booleans(), out=st.sampled_from(["null", "small", "big"]))
+    def c_kem(self, i: int, j: int, raw: int | None, data: st.DataObject, encapsulate: bool, ct: bytes,
+              mutate: bool, out: str) -> None:
+        """C_EncapsulateKey / C_DecapsulateKey (PKCS#11 3.2) with any mechanism, key and template."""
+        h = self.pick_session(i)
+        ent = data.draw(st.one_of(st.just(registry.lookup(int(spec.CKM_ML_KEM))), st.sampled_from(MECHS)))
+        mech = ("mech", int(ent.mechanism), data.draw(mechanism_params(ent.param)))
+        base = {int(CKA.CKA_CLASS): u(int(spec.CKO_SECRET_KEY)), int(CKA.CKA_KEY_TYPE): u(int(spec.CKK_GENERIC_SECRET)),
+                int(CKA.CKA_SENSITIVE): b(data.draw(st.booleans()))}
+        t = data.draw(attribute_items(base)) if mutate else [(k, v, len(v)) for k, v in base.items()]
+        if encapsulate:
+            cap = {"null": 0, "small": 1, "big": 2048}[out]
+            buf = ("null",) if out == "null" else ("out", cap)
+            rv, outs = self.call("C_EncapsulateKey", h, mech, self.pick_object(j, raw), ("tmpl", t), len(t), buf,
+                                 ("ulong", cap), ("ulong", 0), expect=self.session_codes(h))
+            if rv == R["BUFFER_TOO_SMALL"]:
+                assert outs[-2] > cap and outs[-1] == 0, "a length answer makes no key"
+        else:
+            rv, outs = self.call("C_DecapsulateKey", h, mech, self.pick_object(j, raw), ("tmpl", t), len(t),
+                                 ("bytes", ct), len(ct), ("ulong", 0), expect=self.session_codes(h))
+        if rv == OK and outs[-1]:
             self.learn_object(outs[-1], h, None)
 
     @rule(i=st.integers(0, 7), flags=st.sampled_from([0, 1, 2, 0x1E, 0xFFFF]))
