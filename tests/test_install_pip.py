@@ -14,6 +14,7 @@ import os
 import shutil
 import site
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,8 @@ from p11 import ROOT, write_config
 pytestmark = pytest.mark.slow
 
 SYSTEM_PYTHON = "/usr/bin/python3"
+#: the venv's site-packages directory name: the release's Python (python3.11 on Debian 12, 3.13 on 13)
+PYTHON_DIR = f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> str:
@@ -44,7 +47,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy2(ROOT / name, src / name)
     venv = tmp / "venv"
     run([SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(venv)])
-    (venv / "lib" / "python3.11" / "site-packages" / "dependencies.pth").write_text(
+    (venv / "lib" / PYTHON_DIR / "site-packages" / "dependencies.pth").write_text(
         "".join(f"{d}\n" for d in site.getsitepackages() if os.path.isdir(d)))
     # the sdist made from the tree (MANIFEST.in must bring build_ffi.py, setup.py and native/)
     python = str(ROOT / ".venv" / "bin" / "python")
@@ -59,7 +62,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_module_path_is_the_library_in_the_installed_package(installed: Path) -> None:
     path = Path(run([str(installed / "bin" / "cryptoki-shim"), "module-path"]).strip())
-    assert path == installed / "lib" / "python3.11" / "site-packages" / "cryptoki_shim" / "libcryptoki_shim.so"
+    assert path == installed / "lib" / PYTHON_DIR / "site-packages" / "cryptoki_shim" / "libcryptoki_shim.so"
     assert path.is_file()
     data = path.read_bytes()
     assert str(ROOT).encode() not in data and str(installed.parent).encode() not in data
