@@ -154,7 +154,8 @@ def _check_nonempty(attr_type: int) -> Callable[[Mapping[int, Any], Any], None]:
     return check
 
 
-# Per (class, attribute) value checks, run on template values (4.1.1 item 2). Material
+# Per (class, attribute) value checks, run on template values (4.1.1 item 2). Of the object
+# they read its class and sub-type only (the key under which ``_plan`` keeps a verdict). Material
 # consistency (is the point on the curve, does the key parse) belongs to the mechanisms layer.
 _VALUE_RULES: dict[tuple[int, int], Callable[[Mapping[int, Any], Any], None]] = {
     (spec.CKO_SECRET_KEY, spec.CKA_VALUE): _check_secret_value,
@@ -418,33 +419,41 @@ def _check_template(schema: Schema, rows: _SchemaRows, tmpl: Mapping[int, Any], 
             rule(obj, v)
 
 
-def build_object(template: Mapping[int, Any], origin: Origin, *,
-                 material: Mapping[int, Any] | None = None,
-                 base: Mapping[int, Any] | None = None,
-                 key_gen_mechanism: int | None = None,
-                 is_so: bool = False) -> dict[int, Any]:
-    """The complete attribute dict of a new object (without CKA_UNIQUE_ID: the core adds it).
+def _check_contribution(tmpl: Mapping[int, Any], mat: Mapping[int, Any], origin: Origin) -> None:
+    """A mechanism's contribution must agree with the template (4.1.1 item 5)."""
+    for t, v in mat.items():
+        if t in tmpl and tmpl[t] != v:
+            raise _fail(spec.CKR_TEMPLATE_INCONSISTENT, t,
+                        f"template value disagrees with the value {origin.value} contributes")
 
-    ``template``: the application's attributes (typed values). ``material``: what the creating
-    function contributes (key material, CKA_CLASS/CKA_KEY_TYPE from the mechanism); not subject
-    to the "must not be specified" footnotes, but must agree with the template. ``base``: for
-    COPY the original object, for DERIVE the base key (ALWAYS_SENSITIVE / NEVER_EXTRACTABLE
-    inheritance). CKA_COPYABLE FALSE on the original is CKR_ACTION_PROHIBITED here.
-    """
+
+class _Plan:
+    """What ``_validate`` concludes from a template, the creating function's contribution
+    (which attributes it gives; the class and sub-type it names) and the caller's role: the
+    normalised template, the object's schema, and the defaults the new object takes. Holds
+    no material value (the material's values are merged per call)."""
+
+    __slots__ = ("tmpl", "schema", "constants", "defaults", "fillers")
+
+    def __init__(self, tmpl: dict[int, Any], schema: Schema, defaults: tuple[tuple[int, Any, int], ...]) -> None:
+        self.tmpl = tmpl
+        self.schema = schema
+        #: the constant defaults, merged in one step; then those made per object (a dict
+        #: copied, a callable of the object so far), in table order
+        self.constants = {t: d for t, d, how in defaults if not how}
+        self.defaults = tuple(row for row in defaults if row[2])
+        self.fillers = _FILLERS.get((schema.cls, schema.subtype), ())
+
+
+def _validate(template: Mapping[int, Any], origin: Origin, mat: Mapping[int, Any], is_so: bool) -> _Plan:
+    """4.1.1 items 1-5 on a template for ``origin`` (not COPY): the template alone, and
+    against what the creating function contributes (``mat``: only its attribute types and
+    its CKA_CLASS / sub-type values are read here: the cache key of ``_plan``)."""
     tmpl = _normalise(template)
     if spec.CKA_UNIQUE_ID in tmpl:
         raise _fail(spec.CKR_ATTRIBUTE_READ_ONLY, spec.CKA_UNIQUE_ID,
                     "assigned by the token (4.4.1)")
-    if origin is Origin.COPY:
-        if base is None:
-            raise CryptokiError(spec.CKR_GENERAL_ERROR, "C_CopyObject without the original")
-        return _copy(base, tmpl, is_so)
-
-    mat = material or {}  # only read: merged below is the new object
-    for t, v in mat.items():  # a mechanism's contribution must agree with the template
-        if t in tmpl and tmpl[t] != v:
-            raise _fail(spec.CKR_TEMPLATE_INCONSISTENT, t,
-                        f"template value disagrees with the value {origin.value} contributes")
+    _check_contribution(tmpl, mat, origin)
     merged = {**tmpl, **mat}
     schema = _resolve_schema(merged)
 
@@ -463,14 +472,74 @@ def build_object(template: Mapping[int, Any], origin: Origin, *,
         for t in (spec.CKA_CLASS, spec.CKA_KEY_TYPE):
             if t in schema.attrs and t not in merged:  # pragma: no cover - resolved above
                 raise _fail(spec.CKR_TEMPLATE_INCOMPLETE, t, "class and key type are needed")
+    return _Plan(tmpl, schema, tuple(d for d in rows.defaulted if d[0] not in merged))
 
-    obj = merged
-    for t, d, how in rows.defaulted:
-        if t not in obj:
-            obj[t] = d if not how else d.copy() if how == 1 else d(obj)
-    for fill in _FILLERS.get((schema.cls, schema.subtype), ()):
+
+#: Origins whose plans are kept: their templates carry no key material (footnotes 4 and 6
+#: refuse CKA_VALUE & co. there, and only templates that passed are kept). C_CreateObject's
+#: template is the material itself, so it is validated every time and never kept.
+_CACHED_ORIGINS = frozenset({Origin.GENERATE, Origin.DERIVE, Origin.UNWRAP})
+#: The material values ``_validate`` reads (the schema comes from them): part of the key.
+_SHAPE = (spec.CKA_CLASS, spec.CKA_KEY_TYPE, spec.CKA_CERTIFICATE_TYPE)
+#: Templates repeat per caller (a TLS server's KEM template, an application's key template);
+#: one that names a fresh CKA_ID per key misses every time, so the table is bounded.
+_PLANS_MAX = 256
+_PLANS: dict[tuple, _Plan] = {}
+
+
+def _plan(template: Mapping[int, Any], origin: Origin, mat: Mapping[int, Any], is_so: bool) -> _Plan:
+    """``_validate``'s answer, kept per (origin, role, template with its value types, the
+    contribution's attribute types and class/sub-type): the same inputs give the same
+    answer, so a template seen before is not checked again. Refusals are never kept (every
+    refused template runs the validator again and fails the same way)."""
+    if origin not in _CACHED_ORIGINS:
+        return _validate(template, origin, mat, is_so)
+    try:
+        key = (origin, is_so, template.__class__ is codec.Decoded, tuple(template.items()),
+               tuple(map(type, template.values())), tuple(mat), tuple(map(mat.get, _SHAPE)))
+        found = _PLANS.get(key)
+    except TypeError:  # an unhashable value (an attribute template): not kept
+        return _validate(template, origin, mat, is_so)
+    if found is None:
+        found = _validate(template, origin, mat, is_so)
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        _PLANS[key] = found
+    return found
+
+
+def build_object(template: Mapping[int, Any], origin: Origin, *,
+                 material: Mapping[int, Any] | None = None,
+                 base: Mapping[int, Any] | None = None,
+                 key_gen_mechanism: int | None = None,
+                 is_so: bool = False) -> dict[int, Any]:
+    """The complete attribute dict of a new object (without CKA_UNIQUE_ID: the core adds it).
+
+    ``template``: the application's attributes (typed values). ``material``: what the creating
+    function contributes (key material, CKA_CLASS/CKA_KEY_TYPE from the mechanism); not subject
+    to the "must not be specified" footnotes, but must agree with the template. ``base``: for
+    COPY the original object, for DERIVE the base key (ALWAYS_SENSITIVE / NEVER_EXTRACTABLE
+    inheritance). CKA_COPYABLE FALSE on the original is CKR_ACTION_PROHIBITED here.
+    """
+    if origin is Origin.COPY:
+        tmpl = _normalise(template)
+        if spec.CKA_UNIQUE_ID in tmpl:
+            raise _fail(spec.CKR_ATTRIBUTE_READ_ONLY, spec.CKA_UNIQUE_ID,
+                        "assigned by the token (4.4.1)")
+        if base is None:
+            raise CryptokiError(spec.CKR_GENERAL_ERROR, "C_CopyObject without the original")
+        return _copy(base, tmpl, is_so)
+
+    mat = material or {}  # only read: obj below is the new object
+    plan = _plan(template, origin, mat, is_so)
+    tmpl = plan.tmpl
+    _check_contribution(tmpl, mat, origin)  # its values are not in the plan's key
+    obj = {**tmpl, **mat, **plan.constants}
+    for t, d, how in plan.defaults:
+        obj[t] = d.copy() if how == 1 else d(obj)
+    for fill in plan.fillers:
         fill(obj, tmpl)
-    _derived_flags(obj, schema, origin, base, key_gen_mechanism)
+    _derived_flags(obj, plan.schema, origin, base, key_gen_mechanism)
     return obj
 
 
