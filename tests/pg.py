@@ -60,6 +60,7 @@ class Cluster:
         self.port = _free_port()
         self._names = itertools.count(1)
         self._user: str | None = None
+        self.ca_file: Path | None = None  # `enable_tls()`: the CA of the server's certificate
         if os.geteuid() == 0:  # the server refuses root: run it as postgres (or nobody)
             for name in ("postgres", "nobody"):
                 try:
@@ -88,6 +89,24 @@ class Cluster:
             "local all all trust\n"
             f"host all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n"
             "host all all 127.0.0.1/32 trust\n")
+
+    def enable_tls(self) -> Path:
+        """ssl=on with a fresh test CA and a server certificate for 127.0.0.1
+        (`tls_certificates`), written into the data directory before `start()`; the CA's PEM
+        file (`ca_file`)."""
+        ca, cert, key = tls_certificates()
+        (self.data / "server.crt").write_bytes(cert)
+        (self.data / "server.key").write_bytes(key)
+        (self.data / "server.key").chmod(0o600)  # the server refuses a key readable by others
+        if self._user:
+            pw = pwd.getpwnam(self._user)
+            for f in ("server.crt", "server.key"):
+                os.chown(self.data / f, pw.pw_uid, pw.pw_gid)
+        with open(self.data / "postgresql.conf", "a") as conf:
+            conf.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nlog_connections = on\n")
+        self.ca_file = self.base / "ca.pem"
+        self.ca_file.write_bytes(ca)
+        return self.ca_file
 
     def start(self) -> None:
         opts = (f"-k {self.sock} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off "
@@ -169,6 +188,35 @@ class Cluster:
         return name
 
 
+def tls_certificates(ca_name: str = "shim test CA") -> tuple[bytes, bytes, bytes]:
+    """A fresh test CA (`ca_name`) and a server certificate for 127.0.0.1 (in its SAN) signed by it, all
+    P-256 (pyca): (CA PEM, server certificate PEM, server key PEM, unencrypted PKCS#8)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    builder = (x509.CertificateBuilder().serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1)))
+    ca = (builder.subject_name(name(ca_name)).issuer_name(name(ca_name)).public_key(ca_key.public_key())
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(ca_key, hashes.SHA256()))
+    server = (builder.subject_name(name("127.0.0.1")).issuer_name(ca.subject).public_key(server_key.public_key())
+              .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+              .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                             critical=False).sign(ca_key, hashes.SHA256()))
+    pem = serialization.Encoding.PEM
+    return (ca.public_bytes(pem), server.public_bytes(pem),
+            server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+
+
 #: The session's cluster once started (tests/store/conftest.py), for helpers that get a URL.
 ACTIVE: Cluster | None = None
 
@@ -180,10 +228,13 @@ def database_of(url: str) -> str:
     return url.split("/")[3].split("?")[0]
 
 
-def start_cluster() -> Cluster:
+def start_cluster(*, tls: bool = False) -> Cluster:
+    """A started cluster (`tls`: with `Cluster.enable_tls()`, for the TLS tests' own cluster)."""
     c = Cluster()
     try:
         c.init()
+        if tls:
+            c.enable_tls()
         c.start()
         c.sql(f"CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD 'pw-of-the-tests'")
         c.sql(f"CREATE DATABASE {SCHEMAS_DB}")

@@ -11,6 +11,24 @@ The store on PostgreSQL runs the `core_ops` statements through SQLAlchemy Core o
   configuration as libpq connection parameters, never from a log line: the URL may carry
   them too, and is only ever printed with SQLAlchemy's password masking (`safe_url`).
 
+* **TLS on libpq's own OpenSSL, not the host's configuration** (`isolate_libpq_openssl`, issue
+  25 applied to issue 19). The psycopg binary wheel carries libpq linked to its own libssl and
+  libcrypto (`psycopg_binary.libs/libcrypto-<hash>.so.3`, OpenSSL 3), and libpq starts them
+  with `OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG)` at the first TLS connection: the host
+  process's `$OPENSSL_CONF` then decides our TLS. Seen with a C host: `default_properties =
+  fips=yes` or `provider=nonexistent`, or an unavailable provider activated, made every TLS
+  connection fail ("could not create SSL context: library has no ciphers"), and an `ssl_conf`
+  section changed the handshake (MinProtocol, Groups). Before the first engine is made, that
+  bundled libcrypto (found by path from the `psycopg_binary` package, never the system one)
+  is initialised with `OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG)`: OpenSSL runs its
+  configuration step once per process, so libpq's later request to load it does nothing and
+  our TLS runs on OpenSSL's built-in defaults (libpq's `ssl_min_protocol_version` TLSv1.2).
+  Not isolated: psycopg's pure-Python or C implementation on the system libpq
+  (`PSYCOPG_IMPL`, or no binary wheel) uses the system libcrypto, which is the host's own
+  library: that is left alone and logged; likewise when the host had imported psycopg before
+  us (its copy, its configuration). The CA file is only ever the configured `sslrootcert`
+  (`sslrootcert=system` reads OpenSSL's default paths and `SSL_CERT_FILE`/`SSL_CERT_DIR`).
+
 * **Change detection**: both a generation row and LISTEN/NOTIFY. Every write transaction
   bumps the `generation` row and sends `pg_notify(<channel>, <new value>)` in the same
   statement (delivered at commit, dropped on rollback). Object management calls
@@ -95,9 +113,70 @@ def connect_args(url: URL, options: dict[str, Any], timeout: int) -> dict[str, A
     return args
 
 
+#: OpenSSL 3's OPENSSL_INIT_NO_LOAD_CONFIG (openssl/crypto.h).
+_OPENSSL_INIT_NO_LOAD_CONFIG = 0x80
+#: What `isolate_libpq_openssl` found, once per process: None until it ran.
+_isolation: str | None = None
+_isolation_lock = threading.Lock()
+
+
+def _bundled_libcrypto() -> str | None:
+    """The libcrypto the psycopg binary wheel bundles (next to its package), or None."""
+    import glob
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("psycopg_binary")
+    if spec is None or not spec.origin:
+        return None
+    found = sorted(glob.glob(str(Path(spec.origin).parent.parent / "psycopg_binary.libs" / "libcrypto-*.so*")))
+    return found[0] if len(found) == 1 else None
+
+
+def isolate_libpq_openssl() -> str:
+    """Keep the host's OpenSSL configuration out of libpq's TLS (the module docstring); once
+    per process, before psycopg's first connection. What was done, for the log."""
+    global _isolation
+    with _isolation_lock:
+        if _isolation is None:
+            _isolation = _isolate()
+            log.debug("PostgreSQL TLS: %s", _isolation)
+        return _isolation
+
+
+def _isolate() -> str:
+    import ctypes
+    import sys
+
+    if "psycopg" in sys.modules:  # the host's (or an earlier user's): its OpenSSL start-up is its own
+        return "psycopg was imported before the store: its libpq reads the process's OpenSSL configuration"
+    try:
+        import psycopg
+    except ImportError:  # create_engine says so, as without this step
+        return "psycopg is not installed"
+
+    impl = psycopg.pq.__impl__
+    path = _bundled_libcrypto() if impl == "binary" else None
+    if path is None:
+        log.warning("PostgreSQL TLS uses the system libpq (psycopg %s implementation): the host's OpenSSL "
+                    "configuration (OPENSSL_CONF) applies to the store's TLS connections", impl)
+        return f"system libpq ({impl}): host OpenSSL configuration applies"
+    lib = ctypes.CDLL(path)  # the copy psycopg_binary's libpq already mapped (same file: same handle)
+    lib.OPENSSL_init_crypto.argtypes = [ctypes.c_uint64, ctypes.c_void_p]
+    lib.OPENSSL_init_crypto.restype = ctypes.c_int
+    if lib.OPENSSL_init_crypto(_OPENSSL_INIT_NO_LOAD_CONFIG, None) != 1:
+        log.warning("PostgreSQL TLS: OPENSSL_init_crypto failed in %s: the host's OpenSSL configuration "
+                    "may apply to the store's TLS connections", path)
+        return f"OPENSSL_init_crypto failed in {path}"
+    return f"libpq's bundled OpenSSL ({path}) started without a configuration file"
+
+
 def make_engine(url: URL, args: dict[str, Any]) -> Engine:
-    """The store's engine; `args` from `connect_args`."""
+    """The store's engine; `args` from `connect_args`. Its TLS first isolated from the host's
+    OpenSSL configuration (`isolate_libpq_openssl`)."""
     from sqlalchemy import create_engine
+
+    isolate_libpq_openssl()
 
     return create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=args)
 
