@@ -55,10 +55,11 @@ conformance: build
 deb: build
 	$(PY) scripts/build_deb.py
 
-# Debian 13 (Python 3.13) in a debootstrap chroot: build, sign, part of the suite (docs/install.md).
+# Debian 13 (Python 3.13) in a debootstrap chroot: build, sign, part of the suite (docs/install.md);
+# with FULL=1, ./run demo and ./run test (the whole suite) in a fresh clone there.
 .PHONY: check-trixie
 check-trixie:
-	scripts/check_trixie.sh
+	scripts/check_trixie.sh $(if $(FULL),--full)
 
 clean:
 	rm -rf build

@@ -11,8 +11,17 @@
 #      through them (p11-kit 0.25 forwards it; 0.24 does not);
 #   3. pip: pip install . into another venv, module-path, a signature with that module.
 # Prints "check-trixie: OK (Python 3.13.x)" at the end, or stops at the first failure.
+#
+# --full (make check-trixie FULL=1): instead, the README's two commands on a fresh `git clone` of this
+# tree's HEAD (commit first) in $ROOTFS/work/cryptoki-shim: `./run demo`, then `./run test` (the whole
+# suite: ./run installs the release's packages, PostgreSQL, the JDK, swtpm ...). pytest's output
+# goes to build/check-trixie-full.log here; ~35 min on 2 cores. Services the packages would start in
+# the chroot are kept off (policy-rc.d), and any process left in the chroot is killed at the end.
+# TRIXIE_PYTEST_ADDOPTS (e.g. "-k serve") narrows the suite for a re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+FULL=${FULL:-}
+[ "${1:-}" = --full ] && FULL=1
 
 ROOTFS=${TRIXIE_ROOT:-/var/tmp/cryptoki-shim-trixie}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -34,16 +43,59 @@ if [ -n "$ca" ] && [ -f "$ca" ]; then
   pip_cert=/etc/ssl/certs/host-ca-bundle.crt
 fi
 
+# no daemon started by a package's postinst (PostgreSQL's cluster, dbus, tpm2-abrmd) in the chroot
+printf '#!/bin/sh\nexit 101\n' > "$ROOTFS/usr/sbin/policy-rc.d"
+chmod 755 "$ROOTFS/usr/sbin/policy-rc.d"
+
+# processes whose root is the chroot (a test's server left behind), by pid
+chroot_pids() {
+  local p
+  for p in /proc/[0-9]*; do
+    [ "$(readlink "$p/root" 2>/dev/null)" = "$(readlink -f "$ROOTFS")" ] && echo "${p#/proc/}"
+  done
+  return 0
+}
 mounted=()
-cleanup() { for m in "${mounted[@]}"; do umount "$m" || true; done; }
+cleanup() {
+  local pids
+  pids=$(chroot_pids)
+  if [ -n "$pids" ]; then
+    echo "check-trixie: killing processes left in the chroot: $(echo $pids)" >&2
+    kill $pids 2>/dev/null || true; sleep 2; kill -9 $(chroot_pids) 2>/dev/null || true
+  fi
+  for m in "${mounted[@]}"; do umount "$m" || true; done
+}
 trap cleanup EXIT
-for d in proc dev; do
+for d in proc dev dev/pts sys; do
   mount --bind "/$d" "$ROOTFS/$d"
   mounted=("$ROOTFS/$d" "${mounted[@]}")
 done
+mount -t tmpfs -o mode=1777 tmpfs "$ROOTFS/dev/shm"   # multiprocessing's semaphores
+mounted=("$ROOTFS/dev/shm" "${mounted[@]}")
+chroot_env=(/usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 ${pip_cert:+PIP_CERT=$pip_cert})
 
-chroot "$ROOTFS" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root ${pip_cert:+PIP_CERT=$pip_cert} \
-  /bin/bash -euo pipefail -c '
+if [ -n "$FULL" ]; then
+  rm -rf "$ROOTFS/work"
+  mkdir -p "$ROOTFS/work" build
+  git clone -q "$PWD" "$ROOTFS/work/cryptoki-shim"
+  echo "check-trixie: full: ./run demo and ./run test in a clone of $(git rev-parse --short HEAD)"
+  log=build/check-trixie-full.log
+  start=$(date +%s)
+  chroot "$ROOTFS" "${chroot_env[@]}" /bin/bash -c 'cd /work/cryptoki-shim && ./run demo' >"$log" 2>&1 \
+    || { tail -30 "$log"; echo "check-trixie: ./run demo FAILED (log: $log)"; exit 1; }
+  demo_s=$(( $(date +%s) - start )); start=$(date +%s)
+  rc=0
+  chroot "$ROOTFS" "${chroot_env[@]}" PYTEST_ADDOPTS="-v -v -rfEs ${TRIXIE_PYTEST_ADDOPTS:-}" \
+    /bin/bash -c 'cd /work/cryptoki-shim && ./run test' >>"$log" 2>&1 || rc=$?
+  test_s=$(( $(date +%s) - start ))
+  grep -E '^(FAILED|ERROR) ' "$log" || true
+  echo "check-trixie: ./run demo ok (${demo_s} s); ./run test exit $rc (${test_s} s): $(grep -E '^=+ .*(passed|failed).* =+$' "$log" | tail -1)"
+  echo "check-trixie: $(chroot "$ROOTFS" python3 -V), p11-kit $(chroot "$ROOTFS" dpkg-query -W -f='${Version}' p11-kit), log: $log"
+  [ "$rc" = 0 ] && echo "check-trixie: FULL OK"
+  exit "$rc"
+fi
+
+chroot "$ROOTFS" "${chroot_env[@]}" /bin/bash -euo pipefail -c '
 cd /src
 version=$(python3 -c "import sys; print(sys.version.split()[0])")
 sign() {   # sign MODULE: a token, an EC P-256 key, a signature of 64 bytes
