@@ -61,7 +61,8 @@ def _new_key(session: Any, kem_key: Any, template: dict[int, Any], material: dic
     elif template[CKA_CLASS] != CKO_SECRET_KEY:
         raise CryptokiError(spec.CKR_TEMPLATE_INCONSISTENT, "a KEM makes a secret key")
     template = session.held_by_caller(template, kem_key.supplied)
-    attrs = policy.build_object(template, Origin.DERIVE, material=material, base=dict(kem_key.attrs),
+    # base: only read (the derived flags); an object's attrs are replaced, never changed in place
+    attrs = policy.build_object(template, Origin.DERIVE, material=material, base=kem_key.attrs,
                                 is_so=session.is_so)
     new = session.add(attrs)
     new.supplied = kem_key.supplied and not new.is_token
