@@ -502,10 +502,18 @@ def _plan(template: Mapping[int, Any], origin: Origin, mat: Mapping[int, Any], i
         return _validate(template, origin, mat, is_so)
     if found is None:
         found = _validate(template, origin, mat, is_so)
+        if not _may_keep(found):
+            return found
         if len(_PLANS) >= _PLANS_MAX:
             _PLANS.clear()
         _PLANS[key] = found
     return found
+
+
+def _may_keep(plan: _Plan) -> bool:
+    """Never a value the table should not hold: no CKA_VALUE (a derived data object's may
+    be restated in its template) and no footnote-7 attribute."""
+    return spec.CKA_VALUE not in plan.tmpl and plan.schema.sensitive.isdisjoint(plan.tmpl)
 
 
 def build_object(template: Mapping[int, Any], origin: Origin, *,

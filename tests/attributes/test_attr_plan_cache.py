@@ -173,3 +173,15 @@ def test_a_kept_verdict_is_per_class_of_the_material() -> None:
     assert build_object(template, Origin.GENERATE, material=private)[C.CKA_SIGN] is True
     ckr, msg = answer(template, Origin.GENERATE, {**private, C.CKA_CLASS: C.CKO_PUBLIC_KEY}, False)
     assert ckr == C.CKR_TEMPLATE_INCONSISTENT and "CKA_SIGN" in msg
+
+
+def test_values_are_never_kept() -> None:
+    """A derived data object's template may restate its CKA_VALUE (it must agree with the
+    mechanism's): such a template is validated and not kept."""
+    policy._PLANS.clear()
+    data = {C.CKA_CLASS: C.CKO_DATA, C.CKA_TOKEN: False, C.CKA_VALUE: b"secret"}
+    obj = build_object(data, Origin.DERIVE, material={C.CKA_VALUE: b"secret"}, base=BASE)
+    assert obj[C.CKA_VALUE] == b"secret"
+    assert not policy._PLANS
+    ckr, _ = answer(data, Origin.DERIVE, {C.CKA_VALUE: b"other!"}, False)
+    assert ckr == C.CKR_TEMPLATE_INCONSISTENT
