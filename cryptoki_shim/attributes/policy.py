@@ -447,8 +447,9 @@ class _Plan:
 
 def _validate(template: Mapping[int, Any], origin: Origin, mat: Mapping[int, Any], is_so: bool) -> _Plan:
     """4.1.1 items 1-5 on a template for ``origin`` (not COPY): the template alone, and
-    against what the creating function contributes (``mat``: only its attribute types and
-    its CKA_CLASS / sub-type values are read here: the cache key of ``_plan``)."""
+    against what the creating function contributes (``mat``: its attribute types and its
+    CKA_CLASS / sub-type values, the cache key of ``_plan``; its other values only by the
+    agreement check, which ``build_object`` repeats on every call)."""
     tmpl = _normalise(template)
     if spec.CKA_UNIQUE_ID in tmpl:
         raise _fail(spec.CKR_ATTRIBUTE_READ_ONLY, spec.CKA_UNIQUE_ID,
