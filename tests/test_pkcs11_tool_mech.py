@@ -101,7 +101,8 @@ def test_keygen_objects_listed(tool: Tool) -> None:
     out = tool.run("--list-objects")
     assert out.count("Private Key Object; RSA") == 1
     assert out.count("Public Key Object; EC  EC_POINT") == 2          # P-256, P-384
-    assert "Public Key Object; EC_EDWARDS  EC_POINT 255 bits" in out
+    # OpenSC 0.23 (Debian 12) prints the curve's 255 bits, 0.26 (Debian 13) the 34-byte DER point's 272
+    assert re.search(r"Public Key Object; EC_EDWARDS  EC_POINT (255|272) bits", out), out
     assert out.count("Secret Key Object; AES") == 3
     assert "Secret Key Object; Generic secret length 32" in out
 
@@ -203,7 +204,7 @@ def test_pkcs11_tool_test_reports_no_errors(tool: Tool) -> None:
     assert "error" not in out.replace("No errors", "").lower().replace("errors", ""), out
     # RSA decryption really ran (not every mechanism skipped), as SoftHSM2's run does
     decrypt = out[out.index("Decryption"):]
-    assert re.search(r"RSA-PKCS: OK", decrypt) and re.search(r"RSA-PKCS-OAEP: .*\n?OK", decrypt), decrypt
+    assert re.search(r"RSA-PKCS: OK", decrypt) and re.search(r"RSA-PKCS-OAEP: (?:.*\n){0,3}?OK$", decrypt, re.M), decrypt
     assert "RSA-X-509: OK" in decrypt
     assert "SHA256: OK" in out and "seems to be OK" in out
 

@@ -53,7 +53,8 @@ def list_modules(ctx: Context) -> None:
         argv = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *argv]
     out = ctx.must(argv, env=env).out
     assert ctx.label in out, f"token {ctx.label!r} not listed:\n{out}"
-    listed = out.split("conformance-under-test:", 1)
+    # the module's header: "NAME: FILE" (p11-kit 0.24, Debian 12) or "module: NAME" (0.25, Debian 13)
+    listed = re.split(r"^(?:conformance-under-test: .*|module: conformance-under-test)$", out, maxsplit=1, flags=re.M)
     assert len(listed) == 2, f"module not listed under its .module name:\n{out}"
     own = re.split(r"\n\S", listed[1], maxsplit=1)[0]   # this module's indented block
     assert f"token: {ctx.label}" in own, f"token not under the module's entry:\n{out}"

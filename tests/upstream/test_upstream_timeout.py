@@ -43,7 +43,7 @@ os.unlink(os.environ["HANGING_UPSTREAM_FILE"])   # the HSM answers again
 out["early"] = mechanisms(0)                      # breaker still open: fails at once
 time.sleep(2.2)                                   # breaker_seconds
 out["after"] = [mechanisms(0), mechanisms(0)]
-print(json.dumps(out))
+print(json.dumps(out), flush=True)   # os._exit does not flush a piped stdout
 os._exit(0)   # not C_Finalize: workers stuck in the fake module may still be finishing
 """
 
