@@ -15,7 +15,7 @@
 # --full (make check-trixie FULL=1): instead, the README's two commands on a fresh `git clone` of this
 # tree's HEAD (commit first) in $ROOTFS/work/cryptoki-shim: `./run demo`, then `./run test` (the whole
 # suite: ./run installs the release's packages, PostgreSQL, the JDK, swtpm ...). pytest's output
-# goes to build/check-trixie-full.log here; ~35 min on 2 cores. Services the packages would start in
+# goes to build/check-trixie-full.log here; ~8 min on 2 cores once the packages are in. Services the packages would start in
 # the chroot are kept off (policy-rc.d), and any process left in the chroot is killed at the end.
 # TRIXIE_PYTEST_ADDOPTS (e.g. "-k serve") narrows the suite for a re-run.
 set -euo pipefail
