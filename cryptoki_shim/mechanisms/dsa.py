@@ -60,7 +60,7 @@ from ..spec_ints import (
 from . import ffc, keys
 from .digest import HASHES
 from .registry import EntryData, Family, KeyGenData, MechanismEntry, ParameterGenData, register
-from .signing import SignContext, VerifyContext, hash_accumulator
+from .signing import SignContext, VerifyContext, running_hash
 
 #: CKM_DSA's prehashed carrier per bit length of q: a digest exactly as long as q, so that
 #: OpenSSL reads the prepared value as the integer it is (no second truncation).
@@ -130,11 +130,11 @@ class DsaFamily(Family):
 
     def sign_init(self, entry: MechanismEntry[DsaData], param: Any, key: Any) -> SignContext:
         algorithm = entry.data.hash
-        return SignContext(_signer(key, True, algorithm), hash_accumulator(algorithm)() if algorithm else None)
+        return SignContext(_signer(key, True, algorithm), running_hash(algorithm))
 
     def verify_init(self, entry: MechanismEntry[DsaData], param: Any, key: Any) -> VerifyContext:
         algorithm = entry.data.hash
-        return VerifyContext(_signer(key, False, algorithm), hash_accumulator(algorithm)() if algorithm else None)
+        return VerifyContext(_signer(key, False, algorithm), running_hash(algorithm))
 
     def generate_key(self, entry: MechanismEntry[ParameterGenData], param: Any, template: Mapping[int, Any]) -> dict[int, Any]:
         """CKM_DSA_PARAMETER_GEN (§2.2.11): domain parameters of CKA_PRIME_BITS bits, one of

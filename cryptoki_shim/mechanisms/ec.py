@@ -66,7 +66,7 @@ from ..spec import (
 from . import keys, native
 from .digest import HASHES
 from .registry import EntryData, Family, KeyGenData, MechanismEntry, register
-from .signing import SignContext, VerifyContext, hash_accumulator
+from .signing import SignContext, VerifyContext, running_hash
 
 _log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ def external_sign_context(entry: MechanismEntry[EcdsaData], signer: Any) -> Sign
     -> r||s``, ``size``): the mechanism's running hash (or none, CKM_ECDSA) is the family's
     business, the private-key operation the backend's (the TPM's resident keys)."""
     algorithm = entry.data.hash
-    return SignContext(signer, hash_accumulator(algorithm)() if algorithm else None)
+    return SignContext(signer, running_hash(algorithm))
 
 
 class EcFamily(Family):
@@ -197,11 +197,11 @@ class EcFamily(Family):
 
     def sign_init(self, entry: MechanismEntry[EcdsaData], param: Any, key: Any) -> SignContext:
         algorithm = entry.data.hash
-        return SignContext(_signer(key, True, algorithm), hash_accumulator(algorithm)() if algorithm else None)
+        return SignContext(_signer(key, True, algorithm), running_hash(algorithm))
 
     def verify_init(self, entry: MechanismEntry[EcdsaData], param: Any, key: Any) -> VerifyContext:
         algorithm = entry.data.hash
-        return VerifyContext(_signer(key, False, algorithm), hash_accumulator(algorithm)() if algorithm else None)
+        return VerifyContext(_signer(key, False, algorithm), running_hash(algorithm))
 
     def generate_key_pair(
         self, entry: MechanismEntry[KeyGenData], param: Any, pub_template: Mapping[int, Any],

@@ -105,7 +105,7 @@ from . import keys
 from .digest import HASHES, LEGACY_HASHES, hash_of
 from .params import RsaPkcsOaepParams, RsaPkcsPssParams
 from .registry import EntryData, KeyGenData, MechanismEntry, not_supported, register
-from .signing import CipherContext, SignContext, VerifyContext, hash_accumulator
+from .signing import CipherContext, SignContext, VerifyContext, hash_accumulator, running_hash
 from .wrapping import EncryptionWrap
 
 _log = logging.getLogger(__name__)
@@ -576,7 +576,7 @@ def external_sign_context(entry: MechanismEntry[RsaData], param: Any, public: rs
     bits = public.key_size
     signer = _EncodedSigner(_encoder(entry, param, bits), ops.raw_sign, (bits + 7) // 8)
     hashed = entry.data.hash
-    return SignContext(signer, hash_accumulator(hashed)() if hashed is not None else None)
+    return SignContext(signer, running_hash(hashed))
 
 
 def external_decrypt_context(entry: MechanismEntry[RsaData], param: Any, public: rsa.RSAPublicKey,

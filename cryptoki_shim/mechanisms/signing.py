@@ -64,6 +64,12 @@ def hash_accumulator(algorithm: type[hashes.HashAlgorithm]) -> Callable[[], Any]
     return accumulator(algorithm)
 
 
+def running_hash(algorithm: type[hashes.HashAlgorithm] | None) -> Any | None:
+    """The running hash of a hash-then-sign mechanism (CKM_ECDSA_SHA256, CKM_DSA_SHA256, ...), or
+    None for the raw ones (CKM_ECDSA, CKM_DSA) whose input already is the hash."""
+    return accumulator(algorithm)() if algorithm is not None else None
+
+
 def _single_part() -> CryptokiError:
     return CryptokiError(CKR_FUNCTION_NOT_SUPPORTED, "mechanism is single-part only")
 
