@@ -62,6 +62,10 @@ class Backend(abc.ABC):
                     template: Mapping[int, Any]) -> tuple[bytes, dict[int, Any]]:
         return entry.family.encapsulate(entry, param, public_key, template)
 
+    def ciphertext_length(self, entry: MechanismEntry, param: Any, public_key: Any,
+                          template: Mapping[int, Any]) -> int:
+        return entry.family.ciphertext_length(entry, param, public_key, template)
+
     def decapsulate(self, entry: MechanismEntry, param: Any, private_key: Any, ciphertext: bytes,
                     template: Mapping[int, Any]) -> dict[int, Any]:
         return entry.family.decapsulate(entry, param, private_key, ciphertext, template)

@@ -86,11 +86,13 @@ def encapsulate_key(session: Any, mech: Mechanism, public_handle: int, template:
     try:
         check_key(entry, key, CKA_ENCAPSULATE)
         template = _template_for(session, entry, key, template, CKA_ENCAPSULATE_TEMPLATE)
-        ciphertext, material = session.token.backend_for(key).encapsulate(entry, mech.param, key, template)
+        backend = session.token.backend_for(key)
+        length = backend.ciphertext_length(entry, mech.param, key, template)
         if capacity is None:
-            return len(ciphertext)
-        if capacity < len(ciphertext):
-            raise BufferTooSmall(len(ciphertext))
+            return length
+        if capacity < length:
+            raise BufferTooSmall(length)
+        ciphertext, material = backend.encapsulate(entry, mech.param, key, template)
         new = _new_key(session, key, template, material)
     except CryptokiError as exc:
         if not isinstance(exc, BufferTooSmall):

@@ -68,6 +68,12 @@ class MlKemFamily(Family):
         secret, ciphertext = key.encapsulate()
         return ciphertext, _material(template, secret[:length])
 
+    def ciphertext_length(self, entry: MechanismEntry, param: Any, public_key: Any,
+                          template: Mapping[int, Any]) -> int:
+        _, ps = _kem_key(public_key, False)
+        _secret_length(template)
+        return ps.output_len
+
     def decapsulate(self, entry: MechanismEntry, param: Any, private_key: Any, ciphertext: bytes,
                     template: Mapping[int, Any]) -> dict[int, Any]:
         key, ps = _kem_key(private_key, True)

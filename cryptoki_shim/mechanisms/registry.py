@@ -126,6 +126,12 @@ class Family:
         material attributes of the new secret key (as ``derive``)."""
         raise not_supported(entry, "encapsulate")
 
+    def ciphertext_length(self, entry: "MechanismEntry", param: Any, public_key: KeyView,
+                          template: Mapping[int, Any]) -> int:
+        """The length ``encapsulate`` would produce, checked as it would check its inputs, without
+        doing the work: C_EncapsulateKey's length query and too-small buffer answer from it."""
+        raise not_supported(entry, "encapsulate")
+
     def decapsulate(self, entry: "MechanismEntry", param: Any, private_key: KeyView, ciphertext: bytes,
                     template: Mapping[int, Any]) -> dict[int, Any]:
         """C_DecapsulateKey (PKCS#11 3.2 §5.18): the material attributes of the secret key
