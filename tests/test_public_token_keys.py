@@ -188,3 +188,85 @@ def test_strict_private_default_leaves_an_explicit_false(tmp_path, monkeypatch, 
             p11.create(s, {spec.CKA_CLASS: spec.CKO_SECRET_KEY, spec.CKA_KEY_TYPE: spec.CKK_AES, spec.CKA_VALUE: KEY})
     finally:
         p11.finalize()
+
+
+def test_public_keys_under_threads_with_login_churn_at_the_default_kdf_cost(tmp_path, monkeypatch, lib_path):
+    """Abuse/concurrency at the defaults (the production Argon2id cost, the default config): 6
+    threads make and use public token keys in R/W Public sessions while another thread logs the
+    user in and out (the login decides which rows a write gets). No call hangs or fails other than
+    by the rule; each thread's private key attempt answers OK only while a login was in place, else
+    CKR_USER_NOT_LOGGED_IN; after a restart with no login every public key opens with its value."""
+    import threading
+
+    from p11 import P11Error, SO_PIN, USER_PIN, write_config
+
+    monkeypatch.setenv("CRYPTOKI_SHIM_CONF", str(write_config(tmp_path, kdf_cost="default")))
+    p = P11(lib_path)
+    p.initialize()
+    p.init_token(0, SO_PIN, "threads")
+    s = p.open(0)
+    p.login(s, SO_PIN, user=0)
+    p.init_pin(s, USER_PIN)
+    p.close(s)
+    made: dict[bytes, bytes] = {}
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def churn() -> None:
+        s = p.open(0)
+        try:
+            while not stop.is_set():
+                p.login(s, USER_PIN)
+                p.logout(s)
+        except P11Error as exc:
+            errors.append(f"churn: {exc}")
+
+    def worker(i: int) -> None:
+        try:
+            s = p.open(0)
+            for n in range(4):
+                value = os.urandom(32)
+                label = f"t{i}-{n}".encode()
+                key = p.create(s, {spec.CKA_CLASS: spec.CKO_SECRET_KEY, spec.CKA_KEY_TYPE: spec.CKK_AES,
+                                   spec.CKA_TOKEN: True, spec.CKA_PRIVATE: False, spec.CKA_VALUE: value,
+                                   spec.CKA_ENCRYPT: True, spec.CKA_LABEL: label})
+                want = Cipher(algorithms.AES(value), modes.CBC(IV)).encryptor().update(b"z" * 16)
+                got = b""
+                for _ in range(20):
+                    try:  # §5.6 C_Logout: an application's logout may end its active operations
+                        got = cbc(p, s, key, b"z" * 16)
+                        break
+                    except P11Error as exc:
+                        if exc.rv != spec.CKR_OPERATION_NOT_INITIALIZED:
+                            raise
+                if got != want:
+                    errors.append(f"{label!r}: wrong ciphertext")
+                made[label] = value
+                try:
+                    p.generate_key(s, spec.CKM_AES_KEY_GEN, aes_template(True, {spec.CKA_TOKEN: False}))
+                except P11Error as exc:
+                    if exc.rv != spec.CKR_USER_NOT_LOGGED_IN:
+                        errors.append(f"private key: {exc}")
+        except P11Error as exc:
+            errors.append(f"worker {i}: {exc}")
+
+    churner = threading.Thread(target=churn)
+    workers = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    churner.start()
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join(timeout=240)
+    stop.set()
+    churner.join(timeout=60)
+    assert not any(t.is_alive() for t in [churner, *workers]), "a thread hung"
+    assert errors == [] and len(made) == 24, (errors, len(made))
+
+    p.finalize()
+    p.initialize()
+    s = p.open(0, rw=False)
+    for label, value in made.items():
+        [key] = p.find(s, {spec.CKA_LABEL: label})
+        want = Cipher(algorithms.AES(value), modes.CBC(IV)).encryptor().update(b"z" * 16)
+        assert cbc(p, s, key, b"z" * 16) == want, label
+    p.finalize()
