@@ -293,3 +293,34 @@ def test_wrap_and_unwrap_a_private_key(token: P11, user_session: int, ckp: int) 
     assert token.get(s, back, S.CKA_DECAPSULATE) is True
     ct, h = encapsulate(token, s, hpub)
     assert value(token, s, decapsulate(token, s, back, ct)) == value(token, s, h)
+
+
+def test_encapsulation_under_threads_on_shared_keys(token: P11, user_session: int) -> None:
+    """6 threads, each in its own session, encapsulate to one public key and decapsulate with one
+    private key (the keys' per-object caches are shared): every secret is what pyca's decapsulation
+    of the same ciphertext gives, on both sides, and no thread hangs or fails."""
+    import threading
+
+
+    hpub, hpriv = pair(token, user_session, S.CKP_ML_KEM_768, extractable=True)
+    key = mlkem.MLKEM768PrivateKey.from_seed_bytes(token.get(user_session, hpriv, S.CKA_SEED))
+    failures: list[str] = []
+
+    def worker(i: int) -> None:
+        try:
+            s = token.open(0)
+            for _ in range(10):
+                ct, h = encapsulate(token, s, hpub)
+                want = key.decapsulate(ct)
+                if value(token, s, h) != want or value(token, s, decapsulate(token, s, hpriv, ct)) != want:
+                    failures.append(f"thread {i}: secrets differ")
+        except Exception as exc:  # a CKR from any call is a failure of the test
+            failures.append(f"thread {i}: {exc}")
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    assert failures == []
