@@ -46,7 +46,7 @@ LIBRARY = BUILD / "libcryptoki_shim.so"
 C_ONLY = ("C_GetFunctionList", "C_GetInterfaceList", "C_GetInterface")
 #: Headers of C helpers callable from Python as ``lib.<name>`` (cdef text, no preprocessor);
 #: each ``<name>.h`` has its implementation in ``<name>.c``, compiled into the library.
-PY_CALLABLE = ("fastsign", "digest")
+PY_CALLABLE = ("fastsign", "digest", "lane")
 #: What shim.c itself offers to Python (``lib.<name>``).
 SHIM_CDEF = "int shim_owns_interpreter(void);\nconst char *shim_site_dir(void);"
 #: Libraries the helpers need (the system libcrypto for fastsign.c).
@@ -72,9 +72,84 @@ def read_functions() -> list[tuple[str, str, str]]:
     return out
 
 
+#: The native lane (native/lane.c, issue 22): the functions it may answer in C before Python
+#: (name -> its function in lane.c), ...
+LANE_SERVED = {"C_DigestInit": "shim_lane_digest_init", "C_Digest": "shim_lane_digest"}
+#: ... the C_*Init functions whose Python verdict may arm it (their call's epoch is noted) ...
+LANE_ARMING = ("C_DigestInit", "C_SignInit", "C_VerifyInit", "C_EncryptInit", "C_DecryptInit")
+#: ... and the functions that cannot change any verdict of a C_*Init (docs/security.md "The
+#: native lane"): every other function voids the lane's arms (shim_lane_bump) before and after
+#: its Python call. A function missing here only costs the lane a Python C_*Init: the list is
+#: an allow-list on purpose.
+LANE_NEUTRAL = frozenset({
+    "C_GetInfo", "C_GetSlotList", "C_GetSlotInfo", "C_GetTokenInfo", "C_GetMechanismList", "C_GetMechanismInfo",
+    "C_OpenSession", "C_GetSessionInfo", "C_GetOperationState", "C_GetObjectSize", "C_GetAttributeValue",
+    "C_FindObjectsInit", "C_FindObjects", "C_FindObjectsFinal",
+    "C_EncryptInit", "C_Encrypt", "C_EncryptUpdate", "C_EncryptFinal",
+    "C_DecryptInit", "C_Decrypt", "C_DecryptUpdate", "C_DecryptFinal",
+    "C_DigestInit", "C_Digest", "C_DigestUpdate", "C_DigestKey", "C_DigestFinal",
+    "C_SignInit", "C_Sign", "C_SignUpdate", "C_SignFinal", "C_SignRecoverInit", "C_SignRecover",
+    "C_VerifyInit", "C_Verify", "C_VerifyUpdate", "C_VerifyFinal", "C_VerifyRecoverInit", "C_VerifyRecover",
+    "C_DigestEncryptUpdate", "C_DecryptDigestUpdate", "C_SignEncryptUpdate", "C_DecryptVerifyUpdate",
+    "C_SeedRandom", "C_GenerateRandom", "C_GetFunctionStatus", "C_CancelFunction", "C_WaitForSlotEvent",
+    "C_SessionCancel",
+    "C_MessageEncryptInit", "C_EncryptMessage", "C_EncryptMessageBegin", "C_EncryptMessageNext",
+    "C_MessageEncryptFinal", "C_MessageDecryptInit", "C_DecryptMessage", "C_DecryptMessageBegin",
+    "C_DecryptMessageNext", "C_MessageDecryptFinal", "C_MessageSignInit", "C_SignMessage", "C_SignMessageBegin",
+    "C_SignMessageNext", "C_MessageSignFinal", "C_MessageVerifyInit", "C_VerifyMessage", "C_VerifyMessageBegin",
+    "C_VerifyMessageNext", "C_MessageVerifyFinal",
+    "C_VerifySignatureInit", "C_VerifySignature", "C_VerifySignatureUpdate", "C_VerifySignatureFinal",
+    "C_GetSessionValidationFlags", "C_AsyncComplete", "C_AsyncGetID", "C_AsyncJoin",
+})
+#: What the lane does after the Python call of these, when it answered CKR_OK.
+LANE_AFTER = {"C_CloseSession": "shim_lane_closed(hSession)", "C_Finalize": "shim_lane_finalized()"}
+LANE_PROTOTYPES = """static void shim_lane_bump(void);
+static inline void shim_lane_mark(void);
+static void shim_lane_settle(CK_SESSION_HANDLE h);
+static void shim_lane_closed(CK_SESSION_HANDLE h);
+static void shim_lane_finalized(void);
+static CK_RV shim_lane_digest_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism);
+static CK_RV shim_lane_digest(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+                              CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen);
+#define SHIM_LANE_PASS (~(CK_RV)0)
+"""
+
+
+def lane_call(name: str, params: str, args: str, python: str) -> str:
+    """A wrapper's body inside the fork gate: the lane first (LANE_SERVED), else the Python
+    call ``python``, with the lane's epoch bumps, the adoption of the session's lane
+    operations before it (any function on a session: ``shim_lane_settle``) and LANE_AFTER."""
+    before = ""
+    if name not in LANE_NEUTRAL:
+        before += "        shim_lane_bump();\n"
+    if name in LANE_ARMING:
+        before += "        shim_lane_mark();\n"
+    if params.startswith("CK_SESSION_HANDLE hSession"):  # just before the Python call (inside any gate)
+        call_at = python.index(f"        rv = py_{name}(")
+        python = python[:call_at] + "        shim_lane_settle(hSession);\n" + python[call_at:]
+    after = "" if name in LANE_NEUTRAL else "        shim_lane_bump();\n"
+    if name in LANE_AFTER:
+        after += f"        if (rv == CKR_OK)\n            {LANE_AFTER[name]};\n"
+    body = before + python + after
+    if name not in LANE_SERVED:
+        return body
+    inner = "".join("    " + line + "\n" for line in body.splitlines())
+    return (f"        rv = {LANE_SERVED[name]}({args});\n"
+            f"        if (rv == SHIM_LANE_PASS) {{\n{inner}        }}\n")
+
+
+#: Answered in C first when they can be (native/sessions.c, issue 22 goal 3: sessions Python
+#: never saw), inside the re-entry guard, before the fork gate and Python; 0 = go to Python.
+C_FIRST = {"C_OpenSession": "shim_sess_open(slotID, flags, phSession, &rv)",
+           "C_CloseSession": "shim_sess_close(hSession, &rv)"}
+C_FIRST_PROTOTYPES = """static int shim_sess_open(CK_SLOT_ID slot_id, CK_FLAGS flags, CK_SESSION_HANDLE_PTR ph, CK_RV *rv);
+static int shim_sess_close(CK_SESSION_HANDLE h, CK_RV *rv);
+"""
+
+
 def generate_entries(funcs: list[tuple[str, str, str]]) -> str:
     """The C text of shim_entries.inc (see the module docstring)."""
-    lines = ["/* Generated by build_ffi.py from native/functions.h. Do not edit. */", ""]
+    lines = ["/* Generated by build_ffi.py from native/functions.h. Do not edit. */", "", LANE_PROTOTYPES]
     for name, params, args in funcs:
         if name in C_ONLY:
             continue
@@ -87,11 +162,11 @@ def generate_entries(funcs: list[tuple[str, str, str]]) -> str:
             f"    rv = shim_guard();\n"
             f"    if (rv == CKR_OK) {{\n"
             f"        shim_enter();\n"
-            f"        rv = py_{name}({args});\n"
-            f"        shim_leave();\n"
-            f"    }}\n"
-            f"    shim_exit();\n"
-            f"    return rv;\n}}\n"
+            + lane_call(name, params, args, f"        rv = py_{name}({args});\n")
+            + "        shim_leave();\n"
+            "    }\n"
+            "    shim_exit();\n"
+            "    return rv;\n}\n"
         )
     # Each table's C_GetInfo reports the version of that table (the one the caller chose:
     # CK_INFO.cryptokiVersion is the version of the interface in use, our rule); the
@@ -126,7 +201,8 @@ def generate_entries(funcs: list[tuple[str, str, str]]) -> str:
 
 
 def embedding_api(funcs: list[tuple[str, str, str]]) -> str:
-    decls = ["CK_RV shim_py_ready(void);", "void shim_py_reentered(const char *name, unsigned long times);"]
+    decls = ["CK_RV shim_py_ready(void);", "void shim_py_reentered(const char *name, unsigned long times);",
+             "CK_RV shim_py_lane_adopt(CK_SESSION_HANDLE handle);"]
     decls += [f"CK_RV py_{n}({p});" for n, p, _ in funcs if n not in C_ONLY]
     return "\n".join(decls)
 

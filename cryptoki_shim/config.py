@@ -92,9 +92,16 @@ METRICS_KEYS: dict[str, Key] = {
                            "needs when several processes use the module); off when absent"),
     "interval": Key(int, 15, "seconds between two writes of the file (also written at C_Finalize and at exit)"),
 }
+#: [module]: how the library itself runs.
+MODULE_KEYS: dict[str, Key] = {
+    "native_lane": Key(bool, True, "answer C_DigestInit + C_Digest of the SHA-1/SHA-2 digests in C, without Python, "
+                                   "on a session where Python already answered the same C_DigestInit and nothing "
+                                   "that could change that answer happened since (docs/security.md \"The native "
+                                   "lane\"); false: every call goes to Python"),
+}
 #: The top-level tables (besides [[slots]]) and their keys.
 SECTIONS: dict[str, dict[str, Key]] = {"store": STORE_KEYS, "log": LOG_KEYS, "audit": AUDIT_KEYS,
-                                       "python": PYTHON_KEYS, "metrics": METRICS_KEYS}
+                                       "python": PYTHON_KEYS, "metrics": METRICS_KEYS, "module": MODULE_KEYS}
 SLOT_KEYS: dict[str, Key] = {
     "id": Key(int, None, "the slot ID clients see, 0 to 4294967295 (fits every client's CK_SLOT_ID); "
                        "stable across restarts and C_InitToken"),
@@ -232,6 +239,7 @@ class Config:
     slots: tuple[SlotConfig, ...] = field(default_factory=tuple)
     audit: dict[str, Any] = field(default_factory=lambda: {k: v.default for k, v in AUDIT_KEYS.items()})
     metrics: dict[str, Any] = field(default_factory=lambda: {k: v.default for k, v in METRICS_KEYS.items()})
+    native_lane: bool = True  # [module] native_lane (core/lane.py)
 
 
 def default_store_url() -> str:
@@ -386,6 +394,7 @@ def parse(text: str, source: str = "<config>") -> Config:
     if metrics["interval"] < 1:
         raise ConfigError(f"{source}: [metrics] interval = {metrics['interval']}; allowed: an integer >= 1")
     _python_section(source, data.get("python", {}))
+    module = _section(source, "module", data.get("module", {}), MODULE_KEYS)
     raw_slots = data.get("slots", [{"id": 0}])
     if not isinstance(raw_slots, list) or not raw_slots:
         raise ConfigError(f"{source}: [[slots]] must be a non-empty array of tables")
@@ -431,6 +440,7 @@ def parse(text: str, source: str = "<config>") -> Config:
         slots=tuple(slots),
         audit=audit,
         metrics=metrics,
+        native_lane=module["native_lane"],
     )
 
 

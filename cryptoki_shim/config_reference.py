@@ -90,6 +90,7 @@ SECTION_TEXT = {
     "python": "Where the library's Python environment is, for layouts it does not find by itself "
               "(docs/install.md). Read by the library before Python starts: a plain path, one line, "
               "no `${NAME}`, no `venv_file`.",
+    "module": "How the library itself runs.",
 }
 
 

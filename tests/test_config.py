@@ -93,7 +93,7 @@ def test_file_key_works_in_slot_tables(tmp_path):
 
 ERRORS = [
     ("a = [", "f.toml: not valid TOML: "),
-    ("[bogus]\n", "f.toml: unknown section 'bogus'; allowed: store, log, audit, python, metrics, slots"),
+    ("[bogus]\n", "f.toml: unknown section 'bogus'; allowed: store, log, audit, python, metrics, module, slots"),
     ("store = 3\n", "f.toml: [store] must be a table, got 3"),
     ("[store]\nuri = 'x'\n", "f.toml: [store] unknown key 'uri'; allowed: connect_timeout, key_file, password, sqlite_fast_path, sslcert, sslkey, sslmode, sslrootcert, url (and <key>_file for string keys)"),
     ("[store]\nurl = 3\n", "f.toml: [store] url must be a string, got 3"),

@@ -33,6 +33,9 @@ def C_Initialize(p_init_args: Any) -> None:
         if args.pReserved != runtime.NULL:
             raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "pReserved must be NULL")
     MODULE.initialize()
+    from . import lane  # the native lane, on or off by the configuration just read
+
+    lane.configure(MODULE.config)
 
 
 @entry("C_Finalize")

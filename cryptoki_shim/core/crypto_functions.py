@@ -69,8 +69,8 @@ from ..attributes.policy import Origin
 from ..mechanisms.registry import ParameterGenData
 from ..errors import CryptokiError
 from ..mechanisms.params import HkdfParams, KeyHandleParam
-from ..mechanisms.registry import Mechanism, MechanismEntry, check_offered
-from . import key_management
+from ..mechanisms.registry import Mechanism, MechanismEntry, check_offered, lookup
+from . import key_management, lane
 from .object_functions import ObjectFunctions
 from .objects import Object
 from .operations import DIGEST_KEY, Operation
@@ -127,6 +127,13 @@ def _require_flag(entry: MechanismEntry, flag: int) -> None:
 #: (``backends.keyless_context_maker``), like a key's verdict: C_DigestInit then costs a
 #: dict lookup and the maker's call.
 _KEYLESS: dict[int, Callable[[MechanismEntry, Any, None], Any]] = {}
+
+
+def _keyless(entry: MechanismEntry) -> Callable[[MechanismEntry, Any, None], Any]:
+    maker = _KEYLESS.get(entry.mechanism)
+    if maker is None:
+        maker = _KEYLESS[entry.mechanism] = backends.keyless_context_maker("digest", entry)
+    return maker
 
 
 def _matches(template: dict[int, Any] | None, attrs: dict[int, Any]) -> bool:
@@ -197,10 +204,22 @@ class CryptoFunctions(ObjectFunctions):
             _require_flag(entry, CKF_DIGEST)  # raises
         if entry.legacy:
             check_offered(entry, self.token.cfg.legacy_mechanisms)
-        maker = _KEYLESS.get(entry.mechanism)
-        if maker is None:
-            maker = _KEYLESS[entry.mechanism] = backends.keyless_context_maker("digest", entry)
-        self.ops["digest"] = Operation("digest", maker(entry, mech.param, None), entry.mechanism, param=mech.param)
+        self.ops["digest"] = Operation("digest", _keyless(entry)(entry, mech.param, None), entry.mechanism,
+                                       param=mech.param)
+        if lane.ON and mech.param is None and not metrics.ON:
+            # the verdict, for the native lane to repeat on this session (core/lane.py): a
+            # digest has no key, so nothing but the session and the epoch bounds it; with
+            # metrics on, every operation must be counted here, so none is armed
+            lane.IMPL.arm_digest(self.handle, entry.mechanism, self.ops.mask)
+
+    def adopt_lane_operation(self, kind: str, mechanism: int) -> None:
+        """A native-lane operation becomes this session's Python operation (``lane.adopt``):
+        the operation this session's C_DigestInit would have made (its verdict was made
+        here, the lane only repeated it), fresh, as every lane operation is."""
+        if kind != "digest":
+            raise CryptokiError(A.CKR_GENERAL_ERROR, f"no lane operation of kind {kind}")
+        entry = lookup(mechanism)
+        self.ops.adopt(kind, Operation(kind, _keyless(entry)(entry, None, None), mechanism))
 
     # ------------------------------------------------------------------ steps
 

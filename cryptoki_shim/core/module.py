@@ -25,7 +25,7 @@ from .. import log as log_mod
 from .. import spec
 from ..spec_ints import CKF_ASYNC_SESSION, CKF_RW_SESSION, CKF_SERIAL_SESSION, CKU_CONTEXT_SPECIFIC, CKU_SO, CKU_USER
 from ..errors import CryptokiError
-from . import states
+from . import lane, states
 from .states import LOGIN_CONTEXT, LOGIN_EVENT, LOGOUT, OPENED, SESSION, IllegalMove, Refused
 
 if TYPE_CHECKING:
@@ -275,6 +275,7 @@ class Module:
         with self.lock:
             for s in self.sessions_of(token):
                 del self.sessions[s.handle]
+                lane.forget(s.handle)  # the native lane's state of the session goes too
             token.session_handles.clear()
             token.drop_session_objects(None)
             if token.login_user is not None:

@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING, Any
 from time import monotonic as _monotonic
 
 from .. import audit, metrics
-from ..spec_ints import CKF_RW_SESSION, CKR_USER_NOT_LOGGED_IN
+from ..spec_ints import CKF_RW_SESSION, CKR_OPERATION_ACTIVE, CKR_USER_NOT_LOGGED_IN
 from ..errors import BufferTooSmall, CryptokiError
-from . import states
+from . import lane, states
+from .lane import KIND_BITS
 from .objects import Object
 from .states import IDLE, INIT, MIXED, ONESHOT, OPERATION, READY, STATE_OF, UPDATE, IllegalMove, Refused
 
@@ -56,6 +57,69 @@ class Operation:
         self.started = _monotonic() if metrics.ON else 0.0  # metrics: the operation's duration
 
 
+class OpTable(dict[str, "Operation"]):
+    """A session's active operations by kind (``SessionState.ops``), mirrored to the native lane.
+
+    The lane (core/lane.py) starts an operation in C only for a kind the session has no
+    Python operation of, so every change of the lane's kinds here is told to it (``py_ops``:
+    one C call, only when the set of kinds changes). A kind that has a lane operation is
+    refused (CKR_OPERATION_ACTIVE: that C_*Init came first); the C wrappers hand a session's
+    lane operations to Python (``adopt``) before any other Python call on the session, so
+    that refusal is only seen by two threads racing on one session. ``mask`` is the lane
+    kinds present (always kept, told only when the lane is on).
+    """
+
+    __slots__ = ("handle", "mask")
+
+    def __init__(self, handle: int) -> None:
+        super().__init__()
+        self.handle = handle
+        self.mask = 0
+
+    def __setitem__(self, kind: str, op: "Operation") -> None:
+        bit = KIND_BITS.get(kind, 0)
+        if bit and not self.mask & bit:
+            if lane.ON and not lane.IMPL.py_ops(self.handle, self.mask | bit):
+                raise CryptokiError(CKR_OPERATION_ACTIVE, f"a {kind} operation is active")
+            self.mask |= bit
+        dict.__setitem__(self, kind, op)
+
+    def __delitem__(self, kind: str) -> None:
+        dict.__delitem__(self, kind)
+        self._dropped(kind)
+
+    def pop(self, kind: str, *default: Any) -> Any:
+        op = dict.pop(self, kind, *default)
+        self._dropped(kind)
+        return op
+
+    def clear(self) -> None:
+        dict.clear(self)
+        if self.mask:
+            self.mask = 0
+            if lane.ON:
+                lane.IMPL.py_ops(self.handle, 0)
+
+    def clear_mirror(self) -> None:
+        """This table stops being the session's (``replace_operations``): the lane is told
+        there are no Python operations; the kinds stay here for a restore."""
+        if self.mask and lane.ON:
+            lane.IMPL.py_ops(self.handle, 0)
+        self.mask = 0
+
+    def adopt(self, kind: str, op: "Operation") -> None:
+        """A lane operation handed over (``lane.adopt``): the lane already counts it as ours."""
+        dict.__setitem__(self, kind, op)
+        self.mask |= KIND_BITS[kind]
+
+    def _dropped(self, kind: str) -> None:
+        bit = KIND_BITS.get(kind, 0)
+        if bit & self.mask:
+            self.mask &= ~bit
+            if lane.ON:
+                lane.IMPL.py_ops(self.handle, self.mask)
+
+
 class SessionState:
     """One session: its handle, token, flags and lock, its CKS_* state and its operations.
 
@@ -71,7 +135,7 @@ class SessionState:
         #: C_GetSessionInfo's answer for one login state, kept by the ABI layer (abi.sessions):
         #: (login user, packed CK_SESSION_INFO); the state is the only part that changes.
         self.info: Any = None
-        self.ops: dict[str, Operation] = {}
+        self.ops: OpTable = OpTable(handle)
 
     @property
     def state(self) -> int:
@@ -107,13 +171,20 @@ class SessionState:
             del self.ops[kind]
 
     def end_operations(self) -> None:
-        """C_Logout ends every operation of the application's sessions (LOGOUT)."""
+        """C_Logout ends every operation of the application's sessions (LOGOUT), the native
+        lane's included."""
         self.ops.clear()
+        lane.cancel(self.handle)
 
     def replace_operations(self, ops: dict[str, Operation]) -> dict[str, Operation]:
         """C_SetOperationState: the session's operations become ``ops`` (its own end); the old
-        ones are returned, so a failed restore can put them back."""
-        before, self.ops = self.ops, ops
+        ones are returned, so a failed restore can put them back. (The new table is told to
+        the native lane: ``OpTable``.)"""
+        before = self.ops
+        before.clear_mirror()
+        table = self.ops = OpTable(self.handle)
+        for kind, op in ops.items():
+            table[kind] = op
         return before
 
     def waiting_for_context_login(self) -> list[Operation]:

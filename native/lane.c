@@ -1,0 +1,469 @@
+/* lane.c - the native lane (see lane.h for the contract; docs/security.md "The native lane"
+ * for the invariant and why it holds).
+ *
+ * Included by the cffi source after shim.c and digest.c (see build_ffi.py): the generated
+ * C_* wrappers of shim_entries.inc call the shim_lane_* entry functions below before they
+ * enter Python, and this file uses digest.c's one-shot digest.
+ *
+ * State: one slot per session, found by handle (handles are never reused in a process:
+ * core/module.py counts them up), each with its own mutex held only for a few loads and
+ * stores, never across a digest or a call into Python. A slot holds
+ *   - arms: the (session, kind, mechanism) combinations Python answered CKR_OK for, stamped
+ *     with the lane epoch of the start of that Python call; valid while the epoch is unchanged;
+ *   - py_mask: the kinds that have a Python operation on the session (Python tells, on every
+ *     change of its operation table: core/operations.py OpTable);
+ *   - lane_mask: the kinds that have a lane operation (started here by C_DigestInit).
+ * A kind has at most one operation: a lane Init needs the kind free in both masks; Python's
+ * table refuses a kind that has a lane operation (py_ops answers 0: CKR_OPERATION_ACTIVE), and
+ * every Python call on the session first adopts the lane operations (shim_lane_settle ->
+ * shim_py_lane_adopt), so Python sees exactly the operations that exist.
+ * A handle whose slot is owned by another open session (two handles equal modulo
+ * SHIM_LANE_SLOTS) is simply never served here.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "lane.h"
+
+#define SHIM_LANE_SLOTS 1024u
+/* Not a CKR_* value: "not handled here, go to Python". */
+#define SHIM_LANE_PASS (~(CK_RV)0)
+
+/* The kinds, as bits (core/lane.py KIND_BITS has the same values). */
+enum { SHIM_LANE_DIGEST = 1, SHIM_LANE_SIGN = 2, SHIM_LANE_VERIFY = 4, SHIM_LANE_ENCRYPT = 8,
+       SHIM_LANE_DECRYPT = 16 };
+
+typedef struct {
+    pthread_mutex_t mu;
+    CK_SESSION_HANDLE handle;      /* the owner; 0: free */
+    uint64_t epoch;                /* the epoch the arms were made in */
+    unsigned py_mask;              /* kinds with a Python operation */
+    unsigned lane_mask;            /* kinds with a lane operation (also read without the mutex) */
+    unsigned digest_armed;         /* bit per digest (shim_lane_digest_index) */
+    CK_MECHANISM_TYPE digest_mech; /* the lane digest operation's mechanism */
+} __attribute__((aligned(128))) shim_lane_slot;
+
+static shim_lane_slot shim_lane_slots[SHIM_LANE_SLOTS];
+/* Every verdict-changing event adds 1; arms of another epoch are void. Starts at 1. */
+static uint64_t shim_lane_epoch = 1;
+/* The epoch when this thread's current Python call started (the arms it makes get it). */
+static __thread uint64_t shim_lane_call_epoch;
+/* 0: the lane answers nothing (config [module] native_lane = false, or not enabled yet). */
+static int shim_lane_on;
+/* limits.DATA of the Python side: an input over it is Python's CKR_DATA_LEN_RANGE. */
+static CK_ULONG shim_lane_data_limit;
+static pthread_once_t shim_lane_once = PTHREAD_ONCE_INIT;
+
+/* Python's adoption of a session's lane operations (core/lane.py adopt; embedding API). */
+CK_RV shim_py_lane_adopt(CK_SESSION_HANDLE handle);
+
+static void shim_lane_clear(shim_lane_slot *s)
+{
+    s->handle = 0;
+    s->epoch = 0;
+    s->py_mask = 0;
+    __atomic_store_n(&s->lane_mask, 0, __ATOMIC_RELEASE);
+    s->digest_armed = 0;
+    s->digest_mech = 0;
+}
+
+static void shim_lane_after_fork_child(void)
+{
+    unsigned i;
+    /* A parent thread may have held a slot mutex: the child makes them anew, and has no
+     * session (core/module.py after_fork), so every slot is free. */
+    for (i = 0; i < SHIM_LANE_SLOTS; i++) {
+        pthread_mutex_init(&shim_lane_slots[i].mu, NULL);
+        shim_lane_clear(&shim_lane_slots[i]);
+    }
+    __atomic_add_fetch(&shim_lane_epoch, 1, __ATOMIC_SEQ_CST);
+}
+
+static void shim_lane_init_once(void)
+{
+    unsigned i;
+    for (i = 0; i < SHIM_LANE_SLOTS; i++)
+        pthread_mutex_init(&shim_lane_slots[i].mu, NULL);
+    pthread_atfork(NULL, NULL, shim_lane_after_fork_child);
+}
+
+static inline shim_lane_slot *shim_lane_slot_of(CK_SESSION_HANDLE h)
+{
+    return &shim_lane_slots[h % SHIM_LANE_SLOTS];
+}
+
+static inline uint64_t shim_lane_current_epoch(void)
+{
+    return __atomic_load_n(&shim_lane_epoch, __ATOMIC_SEQ_CST);
+}
+
+static int shim_lane_digest_index(CK_MECHANISM_TYPE mech)
+{
+    switch (mech) {
+    case CKM_SHA_1: return 0;
+    case CKM_SHA224: return 1;
+    case CKM_SHA256: return 2;
+    case CKM_SHA384: return 3;
+    case CKM_SHA512: return 4;
+    default: return -1;
+    }
+}
+
+/* ---- called by the generated wrappers (shim_entries.inc), inside the fork gate ---- */
+
+/* Before the Python call of every function not on the verdict-neutral list, and after it:
+ * every arm made before is void. (After, too: a verdict made while this call's change was
+ * in flight must not outlive the change.) */
+static void shim_lane_bump(void)
+{
+    __atomic_add_fetch(&shim_lane_epoch, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Before the Python call of a C_*Init: the epoch its arm will be stamped with. */
+static inline void shim_lane_mark(void)
+{
+    shim_lane_call_epoch = shim_lane_current_epoch();
+}
+
+/* Before any Python call on a session: its lane operations become Python operations first. */
+static void shim_lane_settle(CK_SESSION_HANDLE h)
+{
+    shim_lane_slot *s = shim_lane_slot_of(h);
+    if (__atomic_load_n(&s->lane_mask, __ATOMIC_ACQUIRE) == 0
+        || __atomic_load_n(&s->handle, __ATOMIC_RELAXED) != h)
+        return;
+    shim_py_lane_adopt(h);
+}
+
+/* C_CloseSession answered: the session's slot is freed (its arms were already void: the call
+ * bumped the epoch). */
+static void shim_lane_closed(CK_SESSION_HANDLE h)
+{
+    shim_lane_slot *s;
+    if (!shim_lane_on)
+        return;
+    s = shim_lane_slot_of(h);
+    pthread_mutex_lock(&s->mu);
+    if (s->handle == h)
+        shim_lane_clear(s);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void shim_lane_reset_all(void)
+{
+    unsigned i;
+    __atomic_add_fetch(&shim_lane_epoch, 1, __ATOMIC_SEQ_CST);
+    for (i = 0; i < SHIM_LANE_SLOTS; i++) {
+        shim_lane_slot *s = &shim_lane_slots[i];
+        pthread_mutex_lock(&s->mu);
+        shim_lane_clear(s);
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+/* C_Finalize answered CKR_OK: no session is left. */
+static void shim_lane_finalized(void)
+{
+    if (shim_lane_on)
+        shim_lane_reset_all();
+}
+
+/* C_DigestInit: CKR_OK when Python answered CKR_OK for this session and mechanism in this
+ * epoch and no digest is active (lane or Python); anything else goes to Python. */
+static CK_RV shim_lane_digest_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism)
+{
+    shim_lane_slot *s;
+    int idx;
+    CK_RV rv = SHIM_LANE_PASS;
+
+    if (!shim_lane_on || pMechanism == NULL || pMechanism->ulParameterLen != 0)
+        return SHIM_LANE_PASS; /* NULL: the cancel of 3.0; a parameter: Python reads it */
+    idx = shim_lane_digest_index(pMechanism->mechanism);
+    if (idx < 0)
+        return SHIM_LANE_PASS;
+    s = shim_lane_slot_of(h);
+    pthread_mutex_lock(&s->mu);
+    if (s->handle == h && s->epoch == shim_lane_current_epoch() && (s->digest_armed & (1u << idx))
+        && !((s->py_mask | s->lane_mask) & SHIM_LANE_DIGEST)) {
+        s->digest_mech = pMechanism->mechanism;
+        __atomic_store_n(&s->lane_mask, s->lane_mask | SHIM_LANE_DIGEST, __ATOMIC_RELEASE);
+        rv = CKR_OK;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rv;
+}
+
+/* C_Digest of a lane digest, when every argument is one Python answers CKR_OK for with the
+ * digest delivered (a buffer that fits, the input within the limit, no NULL pointer with a
+ * length): the operation ends, as Python's does. Anything else (a length query, a small
+ * buffer, a NULL pointer, too much data) goes to Python, which adopts the operation first and
+ * answers by its own rules. */
+static CK_RV shim_lane_digest(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+                              CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen)
+{
+    shim_lane_slot *s = shim_lane_slot_of(h);
+    CK_MECHANISM_TYPE mech;
+    size_t md_len;
+    unsigned char out[64];
+
+    if (!(__atomic_load_n(&s->lane_mask, __ATOMIC_ACQUIRE) & SHIM_LANE_DIGEST))
+        return SHIM_LANE_PASS;
+    if (pDigest == NULL || pulDigestLen == NULL || ulDataLen > shim_lane_data_limit
+        || (ulDataLen != 0 && pData == NULL))
+        return SHIM_LANE_PASS;
+    pthread_mutex_lock(&s->mu);
+    if (s->handle != h || !(s->lane_mask & SHIM_LANE_DIGEST)) {
+        pthread_mutex_unlock(&s->mu);
+        return SHIM_LANE_PASS;
+    }
+    mech = s->digest_mech;
+    md_len = shim_digest_size(mech);
+    if (md_len == 0 || md_len > sizeof(out) || *pulDigestLen < md_len) {
+        pthread_mutex_unlock(&s->mu);
+        return SHIM_LANE_PASS;
+    }
+    /* taken: the operation is this call's now (it ends whatever the digest does) */
+    __atomic_store_n(&s->lane_mask, s->lane_mask & ~(unsigned)SHIM_LANE_DIGEST, __ATOMIC_RELEASE);
+    s->digest_mech = 0;
+    pthread_mutex_unlock(&s->mu);
+    if (!shim_digest_oneshot(mech, (const char *)(ulDataLen ? pData : (CK_BYTE_PTR)""), ulDataLen,
+                             (char *)out))
+        return CKR_GENERAL_ERROR; /* not reached: the mechanism is one of the five above */
+    memcpy(pDigest, out, md_len);
+    *pulDigestLen = md_len;
+    return CKR_OK;
+}
+
+/* ---- the Python side's builtins (module _cryptoki_shim_lane, see lane.h) ---- */
+
+static int shim_lane_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const char *usage,
+                          unsigned long *out)
+{
+    Py_ssize_t i;
+    if (nargs != want) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return 0;
+    }
+    for (i = 0; i < nargs; i++) {
+        out[i] = PyLong_AsUnsignedLong(args[i]);
+        if (out[i] == (unsigned long)-1 && PyErr_Occurred())
+            return 0;
+    }
+    return 1;
+}
+
+/* enable(on, data_limit): at C_Initialize, from [module] native_lane. */
+static PyObject *shim_lane_py_enable(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long a[2];
+    (void)self;
+    if (!shim_lane_args(args, nargs, 2, "enable(on, data_limit)", a))
+        return NULL;
+    shim_lane_reset_all();
+    shim_lane_data_limit = a[1];
+    __atomic_store_n(&shim_lane_on, a[0] != 0, __ATOMIC_SEQ_CST);
+    Py_RETURN_NONE;
+}
+
+/* py_ops(handle, mask) -> bool: the kinds with a Python operation are now `mask`. False (and
+ * nothing changed) when a kind it adds has a lane operation: the caller answers
+ * CKR_OPERATION_ACTIVE (the lane's C_*Init came first). A free slot is taken. */
+static PyObject *shim_lane_py_py_ops(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long a[2];
+    shim_lane_slot *s;
+    int ok = 1;
+    (void)self;
+    if (!shim_lane_args(args, nargs, 2, "py_ops(handle, mask)", a))
+        return NULL;
+    if (a[0] == 0)
+        Py_RETURN_TRUE;
+    s = shim_lane_slot_of(a[0]);
+    pthread_mutex_lock(&s->mu);
+    if (s->handle == 0 && a[1] != 0) {
+        s->handle = a[0];
+        s->epoch = 0;
+    }
+    if (s->handle == a[0]) {
+        if ((unsigned)a[1] & ~s->py_mask & s->lane_mask)
+            ok = 0;
+        else
+            s->py_mask = (unsigned)a[1];
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (ok)
+        Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
+}
+
+/* arm_digest(handle, mech, mask) -> bool: Python's C_DigestInit answered CKR_OK for `mech` on
+ * this session; `mask` is its table's kinds now. Void (False) when the epoch moved since the
+ * call started, the slot belongs to another session, or the mechanism is not served here. */
+static PyObject *shim_lane_py_arm_digest(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long a[3];
+    shim_lane_slot *s;
+    int idx, ok = 0;
+    uint64_t epoch = shim_lane_call_epoch;
+    (void)self;
+    if (!shim_lane_args(args, nargs, 3, "arm_digest(handle, mech, mask)", a))
+        return NULL;
+    idx = shim_lane_digest_index(a[1]);
+    if (!shim_lane_on || idx < 0 || a[0] == 0 || epoch == 0)
+        Py_RETURN_FALSE;
+    s = shim_lane_slot_of(a[0]);
+    pthread_mutex_lock(&s->mu);
+    if (s->handle == 0)
+        s->handle = a[0];
+    if (s->handle == a[0] && epoch == shim_lane_current_epoch()) {
+        if (s->epoch != epoch) {
+            s->digest_armed = 0;
+            s->epoch = epoch;
+        }
+        s->digest_armed |= 1u << idx;
+        s->py_mask = (unsigned)a[2];
+        ok = 1;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (ok)
+        Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
+}
+
+/* take(handle) -> ((kind_bit, mech), ...): the session's lane operations, handed to Python
+ * (their kinds move to py_mask in the same step: no lane Init can slip in between). */
+static PyObject *shim_lane_py_take(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long a[1];
+    shim_lane_slot *s;
+    CK_MECHANISM_TYPE digest_mech = 0;
+    (void)self;
+    if (!shim_lane_args(args, nargs, 1, "take(handle)", a))
+        return NULL;
+    s = shim_lane_slot_of(a[0]);
+    pthread_mutex_lock(&s->mu);
+    if (s->handle == a[0] && (s->lane_mask & SHIM_LANE_DIGEST)) {
+        digest_mech = s->digest_mech;
+        s->digest_mech = 0;
+        s->py_mask |= SHIM_LANE_DIGEST;
+        __atomic_store_n(&s->lane_mask, s->lane_mask & ~(unsigned)SHIM_LANE_DIGEST, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (digest_mech == 0)
+        return PyTuple_New(0);
+    return Py_BuildValue("((ik))", SHIM_LANE_DIGEST, digest_mech);
+}
+
+/* cancel(handle): C_Logout ended every operation of the session; the lane's end too. */
+static PyObject *shim_lane_py_cancel(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long a[1];
+    shim_lane_slot *s;
+    (void)self;
+    if (!shim_lane_args(args, nargs, 1, "cancel(handle)", a))
+        return NULL;
+    s = shim_lane_slot_of(a[0]);
+    pthread_mutex_lock(&s->mu);
+    if (s->handle == a[0]) {
+        __atomic_store_n(&s->lane_mask, 0, __ATOMIC_RELEASE);
+        s->digest_mech = 0;
+    }
+    pthread_mutex_unlock(&s->mu);
+    Py_RETURN_NONE;
+}
+
+/* forget(handle): the session ended without C_CloseSession (C_CloseAllSessions, a token
+ * re-initialized elsewhere): its slot is freed and every arm is void. */
+static PyObject *shim_lane_py_forget(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long a[1];
+    shim_lane_slot *s;
+    (void)self;
+    if (!shim_lane_args(args, nargs, 1, "forget(handle)", a))
+        return NULL;
+    shim_lane_bump();
+    s = shim_lane_slot_of(a[0]);
+    pthread_mutex_lock(&s->mu);
+    if (s->handle == a[0])
+        shim_lane_clear(s);
+    pthread_mutex_unlock(&s->mu);
+    Py_RETURN_NONE;
+}
+
+/* bump(): a change Python made that may change a verdict (every arm is void). */
+static PyObject *shim_lane_py_bump(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    (void)args;
+    if (nargs != 0) {
+        PyErr_SetString(PyExc_TypeError, "bump()");
+        return NULL;
+    }
+    shim_lane_bump();
+    Py_RETURN_NONE;
+}
+
+/* reset(): every slot freed (a forked child in a Python host, C_Finalize). */
+static PyObject *shim_lane_py_reset(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    (void)args;
+    if (nargs != 0) {
+        PyErr_SetString(PyExc_TypeError, "reset()");
+        return NULL;
+    }
+    shim_lane_reset_all();
+    Py_RETURN_NONE;
+}
+
+/* state(handle) -> (owned, epoch_valid, py_mask, lane_mask, digest_armed): for tests. */
+static PyObject *shim_lane_py_state(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long a[1];
+    shim_lane_slot *s;
+    PyObject *out;
+    (void)self;
+    if (!shim_lane_args(args, nargs, 1, "state(handle)", a))
+        return NULL;
+    s = shim_lane_slot_of(a[0]);
+    pthread_mutex_lock(&s->mu);
+    out = Py_BuildValue("(iiIII)", s->handle == a[0], s->handle == a[0] && s->epoch == shim_lane_current_epoch(),
+                        s->handle == a[0] ? s->py_mask : 0u, s->handle == a[0] ? s->lane_mask : 0u,
+                        s->handle == a[0] ? s->digest_armed : 0u);
+    pthread_mutex_unlock(&s->mu);
+    return out;
+}
+
+static PyMethodDef shim_lane_methods[] = {
+    {"enable", (PyCFunction)(void (*)(void))shim_lane_py_enable, METH_FASTCALL, "enable(on, data_limit)"},
+    {"py_ops", (PyCFunction)(void (*)(void))shim_lane_py_py_ops, METH_FASTCALL, "py_ops(handle, mask) -> bool"},
+    {"arm_digest", (PyCFunction)(void (*)(void))shim_lane_py_arm_digest, METH_FASTCALL,
+     "arm_digest(handle, mech, mask) -> bool"},
+    {"take", (PyCFunction)(void (*)(void))shim_lane_py_take, METH_FASTCALL, "take(handle) -> ((kind, mech), ...)"},
+    {"cancel", (PyCFunction)(void (*)(void))shim_lane_py_cancel, METH_FASTCALL, "cancel(handle)"},
+    {"forget", (PyCFunction)(void (*)(void))shim_lane_py_forget, METH_FASTCALL, "forget(handle)"},
+    {"bump", (PyCFunction)(void (*)(void))shim_lane_py_bump, METH_FASTCALL, "bump()"},
+    {"reset", (PyCFunction)(void (*)(void))shim_lane_py_reset, METH_FASTCALL, "reset()"},
+    {"state", (PyCFunction)(void (*)(void))shim_lane_py_state, METH_FASTCALL, "state(handle) -> tuple"},
+    {NULL, NULL, 0, NULL},
+};
+
+int shim_lane_publish(void)
+{
+    PyGILState_STATE gil;
+    PyObject *module;
+    int ok;
+
+    pthread_once(&shim_lane_once, shim_lane_init_once);
+    gil = PyGILState_Ensure();
+    module = PyImport_AddModule("_cryptoki_shim_lane"); /* borrowed, in sys.modules */
+    ok = module != NULL && (PyObject_HasAttrString(module, "enable")
+                            || PyModule_AddFunctions(module, shim_lane_methods) == 0);
+    if (!ok)
+        PyErr_Clear();
+    PyGILState_Release(gil);
+    return ok;
+}

@@ -1,0 +1,436 @@
+"""The native lane (issue 22; native/lane.c, core/lane.py, docs/security.md "The native lane").
+
+C_DigestInit + C_Digest answered in C only repeat verdicts Python made. So every test here is
+differential where it can be: the same call sequence through the .so with ``[module]
+native_lane = true`` and ``false`` must give the same return values and outputs, call by
+call (the buffer-length protocol, NULL pointers, wrong lengths, operation-active cases,
+Update/Final/GetOperationState after a lane C_DigestInit, C_SessionCancel, close, logout,
+finalize); with the lane on, the lane's own state (``_cryptoki_shim_lane.state``) shows
+that the lane did serve the C_DigestInit the scenario is about, so a scenario cannot
+silently test Python twice. Then threads (results checked against hashlib) and a fork child.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from p11 import LIB, P11, SO_PIN, USER_PIN, ffi, write_config
+from cryptoki_shim import spec
+from cryptoki_shim.abi import limits
+
+CKM_SHA_1, CKM_SHA224, CKM_SHA256, CKM_SHA384, CKM_SHA512 = 0x220, 0x255, 0x250, 0x260, 0x270
+DIGESTS = {CKM_SHA_1: "sha1", CKM_SHA224: "sha224", CKM_SHA256: "sha256", CKM_SHA384: "sha384",
+           CKM_SHA512: "sha512"}
+OFF = "[module]\nnative_lane = false\n"
+DIGEST_BIT = 1
+
+
+def _lane() -> Any:
+    import _cryptoki_shim_lane  # type: ignore[import-not-found]  # published by the library
+
+    return _cryptoki_shim_lane
+
+
+@contextmanager
+def module(tmp_path: Path, on: bool, monkeypatch: pytest.MonkeyPatch) -> Iterator[P11]:
+    """The library initialized on a fresh store with the lane on or off, a token ready."""
+    directory = tmp_path / ("on" if on else "off")
+    directory.mkdir()
+    monkeypatch.setenv("CRYPTOKI_SHIM_CONF", str(write_config(directory, extra="" if on else OFF)))
+    p = P11(LIB)
+    p.initialize()
+    try:
+        p.init_token(0, SO_PIN, "lane")
+        s = p.open(0)
+        p.login(s, SO_PIN, user=0)
+        p.init_pin(s, USER_PIN)
+        p.close(s)
+        yield p
+    finally:
+        p.call("C_Finalize", ffi.NULL)
+
+
+class Trace:
+    """Calls on one session, recorded as (function, rv, output) without handles."""
+
+    def __init__(self, p: P11, on: bool) -> None:
+        self.p, self.on, self.rows = p, on, []  # type: ignore[var-annotated]
+        self.keep: list[Any] = []
+
+    def rv(self, name: str, *args: Any) -> int:
+        rv = self.p.call(name, *args)
+        self.rows.append((name, spec.ckr_name(rv)))
+        return rv
+
+    def init(self, s: int, mech: int = CKM_SHA256, param: bytes | None = None, *, lane: bool | None = None) -> int:
+        """C_DigestInit; ``lane`` True/False: with the lane on, it must (not) have served it."""
+        m, keep = self.p.mechanism(mech, param)
+        self.keep += [m, keep]
+        rv = self.rv("C_DigestInit", s, m)
+        if self.on and lane is not None:
+            assert bool(_lane().state(s)[3] & DIGEST_BIT) is lane, _lane().state(s)
+        return rv
+
+    def digest(self, s: int, data: Any, length: int | None = None, out: int | None = 64,
+               out_len: int | None = 64) -> None:
+        """C_Digest with a buffer of ``out`` bytes (None: NULL) and *pulDigestLen = out_len
+        (None: a NULL length pointer)."""
+        if isinstance(data, bytes):
+            length = len(data) if length is None else length
+            data = ffi.new("unsigned char[]", data) if data else ffi.NULL
+        buf = ffi.new("unsigned char[]", out) if out is not None else ffi.NULL
+        n = ffi.new("CK_ULONG *", out_len) if out_len is not None else ffi.NULL
+        rv = self.p.call("C_Digest", s, data, length, buf, n)
+        got_len = n[0] if n != ffi.NULL else None
+        got = bytes(ffi.buffer(buf, min(got_len, out))) if rv == 0 and buf != ffi.NULL and got_len else None
+        self.rows.append(("C_Digest", spec.ckr_name(rv), got_len, got))
+
+    def warm(self, s: int, mech: int = CKM_SHA256) -> None:
+        """A C_DigestInit Python answers (it arms the lane) and its C_Digest."""
+        self.init(s, mech, lane=False)
+        self.digest(s, b"warm")
+
+
+def _differential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scenario: Callable[[Trace, P11], None]) -> list:
+    traces = []
+    for on in (True, False):
+        with module(tmp_path, on, monkeypatch) as p:
+            t = Trace(p, on)
+            scenario(t, p)
+            traces.append(t.rows)
+    assert traces[0] == traces[1]
+    return traces[0]
+
+
+DATA = os.urandom(1024)
+
+
+def _served(t: Trace, p: P11) -> None:
+    s = p.open(0)
+    for mech, name in DIGESTS.items():
+        t.warm(s, mech)
+        for data in (DATA, b"", b"x" * 200):
+            t.init(s, mech, lane=True)
+            t.digest(s, data)
+            assert t.rows[-1][3] == hashlib.new(name, data).digest()
+    t.digest(s, DATA)  # the operation ended: CKR_OPERATION_NOT_INITIALIZED
+
+
+def test_lane_serves_every_digest_and_matches_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _differential(tmp_path, monkeypatch, _served)
+    assert rows[-1][1] == "CKR_OPERATION_NOT_INITIALIZED"
+
+
+def _length_protocol(t: Trace, p: P11) -> None:
+    s = p.open(0)
+    t.warm(s)
+    t.init(s, lane=True)
+    t.digest(s, DATA, out=None)            # a length query: 32, the operation stays
+    t.digest(s, DATA, out=31, out_len=31)  # too small: CKR_BUFFER_TOO_SMALL, 32
+    t.digest(s, DATA, out=32, out_len=32)  # exact
+    t.digest(s, DATA)                      # ended
+    t.init(s, lane=True)
+    t.digest(s, DATA, out=16, out_len=16)  # too small first
+    t.digest(s, DATA + b"other")           # other data after the work: refused, ended
+    t.digest(s, DATA)
+    t.init(s, lane=True)
+    t.digest(s, DATA, out=64, out_len=None)  # NULL length pointer: CKR_ARGUMENTS_BAD, ended
+    t.digest(s, DATA)
+    t.init(s, lane=True)
+    t.digest(s, ffi.NULL, 5)                 # NULL data with a length
+    t.digest(s, DATA)
+    t.init(s, lane=True)
+    t.digest(s, ffi.NULL, limits.DATA.size + 1)  # over the limit: CKR_DATA_LEN_RANGE
+    t.digest(s, DATA)
+    t.init(s, lane=True)
+    t.digest(s, ffi.NULL, 0)                 # no data, NULL pointer: the digest of b""
+    t.init(s, lane=True)
+    t.digest(s, DATA, out=64, out_len=0)     # a buffer with *pulDigestLen 0: too small
+    t.digest(s, DATA)
+
+
+def test_buffer_length_protocol_and_bad_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _differential(tmp_path, monkeypatch, _length_protocol)
+    assert ("C_Digest", "CKR_BUFFER_TOO_SMALL", 32, None) in rows
+    assert ("C_Digest", "CKR_OK", 32, hashlib.sha256(b"").digest()) in rows
+    assert {r[1] for r in rows} >= {"CKR_ARGUMENTS_BAD", "CKR_DATA_LEN_RANGE", "CKR_OPERATION_NOT_INITIALIZED",
+                                    "CKR_OPERATION_ACTIVE"}
+
+
+def _operation_active(t: Trace, p: P11) -> None:
+    s = p.open(0)
+    t.warm(s)
+    t.init(s, lane=True)
+    t.init(s, CKM_SHA512)              # a digest is active (the lane's): CKR_OPERATION_ACTIVE, it stays
+    t.digest(s, DATA)                  # the first one's SHA-256
+    t.init(s, lane=True)
+    t.init(s, 0x12345678)              # an unknown mechanism while active: OPERATION_ACTIVE first
+    t.digest(s, DATA)
+    t.init(s, CKM_SHA256, b"\x00\x01", lane=False)  # a parameter: Python's answer, no operation
+    t.init(s, CKM_SHA384, lane=False)  # not armed: Python's operation (and an arm for SHA-384)
+    t.init(s, lane=False)              # Python's digest is active: the lane must not start one
+    t.digest(s, DATA)                  # the SHA-384
+    t.init(s, lane=True)
+    t.digest(s, DATA)
+    t.init(s, lane=True)
+    t.rv("C_DigestInit", s, ffi.NULL)  # NULL mechanism: cancels (3.0)
+    t.digest(s, DATA)
+    t.rv("C_DigestInit", 0xDEAD, t.p.mechanism(CKM_SHA256)[0])  # no such session
+    t.digest(s, DATA)
+
+
+def test_operation_active_and_cancel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _differential(tmp_path, monkeypatch, _operation_active)
+    assert rows[3] == ("C_DigestInit", "CKR_OPERATION_ACTIVE")
+    assert ("C_Digest", "CKR_OK", 48, hashlib.sha384(DATA).digest()) in rows
+
+
+def _multipart_after_lane_init(t: Trace, p: P11) -> None:
+    s = p.open(0)
+    t.warm(s)
+    t.init(s, lane=True)
+    t.rv("C_DigestUpdate", s, DATA[:100], 100)
+    t.rv("C_DigestUpdate", s, DATA[100:], len(DATA) - 100)
+    out, n = ffi.new("unsigned char[64]"), ffi.new("CK_ULONG *", 64)
+    t.rv("C_DigestFinal", s, out, n)
+    t.rows.append(bytes(ffi.buffer(out, n[0])))
+    t.init(s, lane=True)
+    t.rv("C_DigestUpdate", s, DATA, len(DATA))
+    t.digest(s, DATA)  # a one-shot after an update: refused (OPERATION_ACTIVE), ended
+    t.init(s, lane=True)
+    n[0] = 64
+    t.rv("C_DigestFinal", s, out, n)  # Final without update: the digest of nothing
+    t.rows.append(bytes(ffi.buffer(out, n[0])))
+
+
+def test_update_and_final_after_a_lane_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _differential(tmp_path, monkeypatch, _multipart_after_lane_init)
+    assert hashlib.sha256(DATA).digest() in rows
+    assert hashlib.sha256(b"").digest() in rows
+
+
+def _operation_state(t: Trace, p: P11) -> None:
+    s = p.open(0)
+    t.warm(s)
+    t.init(s, lane=True)
+    n = ffi.new("CK_ULONG *")
+    t.rv("C_GetOperationState", s, ffi.NULL, n)
+    blob = ffi.new("unsigned char[]", n[0])
+    t.rv("C_GetOperationState", s, blob, n)
+    t.rv("C_DigestUpdate", s, b"first", 5)
+    t.rv("C_SetOperationState", s, blob, n[0], 0, 0)  # back to the saved (fresh) digest
+    t.rv("C_DigestUpdate", s, b"second", 6)
+    out, m = ffi.new("unsigned char[64]"), ffi.new("CK_ULONG *", 64)
+    t.rv("C_DigestFinal", s, out, m)
+    t.rows.append(bytes(ffi.buffer(out, m[0])))
+    t.init(s, lane=False)  # C_SetOperationState moved the epoch: Python answers (and arms again)
+    t.digest(s, DATA)
+    t.init(s, lane=True)
+    t.digest(s, DATA)
+
+
+def test_get_and_set_operation_state_after_a_lane_init(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _differential(tmp_path, monkeypatch, _operation_state)
+    assert hashlib.sha256(b"second").digest() in rows
+
+
+def _endings(t: Trace, p: P11) -> None:
+    s = p.open(0)
+    t.warm(s)
+    t.init(s, lane=True)
+    t.rv("C_SessionCancel", s, spec.CKF_DIGEST)
+    t.digest(s, DATA)                    # cancelled
+    t.init(s, lane=True)
+    t.rv("C_SessionCancel", s, spec.CKF_SIGN)  # another kind: the digest stays
+    t.digest(s, DATA)
+    # logout ends every operation of the application's sessions, the lane's too
+    s2 = p.open(0)
+    t.rv("C_Login", s2, spec.CKU_USER, USER_PIN, len(USER_PIN))
+    t.warm(s)
+    t.init(s, lane=True)
+    t.rv("C_Logout", s2)
+    t.digest(s, DATA)
+    # a closed session's lane operation goes with it; its handle is invalid for the lane too
+    t.warm(s)
+    t.init(s, lane=True)
+    t.rv("C_CloseSession", s)
+    t.digest(s, DATA)
+    t.init(s)
+    # C_CloseAllSessions
+    s3 = p.open(0)
+    t.warm(s3)
+    t.init(s3, lane=True)
+    t.rv("C_CloseAllSessions", 0)
+    t.digest(s3, DATA)
+    t.init(s3)
+
+
+def test_cancel_logout_close_end_the_lane_operation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _differential(tmp_path, monkeypatch, _endings)
+    assert rows.count(("C_Digest", "CKR_OPERATION_NOT_INITIALIZED", 64, None)) == 2
+    assert rows.count(("C_Digest", "CKR_SESSION_HANDLE_INVALID", 64, None)) == 2
+
+
+def _epoch(t: Trace, p: P11) -> None:
+    s = p.open(0)
+    t.warm(s)
+    t.init(s, lane=True)
+    t.digest(s, DATA)
+    # any function off the verdict-neutral list voids the arms: the next Init is Python's
+    t.rv("C_Login", s, spec.CKU_USER, USER_PIN, len(USER_PIN))
+    t.init(s, lane=False)
+    t.digest(s, DATA)
+    t.init(s, lane=True)  # ... which armed it again
+    t.digest(s, DATA)
+    # a neutral function does not
+    info = ffi.new("CK_SESSION_INFO *")
+    t.rv("C_GetSessionInfo", s, info)
+    t.init(s, lane=True)
+    t.digest(s, DATA)
+    # arms are per session
+    s2 = p.open(0)
+    t.init(s2, lane=False)
+    t.digest(s2, DATA)
+
+
+def test_epoch_voids_arms_and_arms_are_per_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _differential(tmp_path, monkeypatch, _epoch)
+
+
+def test_lane_off_never_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with module(tmp_path, False, monkeypatch) as p:
+        t = Trace(p, True)  # "on" only to assert the lane's state
+        s = p.open(0)
+        t.warm(s)
+        t.init(s, lane=False)
+        t.digest(s, DATA)
+        assert _lane().state(s) == (0, 0, 0, 0, 0)
+
+
+def test_finalize_with_a_lane_operation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def scenario(t: Trace, p: P11) -> None:
+        s = p.open(0)
+        t.warm(s)
+        t.init(s, lane=True)
+        t.rv("C_Finalize", ffi.NULL)
+        t.digest(s, DATA)  # CKR_CRYPTOKI_NOT_INITIALIZED
+        p.initialize()
+        t.digest(s, DATA)  # the old handle: CKR_SESSION_HANDLE_INVALID
+        t.init(s)
+
+    rows = _differential(tmp_path, monkeypatch, scenario)
+    assert rows[-3:] == [("C_Digest", "CKR_CRYPTOKI_NOT_INITIALIZED", 64, None),
+                         ("C_Digest", "CKR_SESSION_HANDLE_INVALID", 64, None),
+                         ("C_DigestInit", "CKR_SESSION_HANDLE_INVALID")]
+
+
+def test_threads_own_sessions_results_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """4 threads, a session each, 2000 lane digests each of distinct data: every digest is
+    hashlib's, and the lane served them (its Inits leave no Python operation behind)."""
+    with module(tmp_path, True, monkeypatch) as p:
+        errors: list[str] = []
+
+        def work(seed: int) -> None:
+            s = p.open(0)
+            m, _keep = p.mechanism(CKM_SHA256)
+            out, n = ffi.new("unsigned char[32]"), ffi.new("CK_ULONG *")
+            for i in range(2000):
+                data = f"{seed}:{i}".encode() * (1 + i % 50)
+                if p.call("C_DigestInit", s, m) != 0:
+                    errors.append("init")
+                    return
+                n[0] = 32
+                rv = p.call("C_Digest", s, data, len(data), out, n)
+                if rv != 0 or bytes(ffi.buffer(out, 32)) != hashlib.sha256(data).digest():
+                    errors.append(f"digest {rv}")
+                    return
+            if _lane().state(s)[4] == 0:
+                errors.append("never armed")
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert errors == []
+
+
+def test_threads_sharing_one_session_never_get_a_wrong_digest(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two threads racing C_DigestInit/C_Digest on one session (allowed, if unwise): each call
+    answers CKR_OK with the right digest of its own data, or CKR_OPERATION_ACTIVE /
+    CKR_OPERATION_NOT_INITIALIZED (the other thread's operation), never another digest; and
+    the session ends with at most one digest operation (a final Init either succeeds or finds
+    one active, and then a Digest ends it)."""
+    with module(tmp_path, True, monkeypatch) as p:
+        s = p.open(0)
+        m, _keep = p.mechanism(CKM_SHA256)
+        bad: list[Any] = []
+
+        def work(seed: int) -> None:
+            out, n = ffi.new("unsigned char[32]"), ffi.new("CK_ULONG *")
+            for i in range(3000):
+                data = f"{seed}-{i}".encode()
+                rv = p.call("C_DigestInit", s, m)
+                if rv not in (0, spec.CKR_OPERATION_ACTIVE):
+                    bad.append(("init", rv))
+                n[0] = 32
+                rv = p.call("C_Digest", s, data, len(data), out, n)
+                if rv == 0:
+                    digest = bytes(ffi.buffer(out, 32))
+                    if digest != hashlib.sha256(data).digest():
+                        # the other thread's operation may have taken this data: still a
+                        # SHA-256 of exactly this input, so any mismatch is a fault
+                        bad.append(("digest", data))
+                elif rv != spec.CKR_OPERATION_NOT_INITIALIZED:
+                    bad.append(("digest rv", rv))
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert bad == []
+        rv = p.call("C_DigestInit", s, m)
+        assert rv in (0, spec.CKR_OPERATION_ACTIVE)
+        out, n = ffi.new("unsigned char[32]"), ffi.new("CK_ULONG *", 32)
+        assert p.call("C_Digest", s, b"end", 3, out, n) == 0
+        assert p.call("C_Digest", s, b"end", 3, out, n) == spec.CKR_OPERATION_NOT_INITIALIZED
+
+
+def test_fork_child_has_no_lane_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lane operation in the parent; the child (module reset, CKR_CRYPTOKI_NOT_INITIALIZED)
+    gets nothing from the lane, and after its own C_Initialize the parent's handle is invalid;
+    the parent's operation is intact."""
+    with module(tmp_path, True, monkeypatch) as p:
+        s = p.open(0)
+        t = Trace(p, True)
+        t.warm(s)
+        t.init(s, lane=True)
+        pid = os.fork()
+        if pid == 0:  # the child: report by exit status only
+            code = 0
+            try:
+                out, n = ffi.new("unsigned char[32]"), ffi.new("CK_ULONG *", 32)
+                if p.call("C_Digest", s, b"x", 1, out, n) != spec.CKR_CRYPTOKI_NOT_INITIALIZED:
+                    code = 2
+                elif _lane().state(s) != (0, 0, 0, 0, 0):
+                    code = 3
+                elif p.call("C_Initialize", ffi.NULL) != 0:
+                    code = 4
+                elif p.call("C_Digest", s, b"x", 1, out, n) != spec.CKR_SESSION_HANDLE_INVALID:
+                    code = 5
+            except BaseException:
+                code = 6
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0
+        t.digest(s, DATA)
+        assert t.rows[-1] == ("C_Digest", "CKR_OK", 32, hashlib.sha256(DATA).digest())
