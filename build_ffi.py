@@ -74,13 +74,15 @@ def read_functions() -> list[tuple[str, str, str]]:
 
 #: The native lane (native/lane.c, issue 22): the functions it may answer in C before Python
 #: (name -> its function in lane.c), ...
-LANE_SERVED = {"C_DigestInit": "shim_lane_digest_init", "C_Digest": "shim_lane_digest"}
+LANE_SERVED = {"C_DigestInit": "shim_lane_digest_init", "C_Digest": "shim_lane_digest",
+               "C_SignInit": "shim_lane_sign_init", "C_Sign": "shim_lane_sign",
+               "C_VerifyInit": "shim_lane_verify_init", "C_Verify": "shim_lane_verify"}
 #: ... the C_*Init functions whose Python verdict may arm it (their call's epoch is noted) ...
 LANE_ARMING = ("C_DigestInit", "C_SignInit", "C_VerifyInit", "C_EncryptInit", "C_DecryptInit")
 #: ... and the functions that cannot change any verdict of a C_*Init (docs/security.md "The
-#: native lane"): every other function voids the lane's arms (shim_lane_bump) before and after
-#: its Python call. A function missing here only costs the lane a Python C_*Init: the list is
-#: an allow-list on purpose.
+#: native lane"): every other function voids the lane's arms before (shim_lane_bump) and after
+#: its Python call (shim_lane_scrub: the voided key states are cleansed too). A function
+#: missing here only costs the lane a Python C_*Init: the list is an allow-list on purpose.
 LANE_NEUTRAL = frozenset({
     "C_GetInfo", "C_GetSlotList", "C_GetSlotInfo", "C_GetTokenInfo", "C_GetMechanismList", "C_GetMechanismInfo",
     "C_OpenSession", "C_GetSessionInfo", "C_GetOperationState", "C_GetObjectSize", "C_GetAttributeValue",
@@ -104,6 +106,7 @@ LANE_NEUTRAL = frozenset({
 #: What the lane does after the Python call of these, when it answered CKR_OK.
 LANE_AFTER = {"C_CloseSession": "shim_lane_closed(hSession)", "C_Finalize": "shim_lane_finalized()"}
 LANE_PROTOTYPES = """static void shim_lane_bump(void);
+static void shim_lane_scrub(void);
 static inline void shim_lane_mark(void);
 static void shim_lane_settle(CK_SESSION_HANDLE h);
 static void shim_lane_closed(CK_SESSION_HANDLE h);
@@ -111,6 +114,12 @@ static void shim_lane_finalized(void);
 static CK_RV shim_lane_digest_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism);
 static CK_RV shim_lane_digest(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
                               CK_BYTE_PTR pDigest, CK_ULONG_PTR pulDigestLen);
+static CK_RV shim_lane_sign_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey);
+static CK_RV shim_lane_verify_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey);
+static CK_RV shim_lane_sign(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
+                            CK_ULONG_PTR pulSignatureLen);
+static CK_RV shim_lane_verify(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
+                              CK_ULONG ulSignatureLen);
 #define SHIM_LANE_PASS (~(CK_RV)0)
 """
 
@@ -127,7 +136,7 @@ def lane_call(name: str, params: str, args: str, python: str) -> str:
     if params.startswith("CK_SESSION_HANDLE hSession"):  # just before the Python call (inside any gate)
         call_at = python.index(f"        rv = py_{name}(")
         python = python[:call_at] + "        shim_lane_settle(hSession);\n" + python[call_at:]
-    after = "" if name in LANE_NEUTRAL else "        shim_lane_bump();\n"
+    after = "" if name in LANE_NEUTRAL else "        shim_lane_scrub();\n"
     if name in LANE_AFTER:
         after += f"        if (rv == CKR_OK)\n            {LANE_AFTER[name]};\n"
     body = before + python + after

@@ -36,6 +36,18 @@
 enum { SHIM_LANE_DIGEST = 1, SHIM_LANE_SIGN = 2, SHIM_LANE_VERIFY = 4, SHIM_LANE_ENCRYPT = 8,
        SHIM_LANE_DECRYPT = 16 };
 
+/* A keyed verdict (HMAC sign/verify): the key's prepared state (digest.c's HMAC inner and
+ * outer digest states), copied from Python's own prepared state of that key. */
+#define SHIM_LANE_KEY_STATE 512
+#define SHIM_LANE_KEYED_ARMS 4
+typedef struct {
+    unsigned kind;                 /* SHIM_LANE_SIGN or SHIM_LANE_VERIFY; 0: unused */
+    CK_MECHANISM_TYPE mech;        /* CKM_SHA*_HMAC */
+    CK_OBJECT_HANDLE key;
+    size_t len;
+    unsigned char state[SHIM_LANE_KEY_STATE];
+} shim_lane_keyed;
+
 typedef struct {
     pthread_mutex_t mu;
     CK_SESSION_HANDLE handle;      /* the owner; 0: free */
@@ -44,6 +56,10 @@ typedef struct {
     unsigned lane_mask;            /* kinds with a lane operation (also read without the mutex) */
     unsigned digest_armed;         /* bit per digest (shim_lane_digest_index) */
     CK_MECHANISM_TYPE digest_mech; /* the lane digest operation's mechanism */
+    unsigned keyed_next;           /* the arm a new one replaces (round robin) */
+    shim_lane_keyed arms[SHIM_LANE_KEYED_ARMS];
+    shim_lane_keyed op_sign;       /* the lane sign operation (its own copy of the key state) */
+    shim_lane_keyed op_verify;     /* the lane verify operation */
 } __attribute__((aligned(128))) shim_lane_slot;
 
 static shim_lane_slot shim_lane_slots[SHIM_LANE_SLOTS];
@@ -60,14 +76,51 @@ static pthread_once_t shim_lane_once = PTHREAD_ONCE_INIT;
 /* Python's adoption of a session's lane operations (core/lane.py adopt; embedding API). */
 CK_RV shim_py_lane_adopt(CK_SESSION_HANDLE handle);
 
+/* Slots whose arms hold key material (shim_lane_scrub walks the slots only when it is not 0). */
+static unsigned long shim_lane_keyed_slots;
+
+/* Key material goes with OPENSSL_cleanse (not optimised away), wherever it is dropped. */
+static void shim_lane_drop_keyed(shim_lane_keyed *k)
+{
+    if (k->kind != 0 || k->len != 0)
+        OPENSSL_cleanse(k, sizeof(*k));
+}
+
+static int shim_lane_has_keyed(const shim_lane_slot *s)
+{
+    unsigned i;
+    for (i = 0; i < SHIM_LANE_KEYED_ARMS; i++)
+        if (s->arms[i].kind != 0)
+            return 1;
+    return 0;
+}
+
+static void shim_lane_drop_arms(shim_lane_slot *s)
+{
+    unsigned i;
+    s->digest_armed = 0;
+    if (!shim_lane_has_keyed(s))
+        return;
+    for (i = 0; i < SHIM_LANE_KEYED_ARMS; i++)
+        shim_lane_drop_keyed(&s->arms[i]);
+    __atomic_sub_fetch(&shim_lane_keyed_slots, 1, __ATOMIC_RELAXED);
+}
+
+static void shim_lane_end_ops(shim_lane_slot *s)
+{
+    __atomic_store_n(&s->lane_mask, 0, __ATOMIC_RELEASE);
+    s->digest_mech = 0;
+    shim_lane_drop_keyed(&s->op_sign);
+    shim_lane_drop_keyed(&s->op_verify);
+}
+
 static void shim_lane_clear(shim_lane_slot *s)
 {
     s->handle = 0;
     s->epoch = 0;
     s->py_mask = 0;
-    __atomic_store_n(&s->lane_mask, 0, __ATOMIC_RELEASE);
-    s->digest_armed = 0;
-    s->digest_mech = 0;
+    shim_lane_end_ops(s);
+    shim_lane_drop_arms(s);
 }
 
 static void shim_lane_after_fork_child(void)
@@ -79,6 +132,7 @@ static void shim_lane_after_fork_child(void)
         pthread_mutex_init(&shim_lane_slots[i].mu, NULL);
         shim_lane_clear(&shim_lane_slots[i]);
     }
+    shim_lane_keyed_slots = 0;
     __atomic_add_fetch(&shim_lane_epoch, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -112,6 +166,19 @@ static int shim_lane_digest_index(CK_MECHANISM_TYPE mech)
     }
 }
 
+/* The digest of a CKM_SHA*_HMAC (the full-length ones only; _GENERAL has a parameter); 0: none. */
+static CK_MECHANISM_TYPE shim_lane_hmac_digest(CK_MECHANISM_TYPE mech)
+{
+    switch (mech) {
+    case CKM_SHA_1_HMAC: return CKM_SHA_1;
+    case CKM_SHA224_HMAC: return CKM_SHA224;
+    case CKM_SHA256_HMAC: return CKM_SHA256;
+    case CKM_SHA384_HMAC: return CKM_SHA384;
+    case CKM_SHA512_HMAC: return CKM_SHA512;
+    default: return 0;
+    }
+}
+
 /* ---- called by the generated wrappers (shim_entries.inc), inside the fork gate ---- */
 
 /* Before the Python call of every function not on the verdict-neutral list, and after it:
@@ -120,6 +187,27 @@ static int shim_lane_digest_index(CK_MECHANISM_TYPE mech)
 static void shim_lane_bump(void)
 {
     __atomic_add_fetch(&shim_lane_epoch, 1, __ATOMIC_SEQ_CST);
+}
+
+/* After the Python call of a verdict-changing function: the arms it voided are cleansed now
+ * (a destroyed key's state does not wait in lane memory for its session to end). */
+static void shim_lane_scrub(void)
+{
+    unsigned i;
+    uint64_t now;
+    shim_lane_bump();
+    if (__atomic_load_n(&shim_lane_keyed_slots, __ATOMIC_RELAXED) == 0)
+        return;
+    now = shim_lane_current_epoch();
+    for (i = 0; i < SHIM_LANE_SLOTS; i++) {
+        shim_lane_slot *s = &shim_lane_slots[i];
+        if (__atomic_load_n(&s->handle, __ATOMIC_RELAXED) == 0)
+            continue;
+        pthread_mutex_lock(&s->mu);
+        if (s->epoch != now)
+            shim_lane_drop_arms(s);
+        pthread_mutex_unlock(&s->mu);
+    }
 }
 
 /* Before the Python call of a C_*Init: the epoch its arm will be stamped with. */
@@ -237,6 +325,129 @@ static CK_RV shim_lane_digest(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG u
     return CKR_OK;
 }
 
+/* C_SignInit / C_VerifyInit of a full-length HMAC: CKR_OK when Python answered CKR_OK for
+ * this session, kind, mechanism and key in this epoch (an arm holds the key's prepared
+ * state) and no operation of the kind is active; anything else goes to Python. */
+static CK_RV shim_lane_mac_init(unsigned kind, CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism,
+                                CK_OBJECT_HANDLE hKey)
+{
+    shim_lane_slot *s;
+    unsigned i;
+    CK_RV rv = SHIM_LANE_PASS;
+
+    if (!shim_lane_on || pMechanism == NULL || pMechanism->ulParameterLen != 0
+        || shim_lane_hmac_digest(pMechanism->mechanism) == 0)
+        return SHIM_LANE_PASS;
+    s = shim_lane_slot_of(h);
+    pthread_mutex_lock(&s->mu);
+    if (s->handle == h && s->epoch == shim_lane_current_epoch() && !((s->py_mask | s->lane_mask) & kind)) {
+        for (i = 0; i < SHIM_LANE_KEYED_ARMS; i++) {
+            const shim_lane_keyed *arm = &s->arms[i];
+            if (arm->kind == kind && arm->mech == pMechanism->mechanism && arm->key == hKey) {
+                memcpy(kind == SHIM_LANE_SIGN ? &s->op_sign : &s->op_verify, arm, sizeof(*arm));
+                __atomic_store_n(&s->lane_mask, s->lane_mask | kind, __ATOMIC_RELEASE);
+                rv = CKR_OK;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rv;
+}
+
+static CK_RV shim_lane_sign_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+    return shim_lane_mac_init(SHIM_LANE_SIGN, h, pMechanism, hKey);
+}
+
+static CK_RV shim_lane_verify_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+    return shim_lane_mac_init(SHIM_LANE_VERIFY, h, pMechanism, hKey);
+}
+
+/* Takes the session's lane operation of `kind` into `op` when `fits` says the call is one the
+ * lane answers (the mutex held); else PASS and the operation stays. */
+static int shim_lane_take_mac(shim_lane_slot *s, CK_SESSION_HANDLE h, unsigned kind, CK_ULONG out_room,
+                              int exact, shim_lane_keyed *op, size_t *mac_len)
+{
+    shim_lane_keyed *mine;
+    size_t n;
+    pthread_mutex_lock(&s->mu);
+    mine = kind == SHIM_LANE_SIGN ? &s->op_sign : &s->op_verify;
+    if (s->handle != h || !(s->lane_mask & kind)) {
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+    n = shim_digest_size(shim_lane_hmac_digest(mine->mech));
+    if (n == 0 || (exact ? out_room != n : out_room < n)) {
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+    memcpy(op, mine, sizeof(*op));
+    shim_lane_drop_keyed(mine);
+    __atomic_store_n(&s->lane_mask, s->lane_mask & ~kind, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&s->mu);
+    *mac_len = n;
+    return 1;
+}
+
+/* C_Sign of a lane HMAC: only the call Python answers CKR_OK with the MAC delivered. */
+static CK_RV shim_lane_sign(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
+                            CK_ULONG_PTR pulSignatureLen)
+{
+    shim_lane_slot *s = shim_lane_slot_of(h);
+    shim_lane_keyed op;
+    size_t mac_len = 0;
+    unsigned char out[64];
+    int ok;
+
+    if (!(__atomic_load_n(&s->lane_mask, __ATOMIC_ACQUIRE) & SHIM_LANE_SIGN))
+        return SHIM_LANE_PASS;
+    if (pSignature == NULL || pulSignatureLen == NULL || ulDataLen > shim_lane_data_limit
+        || (ulDataLen != 0 && pData == NULL))
+        return SHIM_LANE_PASS;
+    if (!shim_lane_take_mac(s, h, SHIM_LANE_SIGN, *pulSignatureLen, 0, &op, &mac_len))
+        return SHIM_LANE_PASS;
+    ok = shim_hmac_oneshot(shim_lane_hmac_digest(op.mech), op.state,
+                           (const char *)(ulDataLen ? pData : (CK_BYTE_PTR)""), ulDataLen, (char *)out);
+    OPENSSL_cleanse(&op, sizeof(op));
+    if (ok)
+        memcpy(pSignature, out, mac_len);
+    OPENSSL_cleanse(out, sizeof(out));
+    if (!ok)
+        return CKR_GENERAL_ERROR; /* not reached: the state was checked when it was armed */
+    *pulSignatureLen = mac_len;
+    return CKR_OK;
+}
+
+/* C_Verify of a lane HMAC: a signature of exactly the MAC's length, non-NULL; CKR_OK or
+ * CKR_SIGNATURE_INVALID (constant-time comparison), the operation ends either way, as in
+ * Python. A wrong length, NULL pointers, too much data go to Python. */
+static CK_RV shim_lane_verify(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
+                              CK_ULONG ulSignatureLen)
+{
+    shim_lane_slot *s = shim_lane_slot_of(h);
+    shim_lane_keyed op;
+    size_t mac_len = 0;
+    unsigned char out[64];
+    int ok, same;
+
+    if (!(__atomic_load_n(&s->lane_mask, __ATOMIC_ACQUIRE) & SHIM_LANE_VERIFY))
+        return SHIM_LANE_PASS;
+    if (pSignature == NULL || ulDataLen > shim_lane_data_limit || (ulDataLen != 0 && pData == NULL))
+        return SHIM_LANE_PASS;
+    if (!shim_lane_take_mac(s, h, SHIM_LANE_VERIFY, ulSignatureLen, 1, &op, &mac_len))
+        return SHIM_LANE_PASS;
+    ok = shim_hmac_oneshot(shim_lane_hmac_digest(op.mech), op.state,
+                           (const char *)(ulDataLen ? pData : (CK_BYTE_PTR)""), ulDataLen, (char *)out);
+    OPENSSL_cleanse(&op, sizeof(op));
+    same = ok && CRYPTO_memcmp(out, pSignature, mac_len) == 0;
+    OPENSSL_cleanse(out, sizeof(out));
+    if (!ok)
+        return CKR_GENERAL_ERROR; /* not reached: the state was checked when it was armed */
+    return same ? CKR_OK : CKR_SIGNATURE_INVALID;
+}
+
 /* ---- the Python side's builtins (module _cryptoki_shim_lane, see lane.h) ---- */
 
 static int shim_lane_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const char *usage,
@@ -333,28 +544,114 @@ static PyObject *shim_lane_py_arm_digest(PyObject *self, PyObject *const *args, 
     Py_RETURN_FALSE;
 }
 
-/* take(handle) -> ((kind_bit, mech), ...): the session's lane operations, handed to Python
- * (their kinds move to py_mask in the same step: no lane Init can slip in between). */
+/* arm_mac(handle, kind, mech, key, state, mask) -> bool: Python's C_SignInit/C_VerifyInit
+ * answered CKR_OK for this session, kind (SIGN or VERIFY), full-length HMAC and session key
+ * of the software backend; `state` is the key's prepared HMAC state (checked here as
+ * digest.c's, like every state this code takes from outside), `mask` the table's kinds. */
+static PyObject *shim_lane_py_arm_mac(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long a[4];
+    shim_lane_slot *s;
+    Py_buffer state;
+    unsigned long mask;
+    CK_MECHANISM_TYPE dmech;
+    size_t half;
+    unsigned i;
+    int ok = 0;
+    uint64_t epoch = shim_lane_call_epoch;
+    (void)self;
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "arm_mac(handle, kind, mech, key, state, mask)");
+        return NULL;
+    }
+    if (!shim_lane_args(args, 4, 4, "arm_mac", a))
+        return NULL;
+    mask = PyLong_AsUnsignedLong(args[5]);
+    if (mask == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    if (PyObject_GetBuffer(args[4], &state, PyBUF_SIMPLE) != 0)
+        return NULL;
+    dmech = shim_lane_hmac_digest(a[2]);
+    half = shim_digest_ctx_size(dmech);
+    if (shim_lane_on && dmech != 0 && (a[1] == SHIM_LANE_SIGN || a[1] == SHIM_LANE_VERIFY) && a[0] != 0
+        && epoch != 0 && half != 0 && (size_t)state.len == 2 * half && 2 * half <= SHIM_LANE_KEY_STATE
+        && shim_digest_check(dmech, state.buf) && shim_digest_check(dmech, (const char *)state.buf + half)) {
+        s = shim_lane_slot_of(a[0]);
+        pthread_mutex_lock(&s->mu);
+        if (s->handle == 0)
+            s->handle = a[0];
+        if (s->handle == a[0] && epoch == shim_lane_current_epoch()) {
+            shim_lane_keyed *arm = NULL;
+            if (s->epoch != epoch) {
+                shim_lane_drop_arms(s);
+                s->epoch = epoch;
+            }
+            for (i = 0; i < SHIM_LANE_KEYED_ARMS && arm == NULL; i++)
+                if (s->arms[i].kind == a[1] && s->arms[i].mech == a[2] && s->arms[i].key == a[3])
+                    arm = &s->arms[i];
+            if (!shim_lane_has_keyed(s))
+                __atomic_add_fetch(&shim_lane_keyed_slots, 1, __ATOMIC_RELAXED);
+            if (arm == NULL)
+                arm = &s->arms[s->keyed_next++ % SHIM_LANE_KEYED_ARMS];
+            shim_lane_drop_keyed(arm);
+            arm->kind = (unsigned)a[1];
+            arm->mech = a[2];
+            arm->key = a[3];
+            arm->len = (size_t)state.len;
+            memcpy(arm->state, state.buf, (size_t)state.len);
+            s->py_mask = (unsigned)mask;
+            ok = 1;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    PyBuffer_Release(&state);
+    if (ok)
+        Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
+}
+
+/* take(handle) -> ((kind_bit, mech, key), ...): the session's lane operations, handed to
+ * Python (their kinds move to py_mask in the same step: no lane Init can slip in between;
+ * their key state is cleansed: Python makes its own context). key 0 for a digest. */
 static PyObject *shim_lane_py_take(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     unsigned long a[1];
     shim_lane_slot *s;
-    CK_MECHANISM_TYPE digest_mech = 0;
+    unsigned long ops[3][3];
+    int n = 0, i;
+    PyObject *out;
     (void)self;
     if (!shim_lane_args(args, nargs, 1, "take(handle)", a))
         return NULL;
     s = shim_lane_slot_of(a[0]);
     pthread_mutex_lock(&s->mu);
-    if (s->handle == a[0] && (s->lane_mask & SHIM_LANE_DIGEST)) {
-        digest_mech = s->digest_mech;
-        s->digest_mech = 0;
-        s->py_mask |= SHIM_LANE_DIGEST;
-        __atomic_store_n(&s->lane_mask, s->lane_mask & ~(unsigned)SHIM_LANE_DIGEST, __ATOMIC_RELEASE);
+    if (s->handle == a[0] && s->lane_mask != 0) {
+        if (s->lane_mask & SHIM_LANE_DIGEST) {
+            ops[n][0] = SHIM_LANE_DIGEST, ops[n][1] = s->digest_mech, ops[n][2] = 0;
+            n++;
+        }
+        if (s->lane_mask & SHIM_LANE_SIGN) {
+            ops[n][0] = SHIM_LANE_SIGN, ops[n][1] = s->op_sign.mech, ops[n][2] = s->op_sign.key;
+            n++;
+        }
+        if (s->lane_mask & SHIM_LANE_VERIFY) {
+            ops[n][0] = SHIM_LANE_VERIFY, ops[n][1] = s->op_verify.mech, ops[n][2] = s->op_verify.key;
+            n++;
+        }
+        s->py_mask |= s->lane_mask;
+        shim_lane_end_ops(s);
     }
     pthread_mutex_unlock(&s->mu);
-    if (digest_mech == 0)
-        return PyTuple_New(0);
-    return Py_BuildValue("((ik))", SHIM_LANE_DIGEST, digest_mech);
+    out = PyTuple_New(n);
+    for (i = 0; out != NULL && i < n; i++) {
+        PyObject *item = Py_BuildValue("(kkk)", ops[i][0], ops[i][1], ops[i][2]);
+        if (item == NULL) {
+            Py_CLEAR(out);
+            break;
+        }
+        PyTuple_SET_ITEM(out, i, item);
+    }
+    return out;
 }
 
 /* cancel(handle): C_Logout ended every operation of the session; the lane's end too. */
@@ -367,10 +664,8 @@ static PyObject *shim_lane_py_cancel(PyObject *self, PyObject *const *args, Py_s
         return NULL;
     s = shim_lane_slot_of(a[0]);
     pthread_mutex_lock(&s->mu);
-    if (s->handle == a[0]) {
-        __atomic_store_n(&s->lane_mask, 0, __ATOMIC_RELEASE);
-        s->digest_mech = 0;
-    }
+    if (s->handle == a[0])
+        shim_lane_end_ops(s);
     pthread_mutex_unlock(&s->mu);
     Py_RETURN_NONE;
 }
@@ -442,6 +737,8 @@ static PyMethodDef shim_lane_methods[] = {
     {"py_ops", (PyCFunction)(void (*)(void))shim_lane_py_py_ops, METH_FASTCALL, "py_ops(handle, mask) -> bool"},
     {"arm_digest", (PyCFunction)(void (*)(void))shim_lane_py_arm_digest, METH_FASTCALL,
      "arm_digest(handle, mech, mask) -> bool"},
+    {"arm_mac", (PyCFunction)(void (*)(void))shim_lane_py_arm_mac, METH_FASTCALL,
+     "arm_mac(handle, kind, mech, key, state, mask) -> bool"},
     {"take", (PyCFunction)(void (*)(void))shim_lane_py_take, METH_FASTCALL, "take(handle) -> ((kind, mech), ...)"},
     {"cancel", (PyCFunction)(void (*)(void))shim_lane_py_cancel, METH_FASTCALL, "cancel(handle)"},
     {"forget", (PyCFunction)(void (*)(void))shim_lane_py_forget, METH_FASTCALL, "forget(handle)"},

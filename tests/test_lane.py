@@ -434,3 +434,262 @@ def test_fork_child_has_no_lane_state(tmp_path: Path, monkeypatch: pytest.Monkey
         assert os.WEXITSTATUS(status) == 0
         t.digest(s, DATA)
         assert t.rows[-1] == ("C_Digest", "CKR_OK", 32, hashlib.sha256(DATA).digest())
+
+
+# ---------------------------------------------------------------------- HMAC sign/verify
+
+SIGN_BIT, VERIFY_BIT = 2, 4
+KEY = bytes(range(32))
+
+
+def _hmac_key(p: P11, s: int, **extra: Any) -> int:
+    attrs = {spec.CKA_CLASS: spec.CKO_SECRET_KEY, spec.CKA_KEY_TYPE: spec.CKK_GENERIC_SECRET, spec.CKA_VALUE: KEY,
+             spec.CKA_SIGN: True, spec.CKA_VERIFY: True, spec.CKA_TOKEN: False}
+    attrs.update({getattr(spec, name): value for name, value in extra.items()})
+    return p.create(s, attrs)
+
+
+def _mac(data: bytes, name: str = "sha256") -> bytes:
+    import hmac
+
+    return hmac.new(KEY, data, name).digest()
+
+
+class MacTrace(Trace):
+    def mac_init(self, fn: str, s: int, key: int, mech: int = spec.CKM_SHA256_HMAC, param: bytes | None = None, *,
+                 lane: bool | None = None) -> int:
+        m, keep = self.p.mechanism(mech, param)
+        self.keep += [m, keep]
+        rv = self.rv(fn, s, m, key)
+        if self.on and lane is not None:
+            bit = SIGN_BIT if fn == "C_SignInit" else VERIFY_BIT
+            assert bool(_lane().state(s)[3] & bit) is lane, (fn, _lane().state(s))
+        return rv
+
+    def sign(self, s: int, data: Any, length: int | None = None, out: int | None = 64,
+             out_len: int | None = 64) -> None:
+        if isinstance(data, bytes):
+            length = len(data) if length is None else length
+            data = ffi.new("unsigned char[]", data) if data else ffi.NULL
+        buf = ffi.new("unsigned char[]", out) if out is not None else ffi.NULL
+        n = ffi.new("CK_ULONG *", out_len) if out_len is not None else ffi.NULL
+        rv = self.p.call("C_Sign", s, data, length, buf, n)
+        got_len = n[0] if n != ffi.NULL else None
+        got = bytes(ffi.buffer(buf, min(got_len, out))) if rv == 0 and buf != ffi.NULL and got_len else None
+        self.rows.append(("C_Sign", spec.ckr_name(rv), got_len, got))
+
+    def verify(self, s: int, data: bytes, sig: Any, sig_len: int | None = None) -> None:
+        if isinstance(sig, bytes):
+            sig_len = len(sig) if sig_len is None else sig_len
+            sig = ffi.new("unsigned char[]", sig) if sig else ffi.NULL
+        d = ffi.new("unsigned char[]", data) if data else ffi.NULL
+        self.rows.append(("C_Verify", spec.ckr_name(self.p.call("C_Verify", s, d, len(data), sig, sig_len))))
+
+    def warm_mac(self, s: int, key: int, mech: int = spec.CKM_SHA256_HMAC) -> None:
+        self.mac_init("C_SignInit", s, key, mech, lane=False)
+        self.sign(s, b"warm")
+        self.mac_init("C_VerifyInit", s, key, mech, lane=False)
+        self.verify(s, b"warm", self.rows[-2][3])
+
+
+def _mac_differential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      scenario: Callable[[MacTrace, P11, int], None]) -> list:
+    traces = []
+    for on in (True, False):
+        with module(tmp_path, on, monkeypatch) as p:
+            s = p.open(0)
+            p.login(s, USER_PIN)
+            t = MacTrace(p, on)
+            scenario(t, p, s)
+            traces.append(t.rows)
+    assert traces[0] == traces[1]
+    return traces[0]
+
+
+def _mac_served(t: MacTrace, p: P11, s: int) -> None:
+    key = _hmac_key(p, s)
+    for mech, name in ((spec.CKM_SHA_1_HMAC, "sha1"), (spec.CKM_SHA224_HMAC, "sha224"),
+                       (spec.CKM_SHA256_HMAC, "sha256"), (spec.CKM_SHA384_HMAC, "sha384"),
+                       (spec.CKM_SHA512_HMAC, "sha512")):
+        t.warm_mac(s, key, mech)
+        for data in (b"", b"x" * 64, DATA):
+            t.mac_init("C_SignInit", s, key, mech, lane=True)
+            t.sign(s, data)
+            assert t.rows[-1][3] == _mac(data, name)
+            t.mac_init("C_VerifyInit", s, key, mech, lane=True)
+            t.verify(s, data, _mac(data, name))
+            t.mac_init("C_VerifyInit", s, key, mech, lane=True)
+            t.verify(s, data, bytes(len(_mac(data, name))))  # wrong MAC: CKR_SIGNATURE_INVALID
+    t.sign(s, DATA)
+    t.verify(s, DATA, _mac(DATA))
+
+
+def test_hmac_served_and_matches_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _mac_differential(tmp_path, monkeypatch, _mac_served)
+    assert rows.count(("C_Verify", "CKR_SIGNATURE_INVALID")) == 15
+    assert rows[-2:] == [("C_Sign", "CKR_OPERATION_NOT_INITIALIZED", 64, None),
+                         ("C_Verify", "CKR_OPERATION_NOT_INITIALIZED")]
+
+
+def _mac_protocol(t: MacTrace, p: P11, s: int) -> None:
+    key = _hmac_key(p, s)
+    t.warm_mac(s, key)
+    t.mac_init("C_SignInit", s, key, lane=True)
+    t.sign(s, DATA, out=None)             # length query: the operation stays
+    t.sign(s, DATA, out=31, out_len=31)   # too small
+    t.sign(s, DATA, out=32, out_len=32)
+    t.sign(s, DATA)
+    t.mac_init("C_SignInit", s, key, lane=True)
+    t.sign(s, DATA, out=64, out_len=None)  # NULL length pointer
+    t.sign(s, DATA)
+    t.mac_init("C_SignInit", s, key, lane=True)
+    t.sign(s, ffi.NULL, 3)
+    t.mac_init("C_SignInit", s, key, lane=True)
+    t.sign(s, ffi.NULL, limits.DATA.size + 1)
+    t.mac_init("C_SignInit", s, key, lane=True)
+    t.mac_init("C_SignInit", s, key, spec.CKM_SHA512_HMAC)  # active: CKR_OPERATION_ACTIVE, stays
+    t.rv("C_SignUpdate", s, DATA, len(DATA))
+    n, out = ffi.new("CK_ULONG *", 64), ffi.new("unsigned char[64]")
+    t.rv("C_SignFinal", s, out, n)
+    t.rows.append(bytes(ffi.buffer(out, n[0])))
+    t.mac_init("C_VerifyInit", s, key, lane=True)
+    t.verify(s, DATA, _mac(DATA)[:31])     # wrong length: CKR_SIGNATURE_LEN_RANGE
+    t.verify(s, DATA, _mac(DATA))          # ended
+    t.mac_init("C_VerifyInit", s, key, lane=True)
+    t.verify(s, DATA, ffi.NULL, 32)        # NULL signature
+    t.mac_init("C_VerifyInit", s, key, lane=True)
+    t.verify(s, DATA, b"x" * (limits.SIGNATURE.size + 1))
+    t.mac_init("C_VerifyInit", s, key, lane=True)
+    t.rv("C_VerifyUpdate", s, DATA, len(DATA))
+    t.rv("C_VerifyFinal", s, _mac(DATA), 32)
+    t.mac_init("C_SignInit", s, key, spec.CKM_SHA256_HMAC_GENERAL, (16).to_bytes(8, "little"), lane=False)
+    t.sign(s, DATA)
+    t.mac_init("C_SignInit", s, key, lane=True)
+    t.rv("C_SignInit", s, ffi.NULL, key)   # NULL mechanism: cancel
+    t.sign(s, DATA)
+    t.mac_init("C_SignInit", s, key + 1000)  # no such key
+    t.mac_init("C_SignInit", s, key, lane=True)
+    n[0] = 0
+    t.rv("C_GetOperationState", s, ffi.NULL, n)
+    t.sign(s, DATA)
+
+
+def test_hmac_buffer_protocol_and_bad_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _mac_differential(tmp_path, monkeypatch, _mac_protocol)
+    assert _mac(DATA) in rows
+    assert {r[1] for r in rows if len(r) > 1} >= {"CKR_BUFFER_TOO_SMALL", "CKR_ARGUMENTS_BAD", "CKR_DATA_LEN_RANGE",
+                                                  "CKR_SIGNATURE_LEN_RANGE", "CKR_OPERATION_ACTIVE",
+                                                  "CKR_KEY_HANDLE_INVALID"}
+
+
+def _mac_abuse(t: MacTrace, p: P11, s: int) -> None:
+    # 1. destroy the key: the next Init is refused exactly as without the lane; an operation
+    #    started before goes on (Python's does too)
+    key = _hmac_key(p, s)
+    t.warm_mac(s, key)
+    t.mac_init("C_SignInit", s, key, lane=True)
+    t.rv("C_DestroyObject", s, key)
+    t.sign(s, DATA)
+    t.mac_init("C_SignInit", s, key, lane=False)
+    # 2. CKA_SIGN set to FALSE
+    key = _hmac_key(p, s)
+    t.warm_mac(s, key)
+    tpl_rv = p.call("C_SetAttributeValue", s, key, *_template({spec.CKA_SIGN: False}))
+    t.rows.append(("C_SetAttributeValue", spec.ckr_name(tpl_rv)))
+    t.mac_init("C_SignInit", s, key, lane=False)
+    t.mac_init("C_VerifyInit", s, key, lane=False)  # (the epoch moved: verify is Python's once)
+    t.verify(s, DATA, _mac(DATA))
+    # 3. CKA_ALLOWED_MECHANISMS changed (or refused: the answer is the same either way)
+    key = _hmac_key(p, s)
+    t.warm_mac(s, key)
+    tpl_rv = p.call("C_SetAttributeValue", s, key, *_template({spec.CKA_ALLOWED_MECHANISMS: [spec.CKM_SHA384_HMAC]}))
+    t.rows.append(("C_SetAttributeValue", spec.ckr_name(tpl_rv)))
+    t.mac_init("C_SignInit", s, key, lane=False)
+    t.sign(s, DATA)
+    # 4. a private session key, then logout: gone with the login
+    key = _hmac_key(p, s, CKA_PRIVATE=True)
+    t.warm_mac(s, key)
+    t.mac_init("C_SignInit", s, key, lane=True)
+    t.sign(s, DATA)
+    t.rv("C_Logout", s)
+    t.mac_init("C_SignInit", s, key, lane=False)
+    t.mac_init("C_VerifyInit", s, key, lane=False)
+    t.rv("C_Login", s, spec.CKU_USER, USER_PIN, len(USER_PIN))
+    t.mac_init("C_SignInit", s, key, lane=False)
+    # 5. the session that made the key closes: the key goes, another session's Init is refused;
+    #    its operation started before goes on
+    maker = p.open(0)
+    key = _hmac_key(p, maker)
+    t.warm_mac(s, key)
+    t.mac_init("C_SignInit", s, key, lane=True)
+    t.rv("C_CloseSession", maker)
+    t.sign(s, DATA)
+    t.mac_init("C_SignInit", s, key, lane=False)
+    # 6. a key without CKA_SIGN never arms sign; verify arms
+    key = _hmac_key(p, s, CKA_SIGN=False)
+    t.mac_init("C_SignInit", s, key, lane=False)
+    t.mac_init("C_SignInit", s, key, lane=False)
+    t.mac_init("C_VerifyInit", s, key, lane=False)
+    t.verify(s, DATA, _mac(DATA))
+    t.mac_init("C_VerifyInit", s, key, lane=True)
+    t.verify(s, DATA, _mac(DATA))
+    # 7. a token key is never armed
+    key = _hmac_key(p, s, CKA_TOKEN=True)
+    t.warm_mac(s, key)
+    t.mac_init("C_SignInit", s, key, lane=False)
+    t.sign(s, DATA)
+
+
+def _template(attrs: dict[int, Any]) -> tuple[Any, int]:
+    from p11 import Template
+
+    tpl = Template(attrs)
+    _KEEP.append(tpl)
+    return tpl.array, tpl.count
+
+
+_KEEP: list[Any] = []
+
+
+def test_hmac_verdict_changes_answer_as_without_the_lane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _mac_differential(tmp_path, monkeypatch, _mac_abuse)
+    assert rows.count(("C_Sign", "CKR_OK", 32, _mac(DATA))) >= 3  # the operations started before went on
+    assert ("C_SignInit", "CKR_KEY_HANDLE_INVALID") in rows
+    assert ("C_SignInit", "CKR_KEY_FUNCTION_NOT_PERMITTED") in rows
+
+
+def test_hmac_threads_on_a_shared_session_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """4 threads, a session each, one session key made by the main session: 1500 lane MACs
+    and verifications each, every MAC checked against Python's hmac."""
+    with module(tmp_path, True, monkeypatch) as p:
+        main = p.open(0)
+        p.login(main, USER_PIN)
+        key = _hmac_key(p, main)
+        errors: list[Any] = []
+
+        def work(seed: int) -> None:
+            s = p.open(0)
+            m, _keep = p.mechanism(spec.CKM_SHA256_HMAC)
+            out, n = ffi.new("unsigned char[32]"), ffi.new("CK_ULONG *")
+            for i in range(1500):
+                data = f"{seed}/{i}".encode() * (1 + i % 9)
+                n[0] = 32
+                if p.call("C_SignInit", s, m, key) != 0 or p.call("C_Sign", s, data, len(data), out, n) != 0:
+                    errors.append("sign")
+                    return
+                mac = bytes(ffi.buffer(out, 32))
+                if mac != _mac(data):
+                    errors.append(("mac", data))
+                    return
+                if p.call("C_VerifyInit", s, m, key) != 0 or p.call("C_Verify", s, data, len(data), out, 32) != 0:
+                    errors.append("verify")
+                    return
+            if not _lane().state(s)[0]:
+                errors.append("never armed")
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert errors == []

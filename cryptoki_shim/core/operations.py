@@ -69,12 +69,15 @@ class OpTable(dict[str, "Operation"]):
     kinds present (always kept, told only when the lane is on).
     """
 
-    __slots__ = ("handle", "mask")
+    __slots__ = ("handle", "mask", "lane_keys")
 
     def __init__(self, handle: int) -> None:
         super().__init__()
         self.handle = handle
         self.mask = 0
+        #: (kind, mechanism, key handle) -> (key, context maker) of each keyed verdict armed
+        #: on this session (``crypto_functions._arm_keyed``), for an adopted lane operation
+        self.lane_keys: dict[tuple[str, int, int], tuple[Any, Any]] = {}
 
     def __setitem__(self, kind: str, op: "Operation") -> None:
         bit = KIND_BITS.get(kind, 0)
@@ -183,6 +186,7 @@ class SessionState:
         before = self.ops
         before.clear_mirror()
         table = self.ops = OpTable(self.handle)
+        table.lane_keys = before.lane_keys
         for kind, op in ops.items():
             table[kind] = op
         return before

@@ -127,6 +127,11 @@ class RunningDigest:
         prepared._proto = prepared.save()
         return prepared
 
+    def prepared_state(self, length: int) -> bytes | None:
+        """A prepared HMAC key's state (``keyed``) when ``length`` is its full MAC length, for
+        the native lane (which runs digest.c's HMAC from it, as ``mac`` does)."""
+        return self._proto if self._hmac and length == self._size else None
+
     def copy(self) -> "RunningDigest":
         """A twin of this state (HMAC: each operation starts from a copy of the key's
         prepared pads)."""

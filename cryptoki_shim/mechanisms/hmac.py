@@ -183,6 +183,13 @@ class HmacSignContext:
     def length_hint(self, step: str, data_len: int) -> int | None:
         return 0 if step == "update" else self._length
 
+    def lane_state(self) -> bytes | None:
+        """The key's prepared state for the native lane (core/crypto_functions._arm_keyed), if
+        this is a fresh full-length HMAC on native/digest.c; else None (pyca, SHA-3)."""
+        if self._running is not None or not isinstance(self._prepared, RunningDigest):
+            return None
+        return self._prepared.prepared_state(self._length)
+
     def save(self) -> bytes:
         """C_GetOperationState: the inner and outer states (key-dependent: the core only
         hands them out encrypted and bound to this key, ``core/opstate.py``)."""
