@@ -15,6 +15,20 @@ from ..spec_ints import CKS_LAST_VALIDATION_OK
 from .marshal import read_optional_buffer, require
 
 
+def _native_sessions() -> Any:
+    """native/sessions.c's builtins (C_OpenSession/C_CloseSession of the sessions Python never
+    saw answered in C), or None: in-process, or a library built without them."""
+    publish = getattr(runtime.lib, "shim_sess_publish", None)
+    if publish is None or not publish():
+        return None
+    import _cryptoki_shim_sessions  # type: ignore[import-not-found]  # made by the call above
+
+    return _cryptoki_shim_sessions
+
+
+MODULE.native = _native_sessions()
+
+
 # The three entries below are the per-call floor p11bench measures (open-close-session,
 # get-session-info): registered direct (no wrapper frame, see entry()), so they answer
 # CKR_OK themselves, and the checks are inlined in their spec order.

@@ -63,7 +63,12 @@ class Sessions(dict):
         self.module = module
 
     def __missing__(self, handle: int) -> Session:
-        if not self.module.initialized:
+        module = self.module
+        if module.native is not None and not handle & 1:  # maybe a session opened in C: claimed now
+            session = module.adopt(handle)
+            if session is not None:
+                return session
+        if not module.initialized:
             raise CryptokiError(spec.CKR_CRYPTOKI_NOT_INITIALIZED)
         raise CryptokiError(spec.CKR_SESSION_HANDLE_INVALID, f"session {handle}")
 
@@ -97,10 +102,16 @@ class Slot:
 
 class Module:
     def __init__(self) -> None:
+        #: The registry of the sessions opened in C (native/sessions.c's builtins, set by
+        #: abi.sessions when the library has it; None in-process: the admin CLI, tests that
+        #: import the package). Those sessions have even handles, ours odd (``adopt``).
+        self.native: Any = None
         self._reset()
-        self._session_handles = itertools.count(1)
+        self._session_handles = itertools.count(1, 2)
 
     def _reset(self) -> None:
+        if self.native is not None:
+            self.native.reset()  # C_Finalize, fork: the C sessions end with ours
         self.lock = threading.RLock()
         self.initialized = False
         self.pid: int | None = None
@@ -210,6 +221,13 @@ class Module:
         return sorted(self.slots)
 
     def sessions_of(self, token: Token) -> list[Session]:
+        """Every session of the application on ``token``: the C sessions are claimed first
+        (native/sessions.c), so the callers (login, logout, C_InitToken, C_CloseAllSessions,
+        the session counts of CK_TOKEN_INFO) see all of them."""
+        if self.native is not None:
+            with self.lock:
+                for handle, flags in self.native.claim_all(token.slot_id):
+                    self._add(handle, token, flags)
         return [self.sessions[h] for h in list(token.session_handles) if h in self.sessions]
 
     # ------------------------------------------------------------------ sessions
@@ -236,7 +254,28 @@ class Module:
             handle = next(self._session_handles)
             self.sessions[handle] = session_type(handle, token, flags)
             token.session_handles.add(handle)
+            if self.native is not None:  # from now on C may open sessions here (no SO: OPENED allows both)
+                self.native.sync(token.slot_id, len(token.session_handles), int(token.login_user != CKU_SO))
             return handle
+
+    def _add(self, handle: int, token: Token, flags: int) -> Session:
+        session = (_Session or _session_type())(handle, token, flags)
+        self.sessions[handle] = session
+        token.session_handles.add(handle)
+        return session
+
+    def adopt(self, handle: int) -> Session | None:
+        """The session ``handle`` if C_OpenSession answered it in C and no call named it yet
+        (native/sessions.c): claimed from there, it becomes an ordinary session; else None."""
+        with self.lock:
+            session = dict.get(self.sessions, handle)  # claimed by another thread meanwhile
+            if session is not None:
+                return session
+            claimed = self.native.claim(handle)
+            if claimed is None:
+                return None
+            slot_id, flags = claimed
+            return self._add(handle, self.slots[slot_id].token, flags)
 
     def session(self, handle: int) -> Session:
         """The session of ``handle`` (``Sessions``: the entry points write ``sessions[h]``)."""
@@ -247,13 +286,18 @@ class Module:
             if not self.initialized:
                 raise CryptokiError(spec.CKR_CRYPTOKI_NOT_INITIALIZED)
             session = self.sessions.pop(handle, None)
+            if session is None and self.native is not None and self.adopt(handle) is not None:
+                session = self.sessions.pop(handle)  # a C session: its slot's last (native/sessions.c)
             if session is None:
                 raise CryptokiError(spec.CKR_SESSION_HANDLE_INVALID, f"session {handle}")
             token = session.token
             token.session_handles.discard(handle)
             if token.session_objects:
                 token.drop_session_objects(handle)
-            if not token.session_handles and token.login_user is not None:
+            left = len(token.session_handles)
+            if self.native is not None:  # and the C sessions of the slot (Python's count told)
+                left += self.native.sync(token.slot_id, left, 2)
+            if not left and token.login_user is not None:
                 token.logout()  # §5.6: the application's last session logs it out (states: LOGOUT)
 
     def close_all_sessions(self, slot_id: int) -> None:
@@ -266,7 +310,7 @@ class Module:
         sessions on it end and its login is gone; their handles answer
         CKR_SESSION_HANDLE_INVALID from now on, the call that found it included."""
         with self.lock:
-            ended = len(token.session_handles)
+            ended = len(self.sessions_of(token))
             self._end_sessions(token)
         if ended:
             _log.warning("slot %d: the token was re-initialized elsewhere: %d session(s) ended", token.slot_id, ended)
@@ -277,6 +321,8 @@ class Module:
                 del self.sessions[s.handle]
                 lane.forget(s.handle)  # the native lane's state of the session goes too
             token.session_handles.clear()
+            if self.native is not None:
+                self.native.sync(token.slot_id, 0, 2)
             token.drop_session_objects(None)
             if token.login_user is not None:
                 token.logout()  # §5.6: the last session closed (states: LOGOUT)
@@ -301,6 +347,8 @@ class Module:
             return
         event = LOGIN_EVENT[user]
         with self.lock:
+            if user == CKU_SO and self.native is not None:  # no session opened in C from now on: OPENED changes
+                self.native.sync(token.slot_id, len(token.session_handles), 0)
             for s in self.sessions_of(token):
                 states.move(SESSION, s.state, event)
             if user == CKU_USER and (token.record is None or token.record.user_pin is None):
@@ -308,6 +356,9 @@ class Module:
                 if token.record is None or token.record.user_pin is None:
                     raise CryptokiError(spec.CKR_USER_PIN_NOT_INITIALIZED)
         token.login(user, pin)
+        if user == CKU_SO and self.native is not None:
+            with self.lock:  # again: a Python C_OpenSession during the PIN check may have enabled C
+                self.native.sync(token.slot_id, len(token.session_handles), 0)
         audit.login(token, user)
 
     def logout(self, session: Session) -> None:
@@ -325,6 +376,8 @@ class Module:
         if so_pin is None:
             raise CryptokiError(spec.CKR_ARGUMENTS_BAD, "a PIN is required")
         with self.lock:
+            if self.native is not None:  # no session opened in C while the token is made anew
+                self.native.sync(token.slot_id, len(token.session_handles), 0)
             if self.sessions_of(token):
                 raise CryptokiError(spec.CKR_SESSION_EXISTS)
             token.check_pin_length(so_pin)
