@@ -40,8 +40,8 @@ from .tables import (
     KEY_TYPES_BY_CLASS, Schema, schema_for,
 )
 
-__all__ = ["Origin", "build_object", "build_profile", "check_set", "readable", "has_attribute",
-           "sealed_types", "schema_of"]
+__all__ = ["Origin", "SecretMaker", "build_object", "build_profile", "check_set", "readable", "has_attribute",
+           "sealed_types", "schema_of", "secret_maker"]
 
 log = logging.getLogger(__name__)
 
@@ -180,11 +180,28 @@ def _normalise(template: Mapping[int, Any]) -> dict[int, Any]:
 
 # --------------------------------------------------------------------------- derived values
 
-def _sha1_kcv(value: bytes) -> bytes:
-    """SHA-1 check value on pyca, never ``hashlib`` (the host's libcrypto: issue 25)."""
+def _pyca_sha1(value: bytes) -> bytes:
     h = hashes.Hash(hashes.SHA1())
     h.update(value)
-    return h.finalize()[:3]
+    return h.finalize()
+
+
+#: The SHA-1 of the check values: pyca's, never ``hashlib`` (the host's libcrypto: issue 25),
+#: until the mechanisms layer hands its hermetic one-shot (``use_sha1``).
+_sha1: Callable[[bytes], bytes] = _pyca_sha1
+
+
+def use_sha1(fn: Callable[[bytes], bytes]) -> None:
+    """Compute SHA-1 check values with ``fn`` (``mechanisms.digest.digest`` of CKM_SHA_1:
+    native/digest.c on libcrypto's block functions, pyca without the library; a pyca ``Hash``
+    per new secret key was ~0.8 us of a KEM call). The layer below cannot import it."""
+    global _sha1
+    _sha1 = fn
+
+
+def _sha1_kcv(value: bytes) -> bytes:
+    """SHA-1 check value (first three bytes), hermetic (``_sha1``)."""
+    return _sha1(value)[:3]
 
 
 def _aes_kcv(value: bytes) -> bytes:
@@ -550,6 +567,49 @@ def build_object(template: Mapping[int, Any], origin: Origin, *,
         fill(obj, tmpl)
     _derived_flags(obj, plan.schema, origin, base, key_gen_mechanism)
     return obj
+
+
+class SecretMaker:
+    """``build_object`` for many secret keys of one template, origin, base key and role whose
+    material differs in CKA_VALUE alone (C_EncapsulateKey / C_DecapsulateKey repeated with one
+    template: ``core/kem.py``): what does not depend on the value is built once, by
+    ``build_object`` itself (the same validator, defaults and derived flags, with the value left
+    out of the material); ``make`` adds a value and runs the value's fillers (CKA_VALUE_LEN
+    against the value, CKA_CHECK_VALUE computed or checked: ``_fill_secret``), the steps
+    ``build_object`` runs on it. Holds no key value."""
+
+    __slots__ = ("attrs", "tmpl", "fillers", "shape")
+
+    def __init__(self, attrs: dict[int, Any], tmpl: dict[int, Any], fillers: tuple, shape: dict[int, Any]) -> None:
+        self.attrs, self.tmpl, self.fillers, self.shape = attrs, tmpl, fillers, shape
+
+    def make(self, material: Mapping[int, Any]) -> dict[int, Any] | None:
+        """The new object for ``material``; None when its shape (attribute types, values other
+        than CKA_VALUE) is not the one this maker was built for: then ``build_object``."""
+        shape = dict(material)
+        value = shape.pop(spec.CKA_VALUE, None)
+        if shape != self.shape or value.__class__ is not bytes:
+            return None
+        obj = self.attrs.copy()
+        obj[spec.CKA_VALUE] = value
+        for fill in self.fillers:
+            fill(obj, self.tmpl)
+        return obj
+
+
+def secret_maker(template: Mapping[int, Any], origin: Origin, *, material: Mapping[int, Any],
+                 base: Mapping[int, Any] | None = None, is_so: bool = False) -> SecretMaker | None:
+    """A ``SecretMaker`` for a template ``build_object`` has accepted with ``material`` (a
+    secret key's CKA_VALUE among it): None when the object is not a secret key whose fillers are
+    only the value's (``_fill_secret``, ``_fill_check_value``) or the material has no value."""
+    if origin not in _CACHED_ORIGINS or not isinstance(material.get(spec.CKA_VALUE), bytes):
+        return None
+    shape = {t: v for t, v in material.items() if t != spec.CKA_VALUE}
+    plan = _plan(template, origin, shape, is_so)
+    if plan.schema.cls != spec.CKO_SECRET_KEY or not set(plan.fillers) <= {_fill_secret, _fill_check_value}:
+        return None
+    attrs = build_object(template, origin, material=shape, base=base, is_so=is_so)
+    return SecretMaker(attrs, plan.tmpl, plan.fillers, shape)
 
 
 def _filled_later(schema: Schema, t: int) -> bool:
