@@ -268,6 +268,9 @@ _key_use = True
 #: Whether ``key_use`` records anything (a sink is open and ``key_use`` is on): the
 #: operation path reads this flag instead of making a call per C_Sign/C_Encrypt.
 KEY_USE = False
+#: Whether a sink is open (``enabled()``): the object-creation path (``Token.add_object``,
+#: C_EncapsulateKey ...) reads this flag instead of calling ``object_event`` per object.
+ON = False
 #: Modules only a sink needs, imported by the first one (``_Sink._open``).
 _datetime: Any = None
 _json: Any = None
@@ -281,7 +284,7 @@ def configure(settings: dict[str, Any] | None, store_url: str | None = None) -> 
     chain continue); new settings or a new process start a new run. An audit that was asked
     for but cannot open its file or key is an error in our log, never a failed call.
     """
-    global _sink, _key_use, KEY_USE
+    global _sink, _key_use, KEY_USE, ON
     settings = dict(settings or {})
     settings["store_url"] = store_url
     wanted = bool(settings.get("file") or settings.get("syslog"))
@@ -291,7 +294,7 @@ def configure(settings: dict[str, Any] | None, store_url: str | None = None) -> 
         _sink.checkpoint("close")
         _sink.close()
         _sink = None
-        KEY_USE = False
+        KEY_USE = ON = False
     if wanted:
         path = key_path(settings, store_url)
         try:
@@ -308,6 +311,7 @@ def configure(settings: dict[str, Any] | None, store_url: str | None = None) -> 
             _sink = None
     _key_use = bool(settings.get("key_use", True))
     KEY_USE = _sink is not None and _key_use
+    ON = _sink is not None
 
 
 def enabled() -> bool:
@@ -323,8 +327,8 @@ def checkpoint(reason: str = "finalize") -> None:
 
 def _after_fork_in_child() -> None:
     """The child starts its own run when it initializes again (its pid is new)."""
-    global _sink, KEY_USE
-    KEY_USE = False
+    global _sink, KEY_USE, ON
+    KEY_USE = ON = False
     if _sink is not None:
         sink, _sink = _sink, None
         sink.lock = threading.Lock()

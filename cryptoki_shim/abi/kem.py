@@ -1,6 +1,7 @@
 """KEM entries (PKCS#11 3.2 §5.18): C_EncapsulateKey, C_DecapsulateKey.
 
-Thin readers around ``core.kem``: the ciphertext goes out by the one buffer protocol
+Thin readers around ``core.kem``, attached ``direct`` (no wrapper frame: each returns CKR_OK
+itself; cffi's onerror maps an exception as the wrapper does): the ciphertext goes out by the one buffer protocol
 (``marshal.deliver``): NULL ``pCiphertext`` -> its length, too small ->
 CKR_BUFFER_TOO_SMALL with the length; only a delivered ciphertext makes a key, whose handle
 is then written to ``phKey``.
@@ -14,7 +15,7 @@ from ..core import kem
 from ..core.module import MODULE
 from . import limits
 from .crypto import _mechanism
-from .entry import entry
+from .entry import CKR_OK, entry
 from .marshal import deliver, read_buffer, read_template, require, require_template
 
 
@@ -36,9 +37,9 @@ class _Encapsulation:
         return result.ciphertext
 
 
-@entry("C_EncapsulateKey")
+@entry("C_EncapsulateKey", direct=True)
 def C_EncapsulateKey(h_session: int, p_mechanism: Any, h_public: int, p_template: Any, count: int,
-                     p_ciphertext: Any, p_ciphertext_len: Any, ph_key: Any) -> None:
+                     p_ciphertext: Any, p_ciphertext_len: Any, ph_key: Any) -> int:
     session = MODULE.sessions[h_session]
     require(p_ciphertext_len, "ciphertext length pointer")
     require(ph_key, "key handle pointer")
@@ -50,11 +51,12 @@ def C_EncapsulateKey(h_session: int, p_mechanism: Any, h_public: int, p_template
         deliver(p_ciphertext, p_ciphertext_len, producer)
     if producer.handle is not None:
         ph_key[0] = producer.handle
+    return CKR_OK
 
 
-@entry("C_DecapsulateKey")
+@entry("C_DecapsulateKey", direct=True)
 def C_DecapsulateKey(h_session: int, p_mechanism: Any, h_private: int, p_template: Any, count: int,
-                     p_ciphertext: Any, ciphertext_len: int, ph_key: Any) -> None:
+                     p_ciphertext: Any, ciphertext_len: int, ph_key: Any) -> int:
     session = MODULE.sessions[h_session]
     require(ph_key, "key handle pointer")
     ciphertext = read_buffer(p_ciphertext, ciphertext_len, limits.WRAPPED_KEY)
@@ -63,3 +65,4 @@ def C_DecapsulateKey(h_session: int, p_mechanism: Any, h_private: int, p_templat
     template = read_template(p_template, count)
     with session.lock:
         ph_key[0] = kem.decapsulate_key(session, mech, h_private, template, ciphertext)
+    return CKR_OK

@@ -189,10 +189,17 @@ def read_template(p_template: Any, count: int, *, depth: int = 0) -> codec.Decod
     """
     _check_template(p_template, count, limits.NESTED_TEMPLATE if depth else limits.TEMPLATE)
     out = codec.Decoded()
+    buffer, null, decoder, most = runtime.ffi.buffer, runtime.NULL, codec.decoder, limits.ATTRIBUTE_VALUE.size
     for i in range(count):
         attr = p_template[i]
         atype = attr.type
-        value = _read_value(attr, atype, depth)
+        decode = decoder(atype)
+        n = attr.ulValueLen
+        if decode is not _DECODE_ARRAY and 0 < n <= most and (p := attr.pValue) != null:
+            # the common case, as ``_read_value`` reads it (one value within its limit)
+            value = decode(atype, buffer(p, n)[:])
+        else:
+            value = _read_value(attr, atype, depth)
         if atype in out and out[atype] != value:
             raise CryptokiError(CKR_TEMPLATE_INCONSISTENT, f"attribute {atype:#x} given twice")
         out[atype] = value

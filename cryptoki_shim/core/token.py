@@ -470,7 +470,8 @@ class Token:
             obj = Object(new_handle(), attrs, unique_id, session=session)
             with self.lock:
                 self.session_objects[obj.handle] = obj
-            audit.object_event("create", self, obj)
+            if audit.ON:  # a flag, not a call per object (a KEM makes one per call)
+                audit.object_event("create", self, obj)
             return obj
         rec = self._record_for(attrs, unique_id, None)
         # The commit and the handle registration are one step under the lock: a concurrent
@@ -529,7 +530,8 @@ class Token:
         audit.object_event("modify", self, obj)
 
     def destroy_object(self, obj: Object) -> None:
-        audit.object_event("destroy", self, obj)
+        if audit.ON:
+            audit.object_event("destroy", self, obj)
         with self.lock:
             if obj.oid is None:
                 self.session_objects.pop(obj.handle, None)

@@ -37,7 +37,7 @@ from .pqc_keys import ML_KEM
 from .registry import Family, KeyGenData, MechanismEntry, register
 
 
-_CACHE = ("mlkem.private", "mlkem.public")
+_CACHE = ("mlkem.public", "mlkem.private")  # indexed by ``private``
 
 
 def _kem_key(view: Any, private: bool) -> tuple[Any, pqc_keys.ParameterSet]:
