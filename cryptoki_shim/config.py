@@ -98,6 +98,9 @@ MODULE_KEYS: dict[str, Key] = {
                                    "on a session where Python already answered the same C_DigestInit and nothing "
                                    "that could change that answer happened since (docs/security.md \"The native "
                                    "lane\"); false: every call goes to Python"),
+    "native_sessions": Key(bool, True, "answer C_OpenSession and C_CloseSession in C, without Python, for the "
+                                       "sessions no other call has named yet (docs/architecture.md \"Sessions "
+                                       "answered in C\"); false: every call goes to Python"),
 }
 #: The top-level tables (besides [[slots]]) and their keys.
 SECTIONS: dict[str, dict[str, Key]] = {"store": STORE_KEYS, "log": LOG_KEYS, "audit": AUDIT_KEYS,
@@ -240,6 +243,7 @@ class Config:
     audit: dict[str, Any] = field(default_factory=lambda: {k: v.default for k, v in AUDIT_KEYS.items()})
     metrics: dict[str, Any] = field(default_factory=lambda: {k: v.default for k, v in METRICS_KEYS.items()})
     native_lane: bool = True  # [module] native_lane (core/lane.py)
+    native_sessions: bool = True  # [module] native_sessions (core/module.py, native/sessions.c)
 
 
 def default_store_url() -> str:
@@ -441,6 +445,7 @@ def parse(text: str, source: str = "<config>") -> Config:
         audit=audit,
         metrics=metrics,
         native_lane=module["native_lane"],
+        native_sessions=module["native_sessions"],
     )
 
 

@@ -287,3 +287,72 @@ def test_a_forked_child_has_no_c_session(token: P11, py_session: int) -> None:
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
     assert token.session_info(c).state == spec.CKS_RW_PUBLIC_SESSION  # the parent's session is intact
     assert _counts(token) == (2, 2)
+
+
+def _scenario(p11: P11) -> tuple[list[object], list[int]]:
+    """A run of session calls; returns what every call answered (no handle values) and the
+    handles opened."""
+    seen: list[object] = []
+    opened: list[int] = []
+    h = ffi.new("CK_SESSION_HANDLE *")
+
+    def open_(flags: int) -> int:
+        rv = p11.call("C_OpenSession", 0, flags, ffi.NULL, ffi.NULL, h)
+        seen.append(("open", flags, rv))
+        if rv == 0:
+            opened.append(h[0])
+        return h[0] if rv == 0 else 0
+
+    def state(s: int) -> None:
+        info = ffi.new("CK_SESSION_INFO *")
+        rv = p11.call("C_GetSessionInfo", s, info)
+        seen.append(("state", rv, info.state if rv == 0 else None))
+
+    p11.init_token(0, SO_PIN)
+    first = open_(SERIAL | RW)
+    p11.login(first, SO_PIN, user=spec.CKU_SO)
+    p11.init_pin(first, USER_PIN)
+    p11.close(first)
+    a, b, ro = open_(SERIAL | RW), open_(SERIAL | RW), open_(SERIAL)
+    seen.append(("counts", _counts(p11)))
+    seen.append(("so login", p11.call("C_Login", a, spec.CKU_SO, SO_PIN, len(SO_PIN))))
+    p11.login(b, USER_PIN)
+    state(ro)
+    for s in (a, b):
+        seen.append(("close", p11.call("C_CloseSession", s)))
+    state(ro)
+    seen.append(("close last", p11.call("C_CloseSession", ro)))
+    c = open_(SERIAL)
+    state(c)  # the last close logged out
+    seen.append(("bad flags", open_(RW), open_(SERIAL | spec.CKF_ASYNC_SESSION)))
+    seen.append(("init token", p11.call("C_InitToken", 0, SO_PIN, len(SO_PIN), b"test".ljust(32))))
+    for _ in range(3):
+        open_(SERIAL | RW)
+    seen.append(("counts", _counts(p11)))
+    seen.append(("close all", p11.call("C_CloseAllSessions", 0)))
+    seen.append(("counts", _counts(p11)))
+    seen.append(("closed", p11.call("C_CloseSession", c)))
+    return seen, opened
+
+
+def test_native_sessions_false_answers_the_same(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """[module] native_sessions = false: Python answers every call (odd handles only), and
+    every answer of the same run is the same as with the C path."""
+    from p11 import write_config
+
+    runs = {}
+    for on in (True, False):
+        d = tmp_path / str(on)
+        d.mkdir()
+        extra = "" if on else "[module]\nnative_sessions = false\n"
+        monkeypatch.setenv("CRYPTOKI_SHIM_CONF", str(write_config(d, extra=extra)))
+        p11 = P11()
+        p11.initialize()
+        try:
+            runs[on] = _scenario(p11)
+        finally:
+            p11.finalize()
+    (seen_on, opened_on), (seen_off, opened_off) = runs[True], runs[False]
+    assert seen_on == seen_off
+    assert all(h % 2 == 1 for h in opened_off)
+    assert sum(1 for h in opened_on if h % 2 == 0) >= 4  # C opened most of them when on

@@ -255,7 +255,8 @@ class Module:
             self.sessions[handle] = session_type(handle, token, flags)
             token.session_handles.add(handle)
             if self.native is not None:  # from now on C may open sessions here (no SO: OPENED allows both)
-                self.native.sync(token.slot_id, len(token.session_handles), int(token.login_user != CKU_SO))
+                on = token.login_user != CKU_SO and self.config.native_sessions
+                self.native.sync(token.slot_id, len(token.session_handles), int(on))
             return handle
 
     def _add(self, handle: int, token: Token, flags: int) -> Session:
