@@ -76,13 +76,15 @@ def read_functions() -> list[tuple[str, str, str]]:
 #: (name -> its function in lane.c), ...
 LANE_SERVED = {"C_DigestInit": "shim_lane_digest_init", "C_Digest": "shim_lane_digest",
                "C_SignInit": "shim_lane_sign_init", "C_Sign": "shim_lane_sign",
-               "C_VerifyInit": "shim_lane_verify_init", "C_Verify": "shim_lane_verify"}
+               "C_VerifyInit": "shim_lane_verify_init", "C_Verify": "shim_lane_verify",
+               "C_EncryptInit": "shim_lane_encrypt_init", "C_Encrypt": "shim_lane_encrypt"}
 #: ... the C_*Init functions whose Python verdict may arm it (their call's epoch is noted) ...
 LANE_ARMING = ("C_DigestInit", "C_SignInit", "C_VerifyInit", "C_EncryptInit", "C_DecryptInit")
 #: ... and the functions that cannot change any verdict of a C_*Init (docs/security.md "The
-#: native lane"): every other function voids the lane's arms before (shim_lane_bump) and after
-#: its Python call (shim_lane_scrub: the voided key states are cleansed too). A function
-#: missing here only costs the lane a Python C_*Init: the list is an allow-list on purpose.
+#: native lane"): every other function voids the lane's arms before and after its Python call
+#: and no lane C_*Init is served while it runs (shim_lane_change_begin/_end; the voided key
+#: states are cleansed at the end). A function missing here only costs the lane a Python
+#: C_*Init: the list is an allow-list on purpose.
 LANE_NEUTRAL = frozenset({
     "C_GetInfo", "C_GetSlotList", "C_GetSlotInfo", "C_GetTokenInfo", "C_GetMechanismList", "C_GetMechanismInfo",
     "C_OpenSession", "C_GetSessionInfo", "C_GetOperationState", "C_GetObjectSize", "C_GetAttributeValue",
@@ -105,8 +107,8 @@ LANE_NEUTRAL = frozenset({
 })
 #: What the lane does after the Python call of these, when it answered CKR_OK.
 LANE_AFTER = {"C_CloseSession": "shim_lane_closed(hSession)", "C_Finalize": "shim_lane_finalized()"}
-LANE_PROTOTYPES = """static void shim_lane_bump(void);
-static void shim_lane_scrub(void);
+LANE_PROTOTYPES = """static void shim_lane_change_begin(void);
+static void shim_lane_change_end(void);
 static inline void shim_lane_mark(void);
 static void shim_lane_settle(CK_SESSION_HANDLE h);
 static void shim_lane_closed(CK_SESSION_HANDLE h);
@@ -120,23 +122,28 @@ static CK_RV shim_lane_sign(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG ulD
                             CK_ULONG_PTR pulSignatureLen);
 static CK_RV shim_lane_verify(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
                               CK_ULONG ulSignatureLen);
+static CK_RV shim_lane_encrypt_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey);
+static CK_RV shim_lane_encrypt(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+                               CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen);
 #define SHIM_LANE_PASS (~(CK_RV)0)
 """
 
 
 def lane_call(name: str, params: str, args: str, python: str) -> str:
-    """A wrapper's body inside the fork gate: the lane first (LANE_SERVED), else the Python
-    call ``python``, with the lane's epoch bumps, the adoption of the session's lane
-    operations before it (any function on a session: ``shim_lane_settle``) and LANE_AFTER."""
+    """A wrapper's body after the start-up guard: the lane first (LANE_SERVED; outside the
+    fork gate: it touches neither Python nor SQLite, and its mutexes are made anew in a forked
+    child, native/lane.c), else ``python`` (the fork gate and the Python call), with the
+    lane's change bracket, the adoption of the session's lane operations just before the
+    Python call (any function on a session: ``shim_lane_settle``) and LANE_AFTER."""
     before = ""
     if name not in LANE_NEUTRAL:
-        before += "        shim_lane_bump();\n"
+        before += "        shim_lane_change_begin();\n"
     if name in LANE_ARMING:
         before += "        shim_lane_mark();\n"
     if params.startswith("CK_SESSION_HANDLE hSession"):  # just before the Python call (inside any gate)
         call_at = python.index(f"        rv = py_{name}(")
         python = python[:call_at] + "        shim_lane_settle(hSession);\n" + python[call_at:]
-    after = "" if name in LANE_NEUTRAL else "        shim_lane_scrub();\n"
+    after = "" if name in LANE_NEUTRAL else "        shim_lane_change_end();\n"
     if name in LANE_AFTER:
         after += f"        if (rv == CKR_OK)\n            {LANE_AFTER[name]};\n"
     body = before + python + after
@@ -171,10 +178,11 @@ def generate_entries(funcs: list[tuple[str, str, str]]) -> str:
             f"    shim_depth = 1;\n"
             f"    rv = shim_guard();\n"
             f"    if (rv == CKR_OK{' && !' + C_FIRST[name] if name in C_FIRST else ''}) {{\n"
-            f"        shim_enter();\n"
-            + lane_call(name, params, args, f"        rv = py_{name}({args});\n")
-            + "        shim_leave();\n"
-            "    }\n"
+            + lane_call(name, params, args,
+                        f"        shim_enter();\n"
+                        f"        rv = py_{name}({args});\n"
+                        "        shim_leave();\n")
+            + "    }\n"
             "    shim_exit();\n"
             "    return rv;\n}\n"
         )

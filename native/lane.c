@@ -24,7 +24,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "lane.h"
 
@@ -40,6 +42,12 @@ enum { SHIM_LANE_DIGEST = 1, SHIM_LANE_SIGN = 2, SHIM_LANE_VERIFY = 4, SHIM_LANE
  * outer digest states), copied from Python's own prepared state of that key. */
 #define SHIM_LANE_KEY_STATE 512
 #define SHIM_LANE_KEYED_ARMS 4
+/* The CK_GCM_PARAMS the lane takes: Python's accepted IVs (mechanisms/aes.py GCM_IV_MIN..MAX,
+ * 8..128 bytes) and tags (32..128 bits by 8), and an AAD of at most SHIM_LANE_GCM_AAD_MAX
+ * bytes (a longer one goes to Python). */
+#define SHIM_LANE_GCM_IV_MIN 8
+#define SHIM_LANE_GCM_IV_MAX 128
+#define SHIM_LANE_GCM_AAD_MAX 256
 typedef struct {
     unsigned kind;                 /* SHIM_LANE_SIGN or SHIM_LANE_VERIFY; 0: unused */
     CK_MECHANISM_TYPE mech;        /* CKM_SHA*_HMAC */
@@ -60,11 +68,20 @@ typedef struct {
     shim_lane_keyed arms[SHIM_LANE_KEYED_ARMS];
     shim_lane_keyed op_sign;       /* the lane sign operation (its own copy of the key state) */
     shim_lane_keyed op_verify;     /* the lane verify operation */
+    shim_lane_keyed op_encrypt;    /* the lane AES-GCM encryption (state: the AES key) */
+    size_t gcm_iv_len, gcm_aad_len, gcm_tag_len;
+    CK_ULONG gcm_iv_bits;          /* kept as given, for an adopted operation's parameter */
+    unsigned char gcm_iv[SHIM_LANE_GCM_IV_MAX];
+    unsigned char gcm_aad[SHIM_LANE_GCM_AAD_MAX];
 } __attribute__((aligned(128))) shim_lane_slot;
 
 static shim_lane_slot shim_lane_slots[SHIM_LANE_SLOTS];
 /* Every verdict-changing event adds 1; arms of another epoch are void. Starts at 1. */
 static uint64_t shim_lane_epoch = 1;
+/* Verdict-changing calls in flight (between shim_lane_change_begin and _end): while one is,
+ * no lane C_*Init is served, so no Init can use an arm between that call's effect (inside
+ * Python) and its closing bump. */
+static unsigned long shim_lane_changing;
 /* The epoch when this thread's current Python call started (the arms it makes get it). */
 static __thread uint64_t shim_lane_call_epoch;
 /* 0: the lane answers nothing (config [module] native_lane = false, or not enabled yet). */
@@ -112,6 +129,9 @@ static void shim_lane_end_ops(shim_lane_slot *s)
     s->digest_mech = 0;
     shim_lane_drop_keyed(&s->op_sign);
     shim_lane_drop_keyed(&s->op_verify);
+    shim_lane_drop_keyed(&s->op_encrypt);
+    s->gcm_iv_len = s->gcm_aad_len = s->gcm_tag_len = 0;
+    s->gcm_iv_bits = 0;
 }
 
 static void shim_lane_clear(shim_lane_slot *s)
@@ -133,6 +153,7 @@ static void shim_lane_after_fork_child(void)
         shim_lane_clear(&shim_lane_slots[i]);
     }
     shim_lane_keyed_slots = 0;
+    shim_lane_changing = 0; /* the parent's calls in flight do not exist here */
     __atomic_add_fetch(&shim_lane_epoch, 1, __ATOMIC_SEQ_CST);
 }
 
@@ -181,9 +202,7 @@ static CK_MECHANISM_TYPE shim_lane_hmac_digest(CK_MECHANISM_TYPE mech)
 
 /* ---- called by the generated wrappers (shim_entries.inc), inside the fork gate ---- */
 
-/* Before the Python call of every function not on the verdict-neutral list, and after it:
- * every arm made before is void. (After, too: a verdict made while this call's change was
- * in flight must not outlive the change.) */
+/* Every arm made before is void. */
 static void shim_lane_bump(void)
 {
     __atomic_add_fetch(&shim_lane_epoch, 1, __ATOMIC_SEQ_CST);
@@ -208,6 +227,28 @@ static void shim_lane_scrub(void)
             shim_lane_drop_arms(s);
         pthread_mutex_unlock(&s->mu);
     }
+}
+
+/* Around the Python call of every function not on the verdict-neutral list (build_ffi.py):
+ * begin voids every arm and stops lane Inits until end, which voids the arms made meanwhile
+ * (a verdict made while the change was in flight must not outlive it) and cleanses them. */
+static void shim_lane_change_begin(void)
+{
+    __atomic_add_fetch(&shim_lane_changing, 1, __ATOMIC_SEQ_CST);
+    shim_lane_bump();
+}
+
+static void shim_lane_change_end(void)
+{
+    shim_lane_scrub();
+    __atomic_sub_fetch(&shim_lane_changing, 1, __ATOMIC_SEQ_CST);
+}
+
+/* A lane Init may use an arm of `epoch` now: no change in flight, the epoch unchanged (read
+ * in this order: a change that begins after the first load moves the epoch before its effect). */
+static inline int shim_lane_valid(uint64_t epoch)
+{
+    return __atomic_load_n(&shim_lane_changing, __ATOMIC_SEQ_CST) == 0 && epoch == shim_lane_current_epoch();
 }
 
 /* Before the Python call of a C_*Init: the epoch its arm will be stamped with. */
@@ -274,7 +315,7 @@ static CK_RV shim_lane_digest_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechan
         return SHIM_LANE_PASS;
     s = shim_lane_slot_of(h);
     pthread_mutex_lock(&s->mu);
-    if (s->handle == h && s->epoch == shim_lane_current_epoch() && (s->digest_armed & (1u << idx))
+    if (s->handle == h && shim_lane_valid(s->epoch) && (s->digest_armed & (1u << idx))
         && !((s->py_mask | s->lane_mask) & SHIM_LANE_DIGEST)) {
         s->digest_mech = pMechanism->mechanism;
         __atomic_store_n(&s->lane_mask, s->lane_mask | SHIM_LANE_DIGEST, __ATOMIC_RELEASE);
@@ -340,7 +381,7 @@ static CK_RV shim_lane_mac_init(unsigned kind, CK_SESSION_HANDLE h, CK_MECHANISM
         return SHIM_LANE_PASS;
     s = shim_lane_slot_of(h);
     pthread_mutex_lock(&s->mu);
-    if (s->handle == h && s->epoch == shim_lane_current_epoch() && !((s->py_mask | s->lane_mask) & kind)) {
+    if (s->handle == h && shim_lane_valid(s->epoch) && !((s->py_mask | s->lane_mask) & kind)) {
         for (i = 0; i < SHIM_LANE_KEYED_ARMS; i++) {
             const shim_lane_keyed *arm = &s->arms[i];
             if (arm->kind == kind && arm->mech == pMechanism->mechanism && arm->key == hKey) {
@@ -448,6 +489,148 @@ static CK_RV shim_lane_verify(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG u
     return same ? CKR_OK : CKR_SIGNATURE_INVALID;
 }
 
+/* ---- AES-GCM encryption ---- */
+
+static EVP_CIPHER *shim_lane_gcm_ciphers[3]; /* AES-128/192/256-GCM on fastsign.c's private context */
+static pthread_once_t shim_lane_gcm_once = PTHREAD_ONCE_INIT;
+
+static void shim_lane_gcm_fetch(void)
+{
+    static const char *const names[3] = {"AES-128-GCM", "AES-192-GCM", "AES-256-GCM"};
+    OSSL_LIB_CTX *libctx = shim_fastsign_libctx();
+    int i;
+    for (i = 0; i < 3 && libctx != NULL; i++)
+        shim_lane_gcm_ciphers[i] = EVP_CIPHER_fetch(libctx, names[i], NULL);
+    ERR_clear_error();
+}
+
+static const EVP_CIPHER *shim_lane_gcm_cipher(size_t key_len)
+{
+    pthread_once(&shim_lane_gcm_once, shim_lane_gcm_fetch);
+    return key_len == 16 ? shim_lane_gcm_ciphers[0] : key_len == 24 ? shim_lane_gcm_ciphers[1]
+         : key_len == 32 ? shim_lane_gcm_ciphers[2] : NULL;
+}
+
+/* The CK_GCM_PARAMS the lane takes: exactly a subset of what Python accepts (abi/params.py
+ * read_gcm, mechanisms/aes.py _gcm): the struct's size, an IV of 8..128 bytes, tag bits
+ * 32..128 by 8, an AAD up to SHIM_LANE_GCM_AAD_MAX, no NULL pointer with a length.
+ * ulIvBits is not read (neither does Python). */
+static int shim_lane_gcm_params_ok(CK_MECHANISM_PTR m)
+{
+    const CK_GCM_PARAMS *g = (const CK_GCM_PARAMS *)m->pParameter;
+    if (m->pParameter == NULL || m->ulParameterLen != sizeof(CK_GCM_PARAMS))
+        return 0;
+    if (g->pIv == NULL || g->ulIvLen < SHIM_LANE_GCM_IV_MIN || g->ulIvLen > SHIM_LANE_GCM_IV_MAX)
+        return 0;
+    if (g->ulAADLen > SHIM_LANE_GCM_AAD_MAX || (g->ulAADLen != 0 && g->pAAD == NULL))
+        return 0;
+    return g->ulTagBits >= 32 && g->ulTagBits <= 128 && g->ulTagBits % 8 == 0;
+}
+
+/* C_EncryptInit of AES-GCM: CKR_OK when Python answered CKR_OK for this session and key with
+ * CKM_AES_GCM in this epoch, the parameter is one the lane takes, and no encryption is active. */
+static CK_RV shim_lane_encrypt_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
+{
+    shim_lane_slot *s;
+    const CK_GCM_PARAMS *g;
+    unsigned i;
+    CK_RV rv = SHIM_LANE_PASS;
+
+    if (!shim_lane_on || pMechanism == NULL || pMechanism->mechanism != CKM_AES_GCM
+        || !shim_lane_gcm_params_ok(pMechanism))
+        return SHIM_LANE_PASS;
+    g = (const CK_GCM_PARAMS *)pMechanism->pParameter;
+    s = shim_lane_slot_of(h);
+    pthread_mutex_lock(&s->mu);
+    if (s->handle == h && shim_lane_valid(s->epoch) && !((s->py_mask | s->lane_mask) & SHIM_LANE_ENCRYPT)) {
+        for (i = 0; i < SHIM_LANE_KEYED_ARMS; i++) {
+            const shim_lane_keyed *arm = &s->arms[i];
+            if (arm->kind == SHIM_LANE_ENCRYPT && arm->mech == CKM_AES_GCM && arm->key == hKey) {
+                memcpy(&s->op_encrypt, arm, sizeof(*arm));
+                memcpy(s->gcm_iv, g->pIv, g->ulIvLen);
+                s->gcm_iv_len = g->ulIvLen;
+                if (g->ulAADLen)
+                    memcpy(s->gcm_aad, g->pAAD, g->ulAADLen);
+                s->gcm_aad_len = g->ulAADLen;
+                s->gcm_tag_len = g->ulTagBits / 8;
+                s->gcm_iv_bits = g->ulIvBits;
+                __atomic_store_n(&s->lane_mask, s->lane_mask | SHIM_LANE_ENCRYPT, __ATOMIC_RELEASE);
+                rv = CKR_OK;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rv;
+}
+
+/* One AES-GCM encryption: out = ciphertext || the first tag_len bytes of the tag. */
+static int shim_lane_gcm_encrypt(const shim_lane_keyed *key, const unsigned char *iv, size_t iv_len,
+                                 const unsigned char *aad, size_t aad_len, size_t tag_len,
+                                 const unsigned char *in, size_t in_len, unsigned char *out)
+{
+    const EVP_CIPHER *cipher = shim_lane_gcm_cipher(key->len);
+    EVP_CIPHER_CTX *ctx;
+    OSSL_PARAM params[2];
+    unsigned char tag[16];
+    size_t ivl = iv_len;
+    int n = 0, ok;
+
+    if (cipher == NULL || (ctx = EVP_CIPHER_CTX_new()) == NULL)
+        return 0;
+    params[0] = OSSL_PARAM_construct_size_t(OSSL_CIPHER_PARAM_AEAD_IVLEN, &ivl);
+    params[1] = OSSL_PARAM_construct_end();
+    ok = EVP_EncryptInit_ex2(ctx, cipher, NULL, NULL, params)
+         && EVP_EncryptInit_ex2(ctx, NULL, key->state, iv, NULL)
+         && (aad_len == 0 || EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len))
+         && (in_len == 0 || EVP_EncryptUpdate(ctx, out, &n, in, (int)in_len))
+         && EVP_EncryptFinal_ex(ctx, out + in_len, &n)
+         && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, tag) > 0;
+    EVP_CIPHER_CTX_free(ctx); /* cleanses its key schedule */
+    if (ok)
+        memcpy(out + in_len, tag, tag_len);
+    ERR_clear_error();
+    return ok;
+}
+
+/* C_Encrypt of a lane AES-GCM: only the call Python answers CKR_OK with the output delivered
+ * (a buffer of at least data + tag bytes, data within the limit and an int, no NULL pointer
+ * with a length); anything else goes to Python, which adopts the operation first. */
+static CK_RV shim_lane_encrypt(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+                               CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen)
+{
+    shim_lane_slot *s = shim_lane_slot_of(h);
+    shim_lane_keyed key;
+    unsigned char iv[SHIM_LANE_GCM_IV_MAX], aad[SHIM_LANE_GCM_AAD_MAX];
+    size_t iv_len, aad_len, tag_len;
+    int ok;
+
+    if (!(__atomic_load_n(&s->lane_mask, __ATOMIC_ACQUIRE) & SHIM_LANE_ENCRYPT))
+        return SHIM_LANE_PASS;
+    if (pEncryptedData == NULL || pulEncryptedDataLen == NULL || ulDataLen > shim_lane_data_limit
+        || ulDataLen > (CK_ULONG)INT32_MAX - 16 || (ulDataLen != 0 && pData == NULL))
+        return SHIM_LANE_PASS;
+    pthread_mutex_lock(&s->mu);
+    if (s->handle != h || !(s->lane_mask & SHIM_LANE_ENCRYPT) || *pulEncryptedDataLen < ulDataLen + s->gcm_tag_len) {
+        pthread_mutex_unlock(&s->mu);
+        return SHIM_LANE_PASS;
+    }
+    memcpy(&key, &s->op_encrypt, sizeof(key));
+    iv_len = s->gcm_iv_len, aad_len = s->gcm_aad_len, tag_len = s->gcm_tag_len;
+    memcpy(iv, s->gcm_iv, iv_len);
+    memcpy(aad, s->gcm_aad, aad_len);
+    shim_lane_drop_keyed(&s->op_encrypt);
+    s->gcm_iv_len = s->gcm_aad_len = s->gcm_tag_len = 0;
+    __atomic_store_n(&s->lane_mask, s->lane_mask & ~(unsigned)SHIM_LANE_ENCRYPT, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&s->mu);
+    ok = shim_lane_gcm_encrypt(&key, iv, iv_len, aad, aad_len, tag_len, pData, ulDataLen, pEncryptedData);
+    OPENSSL_cleanse(&key, sizeof(key));
+    if (!ok)
+        return CKR_GENERAL_ERROR;
+    *pulEncryptedDataLen = ulDataLen + tag_len;
+    return CKR_OK;
+}
+
 /* ---- the Python side's builtins (module _cryptoki_shim_lane, see lane.h) ---- */
 
 static int shim_lane_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const char *usage,
@@ -544,38 +727,45 @@ static PyObject *shim_lane_py_arm_digest(PyObject *self, PyObject *const *args, 
     Py_RETURN_FALSE;
 }
 
-/* arm_mac(handle, kind, mech, key, state, mask) -> bool: Python's C_SignInit/C_VerifyInit
- * answered CKR_OK for this session, kind (SIGN or VERIFY), full-length HMAC and session key
- * of the software backend; `state` is the key's prepared HMAC state (checked here as
- * digest.c's, like every state this code takes from outside), `mask` the table's kinds. */
-static PyObject *shim_lane_py_arm_mac(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* Is `state` what an arm of (kind, mech) holds? HMAC: a prepared state digest.c could have
+ * made (checked as digest.c checks a restored one); AES-GCM: an AES key's length. */
+static int shim_lane_state_ok(unsigned long kind, CK_MECHANISM_TYPE mech, const Py_buffer *state)
+{
+    CK_MECHANISM_TYPE dmech = shim_lane_hmac_digest(mech);
+    size_t half = shim_digest_ctx_size(dmech);
+    if (kind == SHIM_LANE_ENCRYPT)
+        return mech == CKM_AES_GCM && (state->len == 16 || state->len == 24 || state->len == 32);
+    return (kind == SHIM_LANE_SIGN || kind == SHIM_LANE_VERIFY) && dmech != 0 && half != 0
+           && (size_t)state->len == 2 * half && 2 * half <= SHIM_LANE_KEY_STATE
+           && shim_digest_check(dmech, state->buf) && shim_digest_check(dmech, (const char *)state->buf + half);
+}
+
+/* arm_key(handle, kind, mech, key, state, mask) -> bool: Python's C_SignInit/C_VerifyInit of a
+ * full-length HMAC, or its C_EncryptInit of AES-GCM, answered CKR_OK for this session and
+ * session key of the software backend; `state` is the key's prepared HMAC state or the AES
+ * key (shim_lane_state_ok), `mask` the table's kinds. */
+static PyObject *shim_lane_py_arm_key(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     unsigned long a[4];
     shim_lane_slot *s;
     Py_buffer state;
     unsigned long mask;
-    CK_MECHANISM_TYPE dmech;
-    size_t half;
     unsigned i;
     int ok = 0;
     uint64_t epoch = shim_lane_call_epoch;
     (void)self;
     if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "arm_mac(handle, kind, mech, key, state, mask)");
+        PyErr_SetString(PyExc_TypeError, "arm_key(handle, kind, mech, key, state, mask)");
         return NULL;
     }
-    if (!shim_lane_args(args, 4, 4, "arm_mac", a))
+    if (!shim_lane_args(args, 4, 4, "arm_key", a))
         return NULL;
     mask = PyLong_AsUnsignedLong(args[5]);
     if (mask == (unsigned long)-1 && PyErr_Occurred())
         return NULL;
     if (PyObject_GetBuffer(args[4], &state, PyBUF_SIMPLE) != 0)
         return NULL;
-    dmech = shim_lane_hmac_digest(a[2]);
-    half = shim_digest_ctx_size(dmech);
-    if (shim_lane_on && dmech != 0 && (a[1] == SHIM_LANE_SIGN || a[1] == SHIM_LANE_VERIFY) && a[0] != 0
-        && epoch != 0 && half != 0 && (size_t)state.len == 2 * half && 2 * half <= SHIM_LANE_KEY_STATE
-        && shim_digest_check(dmech, state.buf) && shim_digest_check(dmech, (const char *)state.buf + half)) {
+    if (shim_lane_on && a[0] != 0 && epoch != 0 && shim_lane_state_ok(a[1], a[2], &state)) {
         s = shim_lane_slot_of(a[0]);
         pthread_mutex_lock(&s->mu);
         if (s->handle == 0)
@@ -610,15 +800,19 @@ static PyObject *shim_lane_py_arm_mac(PyObject *self, PyObject *const *args, Py_
     Py_RETURN_FALSE;
 }
 
-/* take(handle) -> ((kind_bit, mech, key), ...): the session's lane operations, handed to
- * Python (their kinds move to py_mask in the same step: no lane Init can slip in between;
- * their key state is cleansed: Python makes its own context). key 0 for a digest. */
+/* take(handle) -> ((kind_bit, mech, key, param), ...): the session's lane operations, handed
+ * to Python (their kinds move to py_mask in the same step: no lane Init can slip in between;
+ * their key state is cleansed: Python makes its own context). key 0 for a digest; param
+ * (iv, aad, tag_bits, iv_bits) for an AES-GCM encryption, else None. */
 static PyObject *shim_lane_py_take(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     unsigned long a[1];
     shim_lane_slot *s;
-    unsigned long ops[3][3];
-    int n = 0, i;
+    unsigned long ops[4][3];
+    unsigned char iv[SHIM_LANE_GCM_IV_MAX], aad[SHIM_LANE_GCM_AAD_MAX];
+    size_t iv_len = 0, aad_len = 0, tag_len = 0;
+    unsigned long iv_bits = 0;
+    int n = 0, i, gcm = -1;
     PyObject *out;
     (void)self;
     if (!shim_lane_args(args, nargs, 1, "take(handle)", a))
@@ -638,13 +832,27 @@ static PyObject *shim_lane_py_take(PyObject *self, PyObject *const *args, Py_ssi
             ops[n][0] = SHIM_LANE_VERIFY, ops[n][1] = s->op_verify.mech, ops[n][2] = s->op_verify.key;
             n++;
         }
+        if (s->lane_mask & SHIM_LANE_ENCRYPT) {
+            ops[n][0] = SHIM_LANE_ENCRYPT, ops[n][1] = s->op_encrypt.mech, ops[n][2] = s->op_encrypt.key;
+            gcm = n++;
+            iv_len = s->gcm_iv_len, aad_len = s->gcm_aad_len, tag_len = s->gcm_tag_len;
+            iv_bits = s->gcm_iv_bits;
+            memcpy(iv, s->gcm_iv, iv_len);
+            memcpy(aad, s->gcm_aad, aad_len);
+        }
         s->py_mask |= s->lane_mask;
         shim_lane_end_ops(s);
     }
     pthread_mutex_unlock(&s->mu);
     out = PyTuple_New(n);
     for (i = 0; out != NULL && i < n; i++) {
-        PyObject *item = Py_BuildValue("(kkk)", ops[i][0], ops[i][1], ops[i][2]);
+        /* (no "y#": this file is compiled without PY_SSIZE_T_CLEAN, shim.c includes Python.h) */
+        PyObject *item = i == gcm
+            ? Py_BuildValue("(kkk(NNkk))", ops[i][0], ops[i][1], ops[i][2],
+                            PyBytes_FromStringAndSize((const char *)iv, (Py_ssize_t)iv_len),
+                            PyBytes_FromStringAndSize((const char *)aad, (Py_ssize_t)aad_len),
+                            (unsigned long)(tag_len * 8), iv_bits)
+            : Py_BuildValue("(kkkO)", ops[i][0], ops[i][1], ops[i][2], Py_None);
         if (item == NULL) {
             Py_CLEAR(out);
             break;
@@ -737,9 +945,9 @@ static PyMethodDef shim_lane_methods[] = {
     {"py_ops", (PyCFunction)(void (*)(void))shim_lane_py_py_ops, METH_FASTCALL, "py_ops(handle, mask) -> bool"},
     {"arm_digest", (PyCFunction)(void (*)(void))shim_lane_py_arm_digest, METH_FASTCALL,
      "arm_digest(handle, mech, mask) -> bool"},
-    {"arm_mac", (PyCFunction)(void (*)(void))shim_lane_py_arm_mac, METH_FASTCALL,
-     "arm_mac(handle, kind, mech, key, state, mask) -> bool"},
-    {"take", (PyCFunction)(void (*)(void))shim_lane_py_take, METH_FASTCALL, "take(handle) -> ((kind, mech), ...)"},
+    {"arm_key", (PyCFunction)(void (*)(void))shim_lane_py_arm_key, METH_FASTCALL,
+     "arm_key(handle, kind, mech, key, state, mask) -> bool"},
+    {"take", (PyCFunction)(void (*)(void))shim_lane_py_take, METH_FASTCALL, "take(handle) -> ((kind, mech, key, param), ...)"},
     {"cancel", (PyCFunction)(void (*)(void))shim_lane_py_cancel, METH_FASTCALL, "cancel(handle)"},
     {"forget", (PyCFunction)(void (*)(void))shim_lane_py_forget, METH_FASTCALL, "forget(handle)"},
     {"bump", (PyCFunction)(void (*)(void))shim_lane_py_bump, METH_FASTCALL, "bump()"},

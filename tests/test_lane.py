@@ -693,3 +693,219 @@ def test_hmac_threads_on_a_shared_session_key(tmp_path: Path, monkeypatch: pytes
         for th in threads:
             th.join()
         assert errors == []
+
+
+# ---------------------------------------------------------------------- AES-GCM encryption
+
+ENCRYPT_BIT = 8
+AES_KEY = bytes(range(100, 116))
+
+
+def _aes_key(p: P11, s: int, **extra: Any) -> int:
+    attrs = {spec.CKA_CLASS: spec.CKO_SECRET_KEY, spec.CKA_KEY_TYPE: spec.CKK_AES, spec.CKA_VALUE: AES_KEY,
+             spec.CKA_ENCRYPT: True, spec.CKA_DECRYPT: True, spec.CKA_TOKEN: False}
+    attrs.update({getattr(spec, name): value for name, value in extra.items()})
+    return p.create(s, attrs)
+
+
+def _gcm(iv: bytes, aad: bytes, data: bytes, tag_bits: int = 128) -> bytes:
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    enc = Cipher(algorithms.AES(AES_KEY), modes.GCM(iv)).encryptor()
+    enc.authenticate_additional_data(aad)
+    out = enc.update(data) + enc.finalize()
+    return out + enc.tag[: tag_bits // 8]
+
+
+class GcmTrace(MacTrace):
+    def gcm_init(self, s: int, key: int, iv: Any = b"\x01" * 12, aad: Any = b"", tag_bits: int = 128,
+                 iv_len: int | None = None, aad_len: int | None = None, param_len: int | None = None,
+                 mech: int = spec.CKM_AES_GCM, *, lane: bool | None = None) -> int:
+        g = ffi.new("CK_GCM_PARAMS *")
+        keep = [g]
+        for field, value, length in (("pIv", iv, iv_len), ("pAAD", aad, aad_len)):
+            if isinstance(value, bytes):
+                buf = ffi.new("unsigned char[]", value) if value else ffi.NULL
+                keep.append(buf)
+                setattr(g, field, buf)
+                length = len(value) if length is None else length
+            else:
+                setattr(g, field, value)
+            setattr(g, "ulIvLen" if field == "pIv" else "ulAADLen", length)
+        g.ulIvBits = 8 * g.ulIvLen
+        g.ulTagBits = tag_bits
+        m = ffi.new("CK_MECHANISM *")
+        m.mechanism, m.pParameter = mech, g
+        m.ulParameterLen = ffi.sizeof("CK_GCM_PARAMS") if param_len is None else param_len
+        self.keep += [m, keep]
+        rv = self.rv("C_EncryptInit", s, m, key)
+        if self.on and lane is not None:
+            assert bool(_lane().state(s)[3] & ENCRYPT_BIT) is lane, _lane().state(s)
+        return rv
+
+    def encrypt(self, s: int, data: Any, length: int | None = None, out: int | None = 2048,
+                out_len: int | None = 2048) -> None:
+        if isinstance(data, bytes):
+            length = len(data) if length is None else length
+            data = ffi.new("unsigned char[]", data) if data else ffi.NULL
+        buf = ffi.new("unsigned char[]", out) if out is not None else ffi.NULL
+        n = ffi.new("CK_ULONG *", out_len) if out_len is not None else ffi.NULL
+        rv = self.p.call("C_Encrypt", s, data, length, buf, n)
+        got_len = n[0] if n != ffi.NULL else None
+        got = bytes(ffi.buffer(buf, min(got_len, out))) if rv == 0 and buf != ffi.NULL and got_len else None
+        self.rows.append(("C_Encrypt", spec.ckr_name(rv), got_len, got))
+
+    def warm_gcm(self, s: int, key: int) -> None:
+        self.gcm_init(s, key, lane=False)
+        self.encrypt(s, b"warm")
+
+
+def _gcm_differential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      scenario: Callable[[GcmTrace, P11, int], None]) -> list:
+    traces = []
+    for on in (True, False):
+        with module(tmp_path, on, monkeypatch) as p:
+            s = p.open(0)
+            p.login(s, USER_PIN)
+            t = GcmTrace(p, on)
+            scenario(t, p, s)
+            traces.append(t.rows)
+    assert traces[0] == traces[1]
+    return traces[0]
+
+
+def _gcm_served(t: GcmTrace, p: P11, s: int) -> None:
+    key = _aes_key(p, s)
+    t.warm_gcm(s, key)
+    for iv, aad, tag_bits, data in ((b"\x02" * 12, b"", 128, DATA), (b"\x03" * 8, b"aad", 96, b""),
+                                    (b"\x04" * 128, b"a" * 256, 32, b"x" * 33), (b"\x05" * 16, b"", 64, DATA)):
+        t.gcm_init(s, key, iv, aad, tag_bits, lane=True)
+        t.encrypt(s, data)
+        assert t.rows[-1][3] == _gcm(iv, aad, data, tag_bits)
+    t.encrypt(s, DATA)
+
+
+def test_gcm_served_and_matches_pyca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _gcm_differential(tmp_path, monkeypatch, _gcm_served)
+    assert rows[-1] == ("C_Encrypt", "CKR_OPERATION_NOT_INITIALIZED", 2048, None)
+
+
+def _gcm_params(t: GcmTrace, p: P11, s: int) -> None:
+    """Every parameter the lane does not take goes to Python, whose answer is the same as
+    without the lane; the ones it takes give pyca's output."""
+    key = _aes_key(p, s)
+    t.warm_gcm(s, key)
+    cases: list[dict[str, Any]] = [
+        {"iv": b""}, {"iv": b"\x01" * 7}, {"iv": b"\x01" * 129}, {"iv": ffi.NULL, "iv_len": 12},
+        {"iv": b"\x01" * 12, "iv_len": 1 << 40}, {"tag_bits": 0}, {"tag_bits": 24}, {"tag_bits": 100},
+        {"tag_bits": 136}, {"aad": b"b" * 300}, {"aad": ffi.NULL, "aad_len": 5}, {"aad": b"", "aad_len": 1 << 40},
+        {"param_len": 8}, {"param_len": 0}, {"iv": b"\x01" * 8}, {"iv": b"\x01" * 128, "tag_bits": 32},
+    ]
+    for case in cases:
+        t.gcm_init(s, key, **case)
+        t.encrypt(s, DATA[:100])
+    m = ffi.new("CK_MECHANISM *")
+    m.mechanism, m.pParameter, m.ulParameterLen = spec.CKM_AES_GCM, ffi.NULL, ffi.sizeof("CK_GCM_PARAMS")
+    t.rv("C_EncryptInit", s, m, key)  # NULL parameter with a length
+    t.encrypt(s, DATA)
+
+
+def test_gcm_parameters_bad_and_good(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _gcm_differential(tmp_path, monkeypatch, _gcm_params)
+    assert rows.count(("C_EncryptInit", "CKR_OK")) >= 4
+    assert ("C_EncryptInit", "CKR_MECHANISM_PARAM_INVALID") in rows
+    assert ("C_Encrypt", "CKR_OK", 100 + 16, _gcm(b"\x01" * 8, b"", DATA[:100])) in rows
+    assert ("C_Encrypt", "CKR_OK", 100 + 16, _gcm(b"\x01" * 12, b"b" * 300, DATA[:100])) in rows
+
+
+def _gcm_protocol(t: GcmTrace, p: P11, s: int) -> None:
+    key = _aes_key(p, s)
+    t.warm_gcm(s, key)
+    t.gcm_init(s, key, lane=True)
+    t.encrypt(s, DATA, out=None)                 # length query
+    t.encrypt(s, DATA, out=1039, out_len=1039)   # too small
+    t.encrypt(s, DATA, out=1040, out_len=1040)
+    t.encrypt(s, DATA)
+    t.gcm_init(s, key, lane=True)
+    t.encrypt(s, DATA, out=2048, out_len=None)
+    t.gcm_init(s, key, lane=True)
+    t.encrypt(s, ffi.NULL, 7)
+    t.gcm_init(s, key, lane=True)
+    t.encrypt(s, ffi.NULL, limits.DATA.size + 1)
+    t.gcm_init(s, key, lane=True)
+    t.gcm_init(s, key, b"\x09" * 12)             # active: CKR_OPERATION_ACTIVE, stays
+    out, n = ffi.new("unsigned char[2048]"), ffi.new("CK_ULONG *", 2048)
+    t.rv("C_EncryptUpdate", s, DATA, len(DATA), out, n)
+    t.rows.append(bytes(ffi.buffer(out, n[0])))
+    n[0] = 2048
+    t.rv("C_EncryptFinal", s, out, n)
+    t.rows.append(bytes(ffi.buffer(out, n[0])))
+    t.gcm_init(s, key, lane=True)
+    n[0] = 0
+    t.rv("C_GetOperationState", s, ffi.NULL, n)
+    t.encrypt(s, DATA)
+    t.gcm_init(s, key, lane=True)
+    t.rv("C_SessionCancel", s, spec.CKF_ENCRYPT)
+    t.encrypt(s, DATA)
+    t.gcm_init(s, key, lane=True)
+    t.rv("C_EncryptInit", s, ffi.NULL, key)
+    t.encrypt(s, DATA)
+    # verdict changes
+    t.gcm_init(s, key, lane=True)
+    t.rv("C_DestroyObject", s, key)
+    t.encrypt(s, DATA)                           # started before: goes on
+    t.gcm_init(s, key, lane=False)               # CKR_KEY_HANDLE_INVALID
+    key = _aes_key(p, s)
+    t.warm_gcm(s, key)
+    t.rows.append(("set", spec.ckr_name(p.call("C_SetAttributeValue", s, key,
+                                                *_template({spec.CKA_ENCRYPT: False})))))
+    t.gcm_init(s, key, lane=False)
+    key = _aes_key(p, s, CKA_PRIVATE=True)
+    t.warm_gcm(s, key)
+    t.rv("C_Logout", s)
+    t.gcm_init(s, key, lane=False)
+
+
+def test_gcm_protocol_multipart_and_verdict_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _gcm_differential(tmp_path, monkeypatch, _gcm_protocol)
+    assert ("C_Encrypt", "CKR_OK", 1040, _gcm(b"\x01" * 12, b"", DATA)) in rows
+    assert ("C_EncryptInit", "CKR_KEY_HANDLE_INVALID") in rows
+    assert ("C_EncryptInit", "CKR_KEY_FUNCTION_NOT_PERMITTED") in rows
+
+
+def test_gcm_threads_on_a_shared_session_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """4 threads, a session each, one AES session key: 1500 lane encryptions each under
+    distinct IVs and AADs, every output checked against pyca."""
+    with module(tmp_path, True, monkeypatch) as p:
+        main = p.open(0)
+        p.login(main, USER_PIN)
+        key = _aes_key(p, main)
+        errors: list[Any] = []
+
+        def work(seed: int) -> None:
+            s = p.open(0)
+            out, n = ffi.new("unsigned char[2048]"), ffi.new("CK_ULONG *")
+            t = GcmTrace(p, False)
+            for i in range(1500):
+                iv = seed.to_bytes(4, "big") + i.to_bytes(8, "big")
+                aad = f"{seed}:{i}".encode()
+                data = os.urandom(i % 300)
+                if t.gcm_init(s, key, iv, aad) != 0:
+                    errors.append("init")
+                    return
+                n[0] = 2048
+                if p.call("C_Encrypt", s, data, len(data), out, n) != 0:
+                    errors.append("encrypt")
+                    return
+                if bytes(ffi.buffer(out, n[0])) != _gcm(iv, aad, data):
+                    errors.append(("output", i))
+                    return
+            if not _lane().state(s)[0]:
+                errors.append("never armed")
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert errors == []

@@ -48,6 +48,7 @@ from ..spec_ints import (
     CKF_VERIFY,
     CKF_VERIFY_RECOVER,
     CKF_WRAP,
+    CKM_AES_GCM,
     CKM_SHA224,
     CKM_SHA224_HMAC,
     CKM_SHA256,
@@ -73,7 +74,7 @@ from ..attributes import policy
 from ..attributes.policy import Origin
 from ..mechanisms.registry import ParameterGenData
 from ..errors import CryptokiError
-from ..mechanisms.params import HkdfParams, KeyHandleParam
+from ..mechanisms.params import GcmParams, HkdfParams, KeyHandleParam
 from ..mechanisms.registry import Mechanism, MechanismEntry, check_offered, lookup
 from . import key_management, lane
 from .object_functions import ObjectFunctions
@@ -108,10 +109,12 @@ DUAL: dict[str, tuple[str, str, bool]] = {
 KEY_DIGESTS = frozenset({CKM_SHA_1, CKM_SHA224, CKM_SHA256, CKM_SHA384, CKM_SHA512, CKM_SHA512_224, CKM_SHA512_256,
                          CKM_SHA3_224, CKM_SHA3_256, CKM_SHA3_384, CKM_SHA3_512})
 MIN_PROTECTED_DIGEST_BYTES = 16
-#: What the native lane may repeat of C_SignInit/C_VerifyInit (``_arm_keyed``): full-length
-#: HMAC on the native SHA-1/SHA-2 (native/lane.c has the same list).
-_LANE_KEYED = frozenset({"sign", "verify"})
+#: What the native lane may repeat of C_SignInit/C_VerifyInit/C_EncryptInit (``_arm_keyed``):
+#: full-length HMAC on the native SHA-1/SHA-2, AES-GCM encryption (native/lane.c has the
+#: same lists).
 _LANE_HMAC = frozenset({CKM_SHA_1_HMAC, CKM_SHA224_HMAC, CKM_SHA256_HMAC, CKM_SHA384_HMAC, CKM_SHA512_HMAC})
+_LANE_KEYED: dict[str, frozenset[int]] = {"sign": _LANE_HMAC, "verify": _LANE_HMAC,
+                                          "encrypt": frozenset({CKM_AES_GCM})}
 
 
 def check_key(entry: MechanismEntry, key: Object, usage: int, *, handle_error: int | None = None) -> None:
@@ -201,23 +204,24 @@ class CryptoFunctions(ObjectFunctions):
                 metrics.operation_ended(self.token.slot_id, entry.mechanism, kind, 0.0, exc)
             raise
         self.ops[kind] = Operation(kind, ctx, entry.mechanism, key, verdict[1], mech.param)
-        if lane.ON and kind in _LANE_KEYED and entry.mechanism in _LANE_HMAC:
+        if lane.ON and entry.mechanism in _LANE_KEYED.get(kind, ()):
             self._arm_keyed(kind, mech, key_handle, key, ctx, verdict)
 
     def _arm_keyed(self, kind: str, mech: Mechanism, key_handle: int, key: Object, ctx: Any,
                    verdict: tuple[Any, bool]) -> None:
-        """The verdict of this C_SignInit/C_VerifyInit, for the native lane to repeat on this
-        session (core/lane.py): only a full-length HMAC (no parameter) with a session key
-        (CKA_TOKEN FALSE: no other process changes it) of the software backend, no context
-        login, and no per-use record to keep (metrics, audited key use). The lane gets the
-        key's prepared state, the context's own; the key and its context maker are kept for
-        ``adopt_lane_operation``."""
-        if (mech.param is not None or verdict[1] or metrics.ON or audit.KEY_USE or key.is_token
-                or self.token.backend_for(key) is not self.token.backends[backends.SOFTWARE]):
+        """The verdict of this C_SignInit/C_VerifyInit/C_EncryptInit, for the native lane to
+        repeat on this session (core/lane.py): only a full-length HMAC (no parameter) or
+        AES-GCM encryption (the lane checks each call's CK_GCM_PARAMS as a subset of what
+        Python accepts), with a session key (CKA_TOKEN FALSE: no other process changes it) of
+        the software backend, no context login, and no per-use record to keep (metrics,
+        audited key use). The lane gets the key's prepared HMAC state or AES key, the
+        context's own; the key and its context maker are kept for ``adopt_lane_operation``."""
+        if ((mech.param is not None and kind != "encrypt") or verdict[1] or metrics.ON or audit.KEY_USE
+                or key.is_token or self.token.backend_for(key) is not self.token.backends[backends.SOFTWARE]):
             return
         state = getattr(ctx, "lane_state", None)
         prepared = state() if state is not None else None
-        if prepared is not None and lane.IMPL.arm_mac(self.handle, lane.KIND_BITS[kind], mech.entry.mechanism,
+        if prepared is not None and lane.IMPL.arm_key(self.handle, lane.KIND_BITS[kind], mech.entry.mechanism,
                                                       key_handle, prepared, self.ops.mask):
             self.ops.lane_keys[(kind, mech.entry.mechanism, key_handle)] = (key, verdict[0])
 
@@ -240,7 +244,7 @@ class CryptoFunctions(ObjectFunctions):
             # metrics on, every operation must be counted here, so none is armed
             lane.IMPL.arm_digest(self.handle, entry.mechanism, self.ops.mask)
 
-    def adopt_lane_operation(self, kind: str, mechanism: int, key_handle: int) -> None:
+    def adopt_lane_operation(self, kind: str, mechanism: int, key_handle: int, param: Any) -> None:
         """A native-lane operation becomes this session's Python operation (``lane.adopt``):
         the operation this session's C_*Init would have made (its verdict was made here, the
         lane only repeated it), fresh, as every lane operation is. A keyed one is made from
@@ -251,7 +255,9 @@ class CryptoFunctions(ObjectFunctions):
             self.ops.adopt(kind, Operation(kind, _keyless(entry)(entry, None, None), mechanism))
             return
         key, maker = self.ops.lane_keys[(kind, mechanism, key_handle)]
-        self.ops.adopt(kind, Operation(kind, maker(entry, None, key), mechanism, key))
+        if param is not None:  # AES-GCM: the CK_GCM_PARAMS of the lane's C_EncryptInit
+            param = GcmParams(*param)
+        self.ops.adopt(kind, Operation(kind, maker(entry, param, key), mechanism, key, param=param))
 
     # ------------------------------------------------------------------ steps
 

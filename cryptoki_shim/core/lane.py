@@ -57,5 +57,5 @@ def adopt(session: Any) -> None:
     through ``abi.lane`` before any other Python call on the session). Under the session's
     lock (a ``session.Session``: not imported, the session imports this module): ``take`` hands them over and marks their kinds as Python's in one step."""
     with session.lock:
-        for bit, mech, key in IMPL.take(session.handle):
-            session.adopt_lane_operation(KIND_OF_BIT[bit], mech, key)
+        for bit, mech, key, param in IMPL.take(session.handle):
+            session.adopt_lane_operation(KIND_OF_BIT[bit], mech, key, param)

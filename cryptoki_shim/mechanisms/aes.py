@@ -288,6 +288,11 @@ class GcmEncrypt:
         out = ctx.finalize()
         return out + ctx.tag[: self._tag_len]
 
+    def lane_state(self) -> bytes | None:
+        """The AES key, for the native lane (core/crypto_functions._arm_keyed), which runs this
+        encryption on the system libcrypto from it; None once this context has started."""
+        return aes_key(self._key) if self._ctx is None else None
+
     def oneshot(self, data: bytes) -> bytes:
         if self._tag_len == 16:
             aead = self._key.cache.get("aes.gcm") or _aesgcm(self._key)
