@@ -48,7 +48,7 @@ C_ONLY = ("C_GetFunctionList", "C_GetInterfaceList", "C_GetInterface")
 #: each ``<name>.h`` has its implementation in ``<name>.c``, compiled into the library.
 PY_CALLABLE = ("fastsign", "digest", "lane", "sessions")
 #: What shim.c itself offers to Python (``lib.<name>``).
-SHIM_CDEF = "int shim_owns_interpreter(void);\nconst char *shim_site_dir(void);"
+SHIM_CDEF = "int shim_owns_interpreter(void);\nconst char *shim_site_dir(void);\nint shim_gate_publish(void);"
 #: Libraries the helpers need (the system libcrypto for fastsign.c).
 HELPER_LIBRARIES = ["crypto"]
 #: How many functions the 2.40 CK_FUNCTION_LIST, CK_FUNCTION_LIST_3_0 and
@@ -180,7 +180,9 @@ def generate_entries(funcs: list[tuple[str, str, str]]) -> str:
             f"    if (rv == CKR_OK{' && !' + C_FIRST[name] if name in C_FIRST else ''}) {{\n"
             + lane_call(name, params, args,
                         f"        shim_enter();\n"
+                        f"        shim_gate_enter();\n"
                         f"        rv = py_{name}({args});\n"
+                        f"        shim_gate_exit();\n"
                         "        shim_leave();\n")
             + "    }\n"
             "    shim_exit();\n"

@@ -365,8 +365,10 @@ static PyObject *shim_py_oneshot(unsigned long mech, const Py_buffer *proto, PyO
     }
     if (in.len >= SHIM_GIL_MINSIZE) {
         Py_BEGIN_ALLOW_THREADS
+        shim_gate_yield(); /* the GIL entry gate (shim.c) goes to another thread meanwhile */
         ok = proto ? shim_hmac_oneshot(mech, proto->buf, in.buf, (size_t)in.len, PyBytes_AS_STRING(out))
                    : shim_digest_oneshot(mech, in.buf, (size_t)in.len, PyBytes_AS_STRING(out));
+        shim_gate_reclaim();
         Py_END_ALLOW_THREADS
     } else {
         ok = proto ? shim_hmac_oneshot(mech, proto->buf, in.buf, (size_t)in.len, PyBytes_AS_STRING(out))

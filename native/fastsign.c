@@ -131,6 +131,7 @@ int shim_ecdsa_sign(void *key, const unsigned char *dgst, size_t dlen, unsigned 
 
     if (k == NULL || dgst == NULL || dlen == 0 || out == NULL || n == 0 || n > 0x7fffffff)
         goto done;
+    shim_gate_yield(); /* the GIL entry gate (shim.c): another thread's Python part meanwhile */
     ctx = EVP_PKEY_CTX_dup(k->proto);
     if (ctx == NULL || EVP_PKEY_sign(ctx, der, &der_len, dgst, dlen) <= 0)
         goto done;
@@ -151,6 +152,7 @@ done:
             memset(out, 0, 2 * n);
         ERR_clear_error();
     }
+    shim_gate_reclaim(); /* no-op unless yielded above */
     return ok;
 }
 
@@ -214,6 +216,7 @@ int shim_ec_generate(const char *group, unsigned char *priv, size_t n, unsigned 
     if (libctx == NULL || group == NULL || priv == NULL || point == NULL || n == 0 || n > 0x7fffffff
         || point_len != 2 * n + 1)
         goto done;
+    shim_gate_yield(); /* the GIL entry gate (shim.c): another thread's Python part meanwhile */
     tmpl = shim_ec_template(libctx, group);
     if (tmpl == NULL)
         goto done;
@@ -238,5 +241,6 @@ done:
             OPENSSL_cleanse(priv, n);
         ERR_clear_error();
     }
+    shim_gate_reclaim(); /* no-op unless yielded above */
     return ok;
 }

@@ -28,6 +28,8 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/syscall.h>
+#include <linux/futex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,6 +157,332 @@ static void shim_fork_child(void)
     shim_gate_init();
 }
 
+/* The GIL entry gate (issue 22; docs/performance.md "The GIL entry gate", docs/security.md
+ * "The GIL entry gate cannot deadlock"). With two client threads, the one waiting for the GIL
+ * parks on CPython's GIL condition variable, and every GIL release of the running thread (one
+ * per call: cffi's callback returning) futex-wakes it; it contends for the GIL's mutex, loses
+ * to the thread that just released it, and parks again: syscalls and context switches per
+ * call (the convoy), and two threads got less than one. So a thread takes this gate just
+ * around its Python call (inside the fork gate), and only the gate holder goes on to
+ * PyGILState_Ensure: the GIL is never contended by our threads, and a waiter for the gate is
+ * woken once per hand-over, not once per call.
+ *
+ * Waiting: spin (SHIM_GATE_SPIN_NS: covers another thread's short Python part, e.g. between
+ * two ECDSA signatures), then park on a futex. The holder hands over (a) at once where it
+ * leaves Python for a while (the C helpers, shim_gate_yield; `lend()` before a library call
+ * that releases the GIL), and (b) otherwise after a slice (SHIM_GATE_SLICE_NS) of calls: it
+ * wakes a parked waiter, and once a waiter spins it does not re-take the gate it released
+ * ("polite", at most SHIM_GATE_POLITE_NS) — a plain test-and-set lock is always won back by
+ * the thread that released it (its cache has the line), and handing over on every call would
+ * make every call pay a hand-over. Not FIFO: a queue whose head was descheduled stops all.
+ *
+ * The gate is a hint, never needed for correctness, so it cannot deadlock:
+ *   (a) a thread that already holds the GIL (a Python host calling us without releasing it)
+ *       skips it (it could otherwise wait for a holder that waits for that GIL);
+ *   (b) every wait is bounded (SHIM_GATE_BOUND_NS): then the thread goes on to
+ *       PyGILState_Ensure without the gate (the behaviour before the gate), and marks the
+ *       holder's turn stale so later arrivals wait for that turn only SHIM_GATE_STALE_NS (a
+ *       holder blocked in SQLite, an upstream HSM, a TPM round trip, a lock or the PIN KDF
+ *       costs the others one bound once, then a short wait per call);
+ *   (c) it is held only across the Python call of one entry, never across a return to the
+ *       host, and no lock is taken while holding it that a gate waiter could hold.
+ * Such a bypass takes the GIL in the wrapper itself, counted in shim_gil_wanters: while any
+ * thread of ours waits for the GIL that way, the gate is not taken (its holder would race it
+ * for the GIL and win, leaving it parked for CPython's 5 ms switch interval).
+ * The word counts turns: even = free, odd = held; every take and every release adds 1, so
+ * each turn has its own odd value and "stale" names exactly one turn. */
+#define SHIM_GATE_BOUND_NS 2000000u /* the longest wait for the gate; then on without it */
+#define SHIM_GATE_STALE_NS 30000u   /* the wait for a turn another thread already gave up on */
+#define SHIM_GATE_SPIN_NS 20000u    /* spinning, before parking on the futex */
+#define SHIM_GATE_SLICE_NS 200000u  /* a holder with parked waiters wakes one after this long */
+#define SHIM_GATE_POLITE_NS 5000u   /* how long a polite thread leaves its released gate to a spinner */
+
+static uint64_t shim_gil_gate;       /* even: free; odd: held (the value names the turn) */
+static uint64_t shim_gil_gate_stale; /* a held value a waiter gave up on (0: none; 0 is never held) */
+static unsigned shim_gate_waiting;   /* threads spinning for the gate (and lenders, see lend()) */
+static unsigned shim_gate_parked;    /* threads parked on shim_gate_futex */
+static unsigned shim_gate_wake_sent; /* a wake is on its way (cleared by the woken thread) */
+static uint32_t shim_gate_futex;     /* bumped by every wake */
+static unsigned shim_gil_wanters;    /* threads of ours in PyGILState_Ensure without the gate */
+static __thread uint64_t shim_gate_mine;   /* the held value if this thread holds the gate, else 0 */
+static __thread uint64_t shim_gate_polite; /* the free value this thread handed over, else 0 */
+static __thread uint64_t shim_gate_slice;  /* when this thread saw waiters first in its turn (ns) */
+static __thread int shim_gate_lent;        /* given up by shim_gate_yield, to be reclaimed */
+static __thread int shim_gate_lent_py;     /* given up by `_cryptoki_shim_gate.lend()`: counted waiting */
+static __thread int shim_gate_bypassed;    /* this entry took the GIL itself ... */
+static __thread PyGILState_STATE shim_gate_gstate; /* ... with this state */
+/* Diagnostics (tests read them; the uncontended take is not counted: no shared write). */
+enum { SHIM_GATE_WAITED, SHIM_GATE_TIMED_OUT, SHIM_GATE_STALE, SHIM_GATE_GIL_HELD, SHIM_GATE_LENT,
+       SHIM_GATE_PARKS, SHIM_GATE_COUNTERS };
+static unsigned long shim_gate_counters[SHIM_GATE_COUNTERS];
+
+#define SHIM_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+
+static inline void shim_gate_count(int which)
+{
+    __atomic_add_fetch(&shim_gate_counters[which], 1, __ATOMIC_RELAXED);
+}
+
+static inline void shim_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__) || defined(__arm__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+static uint64_t shim_gate_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Wakes one parked waiter, unless a wake is already on its way. */
+static void shim_gate_wake(void)
+{
+    if (SHIM_LOAD(&shim_gate_parked) == 0 || __atomic_exchange_n(&shim_gate_wake_sent, 1, __ATOMIC_RELAXED))
+        return;
+    __atomic_add_fetch(&shim_gate_futex, 1, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &shim_gate_futex, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Parks until woken or `ns` passed, unless the gate became free meanwhile. */
+static void shim_gate_park(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    uint32_t seq = __atomic_load_n(&shim_gate_futex, __ATOMIC_ACQUIRE);
+
+    __atomic_add_fetch(&shim_gate_parked, 1, __ATOMIC_SEQ_CST);
+    /* re-checked after announcing ourselves: a release in between sees us parked and wakes */
+    if ((SHIM_LOAD(&shim_gil_gate) & 1) != 0 || SHIM_LOAD(&shim_gil_wanters) != 0) {
+        shim_gate_count(SHIM_GATE_PARKS);
+        syscall(SYS_futex, &shim_gate_futex, FUTEX_WAIT_PRIVATE, seq, &ts, NULL, 0);
+    }
+    __atomic_sub_fetch(&shim_gate_parked, 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&shim_gate_wake_sent, 0, __ATOMIC_RELAXED);
+}
+
+/* The contended path of shim_gate_acquire: spin, park, bounded; the held value or 0. */
+static uint64_t shim_gate_wait(uint64_t v)
+{
+    uint64_t start = shim_gate_now_ns(), now = start, spin_from = start, got = 0;
+    unsigned spins = 0;
+
+    __atomic_add_fetch(&shim_gate_waiting, 1, __ATOMIC_SEQ_CST);
+    for (;;) {
+        if ((v & 1) == 0 && SHIM_LOAD(&shim_gil_wanters) == 0
+            && (v != shim_gate_polite || SHIM_LOAD(&shim_gate_waiting) <= 1 || now - start > SHIM_GATE_POLITE_NS)) {
+            if (__atomic_compare_exchange_n(&shim_gil_gate, &v, v + 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+                got = v + 1;
+                shim_gate_count(SHIM_GATE_WAITED);
+                break;
+            }
+            continue; /* v is the word's new value */
+        }
+        if ((++spins & 15) == 0) {
+            now = shim_gate_now_ns();
+            if ((v & 1) && now - start > SHIM_GATE_STALE_NS && v == SHIM_LOAD(&shim_gil_gate_stale)) {
+                shim_gate_count(SHIM_GATE_STALE);
+                break;
+            }
+            if (now - start > SHIM_GATE_BOUND_NS) {
+                if (v & 1)
+                    __atomic_store_n(&shim_gil_gate_stale, v, __ATOMIC_RELAXED);
+                shim_gate_count(SHIM_GATE_TIMED_OUT);
+                break;
+            }
+            if (now - spin_from > SHIM_GATE_SPIN_NS) {
+                uint64_t left = SHIM_GATE_BOUND_NS - (now - start);
+                if ((v & 1) && v == SHIM_LOAD(&shim_gil_gate_stale))
+                    left = now - start < SHIM_GATE_STALE_NS ? SHIM_GATE_STALE_NS - (now - start) : 1;
+                __atomic_sub_fetch(&shim_gate_waiting, 1, __ATOMIC_RELAXED);
+                shim_gate_park(left);
+                __atomic_add_fetch(&shim_gate_waiting, 1, __ATOMIC_SEQ_CST);
+                now = spin_from = shim_gate_now_ns();
+                v = SHIM_LOAD(&shim_gil_gate);
+                continue;
+            }
+        }
+        shim_cpu_relax();
+        v = SHIM_LOAD(&shim_gil_gate);
+    }
+    __atomic_sub_fetch(&shim_gate_waiting, 1, __ATOMIC_RELAXED);
+    shim_gate_polite = 0;
+    shim_gate_slice = 0;
+    return got;
+}
+
+/* Takes the gate, or gives up after the bound: the held value, or 0 (go on without it). */
+static inline uint64_t shim_gate_acquire(void)
+{
+    uint64_t v = SHIM_LOAD(&shim_gil_gate);
+
+    if ((v & 1) == 0 && v != shim_gate_polite && SHIM_LOAD(&shim_gil_wanters) == 0
+        && __atomic_compare_exchange_n(&shim_gil_gate, &v, v + 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return v + 1;
+    return shim_gate_wait(v);
+}
+
+/* At the end of an entry (`handover`: after a slice, hand over; see above), or 0 from the
+ * helpers (shim_gate_yield: the gate is free for the whole crypto, wake a waiter at once). */
+static inline void shim_gate_release(int handover)
+{
+    uint64_t mine = shim_gate_mine, now;
+    if (mine == 0)
+        return;
+    shim_gate_mine = 0;
+    __atomic_store_n(&shim_gil_gate, mine + 1, __ATOMIC_SEQ_CST);
+    if (SHIM_LOAD(&shim_gate_waiting) == 0 && SHIM_LOAD(&shim_gate_parked) == 0) {
+        shim_gate_slice = 0;
+        return;
+    }
+    if (!handover) {
+        if (SHIM_LOAD(&shim_gate_waiting) == 0)
+            shim_gate_wake();
+        return;
+    }
+    now = shim_gate_now_ns();
+    if (shim_gate_slice == 0) {
+        shim_gate_slice = now; /* the first release that saw a waiter: the slice starts */
+    } else if (now - shim_gate_slice > SHIM_GATE_SLICE_NS) {
+        if (SHIM_LOAD(&shim_gate_waiting) != 0) {
+            shim_gate_polite = mine + 1; /* a spinner takes it; we do not, for a while */
+            shim_gate_slice = 0;
+        } else {
+            shim_gate_wake(); /* it will spin, and a later release hands over */
+        }
+    }
+}
+
+/* Around the Python call of a generated wrapper (after shim_enter, before shim_leave). */
+static inline void shim_gate_enter(void)
+{
+    shim_gate_lent = 0;
+    if (PyGILState_Check()) { /* rule (a): never wait while holding the GIL */
+        shim_gate_count(SHIM_GATE_GIL_HELD);
+        return;
+    }
+    shim_gate_mine = shim_gate_acquire();
+    if (shim_gate_mine == 0) { /* rule (b): on without the gate, visibly (shim_gil_wanters) */
+        __atomic_add_fetch(&shim_gil_wanters, 1, __ATOMIC_SEQ_CST);
+        shim_gate_gstate = PyGILState_Ensure();
+        __atomic_sub_fetch(&shim_gil_wanters, 1, __ATOMIC_SEQ_CST);
+        shim_gate_bypassed = 1; /* cffi's own PyGILState_Ensure is then a nested one */
+        shim_gate_wake();       /* a waiter held back by us may take the gate now */
+    }
+}
+
+static inline void shim_gate_exit(void)
+{
+    if (shim_gate_bypassed) {
+        shim_gate_bypassed = 0;
+        PyGILState_Release(shim_gate_gstate);
+    }
+    shim_gate_release(1);
+    shim_gate_lent = 0;
+    if (shim_gate_lent_py) {
+        shim_gate_lent_py = 0;
+        __atomic_sub_fetch(&shim_gate_waiting, 1, __ATOMIC_RELAXED);
+    }
+}
+
+/* For C helpers running with the GIL released (cffi's call, Py_BEGIN_ALLOW_THREADS): give
+ * the gate to the next thread for the duration of the crypto, and take it back (bounded)
+ * before the GIL is re-taken, so that re-taking finds the GIL free instead of parking. A
+ * thread without the gate (a bypass, a Python host's thread) does nothing. */
+static void shim_gate_yield(void)
+{
+    if (shim_gate_mine != 0) {
+        shim_gate_release(0);
+        shim_gate_lent = 1;
+        shim_gate_count(SHIM_GATE_LENT);
+    }
+}
+
+static void shim_gate_reclaim(void)
+{
+    if (shim_gate_lent) {
+        shim_gate_lent = 0;
+        shim_gate_mine = shim_gate_acquire();
+        /* 0 (bound passed): cffi re-takes the GIL as before the gate; counted as bypass */
+    }
+}
+
+/* After fork: the child has only the forking thread; a turn held by another thread would
+ * never end (the bound would cover it, once; resetting is cleaner). */
+static void shim_gate_after_fork_child(void)
+{
+    __atomic_store_n(&shim_gil_gate, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&shim_gil_gate_stale, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&shim_gate_waiting, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&shim_gate_parked, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&shim_gate_wake_sent, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&shim_gil_wanters, 0, __ATOMIC_RELAXED);
+    shim_gate_mine = 0;
+    shim_gate_polite = 0;
+    shim_gate_slice = 0;
+    shim_gate_lent = 0;
+    shim_gate_lent_py = 0;
+}
+
+/* `_cryptoki_shim_gate` (in sys.modules, made by shim_gate_publish): lend() gives the gate
+ * up before a library call that releases the GIL internally (pyca's RSA, for one), so
+ * another thread runs its Python part meanwhile; counters() returns the diagnostics as
+ * (waited, timed_out, stale, gil_held, lent, parks). CPython builtins, not cffi functions: cffi
+ * releases and re-takes the GIL around every call, which would defeat the point. */
+static PyObject *shim_gate_py_lend(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    if (shim_gate_mine != 0 && !shim_gate_lent_py) {
+        /* Not reclaimed: the library call re-takes the GIL by itself (parking on it if
+         * another thread has it). Until this entry ends the thread counts as waiting, so
+         * that holders hand the gate (and so the GIL) over after their slice instead of
+         * re-taking the GIL ahead of this thread's wake-up (CPython would let it wait
+         * for its 5 ms switch interval). */
+        shim_gate_release(0);
+        shim_gate_lent_py = 1;
+        __atomic_add_fetch(&shim_gate_waiting, 1, __ATOMIC_RELAXED);
+        shim_gate_count(SHIM_GATE_LENT);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *shim_gate_py_counters(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    return Py_BuildValue("(kkkkkk)", SHIM_LOAD(&shim_gate_counters[SHIM_GATE_WAITED]),
+                         SHIM_LOAD(&shim_gate_counters[SHIM_GATE_TIMED_OUT]),
+                         SHIM_LOAD(&shim_gate_counters[SHIM_GATE_STALE]),
+                         SHIM_LOAD(&shim_gate_counters[SHIM_GATE_GIL_HELD]),
+                         SHIM_LOAD(&shim_gate_counters[SHIM_GATE_LENT]),
+                         SHIM_LOAD(&shim_gate_counters[SHIM_GATE_PARKS]));
+}
+
+static PyMethodDef shim_gate_methods[] = {
+    {"lend", shim_gate_py_lend, METH_NOARGS, "lend() -> None: give the GIL entry gate to the next thread"},
+    {"counters", shim_gate_py_counters, METH_NOARGS, "counters() -> (waited, timed_out, stale, gil_held, lent, parks)"},
+    {NULL, NULL, 0, NULL},
+};
+
+/* For the Python side (cdef in build_ffi.py): makes `_cryptoki_shim_gate`; 1 on success. */
+int shim_gate_publish(void)
+{
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *module = PyImport_AddModule("_cryptoki_shim_gate"); /* borrowed, in sys.modules */
+    int ok = module != NULL && PyModule_AddFunctions(module, shim_gate_methods) == 0;
+
+    if (!ok)
+        PyErr_Clear();
+    PyGILState_Release(gil);
+    return ok;
+}
+
 /* A CRYPTOKI_SHIM_PYTHONHOME without a standard library makes Python's start-up fail after
  * printing its path configuration to the host's stderr (init_fs_encoding), which we must
  * never write to. So look for the landmarks Python itself needs (getpath's os.py, and the
@@ -239,6 +567,8 @@ static void shim_start(void)
         shim_gate_init();
         pthread_atfork(shim_fork_prepare, shim_fork_parent, shim_fork_child);
     }
+    /* in a Python host too: a child forked there must not find a turn of a lost thread */
+    pthread_atfork(NULL, NULL, shim_gate_after_fork_child);
     shim_import_cffi_backend();
     /* The first call into cffi runs the embedding init code, which attaches our entries. */
     if (shim_py_ready() != SHIM_READY_MAGIC) {

@@ -132,7 +132,9 @@ class _EcdsaSigner:
     def sign(self, digest: bytes) -> bytes:
         if self._native is not None:
             return self._native(self._prepare(digest))
-        der = self._key.sign(self._prepare(digest), self._carrier)
+        prepared = self._prepare(digest)
+        native.lend_gate()  # pyca signs with the GIL released
+        der = self._key.sign(prepared, self._carrier)
         r, s = utils.decode_dss_signature(der)
         n = self._curve.size
         return r.to_bytes(n, "big") + s.to_bytes(n, "big")
@@ -143,8 +145,10 @@ class _EcdsaSigner:
             raise CryptokiError(CKR_SIGNATURE_LEN_RANGE, "ECDSA signature length out of range")
         r = int.from_bytes(signature[:half], "big")
         s = int.from_bytes(signature[half:], "big")
+        der, prepared = utils.encode_dss_signature(r, s), self._prepare(digest)
+        native.lend_gate()  # pyca verifies with the GIL released
         try:
-            self._key.verify(utils.encode_dss_signature(r, s), self._prepare(digest), self._carrier)
+            self._key.verify(der, prepared, self._carrier)
         except InvalidSignature:
             raise CryptokiError(CKR_SIGNATURE_INVALID, "ECDSA signature does not verify") from None
 

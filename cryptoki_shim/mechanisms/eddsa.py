@@ -36,7 +36,7 @@ from ..spec import (
     CKR_SIGNATURE_LEN_RANGE,
 )
 from . import eddsa_rfc8032 as rfc8032
-from . import keys
+from . import keys, native
 from .params import EddsaParams
 from .registry import Family, MechanismEntry, register
 from .signing import Buffer, SignContext, VerifyContext
@@ -52,11 +52,13 @@ class _EddsaSigner:
         self.size = 2 * keys.curve_of_key(key).size  # 64 / 114
 
     def sign(self, message: bytes) -> bytes:
+        native.lend_gate()  # pyca signs with the GIL released
         return self._key.sign(message)
 
     def verify(self, message: bytes, signature: bytes) -> None:
         if len(signature) != self.size:
             raise CryptokiError(CKR_SIGNATURE_LEN_RANGE, "EdDSA signature length is 2*bLen")
+        native.lend_gate()  # pyca verifies with the GIL released
         try:
             self._key.verify(signature, message)
         except InvalidSignature:

@@ -114,3 +114,51 @@ def signatures_made() -> int:
     """How many signatures the C helpers produced in this process (0 without them)."""
     lib = _helpers()
     return int(lib.shim_fastsign_count()) if lib is not None else 0
+
+
+def _no_gate() -> None:
+    """Nothing to lend: no library, or one without the GIL entry gate."""
+
+
+#: ``_cryptoki_shim_gate.lend`` once resolved (never cached while the library is absent).
+_lend: Callable[[], None] | None = None
+
+
+def lend_gate() -> None:
+    """Give the library's GIL entry gate (native/shim.c) to another client thread, just before
+    a pyca call that releases the GIL for its crypto (RSA, ECDSA verify, EdDSA: one release
+    each, docs/performance.md "What a second thread can get").
+
+    Held across such a call, the gate would keep every other thread out of Python for the
+    whole signature, though the GIL is free: the threads would take turns instead of running
+    the crypto side by side. Lent, another thread runs its Python part meanwhile; this thread
+    re-takes the GIL inside pyca as it always did. A CPython builtin, not a cffi call (cffi
+    would release and re-take the GIL around it). Without the library: nothing."""
+    global _lend
+    lend = _lend
+    if lend is None:
+        lend = _resolve_lend()
+    lend()
+
+
+def _resolve_lend() -> Callable[[], None]:
+    global _lend
+    lib = runtime.lib
+    publish = getattr(lib, "shim_gate_publish", None) if lib is not None else None
+    if publish is None:
+        return _no_gate  # not cached: the library may be attached later in this process
+    if publish():
+        import _cryptoki_shim_gate  # type: ignore[import-not-found]  # made by the call above
+
+        _lend = _cryptoki_shim_gate.lend
+    else:
+        _lend = _no_gate
+    return _lend
+
+
+def gate_counters() -> tuple[int, ...]:
+    """The gate's diagnostics (waited, timed_out, stale, gil_held, lent, parks), () without it."""
+    lend_gate()  # resolves the module (lending outside an entry does nothing)
+    gate = __import__("sys").modules.get("_cryptoki_shim_gate")
+    return tuple(gate.counters()) if gate is not None else ()
+

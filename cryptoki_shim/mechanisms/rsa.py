@@ -101,7 +101,7 @@ from ..spec import (
     CKR_TEMPLATE_INCOMPLETE,
     CKZ_DATA_SPECIFIED,
 )
-from . import keys
+from . import keys, native
 from .digest import HASHES, LEGACY_HASHES, hash_of
 from .params import RsaPkcsOaepParams, RsaPkcsPssParams
 from .registry import EntryData, KeyGenData, MechanismEntry, not_supported, register
@@ -253,6 +253,7 @@ class _Pkcs1RawSigner:
         split = _split_digest_info(message)
         if split is not None:  # OpenSSL builds the identical encoding, faster than Python
             algorithm, digest = split
+            native.lend_gate()  # pyca signs with the GIL released
             return self._key.sign(digest, padding.PKCS1v15(), utils.Prehashed(algorithm()))
         value = _raw_private(_numbers(self._view), int.from_bytes(emsa_pkcs1_encode(message, k), "big"))
         return value.to_bytes(k, "big")
@@ -316,6 +317,7 @@ class _PrehashedSigner:
     def sign(self, digest: bytes) -> bytes:
         if len(digest) != self._hlen:
             raise CryptokiError(CKR_DATA_LEN_RANGE, "input is not the hash length")
+        native.lend_gate()  # pyca signs with the GIL released
         return self._key.sign(digest, self._pad, self._prehashed)
 
     def verify(self, digest: bytes, signature: bytes) -> None:
@@ -323,6 +325,7 @@ class _PrehashedSigner:
             raise CryptokiError(CKR_SIGNATURE_LEN_RANGE, "signature is not k bytes")
         if len(digest) != self._hlen:
             raise CryptokiError(CKR_DATA_LEN_RANGE, "input is not the hash length")
+        native.lend_gate()  # pyca verifies with the GIL released
         try:
             self._key.verify(signature, digest, self._pad, self._prehashed)
         except InvalidSignature:
