@@ -94,10 +94,12 @@ METRICS_KEYS: dict[str, Key] = {
 }
 #: [module]: how the library itself runs.
 MODULE_KEYS: dict[str, Key] = {
-    "native_lane": Key(bool, True, "answer C_DigestInit + C_Digest of the SHA-1/SHA-2 digests in C, without Python, "
-                                   "on a session where Python already answered the same C_DigestInit and nothing "
-                                   "that could change that answer happened since (docs/security.md \"The native "
-                                   "lane\"); false: every call goes to Python"),
+    "native_lane": Key(bool, True, "answer C_DigestInit + C_Digest (SHA-1/SHA-2), C_SignInit/C_VerifyInit + C_Sign/"
+                                   "C_Verify (full-length SHA-1/SHA-2 HMAC) and C_EncryptInit + C_Encrypt (AES-GCM) "
+                                   "in C, without Python, on a session where Python already answered the same "
+                                   "C_*Init (same key: a session key) and nothing that could change that answer "
+                                   "happened since (docs/security.md \"The native lane\"); false: every call goes "
+                                   "to Python"),
     "native_sessions": Key(bool, True, "answer C_OpenSession and C_CloseSession in C, without Python, for the "
                                        "sessions no other call has named yet (docs/architecture.md \"Sessions "
                                        "answered in C\"); false: every call goes to Python"),
