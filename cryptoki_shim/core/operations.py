@@ -79,9 +79,11 @@ class OpTable(dict[str, "Operation"]):
         #: on this session (``crypto_functions._arm_keyed``), for an adopted lane operation
         self.lane_keys: dict[tuple[str, int, int], tuple[Any, Any]] = {}
 
+    # (each written out: these run on every Python operation, and a helper call per step
+    # would double their cost)
     def __setitem__(self, kind: str, op: "Operation") -> None:
         bit = KIND_BITS.get(kind, 0)
-        if bit and not self.mask & bit:
+        if bit & ~self.mask:
             if lane.ON and not lane.IMPL.py_ops(self.handle, self.mask | bit):
                 raise CryptokiError(CKR_OPERATION_ACTIVE, f"a {kind} operation is active")
             self.mask |= bit
@@ -89,11 +91,19 @@ class OpTable(dict[str, "Operation"]):
 
     def __delitem__(self, kind: str) -> None:
         dict.__delitem__(self, kind)
-        self._dropped(kind)
+        bit = KIND_BITS.get(kind, 0)
+        if bit & self.mask:
+            self.mask ^= bit
+            if lane.ON:
+                lane.IMPL.py_ops(self.handle, self.mask)
 
     def pop(self, kind: str, *default: Any) -> Any:
         op = dict.pop(self, kind, *default)
-        self._dropped(kind)
+        bit = KIND_BITS.get(kind, 0)
+        if bit & self.mask:
+            self.mask ^= bit
+            if lane.ON:
+                lane.IMPL.py_ops(self.handle, self.mask)
         return op
 
     def clear(self) -> None:
@@ -114,13 +124,6 @@ class OpTable(dict[str, "Operation"]):
         """A lane operation handed over (``lane.adopt``): the lane already counts it as ours."""
         dict.__setitem__(self, kind, op)
         self.mask |= KIND_BITS[kind]
-
-    def _dropped(self, kind: str) -> None:
-        bit = KIND_BITS.get(kind, 0)
-        if bit & self.mask:
-            self.mask &= ~bit
-            if lane.ON:
-                lane.IMPL.py_ops(self.handle, self.mask)
 
 
 class SessionState:
