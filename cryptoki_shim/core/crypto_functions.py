@@ -221,9 +221,12 @@ class CryptoFunctions(ObjectFunctions):
             return
         state = getattr(ctx, "lane_state", None)
         prepared = state() if state is not None else None
-        if prepared is not None and lane.IMPL.arm_key(self.handle, lane.KIND_BITS[kind], mech.entry.mechanism,
-                                                      key_handle, prepared, self.ops.mask):
-            self.ops.lane_keys[(kind, mech.entry.mechanism, key_handle)] = (key, verdict[0])
+        if prepared is None:
+            return
+        table = self.lane_table()
+        if lane.IMPL.arm_key(self.handle, lane.KIND_BITS[kind], mech.entry.mechanism, key_handle, prepared,
+                             table.mask):
+            table.lane_keys[(kind, mech.entry.mechanism, key_handle)] = (key, verdict[0])
 
     def digest_init(self, mech: Mechanism | None) -> None:
         if mech is None:
@@ -242,7 +245,7 @@ class CryptoFunctions(ObjectFunctions):
             # the verdict, for the native lane to repeat on this session (core/lane.py): a
             # digest has no key, so nothing but the session and the epoch bounds it; with
             # metrics on, every operation must be counted here, so none is armed
-            lane.IMPL.arm_digest(self.handle, entry.mechanism, self.ops.mask)
+            lane.IMPL.arm_digest(self.handle, entry.mechanism, self.lane_table().mask)
 
     def adopt_lane_operation(self, kind: str, mechanism: int, key_handle: int, param: Any) -> None:
         """A native-lane operation becomes this session's Python operation (``lane.adopt``):
@@ -251,13 +254,14 @@ class CryptoFunctions(ObjectFunctions):
         the key and context maker kept when it was armed (``_arm_keyed``): the key may have
         been destroyed since, and an operation started before goes on, as Python's own does."""
         entry = lookup(mechanism)
+        table = self.lane_table()  # (always one already: the session was armed)
         if kind == "digest":
-            self.ops.adopt(kind, Operation(kind, _keyless(entry)(entry, None, None), mechanism))
+            table.adopt(kind, Operation(kind, _keyless(entry)(entry, None, None), mechanism))
             return
-        key, maker = self.ops.lane_keys[(kind, mechanism, key_handle)]
+        key, maker = table.lane_keys[(kind, mechanism, key_handle)]
         if param is not None:  # AES-GCM: the CK_GCM_PARAMS of the lane's C_EncryptInit
             param = GcmParams(*param)
-        self.ops.adopt(kind, Operation(kind, maker(entry, param, key), mechanism, key, param=param))
+        table.adopt(kind, Operation(kind, maker(entry, param, key), mechanism, key, param=param))
 
     # ------------------------------------------------------------------ steps
 

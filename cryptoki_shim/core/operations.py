@@ -62,7 +62,9 @@ class OpTable(dict[str, "Operation"]):
 
     The lane (core/lane.py) starts an operation in C only for a kind the session has no
     Python operation of, so every change of the lane's kinds here is told to it (``py_ops``:
-    one C call, only when the set of kinds changes). A kind that has a lane operation is
+    one C call, only when the set of kinds changes). A session's table becomes one at the
+    lane's first arm there (``SessionState.lane_table``); before, the lane holds nothing for
+    the session and the arm tells it the kinds. A kind that has a lane operation is
     refused (CKR_OPERATION_ACTIVE: that C_*Init came first); the C wrappers hand a session's
     lane operations to Python (``adopt``) before any other Python call on the session, so
     that refusal is only seen by two threads racing on one session. ``mask`` is the lane
@@ -141,7 +143,9 @@ class SessionState:
         #: C_GetSessionInfo's answer for one login state, kept by the ABI layer (abi.sessions):
         #: (login user, packed CK_SESSION_INFO); the state is the only part that changes.
         self.info: Any = None
-        self.ops: OpTable = OpTable(handle)
+        #: A plain dict until the native lane is first armed on this session (``lane_table``):
+        #: a session the lane never serves pays nothing for the mirror.
+        self.ops: dict[str, Operation] = {}
 
     @property
     def state(self) -> int:
@@ -187,12 +191,29 @@ class SessionState:
         ones are returned, so a failed restore can put them back. (The new table is told to
         the native lane: ``OpTable``.)"""
         before = self.ops
+        if before.__class__ is not OpTable:
+            self.ops = dict(ops)
+            return before
         before.clear_mirror()
         table = self.ops = OpTable(self.handle)
         table.lane_keys = before.lane_keys
         for kind, op in ops.items():
             table[kind] = op
         return before
+
+    def lane_table(self) -> OpTable:
+        """The session's operations as an ``OpTable`` (mirrored to the native lane from now
+        on), made from the plain dict at the first arm (core/crypto_functions): its kinds are
+        told with the arm."""
+        ops = self.ops
+        if ops.__class__ is OpTable:
+            return ops
+        table = OpTable(self.handle)
+        for kind, op in ops.items():
+            dict.__setitem__(table, kind, op)
+            table.mask |= KIND_BITS.get(kind, 0)
+        self.ops = table
+        return table
 
     def waiting_for_context_login(self) -> list[Operation]:
         """The operations whose key needs C_Login(CKU_CONTEXT_SPECIFIC) before their step."""
