@@ -34,6 +34,7 @@
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
 #include <openssl/provider.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 #include <pthread.h>
 
@@ -41,7 +42,8 @@
 
 typedef struct shim_sign_key {
     EVP_PKEY *pkey;
-    EVP_PKEY_CTX *proto; /* sign-initialised, read-only after creation */
+    EVP_PKEY_CTX *proto; /* sign- or verify-initialised, read-only after creation */
+    EVP_MD *md;          /* the RSA keys' digest (their DigestInfo), else NULL */
 } shim_sign_key;
 
 /* Largest DER ECDSA-Sig-Value we accept (P-521: 2 * (66 + 1 + 3) + 3 = 143). */
@@ -85,6 +87,7 @@ void shim_pkey_free(void *key)
         return;
     EVP_PKEY_CTX_free(k->proto);
     EVP_PKEY_free(k->pkey); /* libcrypto clears private components when freeing them */
+    EVP_MD_free(k->md);
     OPENSSL_free(k);
 }
 
@@ -244,3 +247,149 @@ done:
     shim_gate_reclaim(); /* no-op unless yielded above */
     return ok;
 }
+
+/* ---- RSA PKCS#1 v1.5 signing and RSA / ECDSA verification (issue 22: the GIL entry gate) ----
+ *
+ * pyca releases the GIL inside these too, but after the call it re-takes the GIL by parking
+ * on it when another thread has it, and the gate (shim.c) cannot give it a turn there. Here
+ * the gate is handed over for the crypto and taken back (bounded) before cffi re-takes the
+ * GIL, so nobody parks. Same conventions as above: private library context, a prototype
+ * context duplicated per call, nothing left on the error queue. Results are those of pyca's
+ * calls (PKCS#1 v1.5 is deterministic; tests compare bytes and verify with pyca). */
+
+static unsigned long shim_rsa_signed, shim_verified;
+
+/* The digests an RSA handle may name (pyca's names; others stay on pyca). */
+static const char *shim_rsa_md_name(const char *name)
+{
+    static const char *const names[][2] = {
+        {"sha1", "SHA1"}, {"sha224", "SHA2-224"}, {"sha256", "SHA2-256"}, {"sha384", "SHA2-384"}, {"sha512", "SHA2-512"},
+    };
+    size_t i;
+    for (i = 0; name != NULL && i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(name, names[i][0]) == 0)
+            return names[i][1];
+    return NULL;
+}
+
+/* The prototype: padding PKCS#1 v1.5 and the digest for RSA, nothing more for EC. */
+static int shim_proto_setup(shim_sign_key *k, OSSL_LIB_CTX *libctx, const char *md_name, int sign)
+{
+    int base = EVP_PKEY_get_base_id(k->pkey);
+    const char *md = shim_rsa_md_name(md_name);
+
+    k->proto = EVP_PKEY_CTX_new_from_pkey(libctx, k->pkey, NULL);
+    if (k->proto == NULL || (sign ? EVP_PKEY_sign_init(k->proto) : EVP_PKEY_verify_init(k->proto)) <= 0)
+        return 0;
+    if (base == EVP_PKEY_EC)
+        return md_name == NULL;
+    if (base != EVP_PKEY_RSA || md == NULL)
+        return 0;
+    k->md = EVP_MD_fetch(libctx, md, NULL);
+    return k->md != NULL && EVP_PKEY_CTX_set_rsa_padding(k->proto, RSA_PKCS1_PADDING) > 0
+           && EVP_PKEY_CTX_set_signature_md(k->proto, k->md) > 0;
+}
+
+void *shim_rsa_key_from_der(const unsigned char *der, size_t len, const char *md_name)
+{
+    const unsigned char *p = der;
+    PKCS8_PRIV_KEY_INFO *p8;
+    shim_sign_key *k = NULL;
+    OSSL_LIB_CTX *libctx = shim_fastsign_libctx();
+
+    if (der == NULL || len == 0 || len > 0x7fffffff || libctx == NULL)
+        return NULL;
+    k = OPENSSL_zalloc(sizeof(*k));
+    if (k == NULL)
+        goto fail;
+    p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
+    if (p8 == NULL)
+        goto fail;
+    k->pkey = EVP_PKCS82PKEY_ex(p8, libctx, NULL);
+    PKCS8_PRIV_KEY_INFO_free(p8); /* clears the key octets it held */
+    if (k->pkey == NULL || EVP_PKEY_get_base_id(k->pkey) != EVP_PKEY_RSA || !shim_proto_setup(k, libctx, md_name, 1))
+        goto fail;
+    return k;
+
+fail:
+    shim_pkey_free(k);
+    ERR_clear_error();
+    return NULL;
+}
+
+void *shim_verify_key_from_spki(const unsigned char *der, size_t len, const char *md_name)
+{
+    const unsigned char *p = der;
+    shim_sign_key *k = NULL;
+    OSSL_LIB_CTX *libctx = shim_fastsign_libctx();
+
+    if (der == NULL || len == 0 || len > 0x7fffffff || libctx == NULL)
+        return NULL;
+    k = OPENSSL_zalloc(sizeof(*k));
+    if (k == NULL)
+        goto fail;
+    k->pkey = d2i_PUBKEY_ex(NULL, &p, (long)len, libctx, NULL);
+    if (k->pkey == NULL || p != der + len || !shim_proto_setup(k, libctx, md_name, 0))
+        goto fail;
+    return k;
+
+fail:
+    shim_pkey_free(k);
+    ERR_clear_error();
+    return NULL;
+}
+
+int shim_rsa_sign(void *key, const unsigned char *dgst, size_t dlen, unsigned char *out, size_t n)
+{
+    shim_sign_key *k = key;
+    EVP_PKEY_CTX *ctx = NULL;
+    size_t len = n;
+    int ok = 0;
+
+    if (k == NULL || k->md == NULL || dgst == NULL || out == NULL || n == 0 || n > 0x7fffffff
+        || dlen != (size_t)EVP_MD_get_size(k->md) || (size_t)EVP_PKEY_get_size(k->pkey) != n)
+        return 0;
+    shim_gate_yield(); /* the GIL entry gate (shim.c): another thread's Python part meanwhile */
+    ctx = EVP_PKEY_CTX_dup(k->proto);
+    ok = ctx != NULL && EVP_PKEY_sign(ctx, out, &len, dgst, dlen) > 0 && len == n;
+    EVP_PKEY_CTX_free(ctx);
+    if (ok) {
+        __atomic_add_fetch(&shim_rsa_signed, 1, __ATOMIC_RELAXED);
+    } else {
+        OPENSSL_cleanse(out, n);
+        ERR_clear_error();
+    }
+    shim_gate_reclaim();
+    return ok;
+}
+
+int shim_pkey_verify(void *key, const unsigned char *dgst, size_t dlen, const unsigned char *sig, size_t siglen)
+{
+    shim_sign_key *k = key;
+    EVP_PKEY_CTX *ctx;
+    int rv;
+
+    if (k == NULL || dgst == NULL || dlen == 0 || dlen > 0x7fffffff || sig == NULL || siglen == 0
+        || siglen > 0x7fffffff || (k->md != NULL && dlen != (size_t)EVP_MD_get_size(k->md)))
+        return -1;
+    shim_gate_yield(); /* the GIL entry gate (shim.c): another thread's Python part meanwhile */
+    ctx = EVP_PKEY_CTX_dup(k->proto);
+    rv = ctx == NULL ? -1 : EVP_PKEY_verify(ctx, sig, siglen, dgst, dlen);
+    EVP_PKEY_CTX_free(ctx);
+    ERR_clear_error(); /* a bad signature leaves a reason on the queue */
+    if (rv >= 0)
+        __atomic_add_fetch(&shim_verified, 1, __ATOMIC_RELAXED);
+    shim_gate_reclaim();
+    return rv == 1 ? 1 : rv == 0 ? 0 : -1;
+}
+
+unsigned long shim_rsa_sign_count(void)
+{
+    return __atomic_load_n(&shim_rsa_signed, __ATOMIC_RELAXED);
+}
+
+unsigned long shim_verify_count(void)
+{
+    return __atomic_load_n(&shim_verified, __ATOMIC_RELAXED);
+}
+

@@ -16,6 +16,18 @@
  *                     scalar left-padded to n bytes in priv[n], the uncompressed point in
  *                     point[point_len = 2n + 1]. 1 on success; 0 on failure, priv cleared.
  * shim_ec_generate_count: how many key pairs shim_ec_generate made in this process.
+ * shim_rsa_key_from_der: an RSA PKCS#1 v1.5 signing handle from PKCS#8 DER for the digest
+ *                     `md` (pyca's name: "sha1", "sha224", "sha256", "sha384", "sha512"),
+ *                     NULL on failure or another key type / digest.
+ * shim_rsa_sign:      signs the digest (dlen = the digest's length) into out[n], n = the
+ *                     modulus length. 1 on success; 0 on failure, out cleared.
+ * shim_verify_key_from_spki: a verification handle from SubjectPublicKeyInfo DER: RSA
+ *                     PKCS#1 v1.5 with the digest `md`, or EC (ECDSA) with `md` NULL.
+ * shim_pkey_verify:   verifies sig (RSA: k bytes; ECDSA: DER Ecdsa-Sig-Value) over the
+ *                     digest (RSA: the digest's length; ECDSA: as given, truncated to the
+ *                     order like shim_ecdsa_sign). 1 valid, 0 invalid, -1 bad arguments.
+ * shim_rsa_sign_count, shim_verify_count: how often these two ran (diagnostics).
+ * All of them hand the GIL entry gate over for the crypto (shim.c shim_gate_yield).
  */
 
 void *shim_pkey_from_der(const unsigned char *der, size_t len);
@@ -24,3 +36,9 @@ int shim_ecdsa_sign(void *key, const unsigned char *dgst, size_t dlen, unsigned 
 unsigned long shim_fastsign_count(void);
 int shim_ec_generate(const char *group, unsigned char *priv, size_t n, unsigned char *point, size_t point_len);
 unsigned long shim_ec_generate_count(void);
+void *shim_rsa_key_from_der(const unsigned char *der, size_t len, const char *md);
+int shim_rsa_sign(void *key, const unsigned char *dgst, size_t dlen, unsigned char *out, size_t n);
+void *shim_verify_key_from_spki(const unsigned char *der, size_t len, const char *md);
+int shim_pkey_verify(void *key, const unsigned char *dgst, size_t dlen, const unsigned char *sig, size_t siglen);
+unsigned long shim_rsa_sign_count(void);
+unsigned long shim_verify_count(void);

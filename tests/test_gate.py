@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa,
 
 from cryptoki_shim import spec as S
 from cryptoki_shim.mechanisms import native
-from p11 import LIB, P11, ffi, write_config
+from p11 import LIB, P11, ffi, raises_ckr, write_config
 from test_native_hosts import assert_ok, compile_host, host_env, run
 from vectors_abi import CURVE_OIDS, rsa_import, strip_octet, usage
 
@@ -109,6 +109,67 @@ def test_a_caller_holding_the_gil_skips_the_gate(token: P11, user_session: int) 
     assert after[GIL_HELD] - before[GIL_HELD] == 2
     state = ffi.cast("CK_SESSION_INFO *", ffi.from_buffer(info)).state
     assert state == token.session_info(user_session).state
+
+
+RSA_HASHED = ((S.CKM_SHA1_RSA_PKCS, hashes.SHA1), (S.CKM_SHA224_RSA_PKCS, hashes.SHA224),
+              (S.CKM_SHA256_RSA_PKCS, hashes.SHA256), (S.CKM_SHA384_RSA_PKCS, hashes.SHA384),
+              (S.CKM_SHA512_RSA_PKCS, hashes.SHA512))
+
+
+def test_native_rsa_signing_and_verification_are_pycas(token: P11, user_session: int) -> None:
+    """RSA PKCS#1 v1.5 through the C helper: pyca's signature byte for byte for every SHA-1/2
+    mechanism, verified by the helper, a corrupted one refused; PSS stays on pyca."""
+    s = user_session
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    hpub, hpriv = rsa_import(token, s, key)
+    signed, verified = native.rsa_signatures_made(), native.verifications_made()
+    for mech, h in RSA_HASHED:
+        msg = f"native {mech:#x}".encode()
+        sig = token.sign(s, mech, hpriv, msg)
+        assert sig == key.sign(msg, padding.PKCS1v15(), h())
+        token.verify(s, mech, hpub, msg, sig)
+        with raises_ckr(S.CKR_SIGNATURE_INVALID):
+            token.verify(s, mech, hpub, msg, sig[:-1] + bytes([sig[-1] ^ 1]))
+        with raises_ckr(S.CKR_SIGNATURE_INVALID):  # another hash's DigestInfo
+            token.verify(s, mech, hpub, msg + b"!", sig)
+    assert native.rsa_signatures_made() == signed + len(RSA_HASHED)
+    assert native.verifications_made() == verified + 3 * len(RSA_HASHED)
+    pss = token.sign(s, S.CKM_SHA256_RSA_PKCS_PSS, hpriv, b"pss", _pss_params())
+    key.public_key().verify(pss, b"pss", padding.PSS(padding.MGF1(hashes.SHA256()), 32), hashes.SHA256())
+    assert native.rsa_signatures_made() == signed + len(RSA_HASHED)
+
+
+def _pss_params() -> Any:
+    params = ffi.new("CK_RSA_PKCS_PSS_PARAMS *")
+    params.hashAlg, params.mgf, params.sLen = S.CKM_SHA256, S.CKG_MGF1_SHA256, 32
+    return params
+
+
+def test_native_ecdsa_verification_agrees_with_pyca(token: P11, user_session: int) -> None:
+    """ECDSA verification through the C helper: the module's signatures verify there and with
+    pyca, for the hashing mechanism and raw digests shorter and longer than the order;
+    another key's signature, r = 0, s = n and a corrupted one are refused."""
+    s = user_session
+    hpub, hpriv, pub = _ec_pair(token, s)
+    verified = native.verifications_made()
+    private = ec.generate_private_key(ec.SECP256R1())  # another key: its signatures must fail
+    order = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    checks = 0
+    for length in (20, 32, 48, 64):
+        digest = os.urandom(length)
+        sig = token.sign(s, S.CKM_ECDSA, hpriv, digest)
+        token.verify(s, S.CKM_ECDSA, hpub, digest, sig)
+        r, s_ = utils.decode_dss_signature(private.sign(digest, ec.ECDSA(hashes.SHA256())))
+        for bad in (r.to_bytes(32, "big") + s_.to_bytes(32, "big"), bytes(32) + sig[32:],
+                    sig[:32] + order.to_bytes(32, "big"), sig[:-1] + bytes([sig[-1] ^ 1])):
+            with raises_ckr(S.CKR_SIGNATURE_INVALID):
+                token.verify(s, S.CKM_ECDSA, hpub, digest, bad)
+        checks += 5
+    msg = b"hashing mechanism"
+    sig = token.sign(s, S.CKM_ECDSA_SHA256, hpriv, msg)
+    pub.verify(_der(sig), msg, ec.ECDSA(hashes.SHA256()))
+    token.verify(s, S.CKM_ECDSA_SHA256, hpub, msg, sig)
+    assert native.verifications_made() == verified + checks + 1
 
 
 # ---------------------------------------------------------------------- threads, checked by pyca

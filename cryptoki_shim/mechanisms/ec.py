@@ -106,6 +106,7 @@ class _EcdsaSigner:
         self._native = (
             native.ecdsa_signer(key, self._curve.size) if isinstance(key, ec.EllipticCurvePrivateKey) else None
         )
+        self._native_verify = native.verifier(key, None) if isinstance(key, ec.EllipticCurvePublicKey) else None
         if algorithm is None:
             bits = _order_bits(self._curve)
             carrier = _carrier_for(bits)()
@@ -146,6 +147,10 @@ class _EcdsaSigner:
         r = int.from_bytes(signature[:half], "big")
         s = int.from_bytes(signature[half:], "big")
         der, prepared = utils.encode_dss_signature(r, s), self._prepare(digest)
+        if self._native_verify is not None:
+            if not self._native_verify(prepared, der):
+                raise CryptokiError(CKR_SIGNATURE_INVALID, "ECDSA signature does not verify")
+            return
         native.lend_gate()  # pyca verifies with the GIL released
         try:
             self._key.verify(der, prepared, self._carrier)

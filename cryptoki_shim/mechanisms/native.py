@@ -80,6 +80,84 @@ def ecdsa_signer(private_key: Any, n: int) -> EcdsaSign | None:
     return sign
 
 
+#: sign(digest) -> signature; verify(digest, signature) -> valid?
+DigestSign = Callable[[bytes], bytes]
+DigestVerify = Callable[[bytes, bytes], bool]
+
+#: the digests the RSA helpers take (pyca's names; the others stay on pyca)
+_RSA_DIGESTS = frozenset({"sha1", "sha224", "sha256", "sha384", "sha512"})
+
+
+def rsa_pkcs1_signer(private_key: Any, digest_name: str, size: int) -> DigestSign | None:
+    """A PKCS#1 v1.5 signer of ``digest_name`` digests through the C helper (the GIL and the
+    GIL entry gate are given up for the modular exponentiation and taken back without
+    parking), or None: pyca then signs. The signature is pyca's, byte for byte (v1.5 is
+    deterministic)."""
+    lib = _helpers()
+    if lib is None or digest_name not in _RSA_DIGESTS or getattr(lib, "shim_rsa_sign", None) is None:
+        return None
+    ffi = runtime.ffi
+    der = private_key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    try:
+        raw = lib.shim_rsa_key_from_der(ffi.from_buffer(der), len(der), digest_name.encode())
+    finally:
+        del der  # the only reference: the DER lives no longer than the parse
+    if raw == ffi.NULL:
+        return None
+    handle = ffi.gc(raw, lib.shim_pkey_free)
+    sign_c = lib.shim_rsa_sign
+
+    def sign(digest: bytes) -> bytes:
+        out = ffi.new("unsigned char[]", size)
+        if not sign_c(handle, digest, len(digest), out, size):
+            raise CryptokiError(CKR_FUNCTION_FAILED, "native RSA signature failed")
+        return ffi.buffer(out, size)[:]
+
+    return sign
+
+
+def verifier(public_key: Any, digest_name: str | None) -> DigestVerify | None:
+    """A verifier through the C helper: RSA PKCS#1 v1.5 of ``digest_name`` digests, or ECDSA
+    (``digest_name`` None; the signature as DER, the digest as pyca's Prehashed carrier would
+    take it); None when the helpers do not take this key (pyca then verifies)."""
+    lib = _helpers()
+    if lib is None or getattr(lib, "shim_pkey_verify", None) is None:
+        return None
+    if digest_name is not None and digest_name not in _RSA_DIGESTS:
+        return None
+    ffi = runtime.ffi
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    raw = lib.shim_verify_key_from_spki(der, len(der), digest_name.encode() if digest_name else ffi.NULL)
+    if raw == ffi.NULL:
+        return None
+    handle = ffi.gc(raw, lib.shim_pkey_free)
+    verify_c = lib.shim_pkey_verify
+
+    def verify(digest: bytes, signature: bytes) -> bool:
+        rv = verify_c(handle, digest, len(digest), signature, len(signature))
+        if rv < 0:
+            raise CryptokiError(CKR_FUNCTION_FAILED, "native verification refused its arguments")
+        return rv == 1
+
+    return verify
+
+
+def rsa_signatures_made() -> int:
+    """How many RSA signatures the C helper made in this process (0 without it)."""
+    lib = _helpers()
+    count = getattr(lib, "shim_rsa_sign_count", None) if lib is not None else None
+    return int(count()) if count is not None else 0
+
+
+def verifications_made() -> int:
+    """How many verifications the C helper ran in this process (0 without it)."""
+    lib = _helpers()
+    count = getattr(lib, "shim_verify_count", None) if lib is not None else None
+    return int(count()) if count is not None else 0
+
+
 #: pyca's curve name -> the OpenSSL group the helper generates on (the others stay on pyca).
 _GROUPS = {"secp256r1": b"P-256", "secp384r1": b"P-384", "secp521r1": b"P-521"}
 

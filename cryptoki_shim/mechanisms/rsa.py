@@ -313,10 +313,17 @@ class _PrehashedSigner:
         self._prehashed = utils.Prehashed(hash_)
         self._hlen = hash_.digest_size
         self.size = _k(key)
+        # PKCS#1 v1.5 through the C helper where it takes the key (issue 22: no GIL parking)
+        v15 = isinstance(pad, padding.PKCS1v15)
+        private = isinstance(key, rsa.RSAPrivateKey)
+        self._native_sign = native.rsa_pkcs1_signer(key, hash_.name, self.size) if v15 and private else None
+        self._native_verify = native.verifier(key, hash_.name) if v15 and not private else None
 
     def sign(self, digest: bytes) -> bytes:
         if len(digest) != self._hlen:
             raise CryptokiError(CKR_DATA_LEN_RANGE, "input is not the hash length")
+        if self._native_sign is not None:
+            return self._native_sign(digest)
         native.lend_gate()  # pyca signs with the GIL released
         return self._key.sign(digest, self._pad, self._prehashed)
 
@@ -325,6 +332,10 @@ class _PrehashedSigner:
             raise CryptokiError(CKR_SIGNATURE_LEN_RANGE, "signature is not k bytes")
         if len(digest) != self._hlen:
             raise CryptokiError(CKR_DATA_LEN_RANGE, "input is not the hash length")
+        if self._native_verify is not None:
+            if not self._native_verify(digest, signature):
+                raise CryptokiError(CKR_SIGNATURE_INVALID, "RSA signature does not verify")
+            return
         native.lend_gate()  # pyca verifies with the GIL released
         try:
             self._key.verify(signature, digest, self._pad, self._prehashed)
