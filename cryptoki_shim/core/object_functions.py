@@ -92,7 +92,7 @@ class ObjectFunctions(SessionState):
         return obj
 
     def _check_may_change(self, obj: Object) -> None:
-        if obj.is_token and not self.rw:
+        if not self.rw and obj.is_token:
             raise CryptokiError(spec.CKR_SESSION_READ_ONLY, "token object in a read-only session")
 
     @property

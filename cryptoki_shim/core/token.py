@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .. import audit, backends, spec
 from ..spec_ints import (
     CKA_PRIVATE,
+    CKA_SHIM_BACKEND,
     CKA_TRUSTED,
     CKA_UNIQUE_ID,
     CKP_AUTHENTICATION_TOKEN,
@@ -276,7 +277,8 @@ class Token:
 
     def backend_for(self, key: Object) -> "backends.Backend":
         """The backend holding ``key``'s material (CKA_SHIM_BACKEND; software when absent)."""
-        return backends.pick(self.backends, backends.backend_id_of(key.attrs))
+        found = self.backends.get(key.attrs.get(CKA_SHIM_BACKEND, backends.SOFTWARE))
+        return found if found is not None else backends.pick(self.backends, backends.backend_id_of(key.attrs))
 
     def backend_for_new(self, template: dict[int, Any]) -> "backends.Backend":
         return backends.pick_for_new_key(self.backends, self.cfg.backend, template)

@@ -21,6 +21,7 @@ from ..errors import CryptokiError
 from ..spec_ints import (
     CKA_KEY_TYPE,
     CKA_PARAMETER_SET,
+    CKA_VALUE_LEN,
     CKF_DECAPSULATE,
     CKF_ENCAPSULATE,
     CKK_ML_KEM,
@@ -83,14 +84,29 @@ class MlKemFamily(Family):
         return _material(template, key.decapsulate(ciphertext)[:length])
 
 
+#: (CKA_KEY_TYPE, CKA_VALUE_LEN) of a template -> the length ``_secret_length`` found for it:
+#: the only two values it reads; only lengths found are kept, at most 256.
+_LENGTHS: dict[tuple[Any, Any], int] = {}
+
+
 def _secret_length(template: Mapping[int, Any]) -> int:
     """The new key's length: CKA_VALUE_LEN, else the key type's only one, else all 32 bytes
     of the shared secret (as C_DeriveKey: ``generic.derived_length``); longer than the
     secret is CKR_TEMPLATE_INCONSISTENT. A shorter key is the secret's first bytes (the
     secret is uniformly random: every slice is)."""
-    length = generic.derived_length(template, pqc_keys.SHARED_SECRET_LEN)
-    if length > pqc_keys.SHARED_SECRET_LEN:
-        raise CryptokiError(CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN longer than the 32-byte shared secret")
+    shape = (template.get(CKA_KEY_TYPE), template.get(CKA_VALUE_LEN))
+    try:
+        length = _LENGTHS.get(shape)
+    except TypeError:  # not hashable: not kept
+        length = shape = None
+    if length is None:
+        length = generic.derived_length(template, pqc_keys.SHARED_SECRET_LEN)
+        if length > pqc_keys.SHARED_SECRET_LEN:
+            raise CryptokiError(CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN longer than the 32-byte shared secret")
+        if shape is not None:
+            if len(_LENGTHS) >= 256:  # any CK_ULONG is a key type here (checked later): bounded
+                _LENGTHS.clear()
+            _LENGTHS[shape] = length
     return length
 
 
