@@ -97,13 +97,14 @@ def _secret_length(template: Mapping[int, Any]) -> int:
     shape = (template.get(CKA_KEY_TYPE), template.get(CKA_VALUE_LEN))
     try:
         length = _LENGTHS.get(shape)
+        keep = True
     except TypeError:  # not hashable: not kept
-        length = shape = None
+        length, keep = None, False
     if length is None:
         length = generic.derived_length(template, pqc_keys.SHARED_SECRET_LEN)
         if length > pqc_keys.SHARED_SECRET_LEN:
             raise CryptokiError(CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN longer than the 32-byte shared secret")
-        if shape is not None:
+        if keep:
             if len(_LENGTHS) >= 256:  # any CK_ULONG is a key type here (checked later): bounded
                 _LENGTHS.clear()
             _LENGTHS[shape] = length
