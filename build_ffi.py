@@ -12,7 +12,8 @@ What is generated here, from ``native/functions.h`` (the X-macro list of every f
 the 3.2 function list, in table order):
   * ``build/gen/shim_entries.inc``: for every function that Python implements, a guarded
     exported wrapper ``C_X`` calling the cffi embedding entry ``py_C_X`` inside the fork
-    gate (shim_enter/shim_leave, see shim.c) and the re-entry guard (shim_depth: a call
+    gate (shim_enter/shim_leave, see shim.c), the GIL entry gate around the Python call
+    (shim_gate_enter/shim_gate_exit: only its holder waits for the GIL) and the re-entry guard (shim_depth: a call
     on a thread already inside is refused); the 2.40, 3.0 and 3.2
     function lists, each with a C_GetInfo that reports its version; the interface table
     (3.2 first: the default);
