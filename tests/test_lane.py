@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from p11 import LIB, P11, SO_PIN, USER_PIN, ffi, write_config
+from test_native_hosts import build_dir, conf  # noqa: F401  (fixtures)
 from cryptoki_shim import spec
 from cryptoki_shim.abi import limits
 
@@ -909,3 +910,17 @@ def test_gcm_threads_on_a_shared_session_key(tmp_path: Path, monkeypatch: pytest
         for th in threads:
             th.join()
         assert errors == []
+
+
+# ---------------------------------------------------------------------- a C host
+
+
+def test_c_host_known_answers_threads_and_fork(build_dir: Path, conf: Path) -> None:
+    """tests/native/host_lane.c: the library started Python itself (fork gate and GIL entry
+    gate live): SHA-256, HMAC-SHA-256 (RFC 4231 case 2, and a wrong MAC refused) and
+    AES-128-GCM (NIST cases 1 and 2) known answers repeated on a session (the lane's Inits),
+    in 2 threads on the same session keys, and a fork with a lane digest active."""
+    from test_native_hosts import assert_ok, compile_host, host_env, run
+
+    host = compile_host(build_dir, "host_lane")
+    assert_ok(run([str(host), str(LIB), "300"], host_env(conf), timeout=120))
