@@ -940,6 +940,18 @@ static PyObject *shim_lane_py_state(PyObject *self, PyObject *const *args, Py_ss
     return out;
 }
 
+/* changing() -> int: verdict-changing calls in flight now (for tests). */
+static PyObject *shim_lane_py_changing(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    (void)args;
+    if (nargs != 0) {
+        PyErr_SetString(PyExc_TypeError, "changing()");
+        return NULL;
+    }
+    return PyLong_FromUnsignedLong(__atomic_load_n(&shim_lane_changing, __ATOMIC_SEQ_CST));
+}
+
 static PyMethodDef shim_lane_methods[] = {
     {"enable", (PyCFunction)(void (*)(void))shim_lane_py_enable, METH_FASTCALL, "enable(on, data_limit)"},
     {"py_ops", (PyCFunction)(void (*)(void))shim_lane_py_py_ops, METH_FASTCALL, "py_ops(handle, mask) -> bool"},
@@ -953,6 +965,7 @@ static PyMethodDef shim_lane_methods[] = {
     {"bump", (PyCFunction)(void (*)(void))shim_lane_py_bump, METH_FASTCALL, "bump()"},
     {"reset", (PyCFunction)(void (*)(void))shim_lane_py_reset, METH_FASTCALL, "reset()"},
     {"state", (PyCFunction)(void (*)(void))shim_lane_py_state, METH_FASTCALL, "state(handle) -> tuple"},
+    {"changing", (PyCFunction)(void (*)(void))shim_lane_py_changing, METH_FASTCALL, "changing() -> int"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -924,3 +924,44 @@ def test_c_host_known_answers_threads_and_fork(build_dir: Path, conf: Path) -> N
 
     host = compile_host(build_dir, "host_lane")
     assert_ok(run([str(host), str(LIB), "300"], host_env(conf), timeout=120))
+
+
+def test_no_lane_init_while_a_verdict_changing_call_is_in_flight(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a function off the verdict-neutral list is inside Python (here a C_Login at the
+    default KDF cost, with a wrong PIN: hundreds of ms), an armed C_DigestInit is not served
+    by the lane (it goes to Python and answers there); after the call the epoch has moved, so
+    the next Init is Python's too, and the one after is the lane's again."""
+    monkeypatch.setenv("CRYPTOKI_SHIM_CONF", str(write_config(tmp_path, kdf_cost="default")))
+    p = P11(LIB)
+    p.initialize()
+    try:
+        p.init_token(0, SO_PIN, "lane")
+        s, other = p.open(0), p.open(0)
+        t = Trace(p, True)
+        t.warm(s)
+        t.init(s, lane=True)
+        t.digest(s, DATA)
+        assert _lane().changing() == 0
+        rvs: list[int] = []
+        login = threading.Thread(target=lambda: rvs.append(p.call("C_Login", other, spec.CKU_SO, b"wrong-pin", 9)))
+        login.start()
+        for _ in range(5000):
+            if _lane().changing():
+                break
+            threading.Event().wait(0.001)
+        during = _lane().changing()
+        t.init(s, lane=False)  # in flight: Python's (answered CKR_OK there)
+        still = _lane().changing()
+        t.digest(s, DATA)
+        login.join()
+        assert during >= 1 and still >= 1, "the login ended before the Init: nothing was shown"
+        assert rvs == [spec.CKR_PIN_INCORRECT]
+        assert _lane().changing() == 0
+        t.init(s, lane=False)  # the epoch moved at the end of the login
+        t.digest(s, DATA)
+        t.init(s, lane=True)
+        t.digest(s, DATA)
+        assert [r[1] for r in t.rows] == ["CKR_OK"] * len(t.rows)
+    finally:
+        p.call("C_Finalize", ffi.NULL)
