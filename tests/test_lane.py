@@ -965,3 +965,22 @@ def test_no_lane_init_while_a_verdict_changing_call_is_in_flight(tmp_path: Path,
         assert [r[1] for r in t.rows] == ["CKR_OK"] * len(t.rows)
     finally:
         p.call("C_Finalize", ffi.NULL)
+
+
+def _gcm_overlap(t: GcmTrace, p: P11, s: int) -> None:
+    """In place and partly overlapping buffers: the answer and the bytes are Python's."""
+    key = _aes_key(p, s)
+    t.warm_gcm(s, key)
+    for shift in (0, 1, 17, -5):
+        buf = ffi.new("unsigned char[]", 4096)
+        base = 1024
+        ffi.memmove(buf + base, DATA[:300], 300)
+        n = ffi.new("CK_ULONG *", 2048)
+        t.gcm_init(s, key, lane=True)
+        rv = p.call("C_Encrypt", s, buf + base, 300, buf + base + shift, n)
+        t.rows.append(("C_Encrypt", spec.ckr_name(rv), n[0], bytes(ffi.buffer(buf + base + shift, n[0]))))
+        assert t.rows[-1][3] == _gcm(b"\x01" * 12, b"", DATA[:300])
+
+
+def test_gcm_in_place_and_overlapping_buffers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _gcm_differential(tmp_path, monkeypatch, _gcm_overlap)
