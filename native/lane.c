@@ -739,8 +739,9 @@ static int shim_lane_state_ok(unsigned long kind, CK_MECHANISM_TYPE mech, const 
 {
     CK_MECHANISM_TYPE dmech = shim_lane_hmac_digest(mech);
     size_t half = shim_digest_ctx_size(dmech);
-    if (kind == SHIM_LANE_ENCRYPT)
-        return mech == CKM_AES_GCM && (state->len == 16 || state->len == 24 || state->len == 32);
+    if (kind == SHIM_LANE_ENCRYPT) /* (no cipher on the private context: never armed, Python runs it) */
+        return mech == CKM_AES_GCM && (state->len == 16 || state->len == 24 || state->len == 32)
+               && shim_lane_gcm_cipher((size_t)state->len) != NULL;
     return (kind == SHIM_LANE_SIGN || kind == SHIM_LANE_VERIFY) && dmech != 0 && half != 0
            && (size_t)state->len == 2 * half && 2 * half <= SHIM_LANE_KEY_STATE
            && shim_digest_check(dmech, state->buf) && shim_digest_check(dmech, (const char *)state->buf + half);
