@@ -1,7 +1,7 @@
 """ML-DSA-65 sign/verify and ML-KEM-768 encapsulate/decapsulate: ops/s through the .so next to
 pyca/cryptography alone (the floor), issue 17's "Numbers" (docs/performance.md, "PQC").
 
-    .venv/bin/python bench/pqc.py [--seconds S] [--rounds N]
+    .venv/bin/python bench/pqc.py [--seconds S] [--rounds N] [--alone] [--only-kem]
 
 The library is driven through its 3.2 function list by a cffi ABI-mode client (tests/p11.py,
 as a C client calls it; the client's own per-call cost, ~1 µs, is counted against us). One
@@ -32,6 +32,12 @@ from cryptography.hazmat.primitives.asymmetric import mldsa, mlkem  # noqa: E402
 from cryptoki_shim import spec as S  # noqa: E402
 
 MSG = os.urandom(64)
+#: ``--alone``: a second, separately labelled measurement of the KEM calls without the
+#: C_DestroyObject of the benchmark's operation (the new keys are destroyed after each timed
+#: window, outside it); the floor is the same pyca call.
+ALONE = False
+ALONE_ENC, ALONE_DEC = "encaps call alone", "decaps call alone"
+CLEANUP: dict[str, Callable[[], None]] = {}
 
 
 def rate(fn: Callable[[], Any], seconds: float) -> float:
@@ -92,8 +98,28 @@ def library_ops() -> dict[str, Callable[[], Any]]:
         assert fl.C_DecapsulateKey(s, m_kem, kpriv, tmpl.array, tmpl.count, ciphertext, 1088, handle) == 0
         fl.C_DestroyObject(s, handle[0])
 
-    return {"ML-DSA-65 sign": sign, "ML-DSA-65 verify": verify, "ML-KEM-768 encaps": encapsulate,
-            "ML-KEM-768 decaps": decapsulate}
+    made: list[int] = []
+
+    def encapsulate_alone() -> None:
+        ct_len[0] = 1088
+        assert fl.C_EncapsulateKey(s, m_kem, kpub, tmpl.array, tmpl.count, ct_buf, ct_len, handle) == 0
+        made.append(handle[0])
+
+    def decapsulate_alone() -> None:
+        assert fl.C_DecapsulateKey(s, m_kem, kpriv, tmpl.array, tmpl.count, ciphertext, 1088, handle) == 0
+        made.append(handle[0])
+
+    def destroy_made() -> None:
+        for h in made:
+            fl.C_DestroyObject(s, h)
+        made.clear()
+
+    ops = {"ML-DSA-65 sign": sign, "ML-DSA-65 verify": verify, "ML-KEM-768 encaps": encapsulate,
+           "ML-KEM-768 decaps": decapsulate}
+    if ALONE:
+        CLEANUP[ALONE_ENC] = CLEANUP[ALONE_DEC] = destroy_made
+        ops.update({ALONE_ENC: encapsulate_alone, ALONE_DEC: decapsulate_alone})
+    return ops
 
 
 def _config() -> Path:
@@ -109,20 +135,31 @@ def pyca_ops() -> dict[str, Callable[[], Any]]:
     kem = mlkem.MLKEM768PrivateKey.generate()
     kem_pub = kem.public_key()
     _, ciphertext = kem_pub.encapsulate()
-    return {"ML-DSA-65 sign": lambda: key.sign(MSG), "ML-DSA-65 verify": lambda: pub.verify(signature, MSG),
-            "ML-KEM-768 encaps": kem_pub.encapsulate, "ML-KEM-768 decaps": lambda: kem.decapsulate(ciphertext)}
+    ops = {"ML-DSA-65 sign": lambda: key.sign(MSG), "ML-DSA-65 verify": lambda: pub.verify(signature, MSG),
+           "ML-KEM-768 encaps": kem_pub.encapsulate, "ML-KEM-768 decaps": lambda: kem.decapsulate(ciphertext)}
+    ops.update({ALONE_ENC: ops["ML-KEM-768 encaps"], ALONE_DEC: ops["ML-KEM-768 decaps"]})
+    return ops
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=1.0)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--alone", action="store_true",
+                    help="also time C_EncapsulateKey / C_DecapsulateKey alone (keys destroyed outside the window)")
+    ap.add_argument("--only-kem", action="store_true", help="the ML-KEM rows only")
     args = ap.parse_args()
+    global ALONE
+    ALONE = args.alone
     ours, floor = library_ops(), pyca_ops()
+    if args.only_kem:
+        ours = {name: fn for name, fn in ours.items() if "ML-DSA" not in name}
     results: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in ours}
     for _ in range(args.rounds):
         for name in ours:
             results[name][0].append(rate(ours[name], args.seconds))
+            if name in CLEANUP:
+                CLEANUP[name]()
             results[name][1].append(rate(floor[name], args.seconds))
     print(f"{'operation':<20} {'library ops/s':>14} {'pyca ops/s':>12} {'ratio':>7}")
     for name, (lib, ref) in results.items():
