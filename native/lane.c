@@ -71,6 +71,11 @@ typedef struct {
     shim_lane_keyed op_encrypt;    /* the lane AES-GCM encryption (state: the AES key) */
     size_t gcm_iv_len, gcm_aad_len, gcm_tag_len;
     CK_ULONG gcm_iv_bits;          /* kept as given, for an adopted operation's parameter */
+    /* the last GCM context used here, keyed (its key schedule) with gcm_ctx_key: the next
+     * encryption under the same key only sets a new IV (no allocation, no key expansion) */
+    void *gcm_ctx;
+    size_t gcm_ctx_key_len;
+    unsigned char gcm_ctx_key[32];
     unsigned char gcm_iv[SHIM_LANE_GCM_IV_MAX];
     unsigned char gcm_aad[SHIM_LANE_GCM_AAD_MAX];
 } __attribute__((aligned(128))) shim_lane_slot;
@@ -112,10 +117,21 @@ static int shim_lane_has_keyed(const shim_lane_slot *s)
     return 0;
 }
 
+static void shim_lane_drop_gcm_ctx(shim_lane_slot *s)
+{
+    if (s->gcm_ctx != NULL) {
+        EVP_CIPHER_CTX_free((EVP_CIPHER_CTX *)s->gcm_ctx); /* cleanses its key schedule */
+        s->gcm_ctx = NULL;
+        OPENSSL_cleanse(s->gcm_ctx_key, sizeof(s->gcm_ctx_key));
+        s->gcm_ctx_key_len = 0;
+    }
+}
+
 static void shim_lane_drop_arms(shim_lane_slot *s)
 {
     unsigned i;
     s->digest_armed = 0;
+    shim_lane_drop_gcm_ctx(s);
     if (!shim_lane_has_keyed(s))
         return;
     for (i = 0; i < SHIM_LANE_KEYED_ARMS; i++)
@@ -564,31 +580,31 @@ static CK_RV shim_lane_encrypt_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMecha
     return rv;
 }
 
-/* One AES-GCM encryption: out = ciphertext || the first tag_len bytes of the tag. */
-static int shim_lane_gcm_encrypt(const shim_lane_keyed *key, const unsigned char *iv, size_t iv_len,
-                                 const unsigned char *aad, size_t aad_len, size_t tag_len,
-                                 const unsigned char *in, size_t in_len, unsigned char *out)
+/* One AES-GCM encryption: out = ciphertext || the first tag_len bytes of the tag. `ctx` is
+ * new (`fresh`: the cipher and key are set) or was last keyed with this same key (only the IV
+ * is set, as OpenSSL's GCM examples reuse a context). */
+static int shim_lane_gcm_encrypt(EVP_CIPHER_CTX *ctx, int fresh, const shim_lane_keyed *key,
+                                 const unsigned char *iv, size_t iv_len, const unsigned char *aad,
+                                 size_t aad_len, size_t tag_len, const unsigned char *in, size_t in_len,
+                                 unsigned char *out)
 {
-    const EVP_CIPHER *cipher = shim_lane_gcm_cipher(key->len);
-    EVP_CIPHER_CTX *ctx;
     OSSL_PARAM params[2];
     unsigned char tag[16];
     size_t ivl = iv_len;
     int n = 0, ok;
 
-    if (cipher == NULL || (ctx = EVP_CIPHER_CTX_new()) == NULL)
-        return 0;
     params[0] = OSSL_PARAM_construct_size_t(OSSL_CIPHER_PARAM_AEAD_IVLEN, &ivl);
     params[1] = OSSL_PARAM_construct_end();
-    ok = EVP_EncryptInit_ex2(ctx, cipher, NULL, NULL, params)
-         && EVP_EncryptInit_ex2(ctx, NULL, key->state, iv, NULL)
+    ok = (!fresh || EVP_EncryptInit_ex2(ctx, shim_lane_gcm_cipher(key->len), NULL, NULL, NULL))
+         && EVP_CIPHER_CTX_set_params(ctx, params)
+         && EVP_EncryptInit_ex2(ctx, NULL, fresh ? key->state : NULL, iv, NULL)
          && (aad_len == 0 || EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aad_len))
          && (in_len == 0 || EVP_EncryptUpdate(ctx, out, &n, in, (int)in_len))
          && EVP_EncryptFinal_ex(ctx, out + in_len, &n)
          && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, tag) > 0;
-    EVP_CIPHER_CTX_free(ctx); /* cleanses its key schedule */
     if (ok)
         memcpy(out + in_len, tag, tag_len);
+    OPENSSL_cleanse(tag, sizeof(tag));
     ERR_clear_error();
     return ok;
 }
@@ -603,7 +619,9 @@ static CK_RV shim_lane_encrypt(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG 
     shim_lane_keyed key;
     unsigned char iv[SHIM_LANE_GCM_IV_MAX], aad[SHIM_LANE_GCM_AAD_MAX];
     size_t iv_len, aad_len, tag_len;
-    int ok;
+    EVP_CIPHER_CTX *ctx;
+    int ok, fresh;
+    uint64_t epoch;
 
     if (!(__atomic_load_n(&s->lane_mask, __ATOMIC_ACQUIRE) & SHIM_LANE_ENCRYPT))
         return SHIM_LANE_PASS;
@@ -628,8 +646,35 @@ static CK_RV shim_lane_encrypt(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG 
     shim_lane_drop_keyed(&s->op_encrypt);
     s->gcm_iv_len = s->gcm_aad_len = s->gcm_tag_len = 0;
     __atomic_store_n(&s->lane_mask, s->lane_mask & ~(unsigned)SHIM_LANE_ENCRYPT, __ATOMIC_RELEASE);
+    /* the session's cached context, taken (this thread's alone until it is given back) */
+    ctx = (EVP_CIPHER_CTX *)s->gcm_ctx;
+    fresh = ctx == NULL || s->gcm_ctx_key_len != key.len || CRYPTO_memcmp(s->gcm_ctx_key, key.state, key.len) != 0;
+    s->gcm_ctx = NULL;
+    OPENSSL_cleanse(s->gcm_ctx_key, sizeof(s->gcm_ctx_key));
+    s->gcm_ctx_key_len = 0;
+    epoch = shim_lane_current_epoch();
     pthread_mutex_unlock(&s->mu);
-    ok = shim_lane_gcm_encrypt(&key, iv, iv_len, aad, aad_len, tag_len, pData, ulDataLen, pEncryptedData);
+    if (ctx != NULL && fresh) {
+        EVP_CIPHER_CTX_free(ctx);
+        ctx = NULL;
+    }
+    if (ctx == NULL)
+        ctx = EVP_CIPHER_CTX_new();
+    ok = ctx != NULL && shim_lane_gcm_encrypt(ctx, fresh, &key, iv, iv_len, aad, aad_len, tag_len, pData,
+                                              ulDataLen, pEncryptedData);
+    /* given back only if nothing voided the arms meanwhile (else its key schedule goes now) */
+    if (ctx != NULL) {
+        pthread_mutex_lock(&s->mu);
+        if (ok && s->handle == h && s->gcm_ctx == NULL && epoch == shim_lane_current_epoch()
+            && shim_lane_has_keyed(s)) {
+            s->gcm_ctx = ctx;
+            memcpy(s->gcm_ctx_key, key.state, key.len);
+            s->gcm_ctx_key_len = key.len;
+            ctx = NULL;
+        }
+        pthread_mutex_unlock(&s->mu);
+        EVP_CIPHER_CTX_free(ctx);
+    }
     OPENSSL_cleanse(&key, sizeof(key));
     if (!ok)
         return CKR_GENERAL_ERROR;
