@@ -199,6 +199,13 @@ static void shim_fork_child(void)
 
 static uint64_t shim_gil_gate;       /* even: free; odd: held (the value names the turn) */
 static uint64_t shim_gil_gate_stale; /* a held value a waiter gave up on (0: none; 0 is never held) */
+/* The free value of a release at the end of a call inside its holder's slice: the holder
+ * will likely take it again within ~0.1 µs (its next call), and a spinning waiter that took
+ * it in that gap would make every call a hand-over (GIL and gate lines moving between cores,
+ * the waiter's core spinning: 2x the CPU per operation for 1x the work). So a waiter takes
+ * such a value only once it has stayed free SHIM_GATE_GAP_NS (the holder did not come back). */
+static uint64_t shim_gil_gate_soft;
+#define SHIM_GATE_GAP_NS 3000u
 static unsigned shim_gate_waiting;   /* threads spinning for the gate (and lenders, see lend()) */
 static unsigned shim_gate_parked;    /* threads parked on shim_gate_futex */
 static unsigned shim_gate_wake_sent; /* a wake is on its way (cleared by the woken thread) */
@@ -250,8 +257,8 @@ static void shim_gate_wake(void)
     syscall(SYS_futex, &shim_gate_futex, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-/* Parks until woken or `ns` passed, unless the gate became free meanwhile. */
-static void shim_gate_park(uint64_t ns)
+/* Parks until woken or `ns` passed, unless the gate became free meanwhile; 1 if woken. */
+static int shim_gate_park(uint64_t ns)
 {
     struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
     uint32_t seq = __atomic_load_n(&shim_gate_futex, __ATOMIC_ACQUIRE);
@@ -264,17 +271,23 @@ static void shim_gate_park(uint64_t ns)
     }
     __atomic_sub_fetch(&shim_gate_parked, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&shim_gate_wake_sent, 0, __ATOMIC_RELAXED);
+    return __atomic_load_n(&shim_gate_futex, __ATOMIC_ACQUIRE) != seq;
 }
 
 /* The contended path of shim_gate_acquire: spin, park, bounded; the held value or 0. */
 static uint64_t shim_gate_wait(uint64_t v)
 {
-    uint64_t start = shim_gate_now_ns(), now = start, spin_from = start, got = 0;
+    uint64_t start = shim_gate_now_ns(), now = start, spin_from = start, got = 0, soft_v = 1, soft_t = 0;
     unsigned spins = 0;
+    int woken;
 
     __atomic_add_fetch(&shim_gate_waiting, 1, __ATOMIC_SEQ_CST);
     for (;;) {
-        if ((v & 1) == 0 && SHIM_LOAD(&shim_gil_wanters) == 0
+        if ((v & 1) == 0 && v == SHIM_LOAD(&shim_gil_gate_soft) && v != soft_v) {
+            soft_v = v; /* its holder's gap between calls, perhaps: wait SHIM_GATE_GAP_NS */
+            now = soft_t = shim_gate_now_ns();
+        }
+        if ((v & 1) == 0 && SHIM_LOAD(&shim_gil_wanters) == 0 && (v != soft_v || now - soft_t > SHIM_GATE_GAP_NS)
             && (v != shim_gate_polite || SHIM_LOAD(&shim_gate_waiting) <= 1 || now - start > SHIM_GATE_POLITE_NS)) {
             if (__atomic_compare_exchange_n(&shim_gil_gate, &v, v + 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
                 got = v + 1;
@@ -299,10 +312,14 @@ static uint64_t shim_gate_wait(uint64_t v)
                 uint64_t left = SHIM_GATE_BOUND_NS - (now - start);
                 if ((v & 1) && v == SHIM_LOAD(&shim_gil_gate_stale))
                     left = now - start < SHIM_GATE_STALE_NS ? SHIM_GATE_STALE_NS - (now - start) : 1;
+                if (left > SHIM_GATE_SLICE_NS) /* re-check now and then: a holder may stop calling */
+                    left = SHIM_GATE_SLICE_NS;
                 __atomic_sub_fetch(&shim_gate_waiting, 1, __ATOMIC_RELAXED);
-                shim_gate_park(left);
+                woken = shim_gate_park(left);
                 __atomic_add_fetch(&shim_gate_waiting, 1, __ATOMIC_SEQ_CST);
-                now = spin_from = shim_gate_now_ns();
+                now = shim_gate_now_ns();
+                if (woken)
+                    spin_from = now; /* spin again: a hand-over is coming */
                 v = SHIM_LOAD(&shim_gil_gate);
                 continue;
             }
@@ -332,30 +349,34 @@ static inline uint64_t shim_gate_acquire(void)
 static inline void shim_gate_release(int handover)
 {
     uint64_t mine = shim_gate_mine, now;
+    int contended, wake = 0;
     if (mine == 0)
         return;
     shim_gate_mine = 0;
-    __atomic_store_n(&shim_gil_gate, mine + 1, __ATOMIC_SEQ_CST);
-    if (SHIM_LOAD(&shim_gate_waiting) == 0 && SHIM_LOAD(&shim_gate_parked) == 0) {
+    contended = SHIM_LOAD(&shim_gate_waiting) != 0 || SHIM_LOAD(&shim_gate_parked) != 0;
+    if (!contended) {
         shim_gate_slice = 0;
-        return;
-    }
-    if (!handover) {
-        if (SHIM_LOAD(&shim_gate_waiting) == 0)
-            shim_gate_wake();
-        return;
-    }
-    now = shim_gate_now_ns();
-    if (shim_gate_slice == 0) {
-        shim_gate_slice = now; /* the first release that saw a waiter: the slice starts */
-    } else if (now - shim_gate_slice > SHIM_GATE_SLICE_NS) {
-        if (SHIM_LOAD(&shim_gate_waiting) != 0) {
-            shim_gate_polite = mine + 1; /* a spinner takes it; we do not, for a while */
-            shim_gate_slice = 0;
-        } else {
-            shim_gate_wake(); /* it will spin, and a later release hands over */
+    } else if (!handover) {
+        wake = SHIM_LOAD(&shim_gate_waiting) == 0; /* free for the whole crypto: to a waiter now */
+    } else {
+        now = shim_gate_now_ns();
+        if (shim_gate_slice == 0) {
+            shim_gate_slice = now; /* the first release that saw a waiter: the slice starts */
+        } else if (now - shim_gate_slice > SHIM_GATE_SLICE_NS) {
+            if (SHIM_LOAD(&shim_gate_waiting) != 0) {
+                shim_gate_polite = mine + 1; /* a spinner takes it; we do not, for a while */
+                shim_gate_slice = 0;
+                handover = 0; /* not soft: the spinner takes it at once */
+            } else {
+                wake = 1; /* it will spin, and a later release hands over */
+            }
         }
     }
+    if (handover) /* the end of a call inside our slice: we will likely be back */
+        __atomic_store_n(&shim_gil_gate_soft, mine + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&shim_gil_gate, mine + 1, __ATOMIC_SEQ_CST);
+    if (wake)
+        shim_gate_wake();
 }
 
 /* Around the Python call of a generated wrapper (after shim_enter, before shim_leave). */
@@ -418,6 +439,7 @@ static void shim_gate_after_fork_child(void)
 {
     __atomic_store_n(&shim_gil_gate, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&shim_gil_gate_stale, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&shim_gil_gate_soft, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&shim_gate_waiting, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&shim_gate_parked, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&shim_gate_wake_sent, 0, __ATOMIC_RELAXED);
