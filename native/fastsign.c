@@ -393,3 +393,72 @@ unsigned long shim_verify_count(void)
     return __atomic_load_n(&shim_verified, __ATOMIC_RELAXED);
 }
 
+
+/* ---- Ed25519 (pure, RFC 8032) signing and verification, the same gate hand-over ---- */
+
+static unsigned long shim_ed25519_done;
+
+void *shim_ed25519_key(const unsigned char *raw, size_t len, int private_key)
+{
+    shim_sign_key *k;
+    OSSL_LIB_CTX *libctx = shim_fastsign_libctx();
+
+    if (raw == NULL || len != 32 || libctx == NULL)
+        return NULL;
+    k = OPENSSL_zalloc(sizeof(*k));
+    if (k == NULL)
+        return NULL;
+    k->pkey = private_key ? EVP_PKEY_new_raw_private_key_ex(libctx, "ED25519", NULL, raw, len)
+                          : EVP_PKEY_new_raw_public_key_ex(libctx, "ED25519", NULL, raw, len);
+    if (k->pkey == NULL) {
+        shim_pkey_free(k);
+        ERR_clear_error();
+        return NULL;
+    }
+    return k;
+}
+
+/* sig[64]: written when signing (`sign` 1), read when verifying. 1 success / valid, 0 not. */
+static int shim_ed25519_run(shim_sign_key *k, const unsigned char *msg, size_t len, unsigned char *sig, int sign)
+{
+    EVP_MD_CTX *mctx;
+    size_t siglen = 64;
+    int ok;
+
+    shim_gate_yield(); /* the GIL entry gate (shim.c): another thread's Python part meanwhile */
+    mctx = EVP_MD_CTX_new();
+    ok = mctx != NULL
+         && (sign ? EVP_DigestSignInit_ex(mctx, NULL, NULL, shim_fastsign_libctx(), NULL, k->pkey, NULL)
+                  : EVP_DigestVerifyInit_ex(mctx, NULL, NULL, shim_fastsign_libctx(), NULL, k->pkey, NULL)) > 0
+         && (sign ? EVP_DigestSign(mctx, sig, &siglen, msg, len) > 0 && siglen == 64
+                  : EVP_DigestVerify(mctx, sig, 64, msg, len) == 1);
+    EVP_MD_CTX_free(mctx);
+    ERR_clear_error(); /* a bad signature leaves a reason on the queue */
+    if (ok)
+        __atomic_add_fetch(&shim_ed25519_done, 1, __ATOMIC_RELAXED);
+    else if (sign)
+        OPENSSL_cleanse(sig, 64);
+    shim_gate_reclaim();
+    return ok;
+}
+
+int shim_ed25519_sign(void *key, const unsigned char *msg, size_t len, unsigned char *sig)
+{
+    shim_sign_key *k = key;
+    if (k == NULL || sig == NULL || (msg == NULL && len != 0) || len > 0x7fffffff)
+        return 0;
+    return shim_ed25519_run(k, len ? msg : (const unsigned char *)"", len, sig, 1);
+}
+
+int shim_ed25519_verify(void *key, const unsigned char *msg, size_t len, const unsigned char *sig)
+{
+    shim_sign_key *k = key;
+    if (k == NULL || sig == NULL || (msg == NULL && len != 0) || len > 0x7fffffff)
+        return 0;
+    return shim_ed25519_run(k, len ? msg : (const unsigned char *)"", len, (unsigned char *)sig, 0);
+}
+
+unsigned long shim_ed25519_count(void)
+{
+    return __atomic_load_n(&shim_ed25519_done, __ATOMIC_RELAXED);
+}

@@ -27,6 +27,11 @@
  *                     digest (RSA: the digest's length; ECDSA: as given, truncated to the
  *                     order like shim_ecdsa_sign). 1 valid, 0 invalid, -1 bad arguments.
  * shim_rsa_sign_count, shim_verify_count: how often these two ran (diagnostics).
+ * shim_ed25519_key:   an Ed25519 handle from the 32-byte raw private (private_key 1) or
+ *                     public key; NULL on failure.
+ * shim_ed25519_sign / _verify: pure Ed25519 (RFC 8032) of msg[len], sig[64]; 1 on success /
+ *                     a valid signature, 0 otherwise (sig cleared when signing failed).
+ * shim_ed25519_count: how many Ed25519 signatures these made or found valid.
  * All of them hand the GIL entry gate over for the crypto (shim.c shim_gate_yield).
  */
 
@@ -42,3 +47,7 @@ void *shim_verify_key_from_spki(const unsigned char *der, size_t len, const char
 int shim_pkey_verify(void *key, const unsigned char *dgst, size_t dlen, const unsigned char *sig, size_t siglen);
 unsigned long shim_rsa_sign_count(void);
 unsigned long shim_verify_count(void);
+void *shim_ed25519_key(const unsigned char *raw, size_t len, int private_key);
+int shim_ed25519_sign(void *key, const unsigned char *msg, size_t len, unsigned char *sig);
+int shim_ed25519_verify(void *key, const unsigned char *msg, size_t len, const unsigned char *sig);
+unsigned long shim_ed25519_count(void);

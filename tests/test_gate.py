@@ -172,6 +172,30 @@ def test_native_ecdsa_verification_agrees_with_pyca(token: P11, user_session: in
     assert native.verifications_made() == verified + checks + 1
 
 
+def test_native_ed25519_is_pycas(token: P11, user_session: int) -> None:
+    """Ed25519 through the C helper: an imported key signs pyca's bytes (pure Ed25519 is
+    deterministic), for the empty message too; the helper verifies them and refuses a
+    corrupted signature and another message."""
+    s = user_session
+    key = ed25519.Ed25519PrivateKey.generate()
+    params = bytes.fromhex("06032b6570")
+    hpriv = token.create(s, {S.CKA_CLASS: S.CKO_PRIVATE_KEY, S.CKA_KEY_TYPE: S.CKK_EC_EDWARDS, S.CKA_TOKEN: False,
+                             S.CKA_EC_PARAMS: params, S.CKA_VALUE: key.private_bytes_raw(), S.CKA_SIGN: True})
+    hpub = token.create(s, {S.CKA_CLASS: S.CKO_PUBLIC_KEY, S.CKA_KEY_TYPE: S.CKK_EC_EDWARDS, S.CKA_TOKEN: False,
+                            S.CKA_EC_PARAMS: params, S.CKA_VERIFY: True,
+                            S.CKA_EC_POINT: bytes([4, 32]) + key.public_key().public_bytes_raw()})
+    before = native.ed25519_operations()
+    for msg in (b"", b"gate", os.urandom(1000)):
+        sig = token.sign(s, S.CKM_EDDSA, hpriv, msg)
+        assert sig == key.sign(msg)
+        token.verify(s, S.CKM_EDDSA, hpub, msg, sig)
+        with raises_ckr(S.CKR_SIGNATURE_INVALID):
+            token.verify(s, S.CKM_EDDSA, hpub, msg, sig[:-1] + bytes([sig[-1] ^ 1]))
+        with raises_ckr(S.CKR_SIGNATURE_INVALID):
+            token.verify(s, S.CKM_EDDSA, hpub, msg + b"!", sig)
+    assert native.ed25519_operations() == before + 6  # 3 signatures made, 3 found valid
+
+
 # ---------------------------------------------------------------------- threads, checked by pyca
 
 

@@ -18,6 +18,7 @@ import logging
 from typing import Any, Callable
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from .. import runtime
 from ..errors import CryptokiError
@@ -142,6 +143,46 @@ def verifier(public_key: Any, digest_name: str | None) -> DigestVerify | None:
         return rv == 1
 
     return verify
+
+
+def ed25519_pair(key: Any) -> tuple[Callable[[bytes], bytes] | None, Callable[[bytes, bytes], bool] | None]:
+    """(sign, verify) of an Ed25519 key through the C helper (either None where the helper
+    does not take the key: pyca then runs it, with the gate lent). Pure Ed25519 is
+    deterministic: the signature is pyca's, byte for byte."""
+    lib = _helpers()
+    if lib is None or getattr(lib, "shim_ed25519_key", None) is None:
+        return None, None
+    ffi = runtime.ffi
+    private = isinstance(key, ed25519.Ed25519PrivateKey)
+    if not private and not isinstance(key, ed25519.Ed25519PublicKey):
+        return None, None
+    raw = key.private_bytes_raw() if private else key.public_bytes_raw()
+    try:
+        handle_c = lib.shim_ed25519_key(raw, len(raw), 1 if private else 0)
+    finally:
+        del raw  # the only reference: the raw key lives no longer than the parse
+    if handle_c == ffi.NULL:
+        return None, None
+    handle = ffi.gc(handle_c, lib.shim_pkey_free)
+    sign_c, verify_c = lib.shim_ed25519_sign, lib.shim_ed25519_verify
+
+    def sign(message: bytes) -> bytes:
+        out = ffi.new("unsigned char[64]")
+        if not sign_c(handle, message, len(message), out):
+            raise CryptokiError(CKR_FUNCTION_FAILED, "native Ed25519 signature failed")
+        return ffi.buffer(out, 64)[:]
+
+    def verify(message: bytes, signature: bytes) -> bool:
+        return bool(verify_c(handle, message, len(message), signature))
+
+    return (sign, None) if private else (None, verify)
+
+
+def ed25519_operations() -> int:
+    """How many Ed25519 signatures the C helper made or found valid (0 without it)."""
+    lib = _helpers()
+    count = getattr(lib, "shim_ed25519_count", None) if lib is not None else None
+    return int(count()) if count is not None else 0
 
 
 def rsa_signatures_made() -> int:
