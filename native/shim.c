@@ -193,8 +193,8 @@ static void shim_fork_child(void)
  * each turn has its own odd value and "stale" names exactly one turn. */
 #define SHIM_GATE_BOUND_NS 2000000u /* the longest wait for the gate; then on without it */
 #define SHIM_GATE_STALE_NS 30000u   /* the wait for a turn another thread already gave up on */
-#define SHIM_GATE_SPIN_NS 20000u    /* spinning, before parking on the futex */
-#define SHIM_GATE_SLICE_NS 200000u  /* a holder with parked waiters wakes one after this long */
+#define SHIM_GATE_SPIN_NS 10000u    /* spinning, before parking on the futex */
+#define SHIM_GATE_SLICE_NS 1000000u /* a holder with parked waiters wakes one after this long */
 #define SHIM_GATE_POLITE_NS 5000u   /* how long a polite thread leaves its released gate to a spinner */
 
 static uint64_t shim_gil_gate;       /* even: free; odd: held (the value names the turn) */
