@@ -68,9 +68,10 @@ typedef struct {
     shim_lane_keyed arms[SHIM_LANE_KEYED_ARMS];
     shim_lane_keyed op_sign;       /* the lane sign operation (its own copy of the key state) */
     shim_lane_keyed op_verify;     /* the lane verify operation */
-    shim_lane_keyed op_encrypt;    /* the lane AES-GCM encryption (state: the AES key) */
+    shim_lane_keyed op_encrypt;    /* the lane AES-GCM or AES-CBC-PAD encryption (state: the AES key) */
     size_t gcm_iv_len, gcm_aad_len, gcm_tag_len;
     CK_ULONG gcm_iv_bits;          /* kept as given, for an adopted operation's parameter */
+    /* (a CBC_PAD encryption keeps its 16-byte IV in gcm_iv, gcm_iv_len 16, no AAD, no tag) */
     /* the last GCM context used here, keyed (its key schedule) with gcm_ctx_key: the next
      * encryption under the same key only sets a new IV (no allocation, no key expansion) */
     void *gcm_ctx;
@@ -507,24 +508,36 @@ static CK_RV shim_lane_verify(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG u
 
 /* ---- AES-GCM encryption ---- */
 
-static EVP_CIPHER *shim_lane_gcm_ciphers[3]; /* AES-128/192/256-GCM on fastsign.c's private context */
+/* AES-128/192/256-GCM, then AES-128/192/256-CBC, fetched once on fastsign.c's private context */
+static EVP_CIPHER *shim_lane_gcm_ciphers[6];
 static pthread_once_t shim_lane_gcm_once = PTHREAD_ONCE_INIT;
 
 static void shim_lane_gcm_fetch(void)
 {
-    static const char *const names[3] = {"AES-128-GCM", "AES-192-GCM", "AES-256-GCM"};
+    static const char *const names[6] = {"AES-128-GCM", "AES-192-GCM", "AES-256-GCM",
+                                         "AES-128-CBC", "AES-192-CBC", "AES-256-CBC"};
     OSSL_LIB_CTX *libctx = shim_fastsign_libctx();
     int i;
-    for (i = 0; i < 3 && libctx != NULL; i++)
+    for (i = 0; i < 6 && libctx != NULL; i++)
         shim_lane_gcm_ciphers[i] = EVP_CIPHER_fetch(libctx, names[i], NULL);
     ERR_clear_error();
 }
 
+/* The lane's cipher of `mech` (CKM_AES_GCM or CKM_AES_CBC_PAD) for an AES key of `key_len`
+ * bytes; NULL: none (the lane never arms it, Python runs it). */
+static const EVP_CIPHER *shim_lane_aes_cipher(CK_MECHANISM_TYPE mech, size_t key_len)
+{
+    int base = mech == CKM_AES_GCM ? 0 : mech == CKM_AES_CBC_PAD ? 3 : -1;
+    pthread_once(&shim_lane_gcm_once, shim_lane_gcm_fetch);
+    if (base < 0)
+        return NULL;
+    return key_len == 16 ? shim_lane_gcm_ciphers[base] : key_len == 24 ? shim_lane_gcm_ciphers[base + 1]
+         : key_len == 32 ? shim_lane_gcm_ciphers[base + 2] : NULL;
+}
+
 static const EVP_CIPHER *shim_lane_gcm_cipher(size_t key_len)
 {
-    pthread_once(&shim_lane_gcm_once, shim_lane_gcm_fetch);
-    return key_len == 16 ? shim_lane_gcm_ciphers[0] : key_len == 24 ? shim_lane_gcm_ciphers[1]
-         : key_len == 32 ? shim_lane_gcm_ciphers[2] : NULL;
+    return shim_lane_aes_cipher(CKM_AES_GCM, key_len);
 }
 
 /* The CK_GCM_PARAMS the lane takes: exactly a subset of what Python accepts (abi/params.py
@@ -543,33 +556,56 @@ static int shim_lane_gcm_params_ok(CK_MECHANISM_PTR m)
     return g->ulTagBits >= 32 && g->ulTagBits <= 128 && g->ulTagBits % 8 == 0;
 }
 
-/* C_EncryptInit of AES-GCM: CKR_OK when Python answered CKR_OK for this session and key with
- * CKM_AES_GCM in this epoch, the parameter is one the lane takes, and no encryption is active. */
+/* The CKM_AES_CBC_PAD parameter the lane takes: exactly a 16-byte IV (abi/params.py
+ * read_bytes_param, mechanisms/aes.py _iv16); anything else goes to Python. */
+#define SHIM_LANE_CBC_IV 16
+static int shim_lane_cbc_params_ok(CK_MECHANISM_PTR m)
+{
+    return m->pParameter != NULL && m->ulParameterLen == SHIM_LANE_CBC_IV;
+}
+
+/* C_EncryptInit of AES-GCM or AES-CBC-PAD: CKR_OK when Python answered CKR_OK for this session
+ * and key with this mechanism in this epoch, the parameter is one the lane takes, and no
+ * encryption is active. */
 static CK_RV shim_lane_encrypt_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey)
 {
     shim_lane_slot *s;
-    const CK_GCM_PARAMS *g;
+    const CK_GCM_PARAMS *g = NULL;
+    CK_MECHANISM_TYPE mech;
     unsigned i;
     CK_RV rv = SHIM_LANE_PASS;
 
-    if (!shim_lane_on || pMechanism == NULL || pMechanism->mechanism != CKM_AES_GCM
-        || !shim_lane_gcm_params_ok(pMechanism))
+    if (!shim_lane_on || pMechanism == NULL)
         return SHIM_LANE_PASS;
-    g = (const CK_GCM_PARAMS *)pMechanism->pParameter;
+    mech = pMechanism->mechanism;
+    if (mech == CKM_AES_GCM) {
+        if (!shim_lane_gcm_params_ok(pMechanism))
+            return SHIM_LANE_PASS;
+        g = (const CK_GCM_PARAMS *)pMechanism->pParameter;
+    } else if (mech != CKM_AES_CBC_PAD || !shim_lane_cbc_params_ok(pMechanism)) {
+        return SHIM_LANE_PASS;
+    }
     s = shim_lane_slot_of(h);
     pthread_mutex_lock(&s->mu);
     if (s->handle == h && shim_lane_valid(s->epoch) && !((s->py_mask | s->lane_mask) & SHIM_LANE_ENCRYPT)) {
         for (i = 0; i < SHIM_LANE_KEYED_ARMS; i++) {
             const shim_lane_keyed *arm = &s->arms[i];
-            if (arm->kind == SHIM_LANE_ENCRYPT && arm->mech == CKM_AES_GCM && arm->key == hKey) {
+            if (arm->kind == SHIM_LANE_ENCRYPT && arm->mech == mech && arm->key == hKey) {
                 memcpy(&s->op_encrypt, arm, sizeof(*arm));
-                memcpy(s->gcm_iv, g->pIv, g->ulIvLen);
-                s->gcm_iv_len = g->ulIvLen;
-                if (g->ulAADLen)
-                    memcpy(s->gcm_aad, g->pAAD, g->ulAADLen);
-                s->gcm_aad_len = g->ulAADLen;
-                s->gcm_tag_len = g->ulTagBits / 8;
-                s->gcm_iv_bits = g->ulIvBits;
+                if (g == NULL) { /* CBC_PAD: the IV only */
+                    memcpy(s->gcm_iv, pMechanism->pParameter, SHIM_LANE_CBC_IV);
+                    s->gcm_iv_len = SHIM_LANE_CBC_IV;
+                    s->gcm_aad_len = s->gcm_tag_len = 0;
+                    s->gcm_iv_bits = 0;
+                } else {
+                    memcpy(s->gcm_iv, g->pIv, g->ulIvLen);
+                    s->gcm_iv_len = g->ulIvLen;
+                    if (g->ulAADLen)
+                        memcpy(s->gcm_aad, g->pAAD, g->ulAADLen);
+                    s->gcm_aad_len = g->ulAADLen;
+                    s->gcm_tag_len = g->ulTagBits / 8;
+                    s->gcm_iv_bits = g->ulIvBits;
+                }
                 __atomic_store_n(&s->lane_mask, s->lane_mask | SHIM_LANE_ENCRYPT, __ATOMIC_RELEASE);
                 rv = CKR_OK;
                 break;
@@ -609,9 +645,49 @@ static int shim_lane_gcm_encrypt(EVP_CIPHER_CTX *ctx, int fresh, const shim_lane
     return ok;
 }
 
-/* C_Encrypt of a lane AES-GCM: only the call Python answers CKR_OK with the output delivered
- * (a buffer of at least data + tag bytes, data within the limit and an int, no NULL pointer
- * with a length); anything else goes to Python, which adopts the operation first. */
+/* One AES-CBC encryption with PKCS#7 padding (OpenSSL's default for CBC): out gets
+ * (in_len / 16 + 1) * 16 bytes. A new context each time (a CBC context is not kept). */
+static int shim_lane_cbc_pad_encrypt(const shim_lane_keyed *key, const unsigned char *iv,
+                                     const unsigned char *in, size_t in_len, unsigned char *out)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0, m = 0, ok;
+    ok = ctx != NULL
+         && EVP_EncryptInit_ex2(ctx, shim_lane_aes_cipher(CKM_AES_CBC_PAD, key->len), key->state, iv, NULL)
+         && (in_len == 0 || EVP_EncryptUpdate(ctx, out, &n, in, (int)in_len))
+         && EVP_EncryptFinal_ex(ctx, out + n, &m)
+         && (size_t)(n + m) == (in_len / 16 + 1) * 16;
+    EVP_CIPHER_CTX_free(ctx); /* cleanses its key schedule */
+    ERR_clear_error();
+    return ok;
+}
+
+/* C_Encrypt of a lane AES-CBC-PAD operation (the mutex held, the operation taken): see
+ * shim_lane_encrypt. */
+static CK_RV shim_lane_encrypt_cbc(shim_lane_slot *s, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
+                                   CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen)
+{
+    shim_lane_keyed key;
+    unsigned char iv[SHIM_LANE_CBC_IV];
+    int ok;
+    memcpy(&key, &s->op_encrypt, sizeof(key));
+    memcpy(iv, s->gcm_iv, sizeof(iv));
+    shim_lane_drop_keyed(&s->op_encrypt);
+    s->gcm_iv_len = 0;
+    __atomic_store_n(&s->lane_mask, s->lane_mask & ~(unsigned)SHIM_LANE_ENCRYPT, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&s->mu);
+    ok = shim_lane_cbc_pad_encrypt(&key, iv, ulDataLen ? pData : (CK_BYTE_PTR)"", ulDataLen, pEncryptedData);
+    OPENSSL_cleanse(&key, sizeof(key));
+    if (!ok)
+        return CKR_GENERAL_ERROR; /* not reached: the key's length was checked when it was armed */
+    *pulEncryptedDataLen = (ulDataLen / 16 + 1) * 16;
+    return CKR_OK;
+}
+
+/* C_Encrypt of a lane AES-GCM or AES-CBC-PAD: only the call Python answers CKR_OK with the
+ * output delivered (a buffer of at least data + tag bytes, or the padded length, data within
+ * the limit and an int, no NULL pointer with a length); anything else goes to Python, which
+ * adopts the operation first. */
 static CK_RV shim_lane_encrypt(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
                                CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen)
 {
@@ -635,10 +711,14 @@ static CK_RV shim_lane_encrypt(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG 
         && (uintptr_t)pData < (uintptr_t)pEncryptedData + ulDataLen + 16)
         return SHIM_LANE_PASS;
     pthread_mutex_lock(&s->mu);
-    if (s->handle != h || !(s->lane_mask & SHIM_LANE_ENCRYPT) || *pulEncryptedDataLen < ulDataLen + s->gcm_tag_len) {
+    if (s->handle != h || !(s->lane_mask & SHIM_LANE_ENCRYPT)
+        || *pulEncryptedDataLen < (s->op_encrypt.mech == CKM_AES_CBC_PAD ? (ulDataLen / 16 + 1) * 16
+                                                                         : ulDataLen + s->gcm_tag_len)) {
         pthread_mutex_unlock(&s->mu);
         return SHIM_LANE_PASS;
     }
+    if (s->op_encrypt.mech == CKM_AES_CBC_PAD)
+        return shim_lane_encrypt_cbc(s, pData, ulDataLen, pEncryptedData, pulEncryptedDataLen);
     memcpy(&key, &s->op_encrypt, sizeof(key));
     iv_len = s->gcm_iv_len, aad_len = s->gcm_aad_len, tag_len = s->gcm_tag_len;
     memcpy(iv, s->gcm_iv, iv_len);
@@ -785,8 +865,8 @@ static int shim_lane_state_ok(unsigned long kind, CK_MECHANISM_TYPE mech, const 
     CK_MECHANISM_TYPE dmech = shim_lane_hmac_digest(mech);
     size_t half = shim_digest_ctx_size(dmech);
     if (kind == SHIM_LANE_ENCRYPT) /* (no cipher on the private context: never armed, Python runs it) */
-        return mech == CKM_AES_GCM && (state->len == 16 || state->len == 24 || state->len == 32)
-               && shim_lane_gcm_cipher((size_t)state->len) != NULL;
+        return (state->len == 16 || state->len == 24 || state->len == 32)
+               && shim_lane_aes_cipher(mech, (size_t)state->len) != NULL;
     return (kind == SHIM_LANE_SIGN || kind == SHIM_LANE_VERIFY) && dmech != 0 && half != 0
            && (size_t)state->len == 2 * half && 2 * half <= SHIM_LANE_KEY_STATE
            && shim_digest_check(dmech, state->buf) && shim_digest_check(dmech, (const char *)state->buf + half);
@@ -855,7 +935,8 @@ static PyObject *shim_lane_py_arm_key(PyObject *self, PyObject *const *args, Py_
 /* take(handle) -> ((kind_bit, mech, key, param), ...): the session's lane operations, handed
  * to Python (their kinds move to py_mask in the same step: no lane Init can slip in between;
  * their key state is cleansed: Python makes its own context). key 0 for a digest; param
- * (iv, aad, tag_bits, iv_bits) for an AES-GCM encryption, else None. */
+ * (iv, aad, tag_bits, iv_bits) for an AES-GCM encryption, the IV (bytes) for an AES-CBC-PAD
+ * one, else None. */
 static PyObject *shim_lane_py_take(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     unsigned long a[1];
@@ -864,7 +945,7 @@ static PyObject *shim_lane_py_take(PyObject *self, PyObject *const *args, Py_ssi
     unsigned char iv[SHIM_LANE_GCM_IV_MAX], aad[SHIM_LANE_GCM_AAD_MAX];
     size_t iv_len = 0, aad_len = 0, tag_len = 0;
     unsigned long iv_bits = 0;
-    int n = 0, i, gcm = -1;
+    int n = 0, i, gcm = -1, cbc = 0;
     PyObject *out;
     (void)self;
     if (!shim_lane_args(args, nargs, 1, "take(handle)", a))
@@ -886,6 +967,7 @@ static PyObject *shim_lane_py_take(PyObject *self, PyObject *const *args, Py_ssi
         }
         if (s->lane_mask & SHIM_LANE_ENCRYPT) {
             ops[n][0] = SHIM_LANE_ENCRYPT, ops[n][1] = s->op_encrypt.mech, ops[n][2] = s->op_encrypt.key;
+            cbc = s->op_encrypt.mech == CKM_AES_CBC_PAD;
             gcm = n++;
             iv_len = s->gcm_iv_len, aad_len = s->gcm_aad_len, tag_len = s->gcm_tag_len;
             iv_bits = s->gcm_iv_bits;
@@ -899,7 +981,10 @@ static PyObject *shim_lane_py_take(PyObject *self, PyObject *const *args, Py_ssi
     out = PyTuple_New(n);
     for (i = 0; out != NULL && i < n; i++) {
         /* (no "y#": this file is compiled without PY_SSIZE_T_CLEAN, shim.c includes Python.h) */
-        PyObject *item = i == gcm
+        PyObject *item = i == gcm && cbc
+            ? Py_BuildValue("(kkkN)", ops[i][0], ops[i][1], ops[i][2],
+                            PyBytes_FromStringAndSize((const char *)iv, (Py_ssize_t)iv_len))
+            : i == gcm
             ? Py_BuildValue("(kkk(NNkk))", ops[i][0], ops[i][1], ops[i][2],
                             PyBytes_FromStringAndSize((const char *)iv, (Py_ssize_t)iv_len),
                             PyBytes_FromStringAndSize((const char *)aad, (Py_ssize_t)aad_len),

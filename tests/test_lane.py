@@ -984,3 +984,231 @@ def _gcm_overlap(t: GcmTrace, p: P11, s: int) -> None:
 
 def test_gcm_in_place_and_overlapping_buffers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _gcm_differential(tmp_path, monkeypatch, _gcm_overlap)
+
+
+# ---------------------------------------------------------------------- AES-CBC-PAD encryption
+
+
+def _cbc_pad(iv: bytes, data: bytes, key: bytes = AES_KEY) -> bytes:
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    pad = padding.PKCS7(128).padder()
+    enc = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    return enc.update(pad.update(data) + pad.finalize()) + enc.finalize()
+
+
+class CbcTrace(GcmTrace):
+    def cbc_init(self, s: int, key: int, iv: Any = b"\x01" * 16, param_len: int | None = None,
+                 mech: int = spec.CKM_AES_CBC_PAD, *, lane: bool | None = None) -> int:
+        """C_EncryptInit of AES-CBC-PAD with ``iv`` (bytes, or a raw pointer such as NULL) and
+        ulParameterLen ``param_len`` (default: the IV's length)."""
+        m = ffi.new("CK_MECHANISM *")
+        buf = ffi.new("unsigned char[]", iv) if isinstance(iv, bytes) and iv else (ffi.NULL if iv == b"" else iv)
+        m.mechanism, m.pParameter = mech, buf
+        m.ulParameterLen = (len(iv) if isinstance(iv, bytes) else 16) if param_len is None else param_len
+        self.keep += [m, buf]
+        rv = self.rv("C_EncryptInit", s, m, key)
+        if self.on and lane is not None:
+            assert bool(_lane().state(s)[3] & ENCRYPT_BIT) is lane, _lane().state(s)
+        return rv
+
+    def warm_cbc(self, s: int, key: int) -> None:
+        self.cbc_init(s, key, lane=False)
+        self.encrypt(s, b"warm")
+
+
+def _cbc_differential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                      scenario: Callable[[CbcTrace, P11, int], None]) -> list:
+    traces = []
+    for on in (True, False):
+        with module(tmp_path, on, monkeypatch) as p:
+            s = p.open(0)
+            p.login(s, USER_PIN)
+            t = CbcTrace(p, on)
+            scenario(t, p, s)
+            traces.append(t.rows)
+    assert traces[0] == traces[1]
+    return traces[0]
+
+
+def _cbc_served(t: CbcTrace, p: P11, s: int) -> None:
+    key = _aes_key(p, s)
+    t.warm_cbc(s, key)
+    for i, data in enumerate((DATA, b"", b"x", b"y" * 15, b"z" * 16, DATA[:1000], DATA[:33])):
+        iv = bytes([i]) * 16
+        t.cbc_init(s, key, iv, lane=True)
+        t.encrypt(s, data)
+        assert t.rows[-1][3] == _cbc_pad(iv, data)
+        assert t.rows[-1][2] == (len(data) // 16 + 1) * 16
+    t.encrypt(s, DATA)
+    for value in (bytes(range(24)), bytes(range(32))):  # AES-192 and AES-256 keys
+        other = p.create(s, {spec.CKA_CLASS: spec.CKO_SECRET_KEY, spec.CKA_KEY_TYPE: spec.CKK_AES,
+                             spec.CKA_VALUE: value, spec.CKA_ENCRYPT: True, spec.CKA_TOKEN: False})
+        t.warm_cbc(s, other)
+        t.cbc_init(s, other, b"\x07" * 16, lane=True)
+        t.encrypt(s, DATA[:100])
+        assert t.rows[-1][3] == _cbc_pad(b"\x07" * 16, DATA[:100], value)
+
+
+def test_cbc_pad_served_and_matches_pyca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _cbc_differential(tmp_path, monkeypatch, _cbc_served)
+    assert ("C_Encrypt", "CKR_OPERATION_NOT_INITIALIZED", 2048, None) in rows
+
+
+def _cbc_params(t: CbcTrace, p: P11, s: int) -> None:
+    """Every IV the lane does not take goes to Python (same answer as without the lane); a
+    CBC_PAD arm is not a GCM arm (nor the other way round), nor an arm for another key."""
+    key = _aes_key(p, s)
+    t.warm_cbc(s, key)
+    cases: list[dict[str, Any]] = [
+        {"iv": b"\x01" * 15}, {"iv": b"\x01" * 17}, {"iv": b""}, {"iv": ffi.NULL, "param_len": 16},
+        {"iv": b"\x01" * 16, "param_len": 0}, {"iv": b"\x01" * 16, "param_len": 1 << 40},
+    ]
+    for case in cases:
+        t.cbc_init(s, key, lane=False, **case)
+        t.encrypt(s, DATA[:100])
+    t.cbc_init(s, key, b"\x02" * 16, lane=True)
+    t.encrypt(s, DATA[:100])
+    t.gcm_init(s, key, lane=False)             # armed for CBC_PAD only: Python's (and arms GCM)
+    t.encrypt(s, DATA[:100])
+    t.cbc_init(s, key, b"\x03" * 16, lane=True)  # both armed now
+    t.encrypt(s, DATA[:100])
+    t.gcm_init(s, key, lane=True)
+    t.encrypt(s, DATA[:100])
+    other = _aes_key(p, s)
+    t.cbc_init(s, other, b"\x04" * 16, lane=False)  # another key: never armed
+    t.encrypt(s, DATA[:100])
+    t.cbc_init(s, key, b"\x05" * 16, mech=spec.CKM_AES_CBC, lane=False)  # no padding: not the lane's
+    t.encrypt(s, DATA[:96])
+
+
+def test_cbc_pad_parameters_bad_and_good(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _cbc_differential(tmp_path, monkeypatch, _cbc_params)
+    assert rows.count(("C_EncryptInit", "CKR_MECHANISM_PARAM_INVALID")) >= 4
+    assert ("C_Encrypt", "CKR_OK", 112, _cbc_pad(b"\x02" * 16, DATA[:100])) in rows
+    assert ("C_Encrypt", "CKR_OK", 112, _cbc_pad(b"\x03" * 16, DATA[:100])) in rows
+    assert ("C_Encrypt", "CKR_OK", 112, _cbc_pad(b"\x04" * 16, DATA[:100])) in rows
+
+
+def _cbc_protocol(t: CbcTrace, p: P11, s: int) -> None:
+    key = _aes_key(p, s)
+    t.warm_cbc(s, key)
+    t.cbc_init(s, key, lane=True)
+    t.encrypt(s, DATA, out=None)                 # length query: 1040, stays
+    t.encrypt(s, DATA, out=1039, out_len=1039)   # too small: CKR_BUFFER_TOO_SMALL, stays
+    t.encrypt(s, DATA, out=1040, out_len=1040)
+    t.encrypt(s, DATA)
+    t.cbc_init(s, key, lane=True)
+    t.encrypt(s, DATA[:31], out=31, out_len=31)  # 32 needed
+    t.encrypt(s, DATA[:31], out=32, out_len=32)
+    t.cbc_init(s, key, lane=True)
+    t.encrypt(s, DATA, out=2048, out_len=None)
+    t.cbc_init(s, key, lane=True)
+    t.encrypt(s, ffi.NULL, 7)
+    t.cbc_init(s, key, lane=True)
+    t.encrypt(s, ffi.NULL, limits.DATA.size + 1)
+    t.cbc_init(s, key, lane=True)
+    t.cbc_init(s, key, b"\x09" * 16)             # active: CKR_OPERATION_ACTIVE, stays
+    out, n = ffi.new("unsigned char[2048]"), ffi.new("CK_ULONG *", 2048)
+    t.rv("C_EncryptUpdate", s, DATA, 1000, out, n)
+    t.rows.append(bytes(ffi.buffer(out, n[0])))
+    n[0] = 2048
+    t.rv("C_EncryptFinal", s, out, n)
+    t.rows.append(bytes(ffi.buffer(out, n[0])))
+    t.cbc_init(s, key, lane=True)
+    n[0] = 0
+    t.rv("C_GetOperationState", s, ffi.NULL, n)
+    t.encrypt(s, DATA)
+    t.cbc_init(s, key, lane=True)
+    t.rv("C_SessionCancel", s, spec.CKF_ENCRYPT)
+    t.encrypt(s, DATA)
+    t.cbc_init(s, key, lane=True)
+    t.rv("C_EncryptInit", s, ffi.NULL, key)
+    t.encrypt(s, DATA)
+    # verdict changes
+    t.cbc_init(s, key, lane=True)
+    t.rv("C_DestroyObject", s, key)
+    t.encrypt(s, DATA)                           # started before: goes on
+    t.cbc_init(s, key, lane=False)               # CKR_KEY_HANDLE_INVALID
+    key = _aes_key(p, s)
+    t.warm_cbc(s, key)
+    t.rows.append(("set", spec.ckr_name(p.call("C_SetAttributeValue", s, key,
+                                                *_template({spec.CKA_ENCRYPT: False})))))
+    t.cbc_init(s, key, lane=False)
+    key = _aes_key(p, s, CKA_PRIVATE=True)
+    t.warm_cbc(s, key)
+    t.rv("C_Logout", s)
+    t.cbc_init(s, key, lane=False)
+
+
+def test_cbc_pad_protocol_multipart_and_verdict_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _cbc_differential(tmp_path, monkeypatch, _cbc_protocol)
+    assert ("C_Encrypt", "CKR_OK", 1040, None) in rows
+    assert ("C_Encrypt", "CKR_BUFFER_TOO_SMALL", 1040, None) in rows
+    assert ("C_Encrypt", "CKR_OK", 1040, _cbc_pad(b"\x01" * 16, DATA)) in rows
+    assert ("C_Encrypt", "CKR_OK", 32, _cbc_pad(b"\x01" * 16, DATA[:31])) in rows
+    parts = [r for r in rows if isinstance(r, bytes)]  # Update + Final after the lane's Init
+    assert parts[0] + parts[1] == _cbc_pad(b"\x01" * 16, DATA[:1000])
+    assert ("C_EncryptInit", "CKR_OPERATION_ACTIVE") in rows
+    assert ("C_EncryptInit", "CKR_KEY_HANDLE_INVALID") in rows
+    assert ("C_EncryptInit", "CKR_KEY_FUNCTION_NOT_PERMITTED") in rows
+
+
+def _cbc_overlap(t: CbcTrace, p: P11, s: int) -> None:
+    """In place and partly overlapping buffers: the answer and the bytes are Python's."""
+    key = _aes_key(p, s)
+    t.warm_cbc(s, key)
+    for shift in (0, 1, 16, -5):
+        buf = ffi.new("unsigned char[]", 4096)
+        base = 1024
+        ffi.memmove(buf + base, DATA[:300], 300)
+        n = ffi.new("CK_ULONG *", 2048)
+        t.cbc_init(s, key, lane=True)
+        rv = p.call("C_Encrypt", s, buf + base, 300, buf + base + shift, n)
+        t.rows.append(("C_Encrypt", spec.ckr_name(rv), n[0], bytes(ffi.buffer(buf + base + shift, n[0]))))
+        assert t.rows[-1][3] == _cbc_pad(b"\x01" * 16, DATA[:300])
+
+
+def test_cbc_pad_in_place_and_overlapping_buffers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _cbc_differential(tmp_path, monkeypatch, _cbc_overlap)
+
+
+def test_cbc_pad_threads_on_a_shared_session_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """4 threads, a session each, one AES session key: 1500 lane encryptions each under
+    distinct IVs, every output checked against pyca, and the lane served them."""
+    with module(tmp_path, True, monkeypatch) as p:
+        main = p.open(0)
+        p.login(main, USER_PIN)
+        key = _aes_key(p, main)
+        errors: list[Any] = []
+
+        def work(seed: int) -> None:
+            s = p.open(0)
+            out, n = ffi.new("unsigned char[2048]"), ffi.new("CK_ULONG *")
+            t = CbcTrace(p, False)
+            t.warm_cbc(s, key)
+            served = 0
+            for i in range(1500):
+                iv = seed.to_bytes(8, "big") + i.to_bytes(8, "big")
+                data = os.urandom(i % 300)
+                if t.cbc_init(s, key, iv) != 0:
+                    errors.append("init")
+                    return
+                served += bool(_lane().state(s)[3] & ENCRYPT_BIT)
+                n[0] = 2048
+                if p.call("C_Encrypt", s, data, len(data), out, n) != 0:
+                    errors.append("encrypt")
+                    return
+                if bytes(ffi.buffer(out, n[0])) != _cbc_pad(iv, data):
+                    errors.append(("output", i))
+                    return
+            if served == 0:
+                errors.append("never served")
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert errors == []

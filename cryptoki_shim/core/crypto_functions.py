@@ -48,6 +48,7 @@ from ..spec_ints import (
     CKF_VERIFY,
     CKF_VERIFY_RECOVER,
     CKF_WRAP,
+    CKM_AES_CBC_PAD,
     CKM_AES_GCM,
     CKM_SHA224,
     CKM_SHA224_HMAC,
@@ -110,11 +111,11 @@ KEY_DIGESTS = frozenset({CKM_SHA_1, CKM_SHA224, CKM_SHA256, CKM_SHA384, CKM_SHA5
                          CKM_SHA3_224, CKM_SHA3_256, CKM_SHA3_384, CKM_SHA3_512})
 MIN_PROTECTED_DIGEST_BYTES = 16
 #: What the native lane may repeat of C_SignInit/C_VerifyInit/C_EncryptInit (``_arm_keyed``):
-#: full-length HMAC on the native SHA-1/SHA-2, AES-GCM encryption (native/lane.c has the
-#: same lists).
+#: full-length HMAC on the native SHA-1/SHA-2, AES-GCM and AES-CBC-PAD encryption
+#: (native/lane.c has the same lists).
 _LANE_HMAC = frozenset({CKM_SHA_1_HMAC, CKM_SHA224_HMAC, CKM_SHA256_HMAC, CKM_SHA384_HMAC, CKM_SHA512_HMAC})
 _LANE_KEYED: dict[str, frozenset[int]] = {"sign": _LANE_HMAC, "verify": _LANE_HMAC,
-                                          "encrypt": frozenset({CKM_AES_GCM})}
+                                          "encrypt": frozenset({CKM_AES_GCM, CKM_AES_CBC_PAD})}
 
 
 def check_key(entry: MechanismEntry, key: Object, usage: int, *, handle_error: int | None = None) -> None:
@@ -211,8 +212,8 @@ class CryptoFunctions(ObjectFunctions):
                    verdict: tuple[Any, bool]) -> None:
         """The verdict of this C_SignInit/C_VerifyInit/C_EncryptInit, for the native lane to
         repeat on this session (core/lane.py): only a full-length HMAC (no parameter) or
-        AES-GCM encryption (the lane checks each call's CK_GCM_PARAMS as a subset of what
-        Python accepts), with a session key (CKA_TOKEN FALSE: no other process changes it) of
+        AES-GCM / AES-CBC-PAD encryption (the lane checks each call's CK_GCM_PARAMS or IV as
+        a subset of what Python accepts), with a session key (CKA_TOKEN FALSE: no other process changes it) of
         the software backend, no context login, and no per-use record to keep (metrics,
         audited key use). The lane gets the key's prepared HMAC state or AES key, the
         context's own; the key and its context maker are kept for ``adopt_lane_operation``."""
@@ -259,8 +260,8 @@ class CryptoFunctions(ObjectFunctions):
             table.adopt(kind, Operation(kind, _keyless(entry)(entry, None, None), mechanism))
             return
         key, maker = table.lane_keys[(kind, mechanism, key_handle)]
-        if param is not None:  # AES-GCM: the CK_GCM_PARAMS of the lane's C_EncryptInit
-            param = GcmParams(*param)
+        if mechanism == CKM_AES_GCM:  # the CK_GCM_PARAMS of the lane's C_EncryptInit
+            param = GcmParams(*param)  # (AES-CBC-PAD's: the IV, bytes as Python reads it)
         table.adopt(kind, Operation(kind, maker(entry, param, key), mechanism, key, param=param))
 
     # ------------------------------------------------------------------ steps

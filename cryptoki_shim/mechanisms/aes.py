@@ -157,18 +157,27 @@ class CbcPadEncrypt:
     """CBC with PKCS#7 padding, encrypting: the output is always a whole number of blocks,
     1..16 bytes longer than the input (§2.10 table "AES-CBC with PKCS padding")."""
 
-    def __init__(self, ctx: Any, block: int = BLOCK) -> None:
+    def __init__(self, ctx: Any, block: int = BLOCK, key: KeyView | None = None) -> None:
         self._ctx = ctx
         self._pad = padding.PKCS7(8 * block).padder()
         self._total = 0
         self._block = block
+        self._key = key  # an AES key, for ``lane_state`` until the first step
 
     def update(self, data: bytes) -> bytes:
+        self._key = None
         self._total += len(data)
         return self._ctx.update(self._pad.update(data))
 
     def final(self) -> bytes:
+        self._key = None
         return self._ctx.update(self._pad.finalize()) + self._ctx.finalize()
+
+    def lane_state(self) -> bytes | None:
+        """The AES key, for the native lane (core/crypto_functions._arm_keyed), which runs this
+        encryption on the system libcrypto from it; None for another cipher (DES) or once
+        this context has started."""
+        return aes_key(self._key) if self._key is not None else None
 
     def oneshot(self, data: bytes) -> bytes:
         return self.update(data) + self.final()
@@ -519,7 +528,7 @@ def _cbc(encrypt: bool, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
 
 def _cbc_pad(encrypt: bool, entry: MechanismEntry, param: Any, key: KeyView) -> Any:
     ctx = _block(modes.CBC(_iv16(param)), param, key, encrypt)
-    return CbcPadEncrypt(ctx) if encrypt else CbcPadDecrypt(ctx)
+    return CbcPadEncrypt(ctx, key=key) if encrypt else CbcPadDecrypt(ctx)
 
 
 #: The encrypt/decrypt context maker of each AES cipher mechanism, called as
