@@ -173,9 +173,10 @@ def test_native_ecdsa_verification_agrees_with_pyca(token: P11, user_session: in
 
 
 def test_native_ed25519_is_pycas(token: P11, user_session: int) -> None:
-    """Ed25519 through the C helper: an imported key signs pyca's bytes (pure Ed25519 is
-    deterministic), for the empty message too; the helper verifies them and refuses a
-    corrupted signature and another message."""
+    """Ed25519 verification through the C helper (signing stays on pyca: see
+    native.ed25519_pair): an imported key signs pyca's bytes (pure Ed25519 is deterministic),
+    for the empty message too; the helper verifies them and refuses a corrupted signature and
+    another message."""
     s = user_session
     key = ed25519.Ed25519PrivateKey.generate()
     params = bytes.fromhex("06032b6570")
@@ -193,7 +194,9 @@ def test_native_ed25519_is_pycas(token: P11, user_session: int) -> None:
             token.verify(s, S.CKM_EDDSA, hpub, msg, sig[:-1] + bytes([sig[-1] ^ 1]))
         with raises_ckr(S.CKR_SIGNATURE_INVALID):
             token.verify(s, S.CKM_EDDSA, hpub, msg + b"!", sig)
-    assert native.ed25519_operations() == before + 6  # 3 signatures made, 3 found valid
+    assert native.ed25519_operations() == before + 3  # the 3 valid signatures
+    sign, verify = native.ed25519_pair(key, sign_too=True)  # the helper's own signing, kept
+    assert sign is not None and verify is None and sign(b"gate") == key.sign(b"gate")
 
 
 # ---------------------------------------------------------------------- threads, checked by pyca

@@ -145,16 +145,18 @@ def verifier(public_key: Any, digest_name: str | None) -> DigestVerify | None:
     return verify
 
 
-def ed25519_pair(key: Any) -> tuple[Callable[[bytes], bytes] | None, Callable[[bytes, bytes], bool] | None]:
-    """(sign, verify) of an Ed25519 key through the C helper (either None where the helper
-    does not take the key: pyca then runs it, with the gate lent). Pure Ed25519 is
-    deterministic: the signature is pyca's, byte for byte."""
+def ed25519_pair(key: Any, sign_too: bool = False) -> tuple[Callable[[bytes], bytes] | None, Callable[[bytes, bytes], bool] | None]:
+    """(sign, verify) of an Ed25519 key through the C helper (None where the helper does not
+    take the key: pyca then runs it, with the gate lent). Only verification is served: the
+    system libcrypto 3.0 signs at 73 cpu-us against pyca's 31.5 (p11bench sign-ed25519,
+    docs/performance.md "The GIL entry gate"), more than the gate's hand-over wins back;
+    ``shim_ed25519_sign`` stays for a libcrypto where that is not so (``sign_too``)."""
     lib = _helpers()
     if lib is None or getattr(lib, "shim_ed25519_key", None) is None:
         return None, None
     ffi = runtime.ffi
     private = isinstance(key, ed25519.Ed25519PrivateKey)
-    if not private and not isinstance(key, ed25519.Ed25519PublicKey):
+    if (private and not sign_too) or (not private and not isinstance(key, ed25519.Ed25519PublicKey)):
         return None, None
     raw = key.private_bytes_raw() if private else key.public_bytes_raw()
     try:
