@@ -78,9 +78,11 @@ def read_functions() -> list[tuple[str, str, str]]:
 LANE_SERVED = {"C_DigestInit": "shim_lane_digest_init", "C_Digest": "shim_lane_digest",
                "C_SignInit": "shim_lane_sign_init", "C_Sign": "shim_lane_sign",
                "C_VerifyInit": "shim_lane_verify_init", "C_Verify": "shim_lane_verify",
-               "C_EncryptInit": "shim_lane_encrypt_init", "C_Encrypt": "shim_lane_encrypt"}
-#: ... the C_*Init functions whose Python verdict may arm it (their call's epoch is noted) ...
-LANE_ARMING = ("C_DigestInit", "C_SignInit", "C_VerifyInit", "C_EncryptInit", "C_DecryptInit")
+               "C_EncryptInit": "shim_lane_encrypt_init", "C_Encrypt": "shim_lane_encrypt",
+               "C_GetSessionInfo": "shim_lane_session_info"}
+#: ... the C_*Init functions (and C_GetSessionInfo) whose Python answer may arm it (their call's
+#: epoch is noted) ...
+LANE_ARMING = ("C_DigestInit", "C_SignInit", "C_VerifyInit", "C_EncryptInit", "C_DecryptInit", "C_GetSessionInfo")
 #: ... and the functions that cannot change any verdict of a C_*Init (docs/security.md "The
 #: native lane"): every other function voids the lane's arms before and after its Python call
 #: and no lane C_*Init is served while it runs (shim_lane_change_begin/_end; the voided key
@@ -124,6 +126,7 @@ static CK_RV shim_lane_sign(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG ulD
 static CK_RV shim_lane_verify(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG ulDataLen, CK_BYTE_PTR pSignature,
                               CK_ULONG ulSignatureLen);
 static CK_RV shim_lane_encrypt_init(CK_SESSION_HANDLE h, CK_MECHANISM_PTR pMechanism, CK_OBJECT_HANDLE hKey);
+static CK_RV shim_lane_session_info(CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR pInfo);
 static CK_RV shim_lane_encrypt(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG ulDataLen,
                                CK_BYTE_PTR pEncryptedData, CK_ULONG_PTR pulEncryptedDataLen);
 #define SHIM_LANE_PASS (~(CK_RV)0)

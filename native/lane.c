@@ -79,6 +79,11 @@ typedef struct {
     unsigned char gcm_ctx_key[32];
     unsigned char gcm_iv[SHIM_LANE_GCM_IV_MAX];
     unsigned char gcm_aad[SHIM_LANE_GCM_AAD_MAX];
+    /* C_GetSessionInfo: the CK_SESSION_INFO Python packed for this session, stamped with the
+     * epoch of that Python call (0: none); answered while that epoch holds */
+    uint64_t info_epoch;
+    unsigned long info_served;     /* answers given here (for tests) */
+    CK_SESSION_INFO info;
 } __attribute__((aligned(128))) shim_lane_slot;
 
 static shim_lane_slot shim_lane_slots[SHIM_LANE_SLOTS];
@@ -155,6 +160,8 @@ static void shim_lane_clear(shim_lane_slot *s)
 {
     s->handle = 0;
     s->epoch = 0;
+    s->info_epoch = 0;
+    s->info_served = 0;
     s->py_mask = 0;
     shim_lane_end_ops(s);
     shim_lane_drop_arms(s);
@@ -762,6 +769,30 @@ static CK_RV shim_lane_encrypt(CK_SESSION_HANDLE h, CK_BYTE_PTR pData, CK_ULONG 
     return CKR_OK;
 }
 
+/* ---- C_GetSessionInfo ---- */
+
+/* C_GetSessionInfo: the CK_SESSION_INFO Python answered for this session, while the epoch of
+ * that answer holds and no verdict-changing call is in flight (a login, logout, close or
+ * C_InitToken moves the epoch: the state it holds may change). A NULL pInfo, or a session
+ * without a valid answer, goes to Python. */
+static CK_RV shim_lane_session_info(CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR pInfo)
+{
+    shim_lane_slot *s;
+    CK_RV rv = SHIM_LANE_PASS;
+
+    if (!shim_lane_on || pInfo == NULL)
+        return SHIM_LANE_PASS;
+    s = shim_lane_slot_of(h);
+    pthread_mutex_lock(&s->mu);
+    if (s->handle == h && s->info_epoch != 0 && shim_lane_valid(s->info_epoch)) {
+        *pInfo = s->info;
+        s->info_served++;
+        rv = CKR_OK;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rv;
+}
+
 /* ---- the Python side's builtins (module _cryptoki_shim_lane, see lane.h) ---- */
 
 static int shim_lane_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const char *usage,
@@ -853,6 +884,43 @@ static PyObject *shim_lane_py_arm_digest(PyObject *self, PyObject *const *args, 
         ok = 1;
     }
     pthread_mutex_unlock(&s->mu);
+    if (ok)
+        Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
+}
+
+/* arm_info(handle, info) -> bool: Python's C_GetSessionInfo answered CKR_OK for this session
+ * with `info` (a packed CK_SESSION_INFO). Void (False) when the epoch moved since the call
+ * started or the slot belongs to another session. */
+static PyObject *shim_lane_py_arm_info(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned long handle;
+    shim_lane_slot *s;
+    Py_buffer info;
+    int ok = 0;
+    uint64_t epoch = shim_lane_call_epoch;
+    (void)self;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "arm_info(handle, info)");
+        return NULL;
+    }
+    if (!shim_lane_args(args, 1, 1, "arm_info", &handle))
+        return NULL;
+    if (PyObject_GetBuffer(args[1], &info, PyBUF_SIMPLE) != 0)
+        return NULL;
+    if (shim_lane_on && handle != 0 && epoch != 0 && (size_t)info.len == sizeof(CK_SESSION_INFO)) {
+        s = shim_lane_slot_of(handle);
+        pthread_mutex_lock(&s->mu);
+        if (s->handle == 0)
+            s->handle = handle;
+        if (s->handle == handle && epoch == shim_lane_current_epoch()) {
+            memcpy(&s->info, info.buf, sizeof(CK_SESSION_INFO));
+            s->info_epoch = epoch;
+            ok = 1;
+        }
+        pthread_mutex_unlock(&s->mu);
+    }
+    PyBuffer_Release(&info);
     if (ok)
         Py_RETURN_TRUE;
     Py_RETURN_FALSE;
@@ -1059,7 +1127,8 @@ static PyObject *shim_lane_py_reset(PyObject *self, PyObject *const *args, Py_ss
     Py_RETURN_NONE;
 }
 
-/* state(handle) -> (owned, epoch_valid, py_mask, lane_mask, digest_armed): for tests. */
+/* state(handle) -> (owned, epoch_valid, py_mask, lane_mask, digest_armed, info_valid,
+ * info_served): for tests. */
 static PyObject *shim_lane_py_state(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     unsigned long a[1];
@@ -1070,9 +1139,11 @@ static PyObject *shim_lane_py_state(PyObject *self, PyObject *const *args, Py_ss
         return NULL;
     s = shim_lane_slot_of(a[0]);
     pthread_mutex_lock(&s->mu);
-    out = Py_BuildValue("(iiIII)", s->handle == a[0], s->handle == a[0] && s->epoch == shim_lane_current_epoch(),
+    out = Py_BuildValue("(iiIIIik)", s->handle == a[0], s->handle == a[0] && s->epoch == shim_lane_current_epoch(),
                         s->handle == a[0] ? s->py_mask : 0u, s->handle == a[0] ? s->lane_mask : 0u,
-                        s->handle == a[0] ? s->digest_armed : 0u);
+                        s->handle == a[0] ? s->digest_armed : 0u,
+                        s->handle == a[0] && s->info_epoch != 0 && shim_lane_valid(s->info_epoch),
+                        s->handle == a[0] ? s->info_served : 0ul);
     pthread_mutex_unlock(&s->mu);
     return out;
 }
@@ -1096,6 +1167,7 @@ static PyMethodDef shim_lane_methods[] = {
      "arm_digest(handle, mech, mask) -> bool"},
     {"arm_key", (PyCFunction)(void (*)(void))shim_lane_py_arm_key, METH_FASTCALL,
      "arm_key(handle, kind, mech, key, state, mask) -> bool"},
+    {"arm_info", (PyCFunction)(void (*)(void))shim_lane_py_arm_info, METH_FASTCALL, "arm_info(handle, info) -> bool"},
     {"take", (PyCFunction)(void (*)(void))shim_lane_py_take, METH_FASTCALL, "take(handle) -> ((kind, mech, key, param), ...)"},
     {"cancel", (PyCFunction)(void (*)(void))shim_lane_py_cancel, METH_FASTCALL, "cancel(handle)"},
     {"forget", (PyCFunction)(void (*)(void))shim_lane_py_forget, METH_FASTCALL, "forget(handle)"},

@@ -312,7 +312,9 @@ def test_lane_off_never_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         t.warm(s)
         t.init(s, lane=False)
         t.digest(s, DATA)
-        assert _lane().state(s) == (0, 0, 0, 0, 0)
+        p.session_info(s)
+        p.session_info(s)
+        assert _lane().state(s) == (0, 0, 0, 0, 0, 0, 0)
 
 
 def test_finalize_with_a_lane_operation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -415,6 +417,9 @@ def test_fork_child_has_no_lane_state(tmp_path: Path, monkeypatch: pytest.Monkey
         t = Trace(p, True)
         t.warm(s)
         t.init(s, lane=True)
+        p.session_info(s)
+        p.session_info(s)  # (the lane's answer: the child must not get it)
+        assert _lane().state(s)[5:] == (1, 1)
         pid = os.fork()
         if pid == 0:  # the child: report by exit status only
             code = 0
@@ -422,8 +427,10 @@ def test_fork_child_has_no_lane_state(tmp_path: Path, monkeypatch: pytest.Monkey
                 out, n = ffi.new("unsigned char[32]"), ffi.new("CK_ULONG *", 32)
                 if p.call("C_Digest", s, b"x", 1, out, n) != spec.CKR_CRYPTOKI_NOT_INITIALIZED:
                     code = 2
-                elif _lane().state(s) != (0, 0, 0, 0, 0):
+                elif _lane().state(s) != (0, 0, 0, 0, 0, 0, 0):
                     code = 3
+                elif p.call("C_GetSessionInfo", s, ffi.new("CK_SESSION_INFO *")) != spec.CKR_CRYPTOKI_NOT_INITIALIZED:
+                    code = 7
                 elif p.call("C_Initialize", ffi.NULL) != 0:
                     code = 4
                 elif p.call("C_Digest", s, b"x", 1, out, n) != spec.CKR_SESSION_HANDLE_INVALID:
@@ -1212,3 +1219,109 @@ def test_cbc_pad_threads_on_a_shared_session_key(tmp_path: Path, monkeypatch: py
         for th in threads:
             th.join()
         assert errors == []
+
+
+# ---------------------------------------------------------------------- C_GetSessionInfo
+
+
+class InfoTrace(Trace):
+    def info(self, s: int, *, served: bool | None = None, null: bool = False) -> None:
+        """C_GetSessionInfo, recorded as (rv, slot, state, flags, device error); ``served``
+        True/False: with the lane on, the lane did (not) answer it (its per-session count)."""
+        before = _lane().state(s)[6] if self.on else 0
+        info = ffi.NULL if null else ffi.new("CK_SESSION_INFO *")
+        rv = self.p.call("C_GetSessionInfo", s, info)
+        got = (info.slotID, info.state, info.flags, info.ulDeviceError) if rv == 0 and not null else None
+        self.rows.append(("C_GetSessionInfo", spec.ckr_name(rv), got))
+        if self.on and served is not None:
+            assert (_lane().state(s)[6] == before + 1) is served, (_lane().state(s), before)
+
+
+def _info_scenario(t: InfoTrace, p: P11) -> None:
+    ro, rw = p.open(0, rw=False), p.open(0)
+    for s in (ro, rw):
+        t.info(s, served=False)                  # Python's answer arms the lane
+        t.info(s, served=True)
+        t.info(s, served=True)
+        t.info(s, null=True, served=False)       # CKR_ARGUMENTS_BAD: Python's
+    p.login(rw, USER_PIN)                        # every session's state moves
+    for s in (ro, rw):
+        t.info(s, served=False)
+        t.info(s, served=True)
+    t.rv("C_Login", ro, spec.CKU_USER, USER_PIN, len(USER_PIN))  # CKR_USER_ALREADY_LOGGED_IN
+    t.info(ro, served=False)                     # (any call off the neutral list voids it)
+    p.logout(ro)
+    for s in (ro, rw):
+        t.info(s, served=False)
+        t.info(s, served=True)
+    p.close(ro)
+    t.info(ro, served=False)                     # CKR_SESSION_HANDLE_INVALID
+    t.info(ro, served=False)
+    t.rv("C_Login", rw, spec.CKU_SO, SO_PIN, len(SO_PIN))
+    t.info(rw, served=False)
+    t.info(rw, served=True)                      # CKS_RW_SO_FUNCTIONS
+    other = p.open(0)
+    t.info(other, served=False)
+    t.info(other, served=True)
+    t.rv("C_CloseAllSessions", 0)
+    t.info(rw, served=False)                     # CKR_SESSION_HANDLE_INVALID (and logged out)
+    t.info(other, served=False)
+    fresh = p.open(0, rw=False)
+    t.info(fresh, served=False)
+    t.info(fresh, served=True)                   # CKS_RO_PUBLIC_SESSION
+    t.rv("C_CloseSession", fresh)
+    t.info(fresh, served=False)
+
+
+def test_get_session_info_answers_as_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Differential over R/O and R/W sessions, user and SO logins, logout, close and
+    C_CloseAllSessions: the lane answers a repeated C_GetSessionInfo only while nothing that
+    could change the answer has happened since Python's, and the answers are Python's."""
+    traces = []
+    for on in (True, False):
+        with module(tmp_path, on, monkeypatch) as p:
+            t = InfoTrace(p, on)
+            _info_scenario(t, p)
+            traces.append(t.rows)
+    assert traces[0] == traces[1]
+    rows = traces[0]
+    states = {r[2][1] for r in rows if r[0] == "C_GetSessionInfo" and r[2]}
+    assert {spec.CKS_RO_PUBLIC_SESSION, spec.CKS_RW_PUBLIC_SESSION, spec.CKS_RO_USER_FUNCTIONS,
+            spec.CKS_RW_USER_FUNCTIONS, spec.CKS_RW_SO_FUNCTIONS} <= states
+    assert rows.count(("C_GetSessionInfo", "CKR_SESSION_HANDLE_INVALID", None)) == 5
+    assert ("C_GetSessionInfo", "CKR_ARGUMENTS_BAD", None) in rows
+
+
+def test_get_session_info_threads_and_a_concurrent_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """2 threads repeat C_GetSessionInfo on their own sessions while a third logs in and out:
+    every answer is a state the session can be in, and after the last logout every answer is
+    the public one (no stale login state survives in the lane)."""
+    with module(tmp_path, True, monkeypatch) as p:
+        keep = p.open(0)
+        sessions = [p.open(0), p.open(0, rw=False)]
+        allowed = {sessions[0]: {spec.CKS_RW_PUBLIC_SESSION, spec.CKS_RW_USER_FUNCTIONS},
+                   sessions[1]: {spec.CKS_RO_PUBLIC_SESSION, spec.CKS_RO_USER_FUNCTIONS}}
+        errors: list[Any] = []
+        stop = threading.Event()
+
+        def work(s: int) -> None:
+            info = ffi.new("CK_SESSION_INFO *")
+            while not stop.is_set():
+                if p.call("C_GetSessionInfo", s, info) != 0 or info.state not in allowed[s]:
+                    errors.append((s, info.state))
+                    return
+
+        threads = [threading.Thread(target=work, args=(s,)) for s in sessions]
+        for th in threads:
+            th.start()
+        for _ in range(20):
+            p.login(keep, USER_PIN)
+            p.logout(keep)
+        stop.set()
+        for th in threads:
+            th.join()
+        assert errors == []
+        for s in sessions:
+            for _ in range(3):
+                assert p.session_info(s).state in {spec.CKS_RW_PUBLIC_SESSION, spec.CKS_RO_PUBLIC_SESSION}
+            assert _lane().state(s)[6] > 0
