@@ -3,7 +3,9 @@
  *
  * Known answers, each repeated so the second and later C_*Init of a session are the lane's:
  * SHA-256("abc") (FIPS 180-4), HMAC-SHA-256 RFC 4231 case 2 (sign and verify, and a wrong
- * MAC refused), AES-128-GCM of the NIST GCM spec's test cases 1 and 2 (zero key and IV).
+ * MAC refused), AES-128-GCM of the NIST GCM spec's test cases 1 and 2 (zero key and IV),
+ * AES-128-CBC-PAD of 0 and 16 zero bytes under the zero key and IV (the first block of the
+ * latter is the well-known AES-128 zero vector 66e94bd4...), and C_GetSessionInfo.
  * Then 2 threads, a session each, on the same session keys; then a fork while the parent
  * has a lane digest active: the child answers CKR_CRYPTOKI_NOT_INITIALIZED, works after its
  * own C_Initialize, and the parent's operation completes.
@@ -31,6 +33,12 @@ static const CK_BYTE GCM_TAG_1[16] = {0x58, 0xe2, 0xfc, 0xce, 0xfa, 0x7e, 0x30, 
 static const CK_BYTE GCM_OUT_2[32] = {
     0x03, 0x88, 0xda, 0xce, 0x60, 0xb6, 0xa3, 0x92, 0xf3, 0x28, 0xc2, 0xb9, 0x71, 0xb2, 0xfe, 0x78,
     0xab, 0x6e, 0x47, 0xd4, 0x2c, 0xec, 0x13, 0xbd, 0xf5, 0x3a, 0x67, 0xb2, 0x12, 0x57, 0xbd, 0xdf};
+
+static const CK_BYTE CBC_PAD_16[32] = {
+    0x66, 0xe9, 0x4b, 0xd4, 0xef, 0x8a, 0x2c, 0x3b, 0x88, 0x4c, 0xfa, 0x59, 0xca, 0x34, 0x2b, 0x2e,
+    0x94, 0x34, 0xde, 0xc2, 0xd0, 0x0f, 0xda, 0xc7, 0x65, 0xf0, 0x0c, 0x0c, 0x11, 0x62, 0x8c, 0xd1};
+static const CK_BYTE CBC_PAD_0[16] = {0x01, 0x43, 0xdb, 0x63, 0xee, 0x66, 0xb0, 0xcd,
+                                      0xff, 0x9f, 0x69, 0x91, 0x76, 0x80, 0x15, 0x1e};
 
 static void digest_abc(CK_SESSION_HANDLE s)
 {
@@ -78,6 +86,34 @@ static void gcm_cases(CK_SESSION_HANDLE s)
         FAIL("AES-GCM test case 2 wrong");
 }
 
+static void cbc_pad_cases(CK_SESSION_HANDLE s)
+{
+    CK_BYTE iv[16] = {0}, zeros[16] = {0}, out[64];
+    CK_MECHANISM mech = {CKM_AES_CBC_PAD, iv, sizeof(iv)};
+    CK_ULONG len = sizeof(out);
+    CHECK(f->C_EncryptInit(s, &mech, aes_key));
+    CHECK(f->C_Encrypt(s, zeros, 0, out, &len));
+    if (len != 16 || memcmp(out, CBC_PAD_0, 16) != 0)
+        FAIL("AES-CBC-PAD of nothing wrong");
+    len = sizeof(out);
+    CHECK(f->C_EncryptInit(s, &mech, aes_key));
+    CHECK(f->C_Encrypt(s, zeros, 16, out, &len));
+    if (len != 32 || memcmp(out, CBC_PAD_16, 32) != 0)
+        FAIL("AES-CBC-PAD of a zero block wrong");
+}
+
+/* The user is logged in: a R/W session is CKS_RW_USER_FUNCTIONS, a R/O one CKS_RO_USER_FUNCTIONS. */
+static void session_info(CK_SESSION_HANDLE s)
+{
+    CK_SESSION_INFO info;
+    memset(&info, 0xa5, sizeof(info));
+    CHECK(f->C_GetSessionInfo(s, &info));
+    if (info.slotID != slot || !(info.flags & CKF_SERIAL_SESSION) || info.ulDeviceError != 0
+        || info.state != ((info.flags & CKF_RW_SESSION) ? CKS_RW_USER_FUNCTIONS : CKS_RO_USER_FUNCTIONS))
+        FAIL("C_GetSessionInfo wrong (state %lu, flags 0x%lx)", info.state, info.flags);
+    EXPECT_RV(CKR_ARGUMENTS_BAD, f->C_GetSessionInfo(s, NULL));
+}
+
 static void all(CK_SESSION_HANDLE s)
 {
     int i;
@@ -85,6 +121,8 @@ static void all(CK_SESSION_HANDLE s)
         digest_abc(s);
         hmac_case2(s);
         gcm_cases(s);
+        cbc_pad_cases(s);
+        session_info(s);
     }
 }
 
@@ -153,6 +191,8 @@ int main(int argc, char **argv)
     if (pid < 0)
         FAIL("fork");
     if (pid == 0) {
+        CK_SESSION_INFO info;
+        EXPECT_RV(CKR_CRYPTOKI_NOT_INITIALIZED, f->C_GetSessionInfo(s, &info)); /* armed in the parent */
         len = sizeof(out);
         EXPECT_RV(CKR_CRYPTOKI_NOT_INITIALIZED, f->C_Digest(s, (CK_BYTE_PTR) "abc", 3, out, &len));
         CHECK(f->C_Initialize(NULL));
