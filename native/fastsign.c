@@ -91,25 +91,40 @@ void shim_pkey_free(void *key)
     OPENSSL_free(k);
 }
 
-void *shim_pkey_from_der(const unsigned char *der, size_t len)
+/* A key handle holding the private key of PKCS#8 DER `der` if it is of type `base_id`, on our
+ * library context; NULL (nothing on the error queue) otherwise. The one PKCS#8 parse of the
+ * signing helpers. */
+static shim_sign_key *shim_key_from_pkcs8(const unsigned char *der, size_t len, int base_id, OSSL_LIB_CTX *libctx)
 {
     const unsigned char *p = der;
     PKCS8_PRIV_KEY_INFO *p8;
-    shim_sign_key *k = NULL;
-    OSSL_LIB_CTX *libctx = shim_fastsign_libctx();
+    shim_sign_key *k;
 
     if (der == NULL || len == 0 || len > 0x7fffffff || libctx == NULL)
         return NULL;
     k = OPENSSL_zalloc(sizeof(*k));
     if (k == NULL)
-        goto fail;
+        return NULL;
     p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
-    if (p8 == NULL)
-        goto fail;
-    k->pkey = EVP_PKCS82PKEY_ex(p8, libctx, NULL);
-    PKCS8_PRIV_KEY_INFO_free(p8); /* clears the key octets it held */
-    if (k->pkey == NULL || EVP_PKEY_get_base_id(k->pkey) != EVP_PKEY_EC)
-        goto fail;
+    if (p8 != NULL) {
+        k->pkey = EVP_PKCS82PKEY_ex(p8, libctx, NULL);
+        PKCS8_PRIV_KEY_INFO_free(p8); /* clears the key octets it held */
+    }
+    if (k->pkey == NULL || EVP_PKEY_get_base_id(k->pkey) != base_id) {
+        shim_pkey_free(k);
+        ERR_clear_error();
+        return NULL;
+    }
+    return k;
+}
+
+void *shim_pkey_from_der(const unsigned char *der, size_t len)
+{
+    OSSL_LIB_CTX *libctx = shim_fastsign_libctx();
+    shim_sign_key *k = shim_key_from_pkcs8(der, len, EVP_PKEY_EC, libctx);
+
+    if (k == NULL)
+        return NULL;
     k->proto = EVP_PKEY_CTX_new_from_pkey(libctx, k->pkey, NULL);
     if (k->proto == NULL || EVP_PKEY_sign_init(k->proto) <= 0)
         goto fail;
@@ -292,22 +307,12 @@ static int shim_proto_setup(shim_sign_key *k, OSSL_LIB_CTX *libctx, const char *
 
 void *shim_rsa_key_from_der(const unsigned char *der, size_t len, const char *md_name)
 {
-    const unsigned char *p = der;
-    PKCS8_PRIV_KEY_INFO *p8;
-    shim_sign_key *k = NULL;
     OSSL_LIB_CTX *libctx = shim_fastsign_libctx();
+    shim_sign_key *k = shim_key_from_pkcs8(der, len, EVP_PKEY_RSA, libctx);
 
-    if (der == NULL || len == 0 || len > 0x7fffffff || libctx == NULL)
-        return NULL;
-    k = OPENSSL_zalloc(sizeof(*k));
     if (k == NULL)
-        goto fail;
-    p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)len);
-    if (p8 == NULL)
-        goto fail;
-    k->pkey = EVP_PKCS82PKEY_ex(p8, libctx, NULL);
-    PKCS8_PRIV_KEY_INFO_free(p8); /* clears the key octets it held */
-    if (k->pkey == NULL || EVP_PKEY_get_base_id(k->pkey) != EVP_PKEY_RSA || !shim_proto_setup(k, libctx, md_name, 1))
+        return NULL;
+    if (!shim_proto_setup(k, libctx, md_name, 1))
         goto fail;
     return k;
 

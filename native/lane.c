@@ -795,28 +795,12 @@ static CK_RV shim_lane_session_info(CK_SESSION_HANDLE h, CK_SESSION_INFO_PTR pIn
 
 /* ---- the Python side's builtins (module _cryptoki_shim_lane, see lane.h) ---- */
 
-static int shim_lane_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const char *usage,
-                          unsigned long *out)
-{
-    Py_ssize_t i;
-    if (nargs != want) {
-        PyErr_SetString(PyExc_TypeError, usage);
-        return 0;
-    }
-    for (i = 0; i < nargs; i++) {
-        out[i] = PyLong_AsUnsignedLong(args[i]);
-        if (out[i] == (unsigned long)-1 && PyErr_Occurred())
-            return 0;
-    }
-    return 1;
-}
-
 /* enable(on, data_limit): at C_Initialize, from [module] native_lane. */
 static PyObject *shim_lane_py_enable(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     unsigned long a[2];
     (void)self;
-    if (!shim_lane_args(args, nargs, 2, "enable(on, data_limit)", a))
+    if (!shim_ulong_args(args, nargs, 2, "enable(on, data_limit)", a))
         return NULL;
     shim_lane_reset_all();
     shim_lane_data_limit = a[1];
@@ -833,7 +817,7 @@ static PyObject *shim_lane_py_py_ops(PyObject *self, PyObject *const *args, Py_s
     shim_lane_slot *s;
     int ok = 1;
     (void)self;
-    if (!shim_lane_args(args, nargs, 2, "py_ops(handle, mask)", a))
+    if (!shim_ulong_args(args, nargs, 2, "py_ops(handle, mask)", a))
         return NULL;
     if (a[0] == 0)
         Py_RETURN_TRUE;
@@ -865,7 +849,7 @@ static PyObject *shim_lane_py_arm_digest(PyObject *self, PyObject *const *args, 
     int idx, ok = 0;
     uint64_t epoch = shim_lane_call_epoch;
     (void)self;
-    if (!shim_lane_args(args, nargs, 3, "arm_digest(handle, mech, mask)", a))
+    if (!shim_ulong_args(args, nargs, 3, "arm_digest(handle, mech, mask)", a))
         return NULL;
     idx = shim_lane_digest_index(a[1]);
     if (!shim_lane_on || idx < 0 || a[0] == 0 || epoch == 0)
@@ -904,7 +888,7 @@ static PyObject *shim_lane_py_arm_info(PyObject *self, PyObject *const *args, Py
         PyErr_SetString(PyExc_TypeError, "arm_info(handle, info)");
         return NULL;
     }
-    if (!shim_lane_args(args, 1, 1, "arm_info", &handle))
+    if (!shim_ulong_args(args, 1, 1, "arm_info", &handle))
         return NULL;
     if (PyObject_GetBuffer(args[1], &info, PyBUF_SIMPLE) != 0)
         return NULL;
@@ -958,7 +942,7 @@ static PyObject *shim_lane_py_arm_key(PyObject *self, PyObject *const *args, Py_
         PyErr_SetString(PyExc_TypeError, "arm_key(handle, kind, mech, key, state, mask)");
         return NULL;
     }
-    if (!shim_lane_args(args, 4, 4, "arm_key", a))
+    if (!shim_ulong_args(args, 4, 4, "arm_key", a))
         return NULL;
     mask = PyLong_AsUnsignedLong(args[5]);
     if (mask == (unsigned long)-1 && PyErr_Occurred())
@@ -1016,7 +1000,7 @@ static PyObject *shim_lane_py_take(PyObject *self, PyObject *const *args, Py_ssi
     int n = 0, i, gcm = -1, cbc = 0;
     PyObject *out;
     (void)self;
-    if (!shim_lane_args(args, nargs, 1, "take(handle)", a))
+    if (!shim_ulong_args(args, nargs, 1, "take(handle)", a))
         return NULL;
     s = shim_lane_slot_of(a[0]);
     pthread_mutex_lock(&s->mu);
@@ -1073,7 +1057,7 @@ static PyObject *shim_lane_py_cancel(PyObject *self, PyObject *const *args, Py_s
     unsigned long a[1];
     shim_lane_slot *s;
     (void)self;
-    if (!shim_lane_args(args, nargs, 1, "cancel(handle)", a))
+    if (!shim_ulong_args(args, nargs, 1, "cancel(handle)", a))
         return NULL;
     s = shim_lane_slot_of(a[0]);
     pthread_mutex_lock(&s->mu);
@@ -1090,7 +1074,7 @@ static PyObject *shim_lane_py_forget(PyObject *self, PyObject *const *args, Py_s
     unsigned long a[1];
     shim_lane_slot *s;
     (void)self;
-    if (!shim_lane_args(args, nargs, 1, "forget(handle)", a))
+    if (!shim_ulong_args(args, nargs, 1, "forget(handle)", a))
         return NULL;
     shim_lane_bump();
     s = shim_lane_slot_of(a[0]);
@@ -1135,7 +1119,7 @@ static PyObject *shim_lane_py_state(PyObject *self, PyObject *const *args, Py_ss
     shim_lane_slot *s;
     PyObject *out;
     (void)self;
-    if (!shim_lane_args(args, nargs, 1, "state(handle)", a))
+    if (!shim_ulong_args(args, nargs, 1, "state(handle)", a))
         return NULL;
     s = shim_lane_slot_of(a[0]);
     pthread_mutex_lock(&s->mu);

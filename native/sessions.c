@@ -161,22 +161,6 @@ static int shim_sess_close(CK_SESSION_HANDLE h, CK_RV *rv)
 
 /* ---- called by Python (core/module.py, holding the GIL and its module lock) ---- */
 
-static int shim_sess_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const char *usage,
-                          unsigned long *out)
-{
-    Py_ssize_t i;
-    if (nargs != want) {
-        PyErr_SetString(PyExc_TypeError, usage);
-        return 0;
-    }
-    for (i = 0; i < nargs; i++) {
-        out[i] = PyLong_AsUnsignedLong(args[i]);
-        if (out[i] == (unsigned long)-1 && PyErr_Occurred())
-            return 0;
-    }
-    return 1;
-}
-
 /* sync(slot_id, py_count, on) -> int: Python holds py_count sessions on the slot; on: 0 stop
  * opening here, 1 open here, 2 unchanged. Answers the slot's C sessions (0 for an unknown
  * slot; `on` 1 makes it known, unless 64 slots are: then it stays Python's). */
@@ -185,7 +169,7 @@ static PyObject *shim_sess_py_sync(PyObject *self, PyObject *const *args, Py_ssi
     unsigned long a[3], c = 0;
     shim_sess_slot *s;
     (void)self;
-    if (!shim_sess_args(args, nargs, 3, "sync(slot_id, py_count, on)", a))
+    if (!shim_ulong_args(args, nargs, 3, "sync(slot_id, py_count, on)", a))
         return NULL;
     pthread_mutex_lock(&shim_sess_mu);
     s = shim_sess_slot_of(a[0]);
@@ -215,7 +199,7 @@ static PyObject *shim_sess_py_claim(PyObject *self, PyObject *const *args, Py_ss
     CK_FLAGS flags = 0;
     int found = 0;
     (void)self;
-    if (!shim_sess_args(args, nargs, 1, "claim(handle)", a))
+    if (!shim_ulong_args(args, nargs, 1, "claim(handle)", a))
         return NULL;
     if (a[0] == 0 || (a[0] & 1))
         Py_RETURN_NONE;
@@ -246,7 +230,7 @@ static PyObject *shim_sess_py_claim_all(PyObject *self, PyObject *const *args, P
     unsigned j;
     int oom = 0;
     (void)self;
-    if (!shim_sess_args(args, nargs, 1, "claim_all(slot_id)", a))
+    if (!shim_ulong_args(args, nargs, 1, "claim_all(slot_id)", a))
         return NULL;
     pthread_mutex_lock(&shim_sess_mu);
     s = shim_sess_slot_of(a[0]);

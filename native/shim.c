@@ -87,6 +87,24 @@ static void shim_clog(const char *fmt, ...)
         fclose(f);
 }
 
+/* The unsigned-long arguments of a METH_FASTCALL builtin of the helpers (lane.c, sessions.c):
+ * exactly `want` of them, else TypeError with `usage`. */
+static int shim_ulong_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, const char *usage,
+                          unsigned long *out)
+{
+    Py_ssize_t i;
+    if (nargs != want) {
+        PyErr_SetString(PyExc_TypeError, usage);
+        return 0;
+    }
+    for (i = 0; i < nargs; i++) {
+        out[i] = PyLong_AsUnsignedLong(args[i]);
+        if (out[i] == (unsigned long)-1 && PyErr_Occurred())
+            return 0;
+    }
+    return 1;
+}
+
 /* Finding the Python environment (shim_locate_env, shim_site_dir). */
 #include "pyenv.c"
 

@@ -500,14 +500,16 @@ class MacTrace(Trace):
         self.verify(s, b"warm", self.rows[-2][3])
 
 
-def _mac_differential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                      scenario: Callable[[MacTrace, P11, int], None]) -> list:
+def _keyed_differential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scenario: Callable[[Any, P11, int], None],
+                        trace: type[MacTrace] | None = None) -> list:
+    """Runs ``scenario`` on a logged-in session with the lane on, then off (a ``trace`` each,
+    MacTrace by default): both traces must be equal call by call."""
     traces = []
     for on in (True, False):
         with module(tmp_path, on, monkeypatch) as p:
             s = p.open(0)
             p.login(s, USER_PIN)
-            t = MacTrace(p, on)
+            t = (trace or MacTrace)(p, on)
             scenario(t, p, s)
             traces.append(t.rows)
     assert traces[0] == traces[1]
@@ -533,7 +535,7 @@ def _mac_served(t: MacTrace, p: P11, s: int) -> None:
 
 
 def test_hmac_served_and_matches_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rows = _mac_differential(tmp_path, monkeypatch, _mac_served)
+    rows = _keyed_differential(tmp_path, monkeypatch, _mac_served)
     assert rows.count(("C_Verify", "CKR_SIGNATURE_INVALID")) == 15
     assert rows[-2:] == [("C_Sign", "CKR_OPERATION_NOT_INITIALIZED", 64, None),
                          ("C_Verify", "CKR_OPERATION_NOT_INITIALIZED")]
@@ -583,7 +585,7 @@ def _mac_protocol(t: MacTrace, p: P11, s: int) -> None:
 
 
 def test_hmac_buffer_protocol_and_bad_arguments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rows = _mac_differential(tmp_path, monkeypatch, _mac_protocol)
+    rows = _keyed_differential(tmp_path, monkeypatch, _mac_protocol)
     assert _mac(DATA) in rows
     assert {r[1] for r in rows if len(r) > 1} >= {"CKR_BUFFER_TOO_SMALL", "CKR_ARGUMENTS_BAD", "CKR_DATA_LEN_RANGE",
                                                   "CKR_SIGNATURE_LEN_RANGE", "CKR_OPERATION_ACTIVE",
@@ -660,7 +662,7 @@ _KEEP: list[Any] = []
 
 
 def test_hmac_verdict_changes_answer_as_without_the_lane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rows = _mac_differential(tmp_path, monkeypatch, _mac_abuse)
+    rows = _keyed_differential(tmp_path, monkeypatch, _mac_abuse)
     assert rows.count(("C_Sign", "CKR_OK", 32, _mac(DATA))) >= 3  # the operations started before went on
     assert ("C_SignInit", "CKR_KEY_HANDLE_INVALID") in rows
     assert ("C_SignInit", "CKR_KEY_FUNCTION_NOT_PERMITTED") in rows
@@ -763,28 +765,24 @@ class GcmTrace(MacTrace):
         got = bytes(ffi.buffer(buf, min(got_len, out))) if rv == 0 and buf != ffi.NULL and got_len else None
         self.rows.append(("C_Encrypt", spec.ckr_name(rv), got_len, got))
 
-    def warm_gcm(self, s: int, key: int) -> None:
-        self.gcm_init(s, key, lane=False)
+    #: the IV of the trace's default parameter, and what a shared scenario calls
+    IV_SIZE = 12
+
+    def cipher_init(self, s: int, key: int, iv: bytes | None = None, *, lane: bool | None = None) -> int:
+        return self.gcm_init(s, key, b"\x01" * self.IV_SIZE if iv is None else iv, lane=lane)
+
+    def expected(self, iv: bytes, data: bytes) -> bytes:
+        return _gcm(iv, b"", data)
+
+    def warm(self, s: int, key: int) -> None:
+        self.cipher_init(s, key, lane=False)
         self.encrypt(s, b"warm")
 
-
-def _gcm_differential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                      scenario: Callable[[GcmTrace, P11, int], None]) -> list:
-    traces = []
-    for on in (True, False):
-        with module(tmp_path, on, monkeypatch) as p:
-            s = p.open(0)
-            p.login(s, USER_PIN)
-            t = GcmTrace(p, on)
-            scenario(t, p, s)
-            traces.append(t.rows)
-    assert traces[0] == traces[1]
-    return traces[0]
 
 
 def _gcm_served(t: GcmTrace, p: P11, s: int) -> None:
     key = _aes_key(p, s)
-    t.warm_gcm(s, key)
+    t.warm(s, key)
     for iv, aad, tag_bits, data in ((b"\x02" * 12, b"", 128, DATA), (b"\x03" * 8, b"aad", 96, b""),
                                     (b"\x04" * 128, b"a" * 256, 32, b"x" * 33), (b"\x05" * 16, b"", 64, DATA)):
         t.gcm_init(s, key, iv, aad, tag_bits, lane=True)
@@ -794,7 +792,7 @@ def _gcm_served(t: GcmTrace, p: P11, s: int) -> None:
 
 
 def test_gcm_served_and_matches_pyca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rows = _gcm_differential(tmp_path, monkeypatch, _gcm_served)
+    rows = _keyed_differential(tmp_path, monkeypatch, _gcm_served, GcmTrace)
     assert rows[-1] == ("C_Encrypt", "CKR_OPERATION_NOT_INITIALIZED", 2048, None)
 
 
@@ -802,7 +800,7 @@ def _gcm_params(t: GcmTrace, p: P11, s: int) -> None:
     """Every parameter the lane does not take goes to Python, whose answer is the same as
     without the lane; the ones it takes give pyca's output."""
     key = _aes_key(p, s)
-    t.warm_gcm(s, key)
+    t.warm(s, key)
     cases: list[dict[str, Any]] = [
         {"iv": b""}, {"iv": b"\x01" * 7}, {"iv": b"\x01" * 129}, {"iv": ffi.NULL, "iv_len": 12},
         {"iv": b"\x01" * 12, "iv_len": 1 << 40}, {"tag_bits": 0}, {"tag_bits": 24}, {"tag_bits": 100},
@@ -819,71 +817,76 @@ def _gcm_params(t: GcmTrace, p: P11, s: int) -> None:
 
 
 def test_gcm_parameters_bad_and_good(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rows = _gcm_differential(tmp_path, monkeypatch, _gcm_params)
+    rows = _keyed_differential(tmp_path, monkeypatch, _gcm_params, GcmTrace)
     assert rows.count(("C_EncryptInit", "CKR_OK")) >= 4
     assert ("C_EncryptInit", "CKR_MECHANISM_PARAM_INVALID") in rows
     assert ("C_Encrypt", "CKR_OK", 100 + 16, _gcm(b"\x01" * 8, b"", DATA[:100])) in rows
     assert ("C_Encrypt", "CKR_OK", 100 + 16, _gcm(b"\x01" * 12, b"b" * 300, DATA[:100])) in rows
 
 
-def _gcm_protocol(t: GcmTrace, p: P11, s: int) -> None:
+def _cipher_protocol(t: GcmTrace, p: P11, s: int) -> None:
+    """The buffer protocol, multi-part after a lane Init, state, cancel and verdict changes of
+    one encrypting mechanism (GcmTrace: AES-GCM, CbcTrace: AES-CBC-PAD)."""
     key = _aes_key(p, s)
-    t.warm_gcm(s, key)
-    t.gcm_init(s, key, lane=True)
+    t.warm(s, key)
+    t.cipher_init(s, key, lane=True)
     t.encrypt(s, DATA, out=None)                 # length query
     t.encrypt(s, DATA, out=1039, out_len=1039)   # too small
     t.encrypt(s, DATA, out=1040, out_len=1040)
     t.encrypt(s, DATA)
-    t.gcm_init(s, key, lane=True)
+    t.cipher_init(s, key, lane=True)
+    t.encrypt(s, DATA[:31], out=31, out_len=31)  # too small for either
+    t.encrypt(s, DATA[:31], out=48, out_len=48)
+    t.cipher_init(s, key, lane=True)
     t.encrypt(s, DATA, out=2048, out_len=None)
-    t.gcm_init(s, key, lane=True)
+    t.cipher_init(s, key, lane=True)
     t.encrypt(s, ffi.NULL, 7)
-    t.gcm_init(s, key, lane=True)
+    t.cipher_init(s, key, lane=True)
     t.encrypt(s, ffi.NULL, limits.DATA.size + 1)
-    t.gcm_init(s, key, lane=True)
-    t.gcm_init(s, key, b"\x09" * 12)             # active: CKR_OPERATION_ACTIVE, stays
+    t.cipher_init(s, key, lane=True)
+    t.cipher_init(s, key, b"\x09" * t.IV_SIZE)  # active: CKR_OPERATION_ACTIVE, stays
     out, n = ffi.new("unsigned char[2048]"), ffi.new("CK_ULONG *", 2048)
-    t.rv("C_EncryptUpdate", s, DATA, len(DATA), out, n)
+    t.rv("C_EncryptUpdate", s, DATA, 1000, out, n)
     t.rows.append(bytes(ffi.buffer(out, n[0])))
     n[0] = 2048
     t.rv("C_EncryptFinal", s, out, n)
     t.rows.append(bytes(ffi.buffer(out, n[0])))
-    t.gcm_init(s, key, lane=True)
+    t.cipher_init(s, key, lane=True)
     n[0] = 0
     t.rv("C_GetOperationState", s, ffi.NULL, n)
     t.encrypt(s, DATA)
-    t.gcm_init(s, key, lane=True)
+    t.cipher_init(s, key, lane=True)
     t.rv("C_SessionCancel", s, spec.CKF_ENCRYPT)
     t.encrypt(s, DATA)
-    t.gcm_init(s, key, lane=True)
+    t.cipher_init(s, key, lane=True)
     t.rv("C_EncryptInit", s, ffi.NULL, key)
     t.encrypt(s, DATA)
     # verdict changes
-    t.gcm_init(s, key, lane=True)
+    t.cipher_init(s, key, lane=True)
     t.rv("C_DestroyObject", s, key)
     t.encrypt(s, DATA)                           # started before: goes on
-    t.gcm_init(s, key, lane=False)               # CKR_KEY_HANDLE_INVALID
+    t.cipher_init(s, key, lane=False)            # CKR_KEY_HANDLE_INVALID
     key = _aes_key(p, s)
-    t.warm_gcm(s, key)
+    t.warm(s, key)
     t.rows.append(("set", spec.ckr_name(p.call("C_SetAttributeValue", s, key,
                                                 *_template({spec.CKA_ENCRYPT: False})))))
-    t.gcm_init(s, key, lane=False)
+    t.cipher_init(s, key, lane=False)
     key = _aes_key(p, s, CKA_PRIVATE=True)
-    t.warm_gcm(s, key)
+    t.warm(s, key)
     t.rv("C_Logout", s)
-    t.gcm_init(s, key, lane=False)
+    t.cipher_init(s, key, lane=False)
 
 
 def test_gcm_protocol_multipart_and_verdict_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rows = _gcm_differential(tmp_path, monkeypatch, _gcm_protocol)
+    rows = _keyed_differential(tmp_path, monkeypatch, _cipher_protocol, GcmTrace)
     assert ("C_Encrypt", "CKR_OK", 1040, _gcm(b"\x01" * 12, b"", DATA)) in rows
     assert ("C_EncryptInit", "CKR_KEY_HANDLE_INVALID") in rows
     assert ("C_EncryptInit", "CKR_KEY_FUNCTION_NOT_PERMITTED") in rows
 
 
-def test_gcm_threads_on_a_shared_session_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """4 threads, a session each, one AES session key: 1500 lane encryptions each under
-    distinct IVs and AADs, every output checked against pyca."""
+def _encrypt_in_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trace: type[GcmTrace]) -> None:
+    """4 threads, a session each, one AES session key: 1500 encryptions each under distinct
+    IVs, every output checked against pyca, and the lane served them."""
     with module(tmp_path, True, monkeypatch) as p:
         main = p.open(0)
         p.login(main, USER_PIN)
@@ -893,23 +896,25 @@ def test_gcm_threads_on_a_shared_session_key(tmp_path: Path, monkeypatch: pytest
         def work(seed: int) -> None:
             s = p.open(0)
             out, n = ffi.new("unsigned char[2048]"), ffi.new("CK_ULONG *")
-            t = GcmTrace(p, False)
+            t = trace(p, False)
+            t.warm(s, key)
+            served = 0
             for i in range(1500):
-                iv = seed.to_bytes(4, "big") + i.to_bytes(8, "big")
-                aad = f"{seed}:{i}".encode()
+                iv = (seed.to_bytes(4, "big") + i.to_bytes(4, "big")).rjust(t.IV_SIZE, b"\x00")
                 data = os.urandom(i % 300)
-                if t.gcm_init(s, key, iv, aad) != 0:
+                if t.cipher_init(s, key, iv) != 0:
                     errors.append("init")
                     return
+                served += bool(_lane().state(s)[3] & ENCRYPT_BIT)
                 n[0] = 2048
                 if p.call("C_Encrypt", s, data, len(data), out, n) != 0:
                     errors.append("encrypt")
                     return
-                if bytes(ffi.buffer(out, n[0])) != _gcm(iv, aad, data):
+                if bytes(ffi.buffer(out, n[0])) != t.expected(iv, data):
                     errors.append(("output", i))
                     return
-            if not _lane().state(s)[0]:
-                errors.append("never armed")
+            if served == 0:
+                errors.append("never served")
 
         threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
         for th in threads:
@@ -917,6 +922,10 @@ def test_gcm_threads_on_a_shared_session_key(tmp_path: Path, monkeypatch: pytest
         for th in threads:
             th.join()
         assert errors == []
+
+
+def test_gcm_threads_on_a_shared_session_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _encrypt_in_threads(tmp_path, monkeypatch, GcmTrace)
 
 
 # ---------------------------------------------------------------------- a C host
@@ -977,7 +986,7 @@ def test_no_lane_init_while_a_verdict_changing_call_is_in_flight(tmp_path: Path,
 def _gcm_overlap(t: GcmTrace, p: P11, s: int) -> None:
     """In place and partly overlapping buffers: the answer and the bytes are Python's."""
     key = _aes_key(p, s)
-    t.warm_gcm(s, key)
+    t.warm(s, key)
     for shift in (0, 1, 17, -5):
         buf = ffi.new("unsigned char[]", 4096)
         base = 1024
@@ -990,7 +999,7 @@ def _gcm_overlap(t: GcmTrace, p: P11, s: int) -> None:
 
 
 def test_gcm_in_place_and_overlapping_buffers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _gcm_differential(tmp_path, monkeypatch, _gcm_overlap)
+    _keyed_differential(tmp_path, monkeypatch, _gcm_overlap, GcmTrace)
 
 
 # ---------------------------------------------------------------------- AES-CBC-PAD encryption
@@ -1020,28 +1029,18 @@ class CbcTrace(GcmTrace):
             assert bool(_lane().state(s)[3] & ENCRYPT_BIT) is lane, _lane().state(s)
         return rv
 
-    def warm_cbc(self, s: int, key: int) -> None:
-        self.cbc_init(s, key, lane=False)
-        self.encrypt(s, b"warm")
+    IV_SIZE = 16
 
+    def cipher_init(self, s: int, key: int, iv: bytes | None = None, *, lane: bool | None = None) -> int:
+        return self.cbc_init(s, key, b"\x01" * self.IV_SIZE if iv is None else iv, lane=lane)
 
-def _cbc_differential(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                      scenario: Callable[[CbcTrace, P11, int], None]) -> list:
-    traces = []
-    for on in (True, False):
-        with module(tmp_path, on, monkeypatch) as p:
-            s = p.open(0)
-            p.login(s, USER_PIN)
-            t = CbcTrace(p, on)
-            scenario(t, p, s)
-            traces.append(t.rows)
-    assert traces[0] == traces[1]
-    return traces[0]
+    def expected(self, iv: bytes, data: bytes) -> bytes:
+        return _cbc_pad(iv, data)
 
 
 def _cbc_served(t: CbcTrace, p: P11, s: int) -> None:
     key = _aes_key(p, s)
-    t.warm_cbc(s, key)
+    t.warm(s, key)
     for i, data in enumerate((DATA, b"", b"x", b"y" * 15, b"z" * 16, DATA[:1000], DATA[:33])):
         iv = bytes([i]) * 16
         t.cbc_init(s, key, iv, lane=True)
@@ -1052,14 +1051,14 @@ def _cbc_served(t: CbcTrace, p: P11, s: int) -> None:
     for value in (bytes(range(24)), bytes(range(32))):  # AES-192 and AES-256 keys
         other = p.create(s, {spec.CKA_CLASS: spec.CKO_SECRET_KEY, spec.CKA_KEY_TYPE: spec.CKK_AES,
                              spec.CKA_VALUE: value, spec.CKA_ENCRYPT: True, spec.CKA_TOKEN: False})
-        t.warm_cbc(s, other)
+        t.warm(s, other)
         t.cbc_init(s, other, b"\x07" * 16, lane=True)
         t.encrypt(s, DATA[:100])
         assert t.rows[-1][3] == _cbc_pad(b"\x07" * 16, DATA[:100], value)
 
 
 def test_cbc_pad_served_and_matches_pyca(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rows = _cbc_differential(tmp_path, monkeypatch, _cbc_served)
+    rows = _keyed_differential(tmp_path, monkeypatch, _cbc_served, CbcTrace)
     assert ("C_Encrypt", "CKR_OPERATION_NOT_INITIALIZED", 2048, None) in rows
 
 
@@ -1067,7 +1066,7 @@ def _cbc_params(t: CbcTrace, p: P11, s: int) -> None:
     """Every IV the lane does not take goes to Python (same answer as without the lane); a
     CBC_PAD arm is not a GCM arm (nor the other way round), nor an arm for another key."""
     key = _aes_key(p, s)
-    t.warm_cbc(s, key)
+    t.warm(s, key)
     cases: list[dict[str, Any]] = [
         {"iv": b"\x01" * 15}, {"iv": b"\x01" * 17}, {"iv": b""}, {"iv": ffi.NULL, "param_len": 16},
         {"iv": b"\x01" * 16, "param_len": 0}, {"iv": b"\x01" * 16, "param_len": 1 << 40},
@@ -1091,66 +1090,15 @@ def _cbc_params(t: CbcTrace, p: P11, s: int) -> None:
 
 
 def test_cbc_pad_parameters_bad_and_good(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rows = _cbc_differential(tmp_path, monkeypatch, _cbc_params)
+    rows = _keyed_differential(tmp_path, monkeypatch, _cbc_params, CbcTrace)
     assert rows.count(("C_EncryptInit", "CKR_MECHANISM_PARAM_INVALID")) >= 4
     assert ("C_Encrypt", "CKR_OK", 112, _cbc_pad(b"\x02" * 16, DATA[:100])) in rows
     assert ("C_Encrypt", "CKR_OK", 112, _cbc_pad(b"\x03" * 16, DATA[:100])) in rows
     assert ("C_Encrypt", "CKR_OK", 112, _cbc_pad(b"\x04" * 16, DATA[:100])) in rows
 
 
-def _cbc_protocol(t: CbcTrace, p: P11, s: int) -> None:
-    key = _aes_key(p, s)
-    t.warm_cbc(s, key)
-    t.cbc_init(s, key, lane=True)
-    t.encrypt(s, DATA, out=None)                 # length query: 1040, stays
-    t.encrypt(s, DATA, out=1039, out_len=1039)   # too small: CKR_BUFFER_TOO_SMALL, stays
-    t.encrypt(s, DATA, out=1040, out_len=1040)
-    t.encrypt(s, DATA)
-    t.cbc_init(s, key, lane=True)
-    t.encrypt(s, DATA[:31], out=31, out_len=31)  # 32 needed
-    t.encrypt(s, DATA[:31], out=32, out_len=32)
-    t.cbc_init(s, key, lane=True)
-    t.encrypt(s, DATA, out=2048, out_len=None)
-    t.cbc_init(s, key, lane=True)
-    t.encrypt(s, ffi.NULL, 7)
-    t.cbc_init(s, key, lane=True)
-    t.encrypt(s, ffi.NULL, limits.DATA.size + 1)
-    t.cbc_init(s, key, lane=True)
-    t.cbc_init(s, key, b"\x09" * 16)             # active: CKR_OPERATION_ACTIVE, stays
-    out, n = ffi.new("unsigned char[2048]"), ffi.new("CK_ULONG *", 2048)
-    t.rv("C_EncryptUpdate", s, DATA, 1000, out, n)
-    t.rows.append(bytes(ffi.buffer(out, n[0])))
-    n[0] = 2048
-    t.rv("C_EncryptFinal", s, out, n)
-    t.rows.append(bytes(ffi.buffer(out, n[0])))
-    t.cbc_init(s, key, lane=True)
-    n[0] = 0
-    t.rv("C_GetOperationState", s, ffi.NULL, n)
-    t.encrypt(s, DATA)
-    t.cbc_init(s, key, lane=True)
-    t.rv("C_SessionCancel", s, spec.CKF_ENCRYPT)
-    t.encrypt(s, DATA)
-    t.cbc_init(s, key, lane=True)
-    t.rv("C_EncryptInit", s, ffi.NULL, key)
-    t.encrypt(s, DATA)
-    # verdict changes
-    t.cbc_init(s, key, lane=True)
-    t.rv("C_DestroyObject", s, key)
-    t.encrypt(s, DATA)                           # started before: goes on
-    t.cbc_init(s, key, lane=False)               # CKR_KEY_HANDLE_INVALID
-    key = _aes_key(p, s)
-    t.warm_cbc(s, key)
-    t.rows.append(("set", spec.ckr_name(p.call("C_SetAttributeValue", s, key,
-                                                *_template({spec.CKA_ENCRYPT: False})))))
-    t.cbc_init(s, key, lane=False)
-    key = _aes_key(p, s, CKA_PRIVATE=True)
-    t.warm_cbc(s, key)
-    t.rv("C_Logout", s)
-    t.cbc_init(s, key, lane=False)
-
-
 def test_cbc_pad_protocol_multipart_and_verdict_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rows = _cbc_differential(tmp_path, monkeypatch, _cbc_protocol)
+    rows = _keyed_differential(tmp_path, monkeypatch, _cipher_protocol, CbcTrace)
     assert ("C_Encrypt", "CKR_OK", 1040, None) in rows
     assert ("C_Encrypt", "CKR_BUFFER_TOO_SMALL", 1040, None) in rows
     assert ("C_Encrypt", "CKR_OK", 1040, _cbc_pad(b"\x01" * 16, DATA)) in rows
@@ -1165,7 +1113,7 @@ def test_cbc_pad_protocol_multipart_and_verdict_changes(tmp_path: Path, monkeypa
 def _cbc_overlap(t: CbcTrace, p: P11, s: int) -> None:
     """In place and partly overlapping buffers: the answer and the bytes are Python's."""
     key = _aes_key(p, s)
-    t.warm_cbc(s, key)
+    t.warm(s, key)
     for shift in (0, 1, 16, -5):
         buf = ffi.new("unsigned char[]", 4096)
         base = 1024
@@ -1178,47 +1126,11 @@ def _cbc_overlap(t: CbcTrace, p: P11, s: int) -> None:
 
 
 def test_cbc_pad_in_place_and_overlapping_buffers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _cbc_differential(tmp_path, monkeypatch, _cbc_overlap)
+    _keyed_differential(tmp_path, monkeypatch, _cbc_overlap, CbcTrace)
 
 
 def test_cbc_pad_threads_on_a_shared_session_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """4 threads, a session each, one AES session key: 1500 lane encryptions each under
-    distinct IVs, every output checked against pyca, and the lane served them."""
-    with module(tmp_path, True, monkeypatch) as p:
-        main = p.open(0)
-        p.login(main, USER_PIN)
-        key = _aes_key(p, main)
-        errors: list[Any] = []
-
-        def work(seed: int) -> None:
-            s = p.open(0)
-            out, n = ffi.new("unsigned char[2048]"), ffi.new("CK_ULONG *")
-            t = CbcTrace(p, False)
-            t.warm_cbc(s, key)
-            served = 0
-            for i in range(1500):
-                iv = seed.to_bytes(8, "big") + i.to_bytes(8, "big")
-                data = os.urandom(i % 300)
-                if t.cbc_init(s, key, iv) != 0:
-                    errors.append("init")
-                    return
-                served += bool(_lane().state(s)[3] & ENCRYPT_BIT)
-                n[0] = 2048
-                if p.call("C_Encrypt", s, data, len(data), out, n) != 0:
-                    errors.append("encrypt")
-                    return
-                if bytes(ffi.buffer(out, n[0])) != _cbc_pad(iv, data):
-                    errors.append(("output", i))
-                    return
-            if served == 0:
-                errors.append("never served")
-
-        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        assert errors == []
+    _encrypt_in_threads(tmp_path, monkeypatch, CbcTrace)
 
 
 # ---------------------------------------------------------------------- C_GetSessionInfo
