@@ -225,7 +225,7 @@ int shim_digest_init(unsigned long mech, void *ctx)
     }
 }
 
-int shim_digest_update(unsigned long mech, void *ctx, const char *data, size_t len)
+static int shim_digest_feed(unsigned long mech, void *ctx, const char *data, size_t len)
 {
     switch (shim_kind(mech).layout) {
     case SHIM_SHA1:   return SHA1_Update(ctx, data, len);
@@ -234,6 +234,21 @@ int shim_digest_update(unsigned long mech, void *ctx, const char *data, size_t l
     case SHIM_SHA3:   return shim_sha3_update(ctx, (const unsigned char *)data, len);
     default:          return 0;
     }
+}
+
+/* Python's C_DigestUpdate/C_SignUpdate (cffi, GIL released): a large part hands the GIL entry
+ * gate (shim.c) to another thread for its duration, as the one-shot path does; without that a
+ * second thread waited for the gate while the GIL was free (digest-sha256-1m: 2 threads 0.9x
+ * of 1). Small parts keep it: the hand-over costs more than their hashing. */
+int shim_digest_update(unsigned long mech, void *ctx, const char *data, size_t len)
+{
+    int ok;
+    if (len < 2048)
+        return shim_digest_feed(mech, ctx, data, len);
+    shim_gate_yield();
+    ok = shim_digest_feed(mech, ctx, data, len);
+    shim_gate_reclaim();
+    return ok;
 }
 
 int shim_digest_final(unsigned long mech, void *ctx, char *out)
@@ -250,7 +265,7 @@ int shim_digest_final(unsigned long mech, void *ctx, char *out)
 int shim_digest_oneshot(unsigned long mech, const char *data, size_t len, char *out)
 {
     shim_any_ctx ctx;
-    int ok = shim_digest_init(mech, &ctx) && shim_digest_update(mech, &ctx, data, len)
+    int ok = shim_digest_init(mech, &ctx) && shim_digest_feed(mech, &ctx, data, len)
              && shim_digest_final(mech, &ctx, out);
     OPENSSL_cleanse(&ctx, sizeof(ctx));
     return ok;
@@ -295,11 +310,11 @@ int shim_hmac_init(unsigned long mech, void *ctx, const char *key, size_t keylen
     }
     for (i = 0; i < k.block; i++)
         pad[i] ^= 0x36;
-    if (!shim_digest_init(mech, inner) || !shim_digest_update(mech, inner, (char *)pad, k.block))
+    if (!shim_digest_init(mech, inner) || !shim_digest_feed(mech, inner, (char *)pad, k.block))
         goto done;
     for (i = 0; i < k.block; i++)
         pad[i] ^= 0x36 ^ 0x5c;
-    ok = shim_digest_init(mech, outer) && shim_digest_update(mech, outer, (char *)pad, k.block);
+    ok = shim_digest_init(mech, outer) && shim_digest_feed(mech, outer, (char *)pad, k.block);
 done:
     OPENSSL_cleanse(pad, sizeof(pad));
     OPENSSL_cleanse(hashed, sizeof(hashed));
@@ -315,7 +330,7 @@ int shim_hmac_final(unsigned long mech, void *ctx, char *out)
 
     if (size == 0)
         return 0;
-    ok = shim_digest_final(mech, inner, (char *)hashed) && shim_digest_update(mech, outer, (char *)hashed, md_len)
+    ok = shim_digest_final(mech, inner, (char *)hashed) && shim_digest_feed(mech, outer, (char *)hashed, md_len)
          && shim_digest_final(mech, outer, out);
     OPENSSL_cleanse(hashed, sizeof(hashed));
     return ok;
@@ -330,7 +345,7 @@ int shim_hmac_oneshot(unsigned long mech, const void *proto, const char *data, s
     if (size == 0)
         return 0;
     memcpy(pair, proto, 2 * size);
-    ok = shim_digest_update(mech, pair, data, len) && shim_hmac_final(mech, pair, out);
+    ok = shim_digest_feed(mech, pair, data, len) && shim_hmac_final(mech, pair, out);
     OPENSSL_cleanse(pair, sizeof(pair));
     return ok;
 }

@@ -95,6 +95,23 @@ def test_each_hand_over_is_counted_one_thread(token: P11, user_session: int) -> 
     _ = epub
 
 
+def test_a_large_digest_update_hands_the_gate_over(token: P11, user_session: int) -> None:
+    """C_DigestUpdate of a part of 2 KiB or more gives the gate up once for its hashing (as the
+    one-shot C_Digest does); a small part keeps it. The digest is hashlib's."""
+    s, big, small = user_session, os.urandom(64 * 1024), os.urandom(100)
+    token.call("C_DigestInit", s, token.mechanism(S.CKM_SHA256)[0])
+    before = _counters()
+    token.call("C_DigestUpdate", s, big, len(big))
+    middle = _counters()
+    token.call("C_DigestUpdate", s, small, len(small))
+    after = _counters()
+    out, n = ffi.new("unsigned char[32]"), ffi.new("CK_ULONG *", 32)
+    assert token.call("C_DigestFinal", s, out, n) == 0
+    assert bytes(ffi.buffer(out, n[0])) == hashlib.sha256(big + small).digest()
+    assert middle[LENT] - before[LENT] == 1, (before, middle)
+    assert after[LENT] == middle[LENT], (middle, after)
+
+
 def test_a_caller_holding_the_gil_skips_the_gate(token: P11, user_session: int) -> None:
     """ctypes.PyDLL keeps the GIL across the call (python-pkcs11 style): the entry must not
     wait for the gate (rule (a)); it is counted, and the call works."""
